@@ -1,0 +1,150 @@
+# PowerHive — one non-recursive Makefile for the whole tree.
+#
+#   make              build libhive and every daemon into bin/
+#   make test         install missing packages, build, run every test
+#   make SANITIZE=address,undefined test   the same under ASan/UBSan
+#   make run          start the suite (simulated fleet when no subnet is set)
+#   make bench        benchmarks: figures and ratios
+#   make fuzz         short fuzz runs of the parsers
+#   make clean
+
+SANITIZE ?=
+ifeq ($(SANITIZE),)
+  VARIANT := release
+  BIN     := bin
+else
+  VARIANT := san
+  BIN     := build/san/bin
+endif
+BUILD := build/$(VARIANT)
+
+CC      ?= cc
+PKGS    := libcurl sqlite3 jansson
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lcurl -lsqlite3 -ljansson)
+
+WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+           -Wpointer-arith -Wformat=2 -Wno-format-nonliteral -Wvla
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=c11 -D_GNU_SOURCE $(WARN) -Ilibhive/include $(PKG_CFLAGS) -MMD -MP -pthread
+# nng and civetweb ship no pkg-config file on Debian 12.
+LDLIBS  := $(PKG_LIBS) -lnng -lcivetweb -lpthread -lm
+ifneq ($(SANITIZE),)
+  CFLAGS  += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
+  LDFLAGS += -fsanitize=$(SANITIZE)
+endif
+
+DAEMONS := apid discoverd pollerd telemetryd
+
+LIB_SRC := $(wildcard libhive/*.c)
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
+LIBHIVE := $(BUILD)/libhive.a
+
+# Shared test helpers (process spawning, HTTP, temp dirs).
+TLIB_SRC := $(wildcard tests/lib/*.c)
+TLIB_OBJ := $(TLIB_SRC:%.c=$(BUILD)/%.o)
+
+SIM_SRC := $(wildcard tests/sim/*.c)
+SIM_OBJ := $(SIM_SRC:%.c=$(BUILD)/%.o)
+
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+E2E_SRC  := $(wildcard tests/e2e/test_*.c)
+TEST_BIN := $(UNIT_SRC:tests/%.c=$(BIN)/tests/%) $(E2E_SRC:tests/%.c=$(BIN)/tests/%)
+BENCH_SRC := $(wildcard tests/bench/bench_*.c)
+BENCH_BIN := $(BENCH_SRC:tests/%.c=$(BIN)/tests/%)
+
+# A daemon is built once its folder has its main file.
+BUILT_DAEMONS := $(foreach d,$(DAEMONS),$(if $(wildcard $(d)/$(d).c),$(d)))
+PROGRAMS := $(BUILT_DAEMONS:%=$(BIN)/%) $(if $(SIM_SRC),$(BIN)/minersim)
+
+.PHONY: all test run bench fuzz clean deps deps-test check-format
+all: $(PROGRAMS)
+
+# ---------------------------------------------------------------- packages
+# Installed only when missing, so a fresh Debian 12 machine needs no setup.
+DEB_BUILD := gcc make pkg-config libnng-dev libcurl4-openssl-dev libsqlite3-dev \
+             libjansson-dev libcivetweb-dev libcmocka-dev
+DEB_TEST  := curl sqlite3 iproute2 docker-compose prometheus
+DEB_BENCH := wrk
+DEB_FUZZ  := clang libclang-rt-14-dev
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+define apt_ensure
+	@missing=$$(for p in $(1); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | \
+	  grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "powerhive: installing missing Debian packages:" $$missing; \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null || exit 1; \
+	fi
+endef
+deps:
+	$(call apt_ensure,$(DEB_BUILD))
+deps-test: deps
+	$(call apt_ensure,$(DEB_TEST))
+
+# ---------------------------------------------------------------- build
+$(BUILD)/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(LIBHIVE): $(LIB_OBJ)
+	@mkdir -p $(@D)
+	$(AR) rcs $@ $^
+
+# Each daemon: every .c in its folder; <daemon>.c holds main().
+define daemon_rule
+$(1)_OBJ := $$(patsubst %.c,$(BUILD)/%.o,$$(wildcard $(1)/*.c))
+$(1)_LIBOBJ := $$(filter-out $(BUILD)/$(1)/$(1).o,$$($(1)_OBJ))
+$(BIN)/$(1): $$($(1)_OBJ) $(LIBHIVE)
+	@mkdir -p $$(@D)
+	$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(LDLIBS)
+endef
+$(foreach d,$(DAEMONS),$(eval $(call daemon_rule,$(d))))
+
+$(BIN)/minersim: $(SIM_OBJ) $(LIBHIVE)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# Tests named test_<daemon>_*.c also link that daemon's objects (all but main).
+test_daemon_objs = $(foreach d,$(DAEMONS),$(if $(findstring /test_$(d)_,$(1)),$($(d)_LIBOBJ)))
+.SECONDEXPANSION:
+$(BIN)/tests/%: $(BUILD)/tests/%.o $$(call test_daemon_objs,$$@) $(TLIB_OBJ) $(LIBHIVE)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka $(LDLIBS)
+
+# ---------------------------------------------------------------- test
+# Every test binary runs from the top of the tree with HIVE_BIN pointing at
+# the binaries under test; tests/run.sh prints one "N passed, N failed" line.
+test: deps-test
+	@$(MAKE) --no-print-directory all tests
+	@HIVE_BIN=$(BIN) sh tests/run.sh $(TEST_BIN)
+.PHONY: tests
+tests: $(TEST_BIN) $(PROGRAMS)
+
+bench: deps
+	$(call apt_ensure,$(DEB_BENCH))
+	@$(MAKE) --no-print-directory all $(BENCH_BIN)
+	@for b in $(BENCH_BIN); do HIVE_BIN=$(BIN) $$b || exit 1; done
+
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
+FUZZ_SECONDS ?= 30
+build/fuzz/%: tests/fuzz/%.c $(LIB_SRC)
+	@mkdir -p $(@D)
+	clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Ilibhive/include $(PKG_CFLAGS) \
+	  -o $@ $< $(LIB_SRC) $(LDLIBS)
+fuzz: deps
+	$(call apt_ensure,$(DEB_FUZZ))
+	@$(MAKE) --no-print-directory $(FUZZ_BIN)
+	@for f in $(FUZZ_BIN); do n=$$(basename $$f); mkdir -p build/fuzz/corpus-$$n; \
+	  echo "fuzz: $$n for $(FUZZ_SECONDS)s"; \
+	  $$f -max_total_time=$(FUZZ_SECONDS) -max_len=65536 build/fuzz/corpus-$$n tests/fuzz/seeds/$$n 2>&1 | tail -3 || exit 1; done
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	@sh etc/run.sh $(BIN)
+
+clean:
+	rm -rf build bin
+
+-include $(shell find build -name '*.d' 2>/dev/null)

@@ -1,0 +1,121 @@
+/* cfg — the JSON configuration every daemon reads.
+ *
+ * Order: built-in defaults, then the file, then the environment
+ * (POWERHIVE_LOG_LEVEL, POWERHIVE_HTTP_ADDR, POWERHIVE_API_TOKEN,
+ * POWERHIVE_DATABASE), then command-line overrides applied by the daemon.
+ * Every value is validated; the first problem is reported as
+ * "<file>: <key>: <problem>". Unknown keys are logged as warnings.
+ * docs/config.md lists every key with its default.
+ */
+#ifndef HIVE_CFG_H
+#define HIVE_CFG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define HIVE_CFG_URL_MAX  256
+#define HIVE_CFG_PATH_MAX 1024
+
+struct hive_subnet {
+	uint32_t network;        /* host byte order, host bits cleared */
+	uint8_t prefix;          /* 0..32 */
+	char text[24];           /* as written, normalised: "127.42.0.0/22" */
+};
+
+struct hive_cfg {
+	char source[HIVE_CFG_PATH_MAX];  /* the file it came from ("" = defaults) */
+	char log_level[16];              /* "info" */
+
+	struct {
+		char path[HIVE_CFG_PATH_MAX];   /* data/powerhive.db */
+		int batch_max;                  /* events per transaction: 500 */
+		int batch_ms;                   /* longest an event waits: 200 */
+	} database;
+
+	struct {
+		struct hive_subnet *subnets;    /* owned; n_subnets entries */
+		size_t n_subnets;
+		int port;                       /* 80 */
+		int miner_probe_timeout_ms;     /* 1500 */
+		int probe_concurrency;          /* 2048 connect probes in flight */
+		int http_timeout_ms;            /* 5000: any miner HTTP call */
+		int http_concurrency;           /* 256 miner requests in flight per process */
+		char default_password[64];      /* "admin" */
+	} network;
+
+	struct {
+		int discovery_seconds;          /* 30 */
+		int status_seconds;             /* 15 */
+		int telemetry_seconds;          /* 60 */
+		int heartbeat_seconds;          /* 5 */
+	} intervals;
+
+	struct {
+		char addr[128];                 /* "127.0.0.1:8080" */
+		char web_root[HIVE_CFG_PATH_MAX]; /* "web" */
+		size_t max_body_bytes;          /* 65536 */
+		struct {
+			char token[128];        /* "" = read token_file / generate one */
+			char token_file[HIVE_CFG_PATH_MAX]; /* data/api-token */
+			bool open_reads;        /* GETs without a token: false */
+		} auth;
+	} http;
+
+	struct {
+		char events[HIVE_CFG_URL_MAX];          /* tcp://127.0.0.1:5550 */
+		char jobs_status[HIVE_CFG_URL_MAX];     /* tcp://127.0.0.1:5551 */
+		char jobs_telemetry[HIVE_CFG_URL_MAX];  /* tcp://127.0.0.1:5552 */
+		char control[HIVE_CFG_URL_MAX];         /* tcp://127.0.0.1:5553 */
+		char feed[HIVE_CFG_URL_MAX];            /* tcp://127.0.0.1:5554 */
+		int sendbuf;                            /* messages: 8192 */
+		int recvbuf;                            /* messages: 8192 */
+		size_t max_message_bytes;               /* 1 MiB */
+	} bus;
+
+	struct {
+		int status_days;                /* 30 */
+		int telemetry_days;             /* 7 */
+		int audit_days;                 /* 365 */
+		int prune_batch;                /* rows per prune step: 2000 */
+	} retention;
+
+	struct {
+		bool managed_only;              /* jobs only for managed miners */
+		int job_timeout_seconds;        /* 30 */
+	} scheduler;
+};
+
+/* Fills cfg with the defaults above (no subnets). */
+void hive_cfg_defaults(struct hive_cfg *cfg);
+
+/* Defaults, then the file at path, then the environment. On failure returns
+ * -1 with a message "<file>: <key>: <problem>" in err, and cfg holds nothing
+ * that needs freeing. Free a loaded cfg with hive_cfg_free. */
+int hive_cfg_load(struct hive_cfg *cfg, const char *path, char *err, size_t errlen);
+
+/* Parses a JSON text instead of a file; `name` stands for the file in
+ * messages. Same contract as hive_cfg_load (environment included). */
+int hive_cfg_parse(struct hive_cfg *cfg, const char *name, const char *json_text,
+		   char *err, size_t errlen);
+
+/* Checks every value of an already filled cfg (used after overrides). */
+int hive_cfg_validate(const struct hive_cfg *cfg, char *err, size_t errlen);
+
+void hive_cfg_free(struct hive_cfg *cfg);
+
+/* Deep copy (subnets duplicated). 0 / -1. */
+int hive_cfg_copy(struct hive_cfg *dst, const struct hive_cfg *src);
+
+/* "a.b.c.d/n" → subnet; 0 / -1 (host bits set are an error). */
+int hive_subnet_parse(const char *text, struct hive_subnet *out);
+bool hive_subnet_contains(const struct hive_subnet *s, uint32_t addr_host_order);
+/* Number of addresses to probe (network and broadcast excluded for /0../30). */
+uint64_t hive_subnet_hosts(const struct hive_subnet *s);
+
+/* "host:port" (http.addr) → 0 / -1. "tcp://", "ipc://", "inproc://" URLs
+ * that nng accepts → 0 / -1 (hive_cfg_url_ok). */
+int hive_cfg_addr_ok(const char *addr);
+int hive_cfg_url_ok(const char *url);
+
+#endif

@@ -1,0 +1,277 @@
+/* testlib — see testlib.h. */
+#include "testlib.h"
+
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+const char *tl_bin(const char *name)
+{
+	static char slots[8][1024];
+	static int next;
+	const char *dir = getenv("HIVE_BIN");
+	char *buf = slots[next++ % 8];
+
+	snprintf(buf, sizeof(slots[0]), "%s/%s", dir && *dir ? dir : "bin", name);
+	return buf;
+}
+
+int tl_free_port(void)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	socklen_t len = sizeof(sa);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	int port = -1;
+
+	if (fd < 0)
+		return -1;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+	    getsockname(fd, (struct sockaddr *)&sa, &len) == 0)
+		port = ntohs(sa.sin_port);
+	close(fd);
+	return port;
+}
+
+char *tl_tmpdir(const char *tag)
+{
+	const char *base = getenv("TMPDIR");
+	char *path;
+
+	if (asprintf(&path, "%s/powerhive-%s-XXXXXX", base && *base ? base : "/tmp",
+		     tag ? tag : "test") < 0)
+		return NULL;
+	if (!mkdtemp(path)) {
+		free(path);
+		return NULL;
+	}
+	return path;
+}
+
+static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+void tl_rmrf(const char *path)
+{
+	if (path && *path)
+		nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+int tl_write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+	int rc;
+
+	if (!f)
+		return -1;
+	rc = fputs(text, f) < 0 ? -1 : 0;
+	if (fclose(f) != 0)
+		rc = -1;
+	return rc;
+}
+
+char *tl_read_file(const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf = NULL;
+	size_t len = 0, cap = 0, n;
+
+	if (!f)
+		return NULL;
+	do {
+		if (cap - len < 4096) {
+			char *nb = realloc(buf, cap + 65536);
+			if (!nb) {
+				free(buf);
+				fclose(f);
+				return NULL;
+			}
+			buf = nb;
+			cap += 65536;
+		}
+		n = fread(buf + len, 1, cap - len - 1, f);
+		len += n;
+	} while (n > 0);
+	fclose(f);
+	buf[len] = '\0';
+	return buf;
+}
+
+pid_t tl_spawn(const char *log_path, char *const argv[], char *const env[])
+{
+	pid_t pid = fork();
+
+	if (pid != 0)
+		return pid;
+	if (log_path) {
+		int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+			close(fd);
+		}
+	}
+	for (size_t i = 0; env && env[i]; i++)
+		putenv(env[i]);
+	execv(argv[0], argv);
+	fprintf(stderr, "tl_spawn: exec %s: %s\n", argv[0], strerror(errno));
+	_exit(127);
+}
+
+int tl_stop(pid_t pid, int sig, int timeout_ms)
+{
+	int status;
+	long long deadline = tl_now_ms() + timeout_ms;
+
+	if (pid <= 0)
+		return -1;
+	kill(pid, sig);
+	while (tl_now_ms() < deadline) {
+		pid_t r = waitpid(pid, &status, WNOHANG);
+		if (r == pid)
+			return status;
+		if (r < 0)
+			return -1;
+		usleep(10000);
+	}
+	kill(pid, SIGKILL);
+	if (waitpid(pid, &status, 0) == pid)
+		return status;
+	return -1;
+}
+
+bool tl_alive(pid_t pid)
+{
+	int status;
+
+	return pid > 0 && waitpid(pid, &status, WNOHANG) == 0;
+}
+
+int tl_wait_port(const char *host, int port, int timeout_ms)
+{
+	long long deadline = tl_now_ms() + timeout_ms;
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+
+	if (inet_pton(AF_INET, host, &sa.sin_addr) != 1)
+		return -1;
+	do {
+		int fd = socket(AF_INET, SOCK_STREAM, 0);
+		if (fd >= 0) {
+			int ok = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+			close(fd);
+			if (ok)
+				return 0;
+		}
+		usleep(20000);
+	} while (tl_now_ms() < deadline);
+	return -1;
+}
+
+int tl_wait_until(int timeout_ms, bool (*pred)(void *arg), void *arg)
+{
+	long long deadline = tl_now_ms() + timeout_ms;
+
+	do {
+		if (pred(arg))
+			return 0;
+		usleep(50000);
+	} while (tl_now_ms() < deadline);
+	return pred(arg) ? 0 : -1;
+}
+
+struct tl_buf {
+	char *data;
+	size_t len;
+};
+
+static size_t tl_collect(char *ptr, size_t size, size_t nmemb, void *arg)
+{
+	struct tl_buf *b = arg;
+	size_t n = size * nmemb;
+	char *nd = realloc(b->data, b->len + n + 1);
+
+	if (!nd)
+		return 0;
+	b->data = nd;
+	memcpy(b->data + b->len, ptr, n);
+	b->len += n;
+	b->data[b->len] = '\0';
+	return n;
+}
+
+int tl_http(const char *method, const char *url, const char *const headers[],
+	    const char *body, char **out_body, long *out_status)
+{
+	CURL *c = curl_easy_init();
+	struct curl_slist *hl = NULL;
+	struct tl_buf b = { 0 };
+	CURLcode rc;
+
+	if (out_body)
+		*out_body = NULL;
+	if (out_status)
+		*out_status = 0;
+	if (!c)
+		return -1;
+	for (size_t i = 0; headers && headers[i]; i++)
+		hl = curl_slist_append(hl, headers[i]);
+	if (body)
+		hl = curl_slist_append(hl, "Content-Type: application/json");
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 30000L);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
+	if (body)
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, tl_collect);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+	rc = curl_easy_perform(c);
+	if (rc == CURLE_OK && out_status)
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, out_status);
+	curl_slist_free_all(hl);
+	curl_easy_cleanup(c);
+	if (out_body)
+		*out_body = b.data;
+	else
+		free(b.data);
+	return rc == CURLE_OK ? 0 : -1;
+}
+
+json_t *tl_http_json(const char *method, const char *url, const char *const headers[],
+		     const char *body, long *out_status)
+{
+	char *text = NULL;
+	json_t *j = NULL;
+
+	if (tl_http(method, url, headers, body, &text, out_status) == 0 && text)
+		j = json_loads(text, JSON_DECODE_ANY, NULL);
+	free(text);
+	return j;
+}
+
+long long tl_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}

@@ -1,0 +1,54 @@
+/* testlib — helpers for tests that run real PowerHive processes on loopback:
+ * spawn and stop daemons, free ports, temp dirs, HTTP with libcurl. */
+#ifndef HIVE_TESTLIB_H
+#define HIVE_TESTLIB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+#include <jansson.h>
+
+/* Path of a built program: "$HIVE_BIN/<name>" (HIVE_BIN defaults to "bin").
+ * Returns a static buffer per call slot (up to 8 live results). */
+const char *tl_bin(const char *name);
+
+/* A TCP port on 127.0.0.1 that was free a moment ago. */
+int tl_free_port(void);
+
+/* A fresh directory under $TMPDIR (malloc'd path), removed by tl_rmrf. */
+char *tl_tmpdir(const char *tag);
+void tl_rmrf(const char *path);
+/* Writes text to path; 0 / -1. */
+int tl_write_file(const char *path, const char *text);
+/* Reads a whole file (malloc'd, NUL-terminated) or NULL. */
+char *tl_read_file(const char *path);
+
+/* Starts argv[0] with stdout+stderr appended to log_path (NULL: inherit),
+ * extra environment "K=V" strings in env (NULL-terminated, may be NULL).
+ * Returns the pid, or -1. */
+pid_t tl_spawn(const char *log_path, char *const argv[], char *const env[]);
+/* Sends sig and waits up to timeout_ms for exit (then SIGKILL). Returns the
+ * exit status as waitpid gives it, or -1. */
+int tl_stop(pid_t pid, int sig, int timeout_ms);
+/* True while the process runs (reaps it if it exited). */
+bool tl_alive(pid_t pid);
+
+/* Waits until a TCP connect to host:port succeeds. 0 / -1 on timeout. */
+int tl_wait_port(const char *host, int port, int timeout_ms);
+
+/* Polls pred(arg) every 50 ms until true or timeout. 0 / -1. */
+int tl_wait_until(int timeout_ms, bool (*pred)(void *arg), void *arg);
+
+/* One HTTP request. headers: NULL-terminated "Name: value" list or NULL;
+ * body may be NULL. *out_body (malloc'd, may be NULL) and *out_status are
+ * set. Returns 0 when a response arrived, -1 otherwise. */
+int tl_http(const char *method, const char *url, const char *const headers[],
+	    const char *body, char **out_body, long *out_status);
+/* The same, parsing the answer as JSON (NULL when not JSON). */
+json_t *tl_http_json(const char *method, const char *url, const char *const headers[],
+		     const char *body, long *out_status);
+
+/* Milliseconds, monotonic. */
+long long tl_now_ms(void);
+
+#endif

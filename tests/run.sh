@@ -1,0 +1,37 @@
+#!/bin/sh
+# Runs every test binary given, counts cmocka's per-test results and prints
+# one closing line: "N passed, N failed". A binary that crashes or exits
+# non-zero without a cmocka summary counts as one failure.
+passed=0
+failed=0
+failures=""
+log_dir=${TEST_LOG_DIR:-build/test-logs}
+mkdir -p "$log_dir"
+for t in "$@"; do
+	name=$(basename "$t")
+	log="$log_dir/$name.log"
+	start=$(date +%s)
+	"$t" >"$log" 2>&1
+	rc=$?
+	secs=$(( $(date +%s) - start ))
+	p=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' "$log" | tail -1)
+	f=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' "$log" | tail -1)
+	p=${p:-0}
+	f=${f:-0}
+	if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+		f=1
+	fi
+	passed=$((passed + p))
+	failed=$((failed + f))
+	if [ "$f" -ne 0 ]; then
+		echo "FAIL $name (${secs}s, exit $rc): see $log"
+		grep -E '^\[  (FAILED|  ERROR) \]|^\[  FAILED  \] .*|[Ee]rror|assert' "$log" | head -20 | sed 's/^/    /'
+		failures="$failures $name"
+	else
+		echo "ok   $name ($p tests, ${secs}s)"
+	fi
+	# Figures a test prints (lines starting with "figure:") belong in the output.
+	grep '^figure:' "$log" | sed 's/^/    /'
+done
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
