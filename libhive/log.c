@@ -8,6 +8,7 @@
 #include "hive/log.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -17,8 +18,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#define LOG_MSG_MAX     4096   /* formatted message, before redaction */
-#define LOG_LINE_MAX    8192   /* whole line as written */
+/* A line fits PIPE_BUF, so lines of several daemons sharing one stderr pipe
+ * never interleave either. */
+#define LOG_LINE_MAX    4096   /* whole line as written */
+#define LOG_MSG_MAX     3968   /* formatted message, before redaction */
+_Static_assert(LOG_LINE_MAX <= PIPE_BUF, "a log line must be one atomic pipe write");
 #define SECRET_MASK     "<secret>"
 #define HASH_BASE       1099511628211ULL
 #define COMPLAIN_MAX    65536  /* keys remembered; the oldest is evicted */

@@ -1,0 +1,111 @@
+/* api.h — what apid's HTTP handlers share (internal to the HTTP side):
+ * the request being served, JSON answers and errors, query parameters, the
+ * request body, and the worker thread's own read-only database connection.
+ *
+ * Every api_* call that answers the client returns the HTTP status it sent
+ * (also kept in r->status); the parse helpers return -1 after they have
+ * answered with a 4xx, so a handler can just `return r->status`. */
+#ifndef APID_API_H
+#define APID_API_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <jansson.h>
+#include <sqlite3.h>
+
+struct mg_connection;
+struct apid;
+struct api_db;
+
+#define API_MAX_SEGS   16
+#define API_MAX_PARAMS 16
+#define API_MAC_LEN    17     /* "aa:bb:cc:dd:ee:ff" */
+#define API_ALIAS_MAX  64
+
+struct api_param {
+	const char *name;        /* decoded, NUL-terminated (points into the request) */
+	const char *value;
+};
+
+struct api_req {
+	struct mg_connection *conn;
+	struct apid *apid;
+	struct api_db *db;       /* this worker thread's reader (opened on first use) */
+	const char *method;
+	bool head;               /* HEAD: answer headers only */
+	bool close;              /* answer with Connection: close (body left unread) */
+	const char *path;        /* decoded path */
+	char *segs[API_MAX_SEGS];
+	int nsegs;
+	struct api_param params[API_MAX_PARAMS];
+	int nparams;
+	size_t max_body;         /* http.max_body_bytes */
+	char actor[96];          /* for the audit log: "api@<remote address>" */
+	int status;              /* the status sent */
+};
+
+/* ---- answers (each writes headers and body in one mg_write) ---- */
+
+/* Sends body (reference stolen) as application/json. */
+int api_json(struct api_req *r, int status, json_t *body);
+/* {"error":"<message>"} */
+int api_error(struct api_req *r, int status, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* extra: further header lines, each ending in "\r\n", or NULL. */
+int api_send(struct api_req *r, int status, const char *content_type, const char *extra,
+	     const void *body, size_t len);
+
+/* ---- query parameters ---- */
+
+const char *api_param(const struct api_req *r, const char *name);
+/* Refuses (400) any parameter not in the NULL-terminated list. 0 / -1. */
+int api_params_allow(struct api_req *r, const char *const allowed[]);
+/* Integer in [min, max]; def when absent. 0 / -1 (400 sent). */
+int api_param_int(struct api_req *r, const char *name, long long min, long long max,
+		  long long def, long long *out);
+/* "true"/"false"; *out = -1 when absent. 0 / -1 (400 sent). */
+int api_param_bool(struct api_req *r, const char *name, int *out);
+
+/* ---- the request body ---- */
+
+/* Reads the body (at most r->max_body bytes, else 413 without reading
+ * further) and parses it as one JSON object. New reference, or NULL after
+ * an error answer (400, 413, 415). */
+json_t *api_body_object(struct api_req *r);
+/* Refuses (400) a member not in the NULL-terminated list. 0 / -1. */
+int api_body_allow(struct api_req *r, const json_t *obj, const char *const allowed[]);
+
+/* ---- ids ---- */
+
+/* "AA:bb:cc:dd:ee:ff" → "aa:bb:cc:dd:ee:ff" in out[API_MAC_LEN + 1]. 0 / -1. */
+int api_mac_parse(const char *in, char *out);
+/* A model alias: 1..63 of [A-Za-z0-9._+-]. */
+bool api_alias_ok(const char *alias);
+
+/* ---- the read-only database ---- */
+
+/* A prepared statement on this thread's connection, reset and unbound,
+ * cached by SQL text; reset again when the request ends. NULL after an
+ * error answer (503 while the database cannot be opened, 500). */
+sqlite3_stmt *api_stmt(struct api_req *r, const char *sql);
+/* Answers 500 for a failed step of st and logs SQLite's message. */
+int api_db_fail(struct api_req *r, sqlite3_stmt *st);
+
+/* Column values as JSON (new references; SQL NULL → JSON null). */
+json_t *api_col(sqlite3_stmt *st, int i);
+json_t *api_col_bool(sqlite3_stmt *st, int i);
+/* A TEXT column holding JSON; null when NULL or not valid JSON. */
+json_t *api_col_json(sqlite3_stmt *st, int i);
+
+/* ---- handlers (api_miners.c, api_models.c) ---- */
+
+int api_miners_list(struct api_req *r);
+int api_miner_get(struct api_req *r, const char *mac);
+int api_miner_patch(struct api_req *r, const char *mac);
+int api_miner_statuses(struct api_req *r, const char *mac);
+int api_miner_telemetry(struct api_req *r, const char *mac);
+int api_models_list(struct api_req *r);
+int api_model_get(struct api_req *r, const char *alias);
+int api_model_patch(struct api_req *r, const char *alias);
+
+#endif

@@ -1,0 +1,541 @@
+/* api_miners — /api/miners: the fleet list (paged, filtered, sorted), one
+ * miner in detail, the managed flag and unlock password, status history and
+ * chip telemetry. The latest status comes through miners.last_status_id,
+ * never from a scan of the history. Secrets never leave: the answers say
+ * has_api_key / has_unlock_pass. */
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "api.h"
+#include "apid.h"
+#include "chips.h"
+#include "hive/log.h"
+
+#define LIST_LIMIT_DEFAULT 1000
+#define LIST_LIMIT_MAX     10000
+#define OFFSET_MAX         1000000000LL
+#define HISTORY_DEFAULT    100
+#define HISTORY_MAX        1000
+#define TELEMETRY_DEFAULT  10
+#define TELEMETRY_MAX      1000
+#define RECENT_ERRORS      "20"
+#define UNLOCK_PASS_MAX    128
+#define Q_MAX              64
+#define BEFORE_MAX         100000000000000000LL   /* ms: far beyond any date */
+#define STATE_MAX          32
+
+/* The miner and its latest status; the column numbers below follow it. */
+#define MINER_COLS \
+	"m.mac, m.ip, m.last_ip, m.subnet, m.model, m.miner_name, m.fw_name, m.fw_version," \
+	" m.hostname, coalesce(m.api_key, '') <> '', coalesce(m.unlock_pass, '') <> ''," \
+	" m.managed, m.online, m.first_seen_ms, m.last_seen_ms, m.last_error," \
+	" m.last_error_kind, m.last_error_op, m.last_error_ms, m.last_telemetry_ms," \
+	" m.telemetry_source, s.id, s.ts_ms, s.state, s.state_time, s.preset," \
+	" s.hr_realtime_ghs, s.hr_average_ghs, s.hr_nominal_ghs, s.chip_temp_max," \
+	" s.pcb_temp_max, s.power_w, s.power_metered, s.fan_duty, s.fans, s.hw_errors"
+#define MINER_FROM " FROM miners m LEFT JOIN statuses s ON s.id = m.last_status_id"
+enum { C_STATUS = 21, C_NCOLS = 36 };
+
+/* Status rows of the history share the status part's order. */
+#define STATUS_COLS \
+	"id, ts_ms, state, state_time, preset, hr_realtime_ghs, hr_average_ghs," \
+	" hr_nominal_ghs, chip_temp_max, pcb_temp_max, power_w, power_metered, fan_duty," \
+	" fans, hw_errors, chains, pools"
+
+static void set(json_t *o, const char *key, json_t *v)
+{
+	json_object_set_new_nocheck(o, key, v ? v : json_null());
+}
+
+/* Status columns from `c` on: id, ts, state ... hw_errors (15 columns). */
+static json_t *status_json(sqlite3_stmt *st, int c)
+{
+	json_t *s = json_object();
+
+	if (!s)
+		return NULL;
+	set(s, "id", api_col(st, c + 0));
+	set(s, "ts", api_col(st, c + 1));
+	set(s, "state", api_col(st, c + 2));
+	set(s, "state_time", api_col(st, c + 3));
+	set(s, "preset", api_col(st, c + 4));
+	set(s, "hr_realtime_ghs", api_col(st, c + 5));
+	set(s, "hr_average_ghs", api_col(st, c + 6));
+	set(s, "hr_nominal_ghs", api_col(st, c + 7));
+	set(s, "chip_temp_max", api_col(st, c + 8));
+	set(s, "pcb_temp_max", api_col(st, c + 9));
+	set(s, "power_w", api_col(st, c + 10));
+	set(s, "power_metered", api_col_bool(st, c + 11));
+	set(s, "fan_duty", api_col(st, c + 12));
+	set(s, "fans", api_col_json(st, c + 13));
+	set(s, "hw_errors", api_col(st, c + 14));
+	return s;
+}
+
+static json_t *miner_json(sqlite3_stmt *st)
+{
+	json_t *m = json_object(), *err;
+	bool online = sqlite3_column_int(st, 12) != 0;
+
+	if (!m)
+		return NULL;
+	set(m, "id", api_col(st, 0));
+	/* The address is only meaningful while the miner answers sweeps. */
+	set(m, "ip", online ? api_col(st, 1) : json_null());
+	set(m, "last_ip", sqlite3_column_type(st, 2) != SQLITE_NULL ? api_col(st, 2)
+								     : api_col(st, 1));
+	set(m, "subnet", api_col(st, 3));
+	set(m, "model", api_col(st, 4));
+	set(m, "miner_name", api_col(st, 5));
+	set(m, "fw_name", api_col(st, 6));
+	set(m, "fw_version", api_col(st, 7));
+	set(m, "hostname", api_col(st, 8));
+	set(m, "has_api_key", api_col_bool(st, 9));
+	set(m, "has_unlock_pass", api_col_bool(st, 10));
+	set(m, "managed", api_col_bool(st, 11));
+	set(m, "online", json_boolean(online));
+	set(m, "first_seen", api_col(st, 13));
+	set(m, "last_seen", api_col(st, 14));
+	if (sqlite3_column_type(st, 15) == SQLITE_NULL &&
+	    sqlite3_column_type(st, 18) == SQLITE_NULL) {
+		err = json_null();
+	} else {
+		err = json_object();
+		if (err) {
+			set(err, "message", api_col(st, 15));
+			set(err, "kind", api_col(st, 16));
+			set(err, "op", api_col(st, 17));
+			set(err, "ts", api_col(st, 18));
+		}
+	}
+	set(m, "last_error", err);
+	set(m, "last_telemetry", api_col(st, 19));
+	set(m, "telemetry_source", api_col(st, 20));
+	set(m, "status", sqlite3_column_type(st, C_STATUS) == SQLITE_NULL
+				 ? json_null() : status_json(st, C_STATUS));
+	return m;
+}
+
+/* ------------------------------------------------------------ the list */
+
+static const struct {
+	const char *name;
+	const char *expr;
+} sort_keys[] = {
+	{ "mac", "m.mac" },
+	{ "ip", "ip_order(coalesce(m.ip, m.last_ip))" },
+	{ "model", "m.model" },
+	{ "hostname", "m.hostname" },
+	{ "state", "s.state" },
+	{ "preset", "s.preset" },
+	{ "hashrate", "s.hr_realtime_ghs" },
+	{ "hr_average", "s.hr_average_ghs" },
+	{ "power", "s.power_w" },
+	{ "temp", "s.chip_temp_max" },
+	{ "fan", "s.fan_duty" },
+	{ "managed", "m.managed" },
+	{ "online", "m.online" },
+	{ "last_seen", "m.last_seen_ms" },
+	{ "first_seen", "m.first_seen_ms" },
+	{ "last_error", "m.last_error_ms" },
+};
+
+/* The filters: a WHERE clause whose parameters are numbered, so the
+ * count's subquery and the page share them. */
+struct filter_arg {
+	const char *text;      /* NULL: bind num */
+	int num;
+};
+
+struct list_query {
+	char where[512];
+	struct filter_arg args[8];
+	int nargs;
+	bool need_status;      /* a filter reads the status: the count joins it */
+};
+
+/* cond holds "?%d" (possibly repeated) for its one parameter. */
+static void filter_add(struct list_query *lq, const char *cond, const char *text, int num)
+{
+	char c[256];
+	size_t n = strlen(lq->where);
+	int k = lq->nargs + 1;
+
+	snprintf(c, sizeof(c), cond, k, k, k);
+	snprintf(lq->where + n, sizeof(lq->where) - n, "%s%s", n ? " AND " : " WHERE ", c);
+	lq->args[lq->nargs].text = text;
+	lq->args[lq->nargs].num = num;
+	lq->nargs++;
+}
+
+static int bind_filters(sqlite3_stmt *st, const struct list_query *lq)
+{
+	for (int k = 0; k < lq->nargs; k++) {
+		int rc = lq->args[k].text
+			 ? sqlite3_bind_text(st, k + 1, lq->args[k].text, -1, SQLITE_TRANSIENT)
+			 : sqlite3_bind_int(st, k + 1, lq->args[k].num);
+		if (rc != SQLITE_OK)
+			return -1;
+	}
+	return 0;
+}
+
+static const char *count_from(const struct list_query *lq)
+{
+	return lq->need_status ? "miners m LEFT JOIN statuses s ON s.id = m.last_status_id"
+			       : "miners m";
+}
+
+int api_miners_list(struct api_req *r)
+{
+	static const char *const allowed[] = { "limit", "offset", "state", "model", "managed",
+					       "online", "q", "sort", "order", NULL };
+	struct list_query lq = { .nargs = 0 };
+	long long limit, offset, total = -1;
+	const char *state = api_param(r, "state"), *model = api_param(r, "model");
+	const char *q = api_param(r, "q"), *sort = api_param(r, "sort");
+	const char *order = api_param(r, "order"), *expr = "m.mac", *dir = "ASC";
+	char qlow[Q_MAX + 1], sql[3072];
+	int managed, online, rc = SQLITE_DONE;
+	sqlite3_stmt *st;
+	json_t *list, *out;
+
+	if (api_params_allow(r, allowed) < 0 ||
+	    api_param_int(r, "limit", 1, LIST_LIMIT_MAX, LIST_LIMIT_DEFAULT, &limit) < 0 ||
+	    api_param_int(r, "offset", 0, OFFSET_MAX, 0, &offset) < 0 ||
+	    api_param_bool(r, "managed", &managed) < 0 ||
+	    api_param_bool(r, "online", &online) < 0)
+		return r->status;
+	if (state) {
+		if (!*state || strlen(state) > STATE_MAX)
+			return api_error(r, 400, "state: 1 to %d characters", STATE_MAX);
+		filter_add(&lq, "s.state = ?%d", state, 0);
+		lq.need_status = true;
+	}
+	if (model) {
+		if (!api_alias_ok(model))
+			return api_error(r, 400, "model: not a model alias: '%.40s'", model);
+		filter_add(&lq, "m.model = ?%d", model, 0);
+	}
+	if (q) {
+		size_t n = strlen(q);
+		if (n == 0 || n > Q_MAX)
+			return api_error(r, 400, "q: 1 to %d characters", Q_MAX);
+		for (size_t k = 0; k <= n; k++)
+			qlow[k] = (q[k] >= 'A' && q[k] <= 'Z') ? (char)(q[k] - 'A' + 'a') : q[k];
+		filter_add(&lq, "(instr(m.mac, ?%d) > 0 OR instr(m.ip, ?%d) > 0"
+			   " OR instr(m.last_ip, ?%d) > 0)", qlow, 0);
+	}
+	if (managed >= 0)
+		filter_add(&lq, "m.managed = ?%d", NULL, managed);
+	if (online >= 0)
+		filter_add(&lq, "m.online = ?%d", NULL, online);
+	if (sort) {
+		size_t k;
+		for (k = 0; k < sizeof(sort_keys) / sizeof(sort_keys[0]); k++)
+			if (strcmp(sort, sort_keys[k].name) == 0)
+				break;
+		if (k == sizeof(sort_keys) / sizeof(sort_keys[0]))
+			return api_error(r, 400, "sort: unknown column '%.32s' (known: mac, ip, model, "
+				"hostname, state, preset, hashrate, hr_average, power, temp, fan, "
+				"managed, online, last_seen, first_seen, last_error)", sort);
+		expr = sort_keys[k].expr;
+	}
+	if (order) {
+		if (strcmp(order, "asc") == 0)
+			dir = "ASC";
+		else if (strcmp(order, "desc") == 0)
+			dir = "DESC";
+		else
+			return api_error(r, 400, "order: must be asc or desc, got '%.16s'", order);
+	}
+
+	/* One statement, one read transaction: the page, with the total from
+	 * a subquery SQLite runs once. */
+	if (strcmp(expr, "m.mac") == 0)
+		snprintf(sql, sizeof(sql), "SELECT " MINER_COLS ", (SELECT count(*) FROM %s%s)"
+			 MINER_FROM "%s ORDER BY m.mac %s LIMIT ?%d OFFSET ?%d", count_from(&lq),
+			 lq.where, lq.where, dir, lq.nargs + 1, lq.nargs + 2);
+	else
+		snprintf(sql, sizeof(sql), "SELECT " MINER_COLS ", (SELECT count(*) FROM %s%s)"
+			 MINER_FROM "%s ORDER BY %s %s NULLS LAST, m.mac %s LIMIT ?%d OFFSET ?%d",
+			 count_from(&lq), lq.where, lq.where, expr, dir, dir, lq.nargs + 1,
+			 lq.nargs + 2);
+	st = api_stmt(r, sql);
+	if (!st)
+		return r->status;
+	if (bind_filters(st, &lq) < 0 || sqlite3_bind_int64(st, lq.nargs + 1, limit) != SQLITE_OK ||
+	    sqlite3_bind_int64(st, lq.nargs + 2, offset) != SQLITE_OK)
+		return api_db_fail(r, st);
+	list = json_array();
+	if (!list)
+		return api_error(r, 500, "out of memory");
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		total = sqlite3_column_int64(st, C_NCOLS);
+		json_array_append_new(list, miner_json(st));
+	}
+	if (rc != SQLITE_DONE) {
+		json_decref(list);
+		return api_db_fail(r, st);
+	}
+	sqlite3_reset(st);
+	if (total < 0) {
+		/* An empty page: the total on its own. */
+		snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s%s", count_from(&lq), lq.where);
+		st = api_stmt(r, sql);
+		if (!st || bind_filters(st, &lq) < 0 || sqlite3_step(st) != SQLITE_ROW) {
+			json_decref(list);
+			return st ? api_db_fail(r, st) : r->status;
+		}
+		total = sqlite3_column_int64(st, 0);
+		sqlite3_reset(st);
+	}
+	out = json_pack("{s:I,s:I,s:I,s:o}", "total", (json_int_t)total, "limit",
+			(json_int_t)limit, "offset", (json_int_t)offset, "miners", list);
+	return api_json(r, 200, out);
+}
+
+/* ------------------------------------------------------------ one miner */
+
+int api_miner_get(struct api_req *r, const char *mac)
+{
+	static const char sql[] =
+		"SELECT " MINER_COLS ", s.chains, s.pools, mo.name, mo.max_preset" MINER_FROM
+		" LEFT JOIN models mo ON mo.alias = m.model WHERE m.mac = ?";
+	static const char sql_errors[] =
+		"SELECT ts_ms, op, kind, http_status, message FROM miner_errors WHERE mac = ?"
+		" ORDER BY ts_ms DESC, id DESC LIMIT " RECENT_ERRORS;
+	sqlite3_stmt *st;
+	json_t *m, *errors, *status;
+	int rc;
+
+	if (api_params_allow(r, (const char *const[]){ NULL }) < 0)
+		return r->status;
+	st = api_stmt(r, sql);
+	if (!st)
+		return r->status;
+	sqlite3_bind_text(st, 1, mac, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE)
+		return api_error(r, 404, "no miner %s", mac);
+	if (rc != SQLITE_ROW)
+		return api_db_fail(r, st);
+	m = miner_json(st);
+	if (!m)
+		return api_error(r, 500, "out of memory");
+	status = json_object_get(m, "status");
+	if (json_is_object(status)) {
+		set(status, "chains", api_col_json(st, C_NCOLS));
+		set(status, "pools", api_col_json(st, C_NCOLS + 1));
+	}
+	set(m, "model_name", api_col(st, C_NCOLS + 2));
+	set(m, "max_preset", api_col(st, C_NCOLS + 3));
+	sqlite3_reset(st);
+
+	st = api_stmt(r, sql_errors);
+	if (!st) {
+		json_decref(m);
+		return r->status;
+	}
+	sqlite3_bind_text(st, 1, mac, -1, SQLITE_STATIC);
+	errors = json_array();
+	while (errors && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		json_t *e = json_object();
+		if (!e)
+			break;
+		set(e, "ts", api_col(st, 0));
+		set(e, "op", api_col(st, 1));
+		set(e, "kind", api_col(st, 2));
+		set(e, "http_status", api_col(st, 3));
+		set(e, "message", api_col(st, 4));
+		json_array_append_new(errors, e);
+	}
+	if (!errors || rc != SQLITE_DONE) {
+		json_decref(errors);
+		json_decref(m);
+		return api_db_fail(r, st);
+	}
+	set(m, "errors", errors);
+	return api_json(r, 200, m);
+}
+
+/* 1 = the miner exists, 0 = answered 404, -1 = answered an error. */
+static int miner_exists(struct api_req *r, const char *mac)
+{
+	sqlite3_stmt *st = api_stmt(r, "SELECT telemetry_source FROM miners WHERE mac = ?");
+	int rc;
+
+	if (!st)
+		return -1;
+	sqlite3_bind_text(st, 1, mac, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc == SQLITE_ROW)
+		return 1;
+	if (rc == SQLITE_DONE) {
+		api_error(r, 404, "no miner %s", mac);
+		return 0;
+	}
+	api_db_fail(r, st);
+	return -1;
+}
+
+int api_miner_patch(struct api_req *r, const char *mac)
+{
+	static const char *const allowed[] = { "managed", "unlock_pass", NULL };
+	json_t *body = api_body_object(r), *v;
+	const char *pass = NULL;
+	char err[256] = "";
+	int managed = -1, status = 0;
+
+	if (!body)
+		return r->status;
+	if (api_params_allow(r, (const char *const[]){ NULL }) < 0 ||
+	    api_body_allow(r, body, allowed) < 0)
+		goto out;
+	if ((v = json_object_get(body, "managed")) != NULL) {
+		if (!json_is_boolean(v)) {
+			api_error(r, 400, "managed: expected true or false, got %s",
+				  json_is_null(v) ? "null" : json_is_string(v) ? "a string" :
+				  json_is_number(v) ? "a number" : "a structure");
+			goto out;
+		}
+		managed = json_is_true(v);
+	}
+	if ((v = json_object_get(body, "unlock_pass")) != NULL) {
+		if (!json_is_string(v)) {
+			api_error(r, 400, "unlock_pass: expected a string");
+			goto out;
+		}
+		pass = json_string_value(v);
+		if (json_string_length(v) == 0) {
+			api_error(r, 422, "unlock_pass: must not be empty");
+			goto out;
+		}
+		if (json_string_length(v) > UNLOCK_PASS_MAX || strlen(pass) != json_string_length(v)) {
+			api_error(r, 422, "unlock_pass: at most %d characters, no NUL",
+				  UNLOCK_PASS_MAX);
+			goto out;
+		}
+		hive_log_secret(pass);
+	}
+	if (managed < 0 && !pass) {
+		api_error(r, 400, "nothing to change: give managed and/or unlock_pass");
+		goto out;
+	}
+	if (apid_patch_miner(r->apid, mac, managed, pass, r->actor, &status, err,
+			     sizeof(err)) < 0) {
+		api_error(r, status >= 400 && status < 600 ? status : 500, "%s",
+			  err[0] ? err : "change refused");
+		goto out;
+	}
+	log_info("api miner patched mac=%s actor=%s managed=%d unlock_pass=%s", mac, r->actor,
+		 managed, pass ? "changed" : "unchanged");
+	json_decref(body);
+	return api_miner_get(r, mac);
+out:
+	json_decref(body);
+	return r->status;
+}
+
+/* ------------------------------------------------------------ history */
+
+int api_miner_statuses(struct api_req *r, const char *mac)
+{
+	static const char *const allowed[] = { "limit", "before", "brief", NULL };
+	static const char sql[] = "SELECT " STATUS_COLS " FROM statuses WHERE mac = ?"
+				  " AND ts_ms < ? ORDER BY ts_ms DESC, id DESC LIMIT ?";
+	long long limit, before;
+	int brief, rc = SQLITE_DONE;
+	sqlite3_stmt *st;
+	json_t *list;
+
+	if (api_params_allow(r, allowed) < 0 ||
+	    api_param_int(r, "limit", 1, HISTORY_MAX, HISTORY_DEFAULT, &limit) < 0 ||
+	    api_param_int(r, "before", 1, BEFORE_MAX, LLONG_MAX / 2, &before) < 0 ||
+	    api_param_bool(r, "brief", &brief) < 0)
+		return r->status;
+	if (miner_exists(r, mac) <= 0)
+		return r->status;
+	st = api_stmt(r, sql);
+	if (!st)
+		return r->status;
+	sqlite3_bind_text(st, 1, mac, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, before);
+	sqlite3_bind_int64(st, 3, limit);
+	list = json_array();
+	while (list && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		json_t *s = status_json(st, 0);
+		if (s && brief != 1) {
+			set(s, "chains", api_col_json(st, 15));
+			set(s, "pools", api_col_json(st, 16));
+		}
+		json_array_append_new(list, s);
+	}
+	if (!list || rc != SQLITE_DONE) {
+		json_decref(list);
+		return api_db_fail(r, st);
+	}
+	return api_json(r, 200, json_pack("{s:s,s:o}", "id", mac, "statuses", list));
+}
+
+/* Samples are the chains' rows sharing one ts_ms; limit counts samples. */
+int api_miner_telemetry(struct api_req *r, const char *mac)
+{
+	static const char *const allowed[] = { "limit", "before", NULL };
+	static const char sql[] =
+		"SELECT ts_ms, chain, state, hr_realtime_ghs, hr_nominal_ghs, freq, n_chips, chips"
+		" FROM telemetry WHERE mac = ?1 AND ts_ms < ?2 AND ts_ms >= (SELECT min(ts_ms) FROM"
+		" (SELECT DISTINCT ts_ms FROM telemetry WHERE mac = ?1 AND ts_ms < ?2"
+		" ORDER BY ts_ms DESC LIMIT ?3)) ORDER BY ts_ms DESC, chain ASC";
+	long long limit, before, ts = LLONG_MIN;
+	sqlite3_stmt *st;
+	json_t *samples, *chains = NULL;
+	int rc = SQLITE_DONE;
+
+	if (api_params_allow(r, allowed) < 0 ||
+	    api_param_int(r, "limit", 1, TELEMETRY_MAX, TELEMETRY_DEFAULT, &limit) < 0 ||
+	    api_param_int(r, "before", 1, BEFORE_MAX, LLONG_MAX / 2, &before) < 0)
+		return r->status;
+	if (miner_exists(r, mac) <= 0)
+		return r->status;
+	st = api_stmt(r, sql);
+	if (!st)
+		return r->status;
+	sqlite3_bind_text(st, 1, mac, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, before);
+	sqlite3_bind_int64(st, 3, limit);
+	samples = json_array();
+	while (samples && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		long long t = sqlite3_column_int64(st, 0);
+		const void *blob = sqlite3_column_blob(st, 7);
+		size_t len = (size_t)sqlite3_column_bytes(st, 7);
+		json_t *c, *chips;
+
+		if (t != ts || !chains) {
+			json_t *sample = json_pack("{s:I,s:[]}", "ts", (json_int_t)t, "chains");
+			chains = sample ? json_object_get(sample, "chains") : NULL;
+			if (!chains || json_array_append_new(samples, sample) < 0)
+				break;
+			ts = t;
+		}
+		c = json_object();
+		if (!c || !chains)
+			break;
+		set(c, "chain", api_col(st, 1));
+		set(c, "state", api_col(st, 2));
+		set(c, "hr_realtime_ghs", api_col(st, 3));
+		set(c, "hr_nominal_ghs", api_col(st, 4));
+		set(c, "freq", api_col(st, 5));
+		set(c, "n_chips", api_col(st, 6));
+		chips = blob ? apid_chips_json(blob, len) : NULL;
+		set(c, "chips", chips);
+		json_array_append_new(chains, c);
+	}
+	if (!samples || rc != SQLITE_DONE) {
+		json_decref(samples);
+		return api_db_fail(r, st);
+	}
+	return api_json(r, 200, json_pack("{s:s,s:o}", "id", mac, "samples", samples));
+}

@@ -1,0 +1,311 @@
+/* apid — PowerHive's hub: the only process that opens the database.
+ *
+ * Threads: main (this loop: scheduler, heartbeat, watch, reload), the
+ * writer (writer.c), the receive thread (ingest.c), control (control.c),
+ * feed (feed.c), and civetweb's workers (http.c). docs/apid.md has the
+ * picture. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core.h"
+#include "hive/log.h"
+#include "hive/msg.h"
+#include "http.h"
+#include "sched.h"
+#include "store.h"
+#include "writer.h"
+
+#define SCHED_TICK_MAX_MS   250   /* roster changes are picked up this fast */
+#define ROSTER_MIN_GAP_MS   1000  /* at most one roster reload per second */
+#define WATCH_MS            5000
+
+/* What the main loop's timers share. */
+struct main_state {
+	struct apid *a;
+	sqlite3 *ro;                 /* roster reads */
+	uint64_t roster_gen;
+	int64_t roster_loaded_ms;
+	uint64_t lost_seen;
+	struct hive_cfg fixed;       /* the settings a reload cannot change */
+};
+
+static struct apid_writer_opts writer_opts(struct apid *a)
+{
+	const struct hive_cfg *c = &a->d.cfg;
+	struct apid_writer_opts o = {
+		.db_path = a->db_path,
+		.batch_max = c->database.batch_max,
+		.batch_ms = c->database.batch_ms,
+		.queue_max = (size_t)(c->bus.recvbuf > 2048 ? c->bus.recvbuf * 2 : 16384),
+		.status_days = c->retention.status_days,
+		.telemetry_days = c->retention.telemetry_days,
+		.audit_days = c->retention.audit_days,
+		.prune_batch = c->retention.prune_batch,
+		.prune_every_ms = 10000,
+		.prune_first_ms = 1000,
+		.ingest = a->ingest,
+		.sched = a->sched,
+		.feed = a->feed,
+	};
+
+	return o;
+}
+
+static struct apid_sched_opts sched_opts(const struct hive_cfg *c)
+{
+	struct apid_sched_opts o = {
+		.interval_ms = { (int64_t)c->intervals.status_seconds * 1000,
+				 (int64_t)c->intervals.telemetry_seconds * 1000 },
+		.job_timeout_ms = (int64_t)c->scheduler.job_timeout_seconds * 1000,
+		.managed_only = c->scheduler.managed_only,
+		.port = c->network.port,
+	};
+
+	return o;
+}
+
+static struct hive_bus *listen_on(struct apid *a, enum hive_bus_role role, const char *what,
+				  const char *url)
+{
+	const struct hive_cfg *c = &a->d.cfg;
+	struct hive_bus_opts o = {
+		.listen = true,
+		.sendbuf = c->bus.sendbuf,
+		.recvbuf = c->bus.recvbuf,
+		.max_message_bytes = c->bus.max_message_bytes,
+		.send_timeout_ms = 1000,
+		.recv_timeout_ms = -1,
+		.source = a->d.source,
+		.boot = a->d.boot,
+	};
+	char err[512];
+	struct hive_bus *b = hive_bus_open(role, url, &o, err, sizeof(err));
+
+	if (!b)
+		log_errx("cannot listen bus=%s url=%s err=\"%s\"", what, url, err);
+	return b;
+}
+
+static int open_bus(struct apid *a)
+{
+	const struct hive_cfg *c = &a->d.cfg;
+
+	a->events = listen_on(a, HIVE_BUS_SUBSCRIBE, "events", c->bus.events);
+	a->jobs_status = listen_on(a, HIVE_BUS_PUSH, "jobs_status", c->bus.jobs_status);
+	a->jobs_telemetry = listen_on(a, HIVE_BUS_PUSH, "jobs_telemetry", c->bus.jobs_telemetry);
+	a->control_bus = listen_on(a, HIVE_BUS_REPLY, "control", c->bus.control);
+	a->feed_bus = listen_on(a, HIVE_BUS_PUBLISH, "feed", c->bus.feed);
+	return a->events && a->jobs_status && a->jobs_telemetry && a->control_bus && a->feed_bus
+		? 0 : -1;
+}
+
+static void close_bus(struct apid *a)
+{
+	struct hive_bus *all[] = { a->events, a->jobs_status, a->jobs_telemetry, a->control_bus,
+				   a->feed_bus };
+
+	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+		if (all[i])
+			hive_bus_close(all[i]);
+}
+
+/* The scheduler's timer: reloads the roster when the writer says it
+ * changed, then sends what is due. */
+static int64_t sched_timer(struct hive_loop *loop, void *arg)
+{
+	struct main_state *m = arg;
+	struct apid *a = m->a;
+	int64_t now = hive_now_ms(), next;
+	uint64_t gen = apid_writer_roster_gen(a->writer);
+	char err[512];
+
+	(void)loop;
+	if (gen != m->roster_gen && now - m->roster_loaded_ms >= ROSTER_MIN_GAP_MS) {
+		if (apid_sched_load_roster(a->sched, m->ro, now, err, sizeof(err)) == 0) {
+			m->roster_gen = gen;
+			hive_log_recovered("roster", "roster loaded again");
+		} else {
+			hive_log_complain("roster", "roster load failed err=\"%s\"", err);
+		}
+		m->roster_loaded_ms = now;
+	}
+	next = apid_sched_tick(a->sched, now);
+	return next < SCHED_TICK_MAX_MS ? next : SCHED_TICK_MAX_MS;
+}
+
+/* apid's own heartbeat, on the feed, like every daemon's on the events bus. */
+static int64_t heartbeat_timer(struct hive_loop *loop, void *arg)
+{
+	struct main_state *m = arg;
+	struct apid *a = m->a;
+	struct apid_writer_stats ws;
+	struct apid_sched_stats ss;
+	json_t *body;
+
+	(void)loop;
+	apid_writer_get_stats(a->writer, &ws);
+	apid_sched_get_stats(a->sched, &ss);
+	body = json_pack("{s:s,s:s,s:i,s:I,s:{s:I,s:I,s:I,s:I,s:I,s:I},s:I}",
+			 "daemon", "apid", "host", a->d.host, "pid", (int)getpid(),
+			 "started", (json_int_t)a->started_ms, "counters",
+			 "events_stored", (json_int_t)ws.stored,
+			 "events_rejected", (json_int_t)ws.rejected,
+			 "batches", (json_int_t)ws.batches, "queue_depth", (json_int_t)ws.depth,
+			 "jobs_sent", (json_int_t)(ss.kind[0].sent + ss.kind[1].sent),
+			 "miners", (json_int_t)ss.miners,
+			 "in_flight", (json_int_t)(ss.kind[0].outstanding + ss.kind[1].outstanding));
+	if (body)
+		hive_bus_send(a->feed_bus, HIVE_TOPIC_HEARTBEAT, body, true);
+	json_decref(body);
+	return (int64_t)a->d.cfg.intervals.heartbeat_seconds * 1000;
+}
+
+/* Says when events go missing, when the writer falls behind, and when a
+ * daemon stops beating. */
+static int64_t watch_timer(struct hive_loop *loop, void *arg)
+{
+	struct main_state *m = arg;
+	struct apid *a = m->a;
+	json_t *h = apid_health(a), *ev, *d;
+	int64_t stale_ms = (int64_t)a->d.cfg.intervals.heartbeat_seconds * 3000;
+	uint64_t lost;
+	size_t i;
+
+	(void)loop;
+	if (!h)
+		return WATCH_MS;
+	ev = json_object_get(h, "events");
+	lost = (uint64_t)json_integer_value(json_object_get(ev, "lost"));
+	if (lost > m->lost_seen)
+		log_warnx("events lost new=%llu total=%llu",
+			  (unsigned long long)(lost - m->lost_seen), (unsigned long long)lost);
+	m->lost_seen = lost;
+	json_array_foreach(json_object_get(h, "daemons"), i, d) {
+		const char *src = json_string_value(json_object_get(d, "src"));
+		json_int_t age = json_integer_value(json_object_get(d, "heartbeat_age_ms"));
+		char key[256];
+
+		snprintf(key, sizeof(key), "heartbeat %s", src ? src : "?");
+		if (age > stale_ms)
+			hive_log_complain(key, "daemon silent src=%s age_ms=%lld", src ? src : "?",
+					  (long long)age);
+		else
+			hive_log_recovered(key, "daemon beating again src=%s", src ? src : "?");
+	}
+	log_debug("stats received=%lld stored=%lld rejected=%lld lost=%llu depth=%lld",
+		  (long long)json_integer_value(json_object_get(ev, "received")),
+		  (long long)json_integer_value(json_object_get(ev, "stored")),
+		  (long long)json_integer_value(json_object_get(ev, "rejected")),
+		  (unsigned long long)lost,
+		  (long long)json_integer_value(json_object_get(
+			  json_object_get(json_object_get(h, "queues"), "writer"), "depth")));
+	json_decref(h);
+	return WATCH_MS;
+}
+
+/* SIGHUP: intervals, batching, retention and the log level change live;
+ * the database, the bus and the HTTP address need a restart. */
+static void reload(struct main_state *m)
+{
+	struct apid *a = m->a;
+	struct apid_writer_opts wo;
+	struct apid_sched_opts so;
+	const struct hive_cfg *c;
+
+	if (hive_daemon_reload(&a->d) != 1)
+		return;
+	c = &a->d.cfg;
+	if (strcmp(c->database.path, m->fixed.database.path) != 0 ||
+	    memcmp(&c->bus, &m->fixed.bus, sizeof(c->bus)) != 0 ||
+	    strcmp(c->http.addr, m->fixed.http.addr) != 0)
+		log_warnx("reload: database.path, bus.* and http.addr take effect after a restart");
+	wo = writer_opts(a);
+	apid_writer_configure(a->writer, &wo);
+	so = sched_opts(c);
+	apid_sched_configure(a->sched, &so);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct hive_daemon_spec spec = {
+		.name = "apid",
+		.summary = "PowerHive hub: database, scheduler, HTTP API and dashboard",
+		.http_option = true,
+	};
+	static struct apid a;
+	struct main_state m = { .a = &a };
+	struct apid_writer_opts wo;
+	struct apid_sched_opts so;
+	char err[512];
+	int status = 1;
+
+	hive_daemon_start(&a.d, &spec, argc, argv);
+	a.started_ms = hive_wall_ms();
+	snprintf(a.db_path, sizeof(a.db_path), "%s", a.d.cfg.database.path);
+	m.fixed = a.d.cfg;            /* shallow: only its strings are compared */
+	m.fixed.network.subnets = NULL;
+
+	if (!(a.ingest = apid_ingest_new()) || !(a.loop = hive_loop_new())) {
+		log_errx("out of memory");
+		goto out;
+	}
+	wo = writer_opts(&a);
+	if (!(a.writer = apid_writer_start(&wo, err, sizeof(err)))) {
+		log_errx("cannot open database err=\"%s\"", err);
+		goto out;
+	}
+	if (!(m.ro = apid_store_open_readonly(a.db_path, err, sizeof(err)))) {
+		log_errx("cannot read database err=\"%s\"", err);
+		goto out;
+	}
+	if (open_bus(&a) < 0)
+		goto out;
+	so = sched_opts(&a.d.cfg);
+	if (!(a.sched = apid_sched_new(&so, a.jobs_status, a.jobs_telemetry)) ||
+	    !(a.feed = apid_feed_start(a.db_path, a.feed_bus, err, sizeof(err)))) {
+		log_errx("cannot start err=\"%s\"", a.sched ? err : "out of memory");
+		goto out;
+	}
+	apid_writer_attach(a.writer, a.sched, a.feed);
+	if (apid_ingest_start(a.ingest, a.events, a.writer, err, sizeof(err)) < 0 ||
+	    !(a.control = apid_control_start(&a, a.control_bus, err, sizeof(err)))) {
+		log_errx("cannot start err=\"%s\"", err);
+		goto out;
+	}
+	if (!(a.http = apid_http_start(&a, err, sizeof(err)))) {
+		log_errx("cannot start http addr=%s err=\"%s\"", a.d.cfg.http.addr, err);
+		goto out;
+	}
+	hive_loop_timer(a.loop, 0, sched_timer, &m);
+	hive_loop_timer(a.loop, 0, heartbeat_timer, &m);
+	hive_loop_timer(a.loop, WATCH_MS, watch_timer, &m);
+	log_info("started db=%s events=%s http=%s", a.db_path, a.d.cfg.bus.events,
+		 a.d.cfg.http.addr);
+
+	while (!hive_quit) {
+		if (hive_loop_run_once(a.loop, 250) < 0) {
+			log_warn("loop failed");
+			break;
+		}
+		if (hive_reload)
+			reload(&m);
+	}
+	status = 0;
+out:
+	if (a.http)
+		apid_http_stop(a.http);   /* no more PATCHes */
+	apid_ingest_stop(a.ingest);       /* no more events */
+	apid_control_stop(a.control);
+	apid_writer_stop(a.writer);       /* commits what was queued */
+	apid_feed_stop(a.feed);
+	apid_sched_free(a.sched);
+	sqlite3_close(m.ro);
+	close_bus(&a);
+	apid_ingest_free(a.ingest);
+	if (a.loop)
+		hive_loop_free(a.loop);
+	hive_daemon_finish(&a.d);
+	return status;
+}

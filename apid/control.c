@@ -1,0 +1,168 @@
+/* control — apid's REP socket on bus.control, answered on its own thread:
+ *
+ *   hive.control.credentials {"mac"} → {"mac","known","api_key","unlock_pass"}
+ *   hive.control.health      {}      → the GET /api/health document
+ *   anything else, or a malformed request → hive.control.error {"error"}
+ *
+ * Credentials are read through the thread's own read-only connection;
+ * they are secrets and never logged. */
+#include "core.h"
+
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hive/log.h"
+#include "hive/msg.h"
+#include "store.h"
+
+struct apid_control {
+	struct apid *a;
+	struct hive_bus *rep;
+	pthread_t thread;
+	atomic_bool stop;
+	atomic_uint_least64_t requests;
+	sqlite3 *db;
+	sqlite3_stmt *cred_st;
+};
+
+static json_t *error_body(const char *fmt, const char *arg)
+{
+	char msg[256];
+
+	snprintf(msg, sizeof(msg), fmt, arg);
+	return json_pack("{s:s}", "error", msg);
+}
+
+static json_t *credentials(struct apid_control *c, const json_t *req, const char **topic)
+{
+	const char *mac_in = json_string_value(json_object_get(req, "mac"));
+	char mac[APID_MAC_LEN], err[512];
+	json_t *out;
+	int rc;
+
+	if (!mac_in || apid_mac_normalise(mac_in, mac) < 0) {
+		*topic = HIVE_TOPIC_CTL_ERROR;
+		return error_body("mac: %s", mac_in ? "not a MAC address" : "missing");
+	}
+	if (!c->db) {
+		c->db = apid_store_open_readonly(c->a->db_path, err, sizeof(err));
+		if (!c->db ||
+		    sqlite3_prepare_v2(c->db, "SELECT api_key, unlock_pass FROM miners WHERE mac=?1",
+				       -1, &c->cred_st, NULL) != SQLITE_OK) {
+			log_errx("control cannot read database err=\"%s\"",
+				 c->db ? sqlite3_errmsg(c->db) : err);
+			sqlite3_close(c->db);
+			c->db = NULL;
+			*topic = HIVE_TOPIC_CTL_ERROR;
+			return error_body("database unavailable%s", "");
+		}
+	}
+	sqlite3_bind_text(c->cred_st, 1, mac, -1, SQLITE_STATIC);
+	rc = sqlite3_step(c->cred_st);
+	if (rc == SQLITE_ROW) {
+		const char *key = (const char *)sqlite3_column_text(c->cred_st, 0);
+		const char *pass = (const char *)sqlite3_column_text(c->cred_st, 1);
+
+		out = json_pack("{s:s,s:b,s:s?,s:s?}", "mac", mac, "known", 1, "api_key", key,
+				"unlock_pass", pass);
+	} else if (rc == SQLITE_DONE) {
+		out = json_pack("{s:s,s:b,s:n,s:n}", "mac", mac, "known", 0, "api_key",
+				"unlock_pass");
+	} else {
+		log_errx("control credentials query failed mac=%s err=\"%s\"", mac,
+			 sqlite3_errmsg(c->db));
+		*topic = HIVE_TOPIC_CTL_ERROR;
+		out = error_body("database error%s", "");
+	}
+	sqlite3_reset(c->cred_st);
+	return out;
+}
+
+static void answer(struct apid_control *c, const struct hive_envelope *req)
+{
+	const char *topic = req->topic;
+	json_t *body;
+
+	if (strcmp(req->topic, HIVE_TOPIC_CTL_CREDENTIALS) == 0) {
+		body = credentials(c, req->body, &topic);
+	} else if (strcmp(req->topic, HIVE_TOPIC_CTL_HEALTH) == 0) {
+		body = apid_health(c->a);
+	} else {
+		topic = HIVE_TOPIC_CTL_ERROR;
+		body = error_body("unknown control topic \"%.64s\"", req->topic);
+	}
+	if (!body) {
+		topic = HIVE_TOPIC_CTL_ERROR;
+		body = error_body("out of memory%s", "");
+	}
+	if (hive_bus_send(c->rep, topic, body, false) != HIVE_BUS_OK)
+		hive_log_complain("control reply", "control reply failed topic=%s", topic);
+	json_decref(body);
+}
+
+static void *control_main(void *arg)
+{
+	struct apid_control *c = arg;
+
+	while (!atomic_load(&c->stop)) {
+		struct hive_envelope env;
+		int rc;
+
+		memset(&env, 0, sizeof(env));
+		rc = hive_bus_recv(c->rep, &env, 200);
+		if (rc == HIVE_BUS_OK) {
+			atomic_fetch_add(&c->requests, 1);
+			answer(c, &env);
+			hive_envelope_clear(&env);
+		} else if (rc == HIVE_BUS_REJECTED) {
+			/* The requester still waits for an answer. */
+			json_t *body = error_body("malformed request%s", "");
+
+			atomic_fetch_add(&c->requests, 1);
+			hive_bus_send(c->rep, HIVE_TOPIC_CTL_ERROR, body, false);
+			json_decref(body);
+		} else if (rc == HIVE_BUS_CLOSED) {
+			break;
+		}
+	}
+	return NULL;
+}
+
+struct apid_control *apid_control_start(struct apid *a, struct hive_bus *rep, char *err,
+					size_t errlen)
+{
+	struct apid_control *c = calloc(1, sizeof(*c));
+	int rc;
+
+	if (!c) {
+		snprintf(err, errlen, "control: out of memory");
+		return NULL;
+	}
+	c->a = a;
+	c->rep = rep;
+	rc = pthread_create(&c->thread, NULL, control_main, c);
+	if (rc != 0) {
+		snprintf(err, errlen, "control thread: %s", strerror(rc));
+		free(c);
+		return NULL;
+	}
+	return c;
+}
+
+void apid_control_stop(struct apid_control *c)
+{
+	if (!c)
+		return;
+	atomic_store(&c->stop, true);
+	pthread_join(c->thread, NULL);
+	sqlite3_finalize(c->cred_st);
+	sqlite3_close(c->db);
+	free(c);
+}
+
+uint64_t apid_control_requests(struct apid_control *c)
+{
+	return c ? atomic_load(&c->requests) : 0;
+}

@@ -1,0 +1,365 @@
+/* health — what apid knows about the fleet's plumbing, as the JSON of
+ * GET /api/health and hive.control.health, and as Prometheus text for
+ * GET /metrics. The metrics are rendered from the health document, so the
+ * two never disagree. docs/apid.md lists every name. */
+#include "core.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "hive/loop.h"
+#include "sched.h"
+#include "writer.h"
+
+static json_int_t file_size(const char *path, const char *suffix)
+{
+	char p[HIVE_CFG_PATH_MAX + 8];
+	struct stat st;
+
+	snprintf(p, sizeof(p), "%s%s", path, suffix);
+	return stat(p, &st) == 0 ? (json_int_t)st.st_size : 0;
+}
+
+static json_t *counts_json(const struct apid_sched_counts *c)
+{
+	return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "sent", (json_int_t)c->sent,
+			 "done", (json_int_t)c->done, "failed", (json_int_t)c->failed,
+			 "timed_out", (json_int_t)c->timed_out, "not_sent", (json_int_t)c->not_sent,
+			 "skipped_busy", (json_int_t)c->skipped_busy,
+			 "outstanding", (json_int_t)c->outstanding);
+}
+
+/* Adds the bus's malformed envelopes to the event totals. */
+static void add_malformed(json_t *events, struct hive_bus *bus)
+{
+	struct hive_bus_stats bs;
+	json_t *by = json_object_get(events, "rejected_by");
+	json_int_t total = 0;
+
+	hive_bus_get_stats(bus, &bs);
+	for (int e = 1; e < HIVE_ENV_ERROR_COUNT; e++) {
+		char name[96];
+
+		snprintf(name, sizeof(name), "malformed envelope: %s",
+			 hive_envelope_error_name((enum hive_envelope_error)e));
+		if (by)
+			json_object_set_new(by, name, json_integer((json_int_t)bs.rejected_by[e]));
+		total += (json_int_t)bs.rejected_by[e];
+	}
+	json_object_set_new(events, "malformed", json_integer(total));
+	json_object_set_new(events, "rejected",
+			    json_integer(json_integer_value(json_object_get(events, "rejected")) +
+					 total));
+}
+
+/* "status": "ok", or "degraded" with the reasons in "problems": the
+ * writer falling behind, a silent daemon, jobs with no worker to take
+ * them, failed commits. */
+static void add_problems(struct apid *a, json_t *h, const struct apid_writer_stats *ws,
+			 const struct apid_sched_stats *ss)
+{
+	json_t *problems = json_array(), *d;
+	int64_t stale_ms = (int64_t)a->d.cfg.intervals.heartbeat_seconds * 3000;
+	size_t i;
+	char msg[320];
+
+	if (ws->queue_max && ws->depth * 10 >= ws->queue_max * 9)
+		json_array_append_new(problems, json_string("writer queue over 90% full"));
+	if (ws->commit_failures)
+		json_array_append_new(problems, json_string("database commits failed"));
+	json_array_foreach(json_object_get(h, "daemons"), i, d) {
+		if (json_integer_value(json_object_get(d, "heartbeat_age_ms")) <= stale_ms)
+			continue;
+		snprintf(msg, sizeof(msg), "no heartbeat from %s",
+			 json_string_value(json_object_get(d, "src")));
+		json_array_append_new(problems, json_string(msg));
+	}
+	if (ss->eligible && a->jobs_status && hive_bus_peers(a->jobs_status) == 0)
+		json_array_append_new(problems, json_string("no status worker connected"));
+	if (ss->eligible && a->jobs_telemetry && hive_bus_peers(a->jobs_telemetry) == 0)
+		json_array_append_new(problems, json_string("no telemetry worker connected"));
+	json_object_set_new(h, "status", json_string(json_array_size(problems) ? "degraded" : "ok"));
+	json_object_set_new(h, "problems", problems);
+}
+
+json_t *apid_health(struct apid *a)
+{
+	int64_t now = hive_wall_ms();
+	json_t *h = json_object(), *events = NULL, *daemons, *sweeps;
+	struct apid_writer_stats ws;
+	struct apid_sched_stats ss;
+	uint64_t published = 0, dropped = 0;
+
+	if (!h)
+		return NULL;
+	json_object_set_new(h, "status", json_string("ok"));
+	json_object_set_new(h, "apid", json_pack("{s:s,s:s,s:I,s:I,s:I}", "version", HIVE_VERSION,
+						 "src", a->d.source, "pid", (json_int_t)getpid(),
+						 "started_ms", (json_int_t)a->started_ms,
+						 "uptime_s", (json_int_t)((now - a->started_ms) / 1000)));
+	if (a->ingest)
+		events = apid_ingest_snapshot(a->ingest, now);
+	if (!events)
+		events = json_pack("{s:i,s:i,s:i,s:i,s:{},s:[],s:[],s:[]}", "received", 0, "stored",
+				   0, "rejected", 0, "lost", 0, "rejected_by", "sources",
+				   "daemons", "sweeps");
+	daemons = json_incref(json_object_get(events, "daemons"));
+	sweeps = json_incref(json_object_get(events, "sweeps"));
+	json_object_del(events, "daemons");
+	json_object_del(events, "sweeps");
+	if (a->events)
+		add_malformed(events, a->events);
+	json_object_set_new(h, "daemons", daemons ? daemons : json_array());
+	json_object_set_new(h, "workers", json_pack("{s:i,s:i}",
+						    "status", hive_bus_peers(a->jobs_status),
+						    "telemetry", hive_bus_peers(a->jobs_telemetry)));
+	memset(&ws, 0, sizeof(ws));
+	if (a->writer)
+		apid_writer_get_stats(a->writer, &ws);
+	if (a->feed)
+		apid_feed_stats(a->feed, &published, &dropped);
+	json_object_set_new(h, "queues", json_pack(
+		"{s:{s:I,s:I},s:{s:I,s:I}}",
+		"writer", "depth", (json_int_t)ws.depth, "max", (json_int_t)ws.queue_max,
+		"feed", "published", (json_int_t)published, "dropped", (json_int_t)dropped));
+	json_object_set_new(h, "events", events);
+	memset(&ss, 0, sizeof(ss));
+	if (a->sched)
+		apid_sched_get_stats(a->sched, &ss);
+	json_object_set_new(h, "scheduler", json_pack(
+		"{s:I,s:I,s:o,s:o}", "miners", (json_int_t)ss.miners,
+		"eligible", (json_int_t)ss.eligible,
+		"status", counts_json(&ss.kind[APID_JOB_STATUS]),
+		"telemetry", counts_json(&ss.kind[APID_JOB_TELEMETRY])));
+	json_object_set_new(h, "sweeps", sweeps ? sweeps : json_array());
+	json_object_set_new(h, "database", json_pack(
+		"{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:{s:I,s:I,s:I,s:I}}",
+		"path", a->db_path, "size_bytes", file_size(a->db_path, ""),
+		"wal_bytes", file_size(a->db_path, "-wal"),
+		"batches", (json_int_t)ws.batches, "max_batch", (json_int_t)ws.max_batch,
+		"patches", (json_int_t)ws.patches, "commit_failures", (json_int_t)ws.commit_failures,
+		"last_seq", (json_int_t)ws.last_seq,
+		"pruned", "statuses", (json_int_t)ws.pruned_statuses,
+		"telemetry", (json_int_t)ws.pruned_telemetry,
+		"miner_errors", (json_int_t)ws.pruned_errors, "audit", (json_int_t)ws.pruned_audit));
+	json_object_set_new(h, "control", json_pack("{s:I}", "requests",
+						    (json_int_t)apid_control_requests(a->control)));
+	add_problems(a, h, &ws, &ss);
+	return h;
+}
+
+/* ------------------------------------------------------------ metrics */
+
+static void put_label_value(FILE *f, const char *s)
+{
+	for (; s && *s; s++) {
+		if (*s == '\\' || *s == '"')
+			fprintf(f, "\\%c", *s);
+		else if (*s == '\n')
+			fputs("\\n", f);
+		else
+			fputc(*s, f);
+	}
+}
+
+static void family(FILE *f, const char *name, const char *type, const char *help)
+{
+	fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static json_int_t num(const json_t *o, const char *key)
+{
+	json_t *v = json_object_get(o, key);
+
+	return json_is_integer(v) ? json_integer_value(v) : json_is_real(v)
+		? (json_int_t)json_real_value(v) : 0;
+}
+
+static void sample(FILE *f, const char *name, const char *label, const char *value, double v)
+{
+	fputs(name, f);
+	if (label) {
+		fprintf(f, "{%s=\"", label);
+		put_label_value(f, value);
+		fputs("\"}", f);
+	}
+	fprintf(f, " %.17g\n", v);
+}
+
+/* One family with a sample per element of arr (label from key lab). */
+static void per(FILE *f, const char *name, const char *type, const char *help, const json_t *arr,
+		const char *label, const char *lab_key, const char *val_key)
+{
+	const json_t *e;
+	size_t i;
+
+	family(f, name, type, help);
+	json_array_foreach(arr, i, e)
+		sample(f, name, label, json_string_value(json_object_get(e, lab_key)),
+		       (double)num(e, val_key));
+}
+
+static void per_kind(FILE *f, const char *name, const char *type, const char *help,
+		     const json_t *sched, const char *key)
+{
+	family(f, name, type, help);
+	sample(f, name, "queue", "status", (double)num(json_object_get(sched, "status"), key));
+	sample(f, name, "queue", "telemetry",
+	       (double)num(json_object_get(sched, "telemetry"), key));
+}
+
+char *apid_metrics(struct apid *a)
+{
+	json_t *h = apid_health(a), *ev, *sched, *db, *q, *d, *w;
+	char *buf = NULL;
+	size_t len = 0, i;
+	const char *k;
+	FILE *f;
+
+	if (!h)
+		return NULL;
+	f = open_memstream(&buf, &len);
+	if (!f) {
+		json_decref(h);
+		return NULL;
+	}
+	ev = json_object_get(h, "events");
+	sched = json_object_get(h, "scheduler");
+	db = json_object_get(h, "database");
+	q = json_object_get(h, "queues");
+
+	family(f, "powerhive_up", "gauge", "1 while apid runs.");
+	sample(f, "powerhive_up", NULL, NULL, 1);
+	family(f, "powerhive_start_time_seconds", "gauge", "When apid started (Unix time).");
+	sample(f, "powerhive_start_time_seconds", NULL, NULL, (double)a->started_ms / 1000.0);
+
+	per(f, "powerhive_events_received_total", "counter", "Events received from the bus.",
+	    json_object_get(ev, "sources"), "source", "src", "received");
+	per(f, "powerhive_events_stored_total", "counter",
+	    "Events applied and committed (heartbeats and job failures included).",
+	    json_object_get(ev, "sources"), "source", "src", "stored");
+	per(f, "powerhive_events_rejected_total", "counter",
+	    "Events refused (bad body, unknown miner...): nothing written.",
+	    json_object_get(ev, "sources"), "source", "src", "rejected");
+	per(f, "powerhive_events_lost_total", "counter",
+	    "Events never received (gaps in the senders' sequence numbers).",
+	    json_object_get(ev, "sources"), "source", "src", "lost");
+	family(f, "powerhive_events_rejected_reason_total", "counter",
+	       "Events refused, by reason (malformed envelopes included).");
+	json_object_foreach(json_object_get(ev, "rejected_by"), k, d)
+		sample(f, "powerhive_events_rejected_reason_total", "reason", k,
+		       (double)json_integer_value(d));
+	family(f, "powerhive_events_duplicates_total", "counter",
+	       "Events received twice (repeated sequence numbers).");
+	sample(f, "powerhive_events_duplicates_total", NULL, NULL, (double)num(ev, "duplicates"));
+	family(f, "powerhive_miner_errors_unattributed_total", "counter",
+	       "hive.miner.error events without a MAC: counted, not stored.");
+	sample(f, "powerhive_miner_errors_unattributed_total", NULL, NULL,
+	       (double)num(ev, "unattributed_errors"));
+
+	family(f, "powerhive_daemon_heartbeat_age_seconds", "gauge",
+	       "Seconds since the daemon's last heartbeat.");
+	json_array_foreach(json_object_get(h, "daemons"), i, d) {
+		fputs("powerhive_daemon_heartbeat_age_seconds{source=\"", f);
+		put_label_value(f, json_string_value(json_object_get(d, "src")));
+		fputs("\",daemon=\"", f);
+		put_label_value(f, json_string_value(json_object_get(d, "daemon")));
+		fprintf(f, "\"} %.3f\n", (double)num(d, "heartbeat_age_ms") / 1000.0);
+	}
+	family(f, "powerhive_daemon_value", "gauge",
+	       "The counters a daemon reported in its last heartbeat.");
+	json_array_foreach(json_object_get(h, "daemons"), i, d) {
+		json_t *v;
+
+		json_object_foreach(json_object_get(d, "counters"), k, v) {
+			fputs("powerhive_daemon_value{source=\"", f);
+			put_label_value(f, json_string_value(json_object_get(d, "src")));
+			fputs("\",name=\"", f);
+			put_label_value(f, k);
+			fprintf(f, "\"} %.17g\n", json_number_value(v));
+		}
+	}
+
+	w = json_object_get(h, "workers");
+	family(f, "powerhive_workers_connected", "gauge", "Workers connected to a job queue.");
+	sample(f, "powerhive_workers_connected", "queue", "status", (double)num(w, "status"));
+	sample(f, "powerhive_workers_connected", "queue", "telemetry",
+	       (double)num(w, "telemetry"));
+
+	family(f, "powerhive_writer_queue_depth", "gauge", "Events waiting for the writer.");
+	sample(f, "powerhive_writer_queue_depth", NULL, NULL,
+	       (double)num(json_object_get(q, "writer"), "depth"));
+	family(f, "powerhive_writer_queue_capacity", "gauge", "Size of the writer queue.");
+	sample(f, "powerhive_writer_queue_capacity", NULL, NULL,
+	       (double)num(json_object_get(q, "writer"), "max"));
+	family(f, "powerhive_writer_batches_total", "counter", "Transactions committed.");
+	sample(f, "powerhive_writer_batches_total", NULL, NULL, (double)num(db, "batches"));
+	family(f, "powerhive_writer_commit_failures_total", "counter",
+	       "Transactions that failed to commit.");
+	sample(f, "powerhive_writer_commit_failures_total", NULL, NULL,
+	       (double)num(db, "commit_failures"));
+	family(f, "powerhive_retention_pruned_rows_total", "counter",
+	       "Rows deleted by retention, per table.");
+	json_object_foreach(json_object_get(db, "pruned"), k, d)
+		sample(f, "powerhive_retention_pruned_rows_total", "table", k,
+		       (double)json_integer_value(d));
+	family(f, "powerhive_database_size_bytes", "gauge", "Size of the database files.");
+	sample(f, "powerhive_database_size_bytes", "file", "main", (double)num(db, "size_bytes"));
+	sample(f, "powerhive_database_size_bytes", "file", "wal", (double)num(db, "wal_bytes"));
+	family(f, "powerhive_feed_published_total", "counter", "Messages published on the feed.");
+	sample(f, "powerhive_feed_published_total", NULL, NULL,
+	       (double)num(json_object_get(q, "feed"), "published"));
+	family(f, "powerhive_feed_dropped_total", "counter",
+	       "Feed updates dropped because the feed queue was full.");
+	sample(f, "powerhive_feed_dropped_total", NULL, NULL,
+	       (double)num(json_object_get(q, "feed"), "dropped"));
+
+	per_kind(f, "powerhive_jobs_sent_total", "counter", "Jobs handed to a worker.", sched,
+		 "sent");
+	per_kind(f, "powerhive_jobs_done_total", "counter", "Jobs whose result arrived.", sched,
+		 "done");
+	per_kind(f, "powerhive_jobs_failed_total", "counter", "Jobs a worker reported failed.",
+		 sched, "failed");
+	per_kind(f, "powerhive_jobs_timed_out_total", "counter",
+		 "Jobs with neither result nor failure within the job timeout.", sched,
+		 "timed_out");
+	per_kind(f, "powerhive_jobs_not_sent_total", "counter",
+		 "Jobs not sent: no worker connected or ready.", sched, "not_sent");
+	per_kind(f, "powerhive_jobs_skipped_busy_total", "counter",
+		 "Slots skipped because the miner's previous job was still out.", sched,
+		 "skipped_busy");
+	per_kind(f, "powerhive_jobs_outstanding", "gauge", "Jobs out now.", sched, "outstanding");
+	family(f, "powerhive_scheduler_miners", "gauge",
+	       "Online miners with an API key (the roster).");
+	sample(f, "powerhive_scheduler_miners", NULL, NULL, (double)num(sched, "miners"));
+	family(f, "powerhive_scheduler_eligible_miners", "gauge",
+	       "Miners of the roster that get jobs (scheduler.managed_only applied).");
+	sample(f, "powerhive_scheduler_eligible_miners", NULL, NULL,
+	       (double)num(sched, "eligible"));
+
+	family(f, "powerhive_sweep_last_timestamp_seconds", "gauge",
+	       "When a subnet's last sweep ended (Unix time).");
+	json_array_foreach(json_object_get(h, "sweeps"), i, d)
+		sample(f, "powerhive_sweep_last_timestamp_seconds", "subnet",
+		       json_string_value(json_object_get(d, "subnet")),
+		       (double)num(d, "ts_ms") / 1000.0);
+	family(f, "powerhive_sweep_duration_seconds", "gauge", "How long a subnet's last sweep took.");
+	json_array_foreach(json_object_get(h, "sweeps"), i, d)
+		sample(f, "powerhive_sweep_duration_seconds", "subnet",
+		       json_string_value(json_object_get(d, "subnet")),
+		       (double)num(d, "duration_ms") / 1000.0);
+	per(f, "powerhive_sweep_miners", "gauge", "Miners a subnet's last sweep found.",
+	    json_object_get(h, "sweeps"), "subnet", "subnet", "miners");
+	family(f, "powerhive_control_requests_total", "counter", "Requests on bus.control.");
+	sample(f, "powerhive_control_requests_total", NULL, NULL,
+	       (double)num(json_object_get(h, "control"), "requests"));
+	json_decref(h);
+	if (fclose(f) != 0) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}

@@ -1,0 +1,1033 @@
+/* ingest — the bus side of apid: the receive thread, the decoding of every
+ * event body, and the counters of what arrived from whom.
+ *
+ * The receive thread only receives, counts (sequence gaps included) and
+ * hands the envelope to the writer queue; bodies are decoded by the writer
+ * thread (apid_event_decode), so a slow body never holds the socket. */
+#include "core.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "chips.h"
+#include "hive/cfg.h"
+#include "hive/json.h"
+#include "hive/log.h"
+#include "hive/msg.h"
+#include "writer.h"
+
+#define MAX_SOURCES   4096      /* beyond: counted under "other" */
+#define MAX_DAEMONS   1024
+#define MAX_CHAINS    64
+#define MAX_CHIPS     4096      /* per chain */
+#define MAX_PRESETS   256
+#define MAX_TEXT      1024      /* free text: names, messages */
+#define SOURCE_BUCKETS 256
+/* Daemons whose last heartbeat is older are left out of health. */
+#define DAEMON_FORGET_MS (3600 * 1000LL)
+
+static const char *const reject_names[APID_REJ_COUNT] = {
+	[APID_REJ_UNKNOWN_TOPIC] = "unknown topic",
+	[APID_REJ_BAD_BODY] = "bad body",
+	[APID_REJ_UNKNOWN_MINER] = "unknown miner",
+	[APID_REJ_DATABASE] = "database error",
+};
+
+const char *apid_reject_name(enum apid_reject r)
+{
+	return r < APID_REJ_COUNT ? reject_names[r] : "?";
+}
+
+/* ------------------------------------------------------------ decoding */
+
+int apid_mac_normalise(const char *in, char out[APID_MAC_LEN])
+{
+	if (!in || strlen(in) != 17)
+		return -1;
+	for (int i = 0; i < 17; i++) {
+		unsigned char c = (unsigned char)in[i];
+
+		if (i % 3 == 2) {
+			if (c != ':')
+				return -1;
+			out[i] = ':';
+		} else {
+			if (!isxdigit(c))
+				return -1;
+			out[i] = (char)tolower(c);
+		}
+	}
+	out[17] = '\0';
+	return 0;
+}
+
+/* A string member borrowed from obj; same contract as hive_json_str. */
+static int get_str(const json_t *obj, const char *key, bool required, size_t max,
+		   const char **out, char *err, size_t errlen)
+{
+	json_t *v = json_object_get(obj, key);
+
+	if (!v || json_is_null(v)) {
+		if (!required)
+			return 1;
+		snprintf(err, errlen, "%s: missing", key);
+		return -1;
+	}
+	if (!json_is_string(v)) {
+		snprintf(err, errlen, "%s: expected string, got %s", key,
+			 hive_json_type_name(v));
+		return -1;
+	}
+	if (json_string_length(v) > max) {
+		snprintf(err, errlen, "%s: longer than %zu characters", key, max);
+		return -1;
+	}
+	*out = json_string_value(v);
+	return 0;
+}
+
+static int get_num(const json_t *obj, const char *key, double *out, char *err, size_t errlen)
+{
+	*out = NAN;
+	if (hive_json_num(obj, key, false, out, err, errlen) < 0)
+		return -1;
+	if (!isfinite(*out)) {
+		*out = NAN;
+		return 0;
+	}
+	return 0;
+}
+
+static int get_mac(const json_t *obj, bool allow_empty, char out[APID_MAC_LEN], char *err,
+		   size_t errlen)
+{
+	const char *s = NULL;
+
+	if (get_str(obj, "mac", true, 64, &s, err, errlen) < 0)
+		return -1;
+	if (allow_empty && !*s) {
+		out[0] = '\0';
+		return 0;
+	}
+	if (apid_mac_normalise(s, out) < 0) {
+		snprintf(err, errlen, "mac: not a MAC address: \"%.40s\"", s);
+		return -1;
+	}
+	return 0;
+}
+
+static int get_ip(const json_t *obj, bool required, char out[APID_IP_LEN], char *err,
+		  size_t errlen)
+{
+	const char *s = NULL;
+	struct in_addr a;
+	int rc = get_str(obj, "ip", required, 64, &s, err, errlen);
+
+	out[0] = '\0';
+	if (rc != 0)
+		return rc;
+	if (inet_pton(AF_INET, s, &a) != 1) {
+		snprintf(err, errlen, "ip: not an IPv4 address: \"%.40s\"", s);
+		return -1;
+	}
+	inet_ntop(AF_INET, &a, out, APID_IP_LEN);
+	return 0;
+}
+
+static int get_job(const json_t *obj, long long *job, char *err, size_t errlen)
+{
+	*job = 0;
+	return hive_json_int(obj, "job", false, job, err, errlen) < 0 ? -1 : 0;
+}
+
+/* Optional text fields, all up to MAX_TEXT. */
+static int get_texts(const json_t *obj, const char *const *keys, const char **const *outs,
+		     char *err, size_t errlen)
+{
+	for (int i = 0; keys[i]; i++) {
+		*outs[i] = NULL;
+		if (get_str(obj, keys[i], false, MAX_TEXT, outs[i], err, errlen) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int decode_seen(const json_t *b, struct apid_ev_seen *e, char *err, size_t errlen)
+{
+	static const char *const keys[] = { "model", "miner", "fw_name", "fw_version",
+					    "hostname", NULL };
+	const char **const outs[] = { &e->model, &e->miner, &e->fw_name, &e->fw_version,
+				      &e->hostname };
+	const char *subnet = NULL;
+	struct hive_subnet sn;
+
+	if (get_mac(b, false, e->mac, err, errlen) < 0 || get_ip(b, true, e->ip, err, errlen) < 0 ||
+	    get_texts(b, keys, outs, err, errlen) < 0 ||
+	    get_str(b, "subnet", false, 64, &subnet, err, errlen) < 0)
+		return -1;
+	e->subnet[0] = '\0';
+	if (subnet && *subnet) {
+		if (hive_subnet_parse(subnet, &sn) < 0) {
+			snprintf(err, errlen, "subnet: not a CIDR: \"%.40s\"", subnet);
+			return -1;
+		}
+		snprintf(e->subnet, sizeof(e->subnet), "%s", sn.text);
+	}
+	return 0;
+}
+
+static int decode_key(const json_t *b, struct apid_ev_key *e, char *err, size_t errlen)
+{
+	if (get_mac(b, false, e->mac, err, errlen) < 0 ||
+	    get_str(b, "api_key", true, 512, &e->api_key, err, errlen) < 0)
+		return -1;
+	if (!*e->api_key) {
+		snprintf(err, errlen, "api_key: empty");
+		return -1;
+	}
+	return 0;
+}
+
+static int decode_error(const json_t *b, struct apid_ev_error *e, char *err, size_t errlen)
+{
+	static const char *const ops[] = { "discover", "unlock", "provision", "status",
+					   "telemetry", "control", NULL };
+	int i;
+
+	e->message = NULL;
+	if (get_mac(b, true, e->mac, err, errlen) < 0 ||
+	    get_str(b, "op", true, 32, &e->op, err, errlen) < 0 ||
+	    get_str(b, "kind", true, 64, &e->kind, err, errlen) < 0 ||
+	    get_str(b, "message", false, 1 << 16, &e->message, err, errlen) < 0 ||
+	    get_num(b, "http_status", &e->http_status, err, errlen) < 0)
+		return -1;
+	for (i = 0; ops[i] && strcmp(ops[i], e->op) != 0; i++)
+		;
+	if (!ops[i]) {
+		snprintf(err, errlen, "op: unknown operation \"%.32s\"", e->op);
+		return -1;
+	}
+	if (!*e->kind) {
+		snprintf(err, errlen, "kind: empty");
+		return -1;
+	}
+	return 0;
+}
+
+/* {"rows","cols","chips":[[id|-1,...],...]} */
+static int check_topology(const json_t *t, char *err, size_t errlen)
+{
+	long long rows, cols;
+	json_t *chips, *row, *cell;
+	size_t i, j;
+
+	if (hive_json_int(t, "rows", true, &rows, err, errlen) < 0 ||
+	    hive_json_int(t, "cols", true, &cols, err, errlen) < 0 ||
+	    hive_json_arr(t, "chips", true, &chips, err, errlen) < 0)
+		goto fail;
+	if (rows < 0 || cols < 0 || rows > 1024 || cols > 1024 ||
+	    json_array_size(chips) != (size_t)rows) {
+		snprintf(err, errlen, "chips: expected %lld rows, got %zu", rows,
+			 json_array_size(chips));
+		goto fail;
+	}
+	json_array_foreach(chips, i, row) {
+		if (!json_is_array(row) || json_array_size(row) != (size_t)cols) {
+			snprintf(err, errlen, "chips[%zu]: expected an array of %lld ids", i, cols);
+			goto fail;
+		}
+		json_array_foreach(row, j, cell) {
+			if (!json_is_integer(cell)) {
+				snprintf(err, errlen, "chips[%zu][%zu]: expected integer, got %s",
+					 i, j, hive_json_type_name(cell));
+				goto fail;
+			}
+		}
+	}
+	return 0;
+fail:;
+	char msg[256];
+
+	snprintf(msg, sizeof(msg), "%s", err);
+	snprintf(err, errlen, "topology.%s", msg);
+	return -1;
+}
+
+static int decode_model(const json_t *b, struct apid_ev_model *e, char *err, size_t errlen)
+{
+	json_t *presets, *p;
+	size_t i;
+	char msg[256];
+
+	memset(e, 0, sizeof(*e));
+	if (get_str(b, "model", true, 64, &e->alias, err, errlen) < 0 ||
+	    get_str(b, "full_name", false, MAX_TEXT, &e->full_name, err, errlen) < 0 ||
+	    get_str(b, "fw_version", false, 128, &e->fw_version, err, errlen) < 0 ||
+	    get_num(b, "num_chains", &e->num_chains, err, errlen) < 0 ||
+	    get_num(b, "chips_per_chain", &e->chips_per_chain, err, errlen) < 0 ||
+	    hive_json_obj(b, "topology", false, &e->topology, err, errlen) < 0 ||
+	    hive_json_arr(b, "presets", true, &presets, err, errlen) < 0)
+		return -1;
+	if (!*e->alias) {
+		snprintf(err, errlen, "model: empty");
+		return -1;
+	}
+	if (e->topology && check_topology(e->topology, err, errlen) < 0)
+		return -1;
+	if (json_array_size(presets) > MAX_PRESETS) {
+		snprintf(err, errlen, "presets: more than %d", MAX_PRESETS);
+		return -1;
+	}
+	e->n_presets = json_array_size(presets);
+	e->presets = calloc(e->n_presets ? e->n_presets : 1, sizeof(*e->presets));
+	if (!e->presets) {
+		snprintf(err, errlen, "presets: out of memory");
+		return -1;
+	}
+	json_array_foreach(presets, i, p) {
+		struct apid_ev_preset *q = &e->presets[i];
+		bool tuned = false;
+
+		q->order = (long long)i;
+		if (!json_is_object(p)) {
+			snprintf(msg, sizeof(msg), "expected object, got %s", hive_json_type_name(p));
+			goto fail;
+		}
+		if (get_str(p, "name", true, 64, &q->name, msg, sizeof(msg)) < 0 ||
+		    get_str(p, "pretty", false, 256, &q->pretty, msg, sizeof(msg)) < 0 ||
+		    get_num(p, "watts", &q->watts, msg, sizeof(msg)) < 0 ||
+		    get_num(p, "th", &q->th, msg, sizeof(msg)) < 0 ||
+		    hive_json_int(p, "order", false, &q->order, msg, sizeof(msg)) < 0 ||
+		    hive_json_bool(p, "tuned", false, &tuned, msg, sizeof(msg)) < 0)
+			goto fail;
+		if (!*q->name) {
+			snprintf(msg, sizeof(msg), "name: empty");
+			goto fail;
+		}
+		for (size_t k = 0; k < i; k++) {
+			if (strcmp(e->presets[k].name, q->name) == 0) {
+				snprintf(msg, sizeof(msg), "name: \"%.64s\" listed twice", q->name);
+				goto fail;
+			}
+		}
+		q->tuned = tuned;
+	}
+	return 0;
+fail:
+	snprintf(err, errlen, "presets[%zu].%s", i, msg);
+	free(e->presets);
+	e->presets = NULL;
+	return -1;
+}
+
+static int decode_sweep(const json_t *b, struct apid_ev_sweep *e, char *err, size_t errlen)
+{
+	const char *subnet;
+	struct hive_subnet sn;
+	json_t *m;
+	size_t i;
+	char mac[APID_MAC_LEN];
+
+	if (get_str(b, "subnet", true, 64, &subnet, err, errlen) < 0 ||
+	    hive_json_arr(b, "macs", true, &e->macs, err, errlen) < 0 ||
+	    get_num(b, "started", &e->started, err, errlen) < 0 ||
+	    get_num(b, "duration_ms", &e->duration_ms, err, errlen) < 0 ||
+	    get_num(b, "probed", &e->probed, err, errlen) < 0 ||
+	    get_num(b, "answered", &e->answered, err, errlen) < 0 ||
+	    get_num(b, "miners", &e->miners, err, errlen) < 0)
+		return -1;
+	if (hive_subnet_parse(subnet, &sn) < 0) {
+		snprintf(err, errlen, "subnet: not a CIDR: \"%.40s\"", subnet);
+		return -1;
+	}
+	snprintf(e->subnet, sizeof(e->subnet), "%s", sn.text);
+	json_array_foreach(e->macs, i, m) {
+		if (!json_is_string(m) || apid_mac_normalise(json_string_value(m), mac) < 0) {
+			snprintf(err, errlen, "macs[%zu]: not a MAC address", i);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int check_num_array(const json_t *a, const char *key, char *err, size_t errlen)
+{
+	json_t *v;
+	size_t i;
+
+	json_array_foreach(a, i, v) {
+		if (!json_is_number(v)) {
+			snprintf(err, errlen, "%s[%zu]: expected number, got %s", key, i,
+				 hive_json_type_name(v));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int decode_status(const json_t *b, struct apid_ev_status *e, char *err, size_t errlen)
+{
+	static const struct { const char *key; size_t off; } nums[] = {
+		{ "state_time", offsetof(struct apid_ev_status, state_time) },
+		{ "hr_realtime_ghs", offsetof(struct apid_ev_status, hr_realtime) },
+		{ "hr_average_ghs", offsetof(struct apid_ev_status, hr_average) },
+		{ "hr_nominal_ghs", offsetof(struct apid_ev_status, hr_nominal) },
+		{ "chip_temp_max", offsetof(struct apid_ev_status, chip_temp_max) },
+		{ "pcb_temp_max", offsetof(struct apid_ev_status, pcb_temp_max) },
+		{ "power_w", offsetof(struct apid_ev_status, power_w) },
+		{ "fan_duty", offsetof(struct apid_ev_status, fan_duty) },
+		{ "hw_errors", offsetof(struct apid_ev_status, hw_errors) },
+	};
+	json_t *v;
+	size_t i;
+	bool metered;
+	int rc;
+
+	e->state = e->preset = NULL;
+	e->fans = e->chains = e->pools = NULL;
+	if (get_mac(b, false, e->mac, err, errlen) < 0 || get_job(b, &e->job, err, errlen) < 0 ||
+	    get_str(b, "state", false, 64, &e->state, err, errlen) < 0 ||
+	    get_str(b, "preset", false, 64, &e->preset, err, errlen) < 0)
+		return -1;
+	for (i = 0; i < sizeof(nums) / sizeof(nums[0]); i++)
+		if (get_num(b, nums[i].key, (double *)((char *)e + nums[i].off), err, errlen) < 0)
+			return -1;
+	rc = hive_json_bool(b, "power_metered", false, &metered, err, errlen);
+	if (rc < 0)
+		return -1;
+	e->power_metered = rc == 0 ? metered : -1;
+	if (hive_json_arr(b, "fans", false, &e->fans, err, errlen) < 0 ||
+	    hive_json_arr(b, "chains", false, &e->chains, err, errlen) < 0 ||
+	    hive_json_obj(b, "pools", false, &e->pools, err, errlen) < 0)
+		return -1;
+	if (e->fans && check_num_array(e->fans, "fans", err, errlen) < 0)
+		return -1;
+	if (e->chains) {
+		if (json_array_size(e->chains) > MAX_CHAINS) {
+			snprintf(err, errlen, "chains: more than %d", MAX_CHAINS);
+			return -1;
+		}
+		json_array_foreach(e->chains, i, v) {
+			if (!json_is_object(v)) {
+				snprintf(err, errlen, "chains[%zu]: expected object, got %s", i,
+					 hive_json_type_name(v));
+				return -1;
+			}
+		}
+	}
+	return 0;
+}
+
+/* One of chips' column arrays: NULL (absent) or exactly n numbers. */
+static int chip_column(const json_t *chips, const char *key, size_t n, json_t **out,
+		       char *err, size_t errlen)
+{
+	*out = NULL;
+	if (hive_json_arr(chips, key, false, out, err, errlen) < 0)
+		return -1;
+	if (!*out)
+		return 0;
+	if (json_array_size(*out) != n) {
+		snprintf(err, errlen, "%s: expected %zu values, got %zu", key, n,
+			 json_array_size(*out));
+		return -1;
+	}
+	return check_num_array(*out, key, err, errlen);
+}
+
+static double col(const json_t *a, size_t i)
+{
+	json_t *v = a ? json_array_get(a, i) : NULL;
+
+	return v ? json_number_value(v) : 0.0;
+}
+
+static int pack_chain(const json_t *c, struct apid_ev_chain *ch, char *err, size_t errlen)
+{
+	json_t *chips, *hr, *freq, *volt, *temp, *errs;
+	const char *grade = NULL, *thr = NULL;
+	struct apid_chip *tmp;
+	size_t n;
+
+	if (hive_json_int(c, "id", true, &ch->id, err, errlen) < 0 ||
+	    get_str(c, "state", false, 64, &ch->state, err, errlen) < 0 ||
+	    get_num(c, "hr_realtime_ghs", &ch->hr_realtime, err, errlen) < 0 ||
+	    get_num(c, "hr_nominal_ghs", &ch->hr_nominal, err, errlen) < 0 ||
+	    get_num(c, "freq", &ch->freq, err, errlen) < 0 ||
+	    hive_json_obj(c, "chips", true, &chips, err, errlen) < 0 ||
+	    hive_json_arr(chips, "hr", true, &hr, err, errlen) < 0)
+		return -1;
+	n = json_array_size(hr);
+	if (n > MAX_CHIPS) {
+		snprintf(err, errlen, "chips.hr: more than %d chips", MAX_CHIPS);
+		return -1;
+	}
+	if (check_num_array(hr, "chips.hr", err, errlen) < 0 ||
+	    chip_column(chips, "freq", n, &freq, err, errlen) < 0 ||
+	    chip_column(chips, "volt", n, &volt, err, errlen) < 0 ||
+	    chip_column(chips, "temp", n, &temp, err, errlen) < 0 ||
+	    chip_column(chips, "errs", n, &errs, err, errlen) < 0 ||
+	    get_str(chips, "grade", false, MAX_CHIPS, &grade, err, errlen) < 0 ||
+	    get_str(chips, "throttled", false, MAX_CHIPS, &thr, err, errlen) < 0)
+		return -1;
+	if ((grade && strlen(grade) != n) || (thr && strlen(thr) != n)) {
+		snprintf(err, errlen, "chips.%s: expected %zu letters",
+			 grade && strlen(grade) != n ? "grade" : "throttled", n);
+		return -1;
+	}
+	tmp = calloc(n ? n : 1, sizeof(*tmp));
+	ch->chips = malloc(n ? n * APID_CHIP_BYTES : 1);
+	if (!tmp || !ch->chips) {
+		free(tmp);
+		snprintf(err, errlen, "chips: out of memory");
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		double e = col(errs, i);
+
+		tmp[i].hr_ghs = (float)col(hr, i);
+		tmp[i].freq = (int)lround(fmin(fmax(col(freq, i), -1), 1e6));
+		tmp[i].volt = (int)lround(fmin(fmax(col(volt, i), -1), 1e6));
+		tmp[i].temp = (float)col(temp, i);
+		tmp[i].grade = grade ? grade[i] : '?';
+		tmp[i].throttled = thr && thr[i] == '1';
+		tmp[i].errs = e <= 0 ? 0 : e >= 4294967295.0 ? 4294967295u : (unsigned)e;
+	}
+	ch->n_chips = n;
+	apid_chips_pack(tmp, n, ch->chips);
+	free(tmp);
+	return 0;
+}
+
+static int decode_telemetry(const json_t *b, struct apid_ev_telemetry *e, char *err,
+			    size_t errlen)
+{
+	const char *source = NULL;
+	json_t *chains, *c;
+	size_t i;
+	char msg[256];
+
+	e->n_chains = 0;
+	e->chains = NULL;
+	if (get_mac(b, false, e->mac, err, errlen) < 0 || get_job(b, &e->job, err, errlen) < 0 ||
+	    get_str(b, "source", false, 16, &source, err, errlen) < 0 ||
+	    hive_json_arr(b, "chains", true, &chains, err, errlen) < 0)
+		return -1;
+	if (!source || !*source)
+		source = "chains";
+	if (strcmp(source, "chains") != 0 && strcmp(source, "boards") != 0) {
+		snprintf(err, errlen, "source: expected \"chains\" or \"boards\", got \"%s\"",
+			 source);
+		return -1;
+	}
+	snprintf(e->source, sizeof(e->source), "%s", source);
+	if (json_array_size(chains) > MAX_CHAINS) {
+		snprintf(err, errlen, "chains: more than %d", MAX_CHAINS);
+		return -1;
+	}
+	e->chains = calloc(json_array_size(chains) + 1, sizeof(*e->chains));
+	if (!e->chains) {
+		snprintf(err, errlen, "chains: out of memory");
+		return -1;
+	}
+	json_array_foreach(chains, i, c) {
+		if (!json_is_object(c)) {
+			snprintf(msg, sizeof(msg), "expected object, got %s", hive_json_type_name(c));
+			goto fail;
+		}
+		if (pack_chain(c, &e->chains[i], msg, sizeof(msg)) < 0)
+			goto fail;
+		e->n_chains = i + 1;
+	}
+	return 0;
+fail:
+	snprintf(err, errlen, "chains[%zu].%s", i, msg);
+	for (size_t k = 0; k < e->n_chains; k++)
+		free(e->chains[k].chips);
+	free(e->chains);
+	e->chains = NULL;
+	e->n_chains = 0;
+	return -1;
+}
+
+static int decode_job_failed(const json_t *b, struct apid_ev_job_failed *e, char *err,
+			     size_t errlen)
+{
+	e->kind = NULL;
+	if (get_mac(b, false, e->mac, err, errlen) < 0 ||
+	    hive_json_int(b, "job", true, &e->job, err, errlen) < 0 ||
+	    get_str(b, "kind", false, 64, &e->kind, err, errlen) < 0)
+		return -1;
+	return 0;
+}
+
+static int decode_heartbeat(const json_t *b, struct apid_ev_heartbeat *e, char *err,
+			    size_t errlen)
+{
+	json_t *v;
+	const char *k;
+
+	e->daemon = e->host = NULL;
+	e->counters = NULL;
+	if (get_str(b, "daemon", true, 64, &e->daemon, err, errlen) < 0 ||
+	    get_str(b, "host", false, 128, &e->host, err, errlen) < 0 ||
+	    get_num(b, "pid", &e->pid, err, errlen) < 0 ||
+	    get_num(b, "started", &e->started, err, errlen) < 0 ||
+	    get_num(b, "in_flight", &e->in_flight, err, errlen) < 0 ||
+	    get_num(b, "latency_ms", &e->latency_ms, err, errlen) < 0 ||
+	    hive_json_obj(b, "counters", false, &e->counters, err, errlen) < 0)
+		return -1;
+	if (e->counters) {
+		if (json_object_size(e->counters) > 256) {
+			snprintf(err, errlen, "counters: more than 256");
+			return -1;
+		}
+		json_object_foreach(e->counters, k, v) {
+			if (!json_is_number(v)) {
+				snprintf(err, errlen, "counters.%.64s: expected number, got %s", k,
+					 hive_json_type_name(v));
+				return -1;
+			}
+		}
+	}
+	return 0;
+}
+
+int apid_event_decode(const struct hive_envelope *env, struct apid_event *ev,
+		      enum apid_reject *reason, char *err, size_t errlen)
+{
+	static const struct { const char *topic; enum apid_event_kind kind; } topics[] = {
+		{ HIVE_TOPIC_STATUS_RESULT, APID_EV_STATUS },
+		{ HIVE_TOPIC_TELEMETRY_RESULT, APID_EV_TELEMETRY },
+		{ HIVE_TOPIC_MINER_SEEN, APID_EV_MINER_SEEN },
+		{ HIVE_TOPIC_MINER_ERROR, APID_EV_MINER_ERROR },
+		{ HIVE_TOPIC_JOB_FAILED, APID_EV_JOB_FAILED },
+		{ HIVE_TOPIC_HEARTBEAT, APID_EV_HEARTBEAT },
+		{ HIVE_TOPIC_MINER_KEY, APID_EV_MINER_KEY },
+		{ HIVE_TOPIC_MODEL_CATALOGUE, APID_EV_MODEL },
+		{ HIVE_TOPIC_SWEEP_DONE, APID_EV_SWEEP },
+	};
+	const json_t *b = env->body;
+	size_t i;
+	int rc = -1;
+
+	for (i = 0; i < sizeof(topics) / sizeof(topics[0]); i++)
+		if (strcmp(env->topic, topics[i].topic) == 0)
+			break;
+	if (i == sizeof(topics) / sizeof(topics[0])) {
+		*reason = APID_REJ_UNKNOWN_TOPIC;
+		snprintf(err, errlen, "unknown topic \"%s\"", env->topic);
+		return -1;
+	}
+	*reason = APID_REJ_BAD_BODY;
+	if (!json_is_object(b)) {
+		snprintf(err, errlen, "body: expected object, got %s", hive_json_type_name(b));
+		return -1;
+	}
+	memset(ev, 0, sizeof(*ev));
+	ev->kind = topics[i].kind;
+	switch (ev->kind) {
+	case APID_EV_MINER_SEEN:  rc = decode_seen(b, &ev->u.seen, err, errlen); break;
+	case APID_EV_MINER_KEY:   rc = decode_key(b, &ev->u.key, err, errlen); break;
+	case APID_EV_MINER_ERROR: rc = decode_error(b, &ev->u.error, err, errlen); break;
+	case APID_EV_MODEL:       rc = decode_model(b, &ev->u.model, err, errlen); break;
+	case APID_EV_SWEEP:       rc = decode_sweep(b, &ev->u.sweep, err, errlen); break;
+	case APID_EV_STATUS:      rc = decode_status(b, &ev->u.status, err, errlen); break;
+	case APID_EV_TELEMETRY:   rc = decode_telemetry(b, &ev->u.telemetry, err, errlen); break;
+	case APID_EV_JOB_FAILED:  rc = decode_job_failed(b, &ev->u.job_failed, err, errlen); break;
+	case APID_EV_HEARTBEAT:   rc = decode_heartbeat(b, &ev->u.heartbeat, err, errlen); break;
+	}
+	return rc;
+}
+
+void apid_event_clear(struct apid_event *ev)
+{
+	switch (ev->kind) {
+	case APID_EV_MODEL:
+		free(ev->u.model.presets);
+		ev->u.model.presets = NULL;
+		break;
+	case APID_EV_TELEMETRY:
+		for (size_t i = 0; i < ev->u.telemetry.n_chains; i++)
+			free(ev->u.telemetry.chains[i].chips);
+		free(ev->u.telemetry.chains);
+		ev->u.telemetry.chains = NULL;
+		ev->u.telemetry.n_chains = 0;
+		break;
+	default:
+		break;
+	}
+}
+
+/* ------------------------------------------------------------ counters */
+
+struct apid_source {
+	char src[HIVE_SOURCE_MAX];
+	uint64_t received, stored, rejected, lost;
+	int64_t last_ms;
+	struct apid_source *next;   /* hash chain */
+	struct apid_source *all;    /* every source, newest first */
+};
+
+struct daemon_seen {
+	char src[HIVE_SOURCE_MAX];
+	char daemon[64], host[128];
+	long long pid, started, in_flight, heartbeats;
+	double latency_ms;
+	int64_t last_ms;            /* wall clock of the last heartbeat */
+	json_t *counters;           /* own copy */
+	struct daemon_seen *next;
+};
+
+struct sweep_seen {
+	char subnet[APID_SUBNET_LEN];
+	long long ts_ms, started_ms, duration_ms, probed, answered, miners;
+	struct sweep_seen *next;
+};
+
+struct apid_ingest {
+	pthread_mutex_t mu;
+	struct apid_source *buckets[SOURCE_BUCKETS];
+	struct apid_source *sources;
+	struct apid_source other;   /* past MAX_SOURCES */
+	size_t n_sources;
+	struct hive_seq_tracker *seq;
+	uint64_t received, stored, rejected, lost;
+	uint64_t rejected_by[APID_REJ_COUNT];
+	uint64_t unattributed_errors;
+	struct daemon_seen *daemons;
+	size_t n_daemons;
+	struct sweep_seen *sweeps;
+
+	/* receive thread */
+	struct hive_bus *bus;
+	struct apid_writer *writer;
+	pthread_t thread;
+	bool running;
+	atomic_bool stop;
+};
+
+struct apid_ingest *apid_ingest_new(void)
+{
+	struct apid_ingest *in = calloc(1, sizeof(*in));
+
+	if (!in)
+		return NULL;
+	in->seq = hive_seq_new();
+	if (!in->seq) {
+		free(in);
+		return NULL;
+	}
+	pthread_mutex_init(&in->mu, NULL);
+	snprintf(in->other.src, sizeof(in->other.src), "other");
+	return in;
+}
+
+void apid_ingest_free(struct apid_ingest *in)
+{
+	if (!in)
+		return;
+	apid_ingest_stop(in);
+	for (struct apid_source *s = in->sources, *n; s; s = n) {
+		n = s->all;
+		free(s);
+	}
+	for (struct daemon_seen *d = in->daemons, *n; d; d = n) {
+		n = d->next;
+		json_decref(d->counters);
+		free(d);
+	}
+	for (struct sweep_seen *w = in->sweeps, *n; w; w = n) {
+		n = w->next;
+		free(w);
+	}
+	hive_seq_free(in->seq);
+	pthread_mutex_destroy(&in->mu);
+	free(in);
+}
+
+static unsigned hash_str(const char *s)
+{
+	unsigned h = 2166136261u;
+
+	while (*s)
+		h = (h ^ (unsigned char)*s++) * 16777619u;
+	return h;
+}
+
+/* Called with mu held. */
+static struct apid_source *source_locked(struct apid_ingest *in, const char *src)
+{
+	unsigned b = hash_str(src) % SOURCE_BUCKETS;
+	struct apid_source *s;
+
+	for (s = in->buckets[b]; s; s = s->next)
+		if (strcmp(s->src, src) == 0)
+			return s;
+	if (in->n_sources >= MAX_SOURCES || !(s = calloc(1, sizeof(*s))))
+		return &in->other;
+	snprintf(s->src, sizeof(s->src), "%s", src);
+	s->next = in->buckets[b];
+	in->buckets[b] = s;
+	s->all = in->sources;
+	in->sources = s;
+	in->n_sources++;
+	return s;
+}
+
+struct apid_source *apid_ingest_source(struct apid_ingest *in, const char *src)
+{
+	struct apid_source *s;
+
+	pthread_mutex_lock(&in->mu);
+	s = source_locked(in, src);
+	pthread_mutex_unlock(&in->mu);
+	return s;
+}
+
+void apid_ingest_stored(struct apid_ingest *in, struct apid_source *s, uint64_t n)
+{
+	pthread_mutex_lock(&in->mu);
+	if (s)
+		s->stored += n;
+	in->stored += n;
+	pthread_mutex_unlock(&in->mu);
+}
+
+void apid_ingest_rejected(struct apid_ingest *in, struct apid_source *s, enum apid_reject r)
+{
+	pthread_mutex_lock(&in->mu);
+	if (s)
+		s->rejected++;
+	in->rejected++;
+	if (r < APID_REJ_COUNT)
+		in->rejected_by[r]++;
+	pthread_mutex_unlock(&in->mu);
+}
+
+void apid_ingest_unattributed_error(struct apid_ingest *in)
+{
+	pthread_mutex_lock(&in->mu);
+	in->unattributed_errors++;
+	pthread_mutex_unlock(&in->mu);
+}
+
+static long long num_or(double v, long long dflt)
+{
+	return isnan(v) ? dflt : llround(v);
+}
+
+void apid_ingest_heartbeat(struct apid_ingest *in, const struct hive_envelope *env,
+			   const struct apid_ev_heartbeat *hb)
+{
+	struct daemon_seen *d;
+
+	pthread_mutex_lock(&in->mu);
+	for (d = in->daemons; d; d = d->next)
+		if (strcmp(d->src, env->src) == 0)
+			break;
+	if (!d && in->n_daemons < MAX_DAEMONS && (d = calloc(1, sizeof(*d)))) {
+		snprintf(d->src, sizeof(d->src), "%s", env->src);
+		d->next = in->daemons;
+		in->daemons = d;
+		in->n_daemons++;
+	}
+	if (d) {
+		snprintf(d->daemon, sizeof(d->daemon), "%s", hb->daemon);
+		snprintf(d->host, sizeof(d->host), "%s", hb->host ? hb->host : "");
+		d->pid = num_or(hb->pid, 0);
+		d->started = num_or(hb->started, 0);
+		d->in_flight = num_or(hb->in_flight, 0);
+		d->latency_ms = isnan(hb->latency_ms) ? 0 : hb->latency_ms;
+		d->last_ms = hive_wall_ms();
+		d->heartbeats++;
+		json_decref(d->counters);
+		d->counters = hb->counters ? json_deep_copy(hb->counters) : NULL;
+	}
+	pthread_mutex_unlock(&in->mu);
+}
+
+void apid_ingest_sweep(struct apid_ingest *in, const char *subnet, long long ts_ms,
+		       long long started_ms, long long duration_ms, long long probed,
+		       long long answered, long long miners)
+{
+	struct sweep_seen *w;
+
+	pthread_mutex_lock(&in->mu);
+	for (w = in->sweeps; w; w = w->next)
+		if (strcmp(w->subnet, subnet) == 0)
+			break;
+	if (!w && (w = calloc(1, sizeof(*w)))) {
+		snprintf(w->subnet, sizeof(w->subnet), "%s", subnet);
+		w->next = in->sweeps;
+		in->sweeps = w;
+	}
+	if (w && ts_ms >= w->ts_ms) {
+		w->ts_ms = ts_ms;
+		w->started_ms = started_ms;
+		w->duration_ms = duration_ms;
+		w->probed = probed;
+		w->answered = answered;
+		w->miners = miners;
+	}
+	pthread_mutex_unlock(&in->mu);
+}
+
+json_t *apid_ingest_snapshot(struct apid_ingest *in, int64_t now)
+{
+	json_t *o = json_object(), *by = json_object(), *srcs = json_array(),
+	       *daemons = json_array(), *sweeps = json_array();
+
+	if (!o || !by || !srcs || !daemons || !sweeps) {
+		json_decref(o);
+		json_decref(by);
+		json_decref(srcs);
+		json_decref(daemons);
+		json_decref(sweeps);
+		return NULL;
+	}
+	pthread_mutex_lock(&in->mu);
+	json_object_set_new(o, "received", json_integer((json_int_t)in->received));
+	json_object_set_new(o, "stored", json_integer((json_int_t)in->stored));
+	json_object_set_new(o, "rejected", json_integer((json_int_t)in->rejected));
+	json_object_set_new(o, "lost", json_integer((json_int_t)in->lost));
+	json_object_set_new(o, "duplicates",
+			    json_integer((json_int_t)hive_seq_duplicates(in->seq)));
+	json_object_set_new(o, "unattributed_errors",
+			    json_integer((json_int_t)in->unattributed_errors));
+	for (int r = 0; r < APID_REJ_COUNT; r++)
+		json_object_set_new(by, reject_names[r], json_integer((json_int_t)in->rejected_by[r]));
+	for (struct apid_source *s = in->sources; s; s = s->all)
+		json_array_append_new(srcs, json_pack("{s:s,s:I,s:I,s:I,s:I,s:I}", "src", s->src,
+						      "received", (json_int_t)s->received,
+						      "stored", (json_int_t)s->stored,
+						      "rejected", (json_int_t)s->rejected,
+						      "lost", (json_int_t)s->lost,
+						      "last_ms", (json_int_t)s->last_ms));
+	if (in->other.received)
+		json_array_append_new(srcs, json_pack("{s:s,s:I,s:I,s:I,s:I,s:I}", "src", "other",
+						      "received", (json_int_t)in->other.received,
+						      "stored", (json_int_t)in->other.stored,
+						      "rejected", (json_int_t)in->other.rejected,
+						      "lost", (json_int_t)in->other.lost,
+						      "last_ms", (json_int_t)in->other.last_ms));
+	for (struct daemon_seen *d = in->daemons; d; d = d->next) {
+		if (now - d->last_ms > DAEMON_FORGET_MS)
+			continue;
+		json_array_append_new(daemons, json_pack(
+			"{s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:f,s:I,s:O?}",
+			"src", d->src, "daemon", d->daemon, "host", d->host,
+			"pid", (json_int_t)d->pid, "started", (json_int_t)d->started,
+			"last_heartbeat_ms", (json_int_t)d->last_ms,
+			"heartbeat_age_ms", (json_int_t)(now - d->last_ms),
+			"in_flight", (json_int_t)d->in_flight, "latency_ms", d->latency_ms,
+			"heartbeats", (json_int_t)d->heartbeats, "counters", d->counters));
+	}
+	for (struct sweep_seen *w = in->sweeps; w; w = w->next)
+		json_array_append_new(sweeps, json_pack(
+			"{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "subnet", w->subnet,
+			"ts_ms", (json_int_t)w->ts_ms, "age_ms", (json_int_t)(now - w->ts_ms),
+			"started_ms", (json_int_t)w->started_ms,
+			"duration_ms", (json_int_t)w->duration_ms, "probed", (json_int_t)w->probed,
+			"answered", (json_int_t)w->answered, "miners", (json_int_t)w->miners));
+	pthread_mutex_unlock(&in->mu);
+	json_object_set_new(o, "rejected_by", by);
+	json_object_set_new(o, "sources", srcs);
+	json_object_set_new(o, "daemons", daemons);
+	json_object_set_new(o, "sweeps", sweeps);
+	return o;
+}
+
+/* ------------------------------------------------------------ receive thread */
+
+/* Counts one envelope and its sequence gap; returns its source. */
+static struct apid_source *account(struct apid_ingest *in, const struct hive_envelope *env,
+				   struct apid_source **last)
+{
+	struct apid_source *s;
+	uint64_t gap;
+
+	pthread_mutex_lock(&in->mu);
+	s = *last && strcmp((*last)->src, env->src) == 0 ? *last : source_locked(in, env->src);
+	gap = hive_seq_track(in->seq, env->src, env->boot, env->topic, env->seq);
+	s->received++;
+	s->lost += gap;
+	s->last_ms = hive_wall_ms();
+	in->received++;
+	in->lost += gap;
+	pthread_mutex_unlock(&in->mu);
+	if (gap)
+		hive_log_complain(env->src, "events lost src=%s topic=%s missing=%llu seq=%llu",
+				  env->src, env->topic, (unsigned long long)gap, env->seq);
+	*last = s;
+	return s;
+}
+
+static void *receive_main(void *arg)
+{
+	struct apid_ingest *in = arg;
+	struct apid_source *last = NULL;
+
+	while (!atomic_load(&in->stop)) {
+		struct hive_envelope env;
+		int rc;
+
+		memset(&env, 0, sizeof(env));
+		rc = hive_bus_recv(in->bus, &env, 200);
+		if (rc == HIVE_BUS_OK) {
+			struct apid_source *s = account(in, &env, &last);
+
+			if (apid_writer_push(in->writer, &env, s) < 0)
+				break;
+		} else if (rc == HIVE_BUS_CLOSED) {
+			break;
+		} else if (rc == HIVE_BUS_ERROR) {
+			/* Logged by the bus; do not spin on a broken socket. */
+			struct timespec ts = { 0, 50 * 1000 * 1000 };
+
+			nanosleep(&ts, NULL);
+		}
+	}
+	return NULL;
+}
+
+int apid_ingest_start(struct apid_ingest *in, struct hive_bus *events, struct apid_writer *w,
+		      char *err, size_t errlen)
+{
+	int rc;
+
+	if (in->running) {
+		snprintf(err, errlen, "ingest already running");
+		return -1;
+	}
+	if (hive_bus_subscribe(events, "") < 0) {
+		snprintf(err, errlen, "events: cannot subscribe");
+		return -1;
+	}
+	in->bus = events;
+	in->writer = w;
+	atomic_store(&in->stop, false);
+	rc = pthread_create(&in->thread, NULL, receive_main, in);
+	if (rc != 0) {
+		snprintf(err, errlen, "ingest thread: %s", strerror(rc));
+		return -1;
+	}
+	in->running = true;
+	return 0;
+}
+
+void apid_ingest_stop(struct apid_ingest *in)
+{
+	if (!in || !in->running)
+		return;
+	atomic_store(&in->stop, true);
+	pthread_join(in->thread, NULL);
+	in->running = false;
+}

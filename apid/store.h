@@ -1,0 +1,47 @@
+/* store — apid's SQLite database: opening connections and the schema.
+ *
+ * The schema is a versioned list of migrations; PRAGMA user_version holds
+ * the number of the last one applied. apid refuses a database whose version
+ * is newer than the binary (a downgrade would misread it). Every connection
+ * runs in WAL with synchronous=NORMAL, foreign_keys=ON and a busy timeout.
+ * docs/apid.md describes the tables; the HTTP side reads them directly.
+ */
+#ifndef APID_STORE_H
+#define APID_STORE_H
+
+#include <stddef.h>
+#include <sqlite3.h>
+
+/* PRAGMA application_id of a PowerHive database ("PHIV"). */
+#define APID_STORE_APP_ID 0x50484956
+
+/* Milliseconds a connection waits for a lock before SQLITE_BUSY. */
+#define APID_STORE_BUSY_MS 5000
+
+/* The schema version this binary writes (the number of migrations). */
+int apid_store_schema_version(void);
+
+/* Opens the database read-write, creating the file (and its directory) when
+ * missing, and migrates it to the newest schema. Only the writer thread
+ * holds this connection. NULL with a message in err; close with
+ * sqlite3_close. */
+sqlite3 *apid_store_open(const char *path, char *err, size_t errlen);
+
+/* Opens an existing database read-only (HTTP handlers, control, feed,
+ * scheduler). Refuses a schema version other than this binary's. NULL with
+ * a message in err. */
+sqlite3 *apid_store_open_readonly(const char *path, char *err, size_t errlen);
+
+/* Applies the migrations after the database's version up to `target`
+ * (apid_store_open uses apid_store_schema_version()); each one in its own
+ * transaction. Tests use it to build old databases. 0 / -1 with err. */
+int apid_store_migrate(sqlite3 *db, int target, char *err, size_t errlen);
+
+/* PRAGMA user_version, or -1. */
+int apid_store_version(sqlite3 *db);
+
+/* Runs sql (no result rows); 0 / -1 with "<what>: <sqlite message>". */
+int apid_store_exec(sqlite3 *db, const char *sql, const char *what, char *err,
+		    size_t errlen);
+
+#endif

@@ -1,0 +1,89 @@
+/* writer — the thread that owns apid's only write connection.
+ *
+ * Everything that changes the database goes through one bounded queue:
+ * events from the bus (pushed by the ingest's receive thread) and PATCHes
+ * from HTTP (which jump ahead of events and wait for their commit). The
+ * thread commits events in batched transactions — a batch closes at
+ * batch_max events or batch_ms after its first event — and between batches
+ * runs one small retention step. A crash loses the open batch and what was
+ * still queued; every committed batch is in the database.
+ */
+#ifndef APID_WRITER_H
+#define APID_WRITER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hive/bus.h"
+
+struct apid_writer;
+struct apid_ingest;
+struct apid_source;
+struct apid_sched;
+struct apid_feed;
+
+struct apid_writer_opts {
+	const char *db_path;
+	int batch_max;             /* events per transaction */
+	int batch_ms;              /* longest an event waits for its commit */
+	size_t queue_max;          /* queued events; push blocks beyond */
+	int status_days;           /* retention; <= 0 keeps forever */
+	int telemetry_days;        /* also miner_errors */
+	int audit_days;
+	int prune_batch;           /* rows per retention step */
+	int prune_every_ms;        /* pause once every table is pruned (10000) */
+	int prune_first_ms;        /* first pass after start (0: prune_every_ms) */
+	struct apid_ingest *ingest; /* counters, heartbeats, sweeps; may be NULL */
+	struct apid_sched *sched;  /* told when jobs finish; may be NULL */
+	struct apid_feed *feed;    /* told what was committed; may be NULL */
+};
+
+struct apid_writer_stats {
+	uint64_t events;           /* taken from the queue */
+	uint64_t stored;           /* applied and committed */
+	uint64_t rejected;         /* by the decoder or the database */
+	uint64_t batches;          /* committed transactions */
+	uint64_t max_batch;        /* largest batch so far */
+	uint64_t patches;          /* PATCHes committed */
+	uint64_t pruned_statuses, pruned_telemetry, pruned_errors, pruned_audit;
+	uint64_t commit_failures;
+	uint64_t roster_gen;       /* changes when a roster field changed */
+	size_t depth;              /* events waiting */
+	size_t queue_max;
+	long long last_seq;        /* seq of the last committed event */
+};
+
+/* Opens (and migrates) the database and starts the thread. NULL with a
+ * message in err. */
+struct apid_writer *apid_writer_start(const struct apid_writer_opts *o, char *err,
+				      size_t errlen);
+/* Drains the queue, commits, closes the database, joins the thread. */
+void apid_writer_stop(struct apid_writer *w);
+
+/* Takes over env (its body is released by the writer; *env is cleared) and
+ * queues it; waits while the queue is full. src may be NULL. 0, or -1 when
+ * the writer is stopping (env is cleared anyway). */
+int apid_writer_push(struct apid_writer *w, struct hive_envelope *env,
+		     struct apid_source *src);
+
+/* Tells the writer whom to tell about jobs done and what was stored
+ * (parts started after the database was opened). Call before events flow. */
+void apid_writer_attach(struct apid_writer *w, struct apid_sched *sched, struct apid_feed *feed);
+
+/* Changes what a reload may change: batching and retention. */
+void apid_writer_configure(struct apid_writer *w, const struct apid_writer_opts *o);
+
+void apid_writer_get_stats(struct apid_writer *w, struct apid_writer_stats *out);
+/* Current roster generation (cheap: read on every scheduler tick). */
+uint64_t apid_writer_roster_gen(struct apid_writer *w);
+
+/* PATCHes, blocking until committed or refused (the apid.h contract):
+ * -1 with *http_status (404, 422, 503) and a message. */
+int apid_writer_patch_miner(struct apid_writer *w, const char *mac, int managed,
+			    const char *unlock_pass, const char *actor, int *http_status,
+			    char *err, size_t errlen);
+int apid_writer_patch_model(struct apid_writer *w, const char *alias, const char *max_preset,
+			    const char *actor, int *http_status, char *err, size_t errlen);
+
+#endif

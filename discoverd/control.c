@@ -1,0 +1,260 @@
+/* control — asking apid for a miner's credentials (hive.control.credentials
+ * over REQ/REP) without stalling the loop.
+ *
+ * A REQ round trip blocks, so a thread of its own does them one after the
+ * other and hands each answer back through an eventfd the loop watches.
+ * When apid does not answer (not running, restarting, overloaded) the
+ * thread says so at once for the next APID_DOWN_MS instead of waiting a
+ * timeout per miner: a sweep of a thousand miners must not take a thousand
+ * timeouts. Miners then go on as if apid knew nothing (provision.c makes
+ * sure that does not create a key per sweep).
+ */
+#include "discoverd.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "hive/bus.h"
+#include "hive/json.h"
+#include "hive/log.h"
+#include "hive/msg.h"
+
+#define APID_TIMEOUT_MS 2000
+#define APID_DOWN_MS    5000
+
+struct creq {
+	struct creq *next;
+	struct host *h;
+	char mac[18];
+	struct disc_creds creds;
+};
+
+struct disc_control {
+	struct discoverd *dd;
+	struct hive_bus *req;
+	pthread_t thread;
+	bool started;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool stop;
+	struct creq *todo, *todo_tail;  /* for the thread */
+	struct creq *done, *done_tail;  /* for the loop */
+	int efd;
+	int64_t down_until;             /* thread-only */
+	bool said_down;                 /* thread-only */
+};
+
+static void push(struct creq **head, struct creq **tail, struct creq *r)
+{
+	r->next = NULL;
+	if (*tail)
+		(*tail)->next = r;
+	else
+		*head = r;
+	*tail = r;
+}
+
+static struct creq *pop(struct creq **head, struct creq **tail)
+{
+	struct creq *r = *head;
+
+	if (r && !(*head = r->next))
+		*tail = NULL;
+	return r;
+}
+
+/* Reads apid's answer into r->creds. 0 / -1. */
+static int parse_answer(struct creq *r, const struct hive_envelope *env)
+{
+	char err[128];
+	bool known = false;
+
+	if (strcmp(env->topic, HIVE_TOPIC_CTL_ERROR) == 0) {
+		char msg[200] = "";
+
+		hive_json_str(env->body, "error", false, msg, sizeof(msg), err, sizeof(err));
+		log_warnx("credentials_refused mac=%s error=\"%s\"", r->mac, msg);
+		return -1;
+	}
+	if (hive_json_bool(env->body, "known", false, &known, err, sizeof(err)) < 0 ||
+	    hive_json_str(env->body, "api_key", false, r->creds.api_key,
+			  sizeof(r->creds.api_key), err, sizeof(err)) < 0 ||
+	    hive_json_str(env->body, "unlock_pass", false, r->creds.unlock_pass,
+			  sizeof(r->creds.unlock_pass), err, sizeof(err)) < 0) {
+		r->creds.api_key[0] = r->creds.unlock_pass[0] = '\0';
+		log_warnx("credentials_bad_answer mac=%s problem=\"%s\"", r->mac, err);
+		return -1;
+	}
+	r->creds.known = known;
+	hive_log_secret(r->creds.api_key);
+	hive_log_secret(r->creds.unlock_pass);
+	return 0;
+}
+
+static void ask(struct disc_control *c, struct creq *r)
+{
+	struct hive_envelope env;
+	json_t *body;
+	int64_t now = hive_now_ms();
+	int rc;
+
+	memset(&r->creds, 0, sizeof(r->creds));
+	if (now < c->down_until || hive_bus_peers(c->req) == 0) {
+		if (now >= c->down_until)
+			c->down_until = now + 250;  /* not connected: look again soon */
+		return;
+	}
+	memset(&env, 0, sizeof(env));
+	if (!(body = json_pack("{s:s}", "mac", r->mac)))
+		return;
+	rc = hive_bus_request(c->req, HIVE_TOPIC_CTL_CREDENTIALS, body, &env, APID_TIMEOUT_MS);
+	json_decref(body);
+	if (rc != HIVE_BUS_OK) {
+		c->down_until = hive_now_ms() + APID_DOWN_MS;
+		if (!c->said_down)
+			log_warnx("apid_unavailable url=%s rc=%d retry_ms=%d",
+				  c->dd->d.cfg.bus.control, rc, APID_DOWN_MS);
+		c->said_down = true;
+		return;
+	}
+	if (c->said_down)
+		log_info("apid_available url=%s", c->dd->d.cfg.bus.control);
+	c->said_down = false;
+	r->creds.answered = parse_answer(r, &env) == 0;
+	hive_envelope_clear(&env);
+}
+
+static void *run(void *arg)
+{
+	struct disc_control *c = arg;
+	struct creq *r;
+	uint64_t one = 1;
+
+	pthread_mutex_lock(&c->mu);
+	for (;;) {
+		while (!c->stop && !c->todo)
+			pthread_cond_wait(&c->cv, &c->mu);
+		if (c->stop)
+			break;
+		r = pop(&c->todo, &c->todo_tail);
+		pthread_mutex_unlock(&c->mu);
+		ask(c, r);
+		pthread_mutex_lock(&c->mu);
+		push(&c->done, &c->done_tail, r);
+		if (write(c->efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+			log_warn("control_wake_failed");
+	}
+	pthread_mutex_unlock(&c->mu);
+	return NULL;
+}
+
+static void on_answers(struct hive_loop *loop, int fd, int events, void *arg)
+{
+	struct disc_control *c = arg;
+	struct creq *list, *r;
+	uint64_t n;
+
+	(void)loop;
+	(void)events;
+	if (read(fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+		log_warn("control_read_failed");
+	pthread_mutex_lock(&c->mu);
+	list = c->done;
+	c->done = c->done_tail = NULL;
+	pthread_mutex_unlock(&c->mu);
+	while ((r = list)) {
+		list = r->next;
+		if (!r->creds.answered)
+			c->dd->c.apid_unavailable++;
+		disc_host_creds(r->h, &r->creds);
+		free(r);
+	}
+}
+
+struct disc_control *disc_control_start(struct discoverd *dd, char *err, size_t errlen)
+{
+	struct disc_control *c;
+	struct hive_bus_opts o = { 0 };
+
+	if (!(c = calloc(1, sizeof(*c)))) {
+		snprintf(err, errlen, "control: out of memory");
+		return NULL;
+	}
+	c->dd = dd;
+	c->efd = -1;
+	pthread_mutex_init(&c->mu, NULL);
+	pthread_cond_init(&c->cv, NULL);
+	o.max_message_bytes = dd->d.cfg.bus.max_message_bytes;
+	o.send_timeout_ms = APID_TIMEOUT_MS;
+	o.recv_timeout_ms = APID_TIMEOUT_MS;
+	o.source = dd->d.source;
+	o.boot = dd->d.boot;
+	if (!(c->req = hive_bus_open(HIVE_BUS_REQUEST, dd->d.cfg.bus.control, &o, err, errlen)))
+		goto fail;
+	if ((c->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
+		snprintf(err, errlen, "control: eventfd: %s", strerror(errno));
+		goto fail;
+	}
+	if (hive_loop_watch(dd->loop, c->efd, HIVE_LOOP_READ, on_answers, c) < 0) {
+		snprintf(err, errlen, "control: cannot watch the eventfd");
+		goto fail;
+	}
+	if ((errno = pthread_create(&c->thread, NULL, run, c)) != 0) {
+		snprintf(err, errlen, "control: thread: %s", strerror(errno));
+		hive_loop_unwatch(dd->loop, c->efd);
+		goto fail;
+	}
+	c->started = true;
+	return c;
+fail:
+	if (c->efd >= 0)
+		close(c->efd);
+	hive_bus_close(c->req);
+	pthread_mutex_destroy(&c->mu);
+	pthread_cond_destroy(&c->cv);
+	free(c);
+	return NULL;
+}
+
+int disc_control_ask(struct disc_control *c, struct host *h)
+{
+	struct creq *r;
+
+	if (!(r = calloc(1, sizeof(*r))))
+		return -1;
+	r->h = h;
+	snprintf(r->mac, sizeof(r->mac), "%s", h->m->mac);
+	pthread_mutex_lock(&c->mu);
+	push(&c->todo, &c->todo_tail, r);
+	pthread_cond_signal(&c->cv);
+	pthread_mutex_unlock(&c->mu);
+	return 0;
+}
+
+void disc_control_stop(struct disc_control *c)
+{
+	struct creq *r;
+
+	if (!c)
+		return;
+	pthread_mutex_lock(&c->mu);
+	c->stop = true;
+	pthread_cond_signal(&c->cv);
+	pthread_mutex_unlock(&c->mu);
+	if (c->started)
+		pthread_join(c->thread, NULL);
+	hive_loop_unwatch(c->dd->loop, c->efd);
+	close(c->efd);
+	while ((r = pop(&c->todo, &c->todo_tail)))
+		free(r);
+	while ((r = pop(&c->done, &c->done_tail)))
+		free(r);
+	hive_bus_close(c->req);
+	pthread_mutex_destroy(&c->mu);
+	pthread_cond_destroy(&c->cv);
+	free(c);
+}

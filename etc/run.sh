@@ -1,0 +1,255 @@
+#!/bin/sh
+# etc/run.sh BIN — what `make run` starts: apid, discoverd, pollerd ×N,
+# telemetryd ×M and, unless the config points at a real farm, a simulated
+# fleet (minersim) on loopback. Prints the dashboard URL and where the API
+# token is; Ctrl-C (or SIGTERM) stops every process it started.
+#
+# Which config:
+#   POWERHIVE_CONFIG (default etc/powerhive.json). When it lists a subnet
+#   outside 127.0.0.0/8 it is a real farm: the suite runs against it and no
+#   simulator starts. Otherwise the simulated fleet runs with
+#   POWERHIVE_SIM_CONFIG (default etc/powerhive.sim.json), whose first
+#   subnet and network.port are where minersim listens.
+#
+# Knobs (environment):
+#   POWERHIVE_POLLERS=2            pollerd processes
+#   POWERHIVE_TELEMETRY_WORKERS=1  telemetryd processes
+#   POWERHIVE_SIM_MINERS=300       simulated miners
+#   POWERHIVE_SIM_NON_MINERS=12    simulated hosts that are not miners
+#   POWERHIVE_SIM_ADMIN=127.0.0.1:18081  minersim's admin API
+#   POWERHIVE_SIM_SEED=1           fleet layout and noise
+#   POWERHIVE_LOG_DIR              default: logs/ beside the database
+#   POWERHIVE_API_TOKEN, POWERHIVE_HTTP_ADDR, POWERHIVE_DATABASE,
+#   POWERHIVE_LOG_LEVEL            read by the daemons themselves
+# docs/operations.md tells the rest.
+
+BIN=${1:-bin}
+cd "$(dirname "$0")/.." || exit 1
+
+say() { printf 'run: %s\n' "$*"; }
+die() { printf 'run: %s\n' "$*" >&2; exit 1; }
+
+# ---------------------------------------------------------------- config
+# The few values this script needs, read without a JSON tool: the config
+# files are the suite's own, one key per line or not.
+
+flat() { tr -d '\n\r\t' <"$1"; }
+
+# json_str FILE KEY: the first "KEY": "value" in the file.
+json_str() {
+	flat "$1" | sed -n 's/.*"'"$2"'"[[:space:]]*:[[:space:]]*"\([^"]*\)".*/\1/p' | head -1
+}
+json_int() {
+	flat "$1" | sed -n 's/.*"'"$2"'"[[:space:]]*:[[:space:]]*\([0-9][0-9]*\).*/\1/p' | head -1
+}
+# The subnets, one a line.
+json_subnets() {
+	flat "$1" | sed -n 's/.*"subnets"[[:space:]]*:[[:space:]]*\[\([^]]*\)\].*/\1/p' |
+		tr ',' '\n' | tr -d ' "'
+}
+
+USER_CFG=${POWERHIVE_CONFIG:-etc/powerhive.json}
+[ -r "$USER_CFG" ] || die "cannot read the config $USER_CFG"
+
+farm=""
+for s in $(json_subnets "$USER_CFG"); do
+	case $s in
+	127.*) ;;
+	*) farm=$s ;;
+	esac
+done
+
+if [ -n "$farm" ]; then
+	MODE=farm
+	CFG=$USER_CFG
+else
+	MODE=sim
+	CFG=${POWERHIVE_SIM_CONFIG:-etc/powerhive.sim.json}
+	[ -r "$CFG" ] || die "cannot read the simulator config $CFG"
+fi
+
+for b in apid discoverd pollerd telemetryd; do
+	[ -x "$BIN/$b" ] || die "$BIN/$b is missing: build it first (make)"
+done
+[ "$MODE" = farm ] || [ -x "$BIN/minersim" ] || die "$BIN/minersim is missing: build it first (make)"
+
+# Each daemon checks the config itself; do it once here with a clear message.
+"$BIN/apid" -n -c "$CFG" >/dev/null || die "the config $CFG is not valid (see above)"
+
+DB=${POWERHIVE_DATABASE:-$(json_str "$CFG" path)}
+DB=${DB:-data/powerhive.db}
+DATA=$(dirname "$DB")
+LOGS=${POWERHIVE_LOG_DIR:-$DATA/logs}
+TOKEN_FILE=$(json_str "$CFG" token_file)
+TOKEN_FILE=${TOKEN_FILE:-data/api-token}
+ADDR=${POWERHIVE_HTTP_ADDR:-$(json_str "$CFG" addr)}
+ADDR=${ADDR:-127.0.0.1:8080}
+case $ADDR in
+0.0.0.0:*) URL_HOST=127.0.0.1:${ADDR#0.0.0.0:} ;;
+\[::\]:*) URL_HOST="[::1]:${ADDR#\[::\]:}" ;;
+*) URL_HOST=$ADDR ;;
+esac
+URL="http://$URL_HOST/"
+mkdir -p "$DATA" "$LOGS" || die "cannot create $DATA or $LOGS"
+
+POLLERS=${POWERHIVE_POLLERS:-2}
+TELEMETRY_WORKERS=${POWERHIVE_TELEMETRY_WORKERS:-1}
+
+# ---------------------------------------------------------------- processes
+# "name pid" per line.
+PIDS=""
+STOPPING=""
+
+start() {
+	name=$1
+	shift
+	log="$LOGS/$name.log"
+	printf '\n==== %s start %s\n' "$(date -u '+%Y-%m-%dT%H:%M:%SZ')" "$*" >>"$log"
+	"$@" >>"$log" 2>&1 &
+	PIDS="$PIDS$name $!
+"
+	say "started $name (pid $!), log $log"
+}
+
+pid_of() {
+	printf '%s' "$PIDS" | while read -r n p; do
+		[ "$n" = "$1" ] && echo "$p"
+	done
+}
+
+# Workers first, then the hub, then the fleet: nothing is left half-done.
+stop_all() {
+	[ -n "$STOPPING" ] && return
+	STOPPING=1
+	[ -z "$PIDS" ] && return
+	trap '' INT TERM
+	say "stopping..."
+	for group in "discoverd pollerd telemetryd" "apid" "minersim"; do
+		pids=""
+		for p in $(printf '%s' "$PIDS" | while read -r n q; do
+			for g in $group; do
+				case $n in "$g" | "$g"-*) echo "$q" ;; esac
+			done
+		done); do
+			kill -TERM "$p" 2>/dev/null && pids="$pids $p"
+		done
+		# Up to 15 s for a graceful stop, then SIGKILL.
+		i=0
+		while [ -n "$pids" ] && [ $i -lt 150 ]; do
+			left=""
+			for p in $pids; do
+				kill -0 "$p" 2>/dev/null && left="$left $p"
+			done
+			pids=$left
+			[ -n "$pids" ] && sleep 0.1
+			i=$((i + 1))
+		done
+		for p in $pids; do
+			say "pid $p did not stop in 15 s: killing it"
+			kill -KILL "$p" 2>/dev/null
+		done
+	done
+	wait 2>/dev/null
+	say "stopped"
+}
+
+trap 'stop_all; exit 130' INT
+trap 'stop_all; exit 143' TERM
+trap 'stop_all' EXIT
+
+# Fails the run when a process that must stay up is gone.
+alive_or_die() {
+	p=$(pid_of "$1")
+	if [ -n "$p" ] && ! kill -0 "$p" 2>/dev/null; then
+		wait "$p" 2>/dev/null
+		rc=$?
+		say "$1 exited (status $rc); the end of $LOGS/$1.log:"
+		tail -n 15 "$LOGS/$1.log" | sed 's/^/    /' >&2
+		exit 1
+	fi
+}
+
+# ---------------------------------------------------------------- start
+if [ "$MODE" = sim ]; then
+	SUBNET=$(json_subnets "$CFG" | head -1)
+	PORT=$(json_int "$CFG" port)
+	case $SUBNET in
+	127.*) ;;
+	*) die "$CFG: the simulated fleet needs a loopback subnet, not '$SUBNET'" ;;
+	esac
+	MINERS=${POWERHIVE_SIM_MINERS:-300}
+	start minersim "$BIN/minersim" --subnet "$SUBNET" --port "${PORT:-18080}" \
+		--miners "$MINERS" --non-miners "${POWERHIVE_SIM_NON_MINERS:-12}" \
+		--admin "${POWERHIVE_SIM_ADMIN:-127.0.0.1:18081}" --seed "${POWERHIVE_SIM_SEED:-1}"
+	# Its listeners first, so that the first sweep finds the fleet.
+	i=0
+	until grep -q 'minersim ready' "$LOGS/minersim.log" 2>/dev/null; do
+		alive_or_die minersim
+		i=$((i + 1))
+		[ $i -gt 300 ] && die "minersim did not get ready in 30 s"
+		sleep 0.1
+	done
+fi
+
+start apid "$BIN/apid" -c "$CFG"
+# Up when it answers HTTP at all (401 without a token is an answer).
+i=0
+until code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "${URL}api/health") &&
+	[ "$code" != 000 ]; do
+	alive_or_die apid
+	i=$((i + 1))
+	[ $i -gt 150 ] && die "apid does not answer on $URL after 30 s (see $LOGS/apid.log)"
+	sleep 0.2
+done
+
+start discoverd "$BIN/discoverd" -c "$CFG"
+n=1
+while [ $n -le "$POLLERS" ]; do
+	start "pollerd-$n" "$BIN/pollerd" -c "$CFG"
+	n=$((n + 1))
+done
+n=1
+while [ $n -le "$TELEMETRY_WORKERS" ]; do
+	start "telemetryd-$n" "$BIN/telemetryd" -c "$CFG"
+	n=$((n + 1))
+done
+
+echo
+if [ "$MODE" = sim ]; then
+	say "PowerHive runs against a simulated fleet: $MINERS miners on $SUBNET port ${PORT:-18080} (config $CFG)"
+else
+	say "PowerHive runs against the farm of $CFG (subnet $farm and the others it lists); no simulator"
+fi
+say "dashboard:  $URL"
+if [ -n "${POWERHIVE_API_TOKEN:-}" ]; then
+	say "API token:  the value of POWERHIVE_API_TOKEN"
+else
+	i=0
+	while [ ! -s "$TOKEN_FILE" ] && [ $i -lt 50 ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	say "API token:  in $TOKEN_FILE  (cat $TOKEN_FILE, paste it into the sign-in form)"
+fi
+say "database:   $DB    logs: $LOGS/"
+say "Ctrl-C stops everything."
+
+# ---------------------------------------------------------------- watch
+# apid and the simulator are the run; a worker that dies is reported (the
+# dashboard's Health view shows it missing) and the rest goes on.
+reported=""
+while :; do
+	sleep 1 &
+	wait $! 2>/dev/null
+	alive_or_die apid
+	[ "$MODE" = sim ] && alive_or_die minersim
+	for np in $(printf '%s' "$PIDS" | tr ' ' ':'); do
+		n=${np%%:*}
+		p=${np#*:}
+		case " $reported " in *" $n "*) continue ;; esac
+		if ! kill -0 "$p" 2>/dev/null; then
+			say "$n (pid $p) exited; see $LOGS/$n.log"
+			reported="$reported $n"
+		fi
+	done
+done

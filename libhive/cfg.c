@@ -1,0 +1,742 @@
+/* cfg — see hive/cfg.h and docs/config.md.
+ *
+ * One table lists every key: its JSON path, where it lives in struct
+ * hive_cfg, its type and its limits. Parsing walks the JSON object against
+ * the table (so an unknown key anywhere is noticed), validation walks the
+ * table. The environment is applied after the file and each value it sets is
+ * checked on its own, so a bad variable is named as such.
+ */
+#include "hive/cfg.h"
+#include "hive/json.h"
+#include "hive/log.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <nng/nng.h>
+
+#define CFG_FILE_MAX (1024 * 1024)  /* a config larger than this is a mistake */
+#define MIB (1024LL * 1024)
+
+enum key_type { T_INT, T_SIZE, T_STR, T_BOOL, T_SUBNETS };
+enum key_check { C_NONE, C_NONEMPTY, C_LEVEL, C_URL, C_ADDR, C_TOKEN };
+
+struct key {
+	const char *path;
+	enum key_type type;
+	size_t off;
+	size_t size;             /* T_STR: buffer size */
+	long long min, max;      /* T_INT, T_SIZE */
+	enum key_check check;
+};
+
+#define F(field) offsetof(struct hive_cfg, field)
+#define INT(p, field, lo, hi) { p, T_INT, F(field), sizeof(int), lo, hi, C_NONE }
+#define SIZE(p, field, lo, hi) { p, T_SIZE, F(field), sizeof(size_t), lo, hi, C_NONE }
+#define STR(p, field, chk) { p, T_STR, F(field), sizeof(((struct hive_cfg *)0)->field), 0, 0, chk }
+#define BOOL(p, field) { p, T_BOOL, F(field), sizeof(bool), 0, 0, C_NONE }
+
+static const struct key keys[] = {
+	STR("log_level", log_level, C_LEVEL),
+
+	STR("database.path", database.path, C_NONEMPTY),
+	INT("database.batch_max", database.batch_max, 1, 100000),
+	INT("database.batch_ms", database.batch_ms, 1, 60000),
+
+	{ "network.subnets", T_SUBNETS, F(network.subnets), 0, 0, 0, C_NONE },
+	INT("network.port", network.port, 1, 65535),
+	INT("network.miner_probe_timeout_ms", network.miner_probe_timeout_ms, 1, 60000),
+	INT("network.probe_concurrency", network.probe_concurrency, 1, 65535),
+	INT("network.http_timeout_ms", network.http_timeout_ms, 1, 300000),
+	INT("network.http_concurrency", network.http_concurrency, 1, 16384),
+	STR("network.default_password", network.default_password, C_NONE),
+
+	INT("intervals.discovery_seconds", intervals.discovery_seconds, 1, 86400),
+	INT("intervals.status_seconds", intervals.status_seconds, 1, 86400),
+	INT("intervals.telemetry_seconds", intervals.telemetry_seconds, 1, 86400),
+	INT("intervals.heartbeat_seconds", intervals.heartbeat_seconds, 1, 3600),
+
+	STR("http.addr", http.addr, C_ADDR),
+	STR("http.web_root", http.web_root, C_NONEMPTY),
+	SIZE("http.max_body_bytes", http.max_body_bytes, 1, 64 * MIB),
+	STR("http.auth.token", http.auth.token, C_TOKEN),
+	STR("http.auth.token_file", http.auth.token_file, C_NONEMPTY),
+	BOOL("http.auth.open_reads", http.auth.open_reads),
+
+	STR("bus.events", bus.events, C_URL),
+	STR("bus.jobs_status", bus.jobs_status, C_URL),
+	STR("bus.jobs_telemetry", bus.jobs_telemetry, C_URL),
+	STR("bus.control", bus.control, C_URL),
+	STR("bus.feed", bus.feed, C_URL),
+	/* nng refuses socket buffers deeper than 8192 messages. */
+	INT("bus.sendbuf", bus.sendbuf, 1, 8192),
+	INT("bus.recvbuf", bus.recvbuf, 1, 8192),
+	SIZE("bus.max_message_bytes", bus.max_message_bytes, 1024, 256 * MIB),
+
+	INT("retention.status_days", retention.status_days, 1, 36500),
+	INT("retention.telemetry_days", retention.telemetry_days, 1, 36500),
+	INT("retention.audit_days", retention.audit_days, 1, 36500),
+	INT("retention.prune_batch", retention.prune_batch, 1, 1000000),
+
+	BOOL("scheduler.managed_only", scheduler.managed_only),
+	INT("scheduler.job_timeout_seconds", scheduler.job_timeout_seconds, 1, 3600),
+};
+#define NKEYS (sizeof(keys) / sizeof(keys[0]))
+
+static const struct {
+	const char *var;
+	const char *key;
+} env_keys[] = {
+	{ "POWERHIVE_LOG_LEVEL", "log_level" },
+	{ "POWERHIVE_HTTP_ADDR", "http.addr" },
+	{ "POWERHIVE_API_TOKEN", "http.auth.token" },
+	{ "POWERHIVE_DATABASE", "database.path" },
+};
+
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err && errlen > 0) {
+		va_start(ap, fmt);
+		vsnprintf(err, errlen, fmt, ap);
+		va_end(ap);
+	}
+	return -1;
+}
+
+/* Always double-quoted, control characters escaped, long values cut: a value
+ * quoted in an error message must stay on one readable line. */
+static const char *quoted(const char *s, char *buf, size_t len)
+{
+	size_t p = 0;
+
+	buf[p++] = '"';
+	for (; *s && p + 8 < len; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c == '"' || c == '\\') {
+			buf[p++] = '\\';
+			buf[p++] = (char)c;
+		} else if (c < 0x20 || c == 0x7f) {
+			p += (size_t)snprintf(buf + p, len - p, "\\x%02x", c);
+		} else {
+			buf[p++] = (char)c;
+		}
+	}
+	if (*s) {
+		memcpy(buf + p, "...", 3);
+		p += 3;
+	}
+	buf[p++] = '"';
+	buf[p] = '\0';
+	return buf;
+}
+
+static const struct key *key_find(const char *path)
+{
+	for (size_t i = 0; i < NKEYS; i++)
+		if (strcmp(keys[i].path, path) == 0)
+			return &keys[i];
+	return NULL;
+}
+
+static bool is_section(const char *path)
+{
+	size_t n = strlen(path);
+
+	for (size_t i = 0; i < NKEYS; i++)
+		if (strncmp(keys[i].path, path, n) == 0 && keys[i].path[n] == '.')
+			return true;
+	return false;
+}
+
+static void *field(struct hive_cfg *cfg, const struct key *k)
+{
+	return (char *)cfg + k->off;
+}
+
+static const void *cfield(const struct hive_cfg *cfg, const struct key *k)
+{
+	return (const char *)cfg + k->off;
+}
+
+/* ---------------------------------------------------------------- subnets */
+
+/* Strict dotted quad: four decimal octets, no leading zeros, no signs. */
+static int parse_ipv4(const char *s, size_t n, uint32_t *out)
+{
+	uint32_t addr = 0;
+	size_t i = 0;
+
+	for (int part = 0; part < 4; part++) {
+		unsigned v = 0;
+		size_t start = i;
+
+		while (i < n && isdigit((unsigned char)s[i]) && i - start < 3)
+			v = v * 10 + (unsigned)(s[i++] - '0');
+		if (i == start || v > 255 || (i - start > 1 && s[start] == '0'))
+			return -1;
+		addr = addr << 8 | v;
+		if (part < 3) {
+			if (i >= n || s[i] != '.')
+				return -1;
+			i++;
+		}
+	}
+	if (i != n)
+		return -1;
+	*out = addr;
+	return 0;
+}
+
+static uint32_t prefix_mask(unsigned prefix)
+{
+	return prefix == 0 ? 0 : 0xffffffffu << (32 - prefix);
+}
+
+/* Like hive_subnet_parse but says why: -1 malformed, -2 host bits set. */
+static int subnet_parse(const char *text, struct hive_subnet *out)
+{
+	const char *slash = strchr(text, '/');
+	const char *p;
+	unsigned prefix = 0;
+	uint32_t addr;
+
+	if (!slash || parse_ipv4(text, (size_t)(slash - text), &addr) == -1)
+		return -1;
+	p = slash + 1;
+	if (!*p || strlen(p) > 2 || (p[0] == '0' && p[1]))
+		return -1;
+	for (; *p; p++) {
+		if (!isdigit((unsigned char)*p))
+			return -1;
+		prefix = prefix * 10 + (unsigned)(*p - '0');
+	}
+	if (prefix > 32)
+		return -1;
+	if (addr & ~prefix_mask(prefix))
+		return -2;
+	out->network = addr;
+	out->prefix = (uint8_t)prefix;
+	snprintf(out->text, sizeof(out->text), "%u.%u.%u.%u/%u", addr >> 24, (addr >> 16) & 255,
+		 (addr >> 8) & 255, addr & 255, prefix);
+	return 0;
+}
+
+int hive_subnet_parse(const char *text, struct hive_subnet *out)
+{
+	struct hive_subnet s;
+
+	if (!text || !out || subnet_parse(text, &s) != 0)
+		return -1;
+	*out = s;
+	return 0;
+}
+
+bool hive_subnet_contains(const struct hive_subnet *s, uint32_t addr_host_order)
+{
+	uint32_t mask = prefix_mask(s->prefix > 32 ? 32 : s->prefix);
+
+	return (addr_host_order & mask) == (s->network & mask);
+}
+
+uint64_t hive_subnet_hosts(const struct hive_subnet *s)
+{
+	unsigned prefix = s->prefix > 32 ? 32 : s->prefix;
+	uint64_t all = (uint64_t)1 << (32 - prefix);
+
+	/* /31 point-to-point and /32 single hosts have no network/broadcast. */
+	return prefix >= 31 ? all : all - 2;
+}
+
+static int parse_subnets(struct hive_cfg *cfg, const json_t *arr, const char *file,
+			 char *err, size_t errlen)
+{
+	struct hive_subnet *list = NULL;
+	size_t n = json_array_size(arr), i;
+	json_t *v;
+	char q[96];
+
+	if (n > 0 && (list = calloc(n, sizeof(*list))) == NULL)
+		return fail(err, errlen, "%s: network.subnets: out of memory", file);
+	json_array_foreach(arr, i, v) {
+		if (!json_is_string(v)) {
+			fail(err, errlen, "%s: network.subnets[%zu]: expected string, got %s", file, i,
+			     hive_json_type_name(v));
+			goto fail;
+		}
+		switch (subnet_parse(json_string_value(v), &list[i])) {
+		case -1:
+			fail(err, errlen, "%s: network.subnets[%zu]: %s is not a CIDR (a.b.c.d/n)",
+			     file, i, quoted(json_string_value(v), q, sizeof(q)));
+			goto fail;
+		case -2:
+			fail(err, errlen, "%s: network.subnets[%zu]: %s has host bits set", file, i,
+			     quoted(json_string_value(v), q, sizeof(q)));
+			goto fail;
+		}
+	}
+	free(cfg->network.subnets);
+	cfg->network.subnets = list;
+	cfg->network.n_subnets = n;
+	return 0;
+fail:
+	free(list);
+	return -1;
+}
+
+/* ---------------------------------------------------------------- checks */
+
+int hive_cfg_addr_ok(const char *addr)
+{
+	const char *colon, *host_end, *p;
+	long port = 0;
+
+	if (!addr || !*addr)
+		return -1;
+	if (addr[0] == '[') {
+		/* "[v6]:port" */
+		host_end = strchr(addr, ']');
+		if (!host_end || host_end == addr + 1 || host_end[1] != ':')
+			return -1;
+		for (p = addr + 1; p < host_end; p++)
+			if (!isxdigit((unsigned char)*p) && *p != ':' && *p != '.')
+				return -1;
+		colon = host_end + 1;
+	} else {
+		colon = strrchr(addr, ':');
+		if (!colon || colon == addr)
+			return -1;
+		for (p = addr; p < colon; p++)
+			if (!isalnum((unsigned char)*p) && *p != '.' && *p != '-' && *p != '_')
+				return -1;
+	}
+	p = colon + 1;
+	if (!*p || strlen(p) > 5 || *p == '0')
+		return -1;
+	for (; *p; p++) {
+		if (!isdigit((unsigned char)*p))
+			return -1;
+		port = port * 10 + (*p - '0');
+	}
+	return port >= 1 && port <= 65535 ? 0 : -1;
+}
+
+int hive_cfg_url_ok(const char *url)
+{
+	nng_url *u = NULL;
+	int rc;
+
+	if (!url || strlen(url) >= HIVE_CFG_URL_MAX)
+		return -1;
+	if (strncmp(url, "tcp://", 6) == 0) {
+		if (hive_cfg_addr_ok(url + 6) == -1)
+			return -1;
+	} else if (strncmp(url, "ipc://", 6) == 0 || strncmp(url, "inproc://", 9) == 0) {
+		const char *rest = strstr(url, "://") + 3;
+
+		if (!*rest)
+			return -1;
+		for (; *rest; rest++)
+			if ((unsigned char)*rest < 0x21 || *rest == 0x7f)
+				return -1;
+	} else {
+		return -1;
+	}
+	/* The final word is nng's own parser. */
+	rc = nng_url_parse(&u, url);
+	if (u)
+		nng_url_free(u);
+	return rc == 0 ? 0 : -1;
+}
+
+/* One key's value against its limits; the problem goes to buf. */
+static int check_key(const struct hive_cfg *cfg, const struct key *k, char *buf, size_t len)
+{
+	const void *f = cfield(cfg, k);
+	char q[96];
+
+	switch (k->type) {
+	case T_INT: {
+		int v = *(const int *)f;
+
+		if (v < k->min || v > k->max)
+			return fail(buf, len, "%d is out of range (%lld..%lld)", v, k->min, k->max);
+		return 0;
+	}
+	case T_SIZE: {
+		size_t v = *(const size_t *)f;
+
+		if (v < (size_t)k->min || v > (size_t)k->max)
+			return fail(buf, len, "%zu is out of range (%lld..%lld)", v, k->min, k->max);
+		return 0;
+	}
+	case T_BOOL:
+		return 0;
+	case T_SUBNETS:
+		for (size_t i = 0; i < cfg->network.n_subnets; i++) {
+			const struct hive_subnet *s = &cfg->network.subnets[i];
+
+			if (s->prefix > 32 || (s->network & ~prefix_mask(s->prefix)))
+				return fail(buf, len, "[%zu]: %s has host bits set", i,
+					    quoted(s->text, q, sizeof(q)));
+			if (s->prefix < 8)
+				return fail(buf, len,
+					    "[%zu]: %s is wider than /8 (a sweep that size is a mistake)",
+					    i, quoted(s->text, q, sizeof(q)));
+			for (size_t j = 0; j < i; j++) {
+				const struct hive_subnet *o = &cfg->network.subnets[j];
+
+				if (hive_subnet_contains(s, o->network) ||
+				    hive_subnet_contains(o, s->network))
+					return fail(buf, len, "[%zu]: %s overlaps network.subnets[%zu] %s",
+						    i, quoted(s->text, q, sizeof(q)), j, o->text);
+			}
+		}
+		return 0;
+	case T_STR:
+		break;
+	}
+
+	const char *s = f;
+	switch (k->check) {
+	case C_NONE:
+		return 0;
+	case C_NONEMPTY:
+		return *s ? 0 : fail(buf, len, "must not be empty");
+	case C_LEVEL:
+		if (hive_log_level_parse(s, NULL) == -1)
+			return fail(buf, len, "%s is not a log level (debug, info, warn, error)",
+				    quoted(s, q, sizeof(q)));
+		return 0;
+	case C_URL:
+		if (hive_cfg_url_ok(s) == -1)
+			return fail(buf, len,
+				    "%s is not a bus URL (tcp://host:port, ipc://path or inproc://name)",
+				    quoted(s, q, sizeof(q)));
+		return 0;
+	case C_ADDR:
+		if (hive_cfg_addr_ok(s) == -1)
+			return fail(buf, len, "%s is not host:port", quoted(s, q, sizeof(q)));
+		return 0;
+	case C_TOKEN:
+		/* Never echo a token. */
+		for (; *s; s++)
+			if ((unsigned char)*s <= ' ' || *s == 0x7f)
+				return fail(buf, len, "contains a space or control character");
+		return 0;
+	}
+	return 0;
+}
+
+/* Problems that involve two keys. */
+static int check_cross(const struct hive_cfg *cfg, const char *file, char *err, size_t errlen)
+{
+	static const char *const urls[] = {
+		"bus.events", "bus.jobs_status", "bus.jobs_telemetry", "bus.control", "bus.feed",
+	};
+	char q[96];
+
+	/* Each bus role is its own socket; two on one endpoint cannot both listen. */
+	for (size_t i = 0; i < sizeof(urls) / sizeof(urls[0]); i++) {
+		const char *a = cfield(cfg, key_find(urls[i]));
+
+		for (size_t j = 0; j < i; j++) {
+			if (strcmp(a, cfield(cfg, key_find(urls[j]))) == 0)
+				return fail(err, errlen, "%s: %s: %s is also %s", file, urls[i],
+					    quoted(a, q, sizeof(q)), urls[j]);
+		}
+	}
+	return 0;
+}
+
+static int validate(const struct hive_cfg *cfg, const char *file, char *err, size_t errlen)
+{
+	char problem[512];
+
+	for (size_t i = 0; i < NKEYS; i++) {
+		if (check_key(cfg, &keys[i], problem, sizeof(problem)) == -1) {
+			/* Subnet problems name their index: "network.subnets[2]: ...". */
+			return fail(err, errlen, "%s: %s%s%s", file, keys[i].path,
+				    keys[i].type == T_SUBNETS ? "" : ": ", problem);
+		}
+	}
+	return check_cross(cfg, file, err, errlen);
+}
+
+int hive_cfg_validate(const struct hive_cfg *cfg, char *err, size_t errlen)
+{
+	return validate(cfg, cfg->source[0] ? cfg->source : "(defaults)", err, errlen);
+}
+
+/* ---------------------------------------------------------------- parsing */
+
+void hive_cfg_defaults(struct hive_cfg *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	snprintf(cfg->log_level, sizeof(cfg->log_level), "info");
+
+	snprintf(cfg->database.path, sizeof(cfg->database.path), "data/powerhive.db");
+	cfg->database.batch_max = 500;
+	cfg->database.batch_ms = 200;
+
+	cfg->network.port = 80;
+	cfg->network.miner_probe_timeout_ms = 1500;
+	cfg->network.probe_concurrency = 2048;
+	cfg->network.http_timeout_ms = 5000;
+	cfg->network.http_concurrency = 256;
+	snprintf(cfg->network.default_password, sizeof(cfg->network.default_password), "admin");
+
+	cfg->intervals.discovery_seconds = 30;
+	cfg->intervals.status_seconds = 15;
+	cfg->intervals.telemetry_seconds = 60;
+	cfg->intervals.heartbeat_seconds = 5;
+
+	snprintf(cfg->http.addr, sizeof(cfg->http.addr), "127.0.0.1:8080");
+	snprintf(cfg->http.web_root, sizeof(cfg->http.web_root), "web");
+	cfg->http.max_body_bytes = 65536;
+	snprintf(cfg->http.auth.token_file, sizeof(cfg->http.auth.token_file), "data/api-token");
+	cfg->http.auth.open_reads = false;
+
+	snprintf(cfg->bus.events, sizeof(cfg->bus.events), "tcp://127.0.0.1:5550");
+	snprintf(cfg->bus.jobs_status, sizeof(cfg->bus.jobs_status), "tcp://127.0.0.1:5551");
+	snprintf(cfg->bus.jobs_telemetry, sizeof(cfg->bus.jobs_telemetry), "tcp://127.0.0.1:5552");
+	snprintf(cfg->bus.control, sizeof(cfg->bus.control), "tcp://127.0.0.1:5553");
+	snprintf(cfg->bus.feed, sizeof(cfg->bus.feed), "tcp://127.0.0.1:5554");
+	cfg->bus.sendbuf = 8192;
+	cfg->bus.recvbuf = 8192;
+	cfg->bus.max_message_bytes = 1024 * 1024;
+
+	cfg->retention.status_days = 30;
+	cfg->retention.telemetry_days = 7;
+	cfg->retention.audit_days = 365;
+	cfg->retention.prune_batch = 2000;
+
+	cfg->scheduler.managed_only = false;
+	cfg->scheduler.job_timeout_seconds = 30;
+}
+
+/* Reads obj[name] (full path `path`) into the field of k. */
+static int read_key(struct hive_cfg *cfg, const struct key *k, const json_t *obj,
+		    const char *name, const json_t *v, const char *file, const char *path,
+		    char *err, size_t errlen)
+{
+	char jerr[256];
+	const char *dot = strrchr(path, '.');
+	int prefix = dot ? (int)(dot - path + 1) : 0;
+	long long ll;
+	int rc = 0;
+
+	if (json_is_null(v))
+		return 0;  /* null keeps the default */
+	switch (k->type) {
+	case T_INT:
+	case T_SIZE:
+		rc = hive_json_int(obj, name, false, &ll, jerr, sizeof(jerr));
+		if (rc != 0)
+			break;
+		/* Checked before the store: the number may not fit the field. */
+		if (ll < k->min || ll > k->max)
+			return fail(err, errlen, "%s: %s: %lld is out of range (%lld..%lld)", file,
+				    path, ll, k->min, k->max);
+		if (k->type == T_INT)
+			*(int *)field(cfg, k) = (int)ll;
+		else
+			*(size_t *)field(cfg, k) = (size_t)ll;
+		break;
+	case T_STR:
+		rc = hive_json_str(obj, name, false, field(cfg, k), k->size, jerr, sizeof(jerr));
+		break;
+	case T_BOOL:
+		rc = hive_json_bool(obj, name, false, field(cfg, k), jerr, sizeof(jerr));
+		break;
+	case T_SUBNETS:
+		if (!json_is_array(v))
+			return fail(err, errlen, "%s: %s: expected array, got %s", file, path,
+				    hive_json_type_name(v));
+		return parse_subnets(cfg, v, file, err, errlen);
+	}
+	if (rc == -1)
+		return fail(err, errlen, "%s: %.*s%s", file, prefix, path, jerr);
+	return 0;
+}
+
+static int walk(struct hive_cfg *cfg, const json_t *obj, const char *prefix, const char *file,
+		char *err, size_t errlen)
+{
+	const char *name;
+	json_t *v;
+	char path[256], q[300];
+
+	json_object_foreach((json_t *)obj, name, v) {
+		const struct key *k;
+
+		if (snprintf(path, sizeof(path), "%s%s%s", prefix, *prefix ? "." : "", name) >=
+		    (int)sizeof(path)) {
+			log_warnx("config unknown key file=%s key=%s", hive_log_quote(file, q, sizeof(q)),
+				  "(too long)");
+			continue;
+		}
+		if ((k = key_find(path)) != NULL) {
+			if (read_key(cfg, k, obj, name, v, file, path, err, errlen) == -1)
+				return -1;
+		} else if (is_section(path)) {
+			if (json_is_null(v))
+				continue;
+			if (!json_is_object(v))
+				return fail(err, errlen, "%s: %s: expected object, got %s", file, path,
+					    hive_json_type_name(v));
+			if (walk(cfg, v, path, file, err, errlen) == -1)
+				return -1;
+		} else {
+			char qf[300];
+
+			log_warnx("config unknown key file=%s key=%s",
+				  hive_log_quote(file, qf, sizeof(qf)), hive_log_quote(path, q, sizeof(q)));
+		}
+	}
+	return 0;
+}
+
+/* The environment overrides the file; each variable is checked on its own so
+ * that the message names the variable rather than the file. */
+static int apply_env(struct hive_cfg *cfg, char *err, size_t errlen)
+{
+	char problem[512];
+
+	for (size_t i = 0; i < sizeof(env_keys) / sizeof(env_keys[0]); i++) {
+		const char *val = getenv(env_keys[i].var);
+		const struct key *k = key_find(env_keys[i].key);
+
+		if (!val || !*val)
+			continue;
+		if (strlen(val) >= k->size)
+			return fail(err, errlen, "%s: %s: longer than %zu characters", env_keys[i].var,
+				    k->path, k->size - 1);
+		memcpy(field(cfg, k), val, strlen(val) + 1);
+		if (check_key(cfg, k, problem, sizeof(problem)) == -1)
+			return fail(err, errlen, "%s: %s: %s", env_keys[i].var, k->path, problem);
+	}
+	return 0;
+}
+
+static int parse_text(struct hive_cfg *cfg, const char *name, const char *text, size_t len,
+		      char *err, size_t errlen)
+{
+	json_error_t jerr;
+	json_t *root;
+	int rc = -1;
+
+	hive_cfg_defaults(cfg);
+	if (strlen(name) >= sizeof(cfg->source))
+		return fail(err, errlen, "%.64s...: file name too long", name);
+	snprintf(cfg->source, sizeof(cfg->source), "%s", name);
+	root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!root)
+		return fail(err, errlen, "%s: line %d column %d: %s", name, jerr.line, jerr.column,
+			    jerr.text);
+	if (!json_is_object(root)) {
+		fail(err, errlen, "%s: top level: expected object, got %s", name,
+		     hive_json_type_name(root));
+		goto out;
+	}
+	if (walk(cfg, root, "", name, err, errlen) == -1 ||
+	    validate(cfg, name, err, errlen) == -1 ||
+	    apply_env(cfg, err, errlen) == -1)
+		goto out;
+	rc = 0;
+out:
+	json_decref(root);
+	if (rc == -1)
+		hive_cfg_free(cfg);
+	return rc;
+}
+
+int hive_cfg_parse(struct hive_cfg *cfg, const char *name, const char *json_text, char *err,
+		   size_t errlen)
+{
+	if (!name)
+		name = "(text)";
+	if (!json_text) {
+		hive_cfg_defaults(cfg);
+		return fail(err, errlen, "%s: no text", name);
+	}
+	return parse_text(cfg, name, json_text, strlen(json_text), err, errlen);
+}
+
+int hive_cfg_load(struct hive_cfg *cfg, const char *path, char *err, size_t errlen)
+{
+	FILE *f;
+	char *buf = NULL;
+	size_t n = 0, cap = 0;
+	int rc;
+
+	hive_cfg_defaults(cfg);
+	if (!path || !*path)
+		return fail(err, errlen, "(no file): no configuration file given");
+	if ((f = fopen(path, "rb")) == NULL)
+		return fail(err, errlen, "%s: %s", path, strerror(errno));
+	for (;;) {
+		if (n == cap) {
+			char *nb;
+
+			if (cap >= CFG_FILE_MAX) {
+				fail(err, errlen, "%s: larger than %d bytes", path, CFG_FILE_MAX);
+				goto fail;
+			}
+			cap = cap ? cap * 2 : 8192;
+			if ((nb = realloc(buf, cap)) == NULL) {
+				fail(err, errlen, "%s: out of memory", path);
+				goto fail;
+			}
+			buf = nb;
+		}
+		size_t r = fread(buf + n, 1, cap - n, f);
+		n += r;
+		if (r == 0) {
+			if (ferror(f)) {
+				fail(err, errlen, "%s: %s", path, strerror(errno));
+				goto fail;
+			}
+			break;
+		}
+	}
+	fclose(f);
+	rc = parse_text(cfg, path, buf, n, err, errlen);
+	free(buf);
+	return rc;
+fail:
+	fclose(f);
+	free(buf);
+	return -1;
+}
+
+void hive_cfg_free(struct hive_cfg *cfg)
+{
+	if (!cfg)
+		return;
+	free(cfg->network.subnets);
+	cfg->network.subnets = NULL;
+	cfg->network.n_subnets = 0;
+}
+
+int hive_cfg_copy(struct hive_cfg *dst, const struct hive_cfg *src)
+{
+	struct hive_subnet *list = NULL;
+
+	if (src->network.n_subnets > 0) {
+		list = calloc(src->network.n_subnets, sizeof(*list));
+		if (!list)
+			return -1;
+		memcpy(list, src->network.subnets, src->network.n_subnets * sizeof(*list));
+	}
+	*dst = *src;
+	dst->network.subnets = list;
+	return 0;
+}

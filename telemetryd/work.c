@@ -1,0 +1,40 @@
+/* work — one telemetry job: GET /chains (the firmware client falls back to
+ * /boards on a 404 by itself; a job that says endpoint "boards" asks
+ * /boards directly, as apid learned from an earlier answer). The result
+ * says which one answered, so apid remembers it per miner.
+ */
+#include "telemetryd.h"
+
+#include <string.h>
+
+static void on_chains(const struct hive_fw_result *res, void *arg)
+{
+	struct hive_worker_job *job = arg;
+	json_t *body;
+
+	if (res->err.kind != HIVE_FW_OK) {
+		hive_worker_fail(job, &res->err);
+		return;
+	}
+	body = telemetryd_body(&res->chains);
+	if (body && res->used_boards)
+		json_object_set_new(body, "source", json_string("boards"));
+	hive_worker_done(job, body);
+}
+
+int telemetryd_job_start(struct hive_worker_job *job, void *arg)
+{
+	struct telemetryd *t = arg;
+	struct hive_fw_req req;
+
+	memset(&req, 0, sizeof(req));
+	req.ip = job->ip;
+	req.port = job->port;
+	req.api_key = job->api_key;
+	req.call = HIVE_FW_CHAINS;
+	req.flags = strcmp(job->endpoint, "boards") == 0 ? HIVE_FW_F_BOARDS : 0;
+	req.timeout_ms = job->timeout_ms;
+	req.cb = on_chains;
+	req.cb_arg = job;
+	return hive_fw_request(t->fw, &req);
+}

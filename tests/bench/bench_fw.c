@@ -1,0 +1,289 @@
+/* bench_fw — throughput of the firmware client against minersim, next to
+ * wrk against the same simulator in the same run.
+ *
+ *   1. minersim with 1,000 miners on 127.79.0.0/22; one API key provisioned
+ *      on each through the client (unlock + apikey create).
+ *   2. The client keeps 256 requests in flight for BENCH_SECONDS (default
+ *      5) of GET /summary, round-robin over the fleet, then of GET /chains;
+ *      then the same on ONE miner address, which is what wrk measures.
+ *   3. wrk -t2 -c256 -d<seconds>s with the x-api-key header on one miner.
+ *
+ * Prints "figure: fw bench <endpoint> client=<n>/s wrk=<n>/s ratio=<r>".
+ * Everything stays on loopback. See docs/firmware-client.md for what limits
+ * the figures.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "hive/fw.h"
+#include "hive/log.h"
+#include "hive/loop.h"
+#include "../lib/testlib.h"
+
+#define SUBNET    "127.79.0.0/22"
+#define NMINERS   1000
+#define IN_FLIGHT 256
+
+static char ips[NMINERS][16];
+static int nminers, port;
+static char key[33];
+
+struct run {
+	struct hive_fw_client *c;
+	enum hive_fw_call call;
+	bool one_address;
+	int next;
+	int64_t until;
+	uint64_t ok, failed, bytes;
+	int64_t lat_sum;
+	enum hive_fw_err_kind last_kind;
+	char last_err[256];
+};
+
+static void submit(struct run *r);
+
+static void on_done(const struct hive_fw_result *res, void *arg)
+{
+	struct run *r = arg;
+
+	if (res->err.kind == HIVE_FW_OK) {
+		r->ok++;
+		r->lat_sum += res->latency_ms;
+	} else {
+		r->failed++;
+		r->last_kind = res->err.kind;
+		snprintf(r->last_err, sizeof(r->last_err), "%s", res->err.msg);
+	}
+	if (hive_now_ms() < r->until)
+		submit(r);
+}
+
+static void submit(struct run *r)
+{
+	struct hive_fw_req q = { .port = port, .call = r->call, .api_key = key, .cb = on_done,
+				 .cb_arg = r };
+
+	q.ip = ips[r->one_address ? 0 : r->next++ % nminers];
+	if (hive_fw_request(r->c, &q) < 0) {
+		fprintf(stderr, "bench_fw: request: %s\n", strerror(errno));
+		exit(1);
+	}
+}
+
+/* Keeps IN_FLIGHT requests going for `seconds`; returns requests/s. */
+static double client_run(enum hive_fw_call call, bool one_address, int seconds, uint64_t *connects)
+{
+	struct hive_loop *loop = hive_loop_new();
+	struct hive_fw_opts o = { .max_in_flight = IN_FLIGHT, .timeout_ms = 10000,
+				  .max_connections = 2 * NMINERS };
+	struct run r = { .call = call, .one_address = one_address };
+	struct hive_fw_stats st;
+	int64_t t0;
+	double secs;
+
+	if (!loop || !(r.c = hive_fw_client_new(loop, &o))) {
+		fprintf(stderr, "bench_fw: cannot make a client\n");
+		exit(1);
+	}
+	t0 = hive_now_ms();
+	r.until = t0 + seconds * 1000;
+	for (int i = 0; i < IN_FLIGHT; i++)
+		submit(&r);
+	while (hive_fw_client_pending(r.c) > 0)
+		hive_loop_run_once(loop, 100);
+	secs = (double)(hive_now_ms() - t0) / 1000.0;
+	hive_fw_client_stats(r.c, &st);
+	*connects = st.connects;
+	hive_fw_client_free(r.c);
+	hive_loop_free(loop);
+	printf("bench_fw: client %s%s: %llu ok, %llu failed in %.2f s, mean latency %.1f ms, "
+	       "%llu connections\n", hive_fw_call_name(call), one_address ? " (one address)" : "",
+	       (unsigned long long)r.ok, (unsigned long long)r.failed, secs,
+	       r.ok ? (double)r.lat_sum / (double)r.ok : 0.0, (unsigned long long)st.connects);
+	if (r.failed)
+		printf("bench_fw: last error: %s %s\n", hive_fw_err_name(r.last_kind), r.last_err);
+	if (r.failed > r.ok / 100) {
+		fprintf(stderr, "bench_fw: more than 1%% of the requests failed\n");
+		exit(1);
+	}
+	return (double)r.ok / secs;
+}
+
+/* wrk on one miner; requests/s, or -1 when wrk is missing or failed. */
+static double wrk_run(const char *path, int seconds)
+{
+	char cmd[512], line[512];
+	double rps = -1;
+	FILE *p;
+
+	snprintf(cmd, sizeof(cmd),
+		 "wrk -t2 -c%d -d%ds -H 'x-api-key: %s' http://%s:%d/api/v1/%s 2>&1", IN_FLIGHT,
+		 seconds, key, ips[0], port, path);
+	if (!(p = popen(cmd, "r")))
+		return -1;
+	while (fgets(line, sizeof(line), p)) {
+		double v;
+
+		if (sscanf(line, "Requests/sec: %lf", &v) == 1)
+			rps = v;
+		if (strstr(line, "Non-2xx") || strstr(line, "Socket errors"))
+			printf("bench_fw: wrk: %s", line);
+	}
+	if (pclose(p) != 0)
+		return -1;
+	return rps;
+}
+
+struct prov {
+	bool ok;
+	char token[256];
+	char err[256];
+};
+
+static void prov_cb(const struct hive_fw_result *res, void *arg)
+{
+	struct prov *p = arg;
+
+	p->ok = res->err.kind == HIVE_FW_OK;
+	if (!p->ok)
+		snprintf(p->err, sizeof(p->err), "%s", res->err.msg);
+	else if (res->call == HIVE_FW_UNLOCK)
+		snprintf(p->token, sizeof(p->token), "%s", res->unlock.token);
+}
+
+/* One key on every miner, the way discoverd does it: unlock, then create. */
+static void provision(void)
+{
+	struct hive_fw_opts o = { .max_in_flight = IN_FLIGHT };
+	struct hive_loop *loop = hive_loop_new();
+	struct hive_fw_client *c = loop ? hive_fw_client_new(loop, &o) : NULL;
+	static struct prov prov[NMINERS];
+
+	if (!c) {
+		fprintf(stderr, "bench_fw: cannot make a client\n");
+		exit(1);
+	}
+	for (int pass = 0; pass < 2; pass++) {
+		int bad = 0;
+
+		for (int i = 0; i < nminers; i++) {
+			struct hive_fw_req q = { .ip = ips[i], .port = port, .cb = prov_cb,
+						 .cb_arg = &prov[i] };
+
+			q.call = pass == 0 ? HIVE_FW_UNLOCK : HIVE_FW_APIKEY_CREATE;
+			q.arg = pass == 0 ? "admin" : key;
+			q.token = pass == 0 ? NULL : prov[i].token;
+			prov[i].ok = false;
+			if (hive_fw_request(c, &q) < 0) {
+				fprintf(stderr, "bench_fw: provision: %s\n", strerror(errno));
+				exit(1);
+			}
+		}
+		while (hive_fw_client_pending(c) > 0)
+			hive_loop_run_once(loop, 100);
+		for (int i = 0; i < nminers; i++)
+			if (!prov[i].ok && bad++ == 0)
+				fprintf(stderr, "bench_fw: provision %s: %s\n", ips[i], prov[i].err);
+		if (bad) {
+			fprintf(stderr, "bench_fw: provisioning failed on %d miners\n", bad);
+			exit(1);
+		}
+	}
+	hive_fw_client_free(c);
+	hive_loop_free(loop);
+}
+
+static bool sim_ready(void *arg)
+{
+	char *s = tl_read_file(arg);
+	bool ok = s && strstr(s, "minersim ready");
+
+	free(s);
+	return ok;
+}
+
+static void figure(const char *what, double client, double wrk)
+{
+	if (wrk > 0)
+		printf("figure: fw bench %s client=%.0f/s wrk=%.0f/s ratio=%.2f\n", what, client, wrk,
+		       client / wrk);
+	else
+		printf("figure: fw bench %s client=%.0f/s wrk=unavailable\n", what, client);
+}
+
+int main(void)
+{
+	const char *env = getenv("BENCH_SECONDS");
+	int seconds = env && atoi(env) > 0 ? atoi(env) : 5;
+	char portbuf[16], adminbuf[32], nbuf[16], log[600], url[128];
+	char *dir = tl_tmpdir("benchfw");
+	struct rlimit rl;
+	pid_t pid;
+	json_t *miners;
+	long status;
+	uint64_t conn_sum, conn_chains, conn_one;
+	double sum_fleet, chains_fleet, sum_one, chains_one, wrk_sum, wrk_chains;
+
+	signal(SIGPIPE, SIG_IGN);
+	hive_log_init("bench_fw", HIVE_LOG_WARN, NULL);
+	/* 256 in flight plus an idle connection per miner */
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	snprintf(key, sizeof(key), "%s", "be0c4000000000000000000000000000");
+	port = tl_free_port();
+	snprintf(portbuf, sizeof(portbuf), "%d", port);
+	snprintf(adminbuf, sizeof(adminbuf), "127.0.0.1:%d", tl_free_port());
+	snprintf(nbuf, sizeof(nbuf), "%d", NMINERS);
+	snprintf(log, sizeof(log), "%s/minersim.log", dir ? dir : "/tmp");
+	{
+		char *argv[] = { (char *)tl_bin("minersim"), "--subnet", SUBNET, "--miners", nbuf,
+				 "--port", portbuf, "--admin", adminbuf, "--seed", "5", NULL };
+
+		pid = tl_spawn(log, argv, NULL);
+	}
+	if (pid < 0 || tl_wait_until(20000, sim_ready, log) < 0) {
+		fprintf(stderr, "bench_fw: minersim did not start (log %s)\n", log);
+		return 1;
+	}
+	snprintf(url, sizeof(url), "http://%s/sim/miners", adminbuf);
+	miners = tl_http_json("GET", url, NULL, NULL, &status);
+	if (!json_is_array(miners)) {
+		fprintf(stderr, "bench_fw: GET /sim/miners failed (%ld)\n", status);
+		tl_stop(pid, SIGTERM, 3000);
+		return 1;
+	}
+	for (size_t i = 0; i < json_array_size(miners) && i < NMINERS; i++)
+		snprintf(ips[nminers++], sizeof(ips[0]), "%s",
+			 json_string_value(json_object_get(json_array_get(miners, i), "ip")));
+	json_decref(miners);
+	provision();
+	printf("bench_fw: %d miners provisioned, %d in flight, %d s per run\n", nminers,
+	       IN_FLIGHT, seconds);
+
+	sum_fleet = client_run(HIVE_FW_SUMMARY, false, seconds, &conn_sum);
+	chains_fleet = client_run(HIVE_FW_CHAINS, false, seconds, &conn_chains);
+	sum_one = client_run(HIVE_FW_SUMMARY, true, seconds, &conn_one);
+	chains_one = client_run(HIVE_FW_CHAINS, true, seconds, &conn_one);
+	wrk_sum = wrk_run("summary", seconds);
+	wrk_chains = wrk_run("chains", seconds);
+
+	figure("summary", sum_fleet, wrk_sum);
+	figure("chains", chains_fleet, wrk_chains);
+	figure("summary one-address", sum_one, wrk_sum);
+	figure("chains one-address", chains_one, wrk_chains);
+	tl_stop(pid, SIGTERM, 3000);
+	if (dir) {
+		tl_rmrf(dir);
+		free(dir);
+	}
+	return 0;
+}

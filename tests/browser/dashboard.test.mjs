@@ -1,0 +1,516 @@
+// The dashboard in a real browser: Debian's chromium driven by
+// playwright-core against the stack `make run` starts (etc/run.sh with a
+// simulated fleet on loopback, on ports and a subnet chosen for this run).
+//
+//   node tests/browser/dashboard.test.mjs        (from anywhere; HIVE_BIN=bin)
+//
+// Prints cmocka-style lines ("[  PASSED  ] N test(s).") so tests/run.sh
+// counts them; exits non-zero on any failure. Screenshots of every view go
+// to tests/browser/artifacts/, with run.log (the stack's output).
+
+import { spawn } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const ROOT = path.resolve(HERE, '../..');
+const ART = path.join(HERE, 'artifacts');
+const BIN = process.env.HIVE_BIN || 'bin';
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const MINERS = 120;
+const START_TIMEOUT_MS = 90000;
+
+let chromium;
+try {
+	({ chromium } = await import('playwright-core'));
+} catch {
+	console.error('playwright-core is not installed: run `npm ci` in tests/browser');
+	process.exit(2);
+}
+if (!fs.existsSync(CHROMIUM)) {
+	console.error(`${CHROMIUM} is missing: apt-get install chromium`);
+	process.exit(2);
+}
+
+// ---------------------------------------------------------------- helpers
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function until(what, fn, timeout = 20000, every = 200) {
+	const end = Date.now() + timeout;
+	let last;
+	for (;;) {
+		try {
+			last = await fn();
+			if (last)
+				return last;
+		} catch (e) {
+			last = e;
+		}
+		if (Date.now() > end)
+			throw new Error(`timed out after ${timeout} ms waiting for ${what}` +
+				(last instanceof Error ? ` (${last.message})` : ''));
+		await sleep(every);
+	}
+}
+
+function check(cond, msg) {
+	if (!cond)
+		throw new Error(msg);
+}
+
+function freePort() {
+	return new Promise((resolve, reject) => {
+		const s = net.createServer();
+		s.unref();
+		s.on('error', reject);
+		s.listen(0, '127.0.0.1', () => {
+			const { port } = s.address();
+			s.close(() => resolve(port));
+		});
+	});
+}
+
+// ---------------------------------------------------------------- the stack
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'powerhive-browser-'));
+const token = crypto.randomBytes(24).toString('hex');
+const ports = [];
+for (let i = 0; i < 8; i++)
+	ports.push(await freePort());
+const [httpPort, b0, b1, b2, b3, b4, adminPort, minerPort] = ports;
+// A /23 of its own in 127/8 so that a `make run` next door is not disturbed.
+const octet = 150 + (process.pid % 50);
+const third = (Math.floor(process.pid / 50) % 100) * 2;
+const subnet = `127.${octet}.${third}.0/23`;
+const base = `http://127.0.0.1:${httpPort}`;
+
+const cfg = JSON.parse(fs.readFileSync(path.join(ROOT, 'etc/powerhive.sim.json'), 'utf8'));
+cfg.database.path = path.join(tmp, 'powerhive.db');
+cfg.network.subnets = [subnet];
+cfg.network.port = minerPort;
+cfg.intervals = { discovery_seconds: 5, status_seconds: 3, telemetry_seconds: 5, heartbeat_seconds: 2 };
+cfg.http.addr = `127.0.0.1:${httpPort}`;
+cfg.http.web_root = path.join(ROOT, 'web');
+cfg.http.auth.token_file = path.join(tmp, 'api-token');
+Object.assign(cfg.bus, {
+	events: `tcp://127.0.0.1:${b0}`, jobs_status: `tcp://127.0.0.1:${b1}`,
+	jobs_telemetry: `tcp://127.0.0.1:${b2}`, control: `tcp://127.0.0.1:${b3}`,
+	feed: `tcp://127.0.0.1:${b4}`,
+});
+const cfgPath = path.join(tmp, 'powerhive.json');
+fs.writeFileSync(cfgPath, JSON.stringify(cfg, null, 2));
+
+// Each run leaves only its own screenshots and logs.
+fs.rmSync(ART, { recursive: true, force: true });
+fs.mkdirSync(ART, { recursive: true });
+const runLog = fs.openSync(path.join(ART, 'run.log'), 'w');
+const env = {
+	...process.env,
+	POWERHIVE_SIM_CONFIG: cfgPath,
+	// etc/powerhive.json lists loopback only: run.sh takes the simulator path.
+	POWERHIVE_CONFIG: path.join(ROOT, 'etc/powerhive.json'),
+	POWERHIVE_SIM_MINERS: String(MINERS),
+	POWERHIVE_SIM_ADMIN: `127.0.0.1:${adminPort}`,
+	POWERHIVE_API_TOKEN: token,
+	POWERHIVE_LOG_DIR: path.join(tmp, 'logs'),
+};
+delete env.POWERHIVE_HTTP_ADDR;
+delete env.POWERHIVE_DATABASE;
+const stack = spawn('sh', ['etc/run.sh', BIN], {
+	cwd: ROOT, env, detached: true, stdio: ['ignore', runLog, runLog],
+});
+let stackExit = null;
+stack.on('exit', (code, sig) => {
+	stackExit = sig || code;
+});
+
+let ctx = null;
+async function cleanup() {
+	if (ctx)
+		await ctx.close().catch(() => {});
+	ctx = null;
+	if (stackExit === null) {
+		try {
+			process.kill(stack.pid, 'SIGTERM');
+		} catch {
+			/* gone */
+		}
+		const end = Date.now() + 30000;
+		while (stackExit === null && Date.now() < end)
+			await sleep(100);
+		// run.sh stops its children on SIGTERM; anything left goes now.
+		try {
+			process.kill(-stack.pid, 'SIGKILL');
+		} catch {
+			/* all stopped */
+		}
+	}
+	for (const f of fs.readdirSync(path.join(tmp, 'logs'), { withFileTypes: true }))
+		if (f.isFile())
+			fs.copyFileSync(path.join(tmp, 'logs', f.name), path.join(ART, f.name));
+	fs.rmSync(tmp, { recursive: true, force: true });
+}
+for (const sig of ['SIGINT', 'SIGTERM'])
+	process.on(sig, () => cleanup().finally(() => process.exit(130)));
+
+async function api(method, p, body) {
+	const res = await fetch(base + p, {
+		method,
+		headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
+		body: body === undefined ? undefined : JSON.stringify(body),
+	});
+	const data = await res.json().catch(() => null);
+	if (!res.ok)
+		throw new Error(`${method} ${p}: ${res.status} ${data?.error ?? ''}`);
+	return data;
+}
+
+// ---------------------------------------------------------------- checks
+
+const tests = [];
+const test = (name, fn) => tests.push([name, fn]);
+let page;
+const shot = (name, full = false) => page.screenshot({ path: path.join(ART, name), fullPage: full });
+
+const rowIds = () => page.$$eval('table.miners tbody tr[data-id]', (trs) => trs.map((t) => t.dataset.id));
+const countText = () => page.textContent('#miners-count');
+// Waits for the table to show the answer to the query now in the address.
+async function tableSettled() {
+	await until('the miners table', async () =>
+		(await page.getAttribute('#view', 'data-loaded')) === 'true');
+}
+
+test('a wrong token is refused at sign-in', async () => {
+	await page.goto(base + '/');
+	await page.waitForSelector('#login:not([hidden])');
+	await page.fill('#token', 'not-the-token');
+	await page.click('#login-form button[type=submit]');
+	await until('the refusal', async () => /Refused/.test(await page.textContent('#login-error')));
+	check(await page.isVisible('#login'), 'the sign-in form went away');
+	check(!(await page.isVisible('table.miners')), 'the table is shown without a valid token');
+	check(await page.evaluate(() => !sessionStorage.getItem('powerhive.token')), 'a refused token was kept');
+	await shot('login-refused.png');
+});
+
+test('signing in shows the simulated fleet', async () => {
+	const t0 = Date.now();
+	await page.fill('#token', token);
+	await page.click('#login-form button[type=submit]');
+	await page.waitForSelector('table.miners tbody tr[data-id]');
+	console.log(`figure: first miners table after sign-in in ${Date.now() - t0} ms`);
+	const ids = await rowIds();
+	check(ids.length === 100, `expected 100 rows on the first page, got ${ids.length}`);
+	check(/^1–100 of 120 miners$/.test(await countText()), `count says "${await countText()}"`);
+	await until('the fleet header', async () =>
+		(await page.textContent('#fleet-online')).replace(/\s/g, '') === `${MINERS}/${MINERS}`);
+	check(/[PT]H\/s/.test(await page.textContent('#fleet-hashrate')), 'no fleet hashrate');
+	check(/W$/.test((await page.textContent('#fleet-power')).trim()), 'no fleet power');
+	await until('every row with a status', async () =>
+		(await page.$$eval('table.miners tbody .pill', (p) => p.filter((x) => x.textContent === 'Mining').length)) >= 90);
+	await until('suite health in the header', async () =>
+		(await page.textContent('#fleet-suite')) === 'all running', 15000);
+	await shot('miners.png');
+});
+
+function thFromCell(s) {
+	const m = /([\d.,]+)\s*(GH|TH|PH)\/s/.exec(s);
+	if (!m)
+		return NaN;
+	return parseFloat(m[1].replace(/,/g, '')) * { GH: 0.001, TH: 1, PH: 1000 }[m[2]];
+}
+
+test('sorting by hashrate, both ways', async () => {
+	await page.click('th[data-key=hashrate] button');
+	await until('sort=hashrate in the address', async () => /sort=hashrate&order=desc/.test(page.url()));
+	await tableSettled();
+	check((await page.getAttribute('th[data-key=hashrate]', 'aria-sort')) === 'descending', 'aria-sort not descending');
+	let hr = await page.$$eval('table.miners tbody tr[data-id] td:nth-child(5)', (c) => c.map((x) => x.textContent));
+	let v = hr.map(thFromCell);
+	check(v.length === 100 && v.every((x, i) => i === 0 || Number.isNaN(x) || x <= v[i - 1] + 1e-9),
+		`not sorted down: ${v.slice(0, 8).join(', ')}`);
+	await page.click('th[data-key=hashrate] button');
+	await until('order=asc', async () => /sort=hashrate&order=asc/.test(page.url()));
+	await tableSettled();
+	hr = await page.$$eval('table.miners tbody tr[data-id] td:nth-child(5)', (c) => c.map((x) => x.textContent));
+	v = hr.map(thFromCell).filter((x) => !Number.isNaN(x));
+	check(v.every((x, i) => i === 0 || x >= v[i - 1] - 1e-9), `not sorted up: ${v.slice(0, 8).join(', ')}`);
+	// The API under the same query agrees on the lowest one.
+	const low = await api('GET', '/api/miners?sort=hashrate&order=asc&limit=1');
+	const first = (await rowIds())[0];
+	check(low.miners[0].id === first || Math.abs(thFromCell(hr[0]) - low.miners[0].status.hr_realtime_ghs / 1000) < 5,
+		`the table starts with ${first}, the API with ${low.miners[0].id}`);
+	await page.click('th[data-key=mac] button');
+	await until('sort=mac', async () => /sort=mac&order=asc/.test(page.url()));
+	await tableSettled();
+	const ids = await rowIds();
+	check(ids.every((x, i) => i === 0 || x > ids[i - 1]), 'not sorted by MAC');
+	await shot('miners-sorted.png');
+});
+
+test('filters: model, text search, online, paging', async () => {
+	const models = await api('GET', '/api/models');
+	const alias = models.models.find((m) => m.miners > 0 && m.miners < MINERS)?.alias || models.models[0].alias;
+	const want = await api('GET', `/api/miners?model=${alias}&limit=1`);
+	await page.selectOption('select[name=model]', alias);
+	await until('model= in the address', async () => page.url().includes(`model=${alias}`));
+	await tableSettled();
+	const cells = await page.$$eval('table.miners tbody tr[data-id] td:nth-child(3)', (c) => c.map((x) => x.textContent.trim()));
+	check(cells.length === Math.min(100, want.total), `${cells.length} rows for ${want.total} ${alias}`);
+	check(cells.every((c) => c === alias), `a row of another model: ${cells.find((c) => c !== alias)}`);
+	check((await countText()).endsWith(`of ${want.total} miners`), `count says "${await countText()}"`);
+	await shot('miners-filtered.png');
+
+	await page.click('form.filters button[type=reset]');
+	await until('filters cleared', async () => !page.url().includes('model='));
+	await tableSettled();
+	const target = (await rowIds())[37];
+	const q = target.slice(9);            // "xx:xx:xx": the end of one MAC
+	await page.fill('input[name=q]', q);
+	await until('q= in the address', async () => page.url().includes('q='));
+	await tableSettled();
+	const found = await rowIds();
+	const apiFound = await api('GET', `/api/miners?q=${encodeURIComponent(q)}&limit=100`);
+	check(found.includes(target), `${target} not found by "${q}"`);
+	check(found.length === apiFound.total, `table ${found.length}, API ${apiFound.total} for "${q}"`);
+	check(await page.inputValue('input[name=q]') === q, 'the search box lost what was typed');
+
+	await page.click('form.filters button[type=reset]');
+	await until('filters cleared', async () => !page.url().includes('q='));
+	await page.selectOption('select[name=online]', 'false');
+	await until('online=false', async () => page.url().includes('online=false'));
+	await tableSettled();
+	const off = await api('GET', '/api/miners?online=false&limit=1');
+	const offRows = await rowIds();
+	check(offRows.length === Math.min(100, off.total), `${offRows.length} offline rows, the API says ${off.total}`);
+	if (!off.total)
+		check(/No miner matches/.test(await page.textContent('table.miners tbody')), 'no "no match" message');
+
+	await page.click('form.filters button[type=reset]');
+	await until('filters cleared', async () => !page.url().includes('online='));
+	await tableSettled();
+	const page1 = await rowIds();
+	await page.click('.pager [data-page=next]');
+	await until('offset=100', async () => page.url().includes('offset=100'));
+	await tableSettled();
+	const page2 = await rowIds();
+	check(page2.length === MINERS - 100, `${page2.length} rows on page 2`);
+	check(page2.every((id) => !page1.includes(id)), 'page 2 repeats page 1');
+	check((await countText()) === `101–${MINERS} of ${MINERS} miners`, `count says "${await countText()}"`);
+	check(await page.isDisabled('.pager [data-page=next]'), 'Next is enabled on the last page');
+	await page.click('.pager [data-page=first]');
+	await until('back to the first page', async () => !page.url().includes('offset='));
+});
+
+let detailId;
+test('a miner\'s detail shows its chart, boards and chip map', async () => {
+	await tableSettled();
+	detailId = (await rowIds())[3];
+	await page.click(`table.miners tbody tr[data-id="${detailId}"] a`);
+	await until('the detail view', async () => (await page.getAttribute('#view', 'data-view')) === 'detail');
+	await until('the miner loaded', async () => (await page.getAttribute('#view', 'data-loaded')) === 'true');
+	const m = await api('GET', `/api/miners/${detailId}`);
+	const model = await api('GET', `/api/models/${m.model}`);
+	await until('a chart with history', async () =>
+		/^History of [2-9]\d* statuses|^History of \d{2,} statuses/.test(await page.getAttribute('canvas.chart', 'aria-label')), 30000);
+	const inked = await page.$eval('canvas.chart', (c) => {
+		const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+		let n = 0;
+		for (let i = 3; i < d.length; i += 4)
+			if (d[i] > 0)
+				n++;
+		return n;
+	});
+	check(inked > 5000, `the chart drew only ${inked} pixels`);
+	const chainRows = await page.$$eval('table.chains tbody tr', (r) => r.length);
+	check(chainRows === model.num_chains, `${chainRows} hashboard rows for ${model.num_chains} chains`);
+	await until('the chip map', async () => (await page.getAttribute('#view', 'data-chipmap')) === 'true', 30000);
+	const boards = await page.$$eval('.chipmaps .board', (b) => b.map((x) => x.querySelectorAll('.chip[data-chip]').length));
+	check(boards.length === model.num_chains, `${boards.length} boards drawn for ${model.num_chains}`);
+	check(boards.every((n) => n === model.chips_per_chain), `chips per board ${boards} for ${model.chips_per_chain}`);
+	// Laid out as the model's topology says: its columns, its empty slots.
+	const topo = model.topology;
+	const cols = await page.$eval('.chipmaps .chipgrid', (g) => getComputedStyle(g).gridTemplateColumns.split(' ').length);
+	check(cols === topo.cols, `${cols} columns drawn, the topology has ${topo.cols}`);
+	const empty = topo.chips.flat().filter((v) => v < 0).length;
+	const drawnEmpty = await page.$eval('.chipmaps .chipgrid', (g) => g.querySelectorAll('.chip.empty').length);
+	check(drawnEmpty === empty, `${drawnEmpty} empty slots drawn, the topology has ${empty}`);
+	const coloured = await page.$eval('.chipmaps .chip[data-chip]', (c) => getComputedStyle(c).backgroundColor);
+	check(/^rgb/.test(coloured) && coloured !== 'rgba(0, 0, 0, 0)', `chip colour ${coloured}`);
+	check(/°C/.test(await page.getAttribute('.chipmaps .chip[data-chip]', 'title')), 'a chip title without its temperature');
+	await shot('detail.png', true);
+	await page.click('.seg label:has(input[value=grade])');
+	await until('grade letters', async () =>
+		/^[gor?]$/.test((await page.textContent('.chipmaps .chip[data-chip]')).trim()));
+	await page.$eval('.chipmaps', (e) => e.scrollIntoView());
+	await shot('detail-chipmap-grade.png');
+	await page.click('.seg label:has(input[value=temp])');
+});
+
+test('toggling managed persists (detail and table)', async () => {
+	const before = await api('GET', `/api/miners/${detailId}`);
+	const want = !before.managed;
+	await page.click('.detail-head input[data-act=managed]');
+	await until('a confirmation', async () =>
+		(await page.textContent('#toasts')).includes(want ? 'now managed' : 'no longer managed'));
+	await until('the API agrees', async () => (await api('GET', `/api/miners/${detailId}`)).managed === want);
+	check(await page.isChecked('.detail-head input[data-act=managed]') === want, 'the switch does not show the change');
+
+	await page.goto(base + '/#/miners');
+	await tableSettled();
+	const other = (await rowIds())[10];
+	const was = (await api('GET', `/api/miners/${other}`)).managed;
+	await page.click(`tr[data-id="${other}"] input[data-act=managed]`);
+	await until('the API agrees', async () => (await api('GET', `/api/miners/${other}`)).managed === !was);
+	// And the managed filter finds both.
+	await page.selectOption('select[name=managed]', 'true');
+	await until('managed=true', async () => page.url().includes('managed=true'));
+	await tableSettled();
+	const managed = await rowIds();
+	const apiManaged = await api('GET', '/api/miners?managed=true&limit=100');
+	check(managed.length === apiManaged.total, `${managed.length} managed rows, the API has ${apiManaged.total}`);
+	if (want)
+		check(managed.includes(detailId), `${detailId} missing among managed miners`);
+	await page.click('form.filters button[type=reset]');
+	await until('filters cleared', async () => !page.url().includes('managed='));
+});
+
+test('an unlock password is stored, an empty one explained', async () => {
+	await tableSettled();
+	const id = (await rowIds())[5];
+	await page.click(`tr[data-id="${id}"] button[data-act=pass]`);
+	await page.waitForSelector('#pass-dialog[open]');
+	await page.click('#pass-dialog button[type=submit]');
+	check(/Type the miner/.test(await page.textContent('#pass-dialog .form-error')), 'an empty password was not explained');
+	await page.fill('#pass-dialog input[name=pass]', 'browser-test-pass');
+	await page.click('#pass-dialog button[type=submit]');
+	await until('the dialog closing', async () => !(await page.isVisible('#pass-dialog')));
+	await until('the API agrees', async () => (await api('GET', `/api/miners/${id}`)).has_unlock_pass === true);
+	await until('the row saying so', async () =>
+		(await page.textContent(`tr[data-id="${id}"] button[data-act=pass]`)).trim() === 'Change');
+});
+
+test('a model\'s max preset persists, and clears', async () => {
+	await page.click('.tabs a[data-view=models]');
+	await until('the models view', async () => (await page.getAttribute('#view', 'data-loaded')) === 'true');
+	const models = (await api('GET', '/api/models')).models;
+	const m = models.find((x) => x.presets.filter((p) => Number.isFinite(p.watts)).length >= 3);
+	check(m, 'no model with a preset catalogue');
+	const card = `section.model[data-alias="${m.alias}"]`;
+	const options = await page.$$eval(`${card} select option`, (o) => o.map((x) => x.value).filter(Boolean));
+	check(options.length === m.presets.length, `${options.length} presets offered, the catalogue has ${m.presets.length}`);
+	const count = await page.textContent(`${card} .model-count strong`);
+	check(Number(count.replace(/,/g, '')) === m.miners, `${count} miners shown, the API says ${m.miners}`);
+	const pick = options[2];
+	await page.selectOption(`${card} select`, pick);
+	await page.click(`${card} button[type=submit]`);
+	await until('a confirmation', async () => (await page.textContent('#toasts')).includes(`limited to ${pick}`));
+	await until('the API agrees', async () => (await api('GET', `/api/models/${m.alias}`)).max_preset === pick);
+	await page.reload();
+	await until('the models view', async () => (await page.getAttribute('#view', 'data-loaded')) === 'true');
+	check(await page.inputValue(`${card} select`) === pick, 'after a reload the selector forgot the limit');
+	check(await page.$$eval(`${card} tr.above`, (r) => r.length) > 0, 'presets above the limit are not marked');
+	await shot('models.png', true);
+	await page.selectOption(`${card} select`, '');
+	await page.click(`${card} button[type=submit]`);
+	await until('the API agrees', async () => (await api('GET', `/api/models/${m.alias}`)).max_preset === null);
+});
+
+test('the health view lists the running daemons', async () => {
+	await page.click('.tabs a[data-view=health]');
+	await until('the health view', async () => (await page.getAttribute('#view', 'data-loaded')) === 'true');
+	await until('every daemon alive', async () => {
+		const rows = await page.$$eval('table.daemons tbody tr', (r) => r.map((x) =>
+			[x.children[0].textContent.trim(), x.textContent.includes('alive')]));
+		const alive = rows.filter((r) => r[1]).map((r) => r[0]);
+		return alive.filter((n) => n === 'pollerd').length === 2 && alive.includes('discoverd') &&
+			alive.includes('telemetryd');
+	});
+	check(/^0$/.test((await page.textContent('.health-tiles .tile:nth-child(3) .tile-value')).trim()),
+		'lost events are not 0');
+	await shot('health.png', true);
+});
+
+test('a banner says when the API cannot be reached, and goes', async () => {
+	await page.click('.tabs a[data-view=miners]');
+	await tableSettled();
+	await page.route('**/api/**', (route) => route.abort('connectionrefused'));
+	await until('the banner', async () => page.isVisible('#banner'), 15000);
+	check(/cannot be reached/.test(await page.textContent('#banner')), 'the banner does not say why');
+	await shot('api-unreachable.png');
+	await page.unroute('**/api/**');
+	await until('the banner gone', async () => !(await page.isVisible('#banner')), 15000);
+});
+
+test('a token that stops working leads back to sign-in', async () => {
+	await page.evaluate(() => sessionStorage.setItem('powerhive.token', 'revoked-token'));
+	await until('the sign-in form', async () => page.isVisible('#login'), 15000);
+	check(/refused the token/.test(await page.textContent('#login-error')), 'no reason given');
+	check(!(await page.isVisible('#fleet')), 'the fleet header stays visible');
+});
+
+// ---------------------------------------------------------------- run
+
+let failed = [];
+let passed = 0;
+try {
+	await until('the stack to serve the fleet', async () => {
+		if (stackExit !== null)
+			throw new Error(`etc/run.sh exited (${stackExit}); see ${path.join(ART, 'run.log')}`);
+		const l = await api('GET', '/api/miners?limit=200');
+		return l.total === MINERS && l.miners.filter((x) => x.status).length >= MINERS * 0.9 &&
+			(await api('GET', '/api/models')).models.length > 0;
+	}, START_TIMEOUT_MS, 500);
+	await until('some telemetry', async () =>
+		(await api('GET', '/api/miners?limit=200')).miners.filter((x) => x.last_telemetry).length > MINERS / 2,
+	30000, 500);
+
+	ctx = await chromium.launchPersistentContext(path.join(tmp, 'chromium'), {
+		executablePath: CHROMIUM,
+		headless: true,
+		args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+			'--disable-background-networking', '--disable-component-update', '--disable-sync'],
+		viewport: { width: 1440, height: 900 },
+	});
+	page = ctx.pages()[0] || await ctx.newPage();
+	const pageErrors = [];
+	page.on('pageerror', (e) => pageErrors.push(e.message));
+	page.on('console', (m) => {
+		if (m.type() === 'error' && !/Failed to load resource|ERR_CONNECTION_REFUSED/.test(m.text()))
+			pageErrors.push(m.text());
+	});
+
+	console.log(`[==========] Running ${tests.length} test(s).`);
+	for (const [name, fn] of tests) {
+		console.log(`[ RUN      ] ${name}`);
+		pageErrors.length = 0;
+		try {
+			await fn();
+			check(!pageErrors.length, `errors in the page: ${pageErrors.join(' | ')}`);
+			console.log(`[       OK ] ${name}`);
+			passed++;
+		} catch (e) {
+			console.log(`[  ERROR   ] --- ${e.message}`);
+			console.log(`[  FAILED  ] ${name}`);
+			failed.push(name);
+			await shot(`failed-${tests.findIndex((t) => t[0] === name)}.png`, true).catch(() => {});
+		}
+	}
+} catch (e) {
+	console.log(`[  ERROR   ] --- ${e.message}`);
+	failed = tests.map((t) => t[0]).slice(passed);
+}
+await cleanup();
+console.log(`[==========] ${tests.length} test(s) run.`);
+console.log(`[  PASSED  ] ${passed} test(s).`);
+if (failed.length) {
+	console.log(`[  FAILED  ] ${failed.length} test(s), listed below:`);
+	for (const n of failed)
+		console.log(`[  FAILED  ] ${n}`);
+}
+console.log(`screenshots and logs: ${ART}`);
+process.exit(failed.length ? 1 : 0);

@@ -1,0 +1,395 @@
+/* test_compose — the Docker deployment, checked without a Docker engine:
+ * docker-compose (Debian's package) validates docker-compose.yml and prints
+ * it normalised, and this test reads that output for what `docker compose
+ * up --scale pollerd=4` needs: four services from one image, workers with
+ * nothing that stops them scaling (no container_name, no published port),
+ * health checks and restart policies, apid's database on a named volume,
+ * discoverd on the host's network dialing apid's bus ports published on
+ * 127.0.0.1. The configs the services name must exist under etc/, pass
+ * `apid -n`, dial apid by service name, and scan loopback only. The
+ * Dockerfile must copy only what exists and .dockerignore does not hide.
+ * A broken copy of the file must be refused: the validation is real. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "../lib/testlib.h"
+
+#define COMPOSE_FILE "docker-compose.yml"
+#define OUT_MAX (256 * 1024)
+
+static char *normalised;     /* `docker-compose config` output */
+
+/* Runs a shell command, returns its exit status and stdout (malloc'd). */
+static int run(const char *cmd, char **out)
+{
+	FILE *p = popen(cmd, "r");
+	char *buf;
+	size_t n = 0, got;
+	int st;
+
+	if (out)
+		*out = NULL;
+	if (!p)
+		return -1;
+	buf = malloc(OUT_MAX);
+	if (!buf) {
+		pclose(p);
+		return -1;
+	}
+	while (n < OUT_MAX - 1 && (got = fread(buf + n, 1, OUT_MAX - 1 - n, p)) > 0)
+		n += got;
+	buf[n] = '\0';
+	st = pclose(p);
+	if (out)
+		*out = buf;
+	else
+		free(buf);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static int setup(void **state)
+{
+	char *ver = NULL;
+
+	(void)state;
+	if (run("docker-compose version --short 2>&1", &ver) != 0) {
+		fprintf(stderr, "docker-compose is not installed: apt-get install docker-compose "
+			"(the Makefile's test packages include it)\n%s\n", ver ? ver : "");
+		free(ver);
+		return -1;
+	}
+	printf("docker-compose %s", ver);
+	free(ver);
+	if (run("docker-compose -f " COMPOSE_FILE " config 2>&1", &normalised) != 0) {
+		fprintf(stderr, "docker-compose config refused %s:\n%s\n", COMPOSE_FILE,
+			normalised ? normalised : "");
+		return -1;
+	}
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	free(normalised);
+	return 0;
+}
+
+/* The text of one service in the normalised output: from "  name:" to the
+ * next line indented by two spaces exactly (the next service) or less. */
+static char *service(const char *name)
+{
+	char head[64];
+	const char *s, *e;
+
+	snprintf(head, sizeof(head), "\n  %s:\n", name);
+	s = strncmp(normalised, "services:\n", 9) == 0 ? normalised
+		: strstr(normalised, "\nservices:\n");
+	if (!s || !(s = strstr(s, head)))
+		return NULL;
+	s += strlen(head);
+	for (e = s; *e; e++) {
+		if (e[0] == '\n' && e[1] != ' ' && e[1] != '-')
+			break;
+		if (e[0] == '\n' && e[1] == ' ' && e[2] == ' ' && e[3] != ' ' && e[3] != '-')
+			break;
+	}
+	return strndup(s, (size_t)(e - s));
+}
+
+static bool has_line(const char *text, const char *line)
+{
+	const char *p = text;
+	size_t n = strlen(line);
+
+	while ((p = strstr(p, line)) != NULL) {
+		if ((p == text || p[-1] == '\n' || p[-1] == ' ') && (p[n] == '\n' || p[n] == '\0'))
+			return true;
+		p += n;
+	}
+	return false;
+}
+
+static void test_services(void **state)
+{
+	char *list = NULL;
+
+	(void)state;
+	assert_int_equal(run("docker-compose -f " COMPOSE_FILE " config --services", &list), 0);
+	assert_non_null(strstr(list, "apid\n"));
+	assert_non_null(strstr(list, "discoverd\n"));
+	assert_non_null(strstr(list, "pollerd\n"));
+	assert_non_null(strstr(list, "telemetryd\n"));
+	free(list);
+	assert_int_equal(run("docker-compose -f " COMPOSE_FILE " config --volumes", &list), 0);
+	assert_non_null(strstr(list, "powerhive-data"));
+	free(list);
+}
+
+/* Every service: the one image, restart policy, health check, init. */
+static void test_every_service(void **state)
+{
+	static const char *const names[] = { "apid", "discoverd", "pollerd", "telemetryd" };
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		char *s = service(names[i]);
+		char cmd[64];
+
+		assert_non_null(s);
+		if (!has_line(s, "image: powerhive:local") || !has_line(s, "restart: unless-stopped") ||
+		    !strstr(s, "\n    healthcheck:\n") || !has_line(s, "init: true") ||
+		    !has_line(s, "dockerfile: Dockerfile")) {
+			fprintf(stderr, "service %s lacks image/restart/healthcheck/init/build:\n%s\n",
+				names[i], s);
+			fail();
+		}
+		snprintf(cmd, sizeof(cmd), "- %s", names[i]);
+		assert_true(has_line(s, cmd));   /* its command is its daemon */
+		free(s);
+	}
+}
+
+/* --scale needs replicas that can coexist: no fixed name, no host port. */
+static void test_workers_scale(void **state)
+{
+	static const char *const names[] = { "pollerd", "telemetryd" };
+
+	(void)state;
+	for (size_t i = 0; i < 2; i++) {
+		char *s = service(names[i]);
+		assert_non_null(s);
+		assert_null(strstr(s, "container_name:"));
+		assert_null(strstr(s, "\n    ports:"));
+		assert_null(strstr(s, "network_mode:"));
+		assert_non_null(strstr(s, "/etc/powerhive/powerhive.compose.json"));
+		/* healthy = the config checks and the daemon runs */
+		assert_non_null(strstr(s, " -n -c /etc/powerhive/powerhive.compose.json"));
+		assert_non_null(strstr(s, "/proc/[0-9]*/comm"));
+		free(s);
+	}
+}
+
+static void test_apid_service(void **state)
+{
+	char *s = service("apid");
+
+	(void)state;
+	assert_non_null(s);
+	assert_true(has_line(s, "- powerhive-data:/var/lib/powerhive:rw"));
+	assert_true(has_line(s, "- 127.0.0.1:5550:5550/tcp"));
+	assert_true(has_line(s, "- 127.0.0.1:5553:5553/tcp"));
+	assert_non_null(strstr(s, "target: 8080"));
+	assert_non_null(strstr(s, "http://127.0.0.1:8080/api/health"));
+	assert_non_null(strstr(s, "curl"));
+	assert_non_null(strstr(s, "/etc/powerhive/powerhive.compose-apid.json"));
+	assert_null(strstr(s, "network_mode:"));
+	free(s);
+}
+
+static void test_discoverd_service(void **state)
+{
+	char *s = service("discoverd");
+
+	(void)state;
+	assert_non_null(s);
+	assert_true(has_line(s, "network_mode: host"));
+	assert_non_null(strstr(s, "/etc/powerhive/powerhive.compose-discoverd.json"));
+	assert_null(strstr(s, "\n    ports:"));
+	free(s);
+}
+
+static json_t *load(const char *path)
+{
+	json_error_t e;
+	json_t *j = json_load_file(path, 0, &e);
+
+	if (!j)
+		fprintf(stderr, "%s: line %d: %s\n", path, e.line, e.text);
+	return j;
+}
+
+static const char *bus_keys[] = { "events", "jobs_status", "jobs_telemetry", "control", "feed" };
+
+/* "tcp://HOST:PORT" → host and port. */
+static void bus_at(json_t *cfg, const char *key, char *host, size_t hlen, int *port)
+{
+	const char *url = json_string_value(json_object_get(json_object_get(cfg, "bus"), key));
+	const char *colon;
+
+	assert_non_null(url);
+	assert_int_equal(strncmp(url, "tcp://", 6), 0);
+	colon = strrchr(url, ':');
+	assert_non_null(colon);
+	snprintf(host, hlen, "%.*s", (int)(colon - url - 6), url + 6);
+	*port = atoi(colon + 1);
+}
+
+/* The configs the services name: present, valid, wired to each other. */
+static void test_configs(void **state)
+{
+	static const char *const files[] = { "etc/powerhive.compose.json",
+		"etc/powerhive.compose-apid.json", "etc/powerhive.compose-discoverd.json" };
+	json_t *workers, *hub, *disc;
+	char host[128], cmd[512];
+	int port, hport;
+
+	(void)state;
+	for (size_t i = 0; i < 3; i++) {
+		json_t *c, *subnets, *v;
+		size_t k;
+		char *out = NULL;
+
+		snprintf(cmd, sizeof(cmd), "%s -n -c %s 2>&1", tl_bin("apid"), files[i]);
+		if (run(cmd, &out) != 0) {
+			fprintf(stderr, "%s", out ? out : "");
+			fail();
+		}
+		free(out);
+		c = load(files[i]);
+		assert_non_null(c);
+		/* Shipped configs never point anything at a real network. */
+		subnets = json_object_get(json_object_get(c, "network"), "subnets");
+		json_array_foreach(subnets, k, v)
+			assert_int_equal(strncmp(json_string_value(v), "127.", 4), 0);
+		assert_string_equal(json_string_value(json_object_get(json_object_get(c, "http"),
+								      "web_root")),
+				    "/usr/share/powerhive/web");
+		json_decref(c);
+	}
+	workers = load(files[0]);
+	hub = load(files[1]);
+	disc = load(files[2]);
+	for (size_t i = 0; i < 5; i++) {
+		bus_at(hub, bus_keys[i], host, sizeof(host), &hport);
+		assert_string_equal(host, "0.0.0.0");     /* apid listens for every container */
+		bus_at(workers, bus_keys[i], host, sizeof(host), &port);
+		assert_string_equal(host, "apid");        /* workers dial the service name */
+		assert_int_equal(port, hport);
+	}
+	/* discoverd on the host network dials what apid publishes on loopback. */
+	bus_at(disc, "events", host, sizeof(host), &port);
+	assert_string_equal(host, "127.0.0.1");
+	assert_int_equal(port, 5550);
+	bus_at(disc, "control", host, sizeof(host), &port);
+	assert_string_equal(host, "127.0.0.1");
+	assert_int_equal(port, 5553);
+	assert_string_equal(json_string_value(json_object_get(json_object_get(hub, "database"),
+							      "path")),
+			    "/var/lib/powerhive/powerhive.db");
+	json_decref(workers);
+	json_decref(hub);
+	json_decref(disc);
+}
+
+/* .dockerignore lines that name a path exactly (no globs). */
+static bool ignored(const char *ignore, const char *path)
+{
+	char *copy = strdup(ignore), *save = NULL;
+	bool hit = false;
+
+	for (char *l = strtok_r(copy, "\n", &save); l && !hit; l = strtok_r(NULL, "\n", &save)) {
+		size_t n = strlen(l);
+		if (l[0] == '#' || !n || strpbrk(l, "*?["))
+			continue;
+		hit = strncmp(path, l, n) == 0 && (path[n] == '\0' || path[n] == '/');
+	}
+	free(copy);
+	return hit;
+}
+
+static void test_dockerfile(void **state)
+{
+	char *df = tl_read_file("Dockerfile"), *ign = tl_read_file(".dockerignore");
+	char *save = NULL, *line;
+	int copies = 0;
+
+	(void)state;
+	assert_non_null(df);
+	assert_non_null(ign);
+	assert_non_null(strstr(df, "\nFROM debian:12 AS build\n"));
+	assert_non_null(strstr(df, "make"));
+	/* Join continued lines, then check each COPY from the context. */
+	for (char *p = df; (p = strstr(p, "\\\n")) != NULL;)
+		p[0] = p[1] = ' ';
+	for (line = strtok_r(df, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		char *w, *s2 = NULL, *args[16];
+		int n = 0;
+
+		while (*line == ' ')
+			line++;
+		if (strncmp(line, "COPY ", 5) != 0 || strstr(line, "--from="))
+			continue;
+		for (w = strtok_r(line + 5, " ", &s2); w && n < 16; w = strtok_r(NULL, " ", &s2))
+			args[n++] = w;
+		assert_true(n >= 2);
+		for (int i = 0; i < n - 1; i++) {
+			struct stat st;
+			if (stat(args[i], &st) != 0 || ignored(ign, args[i])) {
+				fprintf(stderr, "Dockerfile copies %s, which %s\n", args[i],
+					ignored(ign, args[i]) ? ".dockerignore hides" : "does not exist");
+				fail();
+			}
+			copies++;
+		}
+	}
+	assert_true(copies >= 8);
+	free(df);
+	free(ign);
+}
+
+/* An unknown option in a service must make docker-compose fail. */
+static void test_broken_copy_refused(void **state)
+{
+	char *dir = tl_tmpdir("compose"), path[1024], cmd[1400], *out = NULL;
+	char *text = tl_read_file(COMPOSE_FILE), *bad, *at;
+
+	(void)state;
+	assert_non_null(dir);
+	assert_non_null(text);
+	at = strstr(text, "\n  pollerd:\n");
+	assert_non_null(at);
+	at += strlen("\n  pollerd:\n");
+	bad = malloc(strlen(text) + 64);
+	assert_non_null(bad);
+	snprintf(bad, strlen(text) + 64, "%.*s    replicas_typo: 4\n%s", (int)(at - text), text, at);
+	snprintf(path, sizeof(path), "%s/docker-compose.yml", dir);
+	assert_int_equal(tl_write_file(path, bad), 0);
+	snprintf(cmd, sizeof(cmd), "docker-compose -f %s config -q 2>&1", path);
+	assert_int_not_equal(run(cmd, &out), 0);
+	assert_non_null(strstr(out, "replicas_typo"));
+	free(out);
+	free(bad);
+	free(text);
+	tl_rmrf(dir);
+	free(dir);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_services),
+		cmocka_unit_test(test_every_service),
+		cmocka_unit_test(test_workers_scale),
+		cmocka_unit_test(test_apid_service),
+		cmocka_unit_test(test_discoverd_service),
+		cmocka_unit_test(test_configs),
+		cmocka_unit_test(test_dockerfile),
+		cmocka_unit_test(test_broken_copy_refused),
+	};
+
+	return cmocka_run_group_tests_name("compose", tests, setup, teardown);
+}

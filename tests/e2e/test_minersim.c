@@ -1,0 +1,1454 @@
+/* test_minersim — the miner simulator against its own ground truth.
+ *
+ * Starts bin/minersim with a small fleet on 127.77.0.0/24 and checks,
+ * through plain HTTP, every firmware endpoint's shape against /sim/miners,
+ * authentication, token expiry and unlock rate limiting, preset changes,
+ * reboots, mining control, every fault kind, DHCP moves and swaps, HTTP
+ * robustness, seed determinism, and one scale run of 10,000 miners.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "../lib/testlib.h"
+
+#define SUBNET      "127.77.0.0/24"
+#define DET_SUBNET  "127.77.1.0/24"
+#define BIG_SUBNET  "127.78.0.0/18"
+#define MINERS      50
+#define NON_MINERS  10
+#define KEY         "0123456789abcdef0123456789abcdef"
+
+struct sim {
+	pid_t pid;
+	int port;
+	int admin_port;
+	char *dir;
+	char log[512];
+	long long start_ms;      /* spawn to ready line */
+};
+
+static struct sim fleet;     /* the shared small fleet */
+static pid_t live[8];        /* every run started, so a failed test leaks none */
+
+static void live_add(pid_t pid)
+{
+	for (int i = 0; i < 8; i++)
+		if (!live[i]) {
+			live[i] = pid;
+			return;
+		}
+}
+
+static void live_del(pid_t pid)
+{
+	for (int i = 0; i < 8; i++)
+		if (live[i] == pid)
+			live[i] = 0;
+}
+
+/* ---------------------------------------------------------------- helpers */
+
+static int sim_stop(struct sim *s);
+
+static int sim_start(struct sim *s, const char *subnet, int miners, int non_miners,
+		     const char *seed, const char *const extra[])
+{
+	char port[16], admin[64], nm[16], mn[16];
+	const char *argv[40];
+	int n = 0;
+
+	memset(s, 0, sizeof(*s));
+	s->port = tl_free_port();
+	s->admin_port = tl_free_port();
+	while (s->admin_port == s->port)
+		s->admin_port = tl_free_port();
+	s->dir = tl_tmpdir("minersim");
+	if (!s->dir || s->port < 0 || s->admin_port < 0)
+		return -1;
+	snprintf(s->log, sizeof(s->log), "%s/minersim.log", s->dir);
+	snprintf(port, sizeof(port), "%d", s->port);
+	snprintf(admin, sizeof(admin), "127.0.0.1:%d", s->admin_port);
+	snprintf(mn, sizeof(mn), "%d", miners);
+	snprintf(nm, sizeof(nm), "%d", non_miners);
+	argv[n++] = tl_bin("minersim");
+	argv[n++] = "--subnet";
+	argv[n++] = subnet;
+	argv[n++] = "--miners";
+	argv[n++] = mn;
+	argv[n++] = "--non-miners";
+	argv[n++] = nm;
+	argv[n++] = "--port";
+	argv[n++] = port;
+	argv[n++] = "--admin";
+	argv[n++] = admin;
+	argv[n++] = "--seed";
+	argv[n++] = seed;
+	for (int i = 0; extra && extra[i] && n < 38; i++)
+		argv[n++] = extra[i];
+	argv[n] = NULL;
+
+	long long t0 = tl_now_ms();
+	s->pid = tl_spawn(s->log, (char *const *)argv, NULL);
+	if (s->pid < 0)
+		return -1;
+	live_add(s->pid);
+	while (tl_now_ms() - t0 < 20000) {
+		char *text = tl_read_file(s->log);
+		bool ready = text && strstr(text, "minersim ready ");
+		free(text);
+		if (ready) {
+			s->start_ms = tl_now_ms() - t0;
+			return 0;
+		}
+		if (!tl_alive(s->pid))
+			break;
+		usleep(10000);
+	}
+	{
+		char *text = tl_read_file(s->log);
+		fprintf(stderr, "minersim did not start:\n%s\n", text ? text : "(no log)");
+		free(text);
+	}
+	sim_stop(s);
+	return -1;
+}
+
+static int sim_stop(struct sim *s)
+{
+	int status = tl_stop(s->pid, SIGTERM, 5000);
+
+	live_del(s->pid);
+	if (s->dir) {
+		tl_rmrf(s->dir);
+		free(s->dir);
+	}
+	s->dir = NULL;
+	return status;
+}
+
+static json_t *admin(const struct sim *s, const char *method, const char *path,
+		     const char *body, long *status)
+{
+	char url[256];
+	long st = 0;
+	json_t *j;
+
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", s->admin_port, path);
+	j = tl_http_json(method, url, NULL, body, &st);
+	if (status)
+		*status = st;
+	return j;
+}
+
+static json_t *truth(const char *mac)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path), "/sim/miners/%s", mac);
+	return admin(&fleet, "GET", path, NULL, NULL);
+}
+
+static const char *jstr(const json_t *o, const char *k)
+{
+	return json_string_value(json_object_get(o, k));
+}
+
+static long long jint(const json_t *o, const char *k)
+{
+	return json_integer_value(json_object_get(o, k));
+}
+
+static double jnum(const json_t *o, const char *k)
+{
+	return json_number_value(json_object_get(o, k));
+}
+
+static void miner_url(char *buf, size_t len, const char *ip, int port, const char *ep)
+{
+	snprintf(buf, len, "http://%s:%d/api/v1/%s", ip, port, ep);
+}
+
+/* GET/POST a miner endpoint; key may be NULL. */
+static json_t *fw(const char *method, const char *ip, const char *ep, const char *key,
+		  const char *token, const char *body, long *status)
+{
+	char url[256], kh[128], th[160];
+	const char *hdr[3] = { NULL, NULL, NULL };
+	int n = 0;
+
+	miner_url(url, sizeof(url), ip, fleet.port, ep);
+	if (key) {
+		snprintf(kh, sizeof(kh), "x-api-key: %s", key);
+		hdr[n++] = kh;
+	}
+	if (token) {
+		snprintf(th, sizeof(th), "Authorization: Bearer %s", token);
+		hdr[n++] = th;
+	}
+	return tl_http_json(method, url, hdr, body, status);
+}
+
+static int fw_raw(const char *ip, const char *ep, char **body, long *status)
+{
+	char url[256];
+
+	miner_url(url, sizeof(url), ip, fleet.port, ep);
+	return tl_http("GET", url, NULL, NULL, body, status);
+}
+
+/* The first miner at or after index `from` of the truth list matching a
+ * predicate. Each test works on miners of its own. */
+typedef bool miner_pred(const json_t *m);
+
+static json_t *pick(miner_pred *pred, size_t from)
+{
+	json_t *all = admin(&fleet, "GET", "/sim/miners", NULL, NULL), *m, *found = NULL;
+	size_t i;
+
+	json_array_foreach(all, i, m) {
+		if (i >= from && pred(m)) {
+			found = json_incref(m);
+			break;
+		}
+	}
+	json_decref(all);
+	return found;
+}
+
+static bool is_fw126(const json_t *m)
+{
+	return strcmp(jstr(m, "firmware"), "1.2.6") == 0;
+}
+
+static bool is_metered_mining(const json_t *m)
+{
+	return json_is_true(json_object_get(m, "metered")) && is_fw126(m) &&
+	       strcmp(jstr(m, "state"), "mining") == 0;
+}
+
+static bool any(const json_t *m)
+{
+	(void)m;
+	return true;
+}
+
+/* Unlock and provision KEY on a miner. */
+static void provision(const char *ip)
+{
+	long st;
+	json_t *r = fw("POST", ip, "unlock", NULL, NULL, "{\"pw\":\"admin\"}", &st);
+	const char *tok;
+	char body[128];
+
+	assert_int_equal(st, 200);
+	tok = jstr(r, "token");
+	assert_non_null(tok);
+	snprintf(body, sizeof(body), "{\"description\":\"PowerHive\",\"key\":\"%s\"}", KEY);
+	json_decref(fw("POST", ip, "apikeys", NULL, tok, body, &st));
+	assert_int_equal(st, 200);
+	json_decref(r);
+}
+
+struct wait_state {
+	const char *mac;
+	const char *state;
+};
+
+static bool truth_state_is(void *arg)
+{
+	struct wait_state *w = arg;
+	json_t *t = truth(w->mac);
+	bool ok = t && strcmp(jstr(t, "state"), w->state) == 0;
+
+	json_decref(t);
+	return ok;
+}
+
+static int wait_state(const char *mac, const char *state, int timeout_ms)
+{
+	struct wait_state w = { mac, state };
+
+	return tl_wait_until(timeout_ms, truth_state_is, &w);
+}
+
+/* Raw TCP exchange: sends data, reads until EOF or timeout. Returns the
+ * bytes read; *eof tells whether the server closed. */
+static ssize_t raw_ex(const char *ip, int port, const char *data, size_t len, char *out,
+		      size_t cap, int timeout_ms, bool half_close, bool *eof)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	size_t got = 0;
+	long long deadline = tl_now_ms() + timeout_ms;
+
+	*eof = false;
+	inet_pton(AF_INET, ip, &sa.sin_addr);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	if (len && send(fd, data, len, MSG_NOSIGNAL) != (ssize_t)len) {
+		close(fd);
+		return -1;
+	}
+	if (half_close)
+		shutdown(fd, SHUT_WR);
+	while (got + 1 < cap) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		long long left = deadline - tl_now_ms();
+		ssize_t n;
+
+		if (left <= 0 || poll(&p, 1, (int)left) <= 0)
+			break;
+		n = recv(fd, out + got, cap - 1 - got, 0);
+		if (n <= 0) {
+			*eof = true;
+			break;
+		}
+		got += (size_t)n;
+	}
+	out[got] = '\0';
+	close(fd);
+	return (ssize_t)got;
+}
+
+static ssize_t raw(const char *ip, int port, const char *data, size_t len, char *out,
+		   size_t cap, int timeout_ms, bool *eof)
+{
+	return raw_ex(ip, port, data, len, out, cap, timeout_ms, false, eof);
+}
+
+static ssize_t raw_str(const char *ip, const char *data, char *out, size_t cap, bool *eof)
+{
+	return raw_ex(ip, fleet.port, data, strlen(data), out, cap, 2000, false, eof);
+}
+
+static int count(const char *hay, const char *needle)
+{
+	int n = 0;
+
+	for (const char *p = hay; (p = strstr(p, needle)); p += strlen(needle))
+		n++;
+	return n;
+}
+
+/* ---------------------------------------------------------------- fixture */
+
+static int setup(void **state)
+{
+	static const char *const extra[] = {
+		"--tune-seconds", "2", "--reboot-seconds", "2", "--init-seconds", "1",
+		"--token-ttl", "2", "--unlock-limit", "3", "--lockout-seconds", "2",
+		"--firmware-mix=0.2", NULL,
+	};
+
+	(void)state;
+	return sim_start(&fleet, SUBNET, MINERS, NON_MINERS, "7", extra);
+}
+
+static int teardown(void **state)
+{
+	int status;
+
+	(void)state;
+	status = sim_stop(&fleet);
+	for (int i = 0; i < 8; i++)
+		if (live[i])
+			tl_stop(live[i], SIGKILL, 2000);
+	/* SIGTERM must be a clean stop */
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+}
+
+/* ---------------------------------------------------------------- tests */
+
+static void test_identity_info(void **state)
+{
+	json_t *all = admin(&fleet, "GET", "/sim/miners", NULL, NULL), *m, *hosts;
+	int models[2] = { 0, 0 }, newfw = 0, unmetered = 0;
+	size_t i;
+
+	(void)state;
+	assert_true(json_is_array(all));
+	assert_int_equal(json_array_size(all), MINERS);
+	json_array_foreach(all, i, m) {
+		const char *ip = jstr(m, "ip"), *mac = jstr(m, "mac");
+		long st;
+		json_t *info, *sys, *net;
+		unsigned a, b, c, d;
+
+		assert_non_null(ip);
+		assert_non_null(mac);
+		assert_int_equal(sscanf(ip, "%u.%u.%u.%u", &a, &b, &c, &d), 4);
+		assert_true(a == 127 && b == 77 && c == 0 && d > 0 && d < 255);
+		assert_int_equal(strlen(mac), 17);
+		for (const char *p = mac; *p; p++)
+			assert_true((*p >= '0' && *p <= '9') || (*p >= 'A' && *p <= 'F') || *p == ':');
+		models[strcmp(jstr(m, "model"), "s19") == 0 ? 0 : 1]++;
+		newfw += strncmp(jstr(m, "firmware"), "1.3", 3) == 0;
+		unmetered += json_is_false(json_object_get(m, "metered"));
+		assert_true(json_is_integer(json_object_get(m, "power_w")));
+		assert_true(json_is_number(json_object_get(m, "hashrate_ghs")));
+		assert_true(json_is_integer(json_object_get(m, "requests")));
+		assert_true(json_is_integer(json_object_get(m, "api_keys")));
+		assert_string_equal(jstr(m, "fault"), "none");
+
+		info = fw("GET", ip, "info", NULL, NULL, NULL, &st);
+		assert_int_equal(st, 200);
+		assert_non_null(info);
+		assert_string_equal(jstr(info, "model"), jstr(m, "model"));
+		assert_string_equal(jstr(info, "fw_name"), "Vnish");
+		assert_string_equal(jstr(info, "fw_version"), jstr(m, "firmware"));
+		assert_string_equal(jstr(info, "hr_measure"), "GH/s");
+		assert_string_equal(jstr(info, "algorithm"), "sha256d");
+		assert_string_equal(jstr(info, "serial"), jstr(m, "serial"));
+		assert_non_null(strstr(jstr(info, "miner"), "Antminer"));
+		sys = json_object_get(info, "system");
+		assert_true(json_is_string(json_object_get(sys, "uptime")));
+		assert_true(json_is_integer(json_object_get(sys, "mem_total")));
+		net = json_object_get(sys, "network_status");
+		assert_string_equal(jstr(net, "mac"), mac);
+		assert_string_equal(jstr(net, "ip"), ip);
+		assert_string_equal(jstr(net, "netmask"), "255.255.255.0");
+		assert_true(json_is_array(json_object_get(net, "dns")));
+		assert_true(json_is_boolean(json_object_get(net, "dhcp")));
+		json_decref(info);
+	}
+	/* seed 7 mixes both models, some 1.3.x (firmware-mix 0.2), ~30% unmetered */
+	assert_true(models[0] > 0 && models[1] > 0);
+	assert_true(newfw > 0 && newfw < MINERS / 2);
+	assert_true(unmetered > 5 && unmetered < 30);
+	json_decref(all);
+
+	/* the hosts that are not miners */
+	hosts = admin(&fleet, "GET", "/sim/hosts", NULL, NULL);
+	assert_int_equal(json_array_size(hosts), NON_MINERS);
+	json_array_foreach(hosts, i, m) {
+		const char *kind = jstr(m, "kind");
+		char *body = NULL;
+		long st = 0;
+		int rc = fw_raw(jstr(m, "ip"), "info", &body, &st);
+
+		if (strcmp(kind, "closed") == 0) {
+			assert_int_equal(rc, -1);
+		} else {
+			json_t *j = body ? json_loads(body, 0, NULL) : NULL;
+			assert_int_equal(rc, 0);
+			assert_null(j);   /* never JSON */
+			assert_int_equal(st, strcmp(kind, "stock_html") == 0 ? 200 : 404);
+		}
+		free(body);
+	}
+	json_decref(hosts);
+}
+
+static void test_model_status_perf(void **state)
+{
+	json_t *all = admin(&fleet, "GET", "/sim/miners", NULL, NULL), *m;
+	size_t i;
+
+	(void)state;
+	json_array_foreach(all, i, m) {
+		const char *ip = jstr(m, "ip");
+		bool jpro = strcmp(jstr(m, "model"), "s19jpro") == 0;
+		long st;
+		json_t *j = fw("GET", ip, "model", NULL, NULL, NULL, &st), *chain, *topo, *row, *cur;
+		size_t r, c;
+		int chips = 0;
+
+		assert_int_equal(st, 200);
+		chain = json_object_get(j, "chain");
+		assert_int_equal(jint(chain, "num_chains"), 3);
+		assert_int_equal(jint(chain, "chips_per_chain"), jpro ? 126 : 76);
+		topo = json_object_get(chain, "topology");
+		assert_int_equal(json_array_size(json_object_get(topo, "chips")),
+				 jint(topo, "num_rows"));
+		json_array_foreach(json_object_get(topo, "chips"), r, row) {
+			json_t *id;
+			assert_int_equal(json_array_size(row), jint(topo, "num_cols"));
+			json_array_foreach(row, c, id)
+				chips += json_integer_value(id) > 0;
+		}
+		assert_int_equal(chips, jpro ? 126 : 76);
+		assert_true(jint(json_object_get(j, "overclock"), "max_freq") > 0);
+		assert_true(json_is_object(json_object_get(json_object_get(j, "cooling"), "fan_min_count")));
+		json_decref(j);
+
+		j = fw("GET", ip, "status", NULL, NULL, NULL, &st);
+		assert_int_equal(st, 200);
+		assert_string_equal(jstr(j, "miner_state"), jstr(m, "state"));
+		assert_true(json_is_integer(json_object_get(j, "miner_state_time")));
+		assert_true(json_is_boolean(json_object_get(j, "unlocked")));
+		json_decref(j);
+
+		j = fw("GET", ip, "perf-summary", NULL, NULL, NULL, &st);
+		assert_int_equal(st, 200);
+		cur = json_object_get(j, "current_preset");
+		if (json_is_null(cur)) {
+			/* newer firmware: null while no autotune preset runs */
+			assert_string_equal(jstr(m, "preset"), "disabled");
+			assert_string_not_equal(jstr(m, "firmware"), "1.2.6");
+		} else {
+			assert_string_equal(jstr(cur, "name"), jstr(m, "preset"));
+			assert_true(json_is_object(json_object_get(cur, "globals")));
+		}
+		assert_true(json_is_boolean(json_object_get(json_object_get(j, "preset_switcher"),
+							    "enabled")));
+		json_decref(j);
+	}
+	json_decref(all);
+}
+
+static void test_auth(void **state)
+{
+	json_t *m = pick(any, 3), *r, *t;
+	const char *ip = jstr(m, "ip"), *mac = jstr(m, "mac");
+	char path[128];
+	long st;
+	char tok[64];
+
+	(void)state;
+	/* no credentials, wrong key, wrong token */
+	json_decref(fw("GET", ip, "summary", NULL, NULL, NULL, &st));
+	assert_int_equal(st, 401);
+	json_decref(fw("GET", ip, "autotune/presets", NULL, NULL, NULL, &st));
+	assert_int_equal(st, 401);
+	json_decref(fw("POST", ip, "mining/restart", NULL, NULL, "{}", &st));
+	assert_int_equal(st, 401);
+	json_decref(fw("GET", ip, "summary", KEY, NULL, NULL, &st));
+	assert_int_equal(st, 401);
+	json_decref(fw("GET", ip, "apikeys", NULL, "deadbeefdeadbeefdeadbeefdeadbeef", NULL, &st));
+	assert_int_equal(st, 401);
+
+	/* wrong password, then the right one */
+	r = fw("POST", ip, "unlock", NULL, NULL, "{\"pw\":\"nope\"}", &st);
+	assert_int_equal(st, 403);
+	assert_non_null(jstr(r, "err"));
+	json_decref(r);
+	r = fw("POST", ip, "unlock", NULL, NULL, "{\"pw\":\"admin\"}", &st);
+	assert_int_equal(st, 200);
+	snprintf(tok, sizeof(tok), "%s", jstr(r, "token"));
+	json_decref(r);
+	json_decref(fw("GET", ip, "summary", NULL, tok, NULL, &st));
+	assert_int_equal(st, 200);
+
+	/* key format */
+	r = fw("POST", ip, "apikeys", NULL, tok,
+	       "{\"description\":\"PowerHive\",\"key\":\"0123456789ABCDEF0123456789abcdef\"}", &st);
+	assert_int_equal(st, 422);
+	assert_string_equal(jstr(r, "err"), "Wrong apikey format");
+	json_decref(r);
+	json_decref(fw("POST", ip, "apikeys", NULL, tok,
+		       "{\"description\":\"PowerHive\",\"key\":\"abc\"}", &st));
+	assert_int_equal(st, 422);
+	r = fw("POST", ip, "apikeys", NULL, tok,
+	       "{\"description\":\"PowerHive\",\"key\":\"" KEY "\"}", &st);
+	assert_int_equal(st, 200);
+	assert_string_equal(jstr(r, "status"), "inserted");
+	json_decref(r);
+	r = fw("GET", ip, "apikeys", KEY, NULL, NULL, &st);
+	assert_int_equal(st, 200);
+	assert_int_equal(json_array_size(r), 1);
+	assert_string_equal(jstr(json_array_get(r, 0), "key"), KEY);
+	assert_string_equal(jstr(json_array_get(r, 0), "description"), "PowerHive");
+	json_decref(r);
+	json_decref(fw("GET", ip, "summary", KEY, NULL, NULL, &st));
+	assert_int_equal(st, 200);
+	t = truth(mac);
+	assert_int_equal(jint(t, "api_keys"), 1);
+	assert_int_equal(jint(t, "unlock_attempts"), 2);
+	assert_int_equal(jint(t, "unlock_failures"), 1);
+	json_decref(t);
+
+	/* a person deletes the keys: 401 until provisioned again */
+	snprintf(path, sizeof(path), "/sim/miners/%s/apikeys/delete", mac);
+	json_decref(admin(&fleet, "POST", path, "{}", &st));
+	assert_int_equal(st, 200);
+	json_decref(fw("GET", ip, "summary", KEY, NULL, NULL, &st));
+	assert_int_equal(st, 401);
+	provision(ip);
+	json_decref(fw("GET", ip, "summary", KEY, NULL, NULL, &st));
+	assert_int_equal(st, 200);
+	/* delete through the firmware */
+	json_decref(fw("POST", ip, "apikeys/delete", KEY, NULL, "{\"key\":\"" KEY "\"}", &st));
+	assert_int_equal(st, 200);
+	json_decref(fw("GET", ip, "summary", KEY, NULL, NULL, &st));
+	assert_int_equal(st, 401);
+
+	/* a person changes the password */
+	snprintf(path, sizeof(path), "/sim/miners/%s/password", mac);
+	json_decref(admin(&fleet, "POST", path, "{\"password\":\"s3cret\"}", &st));
+	assert_int_equal(st, 200);
+	json_decref(fw("POST", ip, "unlock", NULL, NULL, "{\"pw\":\"admin\"}", &st));
+	assert_int_equal(st, 403);
+	json_decref(fw("POST", ip, "unlock", NULL, NULL, "{\"pw\":\"s3cret\"}", &st));
+	assert_int_equal(st, 200);
+	json_decref(m);
+}
+
+static void test_token_expiry_and_lockout(void **state)
+{
+	json_t *a = pick(any, 4), *b = pick(any, 5), *r, *t;
+	const char *ipa = jstr(a, "ip"), *ipb = jstr(b, "ip");
+	char tok[64];
+	long st;
+
+	(void)state;
+	r = fw("POST", ipa, "unlock", NULL, NULL, "{\"pw\":\"admin\"}", &st);
+	assert_int_equal(st, 200);
+	snprintf(tok, sizeof(tok), "%s", jstr(r, "token"));
+	json_decref(r);
+	json_decref(fw("GET", ipa, "apikeys", NULL, tok, NULL, &st));
+	assert_int_equal(st, 200);
+
+	/* --unlock-limit 3: three wrong passwords, then 429 even for the right one */
+	for (int i = 0; i < 3; i++) {
+		json_decref(fw("POST", ipb, "unlock", NULL, NULL, "{\"pw\":\"guess\"}", &st));
+		assert_int_equal(st, 403);
+	}
+	json_decref(fw("POST", ipb, "unlock", NULL, NULL, "{\"pw\":\"admin\"}", &st));
+	assert_int_equal(st, 429);
+	t = truth(jstr(b, "mac"));
+	assert_int_equal(jint(t, "unlock_failures"), 3);
+	assert_int_equal(jint(t, "unlock_attempts"), 4);
+	json_decref(t);
+
+	/* --token-ttl 2 and --lockout-seconds 2 */
+	usleep(2200 * 1000);
+	json_decref(fw("GET", ipa, "apikeys", NULL, tok, NULL, &st));
+	assert_int_equal(st, 401);
+	json_decref(fw("POST", ipb, "unlock", NULL, NULL, "{\"pw\":\"admin\"}", &st));
+	assert_int_equal(st, 200);
+	json_decref(a);
+	json_decref(b);
+}
+
+static bool presets_sorted(const json_t *list)
+{
+	long prev = 0;
+	size_t i;
+	json_t *p;
+
+	json_array_foreach(list, i, p) {
+		long w = strtol(jstr(p, "name"), NULL, 10);
+		if (i == 0)
+			continue;
+		if (w < prev)
+			return false;
+		prev = w;
+	}
+	return true;
+}
+
+static void test_summary_chains_presets(void **state)
+{
+	json_t *all = admin(&fleet, "GET", "/sim/miners", NULL, NULL), *m;
+	bool seen_new = false, seen_old = false, seen_jpro = false, seen_s19 = false;
+	size_t i;
+
+	(void)state;
+	json_array_foreach(all, i, m) {
+		const char *ip = jstr(m, "ip");
+		bool jpro = strcmp(jstr(m, "model"), "s19jpro") == 0;
+		bool newfw = strcmp(jstr(m, "firmware"), "1.2.6") != 0;
+		int chips = jpro ? 126 : 76;
+		long st;
+		json_t *s, *mn, *t, *chains, *list, *p;
+		char *body = NULL;
+		size_t k;
+
+		if (i % 3 && !(newfw && !seen_new))
+			continue;   /* a third of the fleet, and the first 1.3.x */
+		if (json_is_true(json_object_get(m, "password_changed")))
+			continue;
+		provision(ip);
+		s = fw("GET", ip, "summary", KEY, NULL, NULL, &st);
+		t = truth(jstr(m, "mac"));
+		assert_int_equal(st, 200);
+		mn = json_object_get(s, "miner");
+		assert_string_equal(jstr(json_object_get(mn, "miner_status"), "miner_state"),
+				    jstr(t, "state"));
+		/* GH/s, within noise of the ground truth */
+		assert_true(fabs(jnum(mn, "hr_realtime") - jnum(t, "hashrate_ghs")) <
+			    0.05 * jnum(t, "hashrate_ghs") + 1);
+		assert_true(fabs(jnum(mn, "hr_nominal") - 1000.0 * jnum(t, "preset_th")) < 1);
+		assert_true(json_is_real(json_object_get(mn, "hr_stock")));
+		if (json_is_true(json_object_get(t, "metered")))
+			assert_true(fabs((double)jint(mn, "power_consumption") - jnum(t, "power_w")) <
+				    0.03 * jnum(t, "power_w") + 1);
+		else
+			assert_int_equal(jint(mn, "power_consumption"), 0);
+		assert_true(json_is_integer(json_object_get(json_object_get(mn, "chip_temp"), "max")));
+		assert_true(jint(json_object_get(mn, "chip_temp"), "max") > 40);
+		assert_int_equal(json_array_size(json_object_get(json_object_get(mn, "cooling"), "fans")), 4);
+		assert_true(json_array_size(json_object_get(mn, "pools")) >= 2);
+		chains = json_object_get(mn, "chains");
+		assert_int_equal(json_array_size(chains), 3);
+		p = json_array_get(chains, 0);
+		assert_int_equal(jint(p, "id"), 1);
+		assert_true(json_is_real(json_object_get(p, "frequency")));
+		assert_true(json_is_integer(json_object_get(p, "voltage")));
+		assert_int_equal(jint(json_object_get(p, "chip_statuses"), "red") +
+				 jint(json_object_get(p, "chip_statuses"), "orange") +
+				 jint(json_object_get(p, "chip_statuses"), "grey"), chips);
+		json_decref(s);
+		json_decref(t);
+
+		/* /chains on 1.2.6, /boards on 1.3.x; the other one is 404 */
+		assert_int_equal(fw_raw(ip, newfw ? "chains" : "boards", &body, &st), 0);
+		assert_int_equal(st, 404);
+		free(body);
+		assert_int_equal(fw_raw(ip, newfw ? "boards" : "chains", &body, &st), 0);
+		assert_int_equal(st, 200);
+		assert_true(strlen(body) > (jpro ? 100000u : 60000u));
+		chains = json_loads(body, 0, NULL);
+		free(body);
+		assert_int_equal(json_array_size(chains), 3);
+		json_array_foreach(chains, k, p) {
+			json_t *chip = json_array_get(json_object_get(p, "chips"), 0);
+			assert_int_equal(json_array_size(json_object_get(p, "chips")), chips);
+			assert_true(json_is_real(json_object_get(p, "hr_realtime")));
+			assert_true(json_is_integer(json_object_get(chip, "freq")));
+			assert_true(json_is_integer(json_object_get(chip, "volt")));
+			assert_true(json_is_real(json_object_get(chip, "temp")));
+			assert_true(json_is_real(json_object_get(chip, "hr")));
+			assert_non_null(jstr(chip, "grade"));
+			assert_true(json_is_boolean(json_object_get(chip, "throttled")));
+		}
+		json_decref(chains);
+		seen_new |= newfw;
+		seen_old |= !newfw;
+
+		/* presets: disabled first, then "<W> watt ~ <TH> TH" */
+		list = fw("GET", ip, "autotune/presets", KEY, NULL, NULL, &st);
+		assert_int_equal(st, 200);
+		assert_string_equal(jstr(json_array_get(list, 0), "name"), "disabled");
+		assert_int_equal(json_array_size(list), jpro ? 24 : 16);
+		json_array_foreach(list, k, p) {
+			int w, th;
+			if (k == 0)
+				continue;
+			assert_int_equal(sscanf(jstr(p, "pretty"), "%d watt ~ %d TH", &w, &th), 2);
+			assert_int_equal(w, atoi(jstr(p, "name")));
+			assert_true(th > 40 && th < 200);
+			if (!jpro && w == 2620)
+				assert_int_equal(th, 91);
+			assert_true(json_is_boolean(json_object_get(p, "modded_psu_required")));
+		}
+		/* the S19j Pro lists its presets out of order */
+		assert_true(presets_sorted(list) == !jpro);
+		seen_jpro |= jpro;
+		seen_s19 |= !jpro;
+		json_decref(list);
+	}
+	assert_true(seen_new && seen_old && seen_jpro && seen_s19);
+	json_decref(all);
+}
+
+struct power_probe {
+	const char *mac;
+	double lo, hi;
+};
+
+static void test_preset_change(void **state)
+{
+	json_t *m = pick(is_metered_mining, 30), *r, *t;
+	const char *ip = jstr(m, "ip"), *mac = jstr(m, "mac");
+	bool jpro = strcmp(jstr(m, "model"), "s19jpro") == 0;
+	const char *target = jpro ? "4620" : "4260";
+	double old_w = jnum(m, "power_w"), new_w = atof(target), mid;
+	char body[128];
+	long st;
+
+	(void)state;
+	provision(ip);
+	if (fabs(old_w - new_w) < 1000) {
+		target = jpro ? "1740" : "1100";
+		new_w = atof(target);
+	}
+	json_decref(fw("POST", ip, "settings", KEY, NULL,
+		       "{\"miner\":{\"overclock\":{\"preset\":\"9999\"}}}", &st));
+	assert_int_equal(st, 400);
+	snprintf(body, sizeof(body), "{\"miner\":{\"overclock\":{\"preset\":\"%s\"}}}", target);
+	r = fw("POST", ip, "settings", KEY, NULL, body, &st);
+	assert_int_equal(st, 200);
+	assert_true(json_is_true(json_object_get(r, "restart_required")));
+	assert_true(json_is_false(json_object_get(r, "reboot_required")));
+	json_decref(r);
+
+	r = fw("GET", ip, "status", NULL, NULL, NULL, &st);
+	assert_string_equal(jstr(r, "miner_state"), "auto-tuning");
+	json_decref(r);
+	/* half-way through the tune the draw is between the two presets */
+	usleep(1000 * 1000);
+	t = truth(mac);
+	assert_string_equal(jstr(t, "state"), "auto-tuning");
+	assert_string_equal(jstr(t, "preset"), target);
+	mid = jnum(t, "power_w");
+	assert_true(fabs(mid - old_w) > 0.1 * fabs(new_w - old_w));
+	assert_true(fabs(mid - new_w) > 0.1 * fabs(new_w - old_w));
+	json_decref(t);
+
+	assert_int_equal(wait_state(mac, "mining", 4000), 0);
+	t = truth(mac);
+	assert_true(fabs(jnum(t, "power_w") - new_w) < 0.02 * new_w);
+	json_decref(t);
+	r = fw("GET", ip, "perf-summary", NULL, NULL, NULL, &st);
+	assert_string_equal(jstr(json_object_get(r, "current_preset"), "name"), target);
+	assert_string_equal(jstr(json_object_get(r, "current_preset"), "status"), "tuned");
+	json_decref(r);
+	r = fw("GET", ip, "summary", KEY, NULL, NULL, &st);
+	assert_true(fabs(jint(json_object_get(r, "miner"), "power_consumption") - new_w) < 0.02 * new_w);
+	json_decref(r);
+
+	/* disabled = stock figures */
+	json_decref(fw("POST", ip, "settings", KEY, NULL,
+		       "{\"miner\":{\"overclock\":{\"preset\":\"disabled\"}}}", &st));
+	assert_int_equal(st, 200);
+	assert_int_equal(wait_state(mac, "mining", 4000), 0);
+	t = truth(mac);
+	assert_true(fabs(jnum(t, "power_w") - 3250) < 0.02 * 3250);
+	assert_true(fabs(jnum(t, "hashrate_ghs") - 1000.0 * jnum(t, "stock_th")) <
+		    0.03 * 1000.0 * jnum(t, "stock_th"));
+	json_decref(t);
+	json_decref(m);
+}
+
+static bool answers_status(void *arg)
+{
+	char *body = NULL;
+	long st = 0;
+	int rc = fw_raw(arg, "status", &body, &st);
+
+	free(body);
+	return rc == 0 && st == 200;
+}
+
+static void test_reboot(void **state)
+{
+	json_t *m = pick(any, 6), *r, *t;
+	const char *ip = jstr(m, "ip"), *mac = jstr(m, "mac");
+	char *body = NULL;
+	long st;
+	long long t0;
+
+	(void)state;
+	provision(ip);
+	r = fw("POST", ip, "system/reboot", KEY, NULL, "{}", &st);
+	assert_int_equal(st, 200);
+	assert_true(json_is_integer(json_object_get(r, "after")));
+	json_decref(r);
+	t0 = tl_now_ms();
+	/* gone: connection refused */
+	assert_int_equal(fw_raw(ip, "info", &body, &st), -1);
+	free(body);
+	t = truth(mac);
+	assert_string_equal(jstr(t, "state"), "rebooting");
+	assert_true(json_is_false(json_object_get(t, "online")));
+	json_decref(t);
+	assert_int_equal(tl_wait_until(5000, answers_status, (void *)ip), 0);
+	assert_true(tl_now_ms() - t0 > 1500);
+	r = fw("GET", ip, "status", NULL, NULL, NULL, &st);
+	assert_string_equal(jstr(r, "miner_state"), "initializing");
+	json_decref(r);
+	assert_int_equal(wait_state(mac, "mining", 4000), 0);
+	/* keys survive a reboot */
+	json_decref(fw("GET", ip, "summary", KEY, NULL, NULL, &st));
+	assert_int_equal(st, 200);
+	r = fw("GET", ip, "info", NULL, NULL, NULL, &st);
+	assert_string_equal(jstr(json_object_get(r, "system"), "uptime"), "0:00");
+	json_decref(r);
+	json_decref(m);
+}
+
+static void test_mining_control(void **state)
+{
+	json_t *m = pick(any, 7), *r, *t;
+	const char *ip = jstr(m, "ip"), *mac = jstr(m, "mac");
+	char *body = NULL;
+	long st;
+
+	(void)state;
+	provision(ip);
+	json_decref(fw("POST", ip, "mining/stop", KEY, NULL, "{}", &st));
+	assert_int_equal(st, 200);
+	usleep(1100 * 1000);
+	t = truth(mac);
+	assert_string_equal(jstr(t, "state"), "stopped");
+	assert_true(jnum(t, "power_w") < 100);
+	assert_true(jnum(t, "hashrate_ghs") == 0);
+	json_decref(t);
+	json_decref(fw("POST", ip, "mining/start", KEY, NULL, "{}", &st));
+	assert_int_equal(st, 200);
+	r = fw("GET", ip, "status", NULL, NULL, NULL, &st);
+	assert_string_equal(jstr(r, "miner_state"), "starting");
+	json_decref(r);
+	assert_int_equal(wait_state(mac, "mining", 3000), 0);
+
+	json_decref(fw("POST", ip, "mining/pause", KEY, NULL, "{}", &st));
+	assert_int_equal(st, 200);
+	r = fw("GET", ip, "status", NULL, NULL, NULL, &st);
+	assert_string_equal(jstr(r, "miner_state"), "stopped");
+	assert_string_equal(jstr(r, "description"), "paused");
+	json_decref(r);
+	json_decref(fw("POST", ip, "mining/resume", KEY, NULL, "{}", &st));
+	assert_int_equal(st, 200);
+	assert_int_equal(wait_state(mac, "mining", 3000), 0);
+
+	/* empty 200 body, then restarting → mining */
+	{
+		char url[128], kh[64];
+		const char *hdr[] = { kh, NULL };
+		snprintf(kh, sizeof(kh), "x-api-key: %s", KEY);
+		miner_url(url, sizeof(url), ip, fleet.port, "mining/restart");
+		assert_int_equal(tl_http("POST", url, hdr, "{}", &body, &st), 0);
+		assert_int_equal(st, 200);
+		assert_true(!body || !*body);
+		free(body);
+	}
+	t = truth(mac);
+	assert_string_equal(jstr(t, "state"), "restarting");
+	json_decref(t);
+	assert_int_equal(wait_state(mac, "mining", 3000), 0);
+	json_decref(m);
+}
+
+static json_t *set_fault(const char *target, const char *kind, const char *extra)
+{
+	char body[256];
+	long st;
+	json_t *r;
+
+	snprintf(body, sizeof(body), "{\"target\":\"%s\",\"kind\":\"%s\"%s%s}", target, kind,
+		 extra ? "," : "", extra ? extra : "");
+	r = admin(&fleet, "POST", "/sim/fault", body, &st);
+	assert_int_equal(st, 200);
+	assert_true(json_is_array(json_object_get(r, "applied")));
+	return r;
+}
+
+static void test_faults(void **state)
+{
+	json_t *m = pick(is_fw126, 20), *j, *t;
+	const char *ip = jstr(m, "ip"), *mac = jstr(m, "mac");
+	char *body = NULL, *model = NULL;
+	long st;
+	long long t0;
+	uint32_t requests;
+
+	(void)state;
+	provision(ip);
+	assert_int_equal(fw_raw(ip, "model", &model, &st), 0);
+
+	/* offline: refused, and back */
+	json_decref(set_fault(mac, "offline", NULL));
+	assert_int_equal(fw_raw(ip, "info", &body, &st), -1);
+	free(body);
+	t = truth(mac);
+	assert_string_equal(jstr(t, "fault"), "offline");
+	assert_true(json_is_false(json_object_get(t, "online")));
+	json_decref(t);
+	json_decref(set_fault(mac, "none", NULL));
+	assert_int_equal(fw_raw(ip, "info", &body, &st), 0);
+	free(body);
+
+	/* slow */
+	json_decref(set_fault(mac, "slow", "\"seconds\":1"));
+	t0 = tl_now_ms();
+	j = fw("GET", ip, "status", NULL, NULL, NULL, &st);
+	assert_true(tl_now_ms() - t0 >= 900);
+	assert_int_equal(st, 200);
+	assert_non_null(jstr(j, "miner_state"));
+	json_decref(j);
+
+	/* reset: closed mid-body */
+	json_decref(set_fault(mac, "reset", NULL));
+	assert_int_equal(fw_raw(ip, "chains", &body, &st), -1);
+	free(body);
+
+	/* http500 */
+	json_decref(set_fault(mac, "http500", NULL));
+	j = fw("GET", ip, "summary", KEY, NULL, NULL, &st);
+	assert_int_equal(st, 500);
+	assert_non_null(jstr(j, "err"));
+	json_decref(j);
+
+	/* invalid_json: complete answer, not JSON */
+	json_decref(set_fault(mac, "invalid_json", NULL));
+	assert_int_equal(fw_raw(ip, "model", &body, &st), 0);
+	assert_int_equal(st, 200);
+	assert_null(json_loads(body, 0, NULL));
+	free(body);
+
+	/* truncated: a complete HTTP answer holding half the document */
+	json_decref(set_fault(mac, "truncated", NULL));
+	assert_int_equal(fw_raw(ip, "model", &body, &st), 0);
+	assert_int_equal(st, 200);
+	assert_int_equal(strlen(body), strlen(model) / 2);
+	assert_memory_equal(body, model, strlen(body));
+	free(body);
+
+	/* missing_fields / null_fields */
+	json_decref(set_fault(mac, "missing_fields", NULL));
+	j = fw("GET", ip, "status", NULL, NULL, NULL, &st);
+	assert_null(json_object_get(j, "miner_state"));
+	assert_non_null(json_object_get(j, "unlocked"));
+	json_decref(j);
+	j = fw("GET", ip, "summary", KEY, NULL, NULL, &st);
+	assert_null(json_object_get(json_object_get(j, "miner"), "hr_realtime"));
+	json_decref(j);
+	json_decref(set_fault(mac, "null_fields", NULL));
+	j = fw("GET", ip, "status", NULL, NULL, NULL, &st);
+	assert_true(json_is_null(json_object_get(j, "miner_state")));
+	json_decref(j);
+
+	/* strings: numbers as strings */
+	json_decref(set_fault(mac, "strings", NULL));
+	j = fw("GET", ip, "status", NULL, NULL, NULL, &st);
+	assert_true(json_is_string(json_object_get(j, "miner_state_time")));
+	json_decref(j);
+	j = fw("GET", ip, "summary", KEY, NULL, NULL, &st);
+	assert_true(json_is_string(json_object_get(json_object_get(j, "miner"), "hr_realtime")));
+	json_decref(j);
+
+	/* oversized: valid, several MB */
+	json_decref(set_fault(mac, "oversized", NULL));
+	assert_int_equal(fw_raw(ip, "status", &body, &st), 0);
+	assert_true(strlen(body) > 3u * 1024 * 1024);
+	j = json_loads(body, 0, NULL);
+	assert_non_null(jstr(j, "miner_state"));
+	json_decref(j);
+	free(body);
+
+	/* only the endpoints named */
+	json_decref(set_fault(mac, "http500", "\"endpoints\":[\"summary\"]"));
+	json_decref(fw("GET", ip, "summary", KEY, NULL, NULL, &st));
+	assert_int_equal(st, 500);
+	json_decref(fw("GET", ip, "info", NULL, NULL, NULL, &st));
+	assert_int_equal(st, 200);
+	t = truth(mac);
+	assert_string_equal(jstr(t, "fault"), "http500");
+	json_decref(t);
+
+	/* bad fault requests change nothing */
+	json_decref(admin(&fleet, "POST", "/sim/fault", "{\"target\":\"all\",\"kind\":\"boom\"}", &st));
+	assert_int_equal(st, 400);
+	json_decref(admin(&fleet, "POST", "/sim/fault", "{\"target\":\"all\",\"kind\":\"slow\","
+			  "\"endpoints\":[\"nope\"]}", &st));
+	assert_int_equal(st, 400);
+	json_decref(admin(&fleet, "POST", "/sim/fault", "not json", &st));
+	assert_int_equal(st, 400);
+	json_decref(admin(&fleet, "POST", "/sim/fault",
+			  "{\"target\":\"00:00:00:00:00:01\",\"kind\":\"slow\"}", &st));
+	assert_int_equal(st, 404);
+
+	/* reset clears */
+	json_decref(admin(&fleet, "POST", "/sim/reset", "{}", &st));
+	assert_int_equal(st, 200);
+	json_decref(fw("GET", ip, "summary", KEY, NULL, NULL, &st));
+	assert_int_equal(st, 200);
+
+	/* requests are counted */
+	t = truth(mac);
+	requests = (uint32_t)jint(t, "requests");
+	json_decref(t);
+	for (int i = 0; i < 3; i++)
+		json_decref(fw("GET", ip, "status", NULL, NULL, NULL, &st));
+	t = truth(mac);
+	assert_int_equal(jint(t, "requests"), requests + 3);
+	json_decref(t);
+	free(model);
+	json_decref(m);
+}
+
+static void test_fault_share(void **state)
+{
+	json_t *r1, *r2, *all, *m, *fl;
+	size_t i, k;
+	int failing = 0;
+	long st;
+
+	(void)state;
+	r1 = set_fault("all", "http500", "\"share\":0.2,\"endpoints\":[\"info\"]");
+	assert_int_equal(json_array_size(json_object_get(r1, "applied")), MINERS / 5);
+	all = admin(&fleet, "GET", "/sim/miners", NULL, NULL);
+	json_array_foreach(all, i, m) {
+		bool listed = false;
+		json_t *mac;
+		json_array_foreach(json_object_get(r1, "applied"), k, mac)
+			listed |= strcmp(json_string_value(mac), jstr(m, "mac")) == 0;
+		json_decref(fw("GET", jstr(m, "ip"), "info", NULL, NULL, NULL, &st));
+		assert_int_equal(st, listed ? 500 : 200);
+		failing += st == 500;
+	}
+	assert_int_equal(failing, MINERS / 5);
+	json_decref(all);
+	fl = admin(&fleet, "GET", "/sim/fleet", NULL, NULL);
+	assert_int_equal(jint(fl, "miners"), MINERS);
+	assert_true(jint(fl, "requests") > MINERS);
+	assert_true(jint(fl, "power_w") > MINERS * 1000);
+	json_decref(fl);
+
+	/* the same share picks the same miners */
+	json_decref(admin(&fleet, "POST", "/sim/reset", "{}", NULL));
+	r2 = set_fault("all", "http500", "\"share\":0.2,\"endpoints\":[\"info\"]");
+	assert_true(json_equal(json_object_get(r1, "applied"), json_object_get(r2, "applied")));
+	json_decref(admin(&fleet, "POST", "/sim/reset", "{}", NULL));
+	json_decref(r1);
+	json_decref(r2);
+}
+
+static void test_move_swap(void **state)
+{
+	json_t *all = admin(&fleet, "GET", "/sim/miners", NULL, NULL);
+	json_t *hosts = admin(&fleet, "GET", "/sim/hosts", NULL, NULL), *m, *j;
+	json_t *a = json_array_get(all, 10), *b = json_array_get(all, 11);
+	char free_ip[32] = "", body[128], path[128], ipa[32], ipb[32], *text = NULL;
+	const char *maca = jstr(a, "mac"), *macb = jstr(b, "mac");
+	size_t i;
+	long st;
+
+	(void)state;
+	/* a free address */
+	for (int d = 1; d < 255 && !*free_ip; d++) {
+		char ip[32];
+		bool taken = false;
+		snprintf(ip, sizeof(ip), "127.77.0.%d", d);
+		json_array_foreach(all, i, m)
+			taken |= strcmp(jstr(m, "ip"), ip) == 0;
+		json_array_foreach(hosts, i, m)
+			taken |= strcmp(jstr(m, "ip"), ip) == 0;
+		if (!taken)
+			snprintf(free_ip, sizeof(free_ip), "%s", ip);
+	}
+	assert_true(*free_ip);
+	snprintf(ipa, sizeof(ipa), "%s", jstr(a, "ip"));
+	snprintf(ipb, sizeof(ipb), "%s", jstr(b, "ip"));
+
+	/* DHCP move */
+	snprintf(path, sizeof(path), "/sim/miners/%s/move", maca);
+	snprintf(body, sizeof(body), "{\"ip\":\"%s\"}", free_ip);
+	j = admin(&fleet, "POST", path, body, &st);
+	assert_int_equal(st, 200);
+	assert_string_equal(jstr(j, "ip"), free_ip);
+	json_decref(j);
+	assert_int_equal(fw_raw(ipa, "info", &text, &st), -1);
+	free(text);
+	j = fw("GET", free_ip, "info", NULL, NULL, NULL, &st);
+	assert_string_equal(jstr(json_object_get(json_object_get(j, "system"), "network_status"), "mac"),
+			    maca);
+	assert_string_equal(jstr(json_object_get(json_object_get(j, "system"), "network_status"), "ip"),
+			    free_ip);
+	json_decref(j);
+	/* onto a taken address, outside the subnet, garbage: refused */
+	snprintf(body, sizeof(body), "{\"ip\":\"%s\"}", ipb);
+	json_decref(admin(&fleet, "POST", path, body, &st));
+	assert_int_equal(st, 409);
+	snprintf(body, sizeof(body), "{\"ip\":\"%s\"}", jstr(json_array_get(hosts, 0), "ip"));
+	json_decref(admin(&fleet, "POST", path, body, &st));
+	assert_int_equal(st, 409);
+	json_decref(admin(&fleet, "POST", path, "{\"ip\":\"127.77.5.1\"}", &st));
+	assert_int_equal(st, 400);
+	json_decref(admin(&fleet, "POST", path, "{\"ip\":\"127.77.0.255\"}", &st));
+	assert_int_equal(st, 400);
+	json_decref(admin(&fleet, "POST", path, "{\"ip\":12}", &st));
+	assert_int_equal(st, 400);
+	j = truth(maca);
+	assert_string_equal(jstr(j, "ip"), free_ip);
+	json_decref(j);
+
+	/* swap */
+	snprintf(body, sizeof(body), "{\"a\":\"%s\",\"b\":\"%s\"}", maca, macb);
+	json_decref(admin(&fleet, "POST", "/sim/swap", body, &st));
+	assert_int_equal(st, 200);
+	j = fw("GET", free_ip, "info", NULL, NULL, NULL, &st);
+	assert_string_equal(jstr(json_object_get(json_object_get(j, "system"), "network_status"), "mac"),
+			    macb);
+	json_decref(j);
+	j = fw("GET", ipb, "info", NULL, NULL, NULL, &st);
+	assert_string_equal(jstr(json_object_get(json_object_get(j, "system"), "network_status"), "mac"),
+			    maca);
+	json_decref(j);
+	j = truth(macb);
+	assert_string_equal(jstr(j, "ip"), free_ip);
+	json_decref(j);
+	json_decref(all);
+	json_decref(hosts);
+}
+
+static void test_http_robustness(void **state)
+{
+	json_t *m = pick(any, 12);
+	const char *ip = jstr(m, "ip");
+	char out[65536], big[12000];
+	bool eof;
+	ssize_t n;
+
+	(void)state;
+	/* junk → 400 and close */
+	n = raw_str(ip, "GARBAGE\r\n\r\n", out, sizeof(out), &eof);
+	assert_true(n > 0 && eof);
+	assert_memory_equal(out, "HTTP/1.1 400 ", 13);
+	n = raw_str(ip, "GET /api/v1/info HTTP/1.1\r\nHost\r\n\r\n", out, sizeof(out), &eof);
+	assert_memory_equal(out, "HTTP/1.1 400 ", 13);
+	n = raw(ip, fleet.port, "GET /x HTTP/1.1\r\nA: \0b\r\n\r\n", 26, out, sizeof(out), 2000, &eof);
+	assert_memory_equal(out, "HTTP/1.1 400 ", 13);
+	n = raw_str(ip, "GET /x HTTP/2.0\r\n\r\n", out, sizeof(out), &eof);
+	assert_memory_equal(out, "HTTP/1.1 505 ", 13);
+	/* head too large */
+	memset(big, 'a', sizeof(big));
+	memcpy(big, "GET / HTTP/1.1\r\nX-Pad: ", 23);
+	n = raw(ip, fleet.port, big, sizeof(big), out, sizeof(out), 2000, &eof);
+	assert_memory_equal(out, "HTTP/1.1 431 ", 13);
+	/* body too large, chunked */
+	n = raw_str(ip, "POST /api/v1/unlock HTTP/1.1\r\nContent-Length: 999999\r\n\r\n", out,
+		    sizeof(out), &eof);
+	assert_memory_equal(out, "HTTP/1.1 413 ", 13);
+	n = raw_str(ip, "POST /api/v1/unlock HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", out,
+		    sizeof(out), &eof);
+	assert_memory_equal(out, "HTTP/1.1 501 ", 13);
+
+	/* keep-alive and pipelining: two answers on one connection; the second
+	 * asked to close, so the server closes */
+	{
+		static const char two[] =
+			"GET /api/v1/status HTTP/1.1\r\nHost: m\r\n\r\n"
+			"POST /api/v1/unlock HTTP/1.1\r\nContent-Length: 14\r\nConnection: close\r\n\r\n"
+			"{\"pw\":\"admin\"}";
+		n = raw(ip, fleet.port, two, sizeof(two) - 1, out, sizeof(out), 3000, &eof);
+		assert_true(eof);
+		assert_int_equal(count(out, "HTTP/1.1 200 OK"), 2);
+		assert_non_null(strstr(out, "\"token\""));
+		assert_non_null(strstr(out, "Connection: close"));
+	}
+	/* HTTP/1.0 closes by default; keep-alive stays open */
+	n = raw_str(ip, "GET /api/v1/status HTTP/1.0\r\n\r\n", out, sizeof(out), &eof);
+	assert_true(eof);
+	assert_memory_equal(out, "HTTP/1.1 200 ", 13);
+	n = raw(ip, fleet.port, "GET /api/v1/status HTTP/1.1\r\n\r\n", 31, out, sizeof(out), 300,
+		&eof);
+	assert_false(eof);
+	assert_memory_equal(out, "HTTP/1.1 200 ", 13);
+	/* random bytes: never a crash */
+	for (int round = 0; round < 50; round++) {
+		char junk[512];
+		uint32_t x = 2463534242u + (uint32_t)round;
+		for (size_t i = 0; i < sizeof(junk); i++) {
+			x ^= x << 13;
+			x ^= x >> 17;
+			x ^= x << 5;
+			junk[i] = round % 2 ? (char)x : "GET / HTTP/1.1\r\n: x"[x % 19];
+		}
+		raw_ex(ip, fleet.port, junk, sizeof(junk), out, sizeof(out), 1000, true, &eof);
+		assert_true(eof);
+	}
+	(void)n;
+	assert_true(tl_alive(fleet.pid));
+	json_decref(fw("GET", ip, "info", NULL, NULL, NULL, NULL));
+	json_decref(m);
+	{
+		long st;
+		json_decref(admin(&fleet, "GET", "/sim/fleet", NULL, &st));
+		assert_int_equal(st, 200);
+	}
+}
+
+/* Identity fields of a run, in address order. */
+static json_t *identity(const struct sim *s)
+{
+	json_t *all = admin(s, "GET", "/sim/miners", NULL, NULL), *out = json_array(), *m;
+	static const char *const keys[] = {
+		"ip", "mac", "model", "preset", "firmware", "metered", "serial", "hostname",
+	};
+	size_t i;
+
+	json_array_foreach(all, i, m) {
+		json_t *o = json_object();
+		for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++)
+			json_object_set(o, keys[k], json_object_get(m, keys[k]));
+		json_array_append_new(out, o);
+	}
+	json_decref(all);
+	return out;
+}
+
+static char *chains_of_first(const struct sim *s)
+{
+	json_t *all = admin(s, "GET", "/sim/miners", NULL, NULL), *m = NULL, *v;
+	char url[128], *body = NULL, *grades = NULL;
+	json_t *chains, *chain, *chip;
+	size_t i, k;
+	long st;
+
+	json_array_foreach(all, i, v) {
+		if (strcmp(jstr(v, "firmware"), "1.2.6") == 0) {
+			m = v;
+			break;
+		}
+	}
+	if (!m) {
+		json_decref(all);
+		return NULL;
+	}
+	snprintf(url, sizeof(url), "http://%s:%d/api/v1/chains", jstr(m, "ip"), s->port);
+	if (tl_http("GET", url, NULL, NULL, &body, &st) == 0 && (chains = json_loads(body, 0, NULL))) {
+		size_t n = 0;
+		grades = calloc(1, 1024);
+		json_array_foreach(chains, i, chain)
+			json_array_foreach(json_object_get(chain, "chips"), k, chip)
+				if (n < 1023)
+					grades[n++] = jstr(chip, "grade")[0];
+		json_decref(chains);
+	}
+	free(body);
+	json_decref(all);
+	return grades;
+}
+
+static void test_determinism(void **state)
+{
+	static const char *const extra[] = { "--firmware-mix", NULL };
+	struct sim s1, s2, s3;
+	json_t *id1, *id2, *id3;
+	char *g1, *g2;
+
+	(void)state;
+	assert_int_equal(sim_start(&s1, DET_SUBNET, 30, 5, "11", extra), 0);
+	id1 = identity(&s1);
+	g1 = chains_of_first(&s1);
+	assert_int_equal(WEXITSTATUS(sim_stop(&s1)), 0);
+	assert_int_equal(sim_start(&s2, DET_SUBNET, 30, 5, "11", extra), 0);
+	id2 = identity(&s2);
+	g2 = chains_of_first(&s2);
+	assert_int_equal(WEXITSTATUS(sim_stop(&s2)), 0);
+	assert_int_equal(sim_start(&s3, DET_SUBNET, 30, 5, "12", extra), 0);
+	id3 = identity(&s3);
+	assert_int_equal(WEXITSTATUS(sim_stop(&s3)), 0);
+
+	assert_int_equal(json_array_size(id1), 30);
+	assert_true(json_equal(id1, id2));
+	assert_false(json_equal(id1, id3));
+	assert_non_null(g1);
+	assert_non_null(g2);
+	assert_string_equal(g1, g2);
+	json_decref(id1);
+	json_decref(id2);
+	json_decref(id3);
+	free(g1);
+	free(g2);
+}
+
+static void test_refuses_non_loopback(void **state)
+{
+	char *dir = tl_tmpdir("minersim-bad"), log[512], *text;
+	const char *argv[] = { tl_bin("minersim"), "--subnet", "10.0.0.0/24", "--miners", "2", NULL };
+	int status;
+	pid_t pid;
+
+	(void)state;
+	snprintf(log, sizeof(log), "%s/log", dir);
+	pid = tl_spawn(log, (char *const *)argv, NULL);
+	status = tl_stop(pid, 0, 5000);   /* signal 0: just wait */
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) != 0);
+	text = tl_read_file(log);
+	assert_non_null(strstr(text, "127.0.0.0/8"));
+	free(text);
+	tl_rmrf(dir);
+	free(dir);
+}
+
+static long rss_kib(pid_t pid)
+{
+	char path[64], *text, *p;
+	long kib = -1;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	text = tl_read_file(path);
+	if (text && (p = strstr(text, "VmRSS:")))
+		kib = strtol(p + 6, NULL, 10);
+	free(text);
+	return kib;
+}
+
+static void test_scale(void **state)
+{
+	struct sim big;
+	json_t *all, *fl;
+	long rss, rss1k;
+	long long start1k;
+	int answered = 0;
+
+	(void)state;
+	/* 1,000 first, for the per-miner cost */
+	assert_int_equal(sim_start(&big, BIG_SUBNET, 1000, 0, "5", NULL), 0);
+	rss1k = rss_kib(big.pid);
+	start1k = big.start_ms;
+	assert_int_equal(WEXITSTATUS(sim_stop(&big)), 0);
+
+	assert_int_equal(sim_start(&big, BIG_SUBNET, 10000, 100, "5", NULL), 0);
+	rss = rss_kib(big.pid);
+	fl = admin(&big, "GET", "/sim/fleet", NULL, NULL);
+	assert_int_equal(jint(fl, "miners"), 10000);
+	assert_int_equal(jint(fl, "online"), 10000);
+	json_decref(fl);
+	all = admin(&big, "GET", "/sim/miners", NULL, NULL);
+	assert_int_equal(json_array_size(all), 10000);
+	for (int i = 0; i < 100; i++) {
+		json_t *m = json_array_get(all, (size_t)(i * 9973 % 10000)), *info;
+		char url[128];
+		long st;
+
+		snprintf(url, sizeof(url), "http://%s:%d/api/v1/info", jstr(m, "ip"), big.port);
+		info = tl_http_json("GET", url, NULL, NULL, &st);
+		if (st == 200 && strcmp(jstr(json_object_get(json_object_get(info, "system"),
+							    "network_status"), "mac"),
+					jstr(m, "mac")) == 0)
+			answered++;
+		json_decref(info);
+	}
+	json_decref(all);
+	printf("figure: minersim 10000 miners start_ms=%lld rss_kib=%ld "
+	       "(1000 miners: start_ms=%lld rss_kib=%ld)\n", big.start_ms, rss, start1k, rss1k);
+	assert_int_equal(answered, 100);
+	assert_int_equal(WEXITSTATUS(sim_stop(&big)), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_identity_info),
+		cmocka_unit_test(test_model_status_perf),
+		cmocka_unit_test(test_auth),
+		cmocka_unit_test(test_token_expiry_and_lockout),
+		cmocka_unit_test(test_summary_chains_presets),
+		cmocka_unit_test(test_preset_change),
+		cmocka_unit_test(test_reboot),
+		cmocka_unit_test(test_mining_control),
+		cmocka_unit_test(test_faults),
+		cmocka_unit_test(test_fault_share),
+		cmocka_unit_test(test_move_swap),
+		cmocka_unit_test(test_http_robustness),
+		/* these start runs of their own */
+		cmocka_unit_test(test_determinism),
+		cmocka_unit_test(test_refuses_non_loopback),
+		cmocka_unit_test(test_scale),
+	};
+
+	signal(SIGPIPE, SIG_IGN);
+	return cmocka_run_group_tests_name("minersim", tests, setup, teardown);
+}

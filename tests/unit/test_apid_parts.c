@@ -1,0 +1,401 @@
+/* test_apid_parts — apid's bus-facing parts wired as in apid.c, over real
+ * TCP sockets on loopback: the receive thread and its counters (sequence
+ * gaps, malformed envelopes, heartbeats), the feed, the control socket,
+ * and health/metrics (checked with promtool when it is installed). */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "../../apid/core.h"
+#include "../../apid/sched.h"
+#include "../../apid/writer.h"
+#include "hive/log.h"
+#include "hive/msg.h"
+#include "../lib/testlib.h"
+
+struct fx {
+	char *dir;
+	struct apid *a;
+	char url_events[64], url_control[64], url_feed[64];
+	struct hive_bus *pub, *feed_sub, *req;
+};
+
+static struct hive_bus *bus(enum hive_bus_role role, const char *url, bool listen,
+			    const char *src)
+{
+	struct hive_bus_opts o = { .listen = listen, .sendbuf = 8192, .recvbuf = 8192,
+				   .send_timeout_ms = 2000, .recv_timeout_ms = 2000,
+				   .source = src, .boot = 42 };
+	char err[256];
+	struct hive_bus *b = hive_bus_open(role, url, &o, err, sizeof(err));
+
+	if (!b)
+		fail_msg("bus %s: %s", url, err);
+	return b;
+}
+
+static bool peers(void *arg)
+{
+	struct fx *f = arg;
+
+	return hive_bus_peers(f->pub) > 0 && hive_bus_peers(f->feed_sub) > 0 &&
+	       hive_bus_peers(f->a->feed_bus) > 0 && hive_bus_peers(f->req) > 0;
+}
+
+static int setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+	struct apid *a = calloc(1, sizeof(*a));
+	struct apid_writer_opts wo = { .batch_max = 100, .batch_ms = 20, .queue_max = 4096,
+				       .status_days = 30, .telemetry_days = 7, .audit_days = 365,
+				       .prune_batch = 100, .prune_every_ms = 60000 };
+	struct apid_sched_opts so = { .interval_ms = { 15000, 60000 }, .job_timeout_ms = 30000,
+				      .port = 80 };
+	char err[512], url[64];
+
+	f->a = a;
+	f->dir = tl_tmpdir("parts");
+	hive_cfg_defaults(&a->d.cfg);
+	snprintf(a->d.source, sizeof(a->d.source), "apid/test/1");
+	snprintf(a->db_path, sizeof(a->db_path), "%s/ph.db", f->dir);
+	a->started_ms = hive_wall_ms();
+	a->ingest = apid_ingest_new();
+	wo.db_path = a->db_path;
+	wo.ingest = a->ingest;
+	a->writer = apid_writer_start(&wo, err, sizeof(err));
+	assert_non_null(a->writer);
+
+	snprintf(f->url_events, sizeof(f->url_events), "tcp://127.0.0.1:%d", tl_free_port());
+	snprintf(f->url_control, sizeof(f->url_control), "tcp://127.0.0.1:%d", tl_free_port());
+	snprintf(f->url_feed, sizeof(f->url_feed), "tcp://127.0.0.1:%d", tl_free_port());
+	a->events = bus(HIVE_BUS_SUBSCRIBE, f->url_events, true, a->d.source);
+	a->control_bus = bus(HIVE_BUS_REPLY, f->url_control, true, a->d.source);
+	a->feed_bus = bus(HIVE_BUS_PUBLISH, f->url_feed, true, a->d.source);
+	snprintf(url, sizeof(url), "tcp://127.0.0.1:%d", tl_free_port());
+	a->jobs_status = bus(HIVE_BUS_PUSH, url, true, a->d.source);
+	snprintf(url, sizeof(url), "tcp://127.0.0.1:%d", tl_free_port());
+	a->jobs_telemetry = bus(HIVE_BUS_PUSH, url, true, a->d.source);
+	a->sched = apid_sched_new(&so, a->jobs_status, a->jobs_telemetry);
+	a->feed = apid_feed_start(a->db_path, a->feed_bus, err, sizeof(err));
+	assert_non_null(a->feed);
+	apid_writer_attach(a->writer, a->sched, a->feed);
+	assert_int_equal(apid_ingest_start(a->ingest, a->events, a->writer, err, sizeof(err)), 0);
+	a->control = apid_control_start(a, a->control_bus, err, sizeof(err));
+	assert_non_null(a->control);
+
+	f->pub = bus(HIVE_BUS_PUBLISH, f->url_events, false, "pollerd/test/7");
+	f->feed_sub = bus(HIVE_BUS_SUBSCRIBE, f->url_feed, false, "test/feed/1");
+	assert_int_equal(hive_bus_subscribe(f->feed_sub, "hive.feed."), 0);
+	f->req = bus(HIVE_BUS_REQUEST, f->url_control, false, "discoverd/test/3");
+	assert_int_equal(tl_wait_until(3000, peers, f), 0);
+	usleep(100 * 1000);   /* let the subscriptions settle on both ends */
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+	struct apid *a = f->a;
+
+	hive_bus_close(f->pub);
+	hive_bus_close(f->feed_sub);
+	hive_bus_close(f->req);
+	apid_ingest_stop(a->ingest);
+	apid_control_stop(a->control);
+	apid_writer_stop(a->writer);
+	apid_feed_stop(a->feed);
+	apid_sched_free(a->sched);
+	hive_bus_close(a->events);
+	hive_bus_close(a->control_bus);
+	hive_bus_close(a->feed_bus);
+	hive_bus_close(a->jobs_status);
+	hive_bus_close(a->jobs_telemetry);
+	apid_ingest_free(a->ingest);
+	hive_cfg_free(&a->d.cfg);
+	free(a);
+	tl_rmrf(f->dir);
+	free(f->dir);
+	free(f);
+	return 0;
+}
+
+static void publish(struct fx *f, const char *topic, const char *body)
+{
+	json_t *b = json_loads(body, 0, NULL);
+
+	assert_non_null(b);
+	assert_int_equal(hive_bus_send(f->pub, topic, b, false), HIVE_BUS_OK);
+	json_decref(b);
+}
+
+/* An envelope with the seq we choose, to make gaps. */
+static void publish_seq(struct fx *f, const char *src, const char *topic,
+			unsigned long long seq, const char *body)
+{
+	json_t *b = json_loads(body, 0, NULL);
+	char *buf;
+	size_t len;
+
+	assert_int_equal(hive_envelope_encode(topic, src, 7, seq, hive_wall_ms(), b, &buf, &len), 0);
+	assert_int_equal(hive_bus_send_raw(f->pub, buf, len, false), HIVE_BUS_OK);
+	free(buf);
+	json_decref(b);
+}
+
+struct want {
+	struct fx *f;
+	const char *path[3];
+	long long value;
+};
+
+/* health[path...] == value */
+static bool health_is(void *arg)
+{
+	struct want *w = arg;
+	json_t *h = apid_health(w->f->a), *v = h;
+	bool ok;
+
+	for (int i = 0; i < 3 && w->path[i]; i++)
+		v = json_object_get(v, w->path[i]);
+	ok = json_integer_value(v) == w->value;
+	json_decref(h);
+	return ok;
+}
+
+static void wait_health(struct fx *f, const char *p0, const char *p1, long long value)
+{
+	struct want w = { f, { p0, p1, NULL }, value };
+
+	if (tl_wait_until(5000, health_is, &w) < 0) {
+		json_t *h = apid_health(f->a);
+		char *s = json_dumps(h, JSON_INDENT(1));
+
+		fail_msg("health %s.%s != %lld:\n%s", p0, p1 ? p1 : "", value, s);
+	}
+}
+
+static json_t *source(json_t *h, const char *src)
+{
+	json_t *s;
+	size_t i;
+
+	json_array_foreach(json_object_get(json_object_get(h, "events"), "sources"), i, s)
+		if (strcmp(json_string_value(json_object_get(s, "src")), src) == 0)
+			return s;
+	return NULL;
+}
+
+/* Sequence gaps become lost events of their source; malformed envelopes
+ * are counted by reason; heartbeats show in the daemons list. */
+static void test_counts(void **state)
+{
+	struct fx *f = *state;
+	const char *seen = "{\"mac\":\"aa:bb:cc:00:00:01\",\"ip\":\"127.0.0.1\"}";
+	json_t *h, *s, *d;
+
+	publish_seq(f, "discoverd/x/9", HIVE_TOPIC_MINER_SEEN, 1, seen);
+	publish_seq(f, "discoverd/x/9", HIVE_TOPIC_MINER_SEEN, 2, seen);
+	publish_seq(f, "discoverd/x/9", HIVE_TOPIC_MINER_SEEN, 3, seen);
+	publish_seq(f, "discoverd/x/9", HIVE_TOPIC_MINER_SEEN, 7, seen);   /* 4..6 lost */
+	publish_seq(f, "discoverd/x/9", HIVE_TOPIC_MINER_SEEN, 8, seen);
+	assert_int_equal(hive_bus_send_raw(f->pub, "hive.x\0{not json", 16, false), HIVE_BUS_OK);
+	publish(f, HIVE_TOPIC_HEARTBEAT, "{\"daemon\":\"pollerd\",\"host\":\"test\",\"pid\":7,"
+		"\"started\":1,\"counters\":{\"jobs_done\":12,\"http_errors\":1},\"in_flight\":3,"
+		"\"latency_ms\":4.5}");
+	wait_health(f, "events", "stored", 6);
+	h = apid_health(f->a);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(h, "events"), "lost")), 3);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(h, "events"),
+							    "malformed")), 1);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(
+				 json_object_get(h, "events"), "rejected_by"),
+				 "malformed envelope: not_json")), 1);
+	s = source(h, "discoverd/x/9");
+	assert_non_null(s);
+	assert_int_equal(json_integer_value(json_object_get(s, "received")), 5);
+	assert_int_equal(json_integer_value(json_object_get(s, "stored")), 5);
+	assert_int_equal(json_integer_value(json_object_get(s, "lost")), 3);
+	s = source(h, "pollerd/test/7");
+	assert_int_equal(json_integer_value(json_object_get(s, "received")), 1);
+	d = json_array_get(json_object_get(h, "daemons"), 0);
+	assert_string_equal(json_string_value(json_object_get(d, "daemon")), "pollerd");
+	assert_string_equal(json_string_value(json_object_get(d, "src")), "pollerd/test/7");
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(d, "counters"),
+							    "jobs_done")), 12);
+	assert_true(json_integer_value(json_object_get(d, "heartbeat_age_ms")) < 5000);
+	json_decref(h);
+}
+
+/* Receives the next feed message of topic (skipping others). */
+static json_t *feed_next(struct fx *f, const char *topic)
+{
+	for (int i = 0; i < 20; i++) {
+		struct hive_envelope env = { 0 };
+		json_t *b;
+
+		if (hive_bus_recv(f->feed_sub, &env, 3000) != HIVE_BUS_OK)
+			break;
+		if (strcmp(env.topic, topic) == 0) {
+			b = json_incref(env.body);
+			hive_envelope_clear(&env);
+			return b;
+		}
+		hive_envelope_clear(&env);
+	}
+	fail_msg("no %s on the feed", topic);
+	return NULL;
+}
+
+/* What was stored comes out on the feed, secrets as flags only. */
+static void test_feed(void **state)
+{
+	struct fx *f = *state;
+	json_t *m;
+	char *s;
+
+	publish(f, HIVE_TOPIC_MINER_SEEN, "{\"mac\":\"aa:bb:cc:00:00:02\",\"ip\":\"127.0.0.2\","
+		"\"subnet\":\"127.0.0.0/24\",\"model\":\"s19\"}");
+	m = feed_next(f, HIVE_TOPIC_FEED_MINER);
+	assert_string_equal(json_string_value(json_object_get(m, "mac")), "aa:bb:cc:00:00:02");
+	assert_string_equal(json_string_value(json_object_get(m, "ip")), "127.0.0.2");
+	assert_true(json_is_true(json_object_get(m, "online")));
+	assert_true(json_is_false(json_object_get(m, "has_api_key")));
+	json_decref(m);
+
+	publish(f, HIVE_TOPIC_MINER_KEY, "{\"mac\":\"aa:bb:cc:00:00:02\",\"api_key\":\"topsecret-1\"}");
+	m = feed_next(f, HIVE_TOPIC_FEED_MINER);
+	assert_true(json_is_true(json_object_get(m, "has_api_key")));
+	s = json_dumps(m, 0);
+	assert_null(strstr(s, "topsecret-1"));
+	free(s);
+	json_decref(m);
+
+	publish(f, HIVE_TOPIC_STATUS_RESULT, "{\"mac\":\"aa:bb:cc:00:00:02\",\"state\":\"mining\","
+		"\"power_w\":3000}");
+	m = feed_next(f, HIVE_TOPIC_FEED_STATUS);
+	assert_string_equal(json_string_value(json_object_get(m, "mac")), "aa:bb:cc:00:00:02");
+	assert_true(json_integer_value(json_object_get(m, "id")) > 0);
+	assert_true(json_integer_value(json_object_get(m, "ts_ms")) > 0);
+	assert_int_equal(json_integer_value(json_object_get(m, "power_w")), 3000);
+	json_decref(m);
+
+	publish(f, HIVE_TOPIC_MODEL_CATALOGUE, "{\"model\":\"s19\",\"full_name\":\"Antminer S19\","
+		"\"presets\":[{\"name\":\"2620\",\"watts\":2620,\"th\":95.5}]}");
+	m = feed_next(f, HIVE_TOPIC_FEED_MODEL);
+	assert_string_equal(json_string_value(json_object_get(m, "alias")), "s19");
+	assert_string_equal(json_string_value(json_object_get(
+		json_array_get(json_object_get(m, "presets"), 0), "name")), "2620");
+	json_decref(m);
+}
+
+static json_t *ask(struct fx *f, const char *topic, const char *body, char *reply_topic)
+{
+	struct hive_envelope env = { 0 };
+	json_t *b = json_loads(body, 0, NULL), *r;
+
+	assert_int_equal(hive_bus_request(f->req, topic, b, &env, 3000), HIVE_BUS_OK);
+	json_decref(b);
+	strcpy(reply_topic, env.topic);
+	r = json_incref(env.body);
+	hive_envelope_clear(&env);
+	return r;
+}
+
+static void test_control(void **state)
+{
+	struct fx *f = *state;
+	char topic[HIVE_TOPIC_MAX];
+	char err[256];
+	int http;
+	json_t *r;
+
+	publish(f, HIVE_TOPIC_MINER_SEEN, "{\"mac\":\"aa:bb:cc:00:00:03\",\"ip\":\"127.0.0.3\"}");
+	publish(f, HIVE_TOPIC_MINER_KEY, "{\"mac\":\"aa:bb:cc:00:00:03\",\"api_key\":\"key-3\"}");
+	wait_health(f, "events", "stored", 2);
+	assert_int_equal(apid_patch_miner(f->a, "aa:bb:cc:00:00:03", -1, "pass-3", "test", &http,
+					  err, sizeof(err)), 0);
+
+	r = ask(f, HIVE_TOPIC_CTL_CREDENTIALS, "{\"mac\":\"AA:BB:CC:00:00:03\"}", topic);
+	assert_string_equal(topic, HIVE_TOPIC_CTL_CREDENTIALS);
+	assert_string_equal(json_string_value(json_object_get(r, "mac")), "aa:bb:cc:00:00:03");
+	assert_true(json_is_true(json_object_get(r, "known")));
+	assert_string_equal(json_string_value(json_object_get(r, "api_key")), "key-3");
+	assert_string_equal(json_string_value(json_object_get(r, "unlock_pass")), "pass-3");
+	json_decref(r);
+
+	r = ask(f, HIVE_TOPIC_CTL_CREDENTIALS, "{\"mac\":\"aa:bb:cc:00:00:99\"}", topic);
+	assert_true(json_is_false(json_object_get(r, "known")));
+	assert_true(json_is_null(json_object_get(r, "api_key")));
+	assert_true(json_is_null(json_object_get(r, "unlock_pass")));
+	json_decref(r);
+
+	r = ask(f, HIVE_TOPIC_CTL_CREDENTIALS, "{\"mac\":\"bogus\"}", topic);
+	assert_string_equal(topic, HIVE_TOPIC_CTL_ERROR);
+	assert_non_null(strstr(json_string_value(json_object_get(r, "error")), "mac"));
+	json_decref(r);
+
+	r = ask(f, "hive.control.dance", "{}", topic);
+	assert_string_equal(topic, HIVE_TOPIC_CTL_ERROR);
+	json_decref(r);
+
+	r = ask(f, HIVE_TOPIC_CTL_HEALTH, "{}", topic);
+	assert_string_equal(topic, HIVE_TOPIC_CTL_HEALTH);
+	assert_true(json_integer_value(json_object_get(json_object_get(r, "events"), "stored")) >= 2);
+	assert_true(json_integer_value(json_object_get(json_object_get(r, "control"), "requests")) >= 4);
+	json_decref(r);
+}
+
+/* /metrics text passes promtool's checks and carries the figures. */
+static void test_metrics(void **state)
+{
+	struct fx *f = *state;
+	char path[1100], cmd[1300], *m;
+
+	publish(f, HIVE_TOPIC_MINER_SEEN, "{\"mac\":\"aa:bb:cc:00:00:04\",\"ip\":\"127.0.0.4\","
+		"\"subnet\":\"127.0.0.0/24\"}");
+	publish(f, HIVE_TOPIC_SWEEP_DONE, "{\"subnet\":\"127.0.0.0/24\",\"macs\":[],\"started\":1,"
+		"\"duration_ms\":1500,\"probed\":254,\"answered\":0,\"miners\":0}");
+	publish(f, HIVE_TOPIC_HEARTBEAT, "{\"daemon\":\"pollerd\",\"host\":\"h \\\"q\\\"\","
+		"\"counters\":{\"jobs\":1}}");
+	publish(f, HIVE_TOPIC_STATUS_RESULT, "{\"mac\":\"aa:bb:cc:00:00:77\"}");   /* unknown */
+	wait_health(f, "events", "rejected", 1);
+	wait_health(f, "events", "stored", 3);
+	m = apid_metrics(f->a);
+	assert_non_null(m);
+	assert_non_null(strstr(m, "powerhive_events_received_total{source=\"pollerd/test/7\"} 4\n"));
+	assert_non_null(strstr(m, "powerhive_events_rejected_reason_total{reason=\"unknown miner\"} 1\n"));
+	assert_non_null(strstr(m, "powerhive_sweep_duration_seconds{subnet=\"127.0.0.0/24\"} 1.5\n"));
+	assert_non_null(strstr(m, "powerhive_daemon_value{source=\"pollerd/test/7\",name=\"jobs\"} 1\n"));
+	assert_non_null(strstr(m, "powerhive_jobs_sent_total{queue=\"status\"} 0\n"));
+	assert_non_null(strstr(m, "powerhive_workers_connected{queue=\"telemetry\"} 0\n"));
+	snprintf(path, sizeof(path), "%s/metrics.txt", f->dir);
+	assert_int_equal(tl_write_file(path, m), 0);
+	if (system("command -v promtool >/dev/null 2>&1") == 0) {
+		snprintf(cmd, sizeof(cmd), "promtool check metrics < %s", path);
+		if (system(cmd) != 0)
+			fail_msg("promtool check metrics failed on:\n%s", m);
+	} else {
+		print_message("promtool not installed: metrics text not linted\n");
+	}
+	free(m);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_counts, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_feed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_control, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_metrics, setup, teardown),
+	};
+
+	hive_log_init("test_apid_parts", HIVE_LOG_ERROR, NULL);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
