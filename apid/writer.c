@@ -276,8 +276,8 @@ static void reset(struct apid_writer *w, enum stmt s)
 
 static int sql_failed(struct apid_writer *w, enum stmt s, int rc)
 {
-	hive_log_complain("writer sql", "writer sql failed stmt=%d rc=%d err=\"%s\"", (int)s, rc,
-			  sqlite3_errmsg(w->db));
+	hive_log_complain("writer sql", "writer sql failed stmt=\"%.48s\" rc=%d err=\"%s\"",
+			  stmt_sql[s], rc, sqlite3_errmsg(w->db));
 	return -1;
 }
 

@@ -36,6 +36,7 @@ struct creq {
 struct disc_control {
 	struct discoverd *dd;
 	struct hive_bus *req;
+	char url[HIVE_CFG_URL_MAX];     /* a copy: the thread must not read the live config */
 	pthread_t thread;
 	bool started;
 	pthread_mutex_t mu;
@@ -103,9 +104,14 @@ static void ask(struct disc_control *c, struct creq *r)
 	int rc;
 
 	memset(&r->creds, 0, sizeof(r->creds));
-	if (now < c->down_until || hive_bus_peers(c->req) == 0) {
-		if (now >= c->down_until)
-			c->down_until = now + 250;  /* not connected: look again soon */
+	if (now < c->down_until)
+		return;
+	if (hive_bus_peers(c->req) == 0) {
+		c->down_until = now + 250;  /* not connected: look again soon */
+		if (!c->said_down)
+			log_warnx("apid_unavailable url=%s reason=\"not connected\"",
+				  c->url);
+		c->said_down = true;
 		return;
 	}
 	memset(&env, 0, sizeof(env));
@@ -117,12 +123,12 @@ static void ask(struct disc_control *c, struct creq *r)
 		c->down_until = hive_now_ms() + APID_DOWN_MS;
 		if (!c->said_down)
 			log_warnx("apid_unavailable url=%s rc=%d retry_ms=%d",
-				  c->dd->d.cfg.bus.control, rc, APID_DOWN_MS);
+				  c->url, rc, APID_DOWN_MS);
 		c->said_down = true;
 		return;
 	}
 	if (c->said_down)
-		log_info("apid_available url=%s", c->dd->d.cfg.bus.control);
+		log_info("apid_available url=%s", c->url);
 	c->said_down = false;
 	r->creds.answered = parse_answer(r, &env) == 0;
 	hive_envelope_clear(&env);
@@ -186,6 +192,7 @@ struct disc_control *disc_control_start(struct discoverd *dd, char *err, size_t 
 	}
 	c->dd = dd;
 	c->efd = -1;
+	snprintf(c->url, sizeof(c->url), "%s", dd->d.cfg.bus.control);
 	pthread_mutex_init(&c->mu, NULL);
 	pthread_cond_init(&c->cv, NULL);
 	o.max_message_bytes = dd->d.cfg.bus.max_message_bytes;
@@ -193,7 +200,7 @@ struct disc_control *disc_control_start(struct discoverd *dd, char *err, size_t 
 	o.recv_timeout_ms = APID_TIMEOUT_MS;
 	o.source = dd->d.source;
 	o.boot = dd->d.boot;
-	if (!(c->req = hive_bus_open(HIVE_BUS_REQUEST, dd->d.cfg.bus.control, &o, err, errlen)))
+	if (!(c->req = hive_bus_open(HIVE_BUS_REQUEST, c->url, &o, err, errlen)))
 		goto fail;
 	if ((c->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
 		snprintf(err, errlen, "control: eventfd: %s", strerror(errno));

@@ -19,6 +19,7 @@
 #   POWERHIVE_SIM_ADMIN=127.0.0.1:18081  minersim's admin API
 #   POWERHIVE_SIM_SEED=1           fleet layout and noise
 #   POWERHIVE_LOG_DIR              default: logs/ beside the database
+#   POWERHIVE_RUN_DRY=1            print what would run and exit
 #   POWERHIVE_API_TOKEN, POWERHIVE_HTTP_ADDR, POWERHIVE_DATABASE,
 #   POWERHIVE_LOG_LEVEL            read by the daemons themselves
 # docs/operations.md tells the rest.
@@ -90,10 +91,16 @@ case $ADDR in
 *) URL_HOST=$ADDR ;;
 esac
 URL="http://$URL_HOST/"
-mkdir -p "$DATA" "$LOGS" || die "cannot create $DATA or $LOGS"
-
 POLLERS=${POWERHIVE_POLLERS:-2}
 TELEMETRY_WORKERS=${POWERHIVE_TELEMETRY_WORKERS:-1}
+
+# POWERHIVE_RUN_DRY=1: say what would run, start nothing.
+if [ -n "${POWERHIVE_RUN_DRY:-}" ]; then
+	echo "mode=$MODE config=$CFG url=$URL database=$DB token_file=$TOKEN_FILE logs=$LOGS" \
+		"pollers=$POLLERS telemetry_workers=$TELEMETRY_WORKERS"
+	exit 0
+fi
+mkdir -p "$DATA" "$LOGS" || die "cannot create $DATA or $LOGS"
 
 # ---------------------------------------------------------------- processes
 # "name pid" per line.

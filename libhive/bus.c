@@ -6,9 +6,11 @@
  *     message. sub0 does the same on its receive queue (we ask for
  *     "prefer new" explicitly so the newest state survives and the last
  *     message of a burst always arrives, which lets seq count every gap).
- *   - push0 queues up to SENDBUF jobs for the socket and hands one job at a
- *     time to each connection that is ready; pull0 holds one job per
- *     connection (it has no receive buffer option).
+ *   - push0 queues up to SENDBUF jobs for the socket and hands them round
+ *     robin to the connections that are ready (written into the kernel's
+ *     socket buffer counts as ready); pull0 keeps RECVBUF jobs (default 1)
+ *     plus one per connection. A worker that dies loses what it holds and
+ *     what is still in its socket buffers: workers keep RECVBUF at 1.
  *   - A message larger than RECVMAXSZ makes nng drop the connection without
  *     telling us, so the transport limit is set above the envelope limit:
  *     a message a little too large is received, counted and refused here.
@@ -269,9 +271,9 @@ enum hive_envelope_error hive_envelope_decode(const void *buf, size_t len, size_
 	}
 	src = json_object_get(root, "src");
 	body = json_object_get(root, "body");
+	/* source_ok refuses control characters, an escaped NUL included. */
 	if (!json_is_string(src) || !source_ok(json_string_value(src),
 					       slen = json_string_length(src)) ||
-	    strlen(json_string_value(src)) != slen ||
 	    !env_int(root, "boot", &boot) || !env_int(root, "seq", &seq) || seq < 1 ||
 	    !env_int(root, "ts", &ts) || !json_is_object(body))
 		goto fail;
@@ -580,12 +582,11 @@ struct hive_bus *hive_bus_open(enum hive_bus_role role, const char *url,
 	const char *what = "open";
 	nng_dialer dialer;
 	size_t transport_max;
+	char sink[1];
 	int rv;
 
 	if (err == NULL || errlen == 0) {
-		static char sink[256];
-
-		err = sink;
+		err = sink;             /* the caller does not want the reason */
 		errlen = sizeof(sink);
 	}
 	if (opts == NULL)

@@ -14,13 +14,17 @@
 
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <errno.h>
+#include <float.h>
 #include <limits.h>
+#include <locale.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-
-#include <jansson.h>
 
 /* ---------------------------------------------------------------- names */
 
@@ -97,6 +101,585 @@ const char *hive_fw_call_path(enum hive_fw_call call)
 
 /* ---------------------------------------------------------------- helpers */
 
+/* ---------------------------------------------------------------- JSON reader
+ *
+ * A read-only JSON reader for miner bodies. jansson builds a tree of
+ * individually allocated, reference-counted values with a hash table per
+ * object; for /chains (100-150 KB, ~4,000 values) that was 1.5 ms of a
+ * request and the client's ceiling. This one keeps every node in an arena
+ * freed at once, points strings without escapes into the body instead of
+ * copying them, and finds object members by a linear scan (objects here
+ * have a few dozen members at most). It accepts exactly what jansson's
+ * json_loadb(body, len, 0) accepts — RFC 8259, an object or array at the
+ * top, valid UTF-8, no \u0000, integers that fit in 64 bits, reals that do
+ * not overflow, 2048 levels at most, the last of duplicate keys wins — and
+ * the fuzzer checks that against jansson on every input. One difference:
+ * jansson skips NUL bytes in the input, this reader refuses them.
+ */
+
+enum jv_type { JV_NULL, JV_FALSE, JV_TRUE, JV_INT, JV_REAL, JV_STR, JV_ARR, JV_OBJ };
+
+struct jv {
+	uint8_t t;                  /* enum jv_type */
+	uint32_t n;                 /* containers: members; strings: bytes */
+	uint32_t klen;              /* a member of an object: its key */
+	const char *key;
+	union {
+		long long i;
+		double d;
+		const char *s;      /* not NUL-terminated */
+		struct jv **kids;
+	} u;
+};
+
+#define JV_MAX_DEPTH 2048
+#define JV_BLOCK     (64 * 1024)
+
+struct jv_block {
+	struct jv_block *next;
+	size_t used, cap;
+	max_align_t data[];
+};
+
+struct jv_doc {
+	struct jv_block *blocks;
+	struct jv **stack;          /* members of the containers being read */
+	size_t nstack, capstack;
+	const char *start, *p, *end;
+	int depth;
+	const char *why;            /* what went wrong, at p */
+};
+
+static void *jv_alloc(struct jv_doc *d, size_t size)
+{
+	struct jv_block *b = d->blocks;
+	void *m;
+
+	size = (size + 15) & ~(size_t)15;
+	if (!b || b->cap - b->used < size) {
+		size_t cap = size > JV_BLOCK ? size : JV_BLOCK;
+
+		if (!(b = malloc(sizeof(*b) + cap)))
+			return NULL;
+		b->used = 0;
+		b->cap = cap;
+		b->next = d->blocks;
+		d->blocks = b;
+	}
+	m = (char *)b->data + b->used;
+	b->used += size;
+	return m;
+}
+
+static void jv_doc_free(struct jv_doc *d)
+{
+	while (d->blocks) {
+		struct jv_block *b = d->blocks;
+
+		d->blocks = b->next;
+		free(b);
+	}
+	free(d->stack);
+	d->stack = NULL;
+}
+
+static int jv_fail(struct jv_doc *d, const char *why)
+{
+	if (!d->why)
+		d->why = why;
+	return -1;
+}
+
+static void jv_ws(struct jv_doc *d)
+{
+	while (d->p < d->end && (*d->p == ' ' || *d->p == '\n' || *d->p == '\r' || *d->p == '\t'))
+		d->p++;
+}
+
+static int hex4(const char *s)
+{
+	int v = 0;
+
+	for (int i = 0; i < 4; i++) {
+		int h;
+
+		if (s[i] >= '0' && s[i] <= '9')
+			h = s[i] - '0';
+		else if (s[i] >= 'a' && s[i] <= 'f')
+			h = s[i] - 'a' + 10;
+		else if (s[i] >= 'A' && s[i] <= 'F')
+			h = s[i] - 'A' + 10;
+		else
+			return -1;
+		v = v << 4 | h;
+	}
+	return v;
+}
+
+/* Length of the valid UTF-8 sequence at s (at most n bytes), or 0. */
+static size_t utf8_len(const unsigned char *s, size_t n)
+{
+	size_t len;
+	uint32_t cp;
+
+	if (s[0] < 0x80)
+		return 1;
+	if (s[0] < 0xC2)
+		return 0;
+	if (s[0] < 0xE0) {
+		len = 2;
+		cp = s[0] & 0x1F;
+	} else if (s[0] < 0xF0) {
+		len = 3;
+		cp = s[0] & 0x0F;
+	} else if (s[0] < 0xF5) {
+		len = 4;
+		cp = s[0] & 0x07;
+	} else {
+		return 0;
+	}
+	if (len > n)
+		return 0;
+	for (size_t i = 1; i < len; i++) {
+		if ((s[i] & 0xC0) != 0x80)
+			return 0;
+		cp = cp << 6 | (s[i] & 0x3F);
+	}
+	if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10FFFF ||
+	    (cp >= 0xD800 && cp <= 0xDFFF))
+		return 0;
+	return len;
+}
+
+static char *put_utf8(char *o, uint32_t cp)
+{
+	if (cp < 0x80) {
+		*o++ = (char)cp;
+	} else if (cp < 0x800) {
+		*o++ = (char)(0xC0 | cp >> 6);
+		*o++ = (char)(0x80 | (cp & 0x3F));
+	} else if (cp < 0x10000) {
+		*o++ = (char)(0xE0 | cp >> 12);
+		*o++ = (char)(0x80 | (cp >> 6 & 0x3F));
+		*o++ = (char)(0x80 | (cp & 0x3F));
+	} else {
+		*o++ = (char)(0xF0 | cp >> 18);
+		*o++ = (char)(0x80 | (cp >> 12 & 0x3F));
+		*o++ = (char)(0x80 | (cp >> 6 & 0x3F));
+		*o++ = (char)(0x80 | (cp & 0x3F));
+	}
+	return o;
+}
+
+/* A string at p (on its opening quote) into *s / *len: a pointer into the
+ * body when it has no escapes, else a decoded copy in the arena. */
+static int jv_string(struct jv_doc *d, const char **s, uint32_t *len)
+{
+	const char *q = ++d->p;
+	bool esc = false;
+	char *out, *o;
+
+	while (q < d->end && *q != '"') {
+		unsigned char c = (unsigned char)*q;
+		size_t n;
+
+		if (c < 0x20) {
+			d->p = q;
+			return jv_fail(d, "control character in a string");
+		}
+		if (c == '\\') {
+			if (d->end - q < 2)
+				break;
+			esc = true;
+			q += 2;
+			continue;
+		}
+		if (!(n = utf8_len((const unsigned char *)q, (size_t)(d->end - q)))) {
+			d->p = q;
+			return jv_fail(d, "invalid UTF-8 in a string");
+		}
+		q += n;
+	}
+	if (q >= d->end)
+		return jv_fail(d, "unterminated string");
+	if ((size_t)(q - d->p) > UINT32_MAX)
+		return jv_fail(d, "string too long");
+	if (!esc) {
+		*s = d->p;
+		*len = (uint32_t)(q - d->p);
+		d->p = q + 1;
+		return 0;
+	}
+	if (!(out = jv_alloc(d, (size_t)(q - d->p) + 1)))
+		return jv_fail(d, "out of memory");
+	for (o = out; d->p < q;) {
+		int cp;
+
+		if (*d->p != '\\') {
+			*o++ = *d->p++;
+			continue;
+		}
+		switch (d->p[1]) {
+		case '"': *o++ = '"'; break;
+		case '\\': *o++ = '\\'; break;
+		case '/': *o++ = '/'; break;
+		case 'b': *o++ = '\b'; break;
+		case 'f': *o++ = '\f'; break;
+		case 'n': *o++ = '\n'; break;
+		case 'r': *o++ = '\r'; break;
+		case 't': *o++ = '\t'; break;
+		case 'u':
+			if (q - d->p < 6 || (cp = hex4(d->p + 2)) < 0)
+				return jv_fail(d, "invalid \\u escape");
+			if (cp == 0)
+				return jv_fail(d, "\\u0000 in a string");
+			if (cp >= 0xDC00 && cp <= 0xDFFF)
+				return jv_fail(d, "lone low surrogate");
+			if (cp >= 0xD800 && cp <= 0xDBFF) {
+				int lo;
+
+				if (q - d->p < 12 || d->p[6] != '\\' || d->p[7] != 'u' ||
+				    (lo = hex4(d->p + 8)) < 0xDC00 || lo > 0xDFFF)
+					return jv_fail(d, "lone high surrogate");
+				cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+				d->p += 6;
+			}
+			o = put_utf8(o, (uint32_t)cp);
+			d->p += 6;
+			continue;
+		default:
+			return jv_fail(d, "invalid escape");
+		}
+		d->p += 2;
+	}
+	*o = '\0';
+	*s = out;
+	*len = (uint32_t)(o - out);
+	d->p = q + 1;
+	return 0;
+}
+
+/* Reals are read the same whatever locale the daemon runs in. */
+static pthread_once_t c_locale_once = PTHREAD_ONCE_INIT;
+static locale_t c_locale_obj;
+
+static void c_locale_init(void)
+{
+	c_locale_obj = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
+}
+
+static locale_t c_locale(void)
+{
+	pthread_once(&c_locale_once, c_locale_init);
+	return c_locale_obj;
+}
+
+/* Exact powers of ten for the fast path of reals. */
+static const double pow10_exact[] = {
+	1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
+	1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+};
+
+static int jv_number(struct jv_doc *d, struct jv *v)
+{
+	const char *q = d->p;
+	bool real = false, expo = false, neg = false;
+	char buf[64], *tmp = NULL, *num;
+	uint64_t m = 0;
+	int digits = 0, frac = 0;
+	size_t n;
+
+	if (q < d->end && *q == '-') {
+		neg = true;
+		q++;
+	}
+	if (q < d->end && *q == '0') {
+		q++;
+		digits++;
+	} else if (q < d->end && *q >= '1' && *q <= '9') {
+		for (; q < d->end && *q >= '0' && *q <= '9'; q++, digits++)
+			if (digits < 19)
+				m = m * 10 + (uint64_t)(*q - '0');
+	} else {
+		return jv_fail(d, "invalid number");
+	}
+	if (q < d->end && *q == '.') {
+		real = true;
+		if (++q >= d->end || *q < '0' || *q > '9')
+			return jv_fail(d, "invalid number");
+		for (; q < d->end && *q >= '0' && *q <= '9'; q++, digits++, frac++)
+			if (digits < 19)
+				m = m * 10 + (uint64_t)(*q - '0');
+	}
+	if (q < d->end && (*q == 'e' || *q == 'E')) {
+		real = expo = true;
+		if (++q < d->end && (*q == '+' || *q == '-'))
+			q++;
+		if (q >= d->end || *q < '0' || *q > '9')
+			return jv_fail(d, "invalid number");
+		while (q < d->end && *q >= '0' && *q <= '9')
+			q++;
+	}
+	/* Fast paths, exact: an integer of at most 18 digits; a decimal of at
+	 * most 15 digits (mantissa and power of ten both exact doubles, so the
+	 * one division rounds like strtod). */
+	if (!real && digits <= 18) {
+		v->t = JV_INT;
+		v->u.i = neg ? -(long long)m : (long long)m;
+		d->p = q;
+		return 0;
+	}
+	if (real && !expo && digits <= 15) {
+		v->t = JV_REAL;
+		v->u.d = (double)m / pow10_exact[frac];
+		if (neg)
+			v->u.d = -v->u.d;
+		d->p = q;
+		return 0;
+	}
+	n = (size_t)(q - d->p);
+	num = buf;
+	if (n >= sizeof(buf) && !(num = tmp = malloc(n + 1)))
+		return jv_fail(d, "out of memory");
+	memcpy(num, d->p, n);
+	num[n] = '\0';
+	errno = 0;
+	if (real) {
+		v->t = JV_REAL;
+		v->u.d = strtod_l(num, NULL, c_locale());
+		/* overflow is an error, underflow to a tiny or zero value is not */
+		if (errno == ERANGE && (v->u.d > DBL_MAX || v->u.d < -DBL_MAX)) {
+			free(tmp);
+			return jv_fail(d, "real number overflow");
+		}
+	} else {
+		v->t = JV_INT;
+		v->u.i = strtoll(num, NULL, 10);
+		if (errno == ERANGE) {
+			free(tmp);
+			return jv_fail(d, "integer out of range");
+		}
+	}
+	free(tmp);
+	d->p = q;
+	return 0;
+}
+
+static bool jv_word(struct jv_doc *d, const char *w, size_t n)
+{
+	if ((size_t)(d->end - d->p) < n || memcmp(d->p, w, n) != 0)
+		return false;
+	d->p += n;
+	return true;
+}
+
+static int jv_push(struct jv_doc *d, struct jv *v)
+{
+	if (d->nstack == d->capstack) {
+		size_t cap = d->capstack ? d->capstack * 2 : 256;
+		struct jv **s = realloc(d->stack, cap * sizeof(*s));
+
+		if (!s)
+			return jv_fail(d, "out of memory");
+		d->stack = s;
+		d->capstack = cap;
+	}
+	d->stack[d->nstack++] = v;
+	return 0;
+}
+
+static struct jv *jv_value(struct jv_doc *d);
+
+/* The members pushed since `base` become v's children. */
+static int jv_close(struct jv_doc *d, struct jv *v, size_t base)
+{
+	size_t n = d->nstack - base;
+
+	v->n = (uint32_t)n;
+	v->u.kids = NULL;
+	if (n) {
+		if (!(v->u.kids = jv_alloc(d, n * sizeof(*v->u.kids))))
+			return jv_fail(d, "out of memory");
+		memcpy(v->u.kids, d->stack + base, n * sizeof(*v->u.kids));
+	}
+	d->nstack = base;
+	return 0;
+}
+
+static int jv_container(struct jv_doc *d, struct jv *v)
+{
+	bool obj = *d->p == '{';
+	char close = obj ? '}' : ']';
+	size_t base = d->nstack;
+
+	v->t = obj ? JV_OBJ : JV_ARR;
+	d->p++;
+	jv_ws(d);
+	if (d->p < d->end && *d->p == close) {
+		d->p++;
+		return jv_close(d, v, base);
+	}
+	for (;;) {
+		const char *key = NULL;
+		uint32_t klen = 0;
+		struct jv *m;
+
+		if (obj) {
+			if (d->p >= d->end || *d->p != '"')
+				return jv_fail(d, "string or '}' expected");
+			if (jv_string(d, &key, &klen) < 0)
+				return -1;
+			jv_ws(d);
+			if (d->p >= d->end || *d->p != ':')
+				return jv_fail(d, "':' expected");
+			d->p++;
+			jv_ws(d);
+		}
+		if (!(m = jv_value(d)) || jv_push(d, m) < 0)
+			return -1;
+		m->key = key;
+		m->klen = klen;
+		jv_ws(d);
+		if (d->p < d->end && *d->p == ',') {
+			d->p++;
+			jv_ws(d);
+			continue;
+		}
+		if (d->p < d->end && *d->p == close) {
+			d->p++;
+			return jv_close(d, v, base);
+		}
+		return jv_fail(d, obj ? "',' or '}' expected" : "',' or ']' expected");
+	}
+}
+
+static struct jv *jv_value1(struct jv_doc *d);
+
+/* A value at p (whitespace skipped). NULL on error, with d->why. Depth
+ * counts every value, containers and scalars, as jansson counts it. */
+static struct jv *jv_value(struct jv_doc *d)
+{
+	struct jv *v;
+
+	if (++d->depth > JV_MAX_DEPTH) {
+		jv_fail(d, "nested too deep");
+		return NULL;
+	}
+	v = jv_value1(d);
+	d->depth--;
+	return v;
+}
+
+static struct jv *jv_value1(struct jv_doc *d)
+{
+	struct jv *v = jv_alloc(d, sizeof(*v));
+
+	if (!v) {
+		jv_fail(d, "out of memory");
+		return NULL;
+	}
+	v->n = 0;
+	v->key = NULL;
+	v->klen = 0;
+	if (d->p >= d->end) {
+		jv_fail(d, "unexpected end of input");
+		return NULL;
+	}
+	switch (*d->p) {
+	case '{':
+	case '[':
+		return jv_container(d, v) < 0 ? NULL : v;
+	case '"':
+		v->t = JV_STR;
+		return jv_string(d, &v->u.s, &v->n) < 0 ? NULL : v;
+	case 't':
+		v->t = JV_TRUE;
+		return jv_word(d, "true", 4) ? v : (jv_fail(d, "invalid token"), NULL);
+	case 'f':
+		v->t = JV_FALSE;
+		return jv_word(d, "false", 5) ? v : (jv_fail(d, "invalid token"), NULL);
+	case 'n':
+		v->t = JV_NULL;
+		return jv_word(d, "null", 4) ? v : (jv_fail(d, "invalid token"), NULL);
+	default:
+		if (*d->p == '-' || (*d->p >= '0' && *d->p <= '9'))
+			return jv_number(d, v) < 0 ? NULL : v;
+		jv_fail(d, "invalid token");
+		return NULL;
+	}
+}
+
+/* Reads a whole body: an object or an array, then nothing but space. */
+static struct jv *jv_parse(struct jv_doc *d, const char *body, size_t len)
+{
+	struct jv *root;
+
+	memset(d, 0, sizeof(*d));
+	d->start = d->p = body;
+	d->end = body + len;
+	jv_ws(d);
+	if (d->p >= d->end || (*d->p != '{' && *d->p != '[')) {
+		jv_fail(d, "'[' or '{' expected");
+		return NULL;
+	}
+	if (!(root = jv_value(d)))
+		return NULL;
+	jv_ws(d);
+	if (d->p != d->end) {
+		jv_fail(d, "end of input expected");
+		return NULL;
+	}
+	return root;
+}
+
+/* Where d->p is, as 1-based line and column. */
+static void jv_where(const struct jv_doc *d, int *line, int *col)
+{
+	const char *p = d->p < d->end ? d->p : d->end;
+
+	*line = 1;
+	*col = 1;
+	for (const char *q = d->start; q < p; q++) {
+		if (*q == '\n') {
+			++*line;
+			*col = 1;
+		} else {
+			++*col;
+		}
+	}
+}
+
+/* The last member named key (jansson keeps the last of duplicates), or NULL. */
+static struct jv *jv_get(const struct jv *obj, const char *key)
+{
+	size_t klen = strlen(key);
+
+	if (!obj || obj->t != JV_OBJ)
+		return NULL;
+	for (uint32_t i = obj->n; i-- > 0;) {
+		struct jv *m = obj->u.kids[i];
+
+		if (m->klen == klen && memcmp(m->key, key, klen) == 0)
+			return m;
+	}
+	return NULL;
+}
+
+static size_t jv_size(const struct jv *arr)
+{
+	return arr && arr->t == JV_ARR ? arr->n : 0;
+}
+
+static struct jv *jv_at(const struct jv *arr, size_t i)
+{
+	return arr && arr->t == JV_ARR && i < arr->n ? arr->u.kids[i] : NULL;
+}
+
+static bool jv_is(const struct jv *v, enum jv_type t)
+{
+	return v && v->t == t;
+}
+
 #define REQ   0x1   /* needed: absent or null is an error */
 #define TRUNC 0x2   /* strings: cut to the buffer instead of failing */
 
@@ -105,10 +688,12 @@ struct pc {
 	struct hive_fw_err *err;
 	char path[160];
 	size_t plen;
+	struct jv_doc doc;          /* the body, while it is read */
 };
 
 static void pc_init(struct pc *p, struct hive_fw_err *err, const char *endpoint)
 {
+	memset(&p->doc, 0, sizeof(p->doc));
 	p->err = err;
 	p->path[0] = '\0';
 	p->plen = 0;
@@ -117,32 +702,6 @@ static void pc_init(struct pc *p, struct hive_fw_err *err, const char *endpoint)
 	snprintf(err->endpoint, sizeof(err->endpoint), "%s", endpoint);
 }
 
-/* Descends into key (or [idx] when key is NULL); returns the length to
- * restore with pc_pop. */
-static size_t pc_push(struct pc *p, const char *key, size_t idx)
-{
-	size_t old = p->plen;
-	int n;
-
-	if (key)
-		n = snprintf(p->path + old, sizeof(p->path) - old, "%s%s", old ? "." : "", key);
-	else
-		n = snprintf(p->path + old, sizeof(p->path) - old, "[%zu]", idx);
-	if (n > 0)
-		p->plen = old + (size_t)n < sizeof(p->path) ? old + (size_t)n : sizeof(p->path) - 1;
-	return old;
-}
-
-static void pc_pop(struct pc *p, size_t old)
-{
-	p->plen = old;
-	p->path[old] = '\0';
-}
-
-static int fail(struct pc *p, enum hive_fw_err_kind kind, const char *key, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-
-/* Fills the error: "<endpoint>: <path>.<key>: <text>". Returns -1. */
 /* Appends s to dst (cap bytes), cutting what does not fit. */
 static void append(char *dst, size_t cap, size_t *at, const char *s)
 {
@@ -156,6 +715,42 @@ static void append(char *dst, size_t cap, size_t *at, const char *s)
 	*at += n;
 	dst[*at] = '\0';
 }
+
+/* Descends into key (or [idx] when key is NULL); returns the length to
+ * restore with pc_pop. */
+static size_t pc_push(struct pc *p, const char *key, size_t idx)
+{
+	size_t old = p->plen, at = old;
+	char num[24], *d = num + sizeof(num);
+
+	/* once per array element of /chains: no printf here */
+	if (key) {
+		if (old)
+			append(p->path, sizeof(p->path), &at, ".");
+		append(p->path, sizeof(p->path), &at, key);
+	} else {
+		*--d = '\0';
+		*--d = ']';
+		do
+			*--d = (char)('0' + idx % 10);
+		while ((idx /= 10) != 0);
+		*--d = '[';
+		append(p->path, sizeof(p->path), &at, d);
+	}
+	p->plen = at;
+	return old;
+}
+
+static void pc_pop(struct pc *p, size_t old)
+{
+	p->plen = old;
+	p->path[old] = '\0';
+}
+
+static int fail(struct pc *p, enum hive_fw_err_kind kind, const char *key, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+/* Fills the error: "<endpoint>: <path>.<key>: <text>". Returns -1. */
 
 static int fail(struct pc *p, enum hive_fw_err_kind kind, const char *key, const char *fmt, ...)
 {
@@ -183,32 +778,28 @@ static int fail(struct pc *p, enum hive_fw_err_kind kind, const char *key, const
 	return -1;
 }
 
-static const char *type_name(const json_t *j)
+static const char *type_name(const struct jv *j)
 {
-	switch (json_typeof(j)) {
-	case JSON_OBJECT:  return "object";
-	case JSON_ARRAY:   return "array";
-	case JSON_STRING:  return "string";
-	case JSON_INTEGER: return "integer";
-	case JSON_REAL:    return "real";
-	case JSON_TRUE:    return "true";
-	case JSON_FALSE:   return "false";
-	case JSON_NULL:    return "null";
-	}
-	return "unknown";
+	static const char *const names[] = {
+		[JV_NULL] = "null", [JV_FALSE] = "false", [JV_TRUE] = "true",
+		[JV_INT] = "integer", [JV_REAL] = "real", [JV_STR] = "string",
+		[JV_ARR] = "array", [JV_OBJ] = "object",
+	};
+
+	return j ? names[j->t] : "nothing";
 }
 
-static int mistyped(struct pc *p, const char *key, const char *want, const json_t *got)
+static int mistyped(struct pc *p, const char *key, const char *want, const struct jv *got)
 {
 	return fail(p, HIVE_FW_ERR_BAD_FIELD, key, "expected %s, got %s", want, type_name(got));
 }
 
 /* 0: *out is the member; 1: absent or null and optional; -1: error. */
-static int field(struct pc *p, const json_t *obj, const char *key, int flags, json_t **out)
+static int field(struct pc *p, const struct jv *obj, const char *key, int flags, struct jv **out)
 {
-	json_t *v = json_object_get(obj, key);
+	struct jv *v = jv_get(obj, key);
 
-	if (!v || json_is_null(v)) {
+	if (!v || v->t == JV_NULL) {
 		if (flags & REQ)
 			return fail(p, HIVE_FW_ERR_MISSING_FIELD, key, v ? "null" : "missing");
 		return 1;
@@ -217,32 +808,32 @@ static int field(struct pc *p, const json_t *obj, const char *key, int flags, js
 	return 0;
 }
 
-static int get_num(struct pc *p, const json_t *obj, const char *key, int flags, double *out)
+static int get_num(struct pc *p, const struct jv *obj, const char *key, int flags, double *out)
 {
-	json_t *v = NULL;
+	struct jv *v = NULL;
 	int rc = field(p, obj, key, flags, &v);
 
 	if (rc != 0)
 		return rc;
-	if (!json_is_number(v))
+	if (v->t != JV_INT && v->t != JV_REAL)
 		return mistyped(p, key, "number", v);
-	*out = json_number_value(v);
+	*out = v->t == JV_INT ? (double)v->u.i : v->u.d;
 	return 0;
 }
 
-static int get_ll(struct pc *p, const json_t *obj, const char *key, int flags, long long *out)
+static int get_ll(struct pc *p, const struct jv *obj, const char *key, int flags, long long *out)
 {
-	json_t *v = NULL;
+	struct jv *v = NULL;
 	int rc = field(p, obj, key, flags, &v);
 
 	if (rc != 0)
 		return rc;
-	if (json_is_integer(v)) {
-		*out = json_integer_value(v);
+	if (v->t == JV_INT) {
+		*out = v->u.i;
 		return 0;
 	}
-	if (json_is_real(v)) {
-		double d = json_real_value(v);
+	if (v->t == JV_REAL) {
+		double d = v->u.d;
 
 		if (!(d > -9.0e18 && d < 9.0e18))
 			return fail(p, HIVE_FW_ERR_BAD_FIELD, key, "out of range");
@@ -252,7 +843,7 @@ static int get_ll(struct pc *p, const json_t *obj, const char *key, int flags, l
 	return mistyped(p, key, "integer", v);
 }
 
-static int get_int(struct pc *p, const json_t *obj, const char *key, int flags, int *out)
+static int get_int(struct pc *p, const struct jv *obj, const char *key, int flags, int *out)
 {
 	long long v = 0;
 	int rc = get_ll(p, obj, key, flags, &v);
@@ -266,7 +857,7 @@ static int get_int(struct pc *p, const json_t *obj, const char *key, int flags, 
 }
 
 /* Like get_int, and the value must lie in [lo, hi]. */
-static int get_int_in(struct pc *p, const json_t *obj, const char *key, int flags, int lo, int hi,
+static int get_int_in(struct pc *p, const struct jv *obj, const char *key, int flags, int lo, int hi,
 		      int *out)
 {
 	int v = 0;
@@ -280,66 +871,66 @@ static int get_int_in(struct pc *p, const json_t *obj, const char *key, int flag
 	return 0;
 }
 
-static int get_bool(struct pc *p, const json_t *obj, const char *key, int flags, bool *out)
+static int get_bool(struct pc *p, const struct jv *obj, const char *key, int flags, bool *out)
 {
-	json_t *v = NULL;
+	struct jv *v = NULL;
 	int rc = field(p, obj, key, flags, &v);
 
 	if (rc != 0)
 		return rc;
-	if (!json_is_boolean(v))
+	if (v->t != JV_TRUE && v->t != JV_FALSE)
 		return mistyped(p, key, "boolean", v);
-	*out = json_is_true(v);
+	*out = v->t == JV_TRUE;
 	return 0;
 }
 
-static int get_str(struct pc *p, const json_t *obj, const char *key, int flags, char *buf,
+static int get_str(struct pc *p, const struct jv *obj, const char *key, int flags, char *buf,
 		   size_t len)
 {
-	json_t *v = NULL;
+	struct jv *v = NULL;
 	size_t n;
 	int rc = field(p, obj, key, flags, &v);
 
 	if (rc != 0)
 		return rc;
-	if (!json_is_string(v))
+	if (v->t != JV_STR)
 		return mistyped(p, key, "string", v);
-	n = json_string_length(v);
+	n = v->n;
 	if (n >= len) {
 		if (!(flags & TRUNC))
 			return fail(p, HIVE_FW_ERR_BAD_FIELD, key, "longer than %zu characters",
 				    len - 1);
 		n = len - 1;
 		/* do not leave half a UTF-8 sequence behind */
-		while (n > 0 && ((unsigned char)json_string_value(v)[n] & 0xC0) == 0x80)
+		while (n > 0 && ((unsigned char)v->u.s[n] & 0xC0) == 0x80)
 			n--;
 	}
-	memcpy(buf, json_string_value(v), n);
+	memcpy(buf, v->u.s, n);
 	buf[n] = '\0';
 	return 0;
 }
 
-static int get_obj(struct pc *p, const json_t *obj, const char *key, int flags, json_t **out)
+static int get_obj(struct pc *p, const struct jv *obj, const char *key, int flags, struct jv **out)
 {
-	json_t *v = NULL;
+	struct jv *v = NULL;
 	int rc = field(p, obj, key, flags, &v);
 
 	if (rc != 0)
 		return rc;
-	if (!json_is_object(v))
+	if (v->t != JV_OBJ)
 		return mistyped(p, key, "object", v);
 	*out = v;
 	return 0;
 }
 
-static int get_arr(struct pc *p, const json_t *obj, const char *key, int flags, json_t **out)
+static int get_arr(struct pc *p, const struct jv *obj, const char *key, int flags, struct jv **out)
 {
-	json_t *v = NULL;
+	struct jv *v = NULL;
 	int rc = field(p, obj, key, flags, &v);
 
 	if (rc != 0)
 		return rc;
-	if (!json_is_array(v))
+	if (v->t != JV_ARR)
 		return mistyped(p, key, "array", v);
 	*out = v;
 	return 0;
@@ -353,37 +944,39 @@ static bool blank(const char *body, size_t len)
 	return true;
 }
 
-/* Decodes the body; the top level must be of json type `want`. */
-static json_t *load(struct pc *p, const char *body, size_t len, json_type want)
+/* Reads the body into p->doc; the top level must be of type `want`. On
+ * failure the document is already freed. */
+static struct jv *load(struct pc *p, const char *body, size_t len, enum jv_type want)
 {
-	json_error_t jerr;
-	json_t *root;
+	struct jv *root;
+	int line, col;
 
 	if (!body || blank(body, len)) {
 		fail(p, HIVE_FW_ERR_BAD_JSON, NULL, "empty body");
 		return NULL;
 	}
-	root = json_loadb(body, len, 0, &jerr);
-	if (!root) {
-		fail(p, HIVE_FW_ERR_BAD_JSON, NULL, "invalid JSON at line %d column %d: %.80s",
-		     jerr.line, jerr.column, jerr.text);
+	if (!(root = jv_parse(&p->doc, body, len))) {
+		jv_where(&p->doc, &line, &col);
+		fail(p, HIVE_FW_ERR_BAD_JSON, NULL, "invalid JSON at line %d column %d: %s",
+		     line, col, p->doc.why ? p->doc.why : "?");
+		jv_doc_free(&p->doc);
 		return NULL;
 	}
-	if (json_typeof(root) != want) {
+	if (root->t != want) {
 		fail(p, HIVE_FW_ERR_BAD_FIELD, NULL, "expected %s, got %s",
-		     want == JSON_OBJECT ? "object" : "array", type_name(root));
-		json_decref(root);
+		     want == JV_OBJ ? "object" : "array", type_name(root));
+		jv_doc_free(&p->doc);
 		return NULL;
 	}
 	return root;
 }
 
 /* Element idx of an array must be an object. */
-static json_t *elem_obj(struct pc *p, const json_t *arr, size_t idx)
+static struct jv *elem_obj(struct pc *p, const struct jv *arr, size_t idx)
 {
-	json_t *e = json_array_get(arr, idx);
+	struct jv *e = jv_at(arr, idx);
 
-	if (!json_is_object(e)) {
+	if (!jv_is(e, JV_OBJ)) {
 		mistyped(p, NULL, "object", e);
 		return NULL;
 	}
@@ -391,10 +984,10 @@ static json_t *elem_obj(struct pc *p, const json_t *arr, size_t idx)
 }
 
 /* {min,max} temperature pair. */
-static int get_minmax(struct pc *p, const json_t *obj, const char *key, int flags, int *min,
+static int get_minmax(struct pc *p, const struct jv *obj, const char *key, int flags, int *min,
 		      int *max)
 {
-	json_t *o;
+	struct jv *o;
 	size_t at;
 	int rc = get_obj(p, obj, key, flags, &o);
 
@@ -536,7 +1129,7 @@ int hive_fw_preset_parse(const char *name, const char *pretty, int *watts, doubl
 int hive_fw_parse_info(const char *body, size_t len, struct hive_fw_info *out, struct hive_fw_err *err)
 {
 	struct pc p;
-	json_t *root, *sys, *net;
+	struct jv *root, *sys, *net;
 	char mac[32];
 	unsigned char addr[16];
 	size_t at;
@@ -544,7 +1137,7 @@ int hive_fw_parse_info(const char *body, size_t len, struct hive_fw_info *out, s
 
 	memset(out, 0, sizeof(*out));
 	pc_init(&p, err, "info");
-	if (!(root = load(&p, body, len, JSON_OBJECT)))
+	if (!(root = load(&p, body, len, JV_OBJ)))
 		return -1;
 	if (get_str(&p, root, "miner", REQ | TRUNC, out->miner, sizeof(out->miner)) < 0 ||
 	    get_str(&p, root, "model", REQ, out->model, sizeof(out->model)) < 0 ||
@@ -574,15 +1167,15 @@ int hive_fw_parse_info(const char *body, size_t len, struct hive_fw_info *out, s
 	pc_pop(&p, at);
 	rc = 0;
 done:
-	json_decref(root);
+	jv_doc_free(&p.doc);
 	return rc;
 }
 
 /* ---------------------------------------------------------------- /model */
 
-static int parse_topology(struct pc *p, const json_t *topo, struct hive_fw_model *out)
+static int parse_topology(struct pc *p, const struct jv *topo, struct hive_fw_model *out)
 {
-	json_t *rows;
+	struct jv *rows;
 	int nr, nc;
 
 	if (get_int_in(p, topo, "num_rows", REQ, 0, HIVE_FW_MAX_TOPO, &nr) < 0 ||
@@ -592,28 +1185,28 @@ static int parse_topology(struct pc *p, const json_t *topo, struct hive_fw_model
 	if (nr * nc > HIVE_FW_MAX_TOPO)
 		return fail(p, HIVE_FW_ERR_BAD_FIELD, "num_rows", "%d x %d chips, at most %d",
 			    nr, nc, HIVE_FW_MAX_TOPO);
-	if (json_array_size(rows) != (size_t)nr)
+	if (jv_size(rows) != (size_t)nr)
 		return fail(p, HIVE_FW_ERR_BAD_FIELD, "chips", "%zu rows, num_rows says %d",
-			    json_array_size(rows), nr);
+			    jv_size(rows), nr);
 	size_t at = pc_push(p, "chips", 0);
 	for (int r = 0; r < nr; r++) {
-		json_t *row = json_array_get(rows, (size_t)r);
+		struct jv *row = jv_at(rows, (size_t)r);
 		size_t at2 = pc_push(p, NULL, (size_t)r);
 
-		if (!json_is_array(row))
+		if (!jv_is(row, JV_ARR))
 			return mistyped(p, NULL, "array", row);
-		if (json_array_size(row) != (size_t)nc)
+		if (jv_size(row) != (size_t)nc)
 			return fail(p, HIVE_FW_ERR_BAD_FIELD, NULL, "%zu columns, num_cols says %d",
-				    json_array_size(row), nc);
+				    jv_size(row), nc);
 		for (int col = 0; col < nc; col++) {
-			json_t *cell = json_array_get(row, (size_t)col);
+			struct jv *cell = jv_at(row, (size_t)col);
 			long long id;
 
-			if (!json_is_integer(cell)) {
+			if (!jv_is(cell, JV_INT)) {
 				pc_push(p, NULL, (size_t)col);
 				return mistyped(p, NULL, "integer", cell);
 			}
-			id = json_integer_value(cell);
+			id = cell->u.i;
 			if (id < -1 || id > INT16_MAX) {
 				pc_push(p, NULL, (size_t)col);
 				return fail(p, HIVE_FW_ERR_BAD_FIELD, NULL, "chip id %lld", id);
@@ -631,13 +1224,13 @@ static int parse_topology(struct pc *p, const json_t *topo, struct hive_fw_model
 int hive_fw_parse_model(const char *body, size_t len, struct hive_fw_model *out, struct hive_fw_err *err)
 {
 	struct pc p;
-	json_t *root, *chain, *topo = NULL, *cool = NULL, *oc = NULL, *fmc = NULL;
+	struct jv *root, *chain, *topo = NULL, *cool = NULL, *oc = NULL, *fmc = NULL;
 	size_t at;
 	int rc = -1;
 
 	memset(out, 0, sizeof(*out));
 	pc_init(&p, err, "model");
-	if (!(root = load(&p, body, len, JSON_OBJECT)))
+	if (!(root = load(&p, body, len, JV_OBJ)))
 		return -1;
 	if (get_str(&p, root, "full_name", REQ | TRUNC, out->full_name, sizeof(out->full_name)) < 0 ||
 	    get_str(&p, root, "model", REQ, out->model, sizeof(out->model)) < 0 ||
@@ -691,7 +1284,7 @@ int hive_fw_parse_model(const char *body, size_t len, struct hive_fw_model *out,
 	}
 	rc = 0;
 done:
-	json_decref(root);
+	jv_doc_free(&p.doc);
 	return rc;
 }
 
@@ -700,12 +1293,12 @@ done:
 int hive_fw_parse_status(const char *body, size_t len, struct hive_fw_status *out, struct hive_fw_err *err)
 {
 	struct pc p;
-	json_t *root;
+	struct jv *root;
 	int rc = -1;
 
 	memset(out, 0, sizeof(*out));
 	pc_init(&p, err, "status");
-	if (!(root = load(&p, body, len, JSON_OBJECT)))
+	if (!(root = load(&p, body, len, JV_OBJ)))
 		return -1;
 	if (get_str(&p, root, "miner_state", REQ, out->miner_state, sizeof(out->miner_state)) < 0 ||
 	    get_ll(&p, root, "miner_state_time", REQ, &out->miner_state_time) < 0 ||
@@ -718,15 +1311,15 @@ int hive_fw_parse_status(const char *body, size_t len, struct hive_fw_status *ou
 		goto done;
 	rc = 0;
 done:
-	json_decref(root);
+	jv_doc_free(&p.doc);
 	return rc;
 }
 
 /* ---------------------------------------------------------------- /summary */
 
-static int parse_fans(struct pc *p, const json_t *cool, struct hive_fw_summary *out)
+static int parse_fans(struct pc *p, const struct jv *cool, struct hive_fw_summary *out)
 {
-	json_t *fans = NULL;
+	struct jv *fans = NULL;
 	size_t at;
 
 	if (get_int(p, cool, "fan_duty", 0, &out->fan_duty) < 0 ||
@@ -735,11 +1328,11 @@ static int parse_fans(struct pc *p, const json_t *cool, struct hive_fw_summary *
 	if (!fans)
 		return 0;
 	at = pc_push(p, "fans", 0);
-	for (size_t i = 0; i < json_array_size(fans); i++) {
+	for (size_t i = 0; i < jv_size(fans); i++) {
 		struct hive_fw_fan f = { .id = (int)i + 1, .max_rpm = 0, .ok = true };
 		char status[HIVE_FW_NAME_LEN] = "ok";
 		size_t at2 = pc_push(p, NULL, i);
-		json_t *e = elem_obj(p, fans, i);
+		struct jv *e = elem_obj(p, fans, i);
 
 		if (!e || get_int(p, e, "id", 0, &f.id) < 0 ||
 		    get_int(p, e, "rpm", REQ, &f.rpm) < 0 ||
@@ -755,17 +1348,17 @@ static int parse_fans(struct pc *p, const json_t *cool, struct hive_fw_summary *
 	return 0;
 }
 
-static int parse_pools(struct pc *p, const json_t *pools, struct hive_fw_summary *out)
+static int parse_pools(struct pc *p, const struct jv *pools, struct hive_fw_summary *out)
 {
 	size_t at = pc_push(p, "pools", 0);
 	bool have_active = false;
 
-	for (size_t i = 0; i < json_array_size(pools); i++) {
+	for (size_t i = 0; i < jv_size(pools); i++) {
 		char type[HIVE_FW_NAME_LEN] = "", status[HIVE_FW_NAME_LEN] = "";
 		char url[sizeof(out->pools.url)] = "", user[sizeof(out->pools.user)] = "";
 		long long acc = 0, rej = 0, stale = 0;
 		size_t at2 = pc_push(p, NULL, i);
-		json_t *e = elem_obj(p, pools, i);
+		struct jv *e = elem_obj(p, pools, i);
 
 		if (!e || get_str(p, e, "pool_type", TRUNC, type, sizeof(type)) < 0 ||
 		    get_str(p, e, "status", TRUNC, status, sizeof(status)) < 0 ||
@@ -796,9 +1389,9 @@ static int parse_pools(struct pc *p, const json_t *pools, struct hive_fw_summary
 	return 0;
 }
 
-static int parse_summary_chain(struct pc *p, const json_t *e, struct hive_fw_chain_summary *c)
+static int parse_summary_chain(struct pc *p, const struct jv *e, struct hive_fw_chain_summary *c)
 {
-	json_t *cs = NULL, *st = NULL;
+	struct jv *cs = NULL, *st = NULL;
 	size_t at;
 
 	if (get_int(p, e, "id", REQ, &c->id) < 0 ||
@@ -834,14 +1427,14 @@ int hive_fw_parse_summary(const char *body, size_t len, struct hive_fw_summary *
 			  struct hive_fw_err *err)
 {
 	struct pc p;
-	json_t *root, *m, *ms, *chains, *cool = NULL, *pools = NULL;
+	struct jv *root, *m, *ms, *chains, *cool = NULL, *pools = NULL;
 	size_t at, at2, n;
 	int rc = -1;
 
 	memset(out, 0, sizeof(*out));
 	out->fan_duty = -1;
 	pc_init(&p, err, "summary");
-	if (!(root = load(&p, body, len, JSON_OBJECT)))
+	if (!(root = load(&p, body, len, JV_OBJ)))
 		return -1;
 	if (get_obj(&p, root, "miner", REQ, &m) < 0)
 		goto done;
@@ -877,7 +1470,7 @@ int hive_fw_parse_summary(const char *body, size_t len, struct hive_fw_summary *
 	}
 	if (pools && parse_pools(&p, pools, out) < 0)
 		goto done;
-	n = json_array_size(chains);
+	n = jv_size(chains);
 	if (n > HIVE_FW_MAX_CHAINS) {
 		fail(&p, HIVE_FW_ERR_BAD_FIELD, "chains", "%zu entries, at most %d", n,
 		     HIVE_FW_MAX_CHAINS);
@@ -886,7 +1479,7 @@ int hive_fw_parse_summary(const char *body, size_t len, struct hive_fw_summary *
 	at2 = pc_push(&p, "chains", 0);
 	for (size_t i = 0; i < n; i++) {
 		size_t at3 = pc_push(&p, NULL, i);
-		json_t *e = elem_obj(&p, chains, i);
+		struct jv *e = elem_obj(&p, chains, i);
 
 		if (!e || parse_summary_chain(&p, e, &out->chains[i]) < 0)
 			goto done;
@@ -897,7 +1490,7 @@ int hive_fw_parse_summary(const char *body, size_t len, struct hive_fw_summary *
 	pc_pop(&p, at);
 	rc = 0;
 done:
-	json_decref(root);
+	jv_doc_free(&p.doc);
 	return rc;
 }
 
@@ -906,7 +1499,7 @@ done:
 int hive_fw_parse_perf(const char *body, size_t len, struct hive_fw_perf *out, struct hive_fw_err *err)
 {
 	struct pc p;
-	json_t *root, *cp = NULL, *sw = NULL;
+	struct jv *root, *cp = NULL, *sw = NULL;
 	size_t at;
 	int rc = -1;
 
@@ -914,7 +1507,7 @@ int hive_fw_parse_perf(const char *body, size_t len, struct hive_fw_perf *out, s
 	out->preset_watts = -1;
 	out->preset_th = -1;
 	pc_init(&p, err, "perf-summary");
-	if (!(root = load(&p, body, len, JSON_OBJECT)))
+	if (!(root = load(&p, body, len, JV_OBJ)))
 		return -1;
 	if (get_obj(&p, root, "current_preset", 0, &cp) < 0 ||
 	    get_obj(&p, root, "preset_switcher", 0, &sw) < 0)
@@ -946,7 +1539,7 @@ int hive_fw_parse_perf(const char *body, size_t len, struct hive_fw_perf *out, s
 	}
 	rc = 0;
 done:
-	json_decref(root);
+	jv_doc_free(&p.doc);
 	return rc;
 }
 
@@ -963,7 +1556,7 @@ static char grade_letter(const char *g)
 	return '?';
 }
 
-static int parse_chip(struct pc *p, const json_t *e, struct hive_fw_chip *c)
+static int parse_chip(struct pc *p, const struct jv *e, struct hive_fw_chip *c)
 {
 	char grade[HIVE_FW_NAME_LEN] = "";
 	double hr, temp;
@@ -983,9 +1576,9 @@ static int parse_chip(struct pc *p, const json_t *e, struct hive_fw_chip *c)
 	return 0;
 }
 
-static int parse_chain(struct pc *p, const json_t *e, struct hive_fw_chain *c)
+static int parse_chain(struct pc *p, const struct jv *e, struct hive_fw_chain *c)
 {
-	json_t *st = NULL, *chips;
+	struct jv *st = NULL, *chips;
 	size_t at, n;
 
 	if (get_int(p, e, "id", REQ, &c->id) < 0 ||
@@ -1001,14 +1594,14 @@ static int parse_chain(struct pc *p, const json_t *e, struct hive_fw_chain *c)
 			return -1;
 		pc_pop(p, at);
 	}
-	n = json_array_size(chips);
+	n = jv_size(chips);
 	if (n > HIVE_FW_MAX_CHIPS)
 		return fail(p, HIVE_FW_ERR_BAD_FIELD, "chips", "%zu entries, at most %d", n,
 			    HIVE_FW_MAX_CHIPS);
 	at = pc_push(p, "chips", 0);
 	for (size_t i = 0; i < n; i++) {
 		size_t at2 = pc_push(p, NULL, i);
-		json_t *ce = elem_obj(p, chips, i);
+		struct jv *ce = elem_obj(p, chips, i);
 
 		memset(&c->chips[i], 0, sizeof(c->chips[i]));
 		if (!ce || parse_chip(p, ce, &c->chips[i]) < 0)
@@ -1024,7 +1617,7 @@ int hive_fw_parse_chains(const char *body, size_t len, bool boards, struct hive_
 			 struct hive_fw_err *err)
 {
 	struct pc p;
-	json_t *root, *arr;
+	struct jv *root, *arr;
 	size_t n, at;
 	int rc = -1;
 
@@ -1032,7 +1625,7 @@ int hive_fw_parse_chains(const char *body, size_t len, bool boards, struct hive_
 	out->boards = boards;
 	pc_init(&p, err, boards ? "boards" : "chains");
 	if (!boards) {
-		if (!(root = load(&p, body, len, JSON_ARRAY)))
+		if (!(root = load(&p, body, len, JV_ARR)))
 			return -1;
 		arr = root;
 	} else {
@@ -1043,25 +1636,25 @@ int hive_fw_parse_chains(const char *body, size_t len, bool boards, struct hive_
 		while (body && i < len && isspace((unsigned char)body[i]))
 			i++;
 		if (!body || i == len || body[i] != '{') {
-			if (!(root = load(&p, body, len, JSON_ARRAY)))
+			if (!(root = load(&p, body, len, JV_ARR)))
 				return -1;
 			arr = root;
 		} else {
-			if (!(root = load(&p, body, len, JSON_OBJECT)))
+			if (!(root = load(&p, body, len, JV_OBJ)))
 				return -1;
 			if (get_arr(&p, root, "boards", REQ, &arr) < 0)
 				goto done;
 			pc_push(&p, "boards", 0);
 		}
 	}
-	n = json_array_size(arr);
+	n = jv_size(arr);
 	if (n > HIVE_FW_MAX_CHAINS) {
 		fail(&p, HIVE_FW_ERR_BAD_FIELD, NULL, "%zu chains, at most %d", n, HIVE_FW_MAX_CHAINS);
 		goto done;
 	}
 	for (size_t i = 0; i < n; i++) {
 		struct hive_fw_chain *c = &out->chains[i];
-		json_t *e;
+		struct jv *e;
 
 		at = pc_push(&p, NULL, i);
 		memset(c, 0, offsetof(struct hive_fw_chain, chips));
@@ -1072,7 +1665,7 @@ int hive_fw_parse_chains(const char *body, size_t len, bool boards, struct hive_
 	}
 	rc = 0;
 done:
-	json_decref(root);
+	jv_doc_free(&p.doc);
 	return rc;
 }
 
@@ -1082,15 +1675,15 @@ int hive_fw_parse_presets(const char *body, size_t len, struct hive_fw_presets *
 			  struct hive_fw_err *err)
 {
 	struct pc p;
-	json_t *root;
+	struct jv *root;
 	size_t n;
 	int rc = -1;
 
 	memset(out, 0, sizeof(*out));
 	pc_init(&p, err, "autotune/presets");
-	if (!(root = load(&p, body, len, JSON_ARRAY)))
+	if (!(root = load(&p, body, len, JV_ARR)))
 		return -1;
-	n = json_array_size(root);
+	n = jv_size(root);
 	if (n > HIVE_FW_MAX_PRESETS) {
 		fail(&p, HIVE_FW_ERR_BAD_FIELD, NULL, "%zu presets, at most %d", n, HIVE_FW_MAX_PRESETS);
 		goto done;
@@ -1099,7 +1692,7 @@ int hive_fw_parse_presets(const char *body, size_t len, struct hive_fw_presets *
 		struct hive_fw_preset *ps = &out->p[i];
 		char status[HIVE_FW_NAME_LEN] = "";
 		size_t at = pc_push(&p, NULL, i);
-		json_t *e = elem_obj(&p, root, i);
+		struct jv *e = elem_obj(&p, root, i);
 
 		if (!e || get_str(&p, e, "name", REQ, ps->name, sizeof(ps->name)) < 0 ||
 		    get_str(&p, e, "pretty", TRUNC, ps->pretty, sizeof(ps->pretty)) < 0 ||
@@ -1117,7 +1710,7 @@ int hive_fw_parse_presets(const char *body, size_t len, struct hive_fw_presets *
 	}
 	rc = 0;
 done:
-	json_decref(root);
+	jv_doc_free(&p.doc);
 	return rc;
 }
 
@@ -1127,18 +1720,18 @@ int hive_fw_parse_apikeys(const char *body, size_t len, struct hive_fw_apikeys *
 			  struct hive_fw_err *err)
 {
 	struct pc p;
-	json_t *root;
+	struct jv *root;
 	int rc = -1;
 
 	memset(out, 0, sizeof(*out));
 	pc_init(&p, err, "apikeys");
-	if (!(root = load(&p, body, len, JSON_ARRAY)))
+	if (!(root = load(&p, body, len, JV_ARR)))
 		return -1;
-	for (size_t i = 0; i < json_array_size(root); i++) {
+	for (size_t i = 0; i < jv_size(root); i++) {
 		struct hive_fw_apikey k = { "", "" };
 		char key[256];
 		size_t at = pc_push(&p, NULL, i);
-		json_t *e = elem_obj(&p, root, i);
+		struct jv *e = elem_obj(&p, root, i);
 
 		if (!e || get_str(&p, e, "key", REQ | TRUNC, key, sizeof(key)) < 0 ||
 		    get_str(&p, e, "description", TRUNC, k.description, sizeof(k.description)) < 0)
@@ -1153,19 +1746,19 @@ int hive_fw_parse_apikeys(const char *body, size_t len, struct hive_fw_apikeys *
 	}
 	rc = 0;
 done:
-	json_decref(root);
+	jv_doc_free(&p.doc);
 	return rc;
 }
 
 int hive_fw_parse_unlock(const char *body, size_t len, struct hive_fw_unlock *out, struct hive_fw_err *err)
 {
 	struct pc p;
-	json_t *root;
+	struct jv *root;
 	int rc = -1;
 
 	memset(out, 0, sizeof(*out));
 	pc_init(&p, err, "unlock");
-	if (!(root = load(&p, body, len, JSON_OBJECT)))
+	if (!(root = load(&p, body, len, JV_OBJ)))
 		return -1;
 	if (get_str(&p, root, "token", REQ, out->token, sizeof(out->token)) < 0)
 		goto done;
@@ -1175,7 +1768,7 @@ int hive_fw_parse_unlock(const char *body, size_t len, struct hive_fw_unlock *ou
 	}
 	rc = 0;
 done:
-	json_decref(root);
+	jv_doc_free(&p.doc);
 	return rc;
 }
 
@@ -1183,41 +1776,41 @@ int hive_fw_parse_settings(const char *body, size_t len, struct hive_fw_settings
 			   struct hive_fw_err *err)
 {
 	struct pc p;
-	json_t *root;
+	struct jv *root;
 	int rc = -1;
 
 	memset(out, 0, sizeof(*out));
 	pc_init(&p, err, "settings");
 	if (!body || blank(body, len))
 		return 0;
-	if (!(root = load(&p, body, len, JSON_OBJECT)))
+	if (!(root = load(&p, body, len, JV_OBJ)))
 		return -1;
 	if (get_bool(&p, root, "restart_required", REQ, &out->restart_required) < 0 ||
 	    get_bool(&p, root, "reboot_required", 0, &out->reboot_required) < 0)
 		goto done;
 	rc = 0;
 done:
-	json_decref(root);
+	jv_doc_free(&p.doc);
 	return rc;
 }
 
 int hive_fw_parse_reboot(const char *body, size_t len, struct hive_fw_reboot *out, struct hive_fw_err *err)
 {
 	struct pc p;
-	json_t *root;
+	struct jv *root;
 	int rc = -1;
 
 	out->after = -1;
 	pc_init(&p, err, "system/reboot");
 	if (!body || blank(body, len))
 		return 0;
-	if (!(root = load(&p, body, len, JSON_OBJECT)))
+	if (!(root = load(&p, body, len, JV_OBJ)))
 		return -1;
 	if (get_int_in(&p, root, "after", REQ, 0, 86400, &out->after) < 0)
 		goto done;
 	rc = 0;
 done:
-	json_decref(root);
+	jv_doc_free(&p.doc);
 	return rc;
 }
 

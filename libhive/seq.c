@@ -7,7 +7,11 @@
  *     baseline: the tracker cannot tell "published before we listened"
  *     (pub/sub never delivers those) from "lost", so it counts neither;
  *   - seq == last + 1 is in order; seq > last + 1 counts seq - last - 1 lost;
- *   - seq <= last, or an older boot, is a duplicate (or stale) message.
+ *   - seq <= last, or an older boot, is a duplicate (or stale) message;
+ *   - a jump of more than SEQ_MAX_GAP cannot be messages we missed (no
+ *     daemon sends that many): the sender is broken, so the tracker takes
+ *     the new seq as a baseline and says so, instead of adding an absurd
+ *     number to the lost total.
  * Per source it also sums received/lost over topics for the newest boot, for
  * /api/health. Lost and duplicate totals are kept for the tracker's
  * lifetime (monotonic, fit for /metrics).
@@ -23,6 +27,7 @@
 /* Keys come from the network: cap them so a sender that invents a new src
  * per message cannot grow apid's memory without bound. */
 #define SEQ_MAX_KEYS 16384
+#define SEQ_MAX_GAP  (1ULL << 32)
 
 struct seq_source {
 	struct seq_source *next;
@@ -261,6 +266,10 @@ uint64_t hive_seq_track(struct hive_seq_tracker *t, const char *src, long long b
 	} else if (boot < e->boot || seq <= e->last) {
 		atomic_fetch_add(&t->duplicates, 1);
 		goto out;
+	} else if (seq - e->last - 1 > SEQ_MAX_GAP) {
+		log_warnx("bus_seq_jump src=%s topic=%s from=%llu to=%llu", src, topic, e->last,
+			  seq);
+		e->last = seq;
 	} else {
 		lost = seq - e->last - 1;
 		e->last = seq;

@@ -3,10 +3,14 @@
  *
  *   1. minersim with 1,000 miners on 127.79.0.0/22; one API key provisioned
  *      on each through the client (unlock + apikey create).
- *   2. The client keeps 256 requests in flight for BENCH_SECONDS (default
- *      5) of GET /summary, round-robin over the fleet, then of GET /chains;
- *      then the same on ONE miner address, which is what wrk measures.
- *   3. wrk -t2 -c256 -d<seconds>s with the x-api-key header on one miner.
+ *   2. Per endpoint (/summary, then /chains), BENCH_ROUNDS (3) rounds of:
+ *      the client keeping 256 requests in flight for BENCH_SECONDS (2) s,
+ *      round-robin over the fleet; the same on ONE miner address, which is
+ *      what wrk measures; wrk -t2 -c256 -d<seconds>s with the x-api-key
+ *      header on that miner. Best of the rounds, so that load from other
+ *      processes on the machine hits both sides alike.
+ *   3. CPU per request of the client and of minersim (getrusage, /proc),
+ *      which does not depend on that load.
  *
  * Prints "figure: fw bench <endpoint> client=<n>/s wrk=<n>/s ratio=<r>".
  * Everything stays on loopback. See docs/firmware-client.md for what limits
@@ -77,8 +81,52 @@ static void submit(struct run *r)
 	}
 }
 
-/* Keeps IN_FLIGHT requests going for `seconds`; returns requests/s. */
-static double client_run(enum hive_fw_call call, bool one_address, int seconds, uint64_t *connects)
+static pid_t sim_pid;
+
+/* CPU seconds used so far by this process and by minersim. */
+static double cpu_self(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+	       (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+static double cpu_sim(void)
+{
+	char path[64], buf[1024], *p;
+	unsigned long ut = 0, st = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)sim_pid);
+	if (!(f = fopen(path, "r")))
+		return 0;
+	if (!fgets(buf, sizeof(buf), f) || !(p = strrchr(buf, ')')) ||
+	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+		ut = st = 0;
+	fclose(f);
+	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+struct figures {
+	double rps;              /* best of the rounds */
+	double cpu_us;           /* client CPU per request, least of the rounds */
+	double sim_us;           /* minersim CPU per request, least of the rounds */
+};
+
+static void keep(struct figures *f, double rps, double cpu_us, double sim_us)
+{
+	if (rps > f->rps)
+		f->rps = rps;
+	if (cpu_us > 0 && (f->cpu_us == 0 || cpu_us < f->cpu_us))
+		f->cpu_us = cpu_us;
+	if (sim_us > 0 && (f->sim_us == 0 || sim_us < f->sim_us))
+		f->sim_us = sim_us;
+}
+
+/* Keeps IN_FLIGHT requests going for `seconds`. */
+static void client_run(enum hive_fw_call call, bool one_address, int seconds, struct figures *fig)
 {
 	struct hive_loop *loop = hive_loop_new();
 	struct hive_fw_opts o = { .max_in_flight = IN_FLIGHT, .timeout_ms = 10000,
@@ -86,12 +134,14 @@ static double client_run(enum hive_fw_call call, bool one_address, int seconds, 
 	struct run r = { .call = call, .one_address = one_address };
 	struct hive_fw_stats st;
 	int64_t t0;
-	double secs;
+	double secs, c0, s0, cpu, sim;
 
 	if (!loop || !(r.c = hive_fw_client_new(loop, &o))) {
 		fprintf(stderr, "bench_fw: cannot make a client\n");
 		exit(1);
 	}
+	c0 = cpu_self();
+	s0 = cpu_sim();
 	t0 = hive_now_ms();
 	r.until = t0 + seconds * 1000;
 	for (int i = 0; i < IN_FLIGHT; i++)
@@ -99,28 +149,32 @@ static double client_run(enum hive_fw_call call, bool one_address, int seconds, 
 	while (hive_fw_client_pending(r.c) > 0)
 		hive_loop_run_once(loop, 100);
 	secs = (double)(hive_now_ms() - t0) / 1000.0;
+	cpu = cpu_self() - c0;
+	sim = cpu_sim() - s0;
 	hive_fw_client_stats(r.c, &st);
-	*connects = st.connects;
 	hive_fw_client_free(r.c);
 	hive_loop_free(loop);
-	printf("bench_fw: client %s%s: %llu ok, %llu failed in %.2f s, mean latency %.1f ms, "
-	       "%llu connections\n", hive_fw_call_name(call), one_address ? " (one address)" : "",
-	       (unsigned long long)r.ok, (unsigned long long)r.failed, secs,
-	       r.ok ? (double)r.lat_sum / (double)r.ok : 0.0, (unsigned long long)st.connects);
+	printf("bench_fw: client %s%s: %llu ok, %llu failed in %.2f s (%.0f/s), mean latency "
+	       "%.1f ms, %llu new connections, CPU %.0f us/request, minersim %.0f us/request\n",
+	       hive_fw_call_name(call), one_address ? " one-address" : "",
+	       (unsigned long long)r.ok, (unsigned long long)r.failed, secs, (double)r.ok / secs,
+	       r.ok ? (double)r.lat_sum / (double)r.ok : 0.0, (unsigned long long)st.connects,
+	       r.ok ? cpu * 1e6 / (double)r.ok : 0.0, r.ok ? sim * 1e6 / (double)r.ok : 0.0);
 	if (r.failed)
 		printf("bench_fw: last error: %s %s\n", hive_fw_err_name(r.last_kind), r.last_err);
 	if (r.failed > r.ok / 100) {
 		fprintf(stderr, "bench_fw: more than 1%% of the requests failed\n");
 		exit(1);
 	}
-	return (double)r.ok / secs;
+	if (r.ok)
+		keep(fig, (double)r.ok / secs, cpu * 1e6 / (double)r.ok, sim * 1e6 / (double)r.ok);
 }
 
 /* wrk on one miner; requests/s, or -1 when wrk is missing or failed. */
-static double wrk_run(const char *path, int seconds)
+static double wrk_run(const char *path, int seconds, struct figures *fig)
 {
 	char cmd[512], line[512];
-	double rps = -1;
+	double rps = -1, s0 = cpu_sim();
 	FILE *p;
 
 	snprintf(cmd, sizeof(cmd),
@@ -138,6 +192,10 @@ static double wrk_run(const char *path, int seconds)
 	}
 	if (pclose(p) != 0)
 		return -1;
+	printf("bench_fw: wrk %s: %.0f/s, minersim %.0f us/request\n", path, rps,
+	       rps > 0 ? (cpu_sim() - s0) * 1e6 / (rps * seconds) : 0.0);
+	if (rps > 0)
+		keep(fig, rps, 0, (cpu_sim() - s0) * 1e6 / (rps * seconds));
 	return rps;
 }
 
@@ -209,27 +267,36 @@ static bool sim_ready(void *arg)
 	return ok;
 }
 
-static void figure(const char *what, double client, double wrk)
+static void figure(const char *what, const struct figures *c, const struct figures *one,
+		   const struct figures *w)
 {
-	if (wrk > 0)
-		printf("figure: fw bench %s client=%.0f/s wrk=%.0f/s ratio=%.2f\n", what, client, wrk,
-		       client / wrk);
+	if (w->rps > 0)
+		printf("figure: fw bench %s client=%.0f/s wrk=%.0f/s ratio=%.2f\n", what, c->rps,
+		       w->rps, c->rps / w->rps);
 	else
-		printf("figure: fw bench %s client=%.0f/s wrk=unavailable\n", what, client);
+		printf("figure: fw bench %s client=%.0f/s wrk=unavailable\n", what, c->rps);
+	printf("figure: fw bench %s one-address client=%.0f/s%s", what, one->rps,
+	       w->rps > 0 ? "" : "\n");
+	if (w->rps > 0)
+		printf(" ratio=%.2f\n", one->rps / w->rps);
+	printf("figure: fw bench %s cpu client=%.0fus/req minersim=%.0fus/req (wrk run: %.0fus/req)\n",
+	       what, c->cpu_us, c->sim_us, w->sim_us);
 }
 
 int main(void)
 {
-	const char *env = getenv("BENCH_SECONDS");
-	int seconds = env && atoi(env) > 0 ? atoi(env) : 5;
+	const char *env = getenv("BENCH_SECONDS"), *renv = getenv("BENCH_ROUNDS");
+	int seconds = env && atoi(env) > 0 ? atoi(env) : 2;
+	int rounds = renv && atoi(renv) > 0 ? atoi(renv) : 3;
 	char portbuf[16], adminbuf[32], nbuf[16], log[600], url[128];
 	char *dir = tl_tmpdir("benchfw");
 	struct rlimit rl;
-	pid_t pid;
 	json_t *miners;
 	long status;
-	uint64_t conn_sum, conn_chains, conn_one;
-	double sum_fleet, chains_fleet, sum_one, chains_one, wrk_sum, wrk_chains;
+	static const struct {
+		enum hive_fw_call call;
+		const char *path;
+	} eps[] = { { HIVE_FW_SUMMARY, "summary" }, { HIVE_FW_CHAINS, "chains" } };
 
 	signal(SIGPIPE, SIG_IGN);
 	hive_log_init("bench_fw", HIVE_LOG_WARN, NULL);
@@ -245,12 +312,13 @@ int main(void)
 	snprintf(nbuf, sizeof(nbuf), "%d", NMINERS);
 	snprintf(log, sizeof(log), "%s/minersim.log", dir ? dir : "/tmp");
 	{
+		/* every miner on firmware 1.2.x: /chains, no /boards fallback in the figure */
 		char *argv[] = { (char *)tl_bin("minersim"), "--subnet", SUBNET, "--miners", nbuf,
 				 "--port", portbuf, "--admin", adminbuf, "--seed", "5", NULL };
 
-		pid = tl_spawn(log, argv, NULL);
+		sim_pid = tl_spawn(log, argv, NULL);
 	}
-	if (pid < 0 || tl_wait_until(20000, sim_ready, log) < 0) {
+	if (sim_pid < 0 || tl_wait_until(20000, sim_ready, log) < 0) {
 		fprintf(stderr, "bench_fw: minersim did not start (log %s)\n", log);
 		return 1;
 	}
@@ -258,7 +326,7 @@ int main(void)
 	miners = tl_http_json("GET", url, NULL, NULL, &status);
 	if (!json_is_array(miners)) {
 		fprintf(stderr, "bench_fw: GET /sim/miners failed (%ld)\n", status);
-		tl_stop(pid, SIGTERM, 3000);
+		tl_stop(sim_pid, SIGTERM, 3000);
 		return 1;
 	}
 	for (size_t i = 0; i < json_array_size(miners) && i < NMINERS; i++)
@@ -266,21 +334,22 @@ int main(void)
 			 json_string_value(json_object_get(json_array_get(miners, i), "ip")));
 	json_decref(miners);
 	provision();
-	printf("bench_fw: %d miners provisioned, %d in flight, %d s per run\n", nminers,
-	       IN_FLIGHT, seconds);
+	printf("bench_fw: %d miners provisioned, %d in flight, %d rounds of %d s per run\n",
+	       nminers, IN_FLIGHT, rounds, seconds);
 
-	sum_fleet = client_run(HIVE_FW_SUMMARY, false, seconds, &conn_sum);
-	chains_fleet = client_run(HIVE_FW_CHAINS, false, seconds, &conn_chains);
-	sum_one = client_run(HIVE_FW_SUMMARY, true, seconds, &conn_one);
-	chains_one = client_run(HIVE_FW_CHAINS, true, seconds, &conn_one);
-	wrk_sum = wrk_run("summary", seconds);
-	wrk_chains = wrk_run("chains", seconds);
+	/* client and wrk take turns, so that load from elsewhere hits both; the
+	 * best of the rounds is kept */
+	for (size_t e = 0; e < sizeof(eps) / sizeof(eps[0]); e++) {
+		struct figures c = { 0 }, one = { 0 }, w = { 0 };
 
-	figure("summary", sum_fleet, wrk_sum);
-	figure("chains", chains_fleet, wrk_chains);
-	figure("summary one-address", sum_one, wrk_sum);
-	figure("chains one-address", chains_one, wrk_chains);
-	tl_stop(pid, SIGTERM, 3000);
+		for (int r = 0; r < rounds; r++) {
+			client_run(eps[e].call, false, seconds, &c);
+			client_run(eps[e].call, true, seconds, &one);
+			wrk_run(eps[e].path, seconds, &w);
+		}
+		figure(eps[e].path, &c, &one, &w);
+	}
+	tl_stop(sim_pid, SIGTERM, 3000);
 	if (dir) {
 		tl_rmrf(dir);
 		free(dir);

@@ -40,6 +40,9 @@ if (!fs.existsSync(CHROMIUM)) {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+// Thrown inside an until() condition: give up at once.
+class Fatal extends Error {}
+
 async function until(what, fn, timeout = 20000, every = 200) {
 	const end = Date.now() + timeout;
 	let last;
@@ -49,6 +52,8 @@ async function until(what, fn, timeout = 20000, every = 200) {
 			if (last)
 				return last;
 		} catch (e) {
+			if (e instanceof Fatal)
+				throw e;
 			last = e;
 		}
 		if (Date.now() > end)
@@ -460,7 +465,7 @@ let passed = 0;
 try {
 	await until('the stack to serve the fleet', async () => {
 		if (stackExit !== null)
-			throw new Error(`etc/run.sh exited (${stackExit}); see ${path.join(ART, 'run.log')}`);
+			throw new Fatal(`etc/run.sh exited (${stackExit}); see ${path.join(ART, 'run.log')}`);
 		const l = await api('GET', '/api/miners?limit=200');
 		return l.total === MINERS && l.miners.filter((x) => x.status).length >= MINERS * 0.9 &&
 			(await api('GET', '/api/models')).models.length > 0;

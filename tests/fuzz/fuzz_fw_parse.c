@@ -3,12 +3,17 @@
  * The first byte picks the parser, the rest is the body. Besides the
  * sanitizers, each run checks the parsers' promises: a known error kind, a
  * message that starts with the endpoint, NUL-terminated strings, counts
- * within the fixed arrays, and preset figures that are never 0.
+ * within the fixed arrays, and preset figures that are never 0. And it is a
+ * differential test of fw_parse.c's own JSON reader: a body is bad_json
+ * exactly when jansson's json_loadb(body, len, 0) refuses it (bodies with
+ * NUL bytes aside: jansson skips them, the reader refuses them).
  * Seeds: tests/fuzz/seeds/fuzz_fw_parse/ (selector byte + a real body).
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <jansson.h>
 
 #include "hive/fw.h"
 
@@ -110,6 +115,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		res.call = call;
 		rc = hive_fw_parse(call, body, len, &res);
 		CHECK((rc == 0) == (res.err.kind == HIVE_FW_OK));
+		{
+			json_t *j = json_loadb(body, len, 0, NULL);
+			bool blank = true;
+
+			for (size_t i = 0; i < len; i++)
+				if (!strchr(" \t\r\n\f\v", body[i]) || !body[i])
+					blank = false;
+			/* empty settings and reboot answers are fine without JSON;
+			 * jansson silently skips NUL bytes, we refuse them */
+			if (!(blank && (call == HIVE_FW_SET_PRESET || call == HIVE_FW_REBOOT)) &&
+			    !memchr(body, '\0', len))
+				CHECK((j != NULL) == (res.err.kind != HIVE_FW_ERR_BAD_JSON));
+			json_decref(j);
+		}
 		if (rc == 0) {
 			check_ok(call);
 		} else {

@@ -304,6 +304,9 @@ static void test_seq_table(void **state)
 				    { "a", 1, "t2", 4, 1 } }, 1, 0 },
 		{ "sources apart", { { "a", 1, "t", 1, 0 }, { "b", 1, "t", 1, 0 },
 				     { "a", 1, "t", 2, 0 }, { "b", 1, "t", 3, 1 } }, 1, 0 },
+		{ "absurd jump is a new baseline", { { "a", 1, "t", 1, 0 },
+						     { "a", 1, "t", 9000000000000ULL, 0 },
+						     { "a", 1, "t", 9000000000002ULL, 1 } }, 1, 0 },
 		/* "ab"+"c" and "a"+"bc" must be different keys */
 		{ "key boundary", { { "ab", 1, "c", 1, 0 }, { "a", 1, "bc", 7, 0 },
 				    { "ab", 1, "c", 2, 0 } }, 0, 0 },

@@ -890,6 +890,81 @@ static void test_limits(void **state)
 	}
 }
 
+/* fw_parse.c reads JSON itself (jansson's tree is too slow for /chains):
+ * it must accept exactly what jansson accepts. The fuzzer compares the two
+ * on random input; these are the edges written down. */
+static void test_json_reader(void **state)
+{
+	static const char *const bodies[] = {
+		"[]", "[1]", "[-0]", "[01]", "[1.]", "[.5]", "[-]", "[1e5]", "[1E+5]", "[1e]",
+		"[9223372036854775807]", "[9223372036854775808]", "[-9223372036854775808]",
+		"[-9223372036854775809]", "[1e308]", "[1e309]", "[-1e309]", "[1e-400]", "[4.9e-324]",
+		"[\"\\u0000\"]", "[\"\\u0001\"]", "[\"\\ud800\"]", "[\"\\udc00\"]",
+		"[\"\\ud83d\\ude00\"]", "[\"\\ud83d\\u0041\"]", "[\"\\ud83dx\"]",
+		"[\"\xc3\xa9\"]", "[\"\xc3\"]", "[\"\xed\xa0\x80\"]", "[\"\xf4\x90\x80\x80\"]",
+		"[\"\xe0\x80\x80\"]", "[\"\xf0\x9f\x98\x80\"]", "[\"\xc0\x80\"]", "[\x80]",
+		"[\"a\\qb\"]", "[\"\\/\"]", "[true]", "[tru]", "[truex]", "[null ]", " [ ] ", "[] x",
+		"{}", "{\"a\":1,}", "{\"a\" 1}", "{1:2}", "[1,]", "[,1]", "{\"a\":1,\"a\":2}",
+		"\"str\"", "1", "[\"\t\"]", "[1 2]", "[\"a\"\"b\"]", "[\f]", "[\"abc", "[\"abc\\",
+		"[\"\\u12\"]", "[1e+]", "[-01]", "[-1.5e-3]", "[\"\\udbff\\udfff\"]",
+	};
+	char *deep;
+	struct hive_fw_result *r;
+	int rc;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+		json_t *j = json_loadb(bodies[i], strlen(bodies[i]), 0, NULL);
+
+		r = parse(HIVE_FW_APIKEYS, bodies[i], &rc);
+		if ((j != NULL) != (r->err.kind != HIVE_FW_ERR_BAD_JSON))
+			fail_msg("body %zu '%s': jansson %s, fw_parse \"%s\"", i, bodies[i],
+				 j ? "accepts" : "refuses", r->err.msg);
+		json_decref(j);
+		free(r);
+	}
+	/* 2048 levels, scalars counted, like jansson */
+	deep = malloc(2 * 2049 + 2);
+	assert_non_null(deep);
+	for (int depth = 2047; depth <= 2049; depth++) {
+		json_t *j;
+
+		memset(deep, '[', (size_t)depth);
+		deep[depth] = '1';
+		memset(deep + depth + 1, ']', (size_t)depth);
+		deep[2 * depth + 1] = '\0';
+		j = json_loadb(deep, strlen(deep), 0, NULL);
+		r = parse(HIVE_FW_APIKEYS, deep, &rc);
+		assert_int_equal(j != NULL, r->err.kind != HIVE_FW_ERR_BAD_JSON);
+		assert_int_equal(j != NULL, depth < 2048);
+		json_decref(j);
+		free(r);
+	}
+	free(deep);
+
+	/* escapes decode; the last of duplicate keys wins */
+	r = parse(HIVE_FW_APIKEYS, "[{\"key\":\"x\",\"key\":\"\\u00e9\\ud83d\\ude00\\\"\\\\\\/\\t\","
+		  "\"description\":\"a\\u0041\"}]", &rc);
+	assert_int_equal(rc, 0);
+	assert_string_equal(r->apikeys.k[0].key, "\xc3\xa9\xf0\x9f\x98\x80\"\\/\t");
+	assert_string_equal(r->apikeys.k[0].description, "aA");
+	free(r);
+	/* where it broke */
+	r = parse(HIVE_FW_INFO, "{\n  \"miner\": \"S19\",\n  \"model\": s19\n}", &rc);
+	assert_int_equal(r->err.kind, HIVE_FW_ERR_BAD_JSON);
+	assert_string_equal(r->err.msg, "info: invalid JSON at line 3 column 12: invalid token");
+	free(r);
+	/* NUL bytes: refused (jansson would skip them) */
+	{
+		const char nul[] = "[{\"key\":\"a\"}\0]";
+		struct hive_fw_apikeys k;
+		struct hive_fw_err e;
+
+		assert_int_equal(hive_fw_parse_apikeys(nul, sizeof(nul) - 1, &k, &e), -1);
+		assert_int_equal(e.kind, HIVE_FW_ERR_BAD_JSON);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -907,6 +982,7 @@ int main(void)
 		cmocka_unit_test(test_bad_bodies),
 		cmocka_unit_test(test_long_strings),
 		cmocka_unit_test(test_limits),
+		cmocka_unit_test(test_json_reader),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
