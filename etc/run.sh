@@ -230,6 +230,8 @@ fi
 say "dashboard:  $URL"
 if [ -n "${POWERHIVE_API_TOKEN:-}" ]; then
 	say "API token:  the value of POWERHIVE_API_TOKEN"
+elif [ -n "$(json_str "$CFG" token)" ]; then
+	say "API token:  http.auth.token in $CFG"
 else
 	i=0
 	while [ ! -s "$TOKEN_FILE" ] && [ $i -lt 50 ]; do

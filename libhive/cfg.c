@@ -491,7 +491,7 @@ void hive_cfg_defaults(struct hive_cfg *cfg)
 	cfg->network.probe_concurrency = 2048;
 	cfg->network.http_timeout_ms = 5000;
 	cfg->network.http_concurrency = 256;
-	snprintf(cfg->network.default_password, sizeof(cfg->network.default_password), "admin");
+	snprintf(cfg->network.default_password, sizeof(cfg->network.default_password), HIVE_FACTORY_PASSWORD);
 
 	cfg->intervals.discovery_seconds = 30;
 	cfg->intervals.status_seconds = 15;

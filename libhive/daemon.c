@@ -67,16 +67,25 @@ static int apply_options(struct hive_cfg *cfg, char *err, size_t errlen)
 	return hive_cfg_validate(cfg, err, errlen);
 }
 
+/* The firmware's factory password is public knowledge; masking every
+ * "admin" in every line would only make the logs unreadable. */
+static bool password_is_secret(const char *pw)
+{
+	return strcmp(pw, HIVE_FACTORY_PASSWORD) != 0;
+}
+
 static void secrets_register(const struct hive_cfg *cfg)
 {
 	hive_log_secret(cfg->http.auth.token);
-	hive_log_secret(cfg->network.default_password);
+	if (password_is_secret(cfg->network.default_password))
+		hive_log_secret(cfg->network.default_password);
 }
 
 static void secrets_forget(const struct hive_cfg *cfg)
 {
 	hive_log_forget_secret(cfg->http.auth.token);
-	hive_log_forget_secret(cfg->network.default_password);
+	if (password_is_secret(cfg->network.default_password))
+		hive_log_forget_secret(cfg->network.default_password);
 }
 
 static void apply_level(const struct hive_cfg *cfg)

@@ -69,6 +69,8 @@ struct hive_fw_client {
 	struct hive_fw_stats st;
 	uint8_t *watched;               /* fd → 1 while the loop watches it for us */
 	size_t nwatched;
+	char **secrets;                 /* registered with hive_log_secret (open addressing) */
+	size_t nsecrets, capsecrets;
 };
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -611,6 +613,10 @@ void hive_fw_client_free(struct hive_fw_client *c)
 		if (c->watched[fd])
 			hive_loop_unwatch(c->loop, (int)fd);
 	free(c->watched);
+	/* the secrets stay registered with the log: they are still secret */
+	for (size_t i = 0; i < c->capsecrets; i++)
+		free(c->secrets[i]);
+	free(c->secrets);
 	free(c->idle);
 	free(c->res);
 	free(c);
@@ -623,6 +629,53 @@ static bool header_safe(const char *s)
 		if ((unsigned char)*s < 0x20 || *s == 0x7f)
 			return false;
 	return true;
+}
+
+static uint64_t fnv1a(const char *s)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 0x100000001b3ULL;
+	return h;
+}
+
+/* Inserts s into the client's set; true when it was there already. */
+static bool secret_seen(struct hive_fw_client *c, const char *s)
+{
+	size_t i;
+
+	if ((c->nsecrets + 1) * 2 > c->capsecrets) {
+		size_t ncap = c->capsecrets ? c->capsecrets * 2 : 64;
+		char **nt = calloc(ncap, sizeof(*nt));
+
+		if (!nt)
+			return false;
+		for (size_t k = 0; k < c->capsecrets; k++) {
+			if (!c->secrets[k])
+				continue;
+			for (i = fnv1a(c->secrets[k]) & (ncap - 1); nt[i]; i = (i + 1) & (ncap - 1))
+				;
+			nt[i] = c->secrets[k];
+		}
+		free(c->secrets);
+		c->secrets = nt;
+		c->capsecrets = ncap;
+	}
+	for (i = fnv1a(s) & (c->capsecrets - 1); c->secrets[i]; i = (i + 1) & (c->capsecrets - 1))
+		if (strcmp(c->secrets[i], s) == 0)
+			return true;
+	if ((c->secrets[i] = strdup(s)) != NULL)
+		c->nsecrets++;
+	return false;
+}
+
+/* Each distinct secret goes to hive_log_secret once per client, not once
+ * per request: a poller sends the same key every few seconds for months. */
+static void keep_secret(struct hive_fw_client *c, const char *s)
+{
+	if (s && *s && !secret_seen(c, s))
+		hive_log_secret(s);
 }
 
 static char *dup_or_null(const char *s, bool *oom)
@@ -727,11 +780,11 @@ int hive_fw_request(struct hive_fw_client *c, const struct hive_fw_req *req)
 		errno = ENOMEM;
 		return -1;
 	}
-	hive_log_secret(req->api_key);
-	hive_log_secret(req->token);
+	keep_secret(c, req->api_key);
+	keep_secret(c, req->token);
 	if (req->call == HIVE_FW_UNLOCK || req->call == HIVE_FW_APIKEY_CREATE ||
 	    req->call == HIVE_FW_APIKEY_DELETE)
-		hive_log_secret(req->arg);
+		keep_secret(c, req->arg);
 
 	/* FIFO: nothing overtakes a queued request */
 	if (c->qhead || c->st.in_flight >= c->o.max_in_flight) {

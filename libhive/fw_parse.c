@@ -289,7 +289,7 @@ static int jv_string(struct jv_doc *d, const char **s, uint32_t *len)
 		}
 		if (c == '\\') {
 			if (d->end - q < 2)
-				break;
+				return jv_fail(d, "unterminated string");
 			esc = true;
 			q += 2;
 			continue;

@@ -14,8 +14,9 @@ for t in "$@"; do
 	"$t" >"$log" 2>&1
 	rc=$?
 	secs=$(( $(date +%s) - start ))
-	p=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' "$log" | tail -1)
-	f=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' "$log" | tail -1)
+	# cmocka writes to stdout and stderr, so its summary may share a line.
+	p=$(grep -o '\[  PASSED  \] [0-9]* test' "$log" | tail -1 | tr -dc '0-9')
+	f=$(grep -o '\[  FAILED  \] [0-9]* test' "$log" | tail -1 | tr -dc '0-9')
 	p=${p:-0}
 	f=${f:-0}
 	if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then

@@ -220,6 +220,12 @@ test('signing in shows the simulated fleet', async () => {
 	await until('suite health in the header', async () =>
 		(await page.textContent('#fleet-suite')) === 'all running', 15000);
 	await shot('miners.png');
+	// Dark mode follows the system.
+	await page.emulateMedia({ colorScheme: 'dark' });
+	const bg = await page.$eval('body', (b) => getComputedStyle(b).backgroundColor);
+	check(bg === 'rgb(18, 22, 29)', `dark mode background is ${bg}`);
+	await shot('miners-dark.png');
+	await page.emulateMedia({ colorScheme: 'light' });
 });
 
 function thFromCell(s) {

@@ -138,16 +138,31 @@ function showFleet(fl) {
 }
 
 function showSuite(h) {
-	const s = H.summary(h);
+	const now = Date.now();
+	const s = H.summary(h, now);
 	const lost = H.lost(h);
-	const el = $('fleet-suite');
+	const w = h.workers;
+	const sw = H.sweeps(h);
+	const ages = sw.map((x) => (f.isNum(x.age_ms) ? x.age_ms : now - (x.ts_ms ?? x.ts ?? 0)));
+	const lastSweep = ages.length ? Math.min(...ages) : null;
 	const problems = [];
 	if (s.missing.length)
 		problems.push(`no ${s.missing.join(', ')}`);
+	else if (w && w.status === 0)
+		problems.push('no pollerd connected');
 	if (lost)
 		problems.push(`${f.num(lost)} lost events`);
+	if (lastSweep === null && s.by.discoverd)
+		problems.push('no sweep yet');
+	else if (lastSweep !== null && lastSweep > 10 * 60000)
+		problems.push(`last sweep ${f.ago(now - lastSweep, now)}`);
+	const el = $('fleet-suite');
 	el.textContent = problems.length ? problems.join(' · ') : 'all running';
-	el.title = `alive: ${s.text}` + (f.isNum(lost) ? `; lost events: ${lost}` : '');
+	el.title = [`alive: ${s.text}`,
+		w ? `workers connected: ${f.num(w.status)} status, ${f.num(w.telemetry)} telemetry` : '',
+		f.isNum(lost) ? `lost events: ${lost}` : '',
+		lastSweep !== null ? `last sweep ${f.ago(now - lastSweep, now)}` : 'no sweep yet',
+	].filter(Boolean).join('\n');
 	el.closest('div').classList.toggle('bad', problems.length > 0);
 }
 

@@ -10,8 +10,10 @@ export const MODES = [
 	['hr', 'Hashrate'],
 ];
 
+// The firmware's chip grades: grey is a chip running as it should,
+// orange and red the ones it flags.
 const GRADES = {
-	g: ['Good', 'var(--grade-g)'],
+	g: ['Grey (normal)', 'var(--grade-g)'],
 	o: ['Orange', 'var(--grade-o)'],
 	r: ['Red', 'var(--grade-r)'],
 	'?': ['Unknown', 'var(--grade-u)'],

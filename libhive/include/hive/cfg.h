@@ -16,6 +16,8 @@
 
 #define HIVE_CFG_URL_MAX  256
 #define HIVE_CFG_PATH_MAX 1024
+/* A fresh Vnish miner's unlock password. */
+#define HIVE_FACTORY_PASSWORD "admin"
 
 struct hive_subnet {
 	uint32_t network;        /* host byte order, host bits cleared */

@@ -326,8 +326,10 @@ int hive_fw_parse_settings(const char *body, size_t len, struct hive_fw_settings
 /* An empty body gives after = -1; a JSON body must carry "after". */
 int hive_fw_parse_reboot(const char *body, size_t len, struct hive_fw_reboot *out, struct hive_fw_err *err);
 
-/* Parses a 2xx body for res->call into the matching union member (calls
- * with nothing to read succeed on any body). Sets res->err; 0 / -1. */
+/* Parses a 2xx body of `call` into the matching union member of res
+ * (HIVE_FW_BOARDS, or HIVE_FW_CHAINS with res->used_boards set, reads a
+ * /boards body; calls with nothing to read succeed on any body). Sets
+ * res->err; 0 / -1. */
 int hive_fw_parse(enum hive_fw_call call, const char *body, size_t len, struct hive_fw_result *res);
 
 /* The expected power and hashrate of a preset from its name and pretty
