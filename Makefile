@@ -64,7 +64,7 @@ all: $(PROGRAMS)
 # Installed only when missing, so a fresh Debian 12 machine needs no setup.
 DEB_BUILD := gcc make pkg-config libnng-dev libcurl4-openssl-dev libsqlite3-dev \
              libjansson-dev libcivetweb-dev libcmocka-dev
-DEB_TEST  := curl sqlite3 iproute2 docker-compose prometheus
+DEB_TEST  := curl sqlite3 iproute2 docker-compose prometheus chromium
 DEB_BENCH := wrk
 DEB_FUZZ  := clang libclang-rt-14-dev
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
@@ -120,6 +120,12 @@ test: deps-test
 	@HIVE_BIN=$(BIN) sh tests/run.sh $(TEST_BIN)
 .PHONY: tests
 tests: $(TEST_BIN) $(PROGRAMS)
+
+# The dashboard's browser test alone (it also runs inside `make test`).
+.PHONY: test-browser
+test-browser: deps-test
+	@$(MAKE) --no-print-directory all $(BIN)/tests/e2e/test_browser
+	@HIVE_BIN=$(BIN) sh tests/run.sh $(BIN)/tests/e2e/test_browser
 
 bench: deps
 	$(call apt_ensure,$(DEB_BENCH))

@@ -112,6 +112,8 @@ start() {
 	shift
 	log="$LOGS/$name.log"
 	printf '\n==== %s start %s\n' "$(date -u '+%Y-%m-%dT%H:%M:%SZ')" "$*" >>"$log"
+	# Where this run's lines begin: the logs keep earlier runs.
+	LOG_START=$(wc -c <"$log")
 	"$@" >>"$log" 2>&1 &
 	PIDS="$PIDS$name $!
 "
@@ -190,7 +192,8 @@ if [ "$MODE" = sim ]; then
 		--admin "${POWERHIVE_SIM_ADMIN:-127.0.0.1:18081}" --seed "${POWERHIVE_SIM_SEED:-1}"
 	# Its listeners first, so that the first sweep finds the fleet.
 	i=0
-	until grep -q 'minersim ready' "$LOGS/minersim.log" 2>/dev/null; do
+	SIM_LOG_START=$LOG_START
+	until tail -c +"$((SIM_LOG_START + 1))" "$LOGS/minersim.log" | grep -q 'minersim ready'; do
 		alive_or_die minersim
 		i=$((i + 1))
 		[ $i -gt 300 ] && die "minersim did not get ready in 30 s"

@@ -232,7 +232,9 @@ void hive_log_secret(const char *secret)
 	h = poly_hash((const unsigned char *)secret, len);
 	pthread_mutex_lock(&log_mtx);
 	if ((e = secret_find(secret, len, h)) != NULL) {
-		e->refs++;
+		/* Saturates: a secret registered that often stays masked for good. */
+		if (e->refs < INT_MAX)
+			e->refs++;
 		goto out;
 	}
 	/* Keep the table at most half full so probes stay short. */
@@ -263,7 +265,7 @@ void hive_log_forget_secret(const char *secret)
 	h = poly_hash((const unsigned char *)secret, len);
 	pthread_mutex_lock(&log_mtx);
 	e = secret_find(secret, len, h);
-	if (!e || --e->refs > 0)
+	if (!e || e->refs == INT_MAX || --e->refs > 0)
 		goto out;
 	free(e->text);
 	e->text = NULL;

@@ -446,6 +446,56 @@ test('the health view lists the running daemons', async () => {
 	await shot('health.png', true);
 });
 
+test('an offline miner and a failing miner show as such', async () => {
+	const admin = `http://127.0.0.1:${adminPort}`;
+	const sim = async (p, body) => {
+		const res = await fetch(admin + p, { method: 'POST', body: JSON.stringify(body ?? {}) });
+		check(res.ok, `minersim ${p}: ${res.status}`);
+		return res.json();
+	};
+	const list = (await api('GET', '/api/miners?limit=20&offset=40')).miners;
+	const [gone, failing] = [list[0], list[1]];
+	await sim('/sim/fault', { target: gone.id, kind: 'offline' });
+	await sim('/sim/fault', { target: failing.id, kind: 'http500', endpoints: ['summary'] });
+	try {
+		await until('apid to see both', async () => {
+			const a = await api('GET', `/api/miners/${gone.id}`);
+			const b = await api('GET', `/api/miners/${failing.id}`);
+			return !a.online && b.last_error && b.last_error.ts > (b.status?.ts ?? 0);
+		}, 30000, 500);
+		await page.click('.tabs a[data-view=miners]');
+		await tableSettled();
+		await page.selectOption('select[name=online]', 'false');
+		await until('online=false', async () => page.url().includes('online=false'));
+		await until('the offline row', async () => page.isVisible(`tr[data-id="${gone.id}"]`));
+		const row = `tr[data-id="${gone.id}"]`;
+		check((await page.textContent(`${row} .pill`)) === 'Offline', 'no Offline pill');
+		check(await page.$eval(row, (r) => r.classList.contains('offline')), 'the row is not greyed');
+		const ip = await page.$eval(`${row} td:nth-child(2) span`, (e) => [e.textContent, e.className]);
+		check(ip[0] === gone.last_ip && /muted/.test(ip[1]), `last IP shown as ${ip}`);
+		check((await page.textContent(`${row} td:nth-child(5)`)).trim() === '–', 'an offline miner shows a hashrate');
+		await shot('miners-offline.png');
+		await page.click('form.filters button[type=reset]');
+		await until('filters cleared', async () => !page.url().includes('online='));
+		await page.fill('input[name=q]', failing.id);
+		await until('the failing row', async () => (await rowIds()).length === 1 &&
+			/http/i.test(await page.textContent(`tr[data-id="${failing.id}"] .errcell`)));
+		check(await page.$eval(`tr[data-id="${failing.id}"] .errcell .err`, (e) => !e.classList.contains('old')),
+			'the current error is not marked as current');
+		await until('the header counting it', async () =>
+			Number((await page.textContent('#fleet-errors')).replace(/,/g, '')) >= 1, 20000);
+		await shot('miners-error.png');
+		await page.click(`tr[data-id="${failing.id}"] a`);
+		await until('its detail', async () => (await page.getAttribute('#view', 'data-loaded')) === 'true');
+		await until('the error listed', async () =>
+			!/No errors recorded/.test(await page.textContent('table.errors tbody')));
+	} finally {
+		await sim('/sim/reset');
+	}
+	await page.click('.tabs a[data-view=miners]');
+	await tableSettled();
+});
+
 test('a banner says when the API cannot be reached, and goes', async () => {
 	await page.click('.tabs a[data-view=miners]');
 	await tableSettled();

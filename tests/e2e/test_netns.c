@@ -104,28 +104,53 @@ static void leave(void)
 			strerror(errno));
 }
 
-/* Starts argv inside namespace `which`, output appended to log. */
+/* Starts argv inside namespace `which`, output appended to log. Returns
+ * once the program runs there (exec done: the close-on-exec pipe closed),
+ * or -1 when setns or exec failed. */
 static pid_t ns_spawn(int which, const char *log, char *const argv[])
 {
-	pid_t pid = fork();
+	int p[2], fd, err = 0;
+	pid_t pid;
+	ssize_t n;
 
-	if (pid != 0)
-		return pid;
-	if (enter(which) != 0) {
-		fprintf(stderr, "netns: setns %s: %s\n", ns[which], strerror(errno));
-		_exit(126);
+	if (pipe2(p, O_CLOEXEC) != 0)
+		return -1;
+	pid = fork();
+	if (pid < 0) {
+		close(p[0]);
+		close(p[1]);
+		return -1;
 	}
-	{
-		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+	if (pid == 0) {
+		close(p[0]);
+		if (enter(which) != 0) {
+			err = errno;
+			(void)!write(p[1], &err, sizeof(err));
+			_exit(126);
+		}
+		fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
 		if (fd >= 0) {
 			dup2(fd, 1);
 			dup2(fd, 2);
 			close(fd);
 		}
+		execv(argv[0], argv);
+		err = errno;
+		(void)!write(p[1], &err, sizeof(err));
+		_exit(127);
 	}
-	execv(argv[0], argv);
-	fprintf(stderr, "netns: exec %s: %s\n", argv[0], strerror(errno));
-	_exit(127);
+	close(p[1]);
+	do
+		n = read(p[0], &err, sizeof(err));
+	while (n < 0 && errno == EINTR);
+	close(p[0]);
+	if (n > 0) {
+		fprintf(stderr, "netns: cannot start %s in %s: %s\n", argv[0], ns[which],
+			strerror(err));
+		waitpid(pid, NULL, 0);
+		return -1;
+	}
+	return pid;
 }
 
 static void stop_all(void)
@@ -157,6 +182,8 @@ static void cleanup(void)
 static void on_signal(int sig)
 {
 	cleanup();
+	if (dir)
+		tl_rmrf(dir);
 	signal(sig, SIG_DFL);
 	raise(sig);
 }

@@ -12,7 +12,7 @@ import * as modelsView from './views/models.js';
 import * as healthView from './views/health.js';
 
 const HEADER_MS = 5000;
-const FLEET_MS = 15000;
+const FLEET_MS = 10000;
 const FLEET_PAGE = 10000;
 
 const $ = (id) => document.getElementById(id);

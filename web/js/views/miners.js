@@ -66,6 +66,13 @@ function errorCell(m) {
 		<span class="muted small">${f.esc(f.ago(e.ts))}</span>`;
 }
 
+// An offline miner hashes nothing: its last figures only in the tooltips.
+function offlineCells(s) {
+	const last = (v) => `<td class="num muted" title="offline; last reported ${f.esc(v)}">–</td>`;
+	return last(f.hashrate(s?.hr_realtime_ghs)) + last(f.power(s?.power_w)) +
+		last(f.temp(s?.chip_temp_max)) + last(f.fans(s));
+}
+
 function rowHtml(m) {
 	const id = f.minerId(m), s = m.status;
 	const seen = f.lastSeen(m);
@@ -75,10 +82,10 @@ function rowHtml(m) {
 	<td>${ipCell(m)}</td>
 	<td>${f.esc(m.model || '–')}</td>
 	<td>${f.pillHtml(m)}</td>
-	<td class="num">${f.hashrate(s?.hr_realtime_ghs)}</td>
+	${m.online ? `<td class="num">${f.hashrate(s?.hr_realtime_ghs)}</td>
 	<td class="num">${powerCell(s)}</td>
 	<td class="num">${f.temp(s?.chip_temp_max)}</td>
-	<td class="num" title="${f.esc(f.fansTitle(s))}">${f.fans(s)}</td>
+	<td class="num" title="${f.esc(f.fansTitle(s))}">${f.fans(s)}</td>` : offlineCells(s)}
 	<td>${f.esc(s?.preset ?? '–')}</td>
 	<td title="${f.esc(f.when(seen))}">${f.esc(f.ago(seen))}</td>
 	<td class="errcell">${errorCell(m)}</td>
