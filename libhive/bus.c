@@ -556,13 +556,129 @@ static int bus_backlog_pop(struct hive_bus *bus, int timeout_ms, nng_msg **out)
 
 /* ------------------------------------------------------------ open, close */
 
+/* nng 1.5.2 can hang in nng_close for ever when a message arrives on a
+ * connection at the moment it is being closed (a race in its TCP transport,
+ * fixed in nng 1.6: nanomsg/nng#1636); after that every later close in the
+ * process hangs too. Two defences:
+ *   - a receiving socket first lowers RECVMAXSZ to 1 byte (nng applies it
+ *     to live connections): the next message that arrives makes the
+ *     transport drop that connection from its own receive path, where the
+ *     race cannot happen. A PULL socket that stops receiving parks its
+ *     connections instead (queue full, no read pending), which is as safe.
+ *     Up to BUS_DRAIN_MS is given for that before the close;
+ *   - the close runs on a thread of its own and is given BUS_CLOSE_WAIT_MS:
+ *     past that the socket is abandoned (its memory leaks, which at
+ *     shutdown, the only time daemons close sockets, costs nothing) rather
+ *     than hanging the daemon's exit. */
+#define BUS_DRAIN_MS      100
+#define BUS_CLOSE_WAIT_MS 2000
+
+struct bus_closer {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;            /* CLOCK_MONOTONIC */
+	nng_socket sock;
+	bool done, abandoned;
+};
+
+static void bus_closer_free(struct bus_closer *c)
+{
+	pthread_mutex_destroy(&c->mu);
+	pthread_cond_destroy(&c->cv);
+	free(c);
+}
+
+static void *bus_closer_main(void *arg)
+{
+	struct bus_closer *c = arg;
+	bool abandoned;
+
+	nng_close(c->sock);
+	pthread_mutex_lock(&c->mu);
+	c->done = true;
+	abandoned = c->abandoned;
+	pthread_cond_signal(&c->cv);
+	pthread_mutex_unlock(&c->mu);
+	if (abandoned)
+		bus_closer_free(c);
+	return NULL;
+}
+
+/* Closes the socket; false when nng did not finish in time. */
+static bool bus_close_socket(struct hive_bus *bus)
+{
+	struct bus_closer *c;
+	pthread_condattr_t ca;
+	pthread_attr_t ta;
+	pthread_t t;
+	struct timespec dl;
+	bool done;
+	int rv = 0;
+
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		nng_close(bus->sock);
+		return true;
+	}
+	pthread_mutex_init(&c->mu, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&c->cv, &ca);
+	pthread_condattr_destroy(&ca);
+	c->sock = bus->sock;
+	pthread_attr_init(&ta);
+	pthread_attr_setdetachstate(&ta, PTHREAD_CREATE_DETACHED);
+	rv = pthread_create(&t, &ta, bus_closer_main, c);
+	pthread_attr_destroy(&ta);
+	if (rv != 0) {
+		bus_closer_free(c);
+		nng_close(bus->sock);
+		return true;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &dl);
+	dl.tv_sec += BUS_CLOSE_WAIT_MS / 1000;
+	dl.tv_nsec += (long)(BUS_CLOSE_WAIT_MS % 1000) * 1000000L;
+	if (dl.tv_nsec >= 1000000000L) {
+		dl.tv_sec++;
+		dl.tv_nsec -= 1000000000L;
+	}
+	rv = 0;
+	pthread_mutex_lock(&c->mu);
+	while (!c->done && rv == 0)
+		rv = pthread_cond_timedwait(&c->cv, &c->mu, &dl);
+	done = c->done;
+	c->abandoned = !done;
+	pthread_mutex_unlock(&c->mu);
+	if (done)
+		bus_closer_free(c);
+	return done;
+}
+
+/* Lets the connections of a receiving socket go quiet (see above). */
+static void bus_drain(struct hive_bus *bus)
+{
+	struct timespec tick = { 0, 5 * 1000000L };
+	int waited;
+
+	if (!role_receives(bus->role) || atomic_load(&bus->peers) == 0)
+		return;
+	nng_socket_set_size(bus->sock, NNG_OPT_RECVMAXSZ, 1);
+	for (waited = 0; waited < BUS_DRAIN_MS && atomic_load(&bus->peers) > 0; waited += 5)
+		nanosleep(&tick, NULL);
+}
+
 /* Undoes whatever hive_bus_open got to. */
 static void bus_free(struct hive_bus *bus)
 {
-	/* nng_close waits for the pipes, whose removal calls bus_pipe_event:
-	 * bus must outlive it. */
-	if (bus->sock_open)
-		nng_close(bus->sock);
+	if (bus->sock_open) {
+		bus_drain(bus);
+		/* nng_close waits for the pipes, whose removal calls
+		 * bus_pipe_event: bus must outlive it. */
+		if (!bus_close_socket(bus)) {
+			log_warnx("bus_close_stuck url=%s role=%s wait_ms=%d msg=\"nng did not "
+				  "finish closing (nng 1.5 bug); socket abandoned\"",
+				  bus->url, role_names[bus->role], BUS_CLOSE_WAIT_MS);
+			return;
+		}
+	}
 	bus_backlog_fini(&bus->backlog);
 	if (bus->recv_aio)
 		nng_aio_free(bus->recv_aio);
