@@ -1,18 +1,171 @@
-/* health — what apid knows about the fleet's plumbing, as the JSON of
- * GET /api/health and hive.control.health, and as Prometheus text for
- * GET /metrics. The metrics are rendered from the health document, so the
- * two never disagree. docs/apid.md lists every name. */
+/* health — what apid knows about the fleet's plumbing and the fleet's
+ * totals, as the JSON of GET /api/health and hive.control.health, and as
+ * Prometheus text for GET /metrics. The metrics are rendered from the
+ * health document, so the two never disagree. docs/apid.md lists every
+ * name. */
 #include "core.h"
 
+#include <pthread.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "hive/log.h"
 #include "hive/loop.h"
 #include "sched.h"
+#include "store.h"
 #include "writer.h"
+
+/* ------------------------------------------------------------ fleet totals */
+
+/* Health is asked for by HTTP workers, the control thread and the main
+ * loop's watch; the totals are computed at most once per FLEET_CACHE_MS
+ * whoever asks. */
+#define FLEET_CACHE_MS 1000
+
+/*
+ * One pass over miners, each joined to its latest status by primary key
+ * through last_status_id (never a GROUP BY over the history): ~10 ms
+ * for 10,000 miners, whatever the history. A miner's last error counts when it is newer than its
+ * latest status (or it has no status); "failure" counts the miners whose
+ * latest status says state failure and that "errors" did not count, so
+ * errors + failure is every online miner whose latest outcome failed.
+ */
+static const char fleet_sql[] =
+	"SELECT count(*),"
+	" coalesce(sum(m.online != 0), 0),"
+	" coalesce(sum(m.online != 0 AND s.state = 'mining'), 0),"
+	" total(CASE WHEN m.online != 0 THEN s.hr_realtime_ghs END),"
+	" coalesce(sum(CASE WHEN m.online != 0 THEN s.power_w END), 0),"
+	" coalesce(sum(CASE WHEN m.online != 0 AND s.power_metered = 0 THEN s.power_w END), 0),"
+	" coalesce(sum(m.online != 0 AND"
+	"  coalesce(m.last_error_ms > s.ts_ms, m.last_error_ms IS NOT NULL)), 0),"
+	" coalesce(sum(m.online != 0 AND s.state = 'failure' AND"
+	"  NOT coalesce(m.last_error_ms > s.ts_ms, 0)), 0),"
+	" coalesce(sum(m.managed != 0), 0)"
+	" FROM miners m LEFT JOIN statuses s ON s.id = m.last_status_id";
+
+struct fleet_figures {
+	json_int_t miners, online, mining, errors, failure, managed;
+	json_int_t power_w, power_estimated_w;
+	double hashrate_ghs;
+	int64_t ts_ms;                   /* wall clock of the query */
+};
+
+/* One process, one hub: the connection and the last figures are the
+ * process's, keyed by the database path (tests run several hubs in turn). */
+static struct {
+	pthread_mutex_t lock;
+	char path[HIVE_CFG_PATH_MAX];
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	bool atexit_set;
+	bool ok;                         /* fig holds figures; else err says why */
+	int64_t at_ms;                   /* monotonic time of the last attempt; 0 never */
+	struct fleet_figures fig;
+	char err[300];
+} fleet = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+static void fleet_close(void)
+{
+	sqlite3_finalize(fleet.st);
+	sqlite3_close(fleet.db);
+	fleet.st = NULL;
+	fleet.db = NULL;
+}
+
+static void fleet_atexit(void)
+{
+	pthread_mutex_lock(&fleet.lock);
+	fleet_close();
+	pthread_mutex_unlock(&fleet.lock);
+}
+
+/* Runs the query on the read-only connection (opened on first use).
+ * 0 / -1 with fleet.err. Called with fleet.lock held. */
+static int fleet_query(const char *path)
+{
+	struct fleet_figures *f = &fleet.fig;
+	int rc;
+
+	if (!fleet.db) {
+		fleet.db = apid_store_open_readonly(path, fleet.err, sizeof(fleet.err));
+		if (!fleet.db)
+			return -1;
+		if (!fleet.atexit_set)
+			fleet.atexit_set = atexit(fleet_atexit) == 0;
+	}
+	if (!fleet.st &&
+	    sqlite3_prepare_v2(fleet.db, fleet_sql, -1, &fleet.st, NULL) != SQLITE_OK) {
+		snprintf(fleet.err, sizeof(fleet.err), "%s", sqlite3_errmsg(fleet.db));
+		fleet_close();
+		return -1;
+	}
+	rc = sqlite3_step(fleet.st);
+	if (rc == SQLITE_ROW) {
+		f->miners = sqlite3_column_int64(fleet.st, 0);
+		f->online = sqlite3_column_int64(fleet.st, 1);
+		f->mining = sqlite3_column_int64(fleet.st, 2);
+		f->hashrate_ghs = sqlite3_column_double(fleet.st, 3);
+		f->power_w = sqlite3_column_int64(fleet.st, 4);
+		f->power_estimated_w = sqlite3_column_int64(fleet.st, 5);
+		f->errors = sqlite3_column_int64(fleet.st, 6);
+		f->failure = sqlite3_column_int64(fleet.st, 7);
+		f->managed = sqlite3_column_int64(fleet.st, 8);
+		f->ts_ms = hive_wall_ms();
+	} else {
+		snprintf(fleet.err, sizeof(fleet.err), "%s", sqlite3_errmsg(fleet.db));
+	}
+	/* Ends the read transaction: a reader left open would hold back the
+	 * writer's checkpoints. */
+	sqlite3_reset(fleet.st);
+	return rc == SQLITE_ROW ? 0 : -1;
+}
+
+/* The "fleet" object of the health document, or null when the database
+ * cannot be read (the reason goes to "problems" through *err). */
+static json_t *fleet_json(struct apid *a, char *err, size_t errlen)
+{
+	int64_t now = hive_now_ms();
+	struct fleet_figures f;
+	json_t *fig;
+	bool ok;
+
+	pthread_mutex_lock(&fleet.lock);
+	if (strcmp(fleet.path, a->db_path) != 0) {
+		fleet_close();
+		snprintf(fleet.path, sizeof(fleet.path), "%s", a->db_path);
+		fleet.at_ms = 0;
+	}
+	if (fleet.at_ms == 0 || now - fleet.at_ms >= FLEET_CACHE_MS) {
+		fleet.ok = fleet_query(a->db_path) == 0;
+		fleet.at_ms = now;
+		if (!fleet.ok) {
+			char q[sizeof(fleet.err) + 64];
+
+			hive_log_complain("health fleet", "fleet totals unavailable err=%s",
+					  hive_log_quote(fleet.err, q, sizeof(q)));
+		} else {
+			hive_log_recovered("health fleet", "fleet totals available again");
+		}
+	}
+	ok = fleet.ok;
+	f = fleet.fig;
+	if (!ok)
+		snprintf(err, errlen, "%s", fleet.err);
+	pthread_mutex_unlock(&fleet.lock);
+	if (!ok)
+		return json_null();
+	fig = json_pack("{s:I,s:I,s:I,s:f,s:I,s:I,s:I,s:I,s:I,s:I}",
+			 "miners", f.miners, "online", f.online, "mining", f.mining,
+			 "hashrate_ghs", f.hashrate_ghs, "power_w", f.power_w,
+			 "power_estimated_w", f.power_estimated_w, "errors", f.errors,
+			 "failure", f.failure, "managed", f.managed, "ts_ms", (json_int_t)f.ts_ms);
+	return fig ? fig : json_null();   /* a hashrate sum that is not finite */
+}
 
 static json_int_t file_size(const char *path, const char *suffix)
 {
@@ -57,9 +210,9 @@ static void add_malformed(json_t *events, struct hive_bus *bus)
 
 /* "status": "ok", or "degraded" with the reasons in "problems": the
  * writer falling behind, a silent daemon, jobs with no worker to take
- * them, failed commits. */
+ * them, failed commits, fleet totals that cannot be read. */
 static void add_problems(struct apid *a, json_t *h, const struct apid_writer_stats *ws,
-			 const struct apid_sched_stats *ss)
+			 const struct apid_sched_stats *ss, const char *fleet_err)
 {
 	json_t *problems = json_array(), *d;
 	int64_t stale_ms = (int64_t)a->d.cfg.intervals.heartbeat_seconds * 3000;
@@ -70,6 +223,10 @@ static void add_problems(struct apid *a, json_t *h, const struct apid_writer_sta
 		json_array_append_new(problems, json_string("writer queue over 90% full"));
 	if (ws->commit_failures)
 		json_array_append_new(problems, json_string("database commits failed"));
+	if (*fleet_err) {
+		snprintf(msg, sizeof(msg), "fleet totals unavailable: %s", fleet_err);
+		json_array_append_new(problems, json_string(msg));
+	}
 	json_array_foreach(json_object_get(h, "daemons"), i, d) {
 		if (json_integer_value(json_object_get(d, "heartbeat_age_ms")) <= stale_ms)
 			continue;
@@ -92,6 +249,7 @@ json_t *apid_health(struct apid *a)
 	struct apid_writer_stats ws;
 	struct apid_sched_stats ss;
 	uint64_t published = 0, dropped = 0;
+	char fleet_err[300] = "";
 
 	if (!h)
 		return NULL;
@@ -100,6 +258,7 @@ json_t *apid_health(struct apid *a)
 						 "src", a->d.source, "pid", (json_int_t)getpid(),
 						 "started_ms", (json_int_t)a->started_ms,
 						 "uptime_s", (json_int_t)((now - a->started_ms) / 1000)));
+	json_object_set_new(h, "fleet", fleet_json(a, fleet_err, sizeof(fleet_err)));
 	if (a->ingest)
 		events = apid_ingest_snapshot(a->ingest, now);
 	if (!events)
@@ -147,7 +306,7 @@ json_t *apid_health(struct apid *a)
 		"miner_errors", (json_int_t)ws.pruned_errors, "audit", (json_int_t)ws.pruned_audit));
 	json_object_set_new(h, "control", json_pack("{s:I}", "requests",
 						    (json_int_t)apid_control_requests(a->control)));
-	add_problems(a, h, &ws, &ss);
+	add_problems(a, h, &ws, &ss, fleet_err);
 	return h;
 }
 
@@ -213,7 +372,7 @@ static void per_kind(FILE *f, const char *name, const char *type, const char *he
 
 char *apid_metrics(struct apid *a)
 {
-	json_t *h = apid_health(a), *ev, *sched, *db, *q, *d, *w;
+	json_t *h = apid_health(a), *ev, *sched, *db, *q, *d, *w, *fl;
 	char *buf = NULL;
 	size_t len = 0, i;
 	const char *k;
@@ -235,6 +394,36 @@ char *apid_metrics(struct apid *a)
 	sample(f, "powerhive_up", NULL, NULL, 1);
 	family(f, "powerhive_start_time_seconds", "gauge", "When apid started (Unix time).");
 	sample(f, "powerhive_start_time_seconds", NULL, NULL, (double)a->started_ms / 1000.0);
+
+	fl = json_object_get(h, "fleet");
+	if (json_is_object(fl)) {
+		family(f, "powerhive_fleet_miners", "gauge", "Miners known.");
+		sample(f, "powerhive_fleet_miners", NULL, NULL, (double)num(fl, "miners"));
+		family(f, "powerhive_fleet_online", "gauge", "Miners online.");
+		sample(f, "powerhive_fleet_online", NULL, NULL, (double)num(fl, "online"));
+		family(f, "powerhive_fleet_mining", "gauge",
+		       "Online miners whose latest status says mining.");
+		sample(f, "powerhive_fleet_mining", NULL, NULL, (double)num(fl, "mining"));
+		family(f, "powerhive_fleet_hashrate_ghs", "gauge",
+		       "Sum of the online miners' latest realtime hashrate, in GH/s.");
+		sample(f, "powerhive_fleet_hashrate_ghs", NULL, NULL,
+		       json_number_value(json_object_get(fl, "hashrate_ghs")));
+		family(f, "powerhive_fleet_power_watts", "gauge",
+		       "Sum of the online miners' latest power, metered and estimated.");
+		sample(f, "powerhive_fleet_power_watts", NULL, NULL, (double)num(fl, "power_w"));
+		family(f, "powerhive_fleet_power_estimated_watts", "gauge",
+		       "The part of powerhive_fleet_power_watts estimated from running presets.");
+		sample(f, "powerhive_fleet_power_estimated_watts", NULL, NULL,
+		       (double)num(fl, "power_estimated_w"));
+		family(f, "powerhive_fleet_errors", "gauge",
+		       "Online miners whose last error is newer than their latest status.");
+		sample(f, "powerhive_fleet_errors", NULL, NULL, (double)num(fl, "errors"));
+		family(f, "powerhive_fleet_failure", "gauge",
+		       "Online miners in state failure not counted in powerhive_fleet_errors.");
+		sample(f, "powerhive_fleet_failure", NULL, NULL, (double)num(fl, "failure"));
+		family(f, "powerhive_fleet_managed", "gauge", "Miners managed by PowerHive.");
+		sample(f, "powerhive_fleet_managed", NULL, NULL, (double)num(fl, "managed"));
+	}
 
 	per(f, "powerhive_events_received_total", "counter", "Events received from the bus.",
 	    json_object_get(ev, "sources"), "source", "src", "received");

@@ -342,8 +342,8 @@ static int bus_open_socket(enum hive_bus_role role, nng_socket *s)
 	return NNG_EINVAL;
 }
 
-/* Buffer sizes some protocols do not have (pull0 keeps one message per
- * connection, whatever is asked): that is not an error. */
+/* A protocol without the buffer option answers ENOTSUP: not an error, it
+ * simply has no such queue. */
 static int bus_set_buf(struct hive_bus *bus, const char *opt, int n)
 {
 	int rv;
@@ -560,17 +560,18 @@ static int bus_backlog_pop(struct hive_bus *bus, int timeout_ms, nng_msg **out)
  * connection at the moment it is being closed (a race in its TCP transport,
  * fixed in nng 1.6: nanomsg/nng#1636); after that every later close in the
  * process hangs too. Two defences:
- *   - a receiving socket first lowers RECVMAXSZ to 1 byte (nng applies it
- *     to live connections): the next message that arrives makes the
- *     transport drop that connection from its own receive path, where the
- *     race cannot happen. A PULL socket that stops receiving parks its
- *     connections instead (queue full, no read pending), which is as safe.
- *     Up to BUS_DRAIN_MS is given for that before the close;
+ *   - a SUBSCRIBE or REPLY socket first lowers RECVMAXSZ to 1 byte (nng
+ *     applies it to live connections): the next message that arrives makes
+ *     the transport drop that connection from its own receive path, where
+ *     the race cannot happen (up to BUS_DRAIN_MS for that). A PULL socket
+ *     that stops receiving parks its connections instead (queue full, no
+ *     read pending), which is as safe: it waits BUS_PULL_SETTLE_MS;
  *   - the close runs on a thread of its own and is given BUS_CLOSE_WAIT_MS:
  *     past that the socket is abandoned (its memory leaks, which at
  *     shutdown, the only time daemons close sockets, costs nothing) rather
  *     than hanging the daemon's exit. */
 #define BUS_DRAIN_MS      100
+#define BUS_PULL_SETTLE_MS 25
 #define BUS_CLOSE_WAIT_MS 2000
 
 struct bus_closer {
@@ -656,12 +657,18 @@ static bool bus_close_socket(struct hive_bus *bus)
 static void bus_drain(struct hive_bus *bus)
 {
 	struct timespec tick = { 0, 5 * 1000000L };
-	int waited;
+	int waited, wait = BUS_DRAIN_MS;
 
 	if (!role_receives(bus->role) || atomic_load(&bus->peers) == 0)
 		return;
-	nng_socket_set_size(bus->sock, NNG_OPT_RECVMAXSZ, 1);
-	for (waited = 0; waited < BUS_DRAIN_MS && atomic_load(&bus->peers) > 0; waited += 5)
+	/* Not for PULL: on a parked pull0 connection the lowered limit makes
+	 * nng 1.5.2 corrupt memory (seen crashing the PUSH side). Its wait is
+	 * short, as jobs pushed meanwhile are lost with the socket. */
+	if (bus->role != HIVE_BUS_PULL)
+		nng_socket_set_size(bus->sock, NNG_OPT_RECVMAXSZ, 1);
+	else
+		wait = BUS_PULL_SETTLE_MS;
+	for (waited = 0; waited < wait && atomic_load(&bus->peers) > 0; waited += 5)
 		nanosleep(&tick, NULL);
 }
 

@@ -180,6 +180,7 @@ async function api(method, p, body) {
 const tests = [];
 const test = (name, fn) => tests.push([name, fn]);
 let page;
+const apiRequests = [];   // every API URL the page asked for
 const shot = (name, full = false) => page.screenshot({ path: path.join(ART, name), fullPage: full });
 
 const rowIds = () => page.$$eval('table.miners tbody tr[data-id]', (trs) => trs.map((t) => t.dataset.id));
@@ -215,6 +216,38 @@ test('signing in shows the simulated fleet', async () => {
 		(await page.textContent('#fleet-online')).replace(/\s/g, '') === `${MINERS}/${MINERS}`);
 	check(/[PT]H\/s/.test(await page.textContent('#fleet-hashrate')), 'no fleet hashrate');
 	check(/W$/.test((await page.textContent('#fleet-power')).trim()), 'no fleet power');
+	// The header shows /api/health's fleet totals, and apid's totals are
+	// the sums over the miner list (statuses arrive every few seconds, so
+	// the sums agree within a few percent; counts exactly).
+	let seen = '';
+	await until('the header agreeing with /api/health and the miner list', async () => {
+		const fl = (await api('GET', '/api/health')).fleet;
+		const list = (await api('GET', `/api/miners?limit=${MINERS + 10}`)).miners;
+		const on = list.filter((m) => m.online);
+		const sum = (ms, fn) => ms.reduce((a, m) => a + (fn(m) ?? 0), 0);
+		const near = (a, b) => Math.abs(a - b) <= 0.03 * Math.max(Math.abs(b), 1);
+		const hr = thFromCell(await page.textContent('#fleet-hashrate')) * 1000;
+		const pw = wattsFromCell(await page.textContent('#fleet-power'));
+		const errs = Number((await page.textContent('#fleet-errors')).replace(/,/g, ''));
+		seen = `fleet ${JSON.stringify(fl)}; list: ${on.length}/${list.length} online, ` +
+			`${sum(on, (m) => m.status?.hr_realtime_ghs).toFixed(0)} GH/s, ` +
+			`${sum(on, (m) => m.status?.power_w)} W; header: ${hr} GH/s, ${pw} W, ${errs} errors`;
+		return fl && fl.miners === list.length && fl.online === on.length &&
+			fl.mining === on.filter((m) => m.status?.state === 'mining').length &&
+			near(fl.hashrate_ghs, sum(on, (m) => m.status?.hr_realtime_ghs)) &&
+			near(fl.power_w, sum(on, (m) => m.status?.power_w)) &&
+			near(fl.power_estimated_w,
+				sum(on, (m) => (m.status?.power_metered === false ? m.status.power_w : 0))) &&
+			near(hr, fl.hashrate_ghs) && near(pw, fl.power_w) && errs === fl.errors + fl.failure;
+	}, 30000, 1000).catch((e) => {
+		throw new Error(`${e.message}: ${seen}`);
+	});
+	const text = async (id) => (await page.textContent(id)).replace(/\s+/g, ' ').trim();
+	console.log(`figure: header from /api/health's fleet: ${await text('#fleet-online')} online, ` +
+		`${await text('#fleet-hashrate')}, ${await text('#fleet-power')}, ` +
+		`${await text('#fleet-errors')} errors (sums over the miner list agree within 3%)`);
+	const walks = apiRequests.filter((u) => /\/api\/miners\?(.*&)?limit=10000/.test(u));
+	check(!walks.length, `the header fetched the whole miner list: ${walks[0]}`);
 	await until('every row with a status', async () =>
 		(await page.$$eval('table.miners tbody .pill', (p) => p.filter((x) => x.textContent === 'Mining').length)) >= 90);
 	await until('suite health in the header', async () =>
@@ -227,6 +260,13 @@ test('signing in shows the simulated fleet', async () => {
 	await shot('miners-dark.png');
 	await page.emulateMedia({ colorScheme: 'light' });
 });
+
+function wattsFromCell(s) {
+	const m = /([\d.,]+)\s*(W|kW|MW)/.exec(s);
+	if (!m)
+		return NaN;
+	return parseFloat(m[1].replace(/,/g, '')) * { W: 1, kW: 1e3, MW: 1e6 }[m[2]];
+}
 
 function thFromCell(s) {
 	const m = /([\d.,]+)\s*(GH|TH|PH)\/s/.exec(s);
@@ -538,6 +578,10 @@ try {
 		viewport: { width: 1440, height: 900 },
 	});
 	page = ctx.pages()[0] || await ctx.newPage();
+	page.on('request', (r) => {
+		if (r.url().includes('/api/'))
+			apiRequests.push(r.url());
+	});
 	const pageErrors = [];
 	page.on('pageerror', (e) => pageErrors.push(e.message));
 	page.on('console', (m) => {

@@ -16,6 +16,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
@@ -903,18 +904,60 @@ static void test_patch_model(void **state)
 	json_decref(j);
 }
 
+/* health's fleet totals are cached for up to a second: wait for the
+ * PATCH of test_patch_miner (M1 managed) to show. */
+static bool fleet_managed(void *arg)
+{
+	json_t *j = req(arg, "GET", "/api/health", true, NULL, NULL);
+	bool ok = json_integer_value(json_object_get(json_object_get(j, "fleet"), "managed")) == 1;
+
+	json_decref(j);
+	return ok;
+}
+
+static long long fleet_int(json_t *fleet, const char *key)
+{
+	json_t *v = json_object_get(fleet, key);
+
+	if (!json_is_integer(v))
+		fail_msg("fleet.%s is not an integer: %s", key, json_dumps(fleet, JSON_COMPACT));
+	return json_integer_value(v);
+}
+
 static void test_health_metrics(void **state)
 {
-	json_t *j = get_ok(&api, "/api/health");
+	json_t *j, *fl;
 	char *ans;
 
 	(void)state;
+	assert_int_equal(tl_wait_until(5000, fleet_managed, &api), 0);
+	j = get_ok(&api, "/api/health");
 	assert_true(json_is_object(j) && json_object_size(j) > 0);
+	/* The published fleet: M1 and M2 online and mining (91000.5 + 85000.25
+	 * GH/s, 2620 + 2400 W, both estimated), M2's telemetry error newer than
+	 * its status, M3 swept offline, M1 managed. */
+	fl = json_object_get(j, "fleet");
+	assert_true(json_is_object(fl));
+	assert_int_equal(fleet_int(fl, "miners"), 3);
+	assert_int_equal(fleet_int(fl, "online"), 2);
+	assert_int_equal(fleet_int(fl, "mining"), 2);
+	assert_true(fabs(json_number_value(json_object_get(fl, "hashrate_ghs")) - 176000.75) < 0.1);
+	assert_int_equal(fleet_int(fl, "power_w"), 5020);
+	assert_int_equal(fleet_int(fl, "power_estimated_w"), 5020);
+	assert_int_equal(fleet_int(fl, "errors"), 1);
+	assert_int_equal(fleet_int(fl, "failure"), 0);
+	assert_int_equal(fleet_int(fl, "managed"), 1);
+	assert_true(fleet_int(fl, "ts_ms") > 0);
 	json_decref(j);
 	ans = raw_get(&api, "/metrics", true);
 	assert_int_equal(raw_status(ans), 200);
 	assert_non_null(strstr(ans, "Content-Type: text/plain; version=0.0.4"));
 	assert_non_null(strstr(ans, "# TYPE "));
+	assert_non_null(strstr(ans, "\npowerhive_fleet_miners 3\n"));
+	assert_non_null(strstr(ans, "\npowerhive_fleet_online 2\n"));
+	assert_non_null(strstr(ans, "\npowerhive_fleet_hashrate_ghs 176000.75\n"));
+	assert_non_null(strstr(ans, "\npowerhive_fleet_power_watts 5020\n"));
+	assert_non_null(strstr(ans, "\npowerhive_fleet_errors 1\n"));
 	free(ans);
 	expect_error(&api, "POST", "/api/health", true, "{}", 405);
 	expect_error(&api, "GET", "/api/health?verbose=1", true, NULL, 400);

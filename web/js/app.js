@@ -12,14 +12,11 @@ import * as modelsView from './views/models.js';
 import * as healthView from './views/health.js';
 
 const HEADER_MS = 5000;
-const FLEET_MS = 10000;
-const FLEET_PAGE = 10000;
 
 const $ = (id) => document.getElementById(id);
 let current = null;        // { key, hash, view }
-let headerPoll = null, fleetPoll = null;
+let headerPoll = null;
 let models = [];
-let lastHealth = null;
 
 const ctx = {
 	navigate(hash, replace) {
@@ -99,42 +96,39 @@ function route() {
 
 // ---------------------------------------------------------------- header
 
-// Fleet totals: from /api/health when apid gives them, else summed over
-// the whole list.
-async function fleetFromList() {
-	const acc = { total: 0, online: 0, hashrate_ghs: 0, power_w: 0, errors: 0, estimated: 0 };
-	for (let offset = 0; ; offset += FLEET_PAGE) {
-		const page = await api.get('/api/miners' + api.query({ limit: FLEET_PAGE, offset }));
-		for (const m of page.miners) {
-			acc.total++;
-			if (!m.online)
-				continue;
-			acc.online++;
-			const s = m.status;
-			if (s && f.isNum(s.hr_realtime_ghs))
-				acc.hashrate_ghs += s.hr_realtime_ghs;
-			if (s && f.isNum(s.power_w)) {
-				acc.power_w += s.power_w;
-				if (s.power_metered === false)
-					acc.estimated++;
-			}
-			if (f.inError(m))
-				acc.errors++;
-		}
-		if (page.miners.length < FLEET_PAGE || offset + FLEET_PAGE >= page.total)
-			break;
-	}
-	return acc;
-}
-
+// Fleet totals: apid computes them in /api/health ("fleet"), so the header
+// never walks the miner list. fl is null when apid could not read them.
 function showFleet(fl) {
-	$('fleet-online').textContent = `${f.num(fl.online)} / ${f.num(fl.total)}`;
-	$('fleet-hashrate').textContent = f.hashrate(fl.hashrate_ghs);
-	const est = fl.estimated ? ` (${f.num(fl.estimated)} estimated)` : '';
-	$('fleet-power').textContent = f.power(fl.power_w);
-	$('fleet-power').title = `total power of the online miners${est}`;
-	$('fleet-errors').textContent = f.num(fl.errors);
-	$('fleet-errors').closest('div').classList.toggle('bad', fl.errors > 0);
+	const ok = fl && f.isNum(fl.miners);
+	const online = $('fleet-online'), hr = $('fleet-hashrate'), pw = $('fleet-power');
+	const errs = $('fleet-errors');
+	if (!ok) {
+		for (const el of [online, hr, pw, errs]) {
+			el.textContent = '–';
+			el.title = 'fleet totals unavailable (see Health)';
+		}
+		errs.closest('div').classList.remove('bad');
+		return;
+	}
+	online.textContent = `${f.num(fl.online)} / ${f.num(fl.miners)}`;
+	online.title = [`${f.num(fl.online)} of ${f.num(fl.miners)} miners online`,
+		f.isNum(fl.mining) ? `${f.num(fl.mining)} mining` : '',
+		f.isNum(fl.managed) ? `${f.num(fl.managed)} managed` : '',
+	].filter(Boolean).join('\n');
+	hr.textContent = f.hashrate(fl.hashrate_ghs);
+	hr.title = 'sum of the online miners\' realtime hashrate';
+	pw.textContent = f.power(fl.power_w);
+	pw.title = 'total power of the online miners' + (fl.power_estimated_w > 0
+		? `, ≈${f.power(fl.power_estimated_w)} of it estimated from the running presets`
+		: '');
+	// Errors: a last error newer than the latest status, or a latest status
+	// in state failure (apid counts each miner once across the two).
+	const failure = f.isNum(fl.failure) ? fl.failure : 0;
+	const n = (f.isNum(fl.errors) ? fl.errors : 0) + failure;
+	errs.textContent = f.num(n);
+	errs.title = `${f.num(fl.errors)} online miners with an error newer than their last status` +
+		(failure ? `, ${f.num(failure)} reporting state failure` : '');
+	errs.closest('div').classList.toggle('bad', n > 0);
 }
 
 function showSuite(h) {
@@ -166,18 +160,11 @@ function showSuite(h) {
 	el.closest('div').classList.toggle('bad', problems.length > 0);
 }
 
+// One request for the whole header: the suite's health and the fleet.
 async function refreshHeader() {
 	const h = await api.get('/api/health');
-	lastHealth = h;
 	showSuite(h);
-	if (h.fleet && f.isNum(h.fleet.total))
-		showFleet({ errors: 0, ...h.fleet });
-}
-
-async function refreshFleet() {
-	if (lastHealth?.fleet && f.isNum(lastHealth.fleet.total))
-		return;
-	showFleet(await fleetFromList());
+	showFleet(h.fleet);
 }
 
 async function refreshModels() {
@@ -207,8 +194,7 @@ function stop() {
 		current.view.unmount();
 	current = null;
 	headerPoll?.stop();
-	fleetPoll?.stop();
-	headerPoll = fleetPoll = null;
+	headerPoll = null;
 }
 
 async function start() {
@@ -218,7 +204,6 @@ async function start() {
 	document.querySelector('.tabs').hidden = false;
 	await refreshModels();
 	headerPoll = poller(refreshHeader, HEADER_MS);
-	fleetPoll = poller(refreshFleet, FLEET_MS);
 	route();
 }
 
