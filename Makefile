@@ -144,7 +144,10 @@ fuzz: deps
 	@$(MAKE) --no-print-directory $(FUZZ_BIN)
 	@for f in $(FUZZ_BIN); do n=$$(basename $$f); mkdir -p build/fuzz/corpus-$$n; \
 	  echo "fuzz: $$n for $(FUZZ_SECONDS)s"; \
-	  $$f -max_total_time=$(FUZZ_SECONDS) -max_len=65536 build/fuzz/corpus-$$n tests/fuzz/seeds/$$n 2>&1 | tail -3 || exit 1; done
+	  if ! $$f -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -artifact_prefix=build/fuzz/$$n- \
+	      build/fuzz/corpus-$$n tests/fuzz/seeds/$$n >build/fuzz/$$n.log 2>&1; then \
+	    tail -40 build/fuzz/$$n.log; echo "fuzz: $$n FOUND A PROBLEM (build/fuzz/$$n.log)"; exit 1; fi; \
+	  tail -1 build/fuzz/$$n.log; done
 
 run: deps
 	@$(MAKE) --no-print-directory all

@@ -44,6 +44,16 @@
 
 static struct hive_cfg cfg;
 
+/* Under LeakSanitizer: nng 1.5.2's push0 loses (never frees) a job that was
+ * being written when its connection closed. The message is nng's after a
+ * successful send, so the leak is nng's; it is suppressed only for the
+ * senders of the tests that close pullers under load. */
+const char *__lsan_default_suppressions(void);
+const char *__lsan_default_suppressions(void)
+{
+	return "leak:flood_main\nleak:push_job\n";
+}
+
 static void sleep_ms(int ms)
 {
 	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
