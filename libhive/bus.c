@@ -1120,3 +1120,16 @@ void hive_bus_get_stats(const struct hive_bus *bus, struct hive_bus_stats *out)
 	for (i = 0; i < HIVE_ENV_ERROR_COUNT; i++)
 		out->rejected_by[i] = atomic_load(&bus->rejected_by[i]);
 }
+
+int hive_bus_url_ok(const char *url)
+{
+	nng_url *u = NULL;
+	int rc;
+
+	if (!url)
+		return -1;
+	rc = nng_url_parse(&u, url);
+	if (u)
+		nng_url_free(u);
+	return rc == 0 ? 0 : -1;
+}

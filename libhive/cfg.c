@@ -7,6 +7,7 @@
  * checked on its own, so a bad variable is named as such.
  */
 #include "hive/cfg.h"
+#include "hive/bus.h"
 #include "hive/json.h"
 #include "hive/log.h"
 
@@ -16,7 +17,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <nng/nng.h>
 
 #define CFG_FILE_MAX (1024 * 1024)  /* a config larger than this is a mistake */
 #define MIB (1024LL * 1024)
@@ -330,9 +330,6 @@ int hive_cfg_addr_ok(const char *addr)
 
 int hive_cfg_url_ok(const char *url)
 {
-	nng_url *u = NULL;
-	int rc;
-
 	if (!url || strlen(url) >= HIVE_CFG_URL_MAX)
 		return -1;
 	if (strncmp(url, "tcp://", 6) == 0) {
@@ -350,10 +347,7 @@ int hive_cfg_url_ok(const char *url)
 		return -1;
 	}
 	/* The final word is nng's own parser. */
-	rc = nng_url_parse(&u, url);
-	if (u)
-		nng_url_free(u);
-	return rc == 0 ? 0 : -1;
+	return hive_bus_url_ok(url);
 }
 
 /* One key's value against its limits; the problem goes to buf. */

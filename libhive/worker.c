@@ -436,11 +436,17 @@ fail:
 	return NULL;
 }
 
+/* The job queue a worker of job_topic dials. */
+static const char *jobs_url(const struct hive_cfg *cfg, const char *job_topic)
+{
+	return strcmp(job_topic, HIVE_TOPIC_JOB_TELEMETRY) == 0 ? cfg->bus.jobs_telemetry
+								 : cfg->bus.jobs_status;
+}
+
 void hive_worker_configure(struct hive_worker *w)
 {
 	const struct hive_cfg *cfg = &w->d->cfg;
-	const char *now_jobs = strcmp(w->spec.job_topic, HIVE_TOPIC_JOB_TELEMETRY) == 0 ?
-			       cfg->bus.jobs_telemetry : cfg->bus.jobs_status;
+	const char *now_jobs = jobs_url(cfg, w->spec.job_topic);
 
 	set_cap(w);
 	if (strcmp(now_jobs, w->jobs_url) != 0 || strcmp(cfg->bus.events, w->events_url) != 0)
@@ -465,8 +471,14 @@ void hive_worker_free(struct hive_worker *w)
 			w->spec.abort(job, w->spec.arg);
 		free(job);
 	}
-	hive_bus_close(w->jobs);
+	/* The job socket last. nng 1.5.2 can hang for ever closing a socket
+	 * a message reaches at that moment (nanomsg/nng#1636: here a job
+	 * pushed by apid), and every close after that one hangs as well; the
+	 * bus gives up on a close after a while. The events socket, which
+	 * never receives, closes at once when it goes first, so a worker's
+	 * exit waits for one stuck close at most, not two. */
 	hive_bus_close(w->events);
+	hive_bus_close(w->jobs);
 	free(w);
 }
 
@@ -478,4 +490,50 @@ int hive_worker_in_flight(const struct hive_worker *w)
 void hive_worker_get_stats(const struct hive_worker *w, struct hive_worker_stats *out)
 {
 	*out = w->st;
+}
+
+/* ---------------------------------------------------------------- main */
+
+int hive_worker_main(const struct hive_worker_main_spec *spec, int argc, char **argv)
+{
+	struct hive_daemon d;
+	struct hive_worker_spec ws = spec->worker;
+	struct hive_fw_opts fo = { 0 };
+	struct hive_fw_client *fw;
+	struct hive_loop *loop;
+	struct hive_worker *w;
+	char err[512];
+
+	hive_daemon_start(&d, &spec->daemon, argc, argv);
+	if (!(loop = hive_loop_new())) {
+		log_errx("fatal reason=\"out of memory\"");
+		return 1;
+	}
+	fo.max_in_flight = spec->requests_per_job * d.cfg.network.http_concurrency;
+	fo.timeout_ms = d.cfg.network.http_timeout_ms;
+	fo.max_body = spec->max_body;
+	if (!(fw = hive_fw_client_new(loop, &fo))) {
+		log_warn("fatal reason=\"cannot create the firmware client\"");
+		return 1;
+	}
+	ws.jobs_url = jobs_url(&d.cfg, ws.job_topic);
+	ws.arg = fw;
+	if (!(w = hive_worker_new(&d, loop, &ws, err, sizeof(err)))) {
+		log_errx("fatal reason=\"%s\"", err);
+		return 1;
+	}
+	while (!hive_quit) {
+		if (hive_loop_run_once(loop, 250) < 0) {
+			log_warn("loop_failed");
+			break;
+		}
+		if (hive_reload && hive_daemon_reload(&d))
+			hive_worker_configure(w);
+	}
+	log_info("stopping in_flight=%d", hive_worker_in_flight(w));
+	hive_fw_client_free(fw);
+	hive_worker_free(w);
+	hive_loop_free(loop);
+	hive_daemon_finish(&d);
+	return 0;
 }

@@ -1,7 +1,7 @@
 /* pollerd — the status worker: takes hive.job.status jobs, asks the miner
  * for /summary and /perf-summary, publishes hive.status.result.
  *
- *   pollerd.c  main: options, config, loop, reload, shutdown
+ *   pollerd.c  main: what the job is (the rest is hive_worker_main)
  *   work.c     one job: the two requests and joining their answers
  *   status.c   the hive.status.result body from the parsed answers
  *
@@ -16,12 +16,8 @@
 #include "hive/fw.h"
 #include "hive/worker.h"
 
-struct pollerd {
-	struct hive_fw_client *fw;
-};
-
 /* hive_worker_start_cb / hive_worker_abort_cb for status jobs; arg is the
- * struct pollerd. */
+ * firmware client. */
 int pollerd_job_start(struct hive_worker_job *job, void *arg);
 void pollerd_job_abort(struct hive_worker_job *job, void *arg);
 

@@ -69,7 +69,7 @@ static void on_answer(const struct hive_fw_result *res, void *arg)
 
 int pollerd_job_start(struct hive_worker_job *job, void *arg)
 {
-	struct pollerd *p = arg;
+	struct hive_fw_client *fw = arg;
 	struct status_job *sj;
 	struct hive_fw_req req;
 	static const enum hive_fw_call calls[] = { HIVE_FW_SUMMARY, HIVE_FW_PERF_SUMMARY };
@@ -89,7 +89,7 @@ int pollerd_job_start(struct hive_worker_job *job, void *arg)
 	req.cb_arg = sj;
 	for (size_t i = 0; i < sizeof(calls) / sizeof(calls[0]); i++) {
 		req.call = calls[i];
-		if (hive_fw_request(p->fw, &req) == 0) {
+		if (hive_fw_request(fw, &req) == 0) {
 			sj->pending++;
 			continue;
 		}

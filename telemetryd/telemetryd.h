@@ -2,7 +2,7 @@
  * asks the miner for /chains (or /boards), publishes hive.telemetry.result
  * with the chips packed per chain as columns.
  *
- *   telemetryd.c  main: options, config, loop, reload, shutdown
+ *   telemetryd.c  main: what the job is (the rest is hive_worker_main)
  *   work.c        one job: the request and its answer
  *   telemetry.c   the hive.telemetry.result body from the parsed chains
  *
@@ -16,10 +16,7 @@
 #include "hive/fw.h"
 #include "hive/worker.h"
 
-struct telemetryd {
-	struct hive_fw_client *fw;
-};
-
+/* hive_worker_start_cb for telemetry jobs; arg is the firmware client. */
 int telemetryd_job_start(struct hive_worker_job *job, void *arg);
 
 /* The hive.telemetry.result body (without job, mac, ip, latency_ms) from

@@ -24,7 +24,7 @@ static void on_chains(const struct hive_fw_result *res, void *arg)
 
 int telemetryd_job_start(struct hive_worker_job *job, void *arg)
 {
-	struct telemetryd *t = arg;
+	struct hive_fw_client *fw = arg;
 	struct hive_fw_req req;
 
 	memset(&req, 0, sizeof(req));
@@ -36,5 +36,5 @@ int telemetryd_job_start(struct hive_worker_job *job, void *arg)
 	req.timeout_ms = job->timeout_ms;
 	req.cb = on_chains;
 	req.cb_arg = job;
-	return hive_fw_request(t->fw, &req);
+	return hive_fw_request(fw, &req);
 }

@@ -83,6 +83,10 @@ enum hive_envelope_error hive_envelope_decode(const void *buf, size_t len, size_
 
 struct hive_bus;
 
+/* Does nng accept url as an address to listen on or dial? 0 / -1. (cfg
+ * validates bus endpoints with it: only this module knows nng.) */
+int hive_bus_url_ok(const char *url);
+
 /* Opens a socket of `role` and listens on or dials url (dial is
  * non-blocking: the peer may come later). NULL with a message in err. */
 struct hive_bus *hive_bus_open(enum hive_bus_role role, const char *url,

@@ -72,7 +72,9 @@ struct hive_worker_spec {
 struct hive_worker *hive_worker_new(const struct hive_daemon *d, struct hive_loop *loop,
 				    const struct hive_worker_spec *spec, char *err, size_t errlen);
 /* Closes the sockets and frees every job left (calling spec->abort). Free
- * the firmware client before this. NULL is fine. */
+ * the firmware client before this. Bounded: a socket nng cannot close is
+ * given up after libhive's bus close wait, and the job socket, the one
+ * that can get stuck, is closed last. NULL is fine. */
 void hive_worker_free(struct hive_worker *w);
 /* After a reload: takes the new in-flight cap, timeouts and heartbeat
  * period from d->cfg. Bus addresses are fixed at start (logged when they
@@ -107,6 +109,23 @@ struct hive_worker_stats {
 				      * heartbeat (the previous mean when none) */
 };
 void hive_worker_get_stats(const struct hive_worker *w, struct hive_worker_stats *out);
+
+/* ---- a worker daemon's whole main() ---- */
+
+struct hive_worker_main_spec {
+	struct hive_daemon_spec daemon;  /* name and --help line */
+	/* The worker; jobs_url and arg are filled in: the job queue's
+	 * address from the config (by job_topic), and the firmware client,
+	 * which start and abort get as their arg. */
+	struct hive_worker_spec worker;
+	int requests_per_job;        /* firmware requests a job runs at once (>= 1) */
+	size_t max_body;             /* largest miner answer; 0 = the client's default */
+};
+
+/* Options, config and logging (hive_daemon_start), a loop, a firmware
+ * client for http_concurrency jobs, the worker; then runs until SIGTERM or
+ * SIGINT, reloading on SIGHUP. Returns the process's exit status. */
+int hive_worker_main(const struct hive_worker_main_spec *spec, int argc, char **argv);
 
 /* ---- bodies every daemon publishes (also used by discoverd) ---- */
 
