@@ -96,6 +96,11 @@ json_t *api_col(sqlite3_stmt *st, int i);
 json_t *api_col_bool(sqlite3_stmt *st, int i);
 /* A TEXT column holding JSON; null when NULL or not valid JSON. */
 json_t *api_col_json(sqlite3_stmt *st, int i);
+/* Sets key of o to v (stolen; NULL, from a failed allocation, sets null). */
+void api_set(json_t *o, const char *key, json_t *v);
+/* Sets names[k] of o (a NULL-terminated list) to column first + k, as
+ * api_col reads it. */
+void api_set_cols(json_t *o, sqlite3_stmt *st, int first, const char *const names[]);
 
 /* ---- handlers (api_miners.c, api_models.c) ---- */
 

@@ -43,77 +43,59 @@ enum { C_STATUS = 21, C_NCOLS = 36 };
 	" hr_nominal_ghs, chip_temp_max, pcb_temp_max, power_w, power_metered, fan_duty," \
 	" fans, hw_errors, chains, pools"
 
-static void set(json_t *o, const char *key, json_t *v)
-{
-	json_object_set_new_nocheck(o, key, v ? v : json_null());
-}
-
 /* Status columns from `c` on: id, ts, state ... hw_errors (15 columns). */
 static json_t *status_json(sqlite3_stmt *st, int c)
 {
+	static const char *const cols[] = { "id", "ts", "state", "state_time", "preset",
+					    "hr_realtime_ghs", "hr_average_ghs", "hr_nominal_ghs",
+					    "chip_temp_max", "pcb_temp_max", "power_w", NULL };
 	json_t *s = json_object();
 
 	if (!s)
 		return NULL;
-	set(s, "id", api_col(st, c + 0));
-	set(s, "ts", api_col(st, c + 1));
-	set(s, "state", api_col(st, c + 2));
-	set(s, "state_time", api_col(st, c + 3));
-	set(s, "preset", api_col(st, c + 4));
-	set(s, "hr_realtime_ghs", api_col(st, c + 5));
-	set(s, "hr_average_ghs", api_col(st, c + 6));
-	set(s, "hr_nominal_ghs", api_col(st, c + 7));
-	set(s, "chip_temp_max", api_col(st, c + 8));
-	set(s, "pcb_temp_max", api_col(st, c + 9));
-	set(s, "power_w", api_col(st, c + 10));
-	set(s, "power_metered", api_col_bool(st, c + 11));
-	set(s, "fan_duty", api_col(st, c + 12));
-	set(s, "fans", api_col_json(st, c + 13));
-	set(s, "hw_errors", api_col(st, c + 14));
+	api_set_cols(s, st, c, cols);
+	api_set(s, "power_metered", api_col_bool(st, c + 11));
+	api_set(s, "fan_duty", api_col(st, c + 12));
+	api_set(s, "fans", api_col_json(st, c + 13));
+	api_set(s, "hw_errors", api_col(st, c + 14));
 	return s;
 }
 
 static json_t *miner_json(sqlite3_stmt *st)
 {
+	static const char *const names[] = { "subnet", "model", "miner_name", "fw_name",
+					     "fw_version", "hostname", NULL };
+	static const char *const error_cols[] = { "message", "kind", "op", "ts", NULL };
 	json_t *m = json_object(), *err;
 	bool online = sqlite3_column_int(st, 12) != 0;
 
 	if (!m)
 		return NULL;
-	set(m, "id", api_col(st, 0));
+	api_set(m, "id", api_col(st, 0));
 	/* The address is only meaningful while the miner answers sweeps. */
-	set(m, "ip", online ? api_col(st, 1) : json_null());
-	set(m, "last_ip", sqlite3_column_type(st, 2) != SQLITE_NULL ? api_col(st, 2)
-								     : api_col(st, 1));
-	set(m, "subnet", api_col(st, 3));
-	set(m, "model", api_col(st, 4));
-	set(m, "miner_name", api_col(st, 5));
-	set(m, "fw_name", api_col(st, 6));
-	set(m, "fw_version", api_col(st, 7));
-	set(m, "hostname", api_col(st, 8));
-	set(m, "has_api_key", api_col_bool(st, 9));
-	set(m, "has_unlock_pass", api_col_bool(st, 10));
-	set(m, "managed", api_col_bool(st, 11));
-	set(m, "online", json_boolean(online));
-	set(m, "first_seen", api_col(st, 13));
-	set(m, "last_seen", api_col(st, 14));
+	api_set(m, "ip", online ? api_col(st, 1) : json_null());
+	api_set(m, "last_ip", sqlite3_column_type(st, 2) != SQLITE_NULL ? api_col(st, 2)
+									 : api_col(st, 1));
+	api_set_cols(m, st, 3, names);
+	api_set(m, "has_api_key", api_col_bool(st, 9));
+	api_set(m, "has_unlock_pass", api_col_bool(st, 10));
+	api_set(m, "managed", api_col_bool(st, 11));
+	api_set(m, "online", json_boolean(online));
+	api_set(m, "first_seen", api_col(st, 13));
+	api_set(m, "last_seen", api_col(st, 14));
 	if (sqlite3_column_type(st, 15) == SQLITE_NULL &&
 	    sqlite3_column_type(st, 18) == SQLITE_NULL) {
 		err = json_null();
 	} else {
 		err = json_object();
-		if (err) {
-			set(err, "message", api_col(st, 15));
-			set(err, "kind", api_col(st, 16));
-			set(err, "op", api_col(st, 17));
-			set(err, "ts", api_col(st, 18));
-		}
+		if (err)
+			api_set_cols(err, st, 15, error_cols);
 	}
-	set(m, "last_error", err);
-	set(m, "last_telemetry", api_col(st, 19));
-	set(m, "telemetry_source", api_col(st, 20));
-	set(m, "status", sqlite3_column_type(st, C_STATUS) == SQLITE_NULL
-				 ? json_null() : status_json(st, C_STATUS));
+	api_set(m, "last_error", err);
+	api_set(m, "last_telemetry", api_col(st, 19));
+	api_set(m, "telemetry_source", api_col(st, 20));
+	api_set(m, "status", sqlite3_column_type(st, C_STATUS) == SQLITE_NULL
+				     ? json_null() : status_json(st, C_STATUS));
 	return m;
 }
 
@@ -306,6 +288,8 @@ int api_miner_get(struct api_req *r, const char *mac)
 	static const char sql_errors[] =
 		"SELECT ts_ms, op, kind, http_status, message FROM miner_errors WHERE mac = ?"
 		" ORDER BY ts_ms DESC, id DESC LIMIT " RECENT_ERRORS;
+	static const char *const error_cols[] = { "ts", "op", "kind", "http_status", "message",
+						   NULL };
 	sqlite3_stmt *st;
 	json_t *m, *errors, *status;
 	int rc;
@@ -326,11 +310,11 @@ int api_miner_get(struct api_req *r, const char *mac)
 		return api_error(r, 500, "out of memory");
 	status = json_object_get(m, "status");
 	if (json_is_object(status)) {
-		set(status, "chains", api_col_json(st, C_NCOLS));
-		set(status, "pools", api_col_json(st, C_NCOLS + 1));
+		api_set(status, "chains", api_col_json(st, C_NCOLS));
+		api_set(status, "pools", api_col_json(st, C_NCOLS + 1));
 	}
-	set(m, "model_name", api_col(st, C_NCOLS + 2));
-	set(m, "max_preset", api_col(st, C_NCOLS + 3));
+	api_set(m, "model_name", api_col(st, C_NCOLS + 2));
+	api_set(m, "max_preset", api_col(st, C_NCOLS + 3));
 	sqlite3_reset(st);
 
 	st = api_stmt(r, sql_errors);
@@ -344,11 +328,7 @@ int api_miner_get(struct api_req *r, const char *mac)
 		json_t *e = json_object();
 		if (!e)
 			break;
-		set(e, "ts", api_col(st, 0));
-		set(e, "op", api_col(st, 1));
-		set(e, "kind", api_col(st, 2));
-		set(e, "http_status", api_col(st, 3));
-		set(e, "message", api_col(st, 4));
+		api_set_cols(e, st, 0, error_cols);
 		json_array_append_new(errors, e);
 	}
 	if (!errors || rc != SQLITE_DONE) {
@@ -356,7 +336,7 @@ int api_miner_get(struct api_req *r, const char *mac)
 		json_decref(m);
 		return api_db_fail(r, st);
 	}
-	set(m, "errors", errors);
+	api_set(m, "errors", errors);
 	return api_json(r, 200, m);
 }
 
@@ -441,35 +421,47 @@ out:
 
 /* ------------------------------------------------------------ history */
 
-int api_miner_statuses(struct api_req *r, const char *mac)
+/* What the history handlers share: ?limit (1 to max, default def) and
+ * ?before, and ?brief when brief is not NULL; the miner must exist; sql
+ * takes ?1 = mac, ?2 = before, ?3 = limit. The statement, bound, or NULL
+ * after an answer. */
+static sqlite3_stmt *history_query(struct api_req *r, const char *mac, const char *sql,
+				   long long max, long long def, int *brief)
 {
-	static const char *const allowed[] = { "limit", "before", "brief", NULL };
-	static const char sql[] = "SELECT " STATUS_COLS " FROM statuses WHERE mac = ?"
-				  " AND ts_ms < ? ORDER BY ts_ms DESC, id DESC LIMIT ?";
+	static const char *const plain[] = { "limit", "before", NULL };
+	static const char *const with_brief[] = { "limit", "before", "brief", NULL };
 	long long limit, before;
-	int brief, rc = SQLITE_DONE;
 	sqlite3_stmt *st;
-	json_t *list;
 
-	if (api_params_allow(r, allowed) < 0 ||
-	    api_param_int(r, "limit", 1, HISTORY_MAX, HISTORY_DEFAULT, &limit) < 0 ||
+	if (api_params_allow(r, brief ? with_brief : plain) < 0 ||
+	    api_param_int(r, "limit", 1, max, def, &limit) < 0 ||
 	    api_param_int(r, "before", 1, BEFORE_MAX, LLONG_MAX / 2, &before) < 0 ||
-	    api_param_bool(r, "brief", &brief) < 0)
-		return r->status;
-	if (miner_exists(r, mac) <= 0)
-		return r->status;
-	st = api_stmt(r, sql);
-	if (!st)
-		return r->status;
+	    (brief && api_param_bool(r, "brief", brief) < 0))
+		return NULL;
+	if (miner_exists(r, mac) <= 0 || !(st = api_stmt(r, sql)))
+		return NULL;
 	sqlite3_bind_text(st, 1, mac, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, before);
 	sqlite3_bind_int64(st, 3, limit);
+	return st;
+}
+
+int api_miner_statuses(struct api_req *r, const char *mac)
+{
+	static const char sql[] = "SELECT " STATUS_COLS " FROM statuses WHERE mac = ?"
+				  " AND ts_ms < ? ORDER BY ts_ms DESC, id DESC LIMIT ?";
+	int brief, rc = SQLITE_DONE;
+	sqlite3_stmt *st = history_query(r, mac, sql, HISTORY_MAX, HISTORY_DEFAULT, &brief);
+	json_t *list;
+
+	if (!st)
+		return r->status;
 	list = json_array();
 	while (list && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 		json_t *s = status_json(st, 0);
 		if (s && brief != 1) {
-			set(s, "chains", api_col_json(st, 15));
-			set(s, "pools", api_col_json(st, 16));
+			api_set(s, "chains", api_col_json(st, 15));
+			api_set(s, "pools", api_col_json(st, 16));
 		}
 		json_array_append_new(list, s);
 	}
@@ -483,29 +475,20 @@ int api_miner_statuses(struct api_req *r, const char *mac)
 /* Samples are the chains' rows sharing one ts_ms; limit counts samples. */
 int api_miner_telemetry(struct api_req *r, const char *mac)
 {
-	static const char *const allowed[] = { "limit", "before", NULL };
 	static const char sql[] =
 		"SELECT ts_ms, chain, state, hr_realtime_ghs, hr_nominal_ghs, freq, n_chips, chips"
 		" FROM telemetry WHERE mac = ?1 AND ts_ms < ?2 AND ts_ms >= (SELECT min(ts_ms) FROM"
 		" (SELECT DISTINCT ts_ms FROM telemetry WHERE mac = ?1 AND ts_ms < ?2"
 		" ORDER BY ts_ms DESC LIMIT ?3)) ORDER BY ts_ms DESC, chain ASC";
-	long long limit, before, ts = LLONG_MIN;
-	sqlite3_stmt *st;
+	static const char *const chain_cols[] = { "chain", "state", "hr_realtime_ghs",
+						  "hr_nominal_ghs", "freq", "n_chips", NULL };
+	long long ts = LLONG_MIN;
+	sqlite3_stmt *st = history_query(r, mac, sql, TELEMETRY_MAX, TELEMETRY_DEFAULT, NULL);
 	json_t *samples, *chains = NULL;
 	int rc = SQLITE_DONE;
 
-	if (api_params_allow(r, allowed) < 0 ||
-	    api_param_int(r, "limit", 1, TELEMETRY_MAX, TELEMETRY_DEFAULT, &limit) < 0 ||
-	    api_param_int(r, "before", 1, BEFORE_MAX, LLONG_MAX / 2, &before) < 0)
-		return r->status;
-	if (miner_exists(r, mac) <= 0)
-		return r->status;
-	st = api_stmt(r, sql);
 	if (!st)
 		return r->status;
-	sqlite3_bind_text(st, 1, mac, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, before);
-	sqlite3_bind_int64(st, 3, limit);
 	samples = json_array();
 	while (samples && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 		long long t = sqlite3_column_int64(st, 0);
@@ -523,14 +506,9 @@ int api_miner_telemetry(struct api_req *r, const char *mac)
 		c = json_object();
 		if (!c || !chains)
 			break;
-		set(c, "chain", api_col(st, 1));
-		set(c, "state", api_col(st, 2));
-		set(c, "hr_realtime_ghs", api_col(st, 3));
-		set(c, "hr_nominal_ghs", api_col(st, 4));
-		set(c, "freq", api_col(st, 5));
-		set(c, "n_chips", api_col(st, 6));
+		api_set_cols(c, st, 1, chain_cols);
 		chips = blob ? apid_chips_json(blob, len) : NULL;
-		set(c, "chips", chips);
+		api_set(c, "chips", chips);
 		json_array_append_new(chains, c);
 	}
 	if (!samples || rc != SQLITE_DONE) {

@@ -15,29 +15,73 @@
 #define COUNT_SQL \
 	"SELECT model, count(*), coalesce(sum(online), 0) FROM miners"
 
-static void set(json_t *o, const char *key, json_t *v)
-{
-	json_object_set_new_nocheck(o, key, v ? v : json_null());
-}
-
 static json_t *model_json(sqlite3_stmt *st)
 {
+	static const char *const cols[] = { "alias", "name", "fw_version", "num_chains",
+					    "chips_per_chain", NULL };
 	json_t *m = json_object();
 
 	if (!m)
 		return NULL;
-	set(m, "alias", api_col(st, 0));
-	set(m, "name", api_col(st, 1));
-	set(m, "fw_version", api_col(st, 2));
-	set(m, "num_chains", api_col(st, 3));
-	set(m, "chips_per_chain", api_col(st, 4));
-	set(m, "topology", api_col_json(st, 5));
-	set(m, "max_preset", api_col(st, 6));
-	set(m, "updated", api_col(st, 7));
-	set(m, "presets", json_array());
-	set(m, "miners", json_integer(0));
-	set(m, "miners_online", json_integer(0));
+	api_set_cols(m, st, 0, cols);
+	api_set(m, "topology", api_col_json(st, 5));
+	api_set(m, "max_preset", api_col(st, 6));
+	api_set(m, "updated", api_col(st, 7));
+	api_set(m, "presets", json_array());
+	api_set(m, "miners", json_integer(0));
+	api_set(m, "miners_online", json_integer(0));
 	return m;
+}
+
+/* A row of model_presets (PRESET_COLS) into its model m. 0 / -1. */
+static int add_preset(json_t *m, sqlite3_stmt *st)
+{
+	static const char *const cols[] = { "name", "pretty", "watts", "th", "order", NULL };
+	json_t *p = json_object();
+
+	if (!p)
+		return -1;
+	api_set_cols(p, st, 1, cols);
+	api_set(p, "tuned", api_col_bool(st, 6));
+	json_array_append_new(json_object_get(m, "presets"), p);
+	return 0;
+}
+
+/* A row of COUNT_SQL into its model m. 0. */
+static int add_counts(json_t *m, sqlite3_stmt *st)
+{
+	static const char *const cols[] = { "miners", "miners_online", NULL };
+
+	api_set_cols(m, st, 1, cols);
+	return 0;
+}
+
+/* Runs all_sql, or one_sql with alias as its parameter, and hands each row
+ * whose first column is a model of byalias to add. 0 / -1 after an error
+ * answer (a failed add counts as a failed step). */
+static int models_add(struct api_req *r, json_t *byalias, const char *alias,
+		      const char *all_sql, const char *one_sql,
+		      int (*add)(json_t *m, sqlite3_stmt *st))
+{
+	sqlite3_stmt *st = api_stmt(r, alias ? one_sql : all_sql);
+	int rc;
+
+	if (!st)
+		return -1;
+	if (alias)
+		sqlite3_bind_text(st, 1, alias, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		json_t *m = json_object_get(byalias, (const char *)sqlite3_column_text(st, 0));
+
+		if (m && add(m, st) < 0)
+			break;
+	}
+	if (rc != SQLITE_DONE) {
+		api_db_fail(r, st);
+		return -1;
+	}
+	sqlite3_reset(st);
+	return 0;
 }
 
 /* Fills the models of `byalias` (alias → model object) with their presets
@@ -49,53 +93,10 @@ static int models_fill(struct api_req *r, json_t *byalias, const char *alias)
 		"SELECT " PRESET_COLS " FROM model_presets WHERE model = ?" PRESET_ORDER;
 	static const char all_counts[] = COUNT_SQL " WHERE model IS NOT NULL GROUP BY model";
 	static const char one_counts[] = COUNT_SQL " WHERE model = ? GROUP BY model";
-	sqlite3_stmt *st;
-	int rc;
 
-	st = api_stmt(r, alias ? one_presets : all_presets);
-	if (!st)
+	if (models_add(r, byalias, alias, all_presets, one_presets, add_preset) < 0 ||
+	    models_add(r, byalias, alias, all_counts, one_counts, add_counts) < 0)
 		return -1;
-	if (alias)
-		sqlite3_bind_text(st, 1, alias, -1, SQLITE_STATIC);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		json_t *m = json_object_get(byalias, (const char *)sqlite3_column_text(st, 0));
-		json_t *p;
-		if (!m)
-			continue;
-		p = json_object();
-		if (!p)
-			break;
-		set(p, "name", api_col(st, 1));
-		set(p, "pretty", api_col(st, 2));
-		set(p, "watts", api_col(st, 3));
-		set(p, "th", api_col(st, 4));
-		set(p, "order", api_col(st, 5));
-		set(p, "tuned", api_col_bool(st, 6));
-		json_array_append_new(json_object_get(m, "presets"), p);
-	}
-	if (rc != SQLITE_DONE) {
-		api_db_fail(r, st);
-		return -1;
-	}
-	sqlite3_reset(st);
-
-	st = api_stmt(r, alias ? one_counts : all_counts);
-	if (!st)
-		return -1;
-	if (alias)
-		sqlite3_bind_text(st, 1, alias, -1, SQLITE_STATIC);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		json_t *m = json_object_get(byalias, (const char *)sqlite3_column_text(st, 0));
-		if (!m)
-			continue;
-		set(m, "miners", api_col(st, 1));
-		set(m, "miners_online", api_col(st, 2));
-	}
-	if (rc != SQLITE_DONE) {
-		api_db_fail(r, st);
-		return -1;
-	}
-	sqlite3_reset(st);
 	return 0;
 }
 

@@ -710,6 +710,17 @@ json_t *api_col_json(sqlite3_stmt *st, int i)
 	return j ? j : json_null();
 }
 
+void api_set(json_t *o, const char *key, json_t *v)
+{
+	json_object_set_new_nocheck(o, key, v ? v : json_null());
+}
+
+void api_set_cols(json_t *o, sqlite3_stmt *st, int first, const char *const names[])
+{
+	for (int k = 0; names[k]; k++)
+		api_set(o, names[k], api_col(st, first + k));
+}
+
 /* ------------------------------------------------------------ routing */
 
 static bool is_method(const struct api_req *r, const char *m)

@@ -281,6 +281,30 @@ static int sql_failed(struct apid_writer *w, enum stmt s, int rc)
 	return -1;
 }
 
+/* s failed while applying an event: the event is rejected as a database
+ * error. -1. */
+static int sql_reject(struct apid_writer *w, enum stmt s, int rc, enum apid_reject *why)
+{
+	*why = APID_REJ_DATABASE;
+	return sql_failed(w, s, rc);
+}
+
+/* Runs s (no rows) for an event. 0, or -1 rejecting it. */
+static int exec(struct apid_writer *w, enum stmt s, enum apid_reject *why)
+{
+	int rc = run(w, s);
+
+	return rc == SQLITE_DONE ? 0 : sql_reject(w, s, rc, why);
+}
+
+/* Statement s with its key bound to ?1 (a MAC, an IP, an alias or a
+ * subnet: every statement here starts with one). */
+static sqlite3_stmt *keyed(struct apid_writer *w, enum stmt s, const char *key)
+{
+	sqlite3_bind_text(w->st[s], 1, key, -1, SQLITE_STATIC);
+	return w->st[s];
+}
+
 static void note(struct apid_writer *w, enum note_kind kind, const char *key, size_t item)
 {
 	struct note *n;
@@ -322,8 +346,7 @@ static int apply_seen(struct apid_writer *w, const struct hive_envelope *env,
 	bool known = false, moved = false, back = false;
 	int rc;
 
-	st = w->st[ST_MINER_GET];
-	sqlite3_bind_text(st, 1, e->mac, -1, SQLITE_STATIC);
+	st = keyed(w, ST_MINER_GET, e->mac);
 	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		const char *ip = (const char *)sqlite3_column_text(st, 0);
 
@@ -333,11 +356,10 @@ static int apply_seen(struct apid_writer *w, const struct hive_envelope *env,
 	}
 	reset(w, ST_MINER_GET);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		goto fail;
+		return sql_reject(w, ST_MINER_GET, rc, why);
 
 	/* Whoever held this IP before has moved: it is no longer there. */
-	st = w->st[ST_MINER_CLEAR_IP];
-	sqlite3_bind_text(st, 1, e->ip, -1, SQLITE_STATIC);
+	st = keyed(w, ST_MINER_CLEAR_IP, e->ip);
 	sqlite3_bind_text(st, 2, e->mac, -1, SQLITE_STATIC);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		const char *other = (const char *)sqlite3_column_text(st, 0);
@@ -348,10 +370,9 @@ static int apply_seen(struct apid_writer *w, const struct hive_envelope *env,
 	}
 	reset(w, ST_MINER_CLEAR_IP);
 	if (rc != SQLITE_DONE)
-		goto fail;
+		return sql_reject(w, ST_MINER_CLEAR_IP, rc, why);
 
-	st = w->st[ST_MINER_UPSERT];
-	sqlite3_bind_text(st, 1, e->mac, -1, SQLITE_STATIC);
+	st = keyed(w, ST_MINER_UPSERT, e->mac);
 	sqlite3_bind_text(st, 2, e->ip, -1, SQLITE_STATIC);
 	bind_text(st, 3, e->subnet);
 	bind_text(st, 4, e->model);
@@ -360,8 +381,8 @@ static int apply_seen(struct apid_writer *w, const struct hive_envelope *env,
 	bind_text(st, 7, e->fw_version);
 	bind_text(st, 8, e->hostname);
 	sqlite3_bind_int64(st, 9, event_ts(env));
-	if ((rc = run(w, ST_MINER_UPSERT)) != SQLITE_DONE)
-		goto fail;
+	if (exec(w, ST_MINER_UPSERT, why) < 0)
+		return -1;
 	if (!known)
 		log_info("miner new mac=%s ip=%s model=%s", e->mac, e->ip,
 			 e->model && *e->model ? e->model : "-");
@@ -374,20 +395,13 @@ static int apply_seen(struct apid_writer *w, const struct hive_envelope *env,
 		note(w, NOTE_MINER, e->mac, 0);
 	}
 	return 0;
-fail:
-	*why = APID_REJ_DATABASE;
-	return sql_failed(w, ST_MINER_UPSERT, rc);
 }
 
 /* Runs an UPDATE keyed by mac; an unknown miner changes nothing. */
 static int update_miner(struct apid_writer *w, enum stmt s, enum apid_reject *why)
 {
-	int rc = run(w, s);
-
-	if (rc != SQLITE_DONE) {
-		*why = APID_REJ_DATABASE;
-		return sql_failed(w, s, rc);
-	}
+	if (exec(w, s, why) < 0)
+		return -1;
 	if (sqlite3_changes(w->db) == 0) {
 		*why = APID_REJ_UNKNOWN_MINER;
 		return -1;
@@ -397,11 +411,8 @@ static int update_miner(struct apid_writer *w, enum stmt s, enum apid_reject *wh
 
 static int apply_key(struct apid_writer *w, const struct apid_ev_key *e, enum apid_reject *why)
 {
-	sqlite3_stmt *st = w->st[ST_MINER_KEY];
-
 	hive_log_secret(e->api_key);
-	sqlite3_bind_text(st, 1, e->mac, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, e->api_key, -1, SQLITE_STATIC);
+	sqlite3_bind_text(keyed(w, ST_MINER_KEY, e->mac), 2, e->api_key, -1, SQLITE_STATIC);
 	if (update_miner(w, ST_MINER_KEY, why) < 0)
 		return -1;
 	w->roster_changed = true;
@@ -422,43 +433,40 @@ static int cut_utf8(const char *s, int max)
 	return n;
 }
 
+/* A miner's error message, cut to ERROR_MESSAGE_MAX bytes; NULL leaves
+ * the parameter NULL. */
+static void bind_message(sqlite3_stmt *st, int i, const char *msg)
+{
+	if (msg)
+		sqlite3_bind_text(st, i, msg, cut_utf8(msg, ERROR_MESSAGE_MAX), SQLITE_STATIC);
+}
+
 static int apply_error(struct apid_writer *w, const struct hive_envelope *env,
 		       const struct apid_ev_error *e, enum apid_reject *why)
 {
 	sqlite3_stmt *st;
 	long long ts = event_ts(env);
-	int rc;
 
 	if (!e->mac[0]) {
 		if (w->o.ingest)
 			apid_ingest_unattributed_error(w->o.ingest);
 		return 0;
 	}
-	st = w->st[ST_MINER_ERROR];
-	sqlite3_bind_text(st, 1, e->mac, -1, SQLITE_STATIC);
-	if (e->message)
-		sqlite3_bind_text(st, 2, e->message, cut_utf8(e->message, ERROR_MESSAGE_MAX),
-				  SQLITE_STATIC);
-	else
-		sqlite3_bind_text(st, 2, e->kind, -1, SQLITE_STATIC);
+	st = keyed(w, ST_MINER_ERROR, e->mac);
+	bind_message(st, 2, e->message ? e->message : e->kind);
 	sqlite3_bind_text(st, 3, e->kind, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 4, e->op, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 5, ts);
 	if (update_miner(w, ST_MINER_ERROR, why) < 0)
 		return -1;
-	st = w->st[ST_ERROR_INSERT];
-	sqlite3_bind_text(st, 1, e->mac, -1, SQLITE_STATIC);
+	st = keyed(w, ST_ERROR_INSERT, e->mac);
 	sqlite3_bind_int64(st, 2, ts);
 	sqlite3_bind_text(st, 3, e->op, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 4, e->kind, -1, SQLITE_STATIC);
 	bind_int(st, 5, e->http_status);
-	if (e->message)
-		sqlite3_bind_text(st, 6, e->message, cut_utf8(e->message, ERROR_MESSAGE_MAX),
-				  SQLITE_STATIC);
-	if ((rc = run(w, ST_ERROR_INSERT)) != SQLITE_DONE) {
-		*why = APID_REJ_DATABASE;
-		return sql_failed(w, ST_ERROR_INSERT, rc);
-	}
+	bind_message(st, 6, e->message);
+	if (exec(w, ST_ERROR_INSERT, why) < 0)
+		return -1;
 	note(w, NOTE_MINER, e->mac, 0);
 	return 0;
 }
@@ -469,19 +477,16 @@ static int apply_model(struct apid_writer *w, const struct hive_envelope *env,
 	sqlite3_stmt *st;
 	char *old_max = NULL;
 	bool offered = false;
-	enum stmt s = ST_MODEL_GET_MAX;
-	int rc;
+	int rc, ret = -1;
 
-	st = w->st[s];
-	sqlite3_bind_text(st, 1, e->alias, -1, SQLITE_STATIC);
+	st = keyed(w, ST_MODEL_GET_MAX, e->alias);
 	if ((rc = sqlite3_step(st)) == SQLITE_ROW && sqlite3_column_text(st, 0))
 		old_max = strdup((const char *)sqlite3_column_text(st, 0));
-	reset(w, s);
+	reset(w, ST_MODEL_GET_MAX);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		goto fail;
+		return sql_reject(w, ST_MODEL_GET_MAX, rc, why);
 
-	st = w->st[ST_MODEL_UPSERT];
-	sqlite3_bind_text(st, 1, e->alias, -1, SQLITE_STATIC);
+	st = keyed(w, ST_MODEL_UPSERT, e->alias);
 	sqlite3_bind_text(st, 2, e->full_name && *e->full_name ? e->full_name : e->alias, -1,
 			  SQLITE_STATIC);
 	bind_text(st, 3, e->fw_version);
@@ -489,37 +494,34 @@ static int apply_model(struct apid_writer *w, const struct hive_envelope *env,
 	bind_int(st, 5, e->chips_per_chain);
 	bind_json(st, 6, e->topology);
 	sqlite3_bind_int64(st, 7, event_ts(env));
-	if ((s = ST_MODEL_UPSERT, rc = run(w, s)) != SQLITE_DONE)
-		goto fail;
-	sqlite3_bind_text(w->st[ST_PRESETS_DELETE], 1, e->alias, -1, SQLITE_STATIC);
-	if ((s = ST_PRESETS_DELETE, rc = run(w, s)) != SQLITE_DONE)
-		goto fail;
+	if (exec(w, ST_MODEL_UPSERT, why) < 0)
+		goto out;
+	keyed(w, ST_PRESETS_DELETE, e->alias);
+	if (exec(w, ST_PRESETS_DELETE, why) < 0)
+		goto out;
 	for (size_t i = 0; i < e->n_presets; i++) {
 		const struct apid_ev_preset *p = &e->presets[i];
 
-		st = w->st[ST_PRESET_INSERT];
-		sqlite3_bind_text(st, 1, e->alias, -1, SQLITE_STATIC);
+		st = keyed(w, ST_PRESET_INSERT, e->alias);
 		sqlite3_bind_text(st, 2, p->name, -1, SQLITE_STATIC);
 		bind_text(st, 3, p->pretty);
 		bind_int(st, 4, p->watts);
 		bind_real(st, 5, p->th);
 		sqlite3_bind_int64(st, 6, p->order);
 		sqlite3_bind_int(st, 7, p->tuned);
-		if ((s = ST_PRESET_INSERT, rc = run(w, s)) != SQLITE_DONE)
-			goto fail;
+		if (exec(w, ST_PRESET_INSERT, why) < 0)
+			goto out;
 		if (old_max && strcmp(old_max, p->name) == 0)
 			offered = true;
 	}
 	if (old_max && !offered)
 		log_warnx("model max_preset no longer offered model=%s max_preset=%s action=kept",
 			  e->alias, old_max);
-	free(old_max);
 	note(w, NOTE_MODEL, e->alias, 0);
-	return 0;
-fail:
+	ret = 0;
+out:
 	free(old_max);
-	*why = APID_REJ_DATABASE;
-	return sql_failed(w, s, rc);
+	return ret;
 }
 
 static int apply_sweep(struct apid_writer *w, const struct hive_envelope *env,
@@ -529,24 +531,20 @@ static int apply_sweep(struct apid_writer *w, const struct hive_envelope *env,
 	json_t *m;
 	size_t i;
 	int rc, offline = 0;
-	enum stmt s = ST_SWEEP_CLEAR;
 	long long ts = event_ts(env);
 
-	if ((rc = run(w, s)) != SQLITE_DONE)
-		goto fail;
-	s = ST_SWEEP_ADD;
+	if (exec(w, ST_SWEEP_CLEAR, why) < 0)
+		return -1;
 	json_array_foreach(e->macs, i, m) {
 		char mac[APID_MAC_LEN];
 
 		if (apid_mac_normalise(json_string_value(m), mac) < 0)
 			continue;   /* the decoder checked them */
-		sqlite3_bind_text(w->st[s], 1, mac, -1, SQLITE_TRANSIENT);
-		if ((rc = run(w, s)) != SQLITE_DONE)
-			goto fail;
+		sqlite3_bind_text(w->st[ST_SWEEP_ADD], 1, mac, -1, SQLITE_TRANSIENT);
+		if (exec(w, ST_SWEEP_ADD, why) < 0)
+			return -1;
 	}
-	s = ST_SWEEP_OFFLINE;
-	st = w->st[s];
-	sqlite3_bind_text(st, 1, e->subnet, -1, SQLITE_STATIC);
+	st = keyed(w, ST_SWEEP_OFFLINE, e->subnet);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		const char *mac = (const char *)sqlite3_column_text(st, 0);
 
@@ -554,22 +552,20 @@ static int apply_sweep(struct apid_writer *w, const struct hive_envelope *env,
 		note(w, NOTE_MINER, mac ? mac : "", 0);
 		offline++;
 	}
-	reset(w, s);
+	reset(w, ST_SWEEP_OFFLINE);
 	if (rc != SQLITE_DONE)
-		goto fail;
+		return sql_reject(w, ST_SWEEP_OFFLINE, rc, why);
 	if (offline)
 		w->roster_changed = true;
-	s = ST_SWEEP_UPSERT;
-	st = w->st[s];
-	sqlite3_bind_text(st, 1, e->subnet, -1, SQLITE_STATIC);
+	st = keyed(w, ST_SWEEP_UPSERT, e->subnet);
 	sqlite3_bind_int64(st, 2, ts);
 	bind_int(st, 3, e->duration_ms);
 	bind_int(st, 4, e->probed);
 	bind_int(st, 5, e->answered);
 	bind_int(st, 6, isnan(e->miners) ? (double)json_array_size(e->macs) : e->miners);
 	bind_int(st, 7, e->started);
-	if ((rc = run(w, s)) != SQLITE_DONE)
-		goto fail;
+	if (exec(w, ST_SWEEP_UPSERT, why) < 0)
+		return -1;
 	if (w->o.ingest)
 		apid_ingest_sweep(w->o.ingest, e->subnet, ts,
 				  isnan(e->started) ? 0 : llround(e->started),
@@ -581,21 +577,18 @@ static int apply_sweep(struct apid_writer *w, const struct hive_envelope *env,
 	log_info("sweep stored subnet=%s seen=%zu offline=%d", e->subnet,
 		 json_array_size(e->macs), offline);
 	return 0;
-fail:
-	*why = APID_REJ_DATABASE;
-	return sql_failed(w, s, rc);
 }
 
 static int apply_status(struct apid_writer *w, struct qitem *it, size_t idx,
 			const struct apid_ev_status *e, enum apid_reject *why)
 {
-	sqlite3_stmt *st = w->st[ST_STATUS_INSERT];
+	sqlite3_stmt *st;
 	long long ts = event_ts(&it->env);
 	int rc;
 
 	if (w->o.sched && e->job > 0)
 		apid_sched_job_done(w->o.sched, e->mac, e->job, true);
-	sqlite3_bind_text(st, 1, e->mac, -1, SQLITE_STATIC);
+	st = keyed(w, ST_STATUS_INSERT, e->mac);
 	sqlite3_bind_int64(st, 2, ts);
 	bind_text(st, 3, e->state);
 	bind_int(st, 4, e->state_time);
@@ -618,13 +611,10 @@ static int apply_status(struct apid_writer *w, struct qitem *it, size_t idx,
 		*why = APID_REJ_UNKNOWN_MINER;
 		return -1;
 	}
-	if (rc != SQLITE_DONE) {
-		*why = APID_REJ_DATABASE;
-		return sql_failed(w, ST_STATUS_INSERT, rc);
-	}
+	if (rc != SQLITE_DONE)
+		return sql_reject(w, ST_STATUS_INSERT, rc, why);
 	it->row_id = sqlite3_last_insert_rowid(w->db);
-	st = w->st[ST_STATUS_MINER];
-	sqlite3_bind_text(st, 1, e->mac, -1, SQLITE_STATIC);
+	st = keyed(w, ST_STATUS_MINER, e->mac);
 	sqlite3_bind_int64(st, 2, it->row_id);
 	sqlite3_bind_int64(st, 3, ts);
 	if (update_miner(w, ST_STATUS_MINER, why) < 0)
@@ -638,27 +628,21 @@ static int apply_telemetry(struct apid_writer *w, const struct hive_envelope *en
 {
 	sqlite3_stmt *st;
 	long long ts = event_ts(env);
-	int rc;
 
 	if (w->o.sched && e->job > 0)
 		apid_sched_job_done(w->o.sched, e->mac, e->job, true);
-	st = w->st[ST_TELEMETRY_MINER];
-	sqlite3_bind_text(st, 1, e->mac, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, ts);
+	sqlite3_bind_int64(keyed(w, ST_TELEMETRY_MINER, e->mac), 2, ts);
 	if (update_miner(w, ST_TELEMETRY_MINER, why) < 0)
 		return -1;
-	st = w->st[ST_TELEMETRY_SOURCE];
-	sqlite3_bind_text(st, 1, e->mac, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, e->source, -1, SQLITE_STATIC);
-	if ((rc = run(w, ST_TELEMETRY_SOURCE)) != SQLITE_DONE)
-		goto fail;
+	sqlite3_bind_text(keyed(w, ST_TELEMETRY_SOURCE, e->mac), 2, e->source, -1, SQLITE_STATIC);
+	if (exec(w, ST_TELEMETRY_SOURCE, why) < 0)
+		return -1;
 	if (sqlite3_changes(w->db) > 0)
 		w->roster_changed = true;   /* the next jobs ask the other endpoint */
 	for (size_t i = 0; i < e->n_chains; i++) {
 		const struct apid_ev_chain *c = &e->chains[i];
 
-		st = w->st[ST_TELEMETRY_INSERT];
-		sqlite3_bind_text(st, 1, e->mac, -1, SQLITE_STATIC);
+		st = keyed(w, ST_TELEMETRY_INSERT, e->mac);
 		sqlite3_bind_int64(st, 2, ts);
 		sqlite3_bind_int64(st, 3, c->id);
 		bind_text(st, 4, c->state);
@@ -667,13 +651,10 @@ static int apply_telemetry(struct apid_writer *w, const struct hive_envelope *en
 		bind_real(st, 7, c->freq);
 		sqlite3_bind_int64(st, 8, (sqlite3_int64)c->n_chips);
 		sqlite3_bind_blob(st, 9, c->chips, (int)(c->n_chips * APID_CHIP_BYTES), SQLITE_STATIC);
-		if ((rc = run(w, ST_TELEMETRY_INSERT)) != SQLITE_DONE)
-			goto fail;
+		if (exec(w, ST_TELEMETRY_INSERT, why) < 0)
+			return -1;
 	}
 	return 0;
-fail:
-	*why = APID_REJ_DATABASE;
-	return sql_failed(w, ST_TELEMETRY_INSERT, rc);
 }
 
 /* Applies one event inside the open transaction; 0 or -1 with the reason. */
@@ -748,11 +729,10 @@ static int audit(struct apid_writer *w, const char *actor, const char *action,
 
 static void apply_patch_miner(struct apid_writer *w, struct patch *p)
 {
-	sqlite3_stmt *st = w->st[ST_PATCH_MINER];
+	sqlite3_stmt *st = keyed(w, ST_PATCH_MINER, p->key);
 	json_t *detail;
 	int rc;
 
-	sqlite3_bind_text(st, 1, p->key, -1, SQLITE_STATIC);
 	sqlite3_bind_int(st, 2, p->managed);
 	if (p->unlock_pass)
 		sqlite3_bind_text(st, 3, p->unlock_pass, -1, SQLITE_STATIC);
@@ -785,12 +765,12 @@ static void apply_patch_miner(struct apid_writer *w, struct patch *p)
 
 static int exists(struct apid_writer *w, enum stmt s, const char *a, const char *b)
 {
+	sqlite3_stmt *st = keyed(w, s, a);
 	int rc;
 
-	sqlite3_bind_text(w->st[s], 1, a, -1, SQLITE_STATIC);
 	if (b)
-		sqlite3_bind_text(w->st[s], 2, b, -1, SQLITE_STATIC);
-	rc = sqlite3_step(w->st[s]);
+		sqlite3_bind_text(st, 2, b, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
 	reset(w, s);
 	if (rc == SQLITE_ROW)
 		return 1;
@@ -799,7 +779,7 @@ static int exists(struct apid_writer *w, enum stmt s, const char *a, const char 
 
 static void apply_patch_model(struct apid_writer *w, struct patch *p)
 {
-	sqlite3_stmt *st = w->st[ST_PATCH_MODEL];
+	sqlite3_stmt *st;
 	json_t *detail;
 	int rc;
 
@@ -823,7 +803,7 @@ static void apply_patch_model(struct apid_writer *w, struct patch *p)
 			return;
 		}
 	}
-	sqlite3_bind_text(st, 1, p->key, -1, SQLITE_STATIC);
+	st = keyed(w, ST_PATCH_MODEL, p->key);
 	bind_text(st, 2, p->max_preset);
 	sqlite3_bind_int64(st, 3, hive_wall_ms());
 	rc = run(w, ST_PATCH_MODEL);

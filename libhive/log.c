@@ -220,6 +220,16 @@ static void slen_del(size_t len)
 	}
 }
 
+/* Takes log_mtx and looks secret up: its entry, or NULL. *len and *h are
+ * what adding it takes. The caller unlocks. */
+static struct secret *secret_lookup_lock(const char *secret, size_t *len, uint64_t *h)
+{
+	*len = strlen(secret);
+	*h = poly_hash((const unsigned char *)secret, *len);
+	pthread_mutex_lock(&log_mtx);
+	return secret_find(secret, *len, *h);
+}
+
 void hive_log_secret(const char *secret)
 {
 	size_t len;
@@ -228,10 +238,7 @@ void hive_log_secret(const char *secret)
 
 	if (!secret || !*secret)
 		return;
-	len = strlen(secret);
-	h = poly_hash((const unsigned char *)secret, len);
-	pthread_mutex_lock(&log_mtx);
-	if ((e = secret_find(secret, len, h)) != NULL) {
+	if ((e = secret_lookup_lock(secret, &len, &h)) != NULL) {
 		/* Saturates: a secret registered that often stays masked for good. */
 		if (e->refs < INT_MAX)
 			e->refs++;
@@ -261,10 +268,7 @@ void hive_log_forget_secret(const char *secret)
 
 	if (!secret || !*secret)
 		return;
-	len = strlen(secret);
-	h = poly_hash((const unsigned char *)secret, len);
-	pthread_mutex_lock(&log_mtx);
-	e = secret_find(secret, len, h);
+	e = secret_lookup_lock(secret, &len, &h);
 	if (!e || e->refs == INT_MAX || --e->refs > 0)
 		goto out;
 	free(e->text);
@@ -517,6 +521,28 @@ static void c_remove(struct complaint *c)
 	free(c);
 }
 
+/* Writes the line of a complaint or a recovery when level is enabled: the
+ * message, then " repeated=N" when lines were held back, then tail.
+ * Returns 1 when written. Called with log_mtx held. */
+static int emit_repeated(enum hive_log_level level, unsigned long repeated, const char *tail,
+			 const char *fmt, va_list ap) __attribute__((format(printf, 4, 0)));
+static int emit_repeated(enum hive_log_level level, unsigned long repeated, const char *tail,
+			 const char *fmt, va_list ap)
+{
+	char msg[LOG_MSG_MAX];
+	size_t n;
+
+	if (!enabled(level))
+		return 0;
+	n = format_msg(msg, sizeof(msg), fmt, ap);
+	if (repeated > 0)
+		n = append_fmt(msg, sizeof(msg), n, " repeated=%lu", repeated);
+	if (*tail)
+		n = append_fmt(msg, sizeof(msg), n, "%s", tail);
+	emit_locked(level, msg, n);
+	return 1;
+}
+
 void hive_log_complain_interval(int seconds)
 {
 	pthread_mutex_lock(&log_mtx);
@@ -526,12 +552,10 @@ void hive_log_complain_interval(int seconds)
 
 int hive_log_complain(const char *key, const char *fmt, ...)
 {
-	char msg[LOG_MSG_MAX];
 	struct complaint **pp, *c;
 	uint64_t h = fnv(key ? key : "");
 	int64_t now = mono_ms();
 	unsigned long repeated = 0;
-	size_t n;
 	va_list ap;
 	int written = 0;
 
@@ -570,15 +594,9 @@ int hive_log_complain(const char *key, const char *fmt, ...)
 			complaints_n++;
 		}
 	}
-	if (!enabled(HIVE_LOG_WARN))
-		goto out;
 	va_start(ap, fmt);
-	n = format_msg(msg, sizeof(msg), fmt, ap);
+	written = emit_repeated(HIVE_LOG_WARN, repeated, "", fmt, ap);
 	va_end(ap);
-	if (repeated > 0)
-		n = append_fmt(msg, sizeof(msg), n, " repeated=%lu", repeated);
-	emit_locked(HIVE_LOG_WARN, msg, n);
-	written = 1;
 out:
 	pthread_mutex_unlock(&log_mtx);
 	return written;
@@ -586,10 +604,8 @@ out:
 
 int hive_log_recovered(const char *key, const char *fmt, ...)
 {
-	char msg[LOG_MSG_MAX];
 	struct complaint *c;
 	unsigned long repeated;
-	size_t n;
 	va_list ap;
 	int written = 0;
 
@@ -601,16 +617,9 @@ int hive_log_recovered(const char *key, const char *fmt, ...)
 		goto out;
 	repeated = c->suppressed;
 	c_remove(c);
-	if (!enabled(HIVE_LOG_INFO))
-		goto out;
 	va_start(ap, fmt);
-	n = format_msg(msg, sizeof(msg), fmt, ap);
+	written = emit_repeated(HIVE_LOG_INFO, repeated, " recovered=1", fmt, ap);
 	va_end(ap);
-	if (repeated > 0)
-		n = append_fmt(msg, sizeof(msg), n, " repeated=%lu", repeated);
-	n = append_fmt(msg, sizeof(msg), n, " recovered=1");
-	emit_locked(HIVE_LOG_INFO, msg, n);
-	written = 1;
 out:
 	pthread_mutex_unlock(&log_mtx);
 	return written;

@@ -1193,10 +1193,12 @@ static void test_throughput(void **state)
 		how = "4 keep-alive connections, 2 s";
 	}
 	printf("figure: apid GET /api/miners?limit=1: %.0f req/s (%s, 3 miners)\n", rps, how);
-	/* Headers and body in separate writes without TCP_NODELAY measure
-	 * ~150 req/s here (Nagle against delayed ACKs); sanitizer builds on a
-	 * busy machine still pass 4,000. */
-	assert_true(rps > 1000);
+	/* Not a speed target (those are in tests/bench/bench_apid.c): this
+	 * catches one class of bug. Headers and body in separate writes
+	 * without TCP_NODELAY measure ~150 req/s (Nagle against delayed
+	 * ACKs); a sound build does 10,000+, sanitizer builds on a busy
+	 * machine still 4,000. */
+	assert_true(rps > 500);
 }
 
 /* Stops the group's apid and reads what it stored. */

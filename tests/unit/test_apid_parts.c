@@ -644,9 +644,11 @@ static void test_fleet_large(void **state)
 	printf("figure: health with fleet totals over %d miners (%d statuses each): "
 	       "%.1f ms first (opens the connection), %.1f ms computed, %.3f ms cached\n",
 	       MINERS, HISTORY, cold, warm, cached);
-	/* ~12 ms on an idle 2-core machine; the bound only catches a
-	 * pathological plan, with room for sanitizers on a loaded machine. */
-	assert_true(cold < 1500 && warm < 1500);
+	/* ~12 ms on an idle 2-core machine. The speed target (250 ms) is in
+	 * tests/bench/bench_apid.c; this bound only catches a plan that reads
+	 * the history per miner (10,000 x 100,000 rows: many seconds), with
+	 * room for sanitizers on a loaded machine. */
+	assert_true(cold < 5000 && warm < 5000);
 }
 
 int main(void)
