@@ -42,6 +42,8 @@ struct api_req {
 	size_t max_body;         /* http.max_body_bytes */
 	char actor[96];          /* for the audit log: "api@<remote address>" */
 	int status;              /* the status sent */
+	size_t out_len;          /* api_out_*: the body's bytes so far */
+	bool out_failed;         /* api_out_*: an append ran out of memory */
 };
 
 /* ---- answers (each writes headers and body in one mg_write) ---- */
@@ -54,6 +56,20 @@ int api_error(struct api_req *r, int status, const char *fmt, ...)
 /* extra: further header lines, each ending in "\r\n", or NULL. */
 int api_send(struct api_req *r, int status, const char *content_type, const char *extra,
 	     const void *body, size_t len);
+
+/* A JSON answer built piece by piece in this thread's answer buffer, for
+ * the lists that can reach megabytes: each row is made a small jansson
+ * tree, dumped (compact, as api_json dumps) and freed at once, so the list
+ * never exists as one tree. Still one write with a Content-Length. An
+ * append that runs out of memory is remembered and api_out_send answers
+ * 500 instead; any api_error meanwhile discards what was built. */
+void api_out_start(struct api_req *r);
+/* Appends text as it is (it must be valid JSON in its place). */
+void api_out_raw(struct api_req *r, const char *text, size_t n);
+/* Appends j (reference stolen; NULL, from a failed allocation, fails). */
+void api_out_json(struct api_req *r, json_t *j);
+/* Ends the body with a newline and sends it as application/json. */
+int api_out_send(struct api_req *r, int status);
 
 /* ---- query parameters ---- */
 

