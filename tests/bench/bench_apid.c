@@ -45,6 +45,7 @@
 #include "hive/log.h"
 #include "hive/loop.h"
 #include "hive/msg.h"
+#include "../lib/busfix.h"
 #include "../lib/testlib.h"
 
 /* Targets: below them `make bench` fails. 10,000 miners polled every 15 s
@@ -77,59 +78,15 @@ struct apid {
 	struct hive_bus *pub;    /* bus.events */
 };
 
-static int env_int(const char *name, int def)
-{
-	const char *s = getenv(name);
-
-	return s && atoi(s) > 0 ? atoi(s) : def;
-}
-
-static void mac_of(int i, char out[18])
-{
-	snprintf(out, 18, "aa:bb:cc:00:%02x:%02x", (i >> 8) & 0xff, i & 0xff);
-}
-
-/* A status result of realistic size (~1 KB as an envelope). The caller
- * owns it. */
-static json_t *status_body(const char *mac)
-{
-	json_t *chains = json_array();
-
-	for (int c = 0; c < 3; c++)
-		json_array_append_new(chains, json_pack(
-			"{s:i,s:s,s:f,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i}", "id", c, "state", "mining",
-			"hr_rt_ghs", 45123.5 + c, "freq_mhz", 490, "voltage", 1380,
-			"chip_temp_max", 71, "pcb_temp_max", 60, "red", 0, "orange", 1, "grey", 0,
-			"hw_errors", 12));
-	return json_pack("{s:I,s:s,s:s,s:s,s:i,s:s,s:s,s:f,s:f,s:f,s:i,s:i,s:i,s:b,s:i,"
-			 "s:[iiii],s:i,s:o,s:{s:i,s:i,s:i,s:i,s:s,s:s},s:{s:b,s:s},s:i}",
-			 "job", (json_int_t)0, "mac", mac, "ip", "127.0.0.1", "state", "mining",
-			 "state_time", 86400, "preset", "3300", "preset_pretty", "3300 W",
-			 "hr_realtime_ghs", 135370.5, "hr_average_ghs", 135000.1,
-			 "hr_nominal_ghs", 136000.0, "chip_temp_max", 71, "pcb_temp_max", 60,
-			 "power_w", 3310, "power_metered", 1, "fan_duty", 70,
-			 "fans", 5400, 5400, 5300, 5350, "hw_errors", 36, "chains", chains,
-			 "pools", "total", 3, "working", 1, "accepted", 12345, "rejected", 3,
-			 "url", "stratum+tcp://127.0.0.1:3333", "user", "farm.worker1",
-			 "switcher", "enabled", 0, "top_preset", "3300",
-			 "latency_ms", 84);
-}
-
 /* ------------------------------------------------------------ apid */
 
 static struct hive_bus *bus_dial(enum hive_bus_role role, const char *url, const char *src)
 {
-	struct hive_cfg d;
-	struct hive_bus_opts o;
+	struct hive_bus_opts o = tl_bus_opts(false, src);
 	char err[256];
 	struct hive_bus *b;
 
-	hive_cfg_defaults(&d);
-	o = (struct hive_bus_opts){ .listen = false, .sendbuf = d.bus.sendbuf,
-				    .recvbuf = d.bus.recvbuf,
-				    .max_message_bytes = d.bus.max_message_bytes,
-				    .send_timeout_ms = 5000, .recv_timeout_ms = 2000,
-				    .source = src, .boot = hive_wall_ms() };
+	o.send_timeout_ms = 5000;
 	if (!(b = hive_bus_open(role, url, &o, err, sizeof(err))))
 		fprintf(stderr, "bench_apid: bus %s: %s\n", url, err);
 	return b;
@@ -246,23 +203,6 @@ static int apid_stop(struct apid *a)
 	return st;
 }
 
-static long proc_kib(pid_t pid, const char *field)
-{
-	char path[64], line[256];
-	size_t n = strlen(field);
-	long v = -1;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	if (!(f = fopen(path, "r")))
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (strncmp(line, field, n) == 0 && line[n] == ':')
-			v = strtol(line + n + 1, NULL, 10);
-	fclose(f);
-	return v;
-}
-
 /* CPU seconds apid used so far. */
 static double proc_cpu_s(pid_t pid)
 {
@@ -282,8 +222,8 @@ static double proc_cpu_s(pid_t pid)
 
 static void print_rss(struct apid *a, const char *when)
 {
-	printf("bench_apid: apid rss_kib=%ld peak_kib=%ld %s\n", proc_kib(a->pid, "VmRSS"),
-	       proc_kib(a->pid, "VmHWM"), when);
+	printf("bench_apid: apid rss_kib=%ld peak_kib=%ld %s\n", tl_proc_kib(a->pid, "VmRSS"),
+	       tl_proc_kib(a->pid, "VmHWM"), when);
 }
 
 /* ------------------------------------------------------------ ingest */
@@ -329,7 +269,7 @@ static int seed_miners(struct apid *a, struct progress *p)
 	for (int i = 0; i < MINERS; i++) {
 		json_t *b;
 
-		mac_of(i, mac);
+		tl_mac_of(i, mac);
 		snprintf(ip, sizeof(ip), "127.1.%d.%d", i / 250, i % 250 + 1);
 		b = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s}", "mac", mac, "ip", ip,
 			      "subnet", "127.1.0.0/16", "model", "s19", "miner", "Antminer S19",
@@ -364,7 +304,7 @@ struct writer {
 
 static int writer_init(struct writer *w)
 {
-	json_t *b = status_body("00:00:00:00:00:00");
+	json_t *b = tl_status_body("00:00:00:00:00:00");
 	char *at;
 
 	memset(w, 0, sizeof(*w));
@@ -383,7 +323,7 @@ static int send_status(struct apid *a, struct writer *w, int miner, size_t *len_
 	char mac[18];
 	int n;
 
-	mac_of(miner, mac);
+	tl_mac_of(miner, mac);
 	memcpy(w->body + w->mac_at, mac, 17);
 	n = snprintf(w->buf, w->cap,
 		     "%s%c{\"v\":1,\"src\":\"pollerd/bench/1\",\"boot\":%lld,\"seq\":%llu,"
@@ -524,7 +464,7 @@ static double raw_sqlite(const char *dir, const char *apid_db)
 	char path[1200], mac[18];
 	sqlite3 *db = NULL;
 	sqlite3_stmt *mi = NULL, *si = NULL, *up = NULL;
-	json_t *body = status_body("00:00:00:00:00:00");
+	json_t *body = tl_status_body("00:00:00:00:00:00");
 	long long now = hive_wall_ms(), t0, dt;
 	double rate = -1;
 
@@ -554,7 +494,7 @@ static double raw_sqlite(const char *dir, const char *apid_db)
 	if (exec_sql(db, "BEGIN") < 0)
 		goto done;
 	for (int i = 0; i < MINERS; i++) {
-		mac_of(i, mac);
+		tl_mac_of(i, mac);
 		sqlite3_bind_text(mi, 1, mac, -1, SQLITE_TRANSIENT);
 		sqlite3_bind_int64(mi, 2, now);
 		if (sqlite3_step(mi) != SQLITE_DONE)
@@ -571,7 +511,7 @@ static double raw_sqlite(const char *dir, const char *apid_db)
 
 		if (i % BATCH == 0 && exec_sql(db, "BEGIN IMMEDIATE") < 0)
 			goto done;
-		mac_of(i % MINERS, mac);
+		tl_mac_of(i % MINERS, mac);
 		sqlite3_bind_text(si, 1, mac, -1, SQLITE_TRANSIENT);
 		sqlite3_bind_int64(si, 2, ts);
 		bind_text_json(si, 3, body, "fans");
@@ -676,7 +616,7 @@ static int all_miners(struct apid *a, double *least, double *median, size_t *byt
 		}
 		json_decref(j);
 		at += (size_t)snprintf(rss + at, sizeof(rss) - at, " %ld",
-				       proc_kib(a->pid, "VmRSS"));
+				       tl_proc_kib(a->pid, "VmRSS"));
 	}
 	/* each answer is built whole on one of the HTTP threads */
 	printf("bench_apid: apid rss_kib after each GET /api/miners?limit=%d:%s\n", MINERS, rss);
@@ -751,7 +691,7 @@ static void cleanup(struct apid *a, bool failed)
 
 int main(void)
 {
-	int seconds = env_int("BENCH_SECONDS", 2), rounds = env_int("BENCH_ROUNDS", 2);
+	int seconds = tl_env_int("BENCH_SECONDS", 2), rounds = tl_env_int("BENCH_ROUNDS", 2);
 	struct apid a = { 0 };
 	struct progress p = { 0 };
 	struct ingest in = { 0 };
@@ -785,7 +725,7 @@ int main(void)
 	if (ingest(&a, &p, &in) < 0)
 		goto fail;
 	print_rss(&a, "after ingest");
-	ingest_hwm = proc_kib(a.pid, "VmHWM");
+	ingest_hwm = tl_proc_kib(a.pid, "VmHWM");
 	if ((raw = raw_sqlite(a.dir, a.db)) <= 0)
 		goto fail;
 	printf("figure: bench apid ingest events/s=%.0f raw_sqlite_rows/s=%.0f ratio=%.3f "
@@ -857,8 +797,8 @@ int main(void)
 			"%.0f; -1: no answer computed the totals)\n", health_ms, TARGET_HEALTH_MS);
 		failures++;
 	}
-	rss = proc_kib(a.pid, "VmRSS");
-	hwm = proc_kib(a.pid, "VmHWM");
+	rss = tl_proc_kib(a.pid, "VmRSS");
+	hwm = tl_proc_kib(a.pid, "VmHWM");
 	printf("figure: bench apid rss_kib=%ld peak_kib=%ld peak_after_ingest_kib=%ld (after "
 	       "the run; targets: peak < %d KiB, after ingest < %d KiB)\n", rss, hwm, ingest_hwm,
 	       TARGET_APID_RSS_KIB, TARGET_INGEST_RSS_KIB);

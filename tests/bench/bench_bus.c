@@ -30,10 +30,8 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -45,8 +43,6 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -56,6 +52,7 @@
 #include "hive/log.h"
 #include "hive/loop.h"
 #include "hive/msg.h"
+#include "../lib/busfix.h"
 #include "../lib/testlib.h"
 
 /* Targets: below them `make bench` fails. The bus carries ~700 events/s
@@ -65,241 +62,7 @@
 
 static struct hive_cfg cfg;
 
-static void sleep_ms(int ms)
-{
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
-}
-
-static int env_int(const char *name, int def)
-{
-	const char *s = getenv(name);
-
-	return s && atoi(s) > 0 ? atoi(s) : def;
-}
-
-/* A status result of realistic size (~1 KB as an envelope): three chains,
- * four fans, pools. The caller owns it. */
-static json_t *status_body(const char *mac)
-{
-	json_t *chains = json_array();
-
-	for (int c = 0; c < 3; c++)
-		json_array_append_new(chains, json_pack(
-			"{s:i,s:s,s:f,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i}", "id", c, "state", "mining",
-			"hr_rt_ghs", 45123.5 + c, "freq_mhz", 490, "voltage", 1380,
-			"chip_temp_max", 71, "pcb_temp_max", 60, "red", 0, "orange", 1, "grey", 0,
-			"hw_errors", 12));
-	return json_pack("{s:I,s:s,s:s,s:s,s:i,s:s,s:s,s:f,s:f,s:f,s:i,s:i,s:i,s:b,s:i,"
-			 "s:[iiii],s:i,s:o,s:{s:i,s:i,s:i,s:i,s:s,s:s},s:{s:b,s:s},s:i}",
-			 "job", (json_int_t)0, "mac", mac, "ip", "127.0.0.1", "state", "mining",
-			 "state_time", 86400, "preset", "3300", "preset_pretty", "3300 W",
-			 "hr_realtime_ghs", 135370.5, "hr_average_ghs", 135000.1,
-			 "hr_nominal_ghs", 136000.0, "chip_temp_max", 71, "pcb_temp_max", 60,
-			 "power_w", 3310, "power_metered", 1, "fan_duty", 70,
-			 "fans", 5400, 5400, 5300, 5350, "hw_errors", 36, "chains", chains,
-			 "pools", "total", 3, "working", 1, "accepted", 12345, "rejected", 3,
-			 "url", "stratum+tcp://127.0.0.1:3333", "user", "farm.worker1",
-			 "switcher", "enabled", 0, "top_preset", "3300",
-			 "latency_ms", 84);
-}
-
-static struct hive_bus_opts bus_opts(bool listen, const char *src)
-{
-	struct hive_bus_opts o = {
-		.listen = listen,
-		.sendbuf = cfg.bus.sendbuf,
-		.recvbuf = cfg.bus.recvbuf,
-		.max_message_bytes = cfg.bus.max_message_bytes,
-		.send_timeout_ms = 2000,
-		.recv_timeout_ms = 2000,
-		.source = src,
-		.boot = hive_wall_ms(),
-	};
-	return o;
-}
-
-/* ------------------------------------------------------------ publisher */
-
-/* Child: bench_bus --publisher URL SRC COUNT. Writes 'R' on stdout once
- * connected, waits for 'G' on stdin, sends COUNT events, writes 'S', then
- * keeps the socket open (nng has no linger) until stdin closes. */
-static int publisher_main(const char *url, const char *src, int count)
-{
-	struct hive_bus_opts o = bus_opts(false, src);
-	json_t *body = status_body("02:00:00:00:00:01");
-	struct hive_bus *pub;
-	char err[256], c;
-	int waited = 0;
-
-	if (!(pub = hive_bus_open(HIVE_BUS_PUBLISH, url, &o, err, sizeof(err)))) {
-		fprintf(stderr, "bench_bus publisher: %s\n", err);
-		return 1;
-	}
-	while (hive_bus_peers(pub) == 0 && waited < 10000) {
-		sleep_ms(5);
-		waited += 5;
-	}
-	if (hive_bus_peers(pub) == 0 || write(1, "R", 1) != 1 || read(0, &c, 1) != 1 || c != 'G')
-		return 1;
-	for (int i = 0; i < count; i++) {
-		json_object_set_new(body, "job", json_integer(i + 1));
-		if (hive_bus_send(pub, HIVE_TOPIC_STATUS_RESULT, body, false) != HIVE_BUS_OK)
-			return 1;
-	}
-	json_decref(body);
-	if (write(1, "S", 1) != 1)
-		return 1;
-	while (read(0, &c, 1) == 1)
-		;
-	hive_bus_close(pub);
-	return 0;
-}
-
-struct child {
-	pid_t pid;
-	int to, from;            /* its stdin (write end), its stdout (read end) */
-};
-
-static int child_spawn(struct child *ch, const char *url, const char *src, int count)
-{
-	char countbuf[16];
-	int in[2], out[2];
-
-	snprintf(countbuf, sizeof(countbuf), "%d", count);
-	if (pipe2(in, O_CLOEXEC) < 0)
-		return -1;
-	if (pipe2(out, O_CLOEXEC) < 0) {
-		close(in[0]);
-		close(in[1]);
-		return -1;
-	}
-	if ((ch->pid = fork()) < 0)
-		return -1;
-	if (ch->pid == 0) {
-		/* async-signal-safe calls only until exec: nng threads exist */
-		dup2(in[0], 0);
-		dup2(out[1], 1);
-		execl("/proc/self/exe", "bench_bus", "--publisher", url, src, countbuf,
-		      (char *)NULL);
-		_exit(127);
-	}
-	close(in[0]);
-	close(out[1]);
-	ch->to = in[1];
-	ch->from = out[0];
-	return 0;
-}
-
-static bool child_expect(struct child *ch, char want, int timeout_ms)
-{
-	struct pollfd p = { .fd = ch->from, .events = POLLIN };
-	char c;
-
-	if (poll(&p, 1, timeout_ms) != 1 || read(ch->from, &c, 1) != 1)
-		return false;
-	return c == want;
-}
-
-/* Closes the child's pipes and reaps it; false unless it exited 0. */
-static bool child_finish(struct child *ch)
-{
-	int status;
-
-	if (ch->pid <= 0)
-		return false;
-	close(ch->to);
-	close(ch->from);
-	status = tl_stop(ch->pid, 0, 5000);
-	ch->pid = -1;
-	return status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0;
-}
-
-/* ------------------------------------------------------------ subscriber */
-
-struct env_node {
-	struct env_node *next;
-	struct hive_envelope env;
-};
-
-/* Like apid's receive thread: receive, enqueue, nothing else. */
-struct receiver {
-	struct hive_bus *bus;
-	pthread_t thread;
-	atomic_bool stop;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	struct env_node *head, *tail;
-	size_t depth, max_depth;
-	atomic_ulong rejected;
-};
-
-static void *receiver_main(void *arg)
-{
-	struct receiver *r = arg;
-	struct env_node *n = NULL;
-
-	while (!atomic_load(&r->stop)) {
-		int rc;
-
-		if (!n && !(n = calloc(1, sizeof(*n)))) {
-			sleep_ms(1);
-			continue;
-		}
-		rc = hive_bus_recv(r->bus, &n->env, 100);
-		if (rc == HIVE_BUS_REJECTED)
-			atomic_fetch_add(&r->rejected, 1);
-		if (rc == HIVE_BUS_CLOSED)
-			break;
-		if (rc != HIVE_BUS_OK)
-			continue;
-		pthread_mutex_lock(&r->mu);
-		if (r->tail)
-			r->tail->next = n;
-		else
-			r->head = n;
-		r->tail = n;
-		if (++r->depth > r->max_depth)
-			r->max_depth = r->depth;
-		pthread_cond_signal(&r->cv);
-		pthread_mutex_unlock(&r->mu);
-		n = NULL;
-	}
-	free(n);
-	return NULL;
-}
-
-static bool receiver_pop(struct receiver *r, struct hive_envelope *out, int timeout_ms)
-{
-	struct timespec dl;
-	struct env_node *n;
-
-	clock_gettime(CLOCK_REALTIME, &dl);
-	dl.tv_sec += timeout_ms / 1000;
-	dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-	if (dl.tv_nsec >= 1000000000L) {
-		dl.tv_sec++;
-		dl.tv_nsec -= 1000000000L;
-	}
-	pthread_mutex_lock(&r->mu);
-	while (!r->head)
-		if (pthread_cond_timedwait(&r->cv, &r->mu, &dl) == ETIMEDOUT)
-			break;
-	if ((n = r->head)) {
-		r->head = n->next;
-		if (!r->head)
-			r->tail = NULL;
-		r->depth--;
-	}
-	pthread_mutex_unlock(&r->mu);
-	if (!n)
-		return false;
-	*out = n->env;
-	free(n);
-	return true;
-}
+/* ------------------------------------------------------------ bus */
 
 static double cpu_s(int who)
 {
@@ -322,12 +85,12 @@ struct round {
 
 static void bus_round(int npub, int total, struct round *out)
 {
-	struct hive_bus_opts o = bus_opts(true, "apid/bench/1");
+	struct hive_bus_opts o = tl_bus_opts(true, "apid/bench/1");
 	struct hive_seq_tracker *seq = hive_seq_new();
-	struct child *ch = calloc((size_t)npub, sizeof(*ch));
+	struct tl_pub *ch = calloc((size_t)npub, sizeof(*ch));
 	struct hive_bus *sub = NULL;
 	struct hive_bus_stats st;
-	struct receiver r;
+	struct tl_receiver r;
 	char url[64], src[64], err[256];
 	long long t0, t1;
 	int per = total / npub, started = 0;
@@ -335,31 +98,27 @@ static void bus_round(int npub, int total, struct round *out)
 	bool ok = true;
 
 	memset(out, 0, sizeof(*out));
-	memset(&r, 0, sizeof(r));
 	snprintf(url, sizeof(url), "tcp://127.0.0.1:%d", tl_free_port());
 	if (!seq || !ch || !(sub = hive_bus_open(HIVE_BUS_SUBSCRIBE, url, &o, err, sizeof(err))) ||
 	    hive_bus_subscribe(sub, "hive.") < 0) {
 		fprintf(stderr, "bench_bus: subscriber %s: %s\n", url, sub ? "subscribe" : err);
 		goto done;
 	}
-	r.bus = sub;
-	pthread_mutex_init(&r.mu, NULL);
-	pthread_cond_init(&r.cv, NULL);
-	if (pthread_create(&r.thread, NULL, receiver_main, &r) != 0)
+	if (tl_receiver_start(&r, sub) < 0)
 		goto done;
 
 	for (int i = 0; i < npub; i++) {
 		snprintf(src, sizeof(src), "pollerd/bench/%d", i + 1);
-		if (child_spawn(&ch[i], url, src, per) < 0) {
+		if (tl_pub_spawn(&ch[i], url, src, per) < 0) {
 			ok = false;
 			break;
 		}
 		started++;
 	}
 	for (int i = 0; ok && i < started; i++)
-		ok = child_expect(&ch[i], 'R', 10000);
+		ok = tl_pub_ready(&ch[i], 10000);
 	for (int w = 0; ok && hive_bus_peers(sub) < npub && w < 5000; w += 5)
-		sleep_ms(5);
+		tl_sleep_ms(5);
 	if (!ok || hive_bus_peers(sub) < npub) {
 		fprintf(stderr, "bench_bus: publishers did not connect\n");
 		ok = false;
@@ -368,14 +127,14 @@ static void bus_round(int npub, int total, struct round *out)
 
 	t0 = t1 = tl_now_ms();
 	for (int i = 0; i < npub; i++)
-		if (write(ch[i].to, "G", 1) != 1)
+		if (tl_pub_go(&ch[i]) < 0)
 			ok = false;
 	while (out->received < per * npub) {
 		struct hive_envelope env;
 
 		/* the last event of a burst always arrives (the backlog drops
 		 * the oldest), so a long silence means a publisher failed */
-		if (!receiver_pop(&r, &env, 5000))
+		if (!tl_receiver_pop(&r, &env, 5000))
 			break;
 		hive_seq_track(seq, env.src, env.boot, env.topic, env.seq);
 		out->received++;
@@ -385,7 +144,7 @@ static void bus_round(int npub, int total, struct round *out)
 			break;
 	}
 	for (int i = 0; i < npub; i++)
-		if (!child_expect(&ch[i], 'S', 10000))
+		if (!tl_pub_sent(&ch[i], 10000))
 			ok = false;
 	out->ms = t1 - t0;
 	out->sent = per * npub;
@@ -394,21 +153,12 @@ static void bus_round(int npub, int total, struct round *out)
 	out->duplicates = hive_seq_duplicates(seq);
 stop:
 	for (int i = 0; i < started; i++)
-		if (!child_finish(&ch[i]))
+		if (!tl_pub_finish(&ch[i], 5000))
 			ok = false;
-	atomic_store(&r.stop, true);
-	pthread_join(r.thread, NULL);
-	{
-		struct hive_envelope env;
-
-		while (receiver_pop(&r, &env, 0))
-			hive_envelope_clear(&env);
-	}
+	tl_receiver_stop(&r);
 	out->max_queue = r.max_depth;
 	out->sub_cpu_us = (cpu_s(RUSAGE_SELF) - sub0) * 1e6 / (double)(total > 0 ? total : 1);
 	out->pub_cpu_us = (cpu_s(RUSAGE_CHILDREN) - pub0) * 1e6 / (double)(total > 0 ? total : 1);
-	pthread_mutex_destroy(&r.mu);
-	pthread_cond_destroy(&r.cv);
 	hive_bus_get_stats(sub, &st);
 	out->rejected = st.rejected + atomic_load(&r.rejected);
 	out->ok = ok;
@@ -520,22 +270,6 @@ done:
 
 /* ------------------------------------------------------------ main */
 
-static long vm_kib(const char *field)
-{
-	char line[256];
-	long v = -1;
-	size_t n = strlen(field);
-	FILE *f = fopen("/proc/self/status", "r");
-
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (strncmp(line, field, n) == 0 && line[n] == ':')
-			v = strtol(line + n + 1, NULL, 10);
-	fclose(f);
-	return v;
-}
-
 static void print_round(const char *what, int i, const struct round *r)
 {
 	printf("bench_bus: %s %d: sent=%d received=%d gaps=%llu duplicates=%llu rejected=%llu "
@@ -548,7 +282,7 @@ static void print_round(const char *what, int i, const struct round *r)
 
 int main(int argc, char **argv)
 {
-	int npub, total, overload, rounds, failures = 0;
+	int npub, total, overload, rounds, failures = 0, child;
 	struct round best = { 0 }, over = { 0 };
 	double base = 0, ratio, sub_cpu = 0, pub_cpu = 0;
 	long sub_rss, pub_rss;
@@ -558,21 +292,19 @@ int main(int argc, char **argv)
 	json_t *body;
 
 	hive_cfg_defaults(&cfg);
-	if (argc == 5 && strcmp(argv[1], "--publisher") == 0) {
-		hive_log_init("bench_bus-publisher", HIVE_LOG_WARN, NULL);
-		return publisher_main(argv[2], argv[3], atoi(argv[4]));
-	}
+	if ((child = tl_pub_child(argc, argv)) >= 0)
+		return child;
 	hive_log_init("bench_bus", HIVE_LOG_ERROR, NULL);
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	signal(SIGPIPE, SIG_IGN);
-	npub = env_int("BENCH_PUBLISHERS", 4);
+	npub = tl_env_int("BENCH_PUBLISHERS", 4);
 	/* A burst the subscriber's backlog (4 x recvbuf) holds even if it
 	 * decoded nothing meanwhile: it must arrive whole. */
-	total = env_int("BENCH_EVENTS", 4 * cfg.bus.recvbuf * 125 / 128) / npub * npub;
-	overload = env_int("BENCH_OVERLOAD_EVENTS", 100000) / npub * npub;
-	rounds = env_int("BENCH_ROUNDS", 3);
+	total = tl_env_int("BENCH_EVENTS", 4 * cfg.bus.recvbuf * 125 / 128) / npub * npub;
+	overload = tl_env_int("BENCH_OVERLOAD_EVENTS", 100000) / npub * npub;
+	rounds = tl_env_int("BENCH_ROUNDS", 3);
 
-	body = status_body("02:00:00:00:00:01");
+	body = tl_status_body("02:00:00:00:00:01");
 	if (hive_envelope_encode(HIVE_TOPIC_STATUS_RESULT, "pollerd/bench/1", hive_wall_ms(), 1,
 				 hive_wall_ms(), body, &msg, &len) < 0) {
 		fprintf(stderr, "bench_bus: cannot encode an envelope\n");
@@ -609,7 +341,7 @@ int main(int argc, char **argv)
 		if (b > base)
 			base = b;
 	}
-	sub_rss = vm_kib("VmHWM");
+	sub_rss = tl_proc_kib(getpid(), "VmHWM");
 	getrusage(RUSAGE_CHILDREN, &ru);
 	pub_rss = ru.ru_maxrss;
 

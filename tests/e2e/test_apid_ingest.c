@@ -27,6 +27,7 @@
 #include "hive/log.h"
 #include "hive/loop.h"
 #include "hive/msg.h"
+#include "../lib/busfix.h"
 #include "../lib/testlib.h"
 
 #define DAY_MS 86400000LL
@@ -210,11 +211,6 @@ static bool connected(void *arg)
 	return hive_bus_peers(arg) > 0;
 }
 
-static void mac_of(int i, char out[18])
-{
-	snprintf(out, 18, "aa:bb:cc:dd:%02x:%02x", (i >> 8) & 0xff, i & 0xff);
-}
-
 static void send_json(struct hive_bus *pub, const char *topic, json_t *body)
 {
 	assert_non_null(body);
@@ -317,7 +313,7 @@ static void test_ingest_50000(void **state)
 	assert_int_equal(tl_wait_until(5000, connected, pub), 0);
 	usleep(200 * 1000);
 	for (int i = 0; i < miners; i++) {
-		mac_of(i, mac);
+		tl_mac_of(i, mac);
 		snprintf(ip, sizeof(ip), "127.0.%d.%d", i / 250, i % 250 + 1);
 		send_seen(pub, mac, ip, "127.0.0.0/16");
 	}
@@ -325,7 +321,7 @@ static void test_ingest_50000(void **state)
 
 	t0 = tl_now_ms();
 	for (int i = 0; i < events; i++) {
-		mac_of(i % miners, mac);
+		tl_mac_of(i % miners, mac);
 		send_json(pub, HIVE_TOPIC_STATUS_RESULT, status_body(mac, 0));
 	}
 	t_sent = tl_now_ms();
@@ -394,14 +390,14 @@ static void test_kill9_mid_burst(void **state)
 	assert_int_equal(tl_wait_until(5000, connected, pub), 0);
 	usleep(200 * 1000);
 	for (int i = 0; i < 100; i++) {
-		mac_of(i, mac);
+		tl_mac_of(i, mac);
 		snprintf(ip, sizeof(ip), "127.0.1.%d", i + 1);
 		send_seen(pub, mac, ip, "127.0.1.0/24");
 	}
 	json_decref(wait_stored(&p, 100, 10000));
 	/* A burst; apid dies in the middle of it. */
 	for (int i = 0; i < 60000; i++) {
-		mac_of(i % 100, mac);
+		tl_mac_of(i % 100, mac);
 		send_json(pub, HIVE_TOPIC_STATUS_RESULT, status_body(mac, 0));
 		sent++;
 		if (i == 20000) {

@@ -1356,7 +1356,9 @@ static void test_determinism(void **state)
 static void test_refuses_non_loopback(void **state)
 {
 	char *dir = tl_tmpdir("minersim-bad"), log[512], *text;
-	const char *argv[] = { tl_bin("minersim"), "--subnet", "10.0.0.0/24", "--miners", "2", NULL };
+	/* TEST-NET-2, a documentation range: outside loopback, never contacted */
+	const char *argv[] = { tl_bin("minersim"), "--subnet", "198.51.100.0/24", "--miners", "2",
+			       NULL };
 	int status;
 	pid_t pid;
 

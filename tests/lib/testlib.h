@@ -50,5 +50,14 @@ json_t *tl_http_json(const char *method, const char *url, const char *const head
 
 /* Milliseconds, monotonic. */
 long long tl_now_ms(void);
+/* Sleeps ms milliseconds, across signals. */
+void tl_sleep_ms(int ms);
+
+/* The positive integer in environment variable name, or def. */
+int tl_env_int(const char *name, int def);
+
+/* A "<field>: <n> kB" line of /proc/<pid>/status (VmRSS, VmHWM...) in KiB,
+ * or -1. */
+long tl_proc_kib(pid_t pid, const char *field);
 
 #endif

@@ -12,7 +12,7 @@
  *   6. REQ/REP round trips and times out;
  *   7. peer counts and the pollable receive fd.
  * Publishers of test 1 are this binary re-executed with --publisher (fork
- * after nng has started threads is not safe; exec is).
+ * after nng has started threads is not safe; exec is): tests/lib/busfix.c.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -20,8 +20,6 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <errno.h>
-#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -29,14 +27,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "hive/bus.h"
 #include "hive/cfg.h"
 #include "hive/log.h"
 #include "hive/msg.h"
+#include "../lib/busfix.h"
 #include "../lib/testlib.h"
 
 #define BURST_PUBLISHERS 4
@@ -54,36 +51,12 @@ const char *__lsan_default_suppressions(void)
 	return "leak:flood_main\nleak:push_job\n";
 }
 
-static void sleep_ms(int ms)
-{
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
-}
-
 static void make_url(char *buf, size_t len)
 {
 	int port = tl_free_port();
 
 	assert_true(port > 0);
 	snprintf(buf, len, "tcp://127.0.0.1:%d", port);
-}
-
-/* The options a daemon would use: buffers and size cap from the config. */
-static struct hive_bus_opts bus_opts(bool listen, const char *src)
-{
-	struct hive_bus_opts o = {
-		.listen = listen,
-		.sendbuf = cfg.bus.sendbuf,
-		.recvbuf = cfg.bus.recvbuf,
-		.max_message_bytes = cfg.bus.max_message_bytes,
-		.send_timeout_ms = 2000,
-		.recv_timeout_ms = 2000,
-		.source = src,
-		.boot = tl_now_ms(),
-	};
-	return o;
 }
 
 static struct hive_bus *open_bus(enum hive_bus_role role, const char *url,
@@ -116,238 +89,16 @@ static int wait_peers(struct hive_bus *bus, int n, int timeout_ms)
 	return tl_wait_until(timeout_ms, peers_reached, &w);
 }
 
-/* A status result of realistic size (~1 KB), numbered by "job". */
-static json_t *status_body(long long job)
-{
-	json_t *chains = json_array();
-	int c;
-
-	for (c = 0; c < 3; c++)
-		json_array_append_new(chains, json_pack(
-			"{s:i, s:s, s:f, s:i, s:f, s:i, s:i, s:i, s:i, s:i, s:i}", "id", c,
-			"state", "mining", "hr_rt_ghs", 45123.5, "freq_mhz", 490, "voltage", 13.8,
-			"chip_temp_max", 71, "pcb_temp_max", 60, "red", 0, "orange", 1, "grey", 0,
-			"hw_errors", 12));
-	return json_pack("{s:I, s:s, s:s, s:s, s:s, s:f, s:f, s:f, s:i, s:i, s:i, s:o, s:[iiii],"
-			 " s:o, s:i}",
-			 "job", (json_int_t)job, "mac", "02:00:00:00:00:01", "ip", "127.0.0.1",
-			 "state", "mining", "preset", "3300", "hr_realtime_ghs", 135370.5,
-			 "hr_average_ghs", 135000.1, "hr_nominal_ghs", 136000.0, "chip_temp_max", 71,
-			 "pcb_temp_max", 60, "power_w", 3310, "chains", chains, "fans", 5400, 5400,
-			 5300, 5350, "pools",
-			 json_pack("{s:i, s:i, s:i, s:i, s:s, s:s}", "total", 2, "working", 1,
-				   "accepted", 1234, "rejected", 3, "url",
-				   "stratum+tcp://127.0.0.1:3333", "user", "farm.worker1"),
-			 "latency_ms", 84);
-}
-
-/* ------------------------------------------------------------ receive loop
- * Like apid: one thread does nothing but receive and enqueue; the consumer
- * tracks sequences at its own pace. */
-
-struct env_node {
-	struct env_node *next;
-	struct hive_envelope env;
-};
-
-struct receiver {
-	struct hive_bus *bus;
-	pthread_t thread;
-	atomic_bool stop;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	struct env_node *head, *tail;
-	size_t depth, max_depth;
-	atomic_int rejected;
-};
-
-static void *receiver_main(void *arg)
-{
-	struct receiver *r = arg;
-
-	while (!atomic_load(&r->stop)) {
-		struct env_node *n = calloc(1, sizeof(*n));
-		int rc;
-
-		assert_non_null(n);
-		rc = hive_bus_recv(r->bus, &n->env, 100);
-		if (rc != HIVE_BUS_OK) {
-			free(n);
-			if (rc == HIVE_BUS_REJECTED)
-				atomic_fetch_add(&r->rejected, 1);
-			else if (rc == HIVE_BUS_CLOSED)
-				break;
-			continue;
-		}
-		pthread_mutex_lock(&r->mu);
-		if (r->tail)
-			r->tail->next = n;
-		else
-			r->head = n;
-		r->tail = n;
-		if (++r->depth > r->max_depth)
-			r->max_depth = r->depth;
-		pthread_cond_signal(&r->cv);
-		pthread_mutex_unlock(&r->mu);
-	}
-	return NULL;
-}
-
-static void receiver_start(struct receiver *r, struct hive_bus *bus)
-{
-	memset(r, 0, sizeof(*r));
-	r->bus = bus;
-	pthread_mutex_init(&r->mu, NULL);
-	pthread_cond_init(&r->cv, NULL);
-	assert_int_equal(pthread_create(&r->thread, NULL, receiver_main, r), 0);
-}
-
-/* Next envelope within timeout_ms; false on timeout. */
-static bool receiver_pop(struct receiver *r, struct hive_envelope *out, int timeout_ms)
-{
-	struct timespec dl;
-	struct env_node *n;
-
-	clock_gettime(CLOCK_REALTIME, &dl);
-	dl.tv_sec += timeout_ms / 1000;
-	dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-	if (dl.tv_nsec >= 1000000000L) {
-		dl.tv_sec++;
-		dl.tv_nsec -= 1000000000L;
-	}
-	pthread_mutex_lock(&r->mu);
-	while (r->head == NULL)
-		if (pthread_cond_timedwait(&r->cv, &r->mu, &dl) == ETIMEDOUT)
-			break;
-	if ((n = r->head) != NULL) {
-		r->head = n->next;
-		if (r->head == NULL)
-			r->tail = NULL;
-		r->depth--;
-	}
-	pthread_mutex_unlock(&r->mu);
-	if (n == NULL)
-		return false;
-	*out = n->env;
-	free(n);
-	return true;
-}
-
-static void receiver_stop(struct receiver *r)
-{
-	struct hive_envelope env;
-
-	atomic_store(&r->stop, true);
-	pthread_join(r->thread, NULL);
-	while (receiver_pop(r, &env, 0))
-		hive_envelope_clear(&env);
-	pthread_mutex_destroy(&r->mu);
-	pthread_cond_destroy(&r->cv);
-}
-
 /* ------------------------------------------------------------ 1. burst */
-
-/* Child: bin --publisher URL SRC COUNT. Talks to the parent over
- * stdin/stdout: writes 'R' once connected, waits for 'G', sends COUNT
- * events, writes 'S', then keeps the socket open (nng has no linger: closing
- * would drop what is still queued) until stdin closes. */
-static int publisher_main(const char *url, const char *src, int count)
-{
-	struct hive_bus_opts o = bus_opts(false, src);
-	char err[256], c;
-	struct hive_bus *pub;
-	int i, waited = 0;
-
-	if ((pub = hive_bus_open(HIVE_BUS_PUBLISH, url, &o, err, sizeof(err))) == NULL) {
-		fprintf(stderr, "publisher: %s\n", err);
-		return 1;
-	}
-	while (hive_bus_peers(pub) == 0 && waited < 10000) {
-		sleep_ms(5);
-		waited += 5;
-	}
-	if (hive_bus_peers(pub) == 0 || write(1, "R", 1) != 1 || read(0, &c, 1) != 1 || c != 'G')
-		return 1;
-	for (i = 0; i < count; i++) {
-		json_t *body = status_body(i);
-
-		if (hive_bus_send(pub, HIVE_TOPIC_STATUS_RESULT, body, false) != HIVE_BUS_OK)
-			return 1;
-		json_decref(body);
-	}
-	if (write(1, "S", 1) != 1)
-		return 1;
-	while (read(0, &c, 1) == 1)
-		;
-	hive_bus_close(pub);
-	return 0;
-}
-
-struct child {
-	pid_t pid;
-	int to, from;            /* its stdin (write end), its stdout (read end) */
-};
-
-static void child_spawn(struct child *ch, const char *url, const char *src, int count)
-{
-	char countbuf[16];
-	int in[2], out[2];
-
-	snprintf(countbuf, sizeof(countbuf), "%d", count);
-	/* Close-on-exec: no later child may hold this child's stdin open. */
-	assert_int_equal(pipe2(in, O_CLOEXEC), 0);
-	assert_int_equal(pipe2(out, O_CLOEXEC), 0);
-	ch->pid = fork();
-	assert_true(ch->pid >= 0);
-	if (ch->pid == 0) {
-		/* Only async-signal-safe calls until exec: nng threads exist. */
-		dup2(in[0], 0);
-		dup2(out[1], 1);
-		close(in[0]);
-		close(in[1]);
-		close(out[0]);
-		close(out[1]);
-		execl("/proc/self/exe", "test_bus_fitness", "--publisher", url, src, countbuf,
-		      (char *)NULL);
-		_exit(127);
-	}
-	close(in[0]);
-	close(out[1]);
-	ch->to = in[1];
-	ch->from = out[0];
-}
-
-/* Reads the expected byte from a child within timeout_ms. */
-static bool child_expect(struct child *ch, char want, int timeout_ms)
-{
-	struct pollfd p = { .fd = ch->from, .events = POLLIN };
-	char c;
-
-	if (poll(&p, 1, timeout_ms) != 1 || read(ch->from, &c, 1) != 1)
-		return false;
-	return c == want;
-}
-
-static void child_finish(struct child *ch)
-{
-	int status;
-
-	close(ch->to);
-	close(ch->from);
-	status = tl_stop(ch->pid, 0, 3000);
-	if (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
-		print_error("child %d: status %#x\n", (int)ch->pid, status);
-	assert_true(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0);
-}
 
 static void test_burst_no_gap(void **state)
 {
-	struct hive_bus_opts o = bus_opts(true, "apid/test/1");
-	struct child ch[BURST_PUBLISHERS];
+	struct hive_bus_opts o = tl_bus_opts(true, "apid/test/1");
+	struct tl_pub ch[BURST_PUBLISHERS];
 	struct hive_seq_tracker *seq = hive_seq_new();
 	struct hive_bus *sub;
 	struct hive_bus_stats st;
-	struct receiver r;
+	struct tl_receiver r;
 	char url[64], src[64];
 	long long t0, t1;
 	int i, received = 0, per = BURST_TOTAL / BURST_PUBLISHERS;
@@ -357,23 +108,23 @@ static void test_burst_no_gap(void **state)
 	make_url(url, sizeof(url));
 	sub = open_bus(HIVE_BUS_SUBSCRIBE, url, &o);
 	assert_int_equal(hive_bus_subscribe(sub, "hive."), 0);
-	receiver_start(&r, sub);
+	assert_int_equal(tl_receiver_start(&r, sub), 0);
 
 	for (i = 0; i < BURST_PUBLISHERS; i++) {
 		snprintf(src, sizeof(src), "pollerd/test/%d", i);
-		child_spawn(&ch[i], url, src, per);
+		assert_int_equal(tl_pub_spawn(&ch[i], url, src, per), 0);
 	}
 	for (i = 0; i < BURST_PUBLISHERS; i++)
-		assert_true(child_expect(&ch[i], 'R', 10000));
+		assert_true(tl_pub_ready(&ch[i], 10000));
 	assert_int_equal(wait_peers(sub, BURST_PUBLISHERS, 5000), 0);
 
 	t0 = tl_now_ms();
 	for (i = 0; i < BURST_PUBLISHERS; i++)
-		assert_int_equal(write(ch[i].to, "G", 1), 1);
+		assert_int_equal(tl_pub_go(&ch[i]), 0);
 	while (received < BURST_TOTAL) {
 		struct hive_envelope env;
 
-		if (!receiver_pop(&r, &env, 5000))
+		if (!tl_receiver_pop(&r, &env, 5000))
 			break;
 		hive_seq_track(seq, env.src, env.boot, env.topic, env.seq);
 		received++;
@@ -381,10 +132,10 @@ static void test_burst_no_gap(void **state)
 	}
 	t1 = tl_now_ms();
 	for (i = 0; i < BURST_PUBLISHERS; i++)
-		assert_true(child_expect(&ch[i], 'S', 5000));
+		assert_true(tl_pub_sent(&ch[i], 5000));
 	for (i = 0; i < BURST_PUBLISHERS; i++)
-		child_finish(&ch[i]);
-	receiver_stop(&r);
+		assert_true(tl_pub_finish(&ch[i], 3000));
+	tl_receiver_stop(&r);
 	hive_bus_get_stats(sub, &st);
 	printf("figure: bus burst: sent=%d received=%d gaps=%llu time_ms=%lld rate=%lld/s"
 	       " max_queue=%zu\n",
@@ -402,8 +153,8 @@ static void test_burst_no_gap(void **state)
 
 static void test_stalled_subscriber_counts_gap(void **state)
 {
-	struct hive_bus_opts so = bus_opts(true, "apid/test/1");
-	struct hive_bus_opts po = bus_opts(false, "discoverd/test/2");
+	struct hive_bus_opts so = tl_bus_opts(true, "apid/test/1");
+	struct hive_bus_opts po = tl_bus_opts(false, "discoverd/test/2");
 	struct hive_seq_tracker *seq = hive_seq_new();
 	struct hive_bus *sub, *pub;
 	struct hive_envelope env;
@@ -443,7 +194,7 @@ static void test_stalled_subscriber_counts_gap(void **state)
 		json_decref(b);
 		sent++;
 	}
-	sleep_ms(500);
+	tl_sleep_ms(500);
 
 	/* Drain: the newest messages survive, the last one included. */
 	while (last < (unsigned long long)sent) {
@@ -493,7 +244,7 @@ static void *late_pub_main(void *arg)
 	int i;
 
 	snprintf(src, sizeof(src), "pollerd/late/%d", p->id);
-	o = bus_opts(false, src);
+	o = tl_bus_opts(false, src);
 	if ((pub = hive_bus_open(HIVE_BUS_PUBLISH, p->url, &o, NULL, 0)) == NULL) {
 		p->failed = 1;
 		return NULL;
@@ -509,7 +260,7 @@ static void *late_pub_main(void *arg)
 		hive_bus_send(pub, HIVE_TOPIC_HEARTBEAT, b, false);
 		json_decref(b);
 		p->before++;
-		sleep_ms(10);
+		tl_sleep_ms(10);
 	}
 	for (i = 0; i < LATE_COUNT; i++) {
 		json_t *b = json_pack("{s:s, s:i}", "phase", "after", "i", i);
@@ -520,7 +271,7 @@ static void *late_pub_main(void *arg)
 	}
 	/* Keep the socket until the subscriber is done (no linger in nng). */
 	while (atomic_load(p->subscribed) && tl_now_ms() < deadline)
-		sleep_ms(10);
+		tl_sleep_ms(10);
 out:
 	hive_bus_close(pub);
 	return NULL;
@@ -530,7 +281,7 @@ static void test_late_subscriber(void **state)
 {
 	struct late_pub pubs[LATE_PUBLISHERS];
 	struct hive_seq_tracker *seq = hive_seq_new();
-	struct hive_bus_opts so = bus_opts(true, "apid/test/1");
+	struct hive_bus_opts so = tl_bus_opts(true, "apid/test/1");
 	atomic_bool subscribed = false;
 	struct hive_bus *sub;
 	char url[64];
@@ -544,7 +295,7 @@ static void test_late_subscriber(void **state)
 		assert_int_equal(pthread_create(&pubs[i].thread, NULL, late_pub_main, &pubs[i]), 0);
 	}
 	/* apid comes up after the daemons. */
-	sleep_ms(300);
+	tl_sleep_ms(300);
 	sub = open_bus(HIVE_BUS_SUBSCRIBE, url, &so);
 	assert_int_equal(hive_bus_subscribe(sub, ""), 0);
 	atomic_store(&subscribed, true);
@@ -616,7 +367,7 @@ static void *puller_main(void *arg)
 	struct hive_bus *pull;
 
 	snprintf(src, sizeof(src), "pollerd/jobs/%d", p->id);
-	o = bus_opts(false, src);
+	o = tl_bus_opts(false, src);
 	o.recvbuf = 1;                       /* as the workers do: hold no jobs back */
 	if ((pull = hive_bus_open(HIVE_BUS_PULL, p->jobs->url, &o, NULL, 0)) == NULL)
 		return NULL;
@@ -677,7 +428,7 @@ static void test_jobs_shared_and_leaving_puller(void **state)
 {
 	static struct jobs jobs;
 	struct puller pl[PULLERS];
-	struct hive_bus_opts o = bus_opts(true, "apid/test/1");
+	struct hive_bus_opts o = tl_bus_opts(true, "apid/test/1");
 	struct hive_bus *push;
 	struct total_want tw;
 	char url[64];
@@ -715,7 +466,7 @@ static void test_jobs_shared_and_leaving_puller(void **state)
 		if (sent_when_gone < 0 && hive_bus_peers(push) == PULLERS - 1)
 			sent_when_gone = job;    /* this one and those before may have gone to it */
 		if (job % 25 == 0)
-			sleep_ms(5);
+			tl_sleep_ms(5);
 	}
 	assert_true(c->left);
 	assert_true(sent_when_gone >= 0);
@@ -726,7 +477,7 @@ static void test_jobs_shared_and_leaving_puller(void **state)
 
 		quiet = now == seen ? quiet + 20 : 0;
 		seen = now;
-		sleep_ms(20);
+		tl_sleep_ms(20);
 	}
 	atomic_store(&jobs.stop, true);
 	for (i = 0; i < PULLERS; i++)
@@ -768,8 +519,8 @@ static void test_jobs_shared_and_leaving_puller(void **state)
 
 static void test_malformed_counted(void **state)
 {
-	struct hive_bus_opts so = bus_opts(true, "apid/test/1");
-	struct hive_bus_opts po = bus_opts(false, "evil/test/5");
+	struct hive_bus_opts so = tl_bus_opts(true, "apid/test/1");
+	struct hive_bus_opts po = tl_bus_opts(false, "evil/test/5");
 	static const struct {
 		const char *name;
 		const char *bytes;       /* topic '\0' json, written with an explicit length */
@@ -887,8 +638,8 @@ static void test_malformed_counted(void **state)
  * message arrives. */
 static void test_huge_message_drops_connection(void **state)
 {
-	struct hive_bus_opts so = bus_opts(true, "apid/test/1");
-	struct hive_bus_opts po = bus_opts(false, "evil/test/6");
+	struct hive_bus_opts so = tl_bus_opts(true, "apid/test/1");
+	struct hive_bus_opts po = tl_bus_opts(false, "evil/test/6");
 	struct hive_bus *sub, *pub;
 	struct hive_envelope env;
 	size_t huge = cfg.bus.max_message_bytes * 3;
@@ -956,8 +707,8 @@ static void *replier_main(void *arg)
 
 static void test_request_reply(void **state)
 {
-	struct hive_bus_opts ro = bus_opts(true, "apid/test/1");
-	struct hive_bus_opts qo = bus_opts(false, "discoverd/test/7");
+	struct hive_bus_opts ro = tl_bus_opts(true, "apid/test/1");
+	struct hive_bus_opts qo = tl_bus_opts(false, "discoverd/test/7");
 	struct replier r = { .answer = true };
 	struct hive_bus *req, *lonely;
 	struct hive_envelope env;
@@ -1039,8 +790,8 @@ static bool fd_readable(int fd, int timeout_ms)
 
 static void test_peers_and_recv_fd(void **state)
 {
-	struct hive_bus_opts so = bus_opts(true, "apid/test/1");
-	struct hive_bus_opts po = bus_opts(false, "telemetryd/test/8");
+	struct hive_bus_opts so = tl_bus_opts(true, "apid/test/1");
+	struct hive_bus_opts po = tl_bus_opts(false, "telemetryd/test/8");
 	struct hive_bus *sub, *p1, *p2;
 	struct hive_envelope env;
 	char url[64];
@@ -1124,8 +875,8 @@ static void *flood_main(void *arg)
 static void close_under_load(enum hive_bus_role sender, enum hive_bus_role receiver,
 			     const char *what)
 {
-	struct hive_bus_opts so = bus_opts(true, "apid/test/1");
-	struct hive_bus_opts ro = bus_opts(false, "pollerd/test/9");
+	struct hive_bus_opts so = tl_bus_opts(true, "apid/test/1");
+	struct hive_bus_opts ro = tl_bus_opts(false, "pollerd/test/9");
 	struct flood f = { 0 };
 	char url[64];
 	long long worst = 0;
@@ -1183,11 +934,11 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_close_under_load),   /* last: a failure poisons nng */
 	};
 
+	int child;
+
 	hive_cfg_defaults(&cfg);
-	if (argc == 5 && strcmp(argv[1], "--publisher") == 0) {
-		hive_log_init("publisher", HIVE_LOG_WARN, NULL);
-		return publisher_main(argv[2], argv[3], atoi(argv[4]));
-	}
+	if ((child = tl_pub_child(argc, argv)) >= 0)
+		return child;
 	hive_log_init("test_bus_fitness", HIVE_LOG_ERROR, NULL);
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	return cmocka_run_group_tests(tests, NULL, NULL);
