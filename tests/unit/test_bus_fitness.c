@@ -42,13 +42,15 @@
 static struct hive_cfg cfg;
 
 /* Under LeakSanitizer: nng 1.5.2's push0 loses (never frees) a job that was
- * being written when its connection closed. The message is nng's after a
- * successful send, so the leak is nng's; it is suppressed only for the
- * senders of the tests that close pullers under load. */
+ * being written when its connection closed, and a socket closed while
+ * messages pour in can leave pipe objects behind (the close race fixed in
+ * nng 1.6 that hive_bus_close works around). Both leaks are inside nng; they
+ * are suppressed only for the senders and sockets of the tests that close
+ * under load on purpose. */
 const char *__lsan_default_suppressions(void);
 const char *__lsan_default_suppressions(void)
 {
-	return "leak:flood_main\nleak:push_job\n";
+	return "leak:flood_main\nleak:push_job\nleak:close_under_load\n";
 }
 
 static void make_url(char *buf, size_t len)
