@@ -203,23 +203,6 @@ static int apid_stop(struct apid *a)
 	return st;
 }
 
-/* CPU seconds apid used so far. */
-static double proc_cpu_s(pid_t pid)
-{
-	char path[64], buf[1024], *p;
-	unsigned long ut = 0, st = 0;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	if (!(f = fopen(path, "r")))
-		return 0;
-	if (!fgets(buf, sizeof(buf), f) || !(p = strrchr(buf, ')')) ||
-	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
-		ut = st = 0;
-	fclose(f);
-	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
-}
-
 static void print_rss(struct apid *a, const char *when)
 {
 	printf("bench_apid: apid rss_kib=%ld peak_kib=%ld %s\n", tl_proc_kib(a->pid, "VmRSS"),
@@ -359,7 +342,7 @@ static int ingest(struct apid *a, struct progress *p, struct ingest *out)
 		fprintf(stderr, "bench_apid: cannot build a status body\n");
 		goto done;
 	}
-	cpu0 = proc_cpu_s(a->pid);
+	cpu0 = tl_proc_cpu_s(a->pid);
 	t0 = tl_now_ms();
 	while (sent < EVENTS) {
 		if (sent - (p->stored - base) < window) {
@@ -389,7 +372,7 @@ static int ingest(struct apid *a, struct progress *p, struct ingest *out)
 		goto done;
 	}
 	out->ms = tl_now_ms() - t0;
-	out->cpu_us = (proc_cpu_s(a->pid) - cpu0) * 1e6 / EVENTS;
+	out->cpu_us = (tl_proc_cpu_s(a->pid) - cpu0) * 1e6 / EVENTS;
 	out->per_s = EVENTS * 1000.0 / (double)(out->ms > 0 ? out->ms : 1);
 	out->publisher_per_s = sent * 1000.0 / (double)(t_sent - t0 > 0 ? t_sent - t0 : 1);
 	if ((h = health(a))) {
@@ -744,9 +727,9 @@ int main(void)
 	printf("bench_apid: wrk -t2 -c8, %d rounds of %d s per request\n", rounds, seconds);
 	for (int r = 0; r < rounds; r++)
 		for (size_t k = 0; k < sizeof(eps) / sizeof(eps[0]); k++) {
-			double c0 = proc_cpu_s(a.pid), v = wrk_run(&a, eps[k].path, eps[k].auth,
+			double c0 = tl_proc_cpu_s(a.pid), v = wrk_run(&a, eps[k].path, eps[k].auth,
 								     seconds);
-			double us = v > 0 ? (proc_cpu_s(a.pid) - c0) * 1e6 / (v * seconds) : 0;
+			double us = v > 0 ? (tl_proc_cpu_s(a.pid) - c0) * 1e6 / (v * seconds) : 0;
 
 			printf("bench_apid: round %d: %s %.0f req/s, apid CPU %.0f us/request\n",
 			       r + 1, eps[k].path, v, us);

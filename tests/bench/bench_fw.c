@@ -93,22 +93,6 @@ static double cpu_self(void)
 	       (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
-static double cpu_sim(void)
-{
-	char path[64], buf[1024], *p;
-	unsigned long ut = 0, st = 0;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)sim_pid);
-	if (!(f = fopen(path, "r")))
-		return 0;
-	if (!fgets(buf, sizeof(buf), f) || !(p = strrchr(buf, ')')) ||
-	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
-		ut = st = 0;
-	fclose(f);
-	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
-}
-
 struct figures {
 	double rps;              /* best of the rounds */
 	double cpu_us;           /* client CPU per request, least of the rounds */
@@ -141,7 +125,7 @@ static void client_run(enum hive_fw_call call, bool one_address, int seconds, st
 		exit(1);
 	}
 	c0 = cpu_self();
-	s0 = cpu_sim();
+	s0 = tl_proc_cpu_s(sim_pid);
 	t0 = hive_now_ms();
 	r.until = t0 + seconds * 1000;
 	for (int i = 0; i < IN_FLIGHT; i++)
@@ -150,7 +134,7 @@ static void client_run(enum hive_fw_call call, bool one_address, int seconds, st
 		hive_loop_run_once(loop, 100);
 	secs = (double)(hive_now_ms() - t0) / 1000.0;
 	cpu = cpu_self() - c0;
-	sim = cpu_sim() - s0;
+	sim = tl_proc_cpu_s(sim_pid) - s0;
 	hive_fw_client_stats(r.c, &st);
 	hive_fw_client_free(r.c);
 	hive_loop_free(loop);
@@ -174,7 +158,7 @@ static void client_run(enum hive_fw_call call, bool one_address, int seconds, st
 static double wrk_run(const char *path, int seconds, struct figures *fig)
 {
 	char cmd[512], line[512];
-	double rps = -1, s0 = cpu_sim();
+	double rps = -1, s0 = tl_proc_cpu_s(sim_pid);
 	FILE *p;
 
 	snprintf(cmd, sizeof(cmd),
@@ -193,9 +177,9 @@ static double wrk_run(const char *path, int seconds, struct figures *fig)
 	if (pclose(p) != 0)
 		return -1;
 	printf("bench_fw: wrk %s: %.0f/s, minersim %.0f us/request\n", path, rps,
-	       rps > 0 ? (cpu_sim() - s0) * 1e6 / (rps * seconds) : 0.0);
+	       rps > 0 ? (tl_proc_cpu_s(sim_pid) - s0) * 1e6 / (rps * seconds) : 0.0);
 	if (rps > 0)
-		keep(fig, rps, 0, (cpu_sim() - s0) * 1e6 / (rps * seconds));
+		keep(fig, rps, 0, (tl_proc_cpu_s(sim_pid) - s0) * 1e6 / (rps * seconds));
 	return rps;
 }
 

@@ -59,5 +59,7 @@ int tl_env_int(const char *name, int def);
 /* A "<field>: <n> kB" line of /proc/<pid>/status (VmRSS, VmHWM...) in KiB,
  * or -1. */
 long tl_proc_kib(pid_t pid, const char *field);
+/* CPU seconds (user + system) pid has used so far; 0 when unknown. */
+double tl_proc_cpu_s(pid_t pid);
 
 #endif
