@@ -42,7 +42,7 @@ static json_t *credentials(struct apid_control *c, const json_t *req, const char
 	json_t *out;
 	int rc;
 
-	if (!mac_in || apid_mac_normalise(mac_in, mac) < 0) {
+	if (!mac_in || hive_mac_normalise(mac_in, mac) < 0) {
 		*topic = HIVE_TOPIC_CTL_ERROR;
 		return error_body("mac: %s", mac_in ? "not a MAC address" : "missing");
 	}

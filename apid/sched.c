@@ -167,7 +167,7 @@ static int fill(struct miner *d, const char *mac, const char *ip, const char *ke
 		bool managed, const char *endpoint)
 {
 	memset(d, 0, sizeof(*d));
-	if (!mac || apid_mac_normalise(mac, d->mac) < 0 || !ip || strlen(ip) >= sizeof(d->ip) ||
+	if (!mac || hive_mac_normalise(mac, d->mac) < 0 || !ip || strlen(ip) >= sizeof(d->ip) ||
 	    !key || !*key)
 		return -1;
 	snprintf(d->ip, sizeof(d->ip), "%s", ip);

@@ -538,7 +538,7 @@ static int apply_sweep(struct apid_writer *w, const struct hive_envelope *env,
 	json_array_foreach(e->macs, i, m) {
 		char mac[APID_MAC_LEN];
 
-		if (apid_mac_normalise(json_string_value(m), mac) < 0)
+		if (hive_mac_normalise(json_string_value(m), mac) < 0)
 			continue;   /* the decoder checked them */
 		sqlite3_bind_text(w->st[ST_SWEEP_ADD], 1, mac, -1, SQLITE_TRANSIENT);
 		if (exec(w, ST_SWEEP_ADD, why) < 0)
@@ -1364,7 +1364,7 @@ int apid_writer_patch_miner(struct apid_writer *w, const char *mac, int managed,
 			   .unlock_pass = unlock_pass, .actor = actor };
 	char norm[APID_MAC_LEN];
 
-	if (!mac || apid_mac_normalise(mac, norm) < 0) {
+	if (!mac || hive_mac_normalise(mac, norm) < 0) {
 		*http_status = 404;
 		snprintf(err, errlen, "unknown miner %.40s", mac ? mac : "");
 		return -1;

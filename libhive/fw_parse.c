@@ -11,6 +11,7 @@
  * have the right type: a value of the wrong type is never silently read.
  */
 #include "hive/fw.h"
+#include "hive/mac.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -1002,53 +1003,6 @@ static int get_minmax(struct pc *p, const struct jv *obj, const char *key, int f
 
 /* ---------------------------------------------------------------- MAC, presets */
 
-static int hexval(int ch)
-{
-	if (ch >= '0' && ch <= '9')
-		return ch - '0';
-	ch = tolower(ch);
-	if (ch >= 'a' && ch <= 'f')
-		return ch - 'a' + 10;
-	return -1;
-}
-
-int hive_fw_mac_normalise(const char *in, char out[18])
-{
-	static const char hex[] = "0123456789abcdef";
-	unsigned char b[6];
-	char sep = 0;
-	size_t i = 0;
-
-	if (!in)
-		return -1;
-	for (int k = 0; k < 6; k++) {
-		int hi = hexval((unsigned char)in[i]), lo;
-
-		if (hi < 0)
-			return -1;
-		lo = hexval((unsigned char)in[i + 1]);
-		if (lo < 0)
-			return -1;
-		b[k] = (unsigned char)(hi << 4 | lo);
-		i += 2;
-		if (k == 5)
-			break;
-		if (in[i] != ':' && in[i] != '-')
-			return -1;
-		if (sep && in[i] != sep)
-			return -1;
-		sep = in[i++];
-	}
-	if (in[i] != '\0')
-		return -1;
-	for (int k = 0; k < 6; k++) {
-		out[k * 3] = hex[b[k] >> 4];
-		out[k * 3 + 1] = hex[b[k] & 15];
-		out[k * 3 + 2] = k == 5 ? '\0' : ':';
-	}
-	return 0;
-}
-
 /* A plain decimal "123" or "12.5" at s; *end past it. -1 when none. */
 static double decimal(const char *s, const char **end)
 {
@@ -1156,7 +1110,7 @@ int hive_fw_parse_info(const char *body, size_t len, struct hive_fw_info *out, s
 	    get_str(&p, net, "ip", REQ, out->ip, sizeof(out->ip)) < 0 ||
 	    get_str(&p, net, "hostname", TRUNC, out->hostname, sizeof(out->hostname)) < 0)
 		goto done;
-	if (hive_fw_mac_normalise(mac, out->mac) < 0) {
+	if (hive_mac_normalise(mac, out->mac) < 0) {
 		fail(&p, HIVE_FW_ERR_BAD_FIELD, "mac", "not a MAC address");
 		goto done;
 	}

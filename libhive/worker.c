@@ -9,6 +9,7 @@
 #include "hive/bus.h"
 #include "hive/json.h"
 #include "hive/log.h"
+#include "hive/mac.h"
 #include "hive/msg.h"
 
 #include <arpa/inet.h>
@@ -191,7 +192,7 @@ static int job_decode(struct hive_worker *w, const json_t *body, struct hive_wor
 	if (hive_json_int(body, "job", true, &job->id, err, errlen) < 0 ||
 	    hive_json_str(body, "mac", true, mac, sizeof(mac), err, errlen) < 0)
 		return -1;
-	if (hive_fw_mac_normalise(mac, job->mac) < 0) {
+	if (hive_mac_normalise(mac, job->mac) < 0) {
 		snprintf(err, errlen, "mac: not a MAC address");
 		return -1;
 	}
@@ -239,7 +240,7 @@ static void job_bad(struct hive_worker *w, const struct hive_envelope *env, cons
 			  hive_log_quote(why, q, sizeof(q)));
 	if (hive_json_int(env->body, "job", true, &id, e, sizeof(e)) != 0 ||
 	    hive_json_str(env->body, "mac", true, mac, sizeof(mac), e, sizeof(e)) != 0 ||
-	    hive_fw_mac_normalise(mac, norm) < 0)
+	    hive_mac_normalise(mac, norm) < 0)
 		return;
 	b = json_pack("{s:I, s:s, s:s}", "job", (json_int_t)id, "mac", norm, "kind",
 		      hive_fw_err_name(HIVE_FW_ERR_BAD_FIELD));

@@ -27,6 +27,7 @@
 #include <jansson.h>
 
 #include "hive/fw.h"
+#include "hive/mac.h"
 #include "hive/log.h"
 #include "hive/loop.h"
 #include "../lib/testlib.h"
@@ -103,7 +104,7 @@ static void admin_post(const char *path, const char *fmt, ...)
 
 static void truth_from(json_t *o, struct truth *t)
 {
-	hive_fw_mac_normalise(json_string_value(json_object_get(o, "mac")), t->mac);
+	hive_mac_normalise(json_string_value(json_object_get(o, "mac")), t->mac);
 	snprintf(t->ip, sizeof(t->ip), "%s", json_string_value(json_object_get(o, "ip")));
 	snprintf(t->model, sizeof(t->model), "%s", json_string_value(json_object_get(o, "model")));
 	snprintf(t->firmware, sizeof(t->firmware), "%s",

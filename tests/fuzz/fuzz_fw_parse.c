@@ -16,6 +16,7 @@
 #include <jansson.h>
 
 #include "hive/fw.h"
+#include "hive/mac.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -157,11 +158,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				CHECK(w == -1 || (w >= 1 && w <= 100000));
 				CHECK(th == -1 || (th > 0 && th <= 100000));
 				CHECK(rc == 0 ? (w > 0 && th > 0) : (w < 0 || th < 0));
-			} else if (hive_fw_mac_normalise(s, mac) == 0) {
+			} else if (hive_mac_normalise(s, mac) == 0) {
 				char again[18];
 
 				CHECK(strlen(mac) == 17);
-				CHECK(hive_fw_mac_normalise(mac, again) == 0 && strcmp(mac, again) == 0);
+				CHECK(hive_mac_normalise(mac, again) == 0 && strcmp(mac, again) == 0);
 			}
 			free(s);
 		}

@@ -15,6 +15,7 @@
 #include <jansson.h>
 
 #include "hive/fw.h"
+#include "hive/mac.h"
 #include "../lib/testlib.h"
 
 #define FIX "tests/unit/fixtures/fw/"
@@ -117,7 +118,7 @@ static void test_mac(void **state)
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
-		int rc = hive_fw_mac_normalise(t[i].in, out);
+		int rc = hive_mac_normalise(t[i].in, out);
 
 		if (t[i].out) {
 			assert_int_equal(rc, 0);
@@ -126,7 +127,7 @@ static void test_mac(void **state)
 			fail_msg("\"%s\" accepted as a MAC", t[i].in);
 		}
 	}
-	assert_int_equal(hive_fw_mac_normalise(NULL, out), -1);
+	assert_int_equal(hive_mac_normalise(NULL, out), -1);
 }
 
 /* ---------------------------------------------------------------- presets */

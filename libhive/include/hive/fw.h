@@ -339,8 +339,6 @@ int hive_fw_parse(enum hive_fw_call call, const char *body, size_t len, struct h
  * Either argument may be NULL. Returns 0 when both were found, else -1. */
 int hive_fw_preset_parse(const char *name, const char *pretty, int *watts, double *th);
 
-/* "AA-BB-cc:dd:ee:FF" style → "aa:bb:cc:dd:ee:ff" in out[18]. 0 / -1. */
-int hive_fw_mac_normalise(const char *in, char out[18]);
 
 /* ---------------------------------------------------------------- client */
 
