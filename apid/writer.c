@@ -12,7 +12,9 @@
 #include "writer.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,9 +22,11 @@
 #include <time.h>
 
 #include "chips.h"
-#include "core.h"
+#include "event.h"
+#include "feed.h"
 #include "hive/log.h"
 #include "hive/loop.h"
+#include "traffic.h"
 #include "sched.h"
 #include "store.h"
 
@@ -149,6 +153,7 @@ static const char *const stmt_sql[ST_COUNT] = {
 
 struct qitem {
 	struct hive_envelope env;
+	struct apid_event ev;    /* decoded from env by the receive thread */
 	struct apid_source *src;
 	long long row_id;        /* status row, for the feed */
 	bool ok;
@@ -242,6 +247,23 @@ static void bind_int(sqlite3_stmt *st, int i, double v)
 		sqlite3_bind_null(st, i);
 	else
 		sqlite3_bind_int64(st, i, llround(v));
+}
+
+static void bind_json(sqlite3_stmt *st, int i, const json_t *j);
+
+/* bind_json for a value of our own, released here. */
+static void bind_json_owned(sqlite3_stmt *st, int i, json_t *j)
+{
+	bind_json(st, i, j);
+	json_decref(j);
+}
+
+static void bind_ll(sqlite3_stmt *st, int i, long long v)
+{
+	if (v == HIVE_MSG_NO_INT)
+		sqlite3_bind_null(st, i);
+	else
+		sqlite3_bind_int64(st, i, v);
 }
 
 /* json_dumps into a bound parameter (SQLite frees it). */
@@ -340,7 +362,7 @@ static long long event_ts(const struct hive_envelope *env)
 /* ------------------------------------------------------------ events */
 
 static int apply_seen(struct apid_writer *w, const struct hive_envelope *env,
-		      const struct apid_ev_seen *e, enum apid_reject *why)
+		      const struct hive_msg_miner_seen *e, enum apid_reject *why)
 {
 	sqlite3_stmt *st;
 	bool known = false, moved = false, back = false;
@@ -409,7 +431,7 @@ static int update_miner(struct apid_writer *w, enum stmt s, enum apid_reject *wh
 	return 0;
 }
 
-static int apply_key(struct apid_writer *w, const struct apid_ev_key *e, enum apid_reject *why)
+static int apply_key(struct apid_writer *w, const struct hive_msg_miner_key *e, enum apid_reject *why)
 {
 	hive_log_secret(e->api_key);
 	sqlite3_bind_text(keyed(w, ST_MINER_KEY, e->mac), 2, e->api_key, -1, SQLITE_STATIC);
@@ -442,14 +464,14 @@ static void bind_message(sqlite3_stmt *st, int i, const char *msg)
 }
 
 static int apply_error(struct apid_writer *w, const struct hive_envelope *env,
-		       const struct apid_ev_error *e, enum apid_reject *why)
+		       const struct hive_msg_miner_error *e, enum apid_reject *why)
 {
 	sqlite3_stmt *st;
 	long long ts = event_ts(env);
 
 	if (!e->mac[0]) {
-		if (w->o.ingest)
-			apid_ingest_unattributed_error(w->o.ingest);
+		if (w->o.traffic)
+			apid_traffic_unattributed_error(w->o.traffic);
 		return 0;
 	}
 	st = keyed(w, ST_MINER_ERROR, e->mac);
@@ -463,7 +485,7 @@ static int apply_error(struct apid_writer *w, const struct hive_envelope *env,
 	sqlite3_bind_int64(st, 2, ts);
 	sqlite3_bind_text(st, 3, e->op, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 4, e->kind, -1, SQLITE_STATIC);
-	bind_int(st, 5, e->http_status);
+	bind_ll(st, 5, e->http_status);
 	bind_message(st, 6, e->message);
 	if (exec(w, ST_ERROR_INSERT, why) < 0)
 		return -1;
@@ -472,43 +494,43 @@ static int apply_error(struct apid_writer *w, const struct hive_envelope *env,
 }
 
 static int apply_model(struct apid_writer *w, const struct hive_envelope *env,
-		       const struct apid_ev_model *e, enum apid_reject *why)
+		       const struct hive_msg_model_catalogue *e, enum apid_reject *why)
 {
 	sqlite3_stmt *st;
 	char *old_max = NULL;
 	bool offered = false;
 	int rc, ret = -1;
 
-	st = keyed(w, ST_MODEL_GET_MAX, e->alias);
+	st = keyed(w, ST_MODEL_GET_MAX, e->model);
 	if ((rc = sqlite3_step(st)) == SQLITE_ROW && sqlite3_column_text(st, 0))
 		old_max = strdup((const char *)sqlite3_column_text(st, 0));
 	reset(w, ST_MODEL_GET_MAX);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
 		return sql_reject(w, ST_MODEL_GET_MAX, rc, why);
 
-	st = keyed(w, ST_MODEL_UPSERT, e->alias);
-	sqlite3_bind_text(st, 2, e->full_name && *e->full_name ? e->full_name : e->alias, -1,
+	st = keyed(w, ST_MODEL_UPSERT, e->model);
+	sqlite3_bind_text(st, 2, e->full_name && *e->full_name ? e->full_name : e->model, -1,
 			  SQLITE_STATIC);
 	bind_text(st, 3, e->fw_version);
-	bind_int(st, 4, e->num_chains);
-	bind_int(st, 5, e->chips_per_chain);
-	bind_json(st, 6, e->topology);
+	bind_ll(st, 4, e->num_chains);
+	bind_ll(st, 5, e->chips_per_chain);
+	bind_json_owned(st, 6, hive_msg_encode_part(HIVE_MSG_MODEL_CATALOGUE, e, &e->topology));
 	sqlite3_bind_int64(st, 7, event_ts(env));
 	if (exec(w, ST_MODEL_UPSERT, why) < 0)
 		goto out;
-	keyed(w, ST_PRESETS_DELETE, e->alias);
+	keyed(w, ST_PRESETS_DELETE, e->model);
 	if (exec(w, ST_PRESETS_DELETE, why) < 0)
 		goto out;
 	for (size_t i = 0; i < e->n_presets; i++) {
-		const struct apid_ev_preset *p = &e->presets[i];
+		const struct hive_msg_preset *p = &e->presets[i];
 
-		st = keyed(w, ST_PRESET_INSERT, e->alias);
+		st = keyed(w, ST_PRESET_INSERT, e->model);
 		sqlite3_bind_text(st, 2, p->name, -1, SQLITE_STATIC);
 		bind_text(st, 3, p->pretty);
 		bind_int(st, 4, p->watts);
 		bind_real(st, 5, p->th);
-		sqlite3_bind_int64(st, 6, p->order);
-		sqlite3_bind_int(st, 7, p->tuned);
+		sqlite3_bind_int64(st, 6, p->order == HIVE_MSG_NO_INT ? (long long)i : p->order);
+		sqlite3_bind_int(st, 7, p->tuned > 0);
 		if (exec(w, ST_PRESET_INSERT, why) < 0)
 			goto out;
 		if (old_max && strcmp(old_max, p->name) == 0)
@@ -516,31 +538,31 @@ static int apply_model(struct apid_writer *w, const struct hive_envelope *env,
 	}
 	if (old_max && !offered)
 		log_warnx("model max_preset no longer offered model=%s max_preset=%s action=kept",
-			  e->alias, old_max);
-	note(w, NOTE_MODEL, e->alias, 0);
+			  e->model, old_max);
+	note(w, NOTE_MODEL, e->model, 0);
 	ret = 0;
 out:
 	free(old_max);
 	return ret;
 }
 
+static long long or0(long long v)
+{
+	return v == HIVE_MSG_NO_INT ? 0 : v;
+}
+
 static int apply_sweep(struct apid_writer *w, const struct hive_envelope *env,
-		       const struct apid_ev_sweep *e, enum apid_reject *why)
+		       const struct hive_msg_sweep_done *e, enum apid_reject *why)
 {
 	sqlite3_stmt *st;
-	json_t *m;
-	size_t i;
 	int rc, offline = 0;
 	long long ts = event_ts(env);
+	long long miners = e->miners == HIVE_MSG_NO_INT ? (long long)e->n_macs : e->miners;
 
 	if (exec(w, ST_SWEEP_CLEAR, why) < 0)
 		return -1;
-	json_array_foreach(e->macs, i, m) {
-		char mac[APID_MAC_LEN];
-
-		if (hive_mac_normalise(json_string_value(m), mac) < 0)
-			continue;   /* the decoder checked them */
-		sqlite3_bind_text(w->st[ST_SWEEP_ADD], 1, mac, -1, SQLITE_TRANSIENT);
+	for (size_t i = 0; i < e->n_macs; i++) {
+		sqlite3_bind_text(w->st[ST_SWEEP_ADD], 1, e->macs[i], -1, SQLITE_STATIC);
 		if (exec(w, ST_SWEEP_ADD, why) < 0)
 			return -1;
 	}
@@ -559,53 +581,47 @@ static int apply_sweep(struct apid_writer *w, const struct hive_envelope *env,
 		w->roster_changed = true;
 	st = keyed(w, ST_SWEEP_UPSERT, e->subnet);
 	sqlite3_bind_int64(st, 2, ts);
-	bind_int(st, 3, e->duration_ms);
-	bind_int(st, 4, e->probed);
-	bind_int(st, 5, e->answered);
-	bind_int(st, 6, isnan(e->miners) ? (double)json_array_size(e->macs) : e->miners);
-	bind_int(st, 7, e->started);
+	bind_ll(st, 3, e->duration_ms);
+	bind_ll(st, 4, e->probed);
+	bind_ll(st, 5, e->answered);
+	sqlite3_bind_int64(st, 6, miners);
+	bind_ll(st, 7, e->started);
 	if (exec(w, ST_SWEEP_UPSERT, why) < 0)
 		return -1;
-	if (w->o.ingest)
-		apid_ingest_sweep(w->o.ingest, e->subnet, ts,
-				  isnan(e->started) ? 0 : llround(e->started),
-				  isnan(e->duration_ms) ? 0 : llround(e->duration_ms),
-				  isnan(e->probed) ? 0 : llround(e->probed),
-				  isnan(e->answered) ? 0 : llround(e->answered),
-				  isnan(e->miners) ? (long long)json_array_size(e->macs)
-						   : llround(e->miners));
-	log_info("sweep stored subnet=%s seen=%zu offline=%d", e->subnet,
-		 json_array_size(e->macs), offline);
+	if (w->o.traffic)
+		apid_traffic_sweep(w->o.traffic, e->subnet, ts, or0(e->started),
+				   or0(e->duration_ms), or0(e->probed), or0(e->answered), miners);
+	log_info("sweep stored subnet=%s seen=%zu offline=%d", e->subnet, e->n_macs, offline);
 	return 0;
 }
 
 static int apply_status(struct apid_writer *w, struct qitem *it, size_t idx,
-			const struct apid_ev_status *e, enum apid_reject *why)
+			const struct hive_msg_status_result *e, enum apid_reject *why)
 {
 	sqlite3_stmt *st;
 	long long ts = event_ts(&it->env);
 	int rc;
 
-	if (w->o.sched && e->job > 0)
-		apid_sched_job_done(w->o.sched, e->mac, e->job, true);
-	st = keyed(w, ST_STATUS_INSERT, e->mac);
+	if (w->o.sched && e->head.job > 0)
+		apid_sched_job_done(w->o.sched, e->head.mac, e->head.job, true);
+	st = keyed(w, ST_STATUS_INSERT, e->head.mac);
 	sqlite3_bind_int64(st, 2, ts);
 	bind_text(st, 3, e->state);
-	bind_int(st, 4, e->state_time);
+	bind_ll(st, 4, e->state_time);
 	bind_text(st, 5, e->preset);
-	bind_real(st, 6, e->hr_realtime);
-	bind_real(st, 7, e->hr_average);
-	bind_real(st, 8, e->hr_nominal);
+	bind_real(st, 6, e->hr_realtime_ghs);
+	bind_real(st, 7, e->hr_average_ghs);
+	bind_real(st, 8, e->hr_nominal_ghs);
 	bind_int(st, 9, e->chip_temp_max);
 	bind_int(st, 10, e->pcb_temp_max);
 	bind_int(st, 11, e->power_w);
 	if (e->power_metered >= 0)
 		sqlite3_bind_int(st, 12, e->power_metered);
 	bind_int(st, 13, e->fan_duty);
-	bind_json(st, 14, e->fans);
-	bind_json(st, 15, e->chains);
-	bind_json(st, 16, e->pools);
-	bind_int(st, 17, e->hw_errors);
+	bind_json_owned(st, 14, hive_msg_encode_part(HIVE_MSG_STATUS_RESULT, e, &e->fans));
+	bind_json_owned(st, 15, hive_msg_encode_part(HIVE_MSG_STATUS_RESULT, e, &e->chains));
+	bind_json_owned(st, 16, hive_msg_encode_part(HIVE_MSG_STATUS_RESULT, e, &e->pools));
+	bind_ll(st, 17, e->hw_errors);
 	rc = run(w, ST_STATUS_INSERT);
 	if (rc == SQLITE_CONSTRAINT_FOREIGNKEY) {
 		*why = APID_REJ_UNKNOWN_MINER;
@@ -614,43 +630,47 @@ static int apply_status(struct apid_writer *w, struct qitem *it, size_t idx,
 	if (rc != SQLITE_DONE)
 		return sql_reject(w, ST_STATUS_INSERT, rc, why);
 	it->row_id = sqlite3_last_insert_rowid(w->db);
-	st = keyed(w, ST_STATUS_MINER, e->mac);
+	st = keyed(w, ST_STATUS_MINER, e->head.mac);
 	sqlite3_bind_int64(st, 2, it->row_id);
 	sqlite3_bind_int64(st, 3, ts);
 	if (update_miner(w, ST_STATUS_MINER, why) < 0)
 		return -1;
-	note(w, NOTE_STATUS, e->mac, idx);
+	note(w, NOTE_STATUS, e->head.mac, idx);
 	return 0;
 }
 
 static int apply_telemetry(struct apid_writer *w, const struct hive_envelope *env,
-			   const struct apid_ev_telemetry *e, enum apid_reject *why)
+			   const struct apid_event *ev, enum apid_reject *why)
 {
+	const struct hive_msg_telemetry_result *e = &ev->u.telemetry;
+	const char *mac = e->head.mac;
 	sqlite3_stmt *st;
 	long long ts = event_ts(env);
 
-	if (w->o.sched && e->job > 0)
-		apid_sched_job_done(w->o.sched, e->mac, e->job, true);
-	sqlite3_bind_int64(keyed(w, ST_TELEMETRY_MINER, e->mac), 2, ts);
+	if (w->o.sched && e->head.job > 0)
+		apid_sched_job_done(w->o.sched, mac, e->head.job, true);
+	sqlite3_bind_int64(keyed(w, ST_TELEMETRY_MINER, mac), 2, ts);
 	if (update_miner(w, ST_TELEMETRY_MINER, why) < 0)
 		return -1;
-	sqlite3_bind_text(keyed(w, ST_TELEMETRY_SOURCE, e->mac), 2, e->source, -1, SQLITE_STATIC);
+	sqlite3_bind_text(keyed(w, ST_TELEMETRY_SOURCE, mac), 2, e->source ? e->source : "chains",
+			  -1, SQLITE_STATIC);
 	if (exec(w, ST_TELEMETRY_SOURCE, why) < 0)
 		return -1;
 	if (sqlite3_changes(w->db) > 0)
 		w->roster_changed = true;   /* the next jobs ask the other endpoint */
 	for (size_t i = 0; i < e->n_chains; i++) {
-		const struct apid_ev_chain *c = &e->chains[i];
+		const struct hive_msg_chain_telemetry *c = &e->chains[i];
+		const struct apid_packed_chips *p = &ev->packed[i];
 
-		st = keyed(w, ST_TELEMETRY_INSERT, e->mac);
+		st = keyed(w, ST_TELEMETRY_INSERT, mac);
 		sqlite3_bind_int64(st, 2, ts);
 		sqlite3_bind_int64(st, 3, c->id);
 		bind_text(st, 4, c->state);
-		bind_real(st, 5, c->hr_realtime);
-		bind_real(st, 6, c->hr_nominal);
+		bind_real(st, 5, c->hr_realtime_ghs);
+		bind_real(st, 6, c->hr_nominal_ghs);
 		bind_real(st, 7, c->freq);
-		sqlite3_bind_int64(st, 8, (sqlite3_int64)c->n_chips);
-		sqlite3_bind_blob(st, 9, c->chips, (int)(c->n_chips * APID_CHIP_BYTES), SQLITE_STATIC);
+		sqlite3_bind_int64(st, 8, (sqlite3_int64)p->n_chips);
+		sqlite3_bind_blob(st, 9, p->blob, (int)(p->n_chips * APID_CHIP_BYTES), SQLITE_STATIC);
 		if (exec(w, ST_TELEMETRY_INSERT, why) < 0)
 			return -1;
 	}
@@ -661,35 +681,29 @@ static int apply_telemetry(struct apid_writer *w, const struct hive_envelope *en
 static int apply_event(struct apid_writer *w, size_t idx, enum apid_reject *why)
 {
 	struct qitem *it = &w->batch[idx];
-	struct apid_event ev;
-	char err[256];
+	struct apid_event *ev = &it->ev;
 	int rc = 0;
 
-	if (apid_event_decode(&it->env, &ev, why, err, sizeof(err)) < 0) {
-		char key[HIVE_SOURCE_MAX + HIVE_TOPIC_MAX + 8];
-
-		snprintf(key, sizeof(key), "%s %s", it->env.src, it->env.topic);
-		hive_log_complain(key, "event rejected src=%s topic=%s seq=%llu reason=\"%s\" err=\"%s\"",
-				  it->env.src, it->env.topic, it->env.seq, apid_reject_name(*why),
-				  err);
-		return -1;
-	}
-	switch (ev.kind) {
-	case APID_EV_MINER_SEEN:  rc = apply_seen(w, &it->env, &ev.u.seen, why); break;
-	case APID_EV_MINER_KEY:   rc = apply_key(w, &ev.u.key, why); break;
-	case APID_EV_MINER_ERROR: rc = apply_error(w, &it->env, &ev.u.error, why); break;
-	case APID_EV_MODEL:       rc = apply_model(w, &it->env, &ev.u.model, why); break;
-	case APID_EV_SWEEP:       rc = apply_sweep(w, &it->env, &ev.u.sweep, why); break;
-	case APID_EV_STATUS:      rc = apply_status(w, it, idx, &ev.u.status, why); break;
-	case APID_EV_TELEMETRY:   rc = apply_telemetry(w, &it->env, &ev.u.telemetry, why); break;
-	case APID_EV_JOB_FAILED:
+	switch (ev->kind) {
+	case HIVE_MSG_MINER_SEEN:  rc = apply_seen(w, &it->env, &ev->u.seen, why); break;
+	case HIVE_MSG_MINER_KEY:   rc = apply_key(w, &ev->u.key, why); break;
+	case HIVE_MSG_MINER_ERROR: rc = apply_error(w, &it->env, &ev->u.error, why); break;
+	case HIVE_MSG_MODEL_CATALOGUE: rc = apply_model(w, &it->env, &ev->u.model, why); break;
+	case HIVE_MSG_SWEEP_DONE:  rc = apply_sweep(w, &it->env, &ev->u.sweep, why); break;
+	case HIVE_MSG_STATUS_RESULT: rc = apply_status(w, it, idx, &ev->u.status, why); break;
+	case HIVE_MSG_TELEMETRY_RESULT: rc = apply_telemetry(w, &it->env, ev, why); break;
+	case HIVE_MSG_JOB_FAILED:
 		if (w->o.sched)
-			apid_sched_job_done(w->o.sched, ev.u.job_failed.mac, ev.u.job_failed.job,
+			apid_sched_job_done(w->o.sched, ev->u.job_failed.mac, ev->u.job_failed.job,
 					    false);
 		break;
-	case APID_EV_HEARTBEAT:
-		if (w->o.ingest)
-			apid_ingest_heartbeat(w->o.ingest, &it->env, &ev.u.heartbeat);
+	case HIVE_MSG_HEARTBEAT:
+		if (w->o.traffic)
+			apid_traffic_heartbeat(w->o.traffic, &it->env, &ev->u.heartbeat);
+		break;
+	default:
+		*why = APID_REJ_UNKNOWN_TOPIC;
+		rc = -1;
 		break;
 	}
 	if (rc < 0 && *why == APID_REJ_UNKNOWN_MINER) {
@@ -699,7 +713,6 @@ static int apply_event(struct apid_writer *w, size_t idx, enum apid_reject *why)
 		hive_log_complain(key, "event rejected src=%s topic=%s seq=%llu reason=\"unknown miner\"",
 				  it->env.src, it->env.topic, it->env.seq);
 	}
-	apid_event_clear(&ev);
 	return rc;
 }
 
@@ -854,8 +867,8 @@ static void batch_lost(struct apid_writer *w, size_t upto)
 		if (!w->batch[i].ok)
 			continue;
 		w->batch[i].ok = false;
-		if (w->o.ingest)
-			apid_ingest_rejected(w->o.ingest, w->batch[i].src, APID_REJ_DATABASE);
+		if (w->o.traffic)
+			apid_traffic_rejected(w->o.traffic, w->batch[i].src, APID_REJ_DATABASE);
 		n++;
 	}
 	for (struct patch *p = w->applied; p; p = p->next)
@@ -884,8 +897,8 @@ static void batch_done(struct apid_writer *w, bool committed, int64_t t0)
 
 		if (it->ok && !committed) {
 			it->ok = false;
-			if (w->o.ingest)
-				apid_ingest_rejected(w->o.ingest, it->src, APID_REJ_DATABASE);
+			if (w->o.traffic)
+				apid_traffic_rejected(w->o.traffic, it->src, APID_REJ_DATABASE);
 		}
 		if (it->ok)
 			stored++;
@@ -894,13 +907,13 @@ static void batch_done(struct apid_writer *w, bool committed, int64_t t0)
 		last_topic = it->env.topic;
 	}
 	/* Counted per run of one source: one lock per run, not per event. */
-	if (w->o.ingest && committed) {
+	if (w->o.traffic && committed) {
 		uint64_t n = 0;
 
 		for (i = 0; i <= w->nbatch; i++) {
 			if (i == w->nbatch || w->batch[i].src != w->batch[run_start].src) {
 				if (n)
-					apid_ingest_stored(w->o.ingest, w->batch[run_start].src, n);
+					apid_traffic_stored(w->o.traffic, w->batch[run_start].src, n);
 				run_start = i;
 				n = 0;
 			}
@@ -944,8 +957,10 @@ static void batch_done(struct apid_writer *w, bool committed, int64_t t0)
 		log_debug("batch committed events=%zu stored=%llu last_src=%s last_topic=%s"
 			  " last_seq=%lld ms=%lld", w->nbatch, (unsigned long long)stored, last_src,
 			  last_topic, last_seq, (long long)(hive_now_ms() - t0));
-	for (i = 0; i < w->nbatch; i++)
+	for (i = 0; i < w->nbatch; i++) {
+		apid_event_clear(&w->batch[i].ev);
 		hive_envelope_clear(&w->batch[i].env);
+	}
 	w->nbatch = 0;
 	w->nnotes = 0;
 	w->roster_changed = false;
@@ -1020,8 +1035,8 @@ static void run_batch(struct apid_writer *w)
 			it->row_id = 0;
 			it->ok = apply_event(w, i, &why) == 0;
 			if (!it->ok) {
-				if (w->o.ingest)
-					apid_ingest_rejected(w->o.ingest, it->src, why);
+				if (w->o.traffic)
+					apid_traffic_rejected(w->o.traffic, it->src, why);
 				pthread_mutex_lock(&w->mu);
 				w->stats.rejected++;
 				pthread_mutex_unlock(&w->mu);
@@ -1143,14 +1158,14 @@ static void load_sweeps(struct apid_writer *w)
 {
 	sqlite3_stmt *st;
 
-	if (!w->o.ingest ||
+	if (!w->o.traffic ||
 	    sqlite3_prepare_v2(w->db, "SELECT subnet, ts_ms, coalesce(started_ms, 0),"
 			       " coalesce(duration_ms, 0), coalesce(probed, 0),"
 			       " coalesce(answered, 0), coalesce(miners, 0) FROM sweeps",
 			       -1, &st, NULL) != SQLITE_OK)
 		return;
 	while (sqlite3_step(st) == SQLITE_ROW)
-		apid_ingest_sweep(w->o.ingest, (const char *)sqlite3_column_text(st, 0),
+		apid_traffic_sweep(w->o.traffic, (const char *)sqlite3_column_text(st, 0),
 				  sqlite3_column_int64(st, 1), sqlite3_column_int64(st, 2),
 				  sqlite3_column_int64(st, 3), sqlite3_column_int64(st, 4),
 				  sqlite3_column_int64(st, 5), sqlite3_column_int64(st, 6));
@@ -1163,8 +1178,10 @@ static void writer_free(struct apid_writer *w)
 		sqlite3_finalize(w->st[i]);
 	if (w->db && sqlite3_close(w->db) != SQLITE_OK)
 		log_warnx("database close failed err=\"%s\"", sqlite3_errmsg(w->db));
-	for (size_t i = 0; i < w->qlen; i++)
+	for (size_t i = 0; i < w->qlen; i++) {
+		apid_event_clear(&w->q[(w->qhead + i) % w->qcap].ev);
 		hive_envelope_clear(&w->q[(w->qhead + i) % w->qcap].env);
+	}
 	free(w->q);
 	free(w->batch);
 	free(w->notes);
@@ -1264,7 +1281,8 @@ void apid_writer_stop(struct apid_writer *w)
 	writer_free(w);
 }
 
-int apid_writer_push(struct apid_writer *w, struct hive_envelope *env, struct apid_source *src)
+int apid_writer_push(struct apid_writer *w, struct hive_envelope *env, struct apid_event *ev,
+		     struct apid_source *src)
 {
 	struct qitem *it;
 
@@ -1273,11 +1291,13 @@ int apid_writer_push(struct apid_writer *w, struct hive_envelope *env, struct ap
 		pthread_cond_wait(&w->not_full, &w->mu);
 	if (w->stopping) {
 		pthread_mutex_unlock(&w->mu);
+		apid_event_clear(ev);
 		hive_envelope_clear(env);
 		return -1;
 	}
 	it = &w->q[(w->qhead + w->qlen) % w->qcap];
 	it->env = *env;
+	it->ev = *ev;
 	it->src = src;
 	w->qlen++;
 	pthread_cond_signal(&w->not_empty);
@@ -1362,7 +1382,7 @@ int apid_writer_patch_miner(struct apid_writer *w, const char *mac, int managed,
 {
 	struct patch p = { .kind = PATCH_MINER, .managed = managed,
 			   .unlock_pass = unlock_pass, .actor = actor };
-	char norm[APID_MAC_LEN];
+	char norm[HIVE_MAC_LEN];
 
 	if (!mac || hive_mac_normalise(mac, norm) < 0) {
 		*http_status = 404;

@@ -18,7 +18,8 @@
 #include "hive/bus.h"
 
 struct apid_writer;
-struct apid_ingest;
+struct apid_traffic;
+struct apid_event;
 struct apid_source;
 struct apid_sched;
 struct apid_feed;
@@ -34,7 +35,7 @@ struct apid_writer_opts {
 	int prune_batch;           /* rows per retention step */
 	int prune_every_ms;        /* pause once every table is pruned (10000) */
 	int prune_first_ms;        /* first pass after start (0: prune_every_ms) */
-	struct apid_ingest *ingest; /* counters, heartbeats, sweeps; may be NULL */
+	struct apid_traffic *traffic; /* counters, heartbeats, sweeps; may be NULL */
 	struct apid_sched *sched;  /* told when jobs finish; may be NULL */
 	struct apid_feed *feed;    /* told what was committed; may be NULL */
 };
@@ -61,10 +62,10 @@ struct apid_writer *apid_writer_start(const struct apid_writer_opts *o, char *er
 /* Drains the queue, commits, closes the database, joins the thread. */
 void apid_writer_stop(struct apid_writer *w);
 
-/* Takes over env (its body is released by the writer; *env is cleared) and
- * queues it; waits while the queue is full. src may be NULL. 0, or -1 when
- * the writer is stopping (env is cleared anyway). */
-int apid_writer_push(struct apid_writer *w, struct hive_envelope *env,
+/* Takes over env and ev, decoded from it (the writer clears both; *env
+ * is cleared here) and queues them; waits while the queue is full. src may
+ * be NULL. 0, or -1 when the writer is stopping (both cleared anyway). */
+int apid_writer_push(struct apid_writer *w, struct hive_envelope *env, struct apid_event *ev,
 		     struct apid_source *src);
 
 /* Tells the writer whom to tell about jobs done and what was stored

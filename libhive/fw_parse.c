@@ -1397,7 +1397,9 @@ int hive_fw_parse_summary(const char *body, size_t len, struct hive_fw_summary *
 		goto done;
 	at2 = pc_push(&p, "miner_status", 0);
 	if (get_str(&p, ms, "miner_state", REQ, out->state, sizeof(out->state)) < 0 ||
-	    get_ll(&p, ms, "miner_state_time", 0, &out->state_time) < 0)
+	    get_ll(&p, ms, "miner_state_time", 0, &out->state_time) < 0 ||
+	    get_str(&p, ms, "description", TRUNC, out->state_description,
+		    sizeof(out->state_description)) < 0)
 		goto done;
 	pc_pop(&p, at2);
 	if (get_num(&p, m, "hr_realtime", REQ, &out->hr_realtime) < 0 ||

@@ -63,6 +63,8 @@
 static const char *const ops[] = { "discover", "unlock", "provision", "status", "telemetry",
 				   "control", NULL };
 static const char *const sources[] = { "chains", "boards", NULL };
+static const char *const action_kinds[] = { "set_preset", "restart", "pause", "resume", "reboot",
+					    NULL };
 
 static int bad(char *err, size_t errlen, const char *key, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
@@ -74,7 +76,7 @@ static int check_chips(const void *obj, char *err, size_t errlen);
 /* ---- shared parts ---- */
 
 #define HEAD(S) \
-	INT(S, "job", head.job, 0, 1, I_MAX, NULL, "the job's id"), \
+	INT(S, "job", head.job, 0, 0, I_MAX, NULL, "the job's id (0: none)"), \
 	MAC(S, "mac", head.mac, HIVE_MF_REQUIRED, "the miner"), \
 	IPV4(S, "ip", head.ip, 0, "where it was asked"), \
 	INT(S, "latency_ms", head.latency_ms, 0, 0, I_MAX, "ms", "from pull to result")
@@ -230,6 +232,8 @@ SCHEMA(switcher_schema, struct hive_msg_switcher, switcher_rows);
 static const struct hive_msg_field status_rows[] = {
 	HEAD(S),
 	STR(S, "state", state, 0, NAME_MAX_, "mining state (mining, stopped, ...)"),
+	STR(S, "state_description", state_description, 0, 256,
+	    "why, where the firmware says (\"paused\")"),
 	INT(S, "state_time", state_time, 0, 0, I_MAX, "s", "seconds in that state"),
 	STR(S, "preset", preset, 0, NAME_MAX_, "current preset; \"disabled\" = stock"),
 	STR(S, "preset_pretty", preset_pretty, 0, 256, "as the firmware shows it"),
@@ -292,6 +296,19 @@ static const struct hive_msg_field telemetry_rows[] = {
 #undef S
 SCHEMA(telemetry_schema, struct hive_msg_telemetry_result, telemetry_rows);
 
+/* ---- hive.action.result ---- */
+#define S struct hive_msg_action_result
+static const struct hive_msg_field action_result_rows[] = {
+	HEAD(S),
+	INT(S, "action", action, HIVE_MF_REQUIRED, 1, I_MAX, NULL, "the action's id"),
+	ENUM(S, "kind", kind, HIVE_MF_REQUIRED, action_kinds, "what was done"),
+	BOOL(S, "restart_required", restart_required, 0, "set_preset: as the firmware answered"),
+	BOOL(S, "restarted", restarted, 0, "set_preset: mining restarted to apply it"),
+	INT(S, "reboot_after", reboot_after, 0, 0, 86400, "s", "reboot: as the firmware said"),
+};
+#undef S
+SCHEMA(action_result_schema, struct hive_msg_action_result, action_result_rows);
+
 /* ---- hive.job.failed ---- */
 #define S struct hive_msg_job_failed
 static const struct hive_msg_field job_failed_rows[] = {
@@ -329,6 +346,23 @@ static const struct hive_msg_field job_rows[] = {
 };
 #undef S
 SCHEMA(job_schema, struct hive_msg_job, job_rows);
+
+/* ---- hive.job.control ---- */
+#define S struct hive_msg_control_job
+static const struct hive_msg_field control_job_rows[] = {
+	INT(S, "job", job, HIVE_MF_REQUIRED, 1, I_MAX, NULL, "job id, unique per apid run"),
+	MAC(S, "mac", mac, HIVE_MF_REQUIRED, "the miner"),
+	IPV4(S, "ip", ip, HIVE_MF_REQUIRED, "its address"),
+	INT(S, "port", port, 0, 1, 65535, NULL, "its HTTP port (absent: network.port)"),
+	STR(S, "api_key", api_key, HIVE_MF_SECRET, 512, "its API key"),
+	INT(S, "deadline", deadline, HIVE_MF_REQUIRED, 0, I_MAX, "ms",
+	    "not started after (wall clock)"),
+	INT(S, "action", action, HIVE_MF_REQUIRED, 1, I_MAX, NULL, "the action's id"),
+	ENUM(S, "kind", kind, HIVE_MF_REQUIRED, action_kinds, "what to do"),
+	STR(S, "preset", preset, 0, NAME_MAX_, "set_preset: the preset"),
+};
+#undef S
+SCHEMA(control_job_schema, struct hive_msg_control_job, control_job_rows);
 
 /* ---- control ---- */
 #define S struct hive_msg_credentials
@@ -375,6 +409,8 @@ static const struct hive_msg_topic topics[HIVE_MSG_KINDS] = {
 	  &status_schema, "A status job's result" },
 	{ HIVE_MSG_TELEMETRY_RESULT, HIVE_TOPIC_TELEMETRY_RESULT, HIVE_CH_EVENTS,
 	  HIVE_ROLE_TELEMETRYD, &telemetry_schema, "A telemetry job's result, chips as columns" },
+	{ HIVE_MSG_ACTION_RESULT, HIVE_TOPIC_ACTION_RESULT, HIVE_CH_EVENTS, HIVE_ROLE_POLLERD,
+	  &action_result_schema, "The firmware accepted a control job (done only once read back)" },
 	{ HIVE_MSG_JOB_FAILED, HIVE_TOPIC_JOB_FAILED, HIVE_CH_EVENTS, HIVE_ROLE_WORKERS,
 	  &job_failed_schema, "A job ended without a result (the error went as hive.miner.error)" },
 	{ HIVE_MSG_HEARTBEAT, HIVE_TOPIC_HEARTBEAT, HIVE_CH_EVENTS, HIVE_ROLE_ALL,
@@ -383,6 +419,8 @@ static const struct hive_msg_topic topics[HIVE_MSG_KINDS] = {
 	  &job_schema, "One status job (bus.jobs_status)" },
 	{ HIVE_MSG_JOB_TELEMETRY, HIVE_TOPIC_JOB_TELEMETRY, HIVE_CH_JOBS, HIVE_ROLE_APID,
 	  &job_schema, "One telemetry job (bus.jobs_telemetry)" },
+	{ HIVE_MSG_JOB_CONTROL, HIVE_TOPIC_JOB_CONTROL, HIVE_CH_JOBS, HIVE_ROLE_APID,
+	  &control_job_schema, "One action on one miner (bus.jobs_control)" },
 	{ HIVE_MSG_CTL_CREDENTIALS, HIVE_TOPIC_CTL_CREDENTIALS, HIVE_CH_REQUEST,
 	  HIVE_ROLE_DISCOVERD, &cred_schema, "Ask for a miner's credentials" },
 	{ HIVE_MSG_CTL_CREDENTIALS_REPLY, HIVE_TOPIC_CTL_CREDENTIALS, HIVE_CH_REPLY,
@@ -711,17 +749,17 @@ json_t *hive_msg_encode(enum hive_msg_kind kind, const void *body)
 	return t && t->body && body ? encode_obj(t->body, body) : NULL;
 }
 
-json_t *hive_msg_encode_field(enum hive_msg_kind kind, const void *body, const char *key)
+json_t *hive_msg_encode_part(enum hive_msg_kind kind, const void *body, const void *field)
 {
 	const struct hive_msg_topic *t = hive_msg_topic(kind);
+	size_t off = (size_t)((const char *)field - (const char *)body);
 	bool absent;
 
 	for (size_t i = 0; t && t->body && i < t->body->n_fields; i++) {
 		const struct hive_msg_field *f = &t->body->fields[i];
 
-		if (strcmp(f->key, key) == 0)
-			return encode_value(f, f->type, f->sub, (const char *)body + f->off, body,
-					    &absent);
+		if (f->off == off)
+			return encode_value(f, f->type, f->sub, field, body, &absent);
 	}
 	return NULL;
 }

@@ -169,6 +169,7 @@ struct hive_fw_chain_summary {
 /* GET /summary */
 struct hive_fw_summary {
 	char state[HIVE_FW_NAME_LEN];       /* miner_status.miner_state */
+	char state_description[HIVE_FW_TEXT_LEN]; /* miner_status.description ("paused") or "" */
 	long long state_time;
 	double hr_realtime, hr_average, hr_nominal; /* GH/s */
 	int pcb_temp_min, pcb_temp_max, chip_temp_min, chip_temp_max;

@@ -41,10 +41,12 @@
 #define HIVE_TOPIC_SWEEP_DONE       "hive.sweep.done"
 #define HIVE_TOPIC_STATUS_RESULT    "hive.status.result"
 #define HIVE_TOPIC_TELEMETRY_RESULT "hive.telemetry.result"
+#define HIVE_TOPIC_ACTION_RESULT    "hive.action.result"
 #define HIVE_TOPIC_JOB_FAILED       "hive.job.failed"
 #define HIVE_TOPIC_HEARTBEAT        "hive.daemon.heartbeat"
 #define HIVE_TOPIC_JOB_STATUS       "hive.job.status"
 #define HIVE_TOPIC_JOB_TELEMETRY    "hive.job.telemetry"
+#define HIVE_TOPIC_JOB_CONTROL      "hive.job.control"
 #define HIVE_TOPIC_CTL_CREDENTIALS  "hive.control.credentials"
 #define HIVE_TOPIC_CTL_HEALTH       "hive.control.health"
 #define HIVE_TOPIC_CTL_ERROR        "hive.control.error"
@@ -62,10 +64,12 @@ enum hive_msg_kind {
 	HIVE_MSG_SWEEP_DONE,
 	HIVE_MSG_STATUS_RESULT,
 	HIVE_MSG_TELEMETRY_RESULT,
+	HIVE_MSG_ACTION_RESULT,
 	HIVE_MSG_JOB_FAILED,
 	HIVE_MSG_HEARTBEAT,
 	HIVE_MSG_JOB_STATUS,
 	HIVE_MSG_JOB_TELEMETRY,
+	HIVE_MSG_JOB_CONTROL,
 	HIVE_MSG_CTL_CREDENTIALS,
 	HIVE_MSG_CTL_CREDENTIALS_REPLY,
 	HIVE_MSG_CTL_HEALTH,
@@ -180,6 +184,7 @@ struct hive_msg_switcher {
 struct hive_msg_status_result {
 	struct hive_msg_result_head head;
 	const char *state;
+	const char *state_description;      /* "paused" while paused (state stopped) */
 	long long state_time;
 	const char *preset, *preset_pretty;
 	int preset_tuned;
@@ -217,6 +222,29 @@ struct hive_msg_telemetry_result {
 	const char *source;                 /* "chains" | "boards" */
 	struct hive_msg_chain_telemetry *chains;
 	size_t n_chains;
+};
+
+/* One action on one miner (apid's actions table), as a job. */
+struct hive_msg_control_job {
+	long long job;
+	char mac[HIVE_MAC_LEN];
+	char ip[HIVE_IPV4_LEN];
+	long long port;
+	const char *api_key;
+	long long deadline;                 /* wall clock ms: not started after */
+	long long action;                   /* the action's id */
+	const char *kind;                   /* set_preset|restart|pause|resume|reboot */
+	const char *preset;                 /* set_preset: the preset's name */
+};
+
+/* The firmware accepted an action (what it did is for the read-back). */
+struct hive_msg_action_result {
+	struct hive_msg_result_head head;
+	long long action;
+	const char *kind;
+	int restart_required;               /* set_preset: as POST /settings said */
+	int restarted;                      /* set_preset: followed by /mining/restart */
+	long long reboot_after;             /* reboot: seconds, as the firmware said */
 };
 
 struct hive_msg_job_failed {
@@ -329,8 +357,9 @@ void hive_msg_init(enum hive_msg_kind kind, void *body);
 /* Encodes body (a struct of the kind's type) into a new JSON object; NULL
  * when out of memory. Free-form kinds are not encodable (NULL). */
 json_t *hive_msg_encode(enum hive_msg_kind kind, const void *body);
-/* One field of a body, encoded (new reference), or NULL when absent. */
-json_t *hive_msg_encode_field(enum hive_msg_kind kind, const void *body, const char *key);
+/* The field of body that lives at `field` (a member of *body, e.g.
+ * &st->chains), encoded alone: new reference, or NULL when absent. */
+json_t *hive_msg_encode_part(enum hive_msg_kind kind, const void *body, const void *field);
 /* Decodes json into out (sizeof the kind's struct; zeroed first). 0, or
  * -1 with a message naming the field; nothing to free on -1. */
 int hive_msg_decode(enum hive_msg_kind kind, const json_t *json, void *out, char *err,
