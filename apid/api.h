@@ -1,6 +1,8 @@
-/* api.h — what apid's HTTP handlers share (internal to the HTTP side):
- * the request being served, JSON answers and errors, query parameters, the
- * request body, and the worker thread's own read-only database connection.
+/* api.h — what apid's HTTP handlers share (api.c; internal to the HTTP
+ * side): the request being served, JSON answers and errors, query
+ * parameters, the request body, and the worker thread's own read-only
+ * database connection. http.c parses and routes the request, then calls
+ * the handlers (api_miners.c, api_models.c).
  *
  * Every api_* call that answers the client returns the HTTP status it sent
  * (also kept in r->status); the parse helpers return -1 after they have
@@ -13,9 +15,11 @@
 #include <jansson.h>
 #include <sqlite3.h>
 
+#include "hive/mac.h"
+
 struct mg_connection;
 struct apid;
-struct api_db;
+struct api_worker;
 
 #define API_MAX_SEGS   16
 #define API_MAX_PARAMS 16
@@ -30,7 +34,7 @@ struct api_param {
 struct api_req {
 	struct mg_connection *conn;
 	struct apid *apid;
-	struct api_db *db;       /* this worker thread's reader (opened on first use) */
+	struct api_worker *worker; /* this thread's answer buffer and reader */
 	const char *method;
 	bool head;               /* HEAD: answer headers only */
 	bool close;              /* answer with Connection: close (body left unread) */
@@ -53,6 +57,9 @@ int api_json(struct api_req *r, int status, json_t *body);
 /* {"error":"<message>"} */
 int api_error(struct api_req *r, int status, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+/* api_error with extra header lines (each ending in "\r\n"). */
+int api_error_with(struct api_req *r, int status, const char *extra, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
 /* extra: further header lines, each ending in "\r\n", or NULL. */
 int api_send(struct api_req *r, int status, const char *content_type, const char *extra,
 	     const void *body, size_t len);
@@ -118,7 +125,24 @@ void api_set(json_t *o, const char *key, json_t *v);
  * api_col reads it. */
 void api_set_cols(json_t *o, sqlite3_stmt *st, int first, const char *const names[]);
 
+/* ---- the worker thread (for http.c) ---- */
+
+/* What one civetweb worker thread keeps between its requests: the answer
+ * buffer, and the read-only connection to db_path (opened on first use
+ * with apid_store_open_readonly) with its cached statements. db_path must
+ * outlive it. NULL when out of memory; api_worker_free frees. */
+struct api_worker *api_worker_new(const char *db_path);
+void api_worker_free(struct api_worker *w);
+/* Around each request of r->worker: begin numbers it for the statement
+ * cache; end resets every statement it used, so no read transaction stays
+ * open to hold back the writer's checkpoints. */
+void api_request_begin(struct api_req *r);
+void api_request_end(struct api_req *r);
+/* A bare 500 with Connection: close, for a thread without a worker. */
+void api_answer_500(struct mg_connection *conn);
+
 /* ---- handlers (api_miners.c, api_models.c) ---- */
+
 
 int api_miners_list(struct api_req *r);
 int api_miner_get(struct api_req *r, const char *mac);
@@ -128,5 +152,17 @@ int api_miner_telemetry(struct api_req *r, const char *mac);
 int api_models_list(struct api_req *r);
 int api_model_get(struct api_req *r, const char *alias);
 int api_model_patch(struct api_req *r, const char *alias);
+/* The miners a bulk action's filter object matches (malloc'd, sorted):
+ * 0, or -1 after an error answer. */
+int api_miners_matching(struct api_req *r, const json_t *filter, char (**macs)[HIVE_MAC_LEN],
+			size_t *n);
+
+/* ---- handlers (api_actions.c) ---- */
+
+int api_miner_action(struct api_req *r, const char *mac);
+int api_actions_post(struct api_req *r);
+int api_actions_list(struct api_req *r);
+int api_action_get(struct api_req *r, const char *id);
+int api_audit_list(struct api_req *r);
 
 #endif

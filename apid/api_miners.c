@@ -4,6 +4,7 @@
  * never from a scan of the history. Secrets never leave: the answers say
  * has_api_key / has_unlock_pass. */
 #include <limits.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -11,6 +12,7 @@
 #include "apid.h"
 #include "chips.h"
 #include "hive/log.h"
+#include "hive/mac.h"
 
 #define LIST_LIMIT_DEFAULT 1000
 #define LIST_LIMIT_MAX     10000
@@ -33,9 +35,10 @@
 	" m.last_error_kind, m.last_error_op, m.last_error_ms, m.last_telemetry_ms," \
 	" m.telemetry_source, s.id, s.ts_ms, s.state, s.state_time, s.preset," \
 	" s.hr_realtime_ghs, s.hr_average_ghs, s.hr_nominal_ghs, s.chip_temp_max," \
-	" s.pcb_temp_max, s.power_w, s.power_metered, s.fan_duty, s.fans, s.hw_errors"
+	" s.pcb_temp_max, s.power_w, s.power_metered, s.fan_duty, s.fans, s.hw_errors," \
+	" m.conflict, m.conflict_ms, s.state_description"
 #define MINER_FROM " FROM miners m LEFT JOIN statuses s ON s.id = m.last_status_id"
-enum { C_STATUS = 21, C_NCOLS = 36 };
+enum { C_STATUS = 21, C_CONFLICT = 36, C_NCOLS = 39 };
 
 /* Status rows of the history share the status part's order. */
 #define STATUS_COLS \
@@ -96,6 +99,19 @@ static json_t *miner_json(sqlite3_stmt *st)
 	api_set(m, "telemetry_source", api_col(st, 20));
 	api_set(m, "status", sqlite3_column_type(st, C_STATUS) == SQLITE_NULL
 				     ? json_null() : status_json(st, C_STATUS));
+	if (sqlite3_column_type(st, C_STATUS) != SQLITE_NULL)
+		api_set(json_object_get(m, "status"), "state_description",
+			api_col(st, C_CONFLICT + 2));
+	/* The firmware keeps moving its preset above the limit by itself. */
+	if (sqlite3_column_type(st, C_CONFLICT) == SQLITE_NULL) {
+		api_set(m, "conflict", json_null());
+	} else {
+		json_t *c = json_object();
+
+		api_set(c, "reason", api_col(st, C_CONFLICT));
+		api_set(c, "since", api_col(st, C_CONFLICT + 1));
+		api_set(m, "conflict", c);
+	}
 	return m;
 }
 
@@ -180,49 +196,71 @@ static void list_head(struct api_req *r, long long total, long long limit, long 
 	api_out_raw(r, head, (size_t)n);
 }
 
+/* The filters of the list, from the query or from a JSON object (bulk
+ * actions): state, model, q (part of a MAC or address), managed, online,
+ * conflict. */
+struct miner_filter {
+	const char *state, *model, *q;
+	int managed, online, conflict;      /* -1: either */
+};
+
+/* WHERE from f; -1 after a 400. qlow holds q lower-cased. */
+static int filter_where(struct api_req *r, const struct miner_filter *f, struct list_query *lq,
+			char qlow[Q_MAX + 1])
+{
+	const char *state = f->state, *model = f->model, *q = f->q;
+
+	if (state) {
+		if (!*state || strlen(state) > STATE_MAX)
+			return api_error(r, 400, "state: 1 to %d characters", STATE_MAX), -1;
+		filter_add(lq, "s.state = ?%d", state, 0);
+		lq->need_status = true;
+	}
+	if (model) {
+		if (!api_alias_ok(model))
+			return api_error(r, 400, "model: not a model alias: '%.40s'", model), -1;
+		filter_add(lq, "m.model = ?%d", model, 0);
+	}
+	if (q) {
+		size_t n = strlen(q);
+		if (n == 0 || n > Q_MAX)
+			return api_error(r, 400, "q: 1 to %d characters", Q_MAX), -1;
+		for (size_t k = 0; k <= n; k++)
+			qlow[k] = (q[k] >= 'A' && q[k] <= 'Z') ? (char)(q[k] - 'A' + 'a') : q[k];
+		filter_add(lq, "(instr(m.mac, ?%d) > 0 OR instr(m.ip, ?%d) > 0"
+			   " OR instr(m.last_ip, ?%d) > 0)", qlow, 0);
+	}
+	if (f->managed >= 0)
+		filter_add(lq, "m.managed = ?%d", NULL, f->managed);
+	if (f->online >= 0)
+		filter_add(lq, "m.online = ?%d", NULL, f->online);
+	if (f->conflict >= 0)
+		filter_add(lq, "(m.conflict IS NOT NULL) = ?%d", NULL, f->conflict);
+	return 0;
+}
+
 int api_miners_list(struct api_req *r)
 {
 	static const char *const allowed[] = { "limit", "offset", "state", "model", "managed",
-					       "online", "q", "sort", "order", NULL };
+					       "online", "conflict", "q", "sort", "order", NULL };
 	struct list_query lq = { .nargs = 0 };
+	struct miner_filter f = { api_param(r, "state"), api_param(r, "model"), api_param(r, "q"),
+				  -1, -1, -1 };
 	long long limit, offset, total = -1;
-	const char *state = api_param(r, "state"), *model = api_param(r, "model");
-	const char *q = api_param(r, "q"), *sort = api_param(r, "sort");
+	const char *sort = api_param(r, "sort");
 	const char *order = api_param(r, "order"), *expr = "m.mac", *dir = "ASC";
 	char qlow[Q_MAX + 1], sql[3072];
-	int managed, online, rc = SQLITE_DONE;
+	int rc = SQLITE_DONE;
 	sqlite3_stmt *st;
 
 	if (api_params_allow(r, allowed) < 0 ||
 	    api_param_int(r, "limit", 1, LIST_LIMIT_MAX, LIST_LIMIT_DEFAULT, &limit) < 0 ||
 	    api_param_int(r, "offset", 0, OFFSET_MAX, 0, &offset) < 0 ||
-	    api_param_bool(r, "managed", &managed) < 0 ||
-	    api_param_bool(r, "online", &online) < 0)
+	    api_param_bool(r, "managed", &f.managed) < 0 ||
+	    api_param_bool(r, "online", &f.online) < 0 ||
+	    api_param_bool(r, "conflict", &f.conflict) < 0 ||
+	    filter_where(r, &f, &lq, qlow) < 0)
 		return r->status;
-	if (state) {
-		if (!*state || strlen(state) > STATE_MAX)
-			return api_error(r, 400, "state: 1 to %d characters", STATE_MAX);
-		filter_add(&lq, "s.state = ?%d", state, 0);
-		lq.need_status = true;
-	}
-	if (model) {
-		if (!api_alias_ok(model))
-			return api_error(r, 400, "model: not a model alias: '%.40s'", model);
-		filter_add(&lq, "m.model = ?%d", model, 0);
-	}
-	if (q) {
-		size_t n = strlen(q);
-		if (n == 0 || n > Q_MAX)
-			return api_error(r, 400, "q: 1 to %d characters", Q_MAX);
-		for (size_t k = 0; k <= n; k++)
-			qlow[k] = (q[k] >= 'A' && q[k] <= 'Z') ? (char)(q[k] - 'A' + 'a') : q[k];
-		filter_add(&lq, "(instr(m.mac, ?%d) > 0 OR instr(m.ip, ?%d) > 0"
-			   " OR instr(m.last_ip, ?%d) > 0)", qlow, 0);
-	}
-	if (managed >= 0)
-		filter_add(&lq, "m.managed = ?%d", NULL, managed);
-	if (online >= 0)
-		filter_add(&lq, "m.online = ?%d", NULL, online);
 	if (sort) {
 		size_t k;
 		for (k = 0; k < sizeof(sort_keys) / sizeof(sort_keys[0]); k++)
@@ -289,6 +327,71 @@ int api_miners_list(struct api_req *r)
 	}
 	api_out_raw(r, "]}", 2);
 	return api_out_send(r, 200);
+}
+
+/* The miners a bulk action's filter names: {"state","model","q","managed",
+ * "online","conflict"} as the list's parameters (booleans as JSON). */
+int api_miners_matching(struct api_req *r, const json_t *filter, char (**macs)[HIVE_MAC_LEN],
+			size_t *n)
+{
+	static const char *const allowed[] = { "state", "model", "q", "managed", "online",
+					       "conflict", NULL };
+	static const char *const bools[] = { "managed", "online", "conflict" };
+	struct miner_filter f = { NULL, NULL, NULL, -1, -1, -1 };
+	int *bool_out[] = { &f.managed, &f.online, &f.conflict };
+	const char **str_out[] = { &f.state, &f.model, &f.q };
+	struct list_query lq = { .nargs = 0 };
+	char qlow[Q_MAX + 1], sql[1024];
+	size_t cap = 0;
+	sqlite3_stmt *st;
+	int rc;
+
+	*macs = NULL;
+	*n = 0;
+	if (!json_is_object(filter))
+		return api_error(r, 400, "filter: expected an object"), -1;
+	if (api_body_allow(r, filter, allowed) < 0)
+		return -1;
+	for (int i = 0; i < 3; i++) {
+		json_t *v = json_object_get(filter, allowed[i]);
+
+		if (v && !json_is_string(v))
+			return api_error(r, 400, "filter.%s: expected a string", allowed[i]), -1;
+		*str_out[i] = v ? json_string_value(v) : NULL;
+	}
+	for (int i = 0; i < 3; i++) {
+		json_t *v = json_object_get(filter, bools[i]);
+
+		if (v && !json_is_boolean(v))
+			return api_error(r, 400, "filter.%s: expected true or false", bools[i]), -1;
+		*bool_out[i] = v ? json_is_true(v) : -1;
+	}
+	if (filter_where(r, &f, &lq, qlow) < 0)
+		return -1;
+	snprintf(sql, sizeof(sql), "SELECT m.mac FROM %s%s ORDER BY m.mac", count_from(&lq),
+		 lq.where);
+	if (!(st = api_stmt(r, sql)))
+		return -1;
+	if (bind_filters(st, &lq) < 0)
+		return api_db_fail(r, st), -1;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (*n == cap) {
+			size_t nc = cap ? cap * 2 : 256;
+			void *nm = realloc(*macs, nc * sizeof(**macs));
+
+			if (!nm) {
+				sqlite3_reset(st);
+				return api_error(r, 500, "out of memory"), -1;
+			}
+			*macs = nm;
+			cap = nc;
+		}
+		snprintf((*macs)[(*n)++], HIVE_MAC_LEN, "%s", sqlite3_column_text(st, 0));
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return api_db_fail(r, st), -1;
+	return 0;
 }
 
 /* ------------------------------------------------------------ one miner */

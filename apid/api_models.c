@@ -12,8 +12,17 @@
 	"alias, name, fw_version, num_chains, chips_per_chain, topology, max_preset, updated_ms"
 #define PRESET_COLS "model, name, pretty, watts, th, ord, tuned"
 #define PRESET_ORDER " ORDER BY model, ord, name"
+/* Per model: miners, online, managed, managed miners above max_preset by
+ * their latest status (stock "disabled" counts as above), conflicts. */
 #define COUNT_SQL \
-	"SELECT model, count(*), coalesce(sum(online), 0) FROM miners"
+	"SELECT m.model, count(*), coalesce(sum(m.online), 0), coalesce(sum(m.managed), 0)," \
+	" coalesce(sum(m.managed AND m.online AND lim.watts IS NOT NULL AND s.preset IS NOT NULL" \
+	"  AND (s.preset = 'disabled' OR cur.watts > lim.watts)), 0)," \
+	" coalesce(sum(m.conflict IS NOT NULL), 0)" \
+	" FROM miners m LEFT JOIN statuses s ON s.id = m.last_status_id" \
+	" LEFT JOIN models mo ON mo.alias = m.model" \
+	" LEFT JOIN model_presets lim ON lim.model = m.model AND lim.name = mo.max_preset" \
+	" LEFT JOIN model_presets cur ON cur.model = m.model AND cur.name = s.preset"
 
 static json_t *model_json(sqlite3_stmt *st)
 {
@@ -30,6 +39,9 @@ static json_t *model_json(sqlite3_stmt *st)
 	api_set(m, "presets", json_array());
 	api_set(m, "miners", json_integer(0));
 	api_set(m, "miners_online", json_integer(0));
+	api_set(m, "managed", json_integer(0));
+	api_set(m, "managed_above_limit", json_integer(0));
+	api_set(m, "conflicts", json_integer(0));
 	return m;
 }
 
@@ -50,7 +62,8 @@ static int add_preset(json_t *m, sqlite3_stmt *st)
 /* A row of COUNT_SQL into its model m. 0. */
 static int add_counts(json_t *m, sqlite3_stmt *st)
 {
-	static const char *const cols[] = { "miners", "miners_online", NULL };
+	static const char *const cols[] = { "miners", "miners_online", "managed",
+					    "managed_above_limit", "conflicts", NULL };
 
 	api_set_cols(m, st, 1, cols);
 	return 0;
@@ -91,8 +104,8 @@ static int models_fill(struct api_req *r, json_t *byalias, const char *alias)
 	static const char all_presets[] = "SELECT " PRESET_COLS " FROM model_presets" PRESET_ORDER;
 	static const char one_presets[] =
 		"SELECT " PRESET_COLS " FROM model_presets WHERE model = ?" PRESET_ORDER;
-	static const char all_counts[] = COUNT_SQL " WHERE model IS NOT NULL GROUP BY model";
-	static const char one_counts[] = COUNT_SQL " WHERE model = ? GROUP BY model";
+	static const char all_counts[] = COUNT_SQL " WHERE m.model IS NOT NULL GROUP BY m.model";
+	static const char one_counts[] = COUNT_SQL " WHERE m.model = ? GROUP BY m.model";
 
 	if (models_add(r, byalias, alias, all_presets, one_presets, add_preset) < 0 ||
 	    models_add(r, byalias, alias, all_counts, one_counts, add_counts) < 0)

@@ -4,15 +4,27 @@
  * writer (writer.c), the receive thread (ingest.c), control (control.c),
  * feed (feed.c), and civetweb's workers (http.c). docs/apid.md has the
  * picture. */
+#include <jansson.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "actions.h"
+#include "control.h"
 #include "core.h"
+#include "feed.h"
+#include "health.h"
+#include "hive/bus.h"
+#include "hive/clock.h"
+#include "hive/daemon.h"
 #include "hive/log.h"
+#include "hive/loop.h"
 #include "hive/msg.h"
 #include "http.h"
+#include "ingest.h"
+#include "traffic.h"
 #include "sched.h"
 #include "store.h"
 #include "writer.h"
@@ -45,7 +57,7 @@ static struct apid_writer_opts writer_opts(struct apid *a)
 		.prune_batch = c->retention.prune_batch,
 		.prune_every_ms = 10000,
 		.prune_first_ms = 1000,
-		.ingest = a->ingest,
+		.traffic = a->traffic,
 		.sched = a->sched,
 		.feed = a->feed,
 	};
@@ -61,6 +73,17 @@ static struct apid_sched_opts sched_opts(const struct hive_cfg *c)
 		.job_timeout_ms = (int64_t)c->scheduler.job_timeout_seconds * 1000,
 		.managed_only = c->scheduler.managed_only,
 		.port = c->network.port,
+	};
+
+	return o;
+}
+
+static struct apid_actions_opts actions_opts(const struct hive_cfg *c)
+{
+	struct apid_actions_opts o = {
+		.action_timeout_ms = (int64_t)c->control.action_timeout_seconds * 1000,
+		.job_timeout_ms = (int64_t)c->control.job_timeout_seconds * 1000,
+		.max_corrections_per_hour = c->control.max_corrections_per_hour,
 	};
 
 	return o;
@@ -95,16 +118,17 @@ static int open_bus(struct apid *a)
 	a->events = listen_on(a, HIVE_BUS_SUBSCRIBE, "events", c->bus.events);
 	a->jobs_status = listen_on(a, HIVE_BUS_PUSH, "jobs_status", c->bus.jobs_status);
 	a->jobs_telemetry = listen_on(a, HIVE_BUS_PUSH, "jobs_telemetry", c->bus.jobs_telemetry);
+	a->jobs_control = listen_on(a, HIVE_BUS_PUSH, "jobs_control", c->bus.jobs_control);
 	a->control_bus = listen_on(a, HIVE_BUS_REPLY, "control", c->bus.control);
 	a->feed_bus = listen_on(a, HIVE_BUS_PUBLISH, "feed", c->bus.feed);
-	return a->events && a->jobs_status && a->jobs_telemetry && a->control_bus && a->feed_bus
-		? 0 : -1;
+	return a->events && a->jobs_status && a->jobs_telemetry && a->jobs_control &&
+	       a->control_bus && a->feed_bus ? 0 : -1;
 }
 
 static void close_bus(struct apid *a)
 {
-	struct hive_bus *all[] = { a->events, a->jobs_status, a->jobs_telemetry, a->control_bus,
-				   a->feed_bus };
+	struct hive_bus *all[] = { a->events, a->jobs_status, a->jobs_telemetry, a->jobs_control,
+				   a->control_bus, a->feed_bus };
 
 	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
 		if (all[i])
@@ -117,7 +141,7 @@ static int64_t sched_timer(struct hive_loop *loop, void *arg)
 {
 	struct main_state *m = arg;
 	struct apid *a = m->a;
-	int64_t now = hive_now_ms(), next;
+	int64_t now = hive_mono_ms(), next;
 	uint64_t gen = apid_writer_roster_gen(a->writer);
 	char err[512];
 
@@ -135,6 +159,15 @@ static int64_t sched_timer(struct hive_loop *loop, void *arg)
 	return next < SCHED_TICK_MAX_MS ? next : SCHED_TICK_MAX_MS;
 }
 
+/* Actions: send what may go, time out what waited too long. */
+static int64_t actions_timer(struct hive_loop *loop, void *arg)
+{
+	struct main_state *m = arg;
+
+	(void)loop;
+	return apid_actions_tick(m->a->actions, hive_mono_ms());
+}
+
 /* apid's own heartbeat, on the feed, like every daemon's on the events bus. */
 static int64_t heartbeat_timer(struct hive_loop *loop, void *arg)
 {
@@ -142,23 +175,33 @@ static int64_t heartbeat_timer(struct hive_loop *loop, void *arg)
 	struct apid *a = m->a;
 	struct apid_writer_stats ws;
 	struct apid_sched_stats ss;
+	struct apid_actions_stats as;
+	struct hive_msg_heartbeat hb;
 	json_t *body;
 
 	(void)loop;
 	apid_writer_get_stats(a->writer, &ws);
 	apid_sched_get_stats(a->sched, &ss);
-	body = json_pack("{s:s,s:s,s:i,s:I,s:{s:I,s:I,s:I,s:I,s:I,s:I},s:I}",
-			 "daemon", "apid", "host", a->d.host, "pid", (int)getpid(),
-			 "started", (json_int_t)a->started_ms, "counters",
-			 "events_stored", (json_int_t)ws.stored,
-			 "events_rejected", (json_int_t)ws.rejected,
-			 "batches", (json_int_t)ws.batches, "queue_depth", (json_int_t)ws.depth,
-			 "jobs_sent", (json_int_t)(ss.kind[0].sent + ss.kind[1].sent),
-			 "miners", (json_int_t)ss.miners,
-			 "in_flight", (json_int_t)(ss.kind[0].outstanding + ss.kind[1].outstanding));
+	apid_actions_get_stats(a->actions, &as);
+	hive_msg_init(HIVE_MSG_HEARTBEAT, &hb);
+	hb.daemon = "apid";
+	hb.host = a->d.host;
+	hb.pid = getpid();
+	hb.started = a->started_ms;
+	hb.in_flight = (long long)(ss.kind[0].outstanding + ss.kind[1].outstanding);
+	hb.counters = json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}",
+				"events_stored", (json_int_t)ws.stored,
+				"events_rejected", (json_int_t)ws.rejected,
+				"batches", (json_int_t)ws.batches, "queue_depth", (json_int_t)ws.depth,
+				"jobs_sent", (json_int_t)(ss.kind[0].sent + ss.kind[1].sent),
+				"miners", (json_int_t)ss.miners,
+				"actions_open", (json_int_t)as.open,
+				"actions_created", (json_int_t)as.created);
+	body = hive_msg_encode(HIVE_MSG_HEARTBEAT, &hb);
 	if (body)
 		hive_bus_send(a->feed_bus, HIVE_TOPIC_HEARTBEAT, body, true);
 	json_decref(body);
+	json_decref(hb.counters);
 	return (int64_t)a->d.cfg.intervals.heartbeat_seconds * 1000;
 }
 
@@ -212,6 +255,7 @@ static void reload(struct main_state *m)
 	struct apid *a = m->a;
 	struct apid_writer_opts wo;
 	struct apid_sched_opts so;
+	struct apid_actions_opts ao;
 	const struct hive_cfg *c;
 
 	if (hive_daemon_reload(&a->d) != 1)
@@ -225,6 +269,8 @@ static void reload(struct main_state *m)
 	apid_writer_configure(a->writer, &wo);
 	so = sched_opts(c);
 	apid_sched_configure(a->sched, &so);
+	ao = actions_opts(c);
+	apid_actions_configure(a->actions, &ao);
 }
 
 int main(int argc, char **argv)
@@ -247,7 +293,8 @@ int main(int argc, char **argv)
 	m.fixed = a.d.cfg;            /* shallow: only its strings are compared */
 	m.fixed.network.subnets = NULL;
 
-	if (!(a.ingest = apid_ingest_new()) || !(a.loop = hive_loop_new())) {
+	if (!(a.traffic = apid_traffic_new()) || !(a.ingest = apid_ingest_new(a.traffic)) ||
+	    !(a.loop = hive_loop_new())) {
 		log_errx("out of memory");
 		goto out;
 	}
@@ -269,6 +316,26 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	apid_writer_attach(a.writer, a.sched, a.feed);
+	/* Actions: the open ones from the last run, then the writer's hooks
+	 * (results, failures, statuses) and the control job queue. */
+	{
+		struct apid_actions_opts ao = actions_opts(&a.d.cfg);
+		struct apid_writer_hooks hooks;
+
+		if (!(a.actions = apid_actions_new(&ao, a.sched, a.writer)) ||
+		    apid_actions_load(a.actions, m.ro, err, sizeof(err)) < 0) {
+			log_errx("cannot start actions err=\"%s\"", a.actions ? err : "out of memory");
+			goto out;
+		}
+		apid_actions_hooks(a.actions, &hooks);
+		apid_writer_set_hooks(a.writer, &hooks);
+		apid_sched_set_control_bus(a.sched, a.jobs_control);
+	}
+	/* Before its first askers: control, HTTP and the watch. */
+	if (!(a.health = apid_health_new(a.db_path))) {
+		log_errx("out of memory");
+		goto out;
+	}
 	if (apid_ingest_start(a.ingest, a.events, a.writer, err, sizeof(err)) < 0 ||
 	    !(a.control = apid_control_start(&a, a.control_bus, err, sizeof(err)))) {
 		log_errx("cannot start err=\"%s\"", err);
@@ -279,6 +346,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	hive_loop_timer(a.loop, 0, sched_timer, &m);
+	hive_loop_timer(a.loop, 0, actions_timer, &m);
 	hive_loop_timer(a.loop, 0, heartbeat_timer, &m);
 	hive_loop_timer(a.loop, WATCH_MS, watch_timer, &m);
 	log_info("started db=%s events=%s http=%s", a.db_path, a.d.cfg.bus.events,
@@ -298,12 +366,15 @@ out:
 		apid_http_stop(a.http);   /* no more PATCHes */
 	apid_ingest_stop(a.ingest);       /* no more events */
 	apid_control_stop(a.control);
-	apid_writer_stop(a.writer);       /* commits what was queued */
+	apid_writer_stop(a.writer);       /* commits what was queued; lets go of actions */
 	apid_feed_stop(a.feed);
+	apid_actions_free(a.actions);
 	apid_sched_free(a.sched);
+	apid_health_free(a.health);       /* nobody asks for health any more */
 	sqlite3_close(m.ro);
 	close_bus(&a);
 	apid_ingest_free(a.ingest);
+	apid_traffic_free(a.traffic);
 	if (a.loop)
 		hive_loop_free(a.loop);
 	hive_daemon_finish(&a.d);

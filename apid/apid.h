@@ -1,22 +1,21 @@
-/* apid.h — what apid's parts share: the hub's state is private to apid.c;
- * the HTTP side reaches the rest through these calls only. */
+/* apid.h — the hub as the HTTP handlers see it (hub.c): the config, the
+ * database's path, and the writes they may ask for. The hub's state
+ * (core.h) stays out of their sight; health and metrics are in health.h. */
 #ifndef APID_H
 #define APID_H
 
-#include <stdbool.h>
 #include <stddef.h>
-#include <jansson.h>
-#include "hive/cfg.h"
 
 struct apid;
+struct hive_cfg;
+struct apid_action_request;
 
 /* The running config (valid until the next reload on the main thread;
  * the HTTP side copies what it keeps). */
 const struct hive_cfg *apid_cfg(struct apid *a);
 
 /* Path of the database, for HTTP handlers' own read-only connections
- * (sqlite3_open_v2 with SQLITE_OPEN_READONLY; WAL lets them read while the
- * writer writes). */
+ * (apid_store_open_readonly; WAL lets them read while the writer writes). */
 const char *apid_db_path(struct apid *a);
 
 /* Writes asked for over HTTP go through the writer thread; these block
@@ -30,12 +29,9 @@ int apid_patch_model(struct apid *a, const char *alias,
 		     const char *max_preset /* NULL: clear the limit */,
 		     const char *actor, int *http_status, char *err, size_t errlen);
 
-/* GET /api/health: daemons seen with their last heartbeat and counters,
- * workers connected, queue depths, events received/stored/rejected/lost
- * per source, scheduler counts, last sweep per subnet. New reference. */
-json_t *apid_health(struct apid *a);
-
-/* GET /metrics: Prometheus text exposition format, malloc'd, caller frees. */
-char *apid_metrics(struct apid *a);
+/* Records n actions (actions.h) through the writer: 0 with ids[i] set
+ * once committed, or -1 with *http_status (503) and err. */
+int apid_request_actions(struct apid *a, const struct apid_action_request *req, size_t n,
+			 long long *ids, int *http_status, char *err, size_t errlen);
 
 #endif

@@ -6,13 +6,20 @@
  *
  * Credentials are read through the thread's own read-only connection;
  * they are secrets and never logged. */
-#include "core.h"
+#include "control.h"
 
+#include <jansson.h>
+#include <pthread.h>
+#include <sqlite3.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core.h"
+#include "health.h"
+#include "hive/bus.h"
 #include "hive/log.h"
 #include "hive/msg.h"
 #include "store.h"
@@ -29,22 +36,26 @@ struct apid_control {
 
 static json_t *error_body(const char *fmt, const char *arg)
 {
+	struct hive_msg_ctl_error e;
 	char msg[256];
 
 	snprintf(msg, sizeof(msg), fmt, arg);
-	return json_pack("{s:s}", "error", msg);
+	e.error = msg;
+	return hive_msg_encode(HIVE_MSG_CTL_ERROR, &e);
 }
 
 static json_t *credentials(struct apid_control *c, const json_t *req, const char **topic)
 {
-	const char *mac_in = json_string_value(json_object_get(req, "mac"));
-	char mac[APID_MAC_LEN], err[512];
+	struct hive_msg_credentials q;
+	struct hive_msg_credentials_reply r;
+	char err[200];
+	const char *mac = q.mac;
 	json_t *out;
 	int rc;
 
-	if (!mac_in || hive_mac_normalise(mac_in, mac) < 0) {
+	if (hive_msg_decode(HIVE_MSG_CTL_CREDENTIALS, req, &q, err, sizeof(err)) < 0) {
 		*topic = HIVE_TOPIC_CTL_ERROR;
-		return error_body("mac: %s", mac_in ? "not a MAC address" : "missing");
+		return error_body("%s", err);
 	}
 	if (!c->db) {
 		c->db = apid_store_open_readonly(c->a->db_path, err, sizeof(err));
@@ -65,11 +76,17 @@ static json_t *credentials(struct apid_control *c, const json_t *req, const char
 		const char *key = (const char *)sqlite3_column_text(c->cred_st, 0);
 		const char *pass = (const char *)sqlite3_column_text(c->cred_st, 1);
 
-		out = json_pack("{s:s,s:b,s:s?,s:s?}", "mac", mac, "known", 1, "api_key", key,
-				"unlock_pass", pass);
+		hive_msg_init(HIVE_MSG_CTL_CREDENTIALS_REPLY, &r);
+		snprintf(r.mac, sizeof(r.mac), "%s", mac);
+		r.known = 1;
+		r.api_key = key;
+		r.unlock_pass = pass;
+		out = hive_msg_encode(HIVE_MSG_CTL_CREDENTIALS_REPLY, &r);
 	} else if (rc == SQLITE_DONE) {
-		out = json_pack("{s:s,s:b,s:n,s:n}", "mac", mac, "known", 0, "api_key",
-				"unlock_pass");
+		hive_msg_init(HIVE_MSG_CTL_CREDENTIALS_REPLY, &r);
+		snprintf(r.mac, sizeof(r.mac), "%s", mac);
+		r.known = 0;
+		out = hive_msg_encode(HIVE_MSG_CTL_CREDENTIALS_REPLY, &r);
 	} else {
 		log_errx("control credentials query failed mac=%s err=\"%s\"", mac,
 			 sqlite3_errmsg(c->db));

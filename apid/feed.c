@@ -6,13 +6,17 @@
  * Its own thread and a bounded queue: the writer never waits for the feed;
  * when the queue is full the update is dropped and counted. With no
  * subscriber connected nothing is built or sent. */
-#include "core.h"
+#include "feed.h"
 
-#include <stdatomic.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "hive/bus.h"
 #include "hive/log.h"
 #include "hive/msg.h"
 #include "store.h"

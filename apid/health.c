@@ -1,20 +1,27 @@
-/* health — what apid knows about the fleet's plumbing and the fleet's
- * totals, as the JSON of GET /api/health and hive.control.health, and as
- * Prometheus text for GET /metrics. The metrics are rendered from the
- * health document, so the two never disagree. docs/apid.md lists every
- * name. */
-#include "core.h"
+/* health — see health.h. The metrics are rendered from the health
+ * document, so the two never disagree. docs/apid.md lists every name. */
+#include "health.h"
 
 #include <pthread.h>
 #include <sqlite3.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "actions.h"
+#include "control.h"
+#include "core.h"
+#include "feed.h"
+#include "hive/bus.h"
+#include "hive/cfg.h"
+#include "hive/clock.h"
+#include "hive/daemon.h"
 #include "hive/log.h"
-#include "hive/loop.h"
+#include "traffic.h"
 #include "sched.h"
 #include "store.h"
 #include "writer.h"
@@ -45,125 +52,136 @@ static const char fleet_sql[] =
 	"  coalesce(m.last_error_ms > s.ts_ms, m.last_error_ms IS NOT NULL)), 0),"
 	" coalesce(sum(m.online != 0 AND s.state = 'failure' AND"
 	"  NOT coalesce(m.last_error_ms > s.ts_ms, 0)), 0),"
-	" coalesce(sum(m.managed != 0), 0)"
+	" coalesce(sum(m.managed != 0), 0),"
+	" coalesce(sum(m.conflict IS NOT NULL), 0)"
 	" FROM miners m LEFT JOIN statuses s ON s.id = m.last_status_id";
 
 struct fleet_figures {
-	json_int_t miners, online, mining, errors, failure, managed;
+	json_int_t miners, online, mining, errors, failure, managed, conflicts;
 	json_int_t power_w, power_estimated_w;
 	double hashrate_ghs;
 	int64_t ts_ms;                   /* wall clock of the query */
 };
 
-/* One process, one hub: the connection and the last figures are the
- * process's, keyed by the database path (tests run several hubs in turn). */
-static struct {
+/* The connection, its statement and the last figures, behind one lock:
+ * health is built on HTTP workers, the control thread and the main loop. */
+struct apid_health {
 	pthread_mutex_t lock;
 	char path[HIVE_CFG_PATH_MAX];
 	sqlite3 *db;
 	sqlite3_stmt *st;
-	bool atexit_set;
 	bool ok;                         /* fig holds figures; else err says why */
 	int64_t at_ms;                   /* monotonic time of the last attempt; 0 never */
 	struct fleet_figures fig;
 	char err[300];
-} fleet = { .lock = PTHREAD_MUTEX_INITIALIZER };
+};
 
-static void fleet_close(void)
+struct apid_health *apid_health_new(const char *db_path)
 {
-	sqlite3_finalize(fleet.st);
-	sqlite3_close(fleet.db);
-	fleet.st = NULL;
-	fleet.db = NULL;
+	struct apid_health *h = calloc(1, sizeof(*h));
+
+	if (!h)
+		return NULL;
+	pthread_mutex_init(&h->lock, NULL);
+	snprintf(h->path, sizeof(h->path), "%s", db_path);
+	return h;
 }
 
-static void fleet_atexit(void)
+static void fleet_close(struct apid_health *h)
 {
-	pthread_mutex_lock(&fleet.lock);
-	fleet_close();
-	pthread_mutex_unlock(&fleet.lock);
+	sqlite3_finalize(h->st);
+	sqlite3_close(h->db);
+	h->st = NULL;
+	h->db = NULL;
+}
+
+void apid_health_free(struct apid_health *h)
+{
+	if (!h)
+		return;
+	fleet_close(h);
+	pthread_mutex_destroy(&h->lock);
+	free(h);
 }
 
 /* Runs the query on the read-only connection (opened on first use).
- * 0 / -1 with fleet.err. Called with fleet.lock held. */
-static int fleet_query(const char *path)
+ * 0 / -1 with h->err. Called with h->lock held. */
+static int fleet_query(struct apid_health *h)
 {
-	struct fleet_figures *f = &fleet.fig;
+	struct fleet_figures *f = &h->fig;
 	int rc;
 
-	if (!fleet.db) {
-		fleet.db = apid_store_open_readonly(path, fleet.err, sizeof(fleet.err));
-		if (!fleet.db)
+	if (!h->db) {
+		h->db = apid_store_open_readonly(h->path, h->err, sizeof(h->err));
+		if (!h->db)
 			return -1;
-		if (!fleet.atexit_set)
-			fleet.atexit_set = atexit(fleet_atexit) == 0;
 	}
-	if (!fleet.st &&
-	    sqlite3_prepare_v2(fleet.db, fleet_sql, -1, &fleet.st, NULL) != SQLITE_OK) {
-		snprintf(fleet.err, sizeof(fleet.err), "%s", sqlite3_errmsg(fleet.db));
-		fleet_close();
+	if (!h->st && sqlite3_prepare_v2(h->db, fleet_sql, -1, &h->st, NULL) != SQLITE_OK) {
+		snprintf(h->err, sizeof(h->err), "%s", sqlite3_errmsg(h->db));
+		fleet_close(h);
 		return -1;
 	}
-	rc = sqlite3_step(fleet.st);
+	rc = sqlite3_step(h->st);
 	if (rc == SQLITE_ROW) {
-		f->miners = sqlite3_column_int64(fleet.st, 0);
-		f->online = sqlite3_column_int64(fleet.st, 1);
-		f->mining = sqlite3_column_int64(fleet.st, 2);
-		f->hashrate_ghs = sqlite3_column_double(fleet.st, 3);
-		f->power_w = sqlite3_column_int64(fleet.st, 4);
-		f->power_estimated_w = sqlite3_column_int64(fleet.st, 5);
-		f->errors = sqlite3_column_int64(fleet.st, 6);
-		f->failure = sqlite3_column_int64(fleet.st, 7);
-		f->managed = sqlite3_column_int64(fleet.st, 8);
+		f->miners = sqlite3_column_int64(h->st, 0);
+		f->online = sqlite3_column_int64(h->st, 1);
+		f->mining = sqlite3_column_int64(h->st, 2);
+		f->hashrate_ghs = sqlite3_column_double(h->st, 3);
+		f->power_w = sqlite3_column_int64(h->st, 4);
+		f->power_estimated_w = sqlite3_column_int64(h->st, 5);
+		f->errors = sqlite3_column_int64(h->st, 6);
+		f->failure = sqlite3_column_int64(h->st, 7);
+		f->managed = sqlite3_column_int64(h->st, 8);
+		f->conflicts = sqlite3_column_int64(h->st, 9);
 		f->ts_ms = hive_wall_ms();
 	} else {
-		snprintf(fleet.err, sizeof(fleet.err), "%s", sqlite3_errmsg(fleet.db));
+		snprintf(h->err, sizeof(h->err), "%s", sqlite3_errmsg(h->db));
 	}
 	/* Ends the read transaction: a reader left open would hold back the
 	 * writer's checkpoints. */
-	sqlite3_reset(fleet.st);
+	sqlite3_reset(h->st);
 	return rc == SQLITE_ROW ? 0 : -1;
 }
 
 /* The "fleet" object of the health document, or null when the database
  * cannot be read (the reason goes to "problems" through *err). */
-static json_t *fleet_json(struct apid *a, char *err, size_t errlen)
+static json_t *fleet_json(struct apid_health *h, char *err, size_t errlen)
 {
-	int64_t now = hive_now_ms();
+	int64_t now = hive_mono_ms();
 	struct fleet_figures f;
 	json_t *fig;
 	bool ok;
 
-	pthread_mutex_lock(&fleet.lock);
-	if (strcmp(fleet.path, a->db_path) != 0) {
-		fleet_close();
-		snprintf(fleet.path, sizeof(fleet.path), "%s", a->db_path);
-		fleet.at_ms = 0;
+	if (!h) {
+		snprintf(err, errlen, "not started");
+		return json_null();
 	}
-	if (fleet.at_ms == 0 || now - fleet.at_ms >= FLEET_CACHE_MS) {
-		fleet.ok = fleet_query(a->db_path) == 0;
-		fleet.at_ms = now;
-		if (!fleet.ok) {
-			char q[sizeof(fleet.err) + 64];
+	pthread_mutex_lock(&h->lock);
+	if (h->at_ms == 0 || now - h->at_ms >= FLEET_CACHE_MS) {
+		h->ok = fleet_query(h) == 0;
+		h->at_ms = now;
+		if (!h->ok) {
+			char q[sizeof(h->err) + 64];
 
 			hive_log_complain("health fleet", "fleet totals unavailable err=%s",
-					  hive_log_quote(fleet.err, q, sizeof(q)));
+					  hive_log_quote(h->err, q, sizeof(q)));
 		} else {
 			hive_log_recovered("health fleet", "fleet totals available again");
 		}
 	}
-	ok = fleet.ok;
-	f = fleet.fig;
+	ok = h->ok;
+	f = h->fig;
 	if (!ok)
-		snprintf(err, errlen, "%s", fleet.err);
-	pthread_mutex_unlock(&fleet.lock);
+		snprintf(err, errlen, "%s", h->err);
+	pthread_mutex_unlock(&h->lock);
 	if (!ok)
 		return json_null();
-	fig = json_pack("{s:I,s:I,s:I,s:f,s:I,s:I,s:I,s:I,s:I,s:I}",
+	fig = json_pack("{s:I,s:I,s:I,s:f,s:I,s:I,s:I,s:I,s:I,s:I,s:I}",
 			 "miners", f.miners, "online", f.online, "mining", f.mining,
 			 "hashrate_ghs", f.hashrate_ghs, "power_w", f.power_w,
 			 "power_estimated_w", f.power_estimated_w, "errors", f.errors,
-			 "failure", f.failure, "managed", f.managed, "ts_ms", (json_int_t)f.ts_ms);
+			 "failure", f.failure, "managed", f.managed, "conflicts", f.conflicts,
+			 "ts_ms", (json_int_t)f.ts_ms);
 	return fig ? fig : json_null();   /* a hashrate sum that is not finite */
 }
 
@@ -242,6 +260,28 @@ static void add_problems(struct apid *a, json_t *h, const struct apid_writer_sta
 	json_object_set_new(h, "problems", problems);
 }
 
+/* The actions' counters (actions.h): totals since start and open now. */
+static json_t *actions_json(struct apid_actions *acts)
+{
+	struct apid_actions_stats s;
+	json_t *open;
+
+	memset(&s, 0, sizeof(s));
+	if (acts)
+		apid_actions_get_stats(acts, &s);
+	open = json_object();
+	for (int k = APID_AS_QUEUED; k <= APID_AS_CONFIRMING; k++)
+		json_object_set_new(open, apid_action_state_name(k),
+				    json_integer((json_int_t)s.by_state[k]));
+	return json_pack("{s:I,s:o,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}",
+			 "open", (json_int_t)s.open, "open_by_state", open,
+			 "created", (json_int_t)s.created, "sent", (json_int_t)s.sent,
+			 "resent", (json_int_t)s.resent, "done", (json_int_t)s.done,
+			 "failed", (json_int_t)s.failed, "expired", (json_int_t)s.expired,
+			 "superseded", (json_int_t)s.superseded, "enforced", (json_int_t)s.enforced,
+			 "conflicts_flagged", (json_int_t)s.conflicts);
+}
+
 json_t *apid_health(struct apid *a)
 {
 	int64_t now = hive_wall_ms();
@@ -258,9 +298,9 @@ json_t *apid_health(struct apid *a)
 						 "src", a->d.source, "pid", (json_int_t)getpid(),
 						 "started_ms", (json_int_t)a->started_ms,
 						 "uptime_s", (json_int_t)((now - a->started_ms) / 1000)));
-	json_object_set_new(h, "fleet", fleet_json(a, fleet_err, sizeof(fleet_err)));
-	if (a->ingest)
-		events = apid_ingest_snapshot(a->ingest, now);
+	json_object_set_new(h, "fleet", fleet_json(a->health, fleet_err, sizeof(fleet_err)));
+	if (a->traffic)
+		events = apid_traffic_snapshot(a->traffic, now);
 	if (!events)
 		events = json_pack("{s:i,s:i,s:i,s:i,s:{},s:[],s:[],s:[]}", "received", 0, "stored",
 				   0, "rejected", 0, "lost", 0, "rejected_by", "sources",
@@ -272,9 +312,11 @@ json_t *apid_health(struct apid *a)
 	if (a->events)
 		add_malformed(events, a->events);
 	json_object_set_new(h, "daemons", daemons ? daemons : json_array());
-	json_object_set_new(h, "workers", json_pack("{s:i,s:i}",
+	json_object_set_new(h, "workers", json_pack("{s:i,s:i,s:i}",
 						    "status", hive_bus_peers(a->jobs_status),
-						    "telemetry", hive_bus_peers(a->jobs_telemetry)));
+						    "telemetry", hive_bus_peers(a->jobs_telemetry),
+						    "control", a->jobs_control
+							       ? hive_bus_peers(a->jobs_control) : 0));
 	memset(&ws, 0, sizeof(ws));
 	if (a->writer)
 		apid_writer_get_stats(a->writer, &ws);
@@ -295,7 +337,7 @@ json_t *apid_health(struct apid *a)
 		"telemetry", counts_json(&ss.kind[APID_JOB_TELEMETRY])));
 	json_object_set_new(h, "sweeps", sweeps ? sweeps : json_array());
 	json_object_set_new(h, "database", json_pack(
-		"{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:{s:I,s:I,s:I,s:I}}",
+		"{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:{s:I,s:I,s:I,s:I,s:I}}",
 		"path", a->db_path, "size_bytes", file_size(a->db_path, ""),
 		"wal_bytes", file_size(a->db_path, "-wal"),
 		"batches", (json_int_t)ws.batches, "max_batch", (json_int_t)ws.max_batch,
@@ -303,9 +345,11 @@ json_t *apid_health(struct apid *a)
 		"last_seq", (json_int_t)ws.last_seq,
 		"pruned", "statuses", (json_int_t)ws.pruned_statuses,
 		"telemetry", (json_int_t)ws.pruned_telemetry,
-		"miner_errors", (json_int_t)ws.pruned_errors, "audit", (json_int_t)ws.pruned_audit));
+		"miner_errors", (json_int_t)ws.pruned_errors, "audit", (json_int_t)ws.pruned_audit,
+		"actions", (json_int_t)ws.pruned_actions));
 	json_object_set_new(h, "control", json_pack("{s:I}", "requests",
 						    (json_int_t)apid_control_requests(a->control)));
+	json_object_set_new(h, "actions", actions_json(a->actions));
 	add_problems(a, h, &ws, &ss, fleet_err);
 	return h;
 }
@@ -423,6 +467,10 @@ char *apid_metrics(struct apid *a)
 		sample(f, "powerhive_fleet_failure", NULL, NULL, (double)num(fl, "failure"));
 		family(f, "powerhive_fleet_managed", "gauge", "Miners managed by PowerHive.");
 		sample(f, "powerhive_fleet_managed", NULL, NULL, (double)num(fl, "managed"));
+		family(f, "powerhive_fleet_conflicts", "gauge",
+		       "Managed miners flagged conflict: they keep raising their preset above"
+		       " the limit by themselves.");
+		sample(f, "powerhive_fleet_conflicts", NULL, NULL, (double)num(fl, "conflicts"));
 	}
 
 	per(f, "powerhive_events_received_total", "counter", "Events received from the bus.",
@@ -542,6 +590,26 @@ char *apid_metrics(struct apid *a)
 		       (double)num(d, "duration_ms") / 1000.0);
 	per(f, "powerhive_sweep_miners", "gauge", "Miners a subnet's last sweep found.",
 	    json_object_get(h, "sweeps"), "subnet", "subnet", "miners");
+	{
+		static const char *const ends[] = { "done", "failed", "expired", "superseded" };
+		json_t *ac = json_object_get(h, "actions");
+
+		family(f, "powerhive_actions_created_total", "counter",
+		       "Actions recorded (operators and the enforcer).");
+		sample(f, "powerhive_actions_created_total", NULL, NULL, (double)num(ac, "created"));
+		family(f, "powerhive_actions_ended_total", "counter",
+		       "Actions that reached a final state, by state.");
+		for (size_t e = 0; e < sizeof(ends) / sizeof(ends[0]); e++)
+			sample(f, "powerhive_actions_ended_total", "state", ends[e],
+			       (double)num(ac, ends[e]));
+		family(f, "powerhive_actions_open", "gauge",
+		       "Actions queued, sent or confirming now.");
+		sample(f, "powerhive_actions_open", NULL, NULL, (double)num(ac, "open"));
+		family(f, "powerhive_actions_enforced_total", "counter",
+		       "set_preset actions the max-preset enforcer created.");
+		sample(f, "powerhive_actions_enforced_total", NULL, NULL,
+		       (double)num(ac, "enforced"));
+	}
 	family(f, "powerhive_control_requests_total", "counter", "Requests on bus.control.");
 	sample(f, "powerhive_control_requests_total", NULL, NULL,
 	       (double)num(json_object_get(h, "control"), "requests"));

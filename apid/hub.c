@@ -1,7 +1,10 @@
-/* hub — the apid.h calls that are plain views of the hub. The hub itself
+/* hub — apid.h: the hub as the HTTP handlers see it. The hub itself
  * (struct apid, core.h) is filled by apid.c's main. */
+#include "apid.h"
+
 #include <stdio.h>
 
+#include "actions.h"
 #include "core.h"
 #include "writer.h"
 
@@ -35,6 +38,22 @@ int apid_patch_model(struct apid *a, const char *alias, const char *max_preset,
 		snprintf(err, errlen, "database not open");
 		return -1;
 	}
-	return apid_writer_patch_model(a->writer, alias, max_preset, actor, http_status, err,
-				       errlen);
+	if (apid_writer_patch_model(a->writer, alias, max_preset, actor, http_status, err,
+				    errlen) < 0)
+		return -1;
+	/* A lower limit acts on all the model's managed miners at once. */
+	if (a->actions && max_preset)
+		apid_actions_model_changed(a->actions, alias);
+	return 0;
+}
+
+int apid_request_actions(struct apid *a, const struct apid_action_request *req, size_t n,
+			 long long *ids, int *http_status, char *err, size_t errlen)
+{
+	if (!a->writer || !a->actions) {
+		*http_status = 503;
+		snprintf(err, errlen, "database not open");
+		return -1;
+	}
+	return apid_actions_request(a->actions, req, n, ids, http_status, err, errlen);
 }

@@ -7,33 +7,38 @@
  */
 #include "sched.h"
 
+#include <arpa/inet.h>
+#include <jansson.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "core.h"
+#include "hive/clock.h"
 #include "hive/log.h"
-#include "hive/loop.h"
+#include "hive/mac.h"
 #include "hive/msg.h"
 
 #define TICK_MAX_MS 1000
 
 struct miner {
-	char mac[APID_MAC_LEN];
-	char ip[APID_IP_LEN];
+	char mac[HIVE_MAC_LEN];
+	char ip[INET_ADDRSTRLEN];
 	char *api_key;
 	bool managed;
 	char endpoint[8];
 	int64_t next[APID_JOB_KINDS];      /* monotonic ms of the next slot */
 	long long job[APID_JOB_KINDS];     /* job out, 0 = none */
 	int64_t deadline[APID_JOB_KINDS];  /* monotonic ms it times out */
+	bool soon;                         /* a status read-back is wanted now */
 };
 
 struct apid_sched {
 	pthread_mutex_t mu;
 	struct apid_sched_opts o;
 	struct hive_bus *push[APID_JOB_KINDS];
+	struct hive_bus *push_control;
+	uint64_t control_sent, control_not_sent;
 	struct miner *m;
 	size_t n;
 	long long last_job;
@@ -44,6 +49,8 @@ struct apid_sched {
 static const char *const kind_names[APID_JOB_KINDS] = { "status", "telemetry" };
 static const char *const kind_topics[APID_JOB_KINDS] = { HIVE_TOPIC_JOB_STATUS,
 							 HIVE_TOPIC_JOB_TELEMETRY };
+static const enum hive_msg_kind kind_msgs[APID_JOB_KINDS] = { HIVE_MSG_JOB_STATUS,
+							      HIVE_MSG_JOB_TELEMETRY };
 
 int64_t apid_sched_slot(const char *mac, int64_t interval_ms)
 {
@@ -105,7 +112,7 @@ void apid_sched_free(struct apid_sched *s)
 
 void apid_sched_configure(struct apid_sched *s, const struct apid_sched_opts *o)
 {
-	int64_t now = hive_now_ms();
+	int64_t now = hive_mono_ms();
 
 	pthread_mutex_lock(&s->mu);
 	for (int k = 0; k < APID_JOB_KINDS; k++) {
@@ -144,6 +151,8 @@ static void install(struct apid_sched *s, struct miner *m, size_t n, int64_t now
 	pthread_mutex_lock(&s->mu);
 	for (size_t i = 0; i < n; i++) {
 		struct miner *old = find(s->m, s->n, m[i].mac);
+
+		m[i].soon = old && old->soon;
 
 		for (int k = 0; k < APID_JOB_KINDS; k++) {
 			if (old) {
@@ -240,17 +249,23 @@ fail:
 static void send_job(struct apid_sched *s, struct miner *m, int k, int64_t now)
 {
 	long long id = ++s->last_job;
+	struct hive_msg_job job;
 	json_t *body;
 	int rc = HIVE_BUS_TIMEOUT;
 
 	/* A PUSH socket buffers while no worker is connected: that is no
 	 * worker, not a job sent. */
 	if (s->push[k] && hive_bus_peers(s->push[k]) > 0) {
-		body = json_pack("{s:I,s:s,s:s,s:i,s:s,s:I}", "job", (json_int_t)id, "mac", m->mac,
-				 "ip", m->ip, "port", s->o.port, "api_key", m->api_key, "deadline",
-				 (json_int_t)(hive_wall_ms() + s->o.job_timeout_ms));
-		if (body && k == APID_JOB_TELEMETRY)
-			json_object_set_new(body, "endpoint", json_string(m->endpoint));
+		hive_msg_init(kind_msgs[k], &job);
+		job.job = id;
+		snprintf(job.mac, sizeof(job.mac), "%s", m->mac);
+		snprintf(job.ip, sizeof(job.ip), "%s", m->ip);
+		job.port = s->o.port;
+		job.api_key = m->api_key;
+		job.deadline = hive_wall_ms() + s->o.job_timeout_ms;
+		if (k == APID_JOB_TELEMETRY)
+			job.endpoint = m->endpoint;
+		body = hive_msg_encode(kind_msgs[k], &job);
 		rc = body ? hive_bus_send(s->push[k], kind_topics[k], body, true) : HIVE_BUS_ERROR;
 		json_decref(body);
 	}
@@ -283,6 +298,10 @@ int64_t apid_sched_tick(struct apid_sched *s, int64_t now)
 				log_debug("job timed out queue=%s mac=%s job=%lld", kind_names[k],
 					  m->mac, m->job[k]);
 				m->job[k] = 0;
+			}
+			if (k == APID_JOB_STATUS && m->soon && !m->job[k] && eligible) {
+				m->soon = false;
+				send_job(s, m, k, now);
 			}
 			if (now >= m->next[k]) {
 				/* The slot after now: a stalled loop skips, never bursts. */
@@ -319,6 +338,65 @@ void apid_sched_job_done(struct apid_sched *s, const char *mac, long long job, b
 		else
 			s->c[k].failed++;
 	}
+	pthread_mutex_unlock(&s->mu);
+}
+
+void apid_sched_set_control_bus(struct apid_sched *s, struct hive_bus *push_control)
+{
+	pthread_mutex_lock(&s->mu);
+	s->push_control = push_control;
+	pthread_mutex_unlock(&s->mu);
+}
+
+int apid_sched_control(struct apid_sched *s, const char *mac, long long action, const char *kind,
+		       const char *preset, int64_t deadline_wall_ms, long long *job)
+{
+	struct hive_msg_control_job cj;
+	struct miner *m;
+	json_t *body = NULL;
+	int rc = -1;
+
+	pthread_mutex_lock(&s->mu);
+	m = find(s->m, s->n, mac);
+	if (m && s->push_control) {
+		if (hive_bus_peers(s->push_control) == 0) {
+			rc = 1;
+		} else {
+			hive_msg_init(HIVE_MSG_JOB_CONTROL, &cj);
+			cj.job = ++s->last_job;
+			snprintf(cj.mac, sizeof(cj.mac), "%s", m->mac);
+			snprintf(cj.ip, sizeof(cj.ip), "%s", m->ip);
+			cj.port = s->o.port;
+			cj.api_key = m->api_key;
+			cj.deadline = deadline_wall_ms;
+			cj.action = action;
+			cj.kind = kind;
+			cj.preset = preset;
+			body = hive_msg_encode(HIVE_MSG_JOB_CONTROL, &cj);
+			rc = body ? hive_bus_send(s->push_control, HIVE_TOPIC_JOB_CONTROL, body, true)
+				  : HIVE_BUS_ERROR;
+			if (rc == HIVE_BUS_OK) {
+				*job = cj.job;
+				s->control_sent++;
+				rc = 0;
+			} else {
+				s->control_not_sent++;
+				rc = rc == HIVE_BUS_TIMEOUT ? 1 : -1;
+			}
+		}
+	}
+	pthread_mutex_unlock(&s->mu);
+	json_decref(body);
+	return rc;
+}
+
+void apid_sched_poll_soon(struct apid_sched *s, const char *mac)
+{
+	struct miner *m;
+
+	pthread_mutex_lock(&s->mu);
+	if ((m = find(s->m, s->n, mac)))
+		m->soon = true;   /* the next tick, off the miner's slot: the slot stays */
 	pthread_mutex_unlock(&s->mu);
 }
 

@@ -86,6 +86,20 @@ void apid_sched_job_done(struct apid_sched *s, const char *mac, long long job, b
 
 void apid_sched_get_stats(struct apid_sched *s, struct apid_sched_stats *out);
 
+/* ---- control jobs (actions.c decides what and when) ---- */
+
+/* The PUSH socket of bus.jobs_control (the caller's). */
+void apid_sched_set_control_bus(struct apid_sched *s, struct hive_bus *push_control);
+/* Sends one control job to mac at the address and with the key of the
+ * roster, dropped by the worker after deadline_wall_ms. 0 with *job set;
+ * 1 when no worker is ready; -1 when the miner is not in the roster
+ * (offline or without a key) or the bus failed. */
+int apid_sched_control(struct apid_sched *s, const char *mac, long long action, const char *kind,
+		       const char *preset, int64_t deadline_wall_ms, long long *job);
+/* Polls mac's status as soon as no status job of it is out (the read-back
+ * of an action). */
+void apid_sched_poll_soon(struct apid_sched *s, const char *mac);
+
 /* A miner's slot: its offset inside an interval, from a hash of its MAC. */
 int64_t apid_sched_slot(const char *mac, int64_t interval_ms);
 

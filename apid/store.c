@@ -99,6 +99,26 @@ static const char *const migrations[] = {
 	"CREATE INDEX miner_errors_ts ON miner_errors(ts_ms);"
 	"CREATE INDEX audit_ts ON audit(ts_ms);"
 	"ALTER TABLE sweeps ADD COLUMN started_ms INTEGER;",
+
+	/* 3: control. Every change PowerHive makes to a miner (actions.h),
+	 * and a miner that keeps moving its preset above the limit by itself
+	 * (conflict: the reason, NULL when none). */
+	"CREATE TABLE actions ("
+	" id INTEGER PRIMARY KEY,"
+	" mac TEXT NOT NULL REFERENCES miners(mac) ON DELETE CASCADE,"
+	" kind TEXT NOT NULL, preset TEXT,"
+	" state TEXT NOT NULL,"
+	" actor TEXT NOT NULL, reason TEXT,"
+	" created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL,"
+	" sent_ms INTEGER, sends INTEGER NOT NULL DEFAULT 0,"
+	" error_kind TEXT, error TEXT"
+	");"
+	"CREATE INDEX actions_mac ON actions(mac, created_ms);"
+	"CREATE INDEX actions_created ON actions(created_ms);"
+	"CREATE INDEX actions_open ON actions(state) WHERE state IN ('queued', 'sent', 'confirming');"
+	"ALTER TABLE miners ADD COLUMN conflict TEXT;"
+	"ALTER TABLE miners ADD COLUMN conflict_ms INTEGER;"
+	"ALTER TABLE statuses ADD COLUMN state_description TEXT;",
 };
 
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))

@@ -27,9 +27,10 @@ int apid_store_schema_version(void);
  * sqlite3_close. */
 sqlite3 *apid_store_open(const char *path, char *err, size_t errlen);
 
-/* Opens an existing database read-only (HTTP handlers, control, feed,
- * scheduler). Refuses a schema version other than this binary's. NULL with
- * a message in err. */
+/* Opens an existing database read-only: the one way every reader opens it
+ * (HTTP worker threads, control, feed, health, the roster). Refuses
+ * another application's file and a schema version other than this
+ * binary's. NULL with a message in err; close with sqlite3_close. */
 sqlite3 *apid_store_open_readonly(const char *path, char *err, size_t errlen);
 
 /* Applies the migrations after the database's version up to `target`

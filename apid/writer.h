@@ -1,12 +1,15 @@
 /* writer — the thread that owns apid's only write connection.
  *
- * Everything that changes the database goes through one bounded queue:
- * events from the bus (pushed by the ingest's receive thread) and PATCHes
- * from HTTP (which jump ahead of events and wait for their commit). The
- * thread commits events in batched transactions — a batch closes at
- * batch_max events or batch_ms after its first event — and between batches
- * runs one small retention step. A crash loses the open batch and what was
- * still queued; every committed batch is in the database.
+ * Everything that changes the database goes through it: events from the
+ * bus (pushed by the ingest's receive thread into one bounded queue) and
+ * requests — functions run on the writer thread inside its transaction,
+ * such as the PATCHes from HTTP, which jump ahead of events and wait for
+ * their commit. The thread commits in batched transactions — a batch
+ * closes at batch_max events or batch_ms after its first event, or at once
+ * when a caller waits — and between batches runs one small retention step.
+ * What each event and request does to the tables is apply.h's. A crash
+ * loses the open batch and what was still queued; every committed batch is
+ * in the database.
  */
 #ifndef APID_WRITER_H
 #define APID_WRITER_H
@@ -23,6 +26,8 @@ struct apid_event;
 struct apid_source;
 struct apid_sched;
 struct apid_feed;
+struct apid_apply;
+struct hive_msg_status_result;
 
 struct apid_writer_opts {
 	const char *db_path;
@@ -46,8 +51,9 @@ struct apid_writer_stats {
 	uint64_t rejected;         /* by the decoder or the database */
 	uint64_t batches;          /* committed transactions */
 	uint64_t max_batch;        /* largest batch so far */
-	uint64_t patches;          /* PATCHes committed */
-	uint64_t pruned_statuses, pruned_telemetry, pruned_errors, pruned_audit;
+	uint64_t patches;          /* apid_writer_run requests (PATCHes) committed */
+	uint64_t posted;           /* apid_writer_post requests committed */
+	uint64_t pruned_statuses, pruned_telemetry, pruned_errors, pruned_audit, pruned_actions;
 	uint64_t commit_failures;
 	uint64_t roster_gen;       /* changes when a roster field changed */
 	size_t depth;              /* events waiting */
@@ -79,8 +85,54 @@ void apid_writer_get_stats(struct apid_writer *w, struct apid_writer_stats *out)
 /* Current roster generation (cheap: read on every scheduler tick). */
 uint64_t apid_writer_roster_gen(struct apid_writer *w);
 
-/* PATCHes, blocking until committed or refused (the apid.h contract):
- * -1 with *http_status (404, 422, 503) and a message. */
+/* A request: runs on the writer thread inside the open transaction, with
+ * the statements of apply.h (a). 0, or -1 with *http_status and a message
+ * in err (errlen bytes). Each runs in a savepoint: one that returns -1 is
+ * rolled back to it and leaves nothing behind (writes, feed notes, roster
+ * change). */
+typedef int apid_writer_fn(struct apid_apply *a, void *arg, int *http_status, char *err,
+			   size_t errlen);
+
+/* Runs fn(arg) and blocks until its transaction is committed: the request
+ * jumps ahead of queued events and makes the transaction commit at once.
+ * 0, or -1 with fn's status and message, or 503 when apid is stopping or
+ * the transaction was lost (rolled back, COMMIT failed). arg stays the
+ * caller's. Never call it on the writer thread (a request, a hook). */
+int apid_writer_run(struct apid_writer *w, apid_writer_fn *fn, void *arg, int *http_status,
+		    char *err, size_t errlen);
+/* Queues fn(arg) ahead of the events and returns: it is committed with the
+ * next batch (it does not close it early). free_arg (may be NULL) is called
+ * on arg after the transaction ended, or here when refused; a failure
+ * (fn's -1 or a lost transaction) is logged with fn's status and message.
+ * Not bounded: for occasional requests, not a stream. May be called on the
+ * writer thread. 0, or -1 when apid is stopping. */
+int apid_writer_post(struct apid_writer *w, apid_writer_fn *fn, void *arg,
+		     void (*free_arg)(void *arg));
+
+/* Hooks for a controller that acts on what the writer stores, all on the
+ * writer thread. None by default; set or cleared (NULL) at any time, they
+ * take effect from the next transaction (closing: at once).
+ * - event: after each applied event (not a rejected one), inside the same
+ *   transaction, with the decoded event (valid for the call only), when it
+ *   was taken (apid_apply_event_ts) and the apply struct, so it can write
+ *   in that transaction (apply.h, apid_apply_db). It must not block nor call
+ *   apid_writer_run; it logs its own failures (one that loses the
+ *   transaction loses the batch, as any database error).
+ * - ended: after each transaction, committed or lost (requests' writes
+ *   included), so what was written in it can go live or be forgotten.
+ * - closing: before the writer closes its connection at stop. */
+struct apid_writer_hooks {
+	void (*event)(void *arg, struct apid_apply *a, const struct apid_event *ev,
+		      long long ts_ms);
+	void (*ended)(void *arg, bool committed);
+	void (*closing)(void *arg);
+	void *arg;
+};
+void apid_writer_set_hooks(struct apid_writer *w, const struct apid_writer_hooks *h);
+
+/* PATCHes (apply.h's requests through apid_writer_run), blocking until
+ * committed or refused (the apid.h contract): -1 with *http_status (404,
+ * 422, 503) and a message. */
 int apid_writer_patch_miner(struct apid_writer *w, const char *mac, int managed,
 			    const char *unlock_pass, const char *actor, int *http_status,
 			    char *err, size_t errlen);

@@ -9,6 +9,7 @@
  */
 #include "discoverd.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,13 +94,11 @@ static void published(struct disc_catalogue *cat, const char *model, const char 
 
 /* ---------------------------------------------------------------- body */
 
-static json_t *topology(const struct hive_fw_model *md)
+/* rows × cols chip ids; NULL when out of memory. */
+static json_t *topology_chips(const struct hive_fw_model *md)
 {
 	json_t *rows, *row;
 
-	if (md->topo_rows <= 0 || md->topo_cols <= 0 ||
-	    md->topo_rows * md->topo_cols > HIVE_FW_MAX_TOPO)
-		return json_null();
 	if (!(rows = json_array()))
 		return NULL;
 	for (int r = 0; r < md->topo_rows; r++) {
@@ -110,44 +109,55 @@ static json_t *topology(const struct hive_fw_model *md)
 						  json_integer(md->topo_chips[r * md->topo_cols + c])))
 				goto fail;
 	}
-	return json_pack("{s:i, s:i, s:o}", "rows", md->topo_rows, "cols", md->topo_cols,
-			 "chips", rows);
+	return rows;
 fail:
 	json_decref(rows);
 	return NULL;
 }
 
-json_t *disc_catalogue_body(const char *model, const char *fw_version,
-			    const struct hive_fw_model *md, const struct hive_fw_presets *ps)
+int disc_catalogue_body_fill(struct disc_catalogue_body *b, const char *model,
+			     const char *fw_version, const struct hive_fw_model *md,
+			     const struct hive_fw_presets *ps)
 {
-	json_t *presets, *p, *topo;
+	struct hive_msg_model_catalogue *c = &b->c;
+	int n = ps->n < HIVE_FW_MAX_PRESETS ? ps->n : HIVE_FW_MAX_PRESETS;
 
-	if (!(presets = json_array()))
-		return NULL;
-	for (int i = 0; i < ps->n && i < HIVE_FW_MAX_PRESETS; i++) {
+	hive_msg_init(HIVE_MSG_MODEL_CATALOGUE, c);
+	b->chips = NULL;
+	c->model = model;
+	c->full_name = md->full_name;
+	c->series = md->series;
+	c->fw_version = fw_version;
+	c->num_chains = md->num_chains;
+	c->chips_per_chain = md->chips_per_chain;
+	c->chips_per_domain = md->chips_per_domain;
+	if (md->topo_rows > 0 && md->topo_cols > 0 &&
+	    md->topo_rows * md->topo_cols <= HIVE_FW_MAX_TOPO) {
+		if (!(b->chips = topology_chips(md)))
+			return -1;
+		c->topology.rows = md->topo_rows;
+		c->topology.cols = md->topo_cols;
+		c->topology.chips = b->chips;
+	}
+	for (int i = 0; i < n; i++) {
 		const struct hive_fw_preset *x = &ps->p[i];
+		struct hive_msg_preset *p = &b->presets[i];
 
-		p = json_pack("{s:s, s:s, s:o, s:o, s:i, s:b, s:b}", "name", x->name, "pretty",
-			      x->pretty, "watts", x->watts > 0 ? json_integer(x->watts) : json_null(),
-			      "th", x->th > 0 ? json_real(x->th) : json_null(), "order", i,
-			      "tuned", x->tuned, "modded_psu_required", x->modded_psu_required);
-		if (!p || json_array_append_new(presets, p)) {
-			json_decref(presets);
-			return NULL;
-		}
+		p->name = x->name;
+		p->pretty = x->pretty;
+		p->watts = x->watts > 0 ? x->watts : NAN;
+		p->th = x->th > 0 ? x->th : NAN;
+		p->order = i;
+		p->tuned = x->tuned;
+		p->modded_psu_required = x->modded_psu_required;
 	}
-	if (!(topo = topology(md))) {
-		json_decref(presets);
-		return NULL;
-	}
-	return json_pack("{s:s, s:s, s:s, s:s, s:i, s:i, s:i, s:o, s:o, s:{s:i, s:i, s:i, s:i}}",
-			 "model", model, "full_name", md->full_name, "series", md->series,
-			 "fw_version", fw_version, "num_chains", md->num_chains,
-			 "chips_per_chain", md->chips_per_chain, "chips_per_domain",
-			 md->chips_per_domain, "topology", topo, "presets", presets, "overclock",
-			 "min_freq", md->overclock.min_freq, "max_freq", md->overclock.max_freq,
-			 "min_voltage", md->overclock.min_voltage, "max_voltage",
-			 md->overclock.max_voltage);
+	c->presets = b->presets;
+	c->n_presets = n > 0 ? (size_t)n : 0;
+	c->overclock.min_freq = md->overclock.min_freq;
+	c->overclock.max_freq = md->overclock.max_freq;
+	c->overclock.min_voltage = md->overclock.min_voltage;
+	c->overclock.max_voltage = md->overclock.max_voltage;
+	return 0;
 }
 
 /* ---------------------------------------------------------------- fetching */
@@ -164,20 +174,23 @@ static void on_model(const struct hive_fw_result *res, void *arg)
 	struct host *h = arg;
 	struct discoverd *dd = h->dd;
 	struct miner *m = h->m;
-	json_t *b;
+	struct disc_catalogue_body b;
+	int rc;
 
 	if (res->err.kind != HIVE_FW_OK) {
 		fetch_failed(h, &res->err);
 		return;
 	}
-	if (!(b = disc_catalogue_body(m->model, m->fw_version, &res->model, h->presets))) {
+	if (disc_catalogue_body_fill(&b, m->model, m->fw_version, &res->model, h->presets) < 0) {
 		struct hive_fw_err e = { .kind = HIVE_FW_ERR_INTERNAL };
 
 		snprintf(e.msg, sizeof(e.msg), "model: out of memory building the catalogue");
 		fetch_failed(h, &e);
 		return;
 	}
-	if (disc_publish(dd, HIVE_TOPIC_MODEL_CATALOGUE, b) == 0) {
+	rc = disc_publish(dd, HIVE_MSG_MODEL_CATALOGUE, &b.c);
+	json_decref(b.chips);
+	if (rc == 0) {
 		dd->c.catalogues++;
 		published(dd->catalogue, m->model, m->fw_version);
 		h->catalogue = false;

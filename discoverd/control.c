@@ -19,7 +19,7 @@
 #include <unistd.h>
 
 #include "hive/bus.h"
-#include "hive/json.h"
+#include "hive/clock.h"
 #include "hive/log.h"
 #include "hive/msg.h"
 
@@ -29,7 +29,7 @@
 struct creq {
 	struct creq *next;
 	struct host *h;
-	char mac[18];
+	char mac[HIVE_MAC_LEN];
 	struct disc_creds creds;
 };
 
@@ -68,39 +68,66 @@ static struct creq *pop(struct creq **head, struct creq **tail)
 	return r;
 }
 
+/* Copies a string of apid's answer into a buffer of ours; -1 when it does
+ * not fit (a key or password longer than we use is a bad answer). */
+static int copy_secret(char *out, size_t len, const char *v)
+{
+	if (v && strlen(v) >= len)
+		return -1;
+	snprintf(out, len, "%s", v ? v : "");
+	return 0;
+}
+
 /* Reads apid's answer into r->creds. 0 / -1. */
 static int parse_answer(struct creq *r, const struct hive_envelope *env)
 {
-	char err[128];
-	bool known = false;
+	struct hive_msg_credentials_reply a;
+	char err[256];
+	int rc = -1;
 
 	if (strcmp(env->topic, HIVE_TOPIC_CTL_ERROR) == 0) {
-		char msg[200] = "";
+		struct hive_msg_ctl_error e;
+		char q[300];
 
-		hive_json_str(env->body, "error", false, msg, sizeof(msg), err, sizeof(err));
-		log_warnx("credentials_refused mac=%s error=\"%s\"", r->mac, msg);
+		if (hive_msg_decode(HIVE_MSG_CTL_ERROR, env->body, &e, err, sizeof(err)) < 0) {
+			log_warnx("credentials_refused mac=%s problem=%s", r->mac,
+				  hive_log_quote(err, q, sizeof(q)));
+			return -1;
+		}
+		log_warnx("credentials_refused mac=%s error=%s", r->mac,
+			  hive_log_quote(e.error, q, sizeof(q)));
+		hive_msg_free(HIVE_MSG_CTL_ERROR, &e);
 		return -1;
 	}
-	if (hive_json_bool(env->body, "known", false, &known, err, sizeof(err)) < 0 ||
-	    hive_json_str(env->body, "api_key", false, r->creds.api_key,
-			  sizeof(r->creds.api_key), err, sizeof(err)) < 0 ||
-	    hive_json_str(env->body, "unlock_pass", false, r->creds.unlock_pass,
-			  sizeof(r->creds.unlock_pass), err, sizeof(err)) < 0) {
-		r->creds.api_key[0] = r->creds.unlock_pass[0] = '\0';
+	if (hive_msg_decode(HIVE_MSG_CTL_CREDENTIALS_REPLY, env->body, &a, err, sizeof(err)) < 0) {
 		log_warnx("credentials_bad_answer mac=%s problem=\"%s\"", r->mac, err);
 		return -1;
 	}
-	r->creds.known = known;
-	hive_log_secret(r->creds.api_key);
-	hive_log_secret(r->creds.unlock_pass);
-	return 0;
+	if (strcmp(a.mac, r->mac) != 0) {
+		log_warnx("credentials_bad_answer mac=%s problem=\"answer for %s\"", r->mac, a.mac);
+	} else if (copy_secret(r->creds.api_key, sizeof(r->creds.api_key), a.api_key) < 0 ||
+		   copy_secret(r->creds.unlock_pass, sizeof(r->creds.unlock_pass),
+			       a.unlock_pass) < 0) {
+		log_warnx("credentials_bad_answer mac=%s problem=\"key or password too long\"",
+			  r->mac);
+	} else {
+		r->creds.known = a.known == 1;
+		hive_log_secret(r->creds.api_key);
+		hive_log_secret(r->creds.unlock_pass);
+		rc = 0;
+	}
+	if (rc < 0)
+		r->creds.api_key[0] = r->creds.unlock_pass[0] = '\0';
+	hive_msg_free(HIVE_MSG_CTL_CREDENTIALS_REPLY, &a);
+	return rc;
 }
 
 static void ask(struct disc_control *c, struct creq *r)
 {
 	struct hive_envelope env;
+	struct hive_msg_credentials q;
 	json_t *body;
-	int64_t now = hive_now_ms();
+	int64_t now = hive_mono_ms();
 	int rc;
 
 	memset(&r->creds, 0, sizeof(r->creds));
@@ -115,12 +142,14 @@ static void ask(struct disc_control *c, struct creq *r)
 		return;
 	}
 	memset(&env, 0, sizeof(env));
-	if (!(body = json_pack("{s:s}", "mac", r->mac)))
+	hive_msg_init(HIVE_MSG_CTL_CREDENTIALS, &q);
+	snprintf(q.mac, sizeof(q.mac), "%s", r->mac);
+	if (!(body = hive_msg_encode(HIVE_MSG_CTL_CREDENTIALS, &q)))
 		return;
 	rc = hive_bus_request(c->req, HIVE_TOPIC_CTL_CREDENTIALS, body, &env, APID_TIMEOUT_MS);
 	json_decref(body);
 	if (rc != HIVE_BUS_OK) {
-		c->down_until = hive_now_ms() + APID_DOWN_MS;
+		c->down_until = hive_mono_ms() + APID_DOWN_MS;
 		if (!c->said_down)
 			log_warnx("apid_unavailable url=%s rc=%d retry_ms=%d",
 				  c->url, rc, APID_DOWN_MS);

@@ -16,6 +16,7 @@
 #include <sys/resource.h>
 
 #include "hive/bus.h"
+#include "hive/clock.h"
 #include "hive/log.h"
 #include "hive/msg.h"
 #include "hive/worker.h"
@@ -30,25 +31,27 @@ static int64_t on_sweep_timer(struct hive_loop *loop, void *arg);
 
 /* ---------------------------------------------------------------- publishing */
 
-int disc_publish(struct discoverd *dd, const char *topic, json_t *body)
+int disc_publish(struct discoverd *dd, enum hive_msg_kind kind, const void *body)
 {
+	json_t *b = hive_msg_encode(kind, body);
 	int rc = -1;
 
-	if (body && hive_bus_send(dd->events, topic, body, false) == HIVE_BUS_OK)
+	if (b && hive_bus_send(dd->events, hive_msg_topic(kind)->topic, b, false) == HIVE_BUS_OK)
 		rc = 0;
 	else
 		dd->c.publish_failed++;
-	json_decref(body);
+	json_decref(b);
 	return rc;
 }
 
 void disc_miner_error(struct discoverd *dd, const struct miner *m, const char *ip,
 		      const char *op, const struct hive_fw_err *err)
 {
+	struct hive_msg_miner_error e;
 	char key[64], q[600];
 
-	disc_publish(dd, HIVE_TOPIC_MINER_ERROR,
-		     hive_worker_error_body(m ? m->mac : "", ip, op, err, 0));
+	hive_worker_error_fill(&e, m ? m->mac : "", ip, op, err, 0);
+	disc_publish(dd, HIVE_MSG_MINER_ERROR, &e);
 	snprintf(key, sizeof(key), "%s %s", m ? m->mac : ip, op);
 	hive_log_complain(key, "miner_error mac=%s ip=%s op=%s kind=%s http_status=%d message=%s",
 			  m ? m->mac : "-", ip, op, hive_fw_err_name(err->kind), err->http_status,
@@ -60,7 +63,7 @@ void disc_miner_error(struct discoverd *dd, const struct miner *m, const char *i
 void disc_sweep_finished(struct discoverd *dd, int64_t started_mono)
 {
 	int64_t next = started_mono + (int64_t)dd->d.cfg.intervals.discovery_seconds * 1000;
-	int64_t delay = next - hive_now_ms();
+	int64_t delay = next - hive_mono_ms();
 
 	if (delay < 0)
 		delay = 0;
@@ -140,6 +143,8 @@ static int64_t on_beat(struct hive_loop *loop, void *arg)
 {
 	struct discoverd *dd = arg;
 	struct disc_counters *c = &dd->c;
+	struct hive_msg_heartbeat hb;
+	json_t *counts;
 	int in_flight;
 
 	(void)loop;
@@ -149,9 +154,13 @@ static int64_t on_beat(struct hive_loop *loop, void *arg)
 		c->info_latency_n = 0;
 	}
 	in_flight = disc_sweep_probes_in_flight(dd) + hive_fw_client_pending(dd->fw);
-	disc_publish(dd, HIVE_TOPIC_HEARTBEAT,
-		     hive_worker_heartbeat_body(&dd->d, counters(dd), in_flight,
-						c->info_latency_ms));
+	if ((counts = counters(dd))) {
+		hive_worker_heartbeat_fill(&hb, &dd->d, counts, in_flight, c->info_latency_ms);
+		disc_publish(dd, HIVE_MSG_HEARTBEAT, &hb);
+		json_decref(counts);
+	} else {
+		c->publish_failed++;
+	}
 	return (int64_t)dd->d.cfg.intervals.heartbeat_seconds * 1000;
 }
 

@@ -31,6 +31,7 @@
 #include "hive/daemon.h"
 #include "hive/fw.h"
 #include "hive/loop.h"
+#include "hive/msg.h"
 
 #define DISC_KEY_MAX   64          /* API keys we accept from apid or a miner */
 #define DISC_PASS_MAX  128
@@ -40,7 +41,7 @@
 
 struct miner {
 	uint64_t id;                   /* the MAC as a 48-bit number */
-	char mac[18];
+	char mac[HIVE_MAC_LEN];
 	uint32_t addr;                 /* where it answered last (host order), 0 */
 	char model[HIVE_FW_NAME_LEN];
 	char fw_version[HIVE_FW_NAME_LEN];
@@ -109,7 +110,7 @@ struct host {
 	struct discoverd *dd;
 	struct host *prev, *next;      /* dd->hosts */
 	uint32_t addr;
-	char ip[16];
+	char ip[HIVE_IPV4_LEN];
 	struct miner *m;               /* once /info said which miner */
 	struct disc_creds creds;
 	char cand[2][DISC_KEY_MAX + 1];/* keys to try: apid's, then ours */
@@ -148,8 +149,9 @@ struct discoverd {
 };
 
 /* discoverd.c */
-/* Publishes body (stolen) on the events bus. 0 / -1. */
-int disc_publish(struct discoverd *dd, const char *topic, json_t *body);
+/* Encodes body (the struct of kind, hive/msg.h) and publishes it on the
+ * events bus. 0 / -1 (counted as publish_failed). */
+int disc_publish(struct discoverd *dd, enum hive_msg_kind kind, const void *body);
 /* hive.miner.error for a miner (m may be NULL: then only the IP is known). */
 void disc_miner_error(struct discoverd *dd, const struct miner *m, const char *ip,
 		      const char *op, const struct hive_fw_err *err);
@@ -208,8 +210,16 @@ bool disc_catalogue_claim(struct disc_catalogue *cat, const char *model, const c
 void disc_catalogue_release(struct disc_catalogue *cat, const char *model, const char *fw_version);
 /* With the key working: fetches what is missing and publishes; ends h. */
 void disc_catalogue_fetch(struct host *h);
-/* The hive.model.catalogue body. New reference or NULL. */
-json_t *disc_catalogue_body(const char *model, const char *fw_version,
-			    const struct hive_fw_model *md, const struct hive_fw_presets *ps);
+/* A hive.model.catalogue body and what it points to. */
+struct disc_catalogue_body {
+	struct hive_msg_model_catalogue c;
+	struct hive_msg_preset presets[HIVE_FW_MAX_PRESETS];
+	json_t *chips;                 /* topology.chips, owned: json_decref it */
+};
+/* Fills b from /model and /autotune/presets (strings borrowed from the
+ * arguments). 0, or -1 out of memory. */
+int disc_catalogue_body_fill(struct disc_catalogue_body *b, const char *model,
+			     const char *fw_version, const struct hive_fw_model *md,
+			     const struct hive_fw_presets *ps);
 
 #endif

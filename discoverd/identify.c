@@ -30,8 +30,7 @@ int disc_host_start(struct discoverd *dd, uint32_t addr)
 		return -1;
 	h->dd = dd;
 	h->addr = addr;
-	snprintf(h->ip, sizeof(h->ip), "%u.%u.%u.%u", addr >> 24, (addr >> 16) & 255,
-		 (addr >> 8) & 255, addr & 255);
+	hive_ipv4_format(addr, h->ip);
 	memset(&req, 0, sizeof(req));
 	req.ip = h->ip;
 	req.port = dd->d.cfg.network.port;
@@ -118,14 +117,22 @@ static bool hold(struct host *h, const struct hive_fw_err *err)
 	return true;
 }
 
-static json_t *seen_body(const struct host *h)
+/* hive.miner.seen for h; the strings are borrowed from h. */
+static void publish_seen(struct host *h)
 {
 	const struct hive_fw_info *in = &h->info;
+	struct hive_msg_miner_seen b;
 
-	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "mac", in->mac, "ip", h->ip,
-			 "subnet", disc_sweep_subnet(h->dd), "model", in->model, "miner", in->miner,
-			 "fw_name", in->fw_name, "fw_version", in->fw_version, "hostname",
-			 in->hostname);
+	hive_msg_init(HIVE_MSG_MINER_SEEN, &b);
+	snprintf(b.mac, sizeof(b.mac), "%s", in->mac);
+	snprintf(b.ip, sizeof(b.ip), "%s", h->ip);
+	snprintf(b.subnet, sizeof(b.subnet), "%s", disc_sweep_subnet(h->dd));
+	b.model = in->model;
+	b.miner = in->miner;
+	b.fw_name = in->fw_name;
+	b.fw_version = in->fw_version;
+	b.hostname = in->hostname;
+	disc_publish(h->dd, HIVE_MSG_MINER_SEEN, &b);
 }
 
 static void on_info(const struct hive_fw_result *res, void *arg)
@@ -133,7 +140,7 @@ static void on_info(const struct hive_fw_result *res, void *arg)
 	struct host *h = arg;
 	struct discoverd *dd = h->dd;
 	struct miner *m;
-	char q[300], old[16];
+	char q[300], old[HIVE_IPV4_LEN];
 
 	if (res->err.kind != HIVE_FW_OK) {
 		if (!hold(h, &res->err)) {
@@ -155,9 +162,8 @@ static void on_info(const struct hive_fw_result *res, void *arg)
 		return;
 	}
 	if (m->addr && m->addr != h->addr) {
-		snprintf(old, sizeof(old), "%u.%u.%u.%u", m->addr >> 24, (m->addr >> 16) & 255,
-			 (m->addr >> 8) & 255, m->addr & 255);
-		log_info("miner_moved mac=%s from=%s to=%s", m->mac, old, h->ip);
+		log_info("miner_moved mac=%s from=%s to=%s", m->mac, hive_ipv4_format(m->addr, old),
+			 h->ip);
 	} else if (!m->addr) {
 		log_debug("miner_found mac=%s ip=%s model=%s fw=%s", m->mac, h->ip, h->info.model,
 			  h->info.fw_version);
@@ -173,7 +179,7 @@ static void on_info(const struct hive_fw_result *res, void *arg)
 	snprintf(m->model, sizeof(m->model), "%s", h->info.model);
 	snprintf(m->fw_version, sizeof(m->fw_version), "%s", h->info.fw_version);
 	disc_sweep_saw(dd, m);
-	disc_publish(dd, HIVE_TOPIC_MINER_SEEN, seen_body(h));
+	publish_seen(h);
 
 	/* The same MAC answering twice in one sweep (a move caught halfway)
 	 * is provisioned once. */

@@ -139,14 +139,17 @@ static void key_works(struct host *h, const char *key, bool provisioned, bool cr
 {
 	struct discoverd *dd = h->dd;
 	struct miner *m = h->m;
-	json_t *b;
+	struct hive_msg_miner_key b;
 
 	snprintf(h->key, sizeof(h->key), "%s", key);
 	snprintf(m->api_key, sizeof(m->api_key), "%s", key);
 	hive_log_secret(key);
 	if (provisioned || !h->creds.answered || strcmp(h->creds.api_key, key) != 0) {
-		b = json_pack("{s:s, s:s, s:b}", "mac", m->mac, "api_key", key, "created", created);
-		if (disc_publish(dd, HIVE_TOPIC_MINER_KEY, b) == 0)
+		hive_msg_init(HIVE_MSG_MINER_KEY, &b);
+		snprintf(b.mac, sizeof(b.mac), "%s", m->mac);
+		b.api_key = key;
+		b.created = created;
+		if (disc_publish(dd, HIVE_MSG_MINER_KEY, &b) == 0)
 			dd->c.keys_published++;
 	}
 	if (provisioned)

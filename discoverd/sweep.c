@@ -23,6 +23,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "hive/clock.h"
 #include "hive/log.h"
 #include "hive/msg.h"
 
@@ -46,7 +47,7 @@ struct disc_sweep {
 	uint64_t count, cursor;
 	int64_t subnet_wall, subnet_mono;
 	uint64_t probed, answered;
-	char (*macs)[18];
+	char (*macs)[HIVE_MAC_LEN];
 	size_t nmacs, capmacs;
 
 	struct probe *probes;
@@ -79,15 +80,12 @@ static void probe_close(struct discoverd *dd, struct probe *p)
 
 static void answered(struct discoverd *dd, uint32_t addr)
 {
-	char ip[16];
+	char ip[HIVE_IPV4_LEN];
 
 	dd->sweep->answered++;
 	dd->c.answered++;
-	if (disc_host_start(dd, addr) < 0) {
-		snprintf(ip, sizeof(ip), "%u.%u.%u.%u", addr >> 24, (addr >> 16) & 255,
-			 (addr >> 8) & 255, addr & 255);
-		log_warn("host_start_failed ip=%s", ip);
-	}
+	if (disc_host_start(dd, addr) < 0)
+		log_warn("host_start_failed ip=%s", hive_ipv4_format(addr, ip));
 }
 
 static void on_probe_fd(struct hive_loop *loop, int fd, int events, void *arg)
@@ -220,7 +218,7 @@ static void sweep_end(struct discoverd *dd)
 
 	dd->c.sweeps++;
 	dd->c.miners = s->miners;
-	dd->c.last_sweep_ms = hive_now_ms() - started;
+	dd->c.last_sweep_ms = hive_mono_ms() - started;
 	log_info("sweep_done sweep=%llu subnets=%zu miners=%llu ms=%lld",
 		 (unsigned long long)dd->sweep_no, s->nsubnets, (unsigned long long)s->miners,
 		 (long long)dd->c.last_sweep_ms);
@@ -235,18 +233,19 @@ static void subnet_end(struct discoverd *dd)
 {
 	struct disc_sweep *s = dd->sweep;
 	const struct hive_subnet *net = &s->subnets[s->cur];
-	int64_t ms = hive_now_ms() - s->subnet_mono;
-	json_t *macs, *b;
+	int64_t ms = hive_mono_ms() - s->subnet_mono;
+	struct hive_msg_sweep_done b;
 
-	if ((macs = json_array()))
-		for (size_t i = 0; i < s->nmacs; i++)
-			json_array_append_new(macs, json_string(s->macs[i]));
-	b = macs ? json_pack("{s:s, s:o, s:I, s:I, s:I, s:I, s:I}", "subnet", net->text, "macs",
-			     macs, "started", (json_int_t)s->subnet_wall, "duration_ms",
-			     (json_int_t)ms, "probed", (json_int_t)s->probed, "answered",
-			     (json_int_t)s->answered, "miners", (json_int_t)s->nmacs)
-		 : NULL;
-	if (disc_publish(dd, HIVE_TOPIC_SWEEP_DONE, b) < 0)
+	hive_msg_init(HIVE_MSG_SWEEP_DONE, &b);
+	snprintf(b.subnet, sizeof(b.subnet), "%s", net->text);
+	b.macs = s->macs;
+	b.n_macs = s->nmacs;
+	b.started = s->subnet_wall;
+	b.duration_ms = ms;
+	b.probed = (long long)s->probed;
+	b.answered = (long long)s->answered;
+	b.miners = (long long)s->nmacs;
+	if (disc_publish(dd, HIVE_MSG_SWEEP_DONE, &b) < 0)
 		log_warnx("sweep_done_not_sent subnet=%s miners=%zu", net->text, s->nmacs);
 	dd->c.subnet_sweeps_done++;
 	log_info("subnet_swept subnet=%s probed=%llu answered=%llu miners=%zu ms=%lld", net->text,
@@ -300,7 +299,7 @@ static void subnet_begin(struct discoverd *dd)
 	s->probed = s->answered = 0;
 	s->nmacs = 0;
 	s->subnet_wall = hive_wall_ms();
-	s->subnet_mono = hive_now_ms();
+	s->subnet_mono = hive_mono_ms();
 	dd->c.subnet_sweeps++;
 	log_debug("subnet_sweep subnet=%s addresses=%llu", net->text,
 		  (unsigned long long)s->count);
@@ -333,7 +332,7 @@ int disc_sweep_start(struct discoverd *dd)
 		s->probes[i].fd = -1;
 		s->free_slots[s->nfree++] = s->nprobes - 1 - i;
 	}
-	s->started_mono = hive_now_ms();
+	s->started_mono = hive_mono_ms();
 	dd->sweep = s;
 	dd->sweep_no++;
 	log_debug("sweep_start sweep=%llu subnets=%zu probes_max=%d",
@@ -355,7 +354,7 @@ void disc_sweep_saw(struct discoverd *dd, struct miner *m)
 		return;
 	if (s->nmacs == s->capmacs) {
 		size_t cap = s->capmacs ? s->capmacs * 2 : 256;
-		char (*n)[18] = realloc(s->macs, cap * sizeof(*n));
+		char (*n)[HIVE_MAC_LEN] = realloc(s->macs, cap * sizeof(*n));
 
 		if (!n) {
 			log_warnx("sweep_mac_dropped mac=%s reason=\"out of memory\"", m->mac);
@@ -364,7 +363,7 @@ void disc_sweep_saw(struct discoverd *dd, struct miner *m)
 		s->macs = n;
 		s->capmacs = cap;
 	}
-	memcpy(s->macs[s->nmacs++], m->mac, 18);
+	memcpy(s->macs[s->nmacs++], m->mac, HIVE_MAC_LEN);
 	m->seen_sweep = dd->c.subnet_sweeps;
 }
 

@@ -44,6 +44,7 @@
 #include <nng/protocol/reqrep0/req.h>
 
 #include "hive/bus.h"
+#include "hive/clock.h"
 #include "hive/log.h"
 
 #define BUS_DEFAULT_MAX   (1024 * 1024)
@@ -63,7 +64,7 @@ struct bus_topic_seq {
 /* A ring of received, not yet decoded messages (SUBSCRIBE). */
 struct bus_backlog {
 	pthread_mutex_t mu;
-	pthread_cond_t cv;            /* CLOCK_MONOTONIC */
+	pthread_cond_t cv;            /* hive_cond_init_mono */
 	nng_aio *aio;                 /* the receive that refills it */
 	nng_msg **ring;
 	size_t cap, head, n;          /* ring grows up to max */
@@ -135,22 +136,6 @@ const char *hive_envelope_error_name(enum hive_envelope_error e)
 	if ((int)e < 0 || e >= HIVE_ENV_ERROR_COUNT)
 		return "unknown";
 	return env_error_names[e];
-}
-
-static long long bus_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static long long bus_mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* Topics are short printable words without spaces: "hive.miner.seen". */
@@ -477,17 +462,13 @@ static void bus_backlog_cb(void *arg)
 static int bus_backlog_init(struct hive_bus *bus, int recvbuf)
 {
 	struct bus_backlog *q = &bus->backlog;
-	pthread_condattr_t ca;
 	int rv;
 
 	q->max = (size_t)(recvbuf > 0 ? recvbuf : BUS_NNG_RECVBUF) * BUS_BACKLOG_FACTOR;
 	q->max_bytes = BUS_BACKLOG_BYTES;
 	if ((q->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0)
 		return NNG_ENOMEM;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&q->cv, &ca);
-	pthread_condattr_destroy(&ca);
+	hive_cond_init_mono(&q->cv);
 	pthread_mutex_init(&q->mu, NULL);
 	q->ready = true;
 	if ((rv = nng_aio_alloc(&q->aio, bus_backlog_cb, bus)) != 0)
@@ -518,18 +499,9 @@ static void bus_backlog_fini(struct bus_backlog *q)
 static int bus_backlog_pop(struct hive_bus *bus, int timeout_ms, nng_msg **out)
 {
 	struct bus_backlog *q = &bus->backlog;
-	struct timespec dl;
+	int64_t deadline = hive_mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);
 	int rv = 0;
 
-	if (timeout_ms > 0) {
-		clock_gettime(CLOCK_MONOTONIC, &dl);
-		dl.tv_sec += timeout_ms / 1000;
-		dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-		if (dl.tv_nsec >= 1000000000L) {
-			dl.tv_sec++;
-			dl.tv_nsec -= 1000000000L;
-		}
-	}
 	pthread_mutex_lock(&q->mu);
 	while (q->n == 0 && !q->closed && rv == 0) {
 		if (timeout_ms == 0)
@@ -537,7 +509,7 @@ static int bus_backlog_pop(struct hive_bus *bus, int timeout_ms, nng_msg **out)
 		else if (timeout_ms < 0)
 			pthread_cond_wait(&q->cv, &q->mu);
 		else
-			rv = pthread_cond_timedwait(&q->cv, &q->mu, &dl);
+			rv = hive_cond_wait_until(&q->cv, &q->mu, deadline);
 	}
 	if (q->n == 0) {
 		pthread_mutex_unlock(&q->mu);
@@ -576,7 +548,7 @@ static int bus_backlog_pop(struct hive_bus *bus, int timeout_ms, nng_msg **out)
 
 struct bus_closer {
 	pthread_mutex_t mu;
-	pthread_cond_t cv;            /* CLOCK_MONOTONIC */
+	pthread_cond_t cv;            /* hive_cond_init_mono */
 	nng_socket sock;
 	bool done, abandoned;
 };
@@ -608,10 +580,9 @@ static void *bus_closer_main(void *arg)
 static bool bus_close_socket(struct hive_bus *bus)
 {
 	struct bus_closer *c;
-	pthread_condattr_t ca;
 	pthread_attr_t ta;
 	pthread_t t;
-	struct timespec dl;
+	int64_t deadline;
 	bool done;
 	int rv = 0;
 
@@ -620,10 +591,7 @@ static bool bus_close_socket(struct hive_bus *bus)
 		return true;
 	}
 	pthread_mutex_init(&c->mu, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&c->cv, &ca);
-	pthread_condattr_destroy(&ca);
+	hive_cond_init_mono(&c->cv);
 	c->sock = bus->sock;
 	pthread_attr_init(&ta);
 	pthread_attr_setdetachstate(&ta, PTHREAD_CREATE_DETACHED);
@@ -634,17 +602,11 @@ static bool bus_close_socket(struct hive_bus *bus)
 		nng_close(bus->sock);
 		return true;
 	}
-	clock_gettime(CLOCK_MONOTONIC, &dl);
-	dl.tv_sec += BUS_CLOSE_WAIT_MS / 1000;
-	dl.tv_nsec += (long)(BUS_CLOSE_WAIT_MS % 1000) * 1000000L;
-	if (dl.tv_nsec >= 1000000000L) {
-		dl.tv_sec++;
-		dl.tv_nsec -= 1000000000L;
-	}
+	deadline = hive_mono_ms() + BUS_CLOSE_WAIT_MS;
 	rv = 0;
 	pthread_mutex_lock(&c->mu);
 	while (!c->done && rv == 0)
-		rv = pthread_cond_timedwait(&c->cv, &c->mu, &dl);
+		rv = hive_cond_wait_until(&c->cv, &c->mu, deadline);
 	done = c->done;
 	c->abandoned = !done;
 	pthread_mutex_unlock(&c->mu);
@@ -895,7 +857,7 @@ static int bus_encode_next(struct hive_bus *bus, const char *topic, json_t *body
 			  bus->url, topic, BUS_TOPICS_MAX);
 		return -1;
 	}
-	if (hive_envelope_encode(topic, bus->src, bus->boot, *seq + 1, bus_now_ms(), body,
+	if (hive_envelope_encode(topic, bus->src, bus->boot, *seq + 1, hive_wall_ms(), body,
 				 buf, len) != 0) {
 		log_warnx("bus_send_refused url=%s topic=%s reason=encode", bus->url, topic);
 		return -1;
@@ -1036,7 +998,7 @@ int hive_bus_request(struct hive_bus *bus, const char *topic, json_t *body,
 	nng_msg *m = NULL;
 	char *buf = NULL;
 	size_t len;
-	long long deadline = 0;
+	int64_t deadline = 0;
 	int rv, rc;
 
 	if (bus == NULL || reply == NULL || bus->role != HIVE_BUS_REQUEST)
@@ -1044,7 +1006,7 @@ int hive_bus_request(struct hive_bus *bus, const char *topic, json_t *body,
 	if (timeout_ms < 0)
 		timeout_ms = bus->recv_timeout_ms;
 	if (timeout_ms >= 0)
-		deadline = bus_mono_ms() + timeout_ms;
+		deadline = hive_mono_ms() + timeout_ms;
 
 	pthread_mutex_lock(&bus->send_mu);
 	rc = bus_encode_next(bus, topic, body, &seq, &buf, &len);
@@ -1076,9 +1038,7 @@ int hive_bus_request(struct hive_bus *bus, const char *topic, json_t *body,
 	atomic_fetch_add(&bus->sent, 1);
 	nng_aio_set_msg(aio, NULL);
 	if (timeout_ms >= 0) {
-		long long left = deadline - bus_mono_ms();
-
-		nng_aio_set_timeout(aio, left > 0 ? (nng_duration)left : NNG_DURATION_ZERO);
+		nng_aio_set_timeout(aio, (nng_duration)hive_ms_left(deadline));
 	}
 	nng_ctx_recv(ctx, aio);
 	nng_aio_wait(aio);

@@ -69,6 +69,7 @@ static const struct key keys[] = {
 	STR("bus.events", bus.events, C_URL),
 	STR("bus.jobs_status", bus.jobs_status, C_URL),
 	STR("bus.jobs_telemetry", bus.jobs_telemetry, C_URL),
+	STR("bus.jobs_control", bus.jobs_control, C_URL),
 	STR("bus.control", bus.control, C_URL),
 	STR("bus.feed", bus.feed, C_URL),
 	/* nng refuses socket buffers deeper than 8192 messages. */
@@ -83,6 +84,10 @@ static const struct key keys[] = {
 
 	BOOL("scheduler.managed_only", scheduler.managed_only),
 	INT("scheduler.job_timeout_seconds", scheduler.job_timeout_seconds, 1, 3600),
+
+	INT("control.action_timeout_seconds", control.action_timeout_seconds, 5, 86400),
+	INT("control.job_timeout_seconds", control.job_timeout_seconds, 1, 600),
+	INT("control.max_corrections_per_hour", control.max_corrections_per_hour, 1, 1000),
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
@@ -195,6 +200,13 @@ static int parse_ipv4(const char *s, size_t n, uint32_t *out)
 	return 0;
 }
 
+char *hive_ipv4_format(uint32_t addr, char out[HIVE_IPV4_LEN])
+{
+	snprintf(out, HIVE_IPV4_LEN, "%u.%u.%u.%u", addr >> 24, (addr >> 16) & 255,
+		 (addr >> 8) & 255, addr & 255);
+	return out;
+}
+
 static uint32_t prefix_mask(unsigned prefix)
 {
 	return prefix == 0 ? 0 : 0xffffffffu << (32 - prefix);
@@ -207,6 +219,7 @@ static int subnet_parse(const char *text, struct hive_subnet *out)
 	const char *p;
 	unsigned prefix = 0;
 	uint32_t addr;
+	char ip[HIVE_IPV4_LEN];
 
 	if (!slash || parse_ipv4(text, (size_t)(slash - text), &addr) == -1)
 		return -1;
@@ -224,8 +237,7 @@ static int subnet_parse(const char *text, struct hive_subnet *out)
 		return -2;
 	out->network = addr;
 	out->prefix = (uint8_t)prefix;
-	snprintf(out->text, sizeof(out->text), "%u.%u.%u.%u/%u", addr >> 24, (addr >> 16) & 255,
-		 (addr >> 8) & 255, addr & 255, prefix);
+	snprintf(out->text, sizeof(out->text), "%s/%u", hive_ipv4_format(addr, ip), prefix);
 	return 0;
 }
 
@@ -433,7 +445,8 @@ static int check_key(const struct hive_cfg *cfg, const struct key *k, char *buf,
 static int check_cross(const struct hive_cfg *cfg, const char *file, char *err, size_t errlen)
 {
 	static const char *const urls[] = {
-		"bus.events", "bus.jobs_status", "bus.jobs_telemetry", "bus.control", "bus.feed",
+		"bus.events", "bus.jobs_status", "bus.jobs_telemetry", "bus.jobs_control",
+		"bus.control", "bus.feed",
 	};
 	char q[96];
 
@@ -501,6 +514,7 @@ void hive_cfg_defaults(struct hive_cfg *cfg)
 	snprintf(cfg->bus.events, sizeof(cfg->bus.events), "tcp://127.0.0.1:5550");
 	snprintf(cfg->bus.jobs_status, sizeof(cfg->bus.jobs_status), "tcp://127.0.0.1:5551");
 	snprintf(cfg->bus.jobs_telemetry, sizeof(cfg->bus.jobs_telemetry), "tcp://127.0.0.1:5552");
+	snprintf(cfg->bus.jobs_control, sizeof(cfg->bus.jobs_control), "tcp://127.0.0.1:5555");
 	snprintf(cfg->bus.control, sizeof(cfg->bus.control), "tcp://127.0.0.1:5553");
 	snprintf(cfg->bus.feed, sizeof(cfg->bus.feed), "tcp://127.0.0.1:5554");
 	cfg->bus.sendbuf = 8192;
@@ -514,6 +528,10 @@ void hive_cfg_defaults(struct hive_cfg *cfg)
 
 	cfg->scheduler.managed_only = false;
 	cfg->scheduler.job_timeout_seconds = 30;
+
+	cfg->control.action_timeout_seconds = 300;
+	cfg->control.job_timeout_seconds = 10;
+	cfg->control.max_corrections_per_hour = 3;
 }
 
 /* Reads obj[name] (full path `path`) into the field of k. */

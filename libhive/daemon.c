@@ -4,8 +4,8 @@
  * The command-line overrides are kept so that a reload applies them again.
  */
 #include "hive/daemon.h"
+#include "hive/clock.h"
 #include "hive/log.h"
-#include "hive/loop.h"
 
 #include <getopt.h>
 #include <stdio.h>

@@ -16,6 +16,7 @@
  * so they may submit new requests.
  */
 #include "hive/fw.h"
+#include "hive/clock.h"
 #include "hive/log.h"
 #include "hive/loop.h"
 
@@ -332,7 +333,7 @@ static void live_unlink(struct hive_fw_client *c, struct fw_xfer *x)
 /* Starts x; on failure completes it with an internal error from drain. */
 static int xfer_start(struct hive_fw_client *c, struct fw_xfer *x)
 {
-	x->started = hive_now_ms();
+	x->started = hive_mono_ms();
 	if (xfer_setup(c, x) < 0 || curl_multi_add_handle(c->multi, x->easy) != CURLM_OK)
 		return -1;
 	live_link(c, x);
@@ -395,7 +396,7 @@ static void classify(struct hive_fw_client *c, struct fw_xfer *x, CURLcode cc, l
 	snprintf(r->ip, sizeof(r->ip), "%s", x->ip);
 	r->port = x->port;
 	r->used_boards = x->boards;
-	r->latency_ms = hive_now_ms() - x->started;
+	r->latency_ms = hive_mono_ms() - x->started;
 	snprintf(r->err.endpoint, sizeof(r->err.endpoint), "%s", hive_fw_call_path(pcall));
 
 	if (cc != CURLE_OK) {

@@ -18,6 +18,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "hive/clock.h"
+
 /* A line fits PIPE_BUF, so lines of several daemons sharing one stderr pipe
  * never interleave either. */
 #define LOG_LINE_MAX    4096   /* whole line as written */
@@ -67,14 +69,6 @@ static size_t complaints_n;
 static int complain_interval_s = 300;
 
 static const char *const level_names[] = { "DEBUG", "INFO", "WARN", "ERROR" };
-
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static uint64_t poly_hash(const unsigned char *s, size_t len)
 {
@@ -369,17 +363,17 @@ static void write_all(int fd, const char *buf, size_t n)
 static void emit_locked(enum hive_log_level level, const char *msg, size_t n)
 {
 	char line[LOG_LINE_MAX];
-	struct timespec ts;
+	int64_t now = hive_wall_ms();
+	time_t sec = (time_t)(now / 1000);
 	struct tm tm;
 	size_t pos;
 	int r;
 	FILE *out = log_out ? log_out : stderr;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
+	gmtime_r(&sec, &tm);
 	pos = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
-	r = snprintf(line + pos, sizeof(line) - pos, ".%03ldZ %s[%ld] %s ",
-		     ts.tv_nsec / 1000000, log_daemon, (long)getpid(), level_names[level]);
+	r = snprintf(line + pos, sizeof(line) - pos, ".%03dZ %s[%ld] %s ",
+		     (int)(now % 1000), log_daemon, (long)getpid(), level_names[level]);
 	if (r < 0)
 		return;
 	pos += (size_t)r;
@@ -554,7 +548,7 @@ int hive_log_complain(const char *key, const char *fmt, ...)
 {
 	struct complaint **pp, *c;
 	uint64_t h = fnv(key ? key : "");
-	int64_t now = mono_ms();
+	int64_t now = hive_mono_ms();
 	unsigned long repeated = 0;
 	va_list ap;
 	int written = 0;

@@ -10,6 +10,7 @@
  * that already ran, or whose slot was reused, does nothing.
  */
 #include "hive/loop.h"
+#include "hive/clock.h"
 #include "hive/log.h"
 
 #include <errno.h>
@@ -17,7 +18,6 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 struct watch {
 	int fd;
@@ -69,22 +69,6 @@ struct hive_loop {
 };
 
 #define NO_SLOT SIZE_MAX
-
-int64_t hive_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-int64_t hive_wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 struct hive_loop *hive_loop_new(void)
 {
@@ -315,7 +299,7 @@ int64_t hive_loop_timer(struct hive_loop *loop, int64_t delay_ms, hive_loop_time
 	t->cb = cb;
 	t->arg = arg;
 	t->running = t->cancelled = false;
-	heap_push(loop, slot, hive_now_ms() + delay_ms);
+	heap_push(loop, slot, hive_mono_ms() + delay_ms);
 	return t->id;
 }
 
@@ -389,7 +373,7 @@ static int dispatch_timers(struct hive_loop *loop)
 	/* Timers armed or re-armed during this round wait for the next one, so
 	 * that a callback returning 0 cannot starve the fds. */
 	uint64_t limit = loop->seq;
-	int64_t now = hive_now_ms();
+	int64_t now = hive_mono_ms();
 	int ran = 0;
 
 	while (loop->nheap > 0) {
@@ -408,7 +392,7 @@ static int dispatch_timers(struct hive_loop *loop)
 		if (t->cancelled || again < 0)
 			slot_release(loop, slot);
 		else
-			heap_push(loop, slot, hive_now_ms() + again);
+			heap_push(loop, slot, hive_mono_ms() + again);
 	}
 	return ran;
 }
@@ -422,7 +406,7 @@ int hive_loop_run_once(struct hive_loop *loop, int max_wait_ms)
 		return -1;
 	}
 	if (loop->nheap > 0) {
-		int64_t wait = loop->t[loop->heap[0]].due - hive_now_ms();
+		int64_t wait = loop->t[loop->heap[0]].due - hive_mono_ms();
 
 		if (wait < 0)
 			wait = 0;

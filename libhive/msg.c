@@ -340,7 +340,8 @@ static const struct hive_msg_field job_rows[] = {
 	MAC(S, "mac", mac, HIVE_MF_REQUIRED, "the miner"),
 	IPV4(S, "ip", ip, HIVE_MF_REQUIRED, "its address"),
 	INT(S, "port", port, 0, 1, 65535, NULL, "its HTTP port (absent: network.port)"),
-	STR(S, "api_key", api_key, HIVE_MF_SECRET, 512, "its API key"),
+	STR(S, "api_key", api_key, HIVE_MF_REQUIRED | HIVE_MF_NONEMPTY | HIVE_MF_SECRET, 512,
+	    "its API key"),
 	INT(S, "deadline", deadline, 0, 0, I_MAX, "ms", "drop the job after (wall clock)"),
 	ENUM(S, "endpoint", endpoint, 0, sources, "telemetry: the endpoint to read"),
 };
@@ -354,7 +355,8 @@ static const struct hive_msg_field control_job_rows[] = {
 	MAC(S, "mac", mac, HIVE_MF_REQUIRED, "the miner"),
 	IPV4(S, "ip", ip, HIVE_MF_REQUIRED, "its address"),
 	INT(S, "port", port, 0, 1, 65535, NULL, "its HTTP port (absent: network.port)"),
-	STR(S, "api_key", api_key, HIVE_MF_SECRET, 512, "its API key"),
+	STR(S, "api_key", api_key, HIVE_MF_REQUIRED | HIVE_MF_NONEMPTY | HIVE_MF_SECRET, 512,
+	    "its API key"),
 	INT(S, "deadline", deadline, HIVE_MF_REQUIRED, 0, I_MAX, "ms",
 	    "not started after (wall clock)"),
 	INT(S, "action", action, HIVE_MF_REQUIRED, 1, I_MAX, NULL, "the action's id"),
@@ -837,7 +839,7 @@ static int decode_value(const struct hive_msg_field *f, enum hive_msg_type t,
 
 			if (inet_pton(AF_INET, sv, &a) != 1)
 				return bad(err, errlen, key, "not an IPv4 address: \"%.40s\"", sv);
-			inet_ntop(AF_INET, &a, at, HIVE_IPV4_LEN);
+			hive_ipv4_format(ntohl(a.s_addr), at);
 		} else {
 			struct hive_subnet sn;
 

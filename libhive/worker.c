@@ -1,19 +1,22 @@
 /* worker — see hive/worker.h and docs/workers.md.
  *
- * The job socket's receive fd is watched only while the worker has room:
- * at the cap it is unwatched, so the one job nng keeps for this connection
- * stays there and push0 routes the rest to workers that are reading. Each
- * job ended (done or failed) frees a slot and watches the fd again.
+ * A queue's job socket receive fd is watched only while the queue has
+ * room: at its cap it is unwatched, so the one job nng keeps for this
+ * connection stays there and push0 routes the rest to workers that are
+ * reading. Each job ended (done or failed) frees a slot and watches the fd
+ * again. Queues never share a slot, so a full queue of status jobs leaves a
+ * control job's fd watched, and one loop round takes at most
+ * WORKER_TAKE_MAX jobs from a queue, so a burst of one kind holds the loop
+ * only briefly before the other's fd is looked at.
  */
 #include "hive/worker.h"
 #include "hive/bus.h"
-#include "hive/json.h"
+#include "hive/clock.h"
 #include "hive/log.h"
-#include "hive/mac.h"
 #include "hive/msg.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,276 +26,376 @@
  * a request cut that short would only blame the miner for our backlog. */
 #define WORKER_MIN_TIMEOUT_MS 500
 #define WORKER_FIRST_BEAT_MS  1000
+#define WORKER_TAKE_MAX       64      /* jobs taken from one queue per loop round */
+#define WORKER_QUEUES_MAX     2
 
-struct hive_worker {
-	const struct hive_daemon *d;
-	struct hive_loop *loop;
+/* What the worker knows of a job kind; docs/workers.md has the table. */
+static const struct job_kind {
+	enum hive_msg_kind kind;
+	size_t url_off;                 /* its queue's address in struct hive_cfg */
+	const char *prefix;             /* of its counters: "" → jobs_received */
+	bool start_deadline;            /* the deadline is when it may start at the
+					 * latest (else when apid stops waiting) */
+} job_kinds[] = {
+	{ HIVE_MSG_JOB_STATUS, offsetof(struct hive_cfg, bus.jobs_status), "", false },
+	{ HIVE_MSG_JOB_TELEMETRY, offsetof(struct hive_cfg, bus.jobs_telemetry), "", false },
+	{ HIVE_MSG_JOB_CONTROL, offsetof(struct hive_cfg, bus.jobs_control), "control_", true },
+};
+
+struct hive_worker_queue {
+	struct hive_worker *w;
+	const struct job_kind *k;
 	struct hive_worker_spec spec;
 	struct hive_bus *jobs;          /* PULL */
-	struct hive_bus *events;        /* PUBLISH */
 	char jobs_url[HIVE_CFG_URL_MAX];
-	char events_url[HIVE_CFG_URL_MAX];
+	size_t body_size;               /* of the job kind's struct */
 	int jobs_fd;
 	bool watching;
 	int cap;                        /* jobs in flight at most */
-	int64_t beat_timer;
 	struct hive_worker_job *live;   /* in flight */
 	struct hive_worker_stats st;
 	double lat_sum;                 /* since the last heartbeat */
 	uint64_t lat_n;
 };
 
+struct hive_worker {
+	const struct hive_daemon *d;
+	struct hive_loop *loop;
+	struct hive_bus *events;        /* PUBLISH */
+	char events_url[HIVE_CFG_URL_MAX];
+	int64_t beat_timer;
+	uint64_t publish_failed;
+	double latency_ms;              /* the heartbeat's: every queue's jobs */
+	struct hive_worker_queue *q[WORKER_QUEUES_MAX];
+	int nq;
+};
+
 static void on_jobs(struct hive_loop *loop, int fd, int events, void *arg);
 
 /* ---------------------------------------------------------------- bodies */
 
-json_t *hive_worker_heartbeat_body(const struct hive_daemon *d, json_t *counters,
-				   int in_flight, double latency_ms)
+void hive_worker_heartbeat_fill(struct hive_msg_heartbeat *hb, const struct hive_daemon *d,
+				json_t *counters, int in_flight, double latency_ms)
 {
-	json_t *b;
-
-	if (!counters)
-		return NULL;
-	b = json_pack("{s:s, s:s, s:I, s:I, s:o, s:i, s:f}", "daemon", d->name, "host", d->host,
-		      "pid", (json_int_t)getpid(), "started", (json_int_t)d->boot,
-		      "counters", counters, "in_flight", in_flight, "latency_ms",
-		      latency_ms < 0 ? 0.0 : latency_ms);
-	return b;
+	hive_msg_init(HIVE_MSG_HEARTBEAT, hb);
+	hb->daemon = d->name;
+	hb->host = d->host;
+	hb->pid = (long long)getpid();
+	hb->started = d->boot;
+	hb->counters = counters;
+	hb->in_flight = in_flight;
+	hb->latency_ms = latency_ms < 0 ? 0.0 : latency_ms;
 }
 
-json_t *hive_worker_error_body(const char *mac, const char *ip, const char *op,
-			       const struct hive_fw_err *err, long long job)
+void hive_worker_error_fill(struct hive_msg_miner_error *e, const char *mac, const char *ip,
+			    const char *op, const struct hive_fw_err *err, long long job)
 {
-	json_t *b;
-
-	b = json_pack("{s:s, s:s, s:s, s:s, s:i, s:s}", "mac", mac ? mac : "", "ip",
-		      ip ? ip : "", "op", op ? op : "", "kind", hive_fw_err_name(err->kind),
-		      "http_status", err->http_status, "message", err->msg);
-	if (b && job > 0 && json_object_set_new(b, "job", json_integer(job)) != 0) {
-		json_decref(b);
-		return NULL;
-	}
-	return b;
+	hive_msg_init(HIVE_MSG_MINER_ERROR, e);
+	snprintf(e->mac, sizeof(e->mac), "%s", mac ? mac : "");
+	snprintf(e->ip, sizeof(e->ip), "%s", ip ? ip : "");
+	e->op = op;
+	e->kind = hive_fw_err_name(err->kind);
+	if (err->http_status > 0)            /* 0: no HTTP answer arrived */
+		e->http_status = err->http_status;
+	e->message = err->msg;
+	if (job > 0)
+		e->job = job;
 }
 
 /* ---------------------------------------------------------------- publish */
 
-int hive_worker_publish(struct hive_worker *w, const char *topic, json_t *body)
+/* Sends b (an encoded body of kind; NULL when encoding failed) and drops
+ * it. 0 / -1. */
+static int send_json(struct hive_worker *w, enum hive_msg_kind kind, json_t *b)
 {
-	if (!body || hive_bus_send(w->events, topic, body, false) != HIVE_BUS_OK) {
-		w->st.publish_failed++;
-		return -1;
-	}
-	return 0;
+	int rc = -1;
+
+	if (b && hive_bus_send(w->events, hive_msg_topic(kind)->topic, b, false) == HIVE_BUS_OK)
+		rc = 0;
+	else
+		w->publish_failed++;
+	json_decref(b);
+	return rc;
+}
+
+int hive_worker_publish(struct hive_worker *w, enum hive_msg_kind kind, const void *body)
+{
+	return send_json(w, kind, hive_msg_encode(kind, body));
 }
 
 /* ---------------------------------------------------------------- flow control */
 
-static void watch_jobs(struct hive_worker *w)
+static void watch_jobs(struct hive_worker_queue *q)
 {
-	if (w->watching || w->jobs_fd < 0 || w->st.in_flight >= w->cap)
+	if (q->watching || q->jobs_fd < 0 || q->st.in_flight >= q->cap)
 		return;
-	if (hive_loop_watch(w->loop, w->jobs_fd, HIVE_LOOP_READ, on_jobs, w) == 0)
-		w->watching = true;
+	if (hive_loop_watch(q->w->loop, q->jobs_fd, HIVE_LOOP_READ, on_jobs, q) == 0)
+		q->watching = true;
 	else
-		log_warn("worker_watch_failed url=%s", w->jobs_url);
+		log_warn("worker_watch_failed url=%s", q->jobs_url);
 }
 
-static void unwatch_jobs(struct hive_worker *w)
+static void unwatch_jobs(struct hive_worker_queue *q)
 {
-	if (!w->watching)
+	if (!q->watching)
 		return;
-	hive_loop_unwatch(w->loop, w->jobs_fd);
-	w->watching = false;
+	hive_loop_unwatch(q->w->loop, q->jobs_fd);
+	q->watching = false;
+}
+
+/* Frees job and what it holds (not its priv: the daemon's). */
+static void job_free(struct hive_worker_job *job)
+{
+	if (job->body) {
+		hive_msg_free(job->queue->spec.job_kind, (void *)job->body);
+		free((void *)job->body);
+	}
+	json_decref(job->json);
+	free(job);
 }
 
 /* Takes job off the live list and frees it; makes room for the next. */
 static void job_end(struct hive_worker_job *job)
 {
-	struct hive_worker *w = job->w;
-	double lat = (double)(hive_now_ms() - job->started_ms);
+	struct hive_worker_queue *q = job->queue;
+	double lat = (double)(hive_mono_ms() - job->started_ms);
 
 	if (job->prev)
 		job->prev->next = job->next;
 	else
-		w->live = job->next;
+		q->live = job->next;
 	if (job->next)
 		job->next->prev = job->prev;
-	w->st.in_flight--;
-	w->lat_sum += lat;
-	w->lat_n++;
-	free(job);
-	watch_jobs(w);
+	q->st.in_flight--;
+	q->lat_sum += lat;
+	q->lat_n++;
+	job_free(job);
+	watch_jobs(q);
 }
 
 static void complain_key(const struct hive_worker_job *job, char *key, size_t len)
 {
-	snprintf(key, len, "%s %s", job->mac, job->w->spec.op);
+	snprintf(key, len, "%s %s", job->mac, job->queue->spec.op);
 }
 
-void hive_worker_done(struct hive_worker_job *job, json_t *body)
+int hive_worker_time_left(const struct hive_worker_job *job)
+{
+	int64_t left = job->end_ms - hive_mono_ms();
+	int t = job->w->d->cfg.network.http_timeout_ms;
+
+	return left < t ? (int)left : t;
+}
+
+void hive_worker_done(struct hive_worker_job *job, void *result)
 {
 	struct hive_worker *w = job->w;
+	struct hive_worker_queue *q = job->queue;
+	struct hive_msg_result_head *head = result;
+	json_t *b = NULL;
 	char key[64];
 
-	if (!body || json_object_set_new(body, "job", json_integer(job->id)) ||
-	    json_object_set_new(body, "mac", json_string(job->mac)) ||
-	    json_object_set_new(body, "ip", json_string(job->ip)) ||
-	    json_object_set_new(body, "latency_ms",
-				json_integer(hive_now_ms() - job->started_ms))) {
+	if (head) {
+		head->job = job->id;
+		snprintf(head->mac, sizeof(head->mac), "%s", job->mac);
+		snprintf(head->ip, sizeof(head->ip), "%s", job->ip);
+		head->latency_ms = hive_mono_ms() - job->started_ms;
+		b = hive_msg_encode(q->spec.result_kind, result);
+	}
+	if (!b) {
 		struct hive_fw_err err = { .kind = HIVE_FW_ERR_INTERNAL };
 
-		json_decref(body);
-		snprintf(err.msg, sizeof(err.msg), "%s: out of memory building the result",
-			 w->spec.op);
+		snprintf(err.msg, sizeof(err.msg), "%s: %s", q->spec.op,
+			 head ? "out of memory encoding the result" : "no result");
 		hive_worker_fail(job, &err);
 		return;
 	}
-	hive_worker_publish(w, w->spec.result_topic, body);
-	json_decref(body);
-	w->st.done++;
+	send_json(w, q->spec.result_kind, b);
+	q->st.done++;
 	complain_key(job, key, sizeof(key));
-	hive_log_recovered(key, "miner_ok mac=%s ip=%s op=%s", job->mac, job->ip, w->spec.op);
+	hive_log_recovered(key, "miner_ok mac=%s ip=%s op=%s", job->mac, job->ip, q->spec.op);
 	job_end(job);
+}
+
+/* hive.job.failed for job id at mac, so apid's scheduler frees the miner. */
+static void publish_job_failed(struct hive_worker *w, long long id, const char *mac,
+			       enum hive_fw_err_kind kind)
+{
+	struct hive_msg_job_failed jf;
+
+	hive_msg_init(HIVE_MSG_JOB_FAILED, &jf);
+	jf.job = id;
+	snprintf(jf.mac, sizeof(jf.mac), "%s", mac);
+	jf.kind = hive_fw_err_name(kind);
+	hive_worker_publish(w, HIVE_MSG_JOB_FAILED, &jf);
 }
 
 void hive_worker_fail(struct hive_worker_job *job, const struct hive_fw_err *err)
 {
 	struct hive_worker *w = job->w;
-	json_t *b;
-	char key[64], q[600];
+	struct hive_worker_queue *q = job->queue;
+	struct hive_msg_miner_error e;
+	char key[64], quoted[600];
 
-	b = hive_worker_error_body(job->mac, job->ip, w->spec.op, err, job->id);
-	hive_worker_publish(w, HIVE_TOPIC_MINER_ERROR, b);
-	json_decref(b);
-	b = json_pack("{s:I, s:s, s:s}", "job", (json_int_t)job->id, "mac", job->mac, "kind",
-		      hive_fw_err_name(err->kind));
-	hive_worker_publish(w, HIVE_TOPIC_JOB_FAILED, b);
-	json_decref(b);
-	w->st.failed++;
+	hive_worker_error_fill(&e, job->mac, job->ip, q->spec.op, err, job->id);
+	hive_worker_publish(w, HIVE_MSG_MINER_ERROR, &e);
+	publish_job_failed(w, job->id, job->mac, err->kind);
+	q->st.failed++;
 	if ((unsigned)err->kind < HIVE_FW_ERR_KINDS)
-		w->st.failed_by[err->kind]++;
+		q->st.failed_by[err->kind]++;
 	complain_key(job, key, sizeof(key));
 	hive_log_complain(key, "miner_error mac=%s ip=%s op=%s kind=%s http_status=%d message=%s",
-			  job->mac, job->ip, w->spec.op, hive_fw_err_name(err->kind),
-			  err->http_status, hive_log_quote(err->msg, q, sizeof(q)));
+			  job->mac, job->ip, q->spec.op, hive_fw_err_name(err->kind),
+			  err->http_status, hive_log_quote(err->msg, quoted, sizeof(quoted)));
 	job_end(job);
 }
 
 /* ---------------------------------------------------------------- jobs */
 
-/* Reads a job body into job. 0, or -1 with a message naming the field. */
-static int job_decode(struct hive_worker *w, const json_t *body, struct hive_worker_job *job,
+/* Reads a job body into job with the job kind's table; job->body keeps
+ * the decoded struct, job->json what its strings point into. 0, or -1
+ * with a message naming the field. */
+static int job_decode(struct hive_worker_queue *q, json_t *json, struct hive_worker_job *job,
 		      char *err, size_t errlen)
 {
-	char mac[32];
-	unsigned char addr[16];
-	long long port = 0, deadline = 0;
+	enum hive_msg_kind kind = q->spec.job_kind;
+	const struct hive_msg_job *j = NULL;
+	struct hive_msg_job common;     /* a control job's fields every job has */
+	void *body;
 
-	if (hive_json_int(body, "job", true, &job->id, err, errlen) < 0 ||
-	    hive_json_str(body, "mac", true, mac, sizeof(mac), err, errlen) < 0)
-		return -1;
-	if (hive_mac_normalise(mac, job->mac) < 0) {
-		snprintf(err, errlen, "mac: not a MAC address");
+	if (!(body = calloc(1, q->body_size))) {
+		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
-	if (hive_json_str(body, "ip", true, job->ip, sizeof(job->ip), err, errlen) < 0 ||
-	    hive_json_str(body, "api_key", true, job->api_key, sizeof(job->api_key), err,
-			  errlen) < 0 ||
-	    hive_json_int(body, "port", false, &port, err, errlen) < 0 ||
-	    hive_json_int(body, "deadline", false, &deadline, err, errlen) < 0 ||
-	    hive_json_str(body, "endpoint", false, job->endpoint, sizeof(job->endpoint), err,
-			  errlen) < 0)
-		return -1;
-	if (inet_pton(AF_INET, job->ip, addr) != 1 && inet_pton(AF_INET6, job->ip, addr) != 1) {
-		snprintf(err, errlen, "ip: not an IP address");
+	if (hive_msg_decode(kind, json, body, err, errlen) < 0) {
+		free(body);
 		return -1;
 	}
-	if (!job->api_key[0]) {
-		snprintf(err, errlen, "api_key: empty");
+	job->body = body;
+	job->json = json_incref(json);
+	if (kind == HIVE_MSG_JOB_CONTROL) {
+		const struct hive_msg_control_job *c = body;
+
+		common = (struct hive_msg_job){ .job = c->job, .port = c->port,
+						.api_key = c->api_key, .deadline = c->deadline };
+		memcpy(common.mac, c->mac, sizeof(common.mac));
+		memcpy(common.ip, c->ip, sizeof(common.ip));
+		j = &common;
+	} else {
+		j = body;
+	}
+	/* A table may let a job come without a key; a worker cannot do one. */
+	if (!j->api_key || !*j->api_key) {
+		snprintf(err, errlen, "api_key: missing or empty");
 		return -1;
 	}
-	if (port < 0 || port > 65535) {
-		snprintf(err, errlen, "port: %lld out of range", port);
-		return -1;
-	}
-	if (job->endpoint[0] && strcmp(job->endpoint, "chains") != 0 &&
-	    strcmp(job->endpoint, "boards") != 0) {
-		snprintf(err, errlen, "endpoint: \"%s\" is neither chains nor boards",
-			 job->endpoint);
-		return -1;
-	}
-	job->port = port > 0 ? (int)port : w->d->cfg.network.port;
-	job->deadline_ms = deadline;
+	job->id = j->job;
+	snprintf(job->mac, sizeof(job->mac), "%s", j->mac);
+	snprintf(job->ip, sizeof(job->ip), "%s", j->ip);
+	snprintf(job->api_key, sizeof(job->api_key), "%s", j->api_key);
+	snprintf(job->endpoint, sizeof(job->endpoint), "%s", j->endpoint ? j->endpoint : "");
+	job->port = j->port != HIVE_MSG_NO_INT ? (int)j->port : q->w->d->cfg.network.port;
+	job->deadline_ms = j->deadline != HIVE_MSG_NO_INT ? j->deadline : 0;
+	if (q->spec.check)
+		return q->spec.check(job, err, errlen);
 	return 0;
 }
 
 /* A job that cannot be read: counted, and reported as failed when it says
- * which job it was, so the scheduler frees the miner at once. */
-static void job_bad(struct hive_worker *w, const struct hive_envelope *env, const char *why)
+ * which job it was, so the scheduler frees the miner at once. Its id and
+ * MAC are read with hive.job.failed's table, which asks for just those. */
+static void job_bad(struct hive_worker_queue *q, const struct hive_envelope *env,
+		    const char *why)
 {
-	long long id = 0;
-	char mac[32], norm[18], e[8], q[300];
-	json_t *b;
+	struct hive_msg_job_failed jf;
+	char e[256], quoted[300];
 
-	w->st.bad++;
+	q->st.bad++;
 	hive_log_complain("worker bad job", "job_rejected topic=%s reason=%s", env->topic,
-			  hive_log_quote(why, q, sizeof(q)));
-	if (hive_json_int(env->body, "job", true, &id, e, sizeof(e)) != 0 ||
-	    hive_json_str(env->body, "mac", true, mac, sizeof(mac), e, sizeof(e)) != 0 ||
-	    hive_mac_normalise(mac, norm) < 0)
+			  hive_log_quote(why, quoted, sizeof(quoted)));
+	if (hive_msg_decode(HIVE_MSG_JOB_FAILED, env->body, &jf, e, sizeof(e)) < 0)
 		return;
-	b = json_pack("{s:I, s:s, s:s}", "job", (json_int_t)id, "mac", norm, "kind",
-		      hive_fw_err_name(HIVE_FW_ERR_BAD_FIELD));
-	hive_worker_publish(w, HIVE_TOPIC_JOB_FAILED, b);
-	json_decref(b);
+	publish_job_failed(q->w, jf.job, jf.mac, HIVE_FW_ERR_BAD_FIELD);
+	hive_msg_free(HIVE_MSG_JOB_FAILED, &jf);
 }
 
-static void job_take(struct hive_worker *w, const struct hive_envelope *env)
+/* Is job too late to start? Then it is counted and logged. */
+static bool job_expired(struct hive_worker_queue *q, const struct hive_worker_job *job,
+			long long now)
+{
+	long long left = job->deadline_ms - now;
+
+	if (job->deadline_ms <= 0)
+		return false;
+	/* A job that may start until its deadline may start up to it; one
+	 * whose requests must end by then needs time for them. */
+	if (q->k->start_deadline ? left > 0 : left >= WORKER_MIN_TIMEOUT_MS)
+		return false;
+	q->st.expired++;
+	log_debug("job_expired job=%lld mac=%s op=%s late_ms=%lld", job->id, job->mac, q->spec.op,
+		  -left);
+	return true;
+}
+
+/* When job must be over (monotonic), from its deadline and kind. */
+static int64_t job_end_ms(struct hive_worker_queue *q, const struct hive_worker_job *job,
+			  long long now)
+{
+	const struct hive_cfg *cfg = &q->w->d->cfg;
+	int64_t left;
+
+	if (q->k->start_deadline) {
+		/* apid waits one job timeout past the deadline for the answer:
+		 * leave it WORKER_MIN_TIMEOUT_MS for the way back. */
+		int64_t run = (int64_t)cfg->control.job_timeout_seconds * 1000;
+
+		left = job->deadline_ms > 0 ? job->deadline_ms - now + run - WORKER_MIN_TIMEOUT_MS
+					    : run;
+		return job->started_ms + (left < run ? left : run);
+	}
+	left = job->deadline_ms > 0 ? job->deadline_ms - now : cfg->network.http_timeout_ms;
+	return job->started_ms + left;
+}
+
+static void job_take(struct hive_worker_queue *q, const struct hive_envelope *env)
 {
 	struct hive_worker_job *job;
 	char err[256];
-	long long now = hive_wall_ms(), left;
+	long long now = hive_wall_ms();
 
-	if (strcmp(env->topic, w->spec.job_topic) != 0) {
-		snprintf(err, sizeof(err), "unexpected topic, want %s", w->spec.job_topic);
-		job_bad(w, env, err);
+	if (hive_msg_kind_of(env->topic, HIVE_CH_JOBS) != (int)q->spec.job_kind) {
+		snprintf(err, sizeof(err), "unexpected topic, want %s",
+			 hive_msg_topic(q->spec.job_kind)->topic);
+		job_bad(q, env, err);
 		return;
 	}
 	if (!(job = calloc(1, sizeof(*job)))) {
 		log_warn("worker_job_alloc_failed");
 		return;
 	}
-	if (job_decode(w, env->body, job, err, sizeof(err)) < 0) {
-		free(job);
-		job_bad(w, env, err);
+	job->w = q->w;
+	job->queue = q;
+	if (job_decode(q, env->body, job, err, sizeof(err)) < 0) {
+		job_free(job);
+		job_bad(q, env, err);
 		return;
 	}
-	w->st.received++;
-	if (job->deadline_ms > 0 && job->deadline_ms - now < WORKER_MIN_TIMEOUT_MS) {
-		w->st.expired++;
-		log_debug("job_expired job=%lld mac=%s late_ms=%lld", job->id, job->mac,
-			  now - job->deadline_ms);
-		free(job);
+	q->st.received++;
+	if (job_expired(q, job, now)) {
+		job_free(job);
 		return;
 	}
-	job->w = w;
-	job->started_ms = hive_now_ms();
-	job->timeout_ms = w->d->cfg.network.http_timeout_ms;
-	if (job->deadline_ms > 0) {
-		left = job->deadline_ms - now;
-		if (left < job->timeout_ms)
-			job->timeout_ms = (int)left;
-	}
-	job->next = w->live;
-	if (w->live)
-		w->live->prev = job;
-	w->live = job;
-	w->st.in_flight++;
-	if (w->spec.start(job, w->spec.arg) < 0) {
+	job->started_ms = hive_mono_ms();
+	job->end_ms = job_end_ms(q, job, now);
+	job->timeout_ms = hive_worker_time_left(job);
+	job->next = q->live;
+	if (q->live)
+		q->live->prev = job;
+	q->live = job;
+	q->st.in_flight++;
+	if (q->spec.start(job, q->spec.arg) < 0) {
 		struct hive_fw_err e = { .kind = HIVE_FW_ERR_INTERNAL };
 
-		snprintf(e.msg, sizeof(e.msg), "%s: could not start the request: %s", w->spec.op,
+		snprintf(e.msg, sizeof(e.msg), "%s: could not start the request: %s", q->spec.op,
 			 strerror(errno ? errno : ENOMEM));
 		hive_worker_fail(job, &e);
 	}
@@ -300,79 +403,219 @@ static void job_take(struct hive_worker *w, const struct hive_envelope *env)
 
 static void on_jobs(struct hive_loop *loop, int fd, int events, void *arg)
 {
-	struct hive_worker *w = arg;
+	struct hive_worker_queue *q = arg;
 	struct hive_envelope env;
 	int rc;
 
 	(void)loop;
 	(void)fd;
 	(void)events;
-	while (w->st.in_flight < w->cap) {
+	/* At most WORKER_TAKE_MAX a round: the fd stays readable for the next. */
+	for (int taken = 0; taken < WORKER_TAKE_MAX; taken++) {
+		if (q->st.in_flight >= q->cap) {
+			unwatch_jobs(q);
+			return;
+		}
 		memset(&env, 0, sizeof(env));
-		rc = hive_bus_recv(w->jobs, &env, 0);
+		rc = hive_bus_recv(q->jobs, &env, 0);
 		if (rc == HIVE_BUS_REJECTED) {
-			w->st.bad++;
+			q->st.bad++;
 			continue;
 		}
 		if (rc != HIVE_BUS_OK)
 			return;
-		job_take(w, &env);
+		job_take(q, &env);
 		hive_envelope_clear(&env);
 	}
-	unwatch_jobs(w);
 }
 
 /* ---------------------------------------------------------------- heartbeat */
 
+/* Adds q's counters to c, named with its kind's prefix. 0 / -1. */
+static int queue_counters(json_t *c, const struct hive_worker_queue *q)
+{
+	const struct {
+		const char *name;
+		uint64_t v;
+	} rows[] = {
+		{ "jobs_received", q->st.received }, { "jobs_done", q->st.done },
+		{ "jobs_failed", q->st.failed },     { "jobs_expired", q->st.expired },
+		{ "jobs_bad", q->st.bad },
+	};
+	char name[64];
+	int rc = 0;
+
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		snprintf(name, sizeof(name), "%s%s", q->k->prefix, rows[i].name);
+		rc |= json_object_set_new(c, name, json_integer((json_int_t)rows[i].v));
+	}
+	for (int k = 1; k < HIVE_FW_ERR_KINDS; k++) {
+		if (!q->st.failed_by[k])
+			continue;
+		snprintf(name, sizeof(name), "%sfailed_%s", q->k->prefix,
+			 hive_fw_err_name((enum hive_fw_err_kind)k));
+		rc |= json_object_set_new(c, name, json_integer((json_int_t)q->st.failed_by[k]));
+	}
+	return rc ? -1 : 0;
+}
+
+/* The heartbeat's counters; in_flight and latency_ms are fields of the
+ * heartbeat itself. */
 static json_t *counters(struct hive_worker *w)
 {
-	json_t *c;
+	json_t *c = json_object();
 
-	c = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:i, s:I}", "jobs_received",
-		      (json_int_t)w->st.received, "jobs_done", (json_int_t)w->st.done,
-		      "jobs_failed", (json_int_t)w->st.failed, "jobs_expired",
-		      (json_int_t)w->st.expired, "jobs_bad", (json_int_t)w->st.bad,
-		      "publish_failed", (json_int_t)w->st.publish_failed, "in_flight",
-		      w->st.in_flight, "latency_ms", (json_int_t)(w->st.latency_ms + 0.5));
-	if (!c)
-		return NULL;
-	for (int k = 1; k < HIVE_FW_ERR_KINDS; k++) {
-		char name[48];
-
-		if (!w->st.failed_by[k])
-			continue;
-		snprintf(name, sizeof(name), "failed_%s", hive_fw_err_name((enum hive_fw_err_kind)k));
-		json_object_set_new(c, name, json_integer((json_int_t)w->st.failed_by[k]));
-	}
+	if (!c || json_object_set_new(c, "publish_failed",
+				      json_integer((json_int_t)w->publish_failed)) < 0)
+		goto fail;
+	for (int i = 0; i < w->nq; i++)
+		if (queue_counters(c, w->q[i]) < 0)
+			goto fail;
 	return c;
+fail:
+	json_decref(c);
+	return NULL;
 }
 
 static int64_t on_beat(struct hive_loop *loop, void *arg)
 {
 	struct hive_worker *w = arg;
-	json_t *b;
+	struct hive_msg_heartbeat hb;
+	double sum = 0;
+	uint64_t n = 0;
+	json_t *c;
 
 	(void)loop;
-	if (w->lat_n > 0) {
-		w->st.latency_ms = w->lat_sum / (double)w->lat_n;
-		w->lat_sum = 0;
-		w->lat_n = 0;
+	for (int i = 0; i < w->nq; i++) {
+		struct hive_worker_queue *q = w->q[i];
+
+		if (q->lat_n > 0)
+			q->st.latency_ms = q->lat_sum / (double)q->lat_n;
+		sum += q->lat_sum;
+		n += q->lat_n;
+		q->lat_sum = 0;
+		q->lat_n = 0;
 	}
-	b = hive_worker_heartbeat_body(w->d, counters(w), w->st.in_flight, w->st.latency_ms);
-	hive_worker_publish(w, HIVE_TOPIC_HEARTBEAT, b);
-	json_decref(b);
+	if (n > 0)
+		w->latency_ms = sum / (double)n;
+	if ((c = counters(w))) {
+		hive_worker_heartbeat_fill(&hb, w->d, c, hive_worker_in_flight(w), w->latency_ms);
+		hive_worker_publish(w, HIVE_MSG_HEARTBEAT, &hb);
+		json_decref(c);
+	} else {
+		w->publish_failed++;
+	}
 	/* A job socket left unwatched by a failed watch gets another chance. */
-	watch_jobs(w);
+	for (int i = 0; i < w->nq; i++)
+		watch_jobs(w->q[i]);
 	return (int64_t)w->d->cfg.intervals.heartbeat_seconds * 1000;
 }
 
 /* ---------------------------------------------------------------- lifetime */
 
-static void set_cap(struct hive_worker *w)
+static const struct job_kind *job_kind(enum hive_msg_kind kind)
 {
-	w->cap = w->d->cfg.network.http_concurrency;
-	if (w->cap < 1)
-		w->cap = 1;
+	for (size_t i = 0; i < sizeof(job_kinds) / sizeof(job_kinds[0]); i++)
+		if (job_kinds[i].kind == kind)
+			return &job_kinds[i];
+	return NULL;
+}
+
+/* The job queue a worker of job_kind dials (NULL: not a worker's kind). */
+static const char *jobs_url(const struct hive_cfg *cfg, enum hive_msg_kind kind)
+{
+	const struct job_kind *k = job_kind(kind);
+
+	return k ? (const char *)cfg + k->url_off : NULL;
+}
+
+static void set_cap(struct hive_worker_queue *q)
+{
+	q->cap = q->w->d->cfg.network.http_concurrency;
+	if (q->cap < 1)
+		q->cap = 1;
+}
+
+/* Frees q's jobs (calling its abort) and closes its socket. */
+static void queue_free(struct hive_worker_queue *q)
+{
+	struct hive_worker_job *job;
+
+	if (!q)
+		return;
+	unwatch_jobs(q);
+	while ((job = q->live) != NULL) {
+		q->live = job->next;
+		if (q->spec.abort)
+			q->spec.abort(job, q->spec.arg);
+		job_free(job);
+	}
+	hive_bus_close(q->jobs);
+	free(q);
+}
+
+int hive_worker_add_queue(struct hive_worker *w, const struct hive_worker_spec *spec, char *err,
+			  size_t errlen)
+{
+	const struct hive_msg_topic *jt, *rt;
+	struct hive_worker_queue *q;
+	struct hive_bus_opts o;
+
+	jt = spec ? hive_msg_topic(spec->job_kind) : NULL;
+	rt = spec ? hive_msg_topic(spec->result_kind) : NULL;
+	if (!w || !spec || !spec->start || !spec->jobs_url || !spec->op || !jt || !rt ||
+	    !job_kind(spec->job_kind) || !jt->body || rt->channel != HIVE_CH_EVENTS) {
+		snprintf(err, errlen, "worker: incomplete specification");
+		return -1;
+	}
+	for (int i = 0; i < w->nq; i++)
+		if (w->q[i]->spec.job_kind == spec->job_kind) {
+			snprintf(err, errlen, "worker: two queues of %s", jt->topic);
+			return -1;
+		}
+	if (w->nq == WORKER_QUEUES_MAX) {
+		snprintf(err, errlen, "worker: more than %d queues", WORKER_QUEUES_MAX);
+		return -1;
+	}
+	if (!(q = calloc(1, sizeof(*q)))) {
+		snprintf(err, errlen, "worker: out of memory");
+		return -1;
+	}
+	q->w = w;
+	q->k = job_kind(spec->job_kind);
+	q->spec = *spec;
+	q->body_size = jt->body->size;
+	q->jobs_fd = -1;
+	snprintf(q->jobs_url, sizeof(q->jobs_url), "%s", spec->jobs_url);
+	set_cap(q);
+
+	memset(&o, 0, sizeof(o));
+	o.listen = false;
+	o.max_message_bytes = w->d->cfg.bus.max_message_bytes;
+	o.send_timeout_ms = 1000;
+	o.recv_timeout_ms = 0;
+	o.source = w->d->source;
+	o.boot = w->d->boot;
+	/* One job buffered: a worker never sits on work others could do. */
+	o.recvbuf = 1;
+	if (!(q->jobs = hive_bus_open(HIVE_BUS_PULL, q->jobs_url, &o, err, errlen)))
+		goto fail;
+	if ((q->jobs_fd = hive_bus_recv_fd(q->jobs)) < 0) {
+		snprintf(err, errlen, "worker: %s: no receive descriptor", q->jobs_url);
+		goto fail;
+	}
+	watch_jobs(q);
+	if (!q->watching) {
+		snprintf(err, errlen, "worker: cannot watch %s", q->jobs_url);
+		goto fail;
+	}
+	w->q[w->nq++] = q;
+	log_info("worker_ready jobs=%s events=%s in_flight_max=%d", q->jobs_url, w->events_url,
+		 q->cap);
+	return 0;
+fail:
+	queue_free(q);
+	return -1;
 }
 
 struct hive_worker *hive_worker_new(const struct hive_daemon *d, struct hive_loop *loop,
@@ -381,8 +624,7 @@ struct hive_worker *hive_worker_new(const struct hive_daemon *d, struct hive_loo
 	struct hive_worker *w;
 	struct hive_bus_opts o;
 
-	if (!d || !loop || !spec || !spec->start || !spec->jobs_url || !spec->job_topic ||
-	    !spec->result_topic || !spec->op) {
+	if (!d || !loop) {
 		snprintf(err, errlen, "worker: incomplete specification");
 		return NULL;
 	}
@@ -392,105 +634,88 @@ struct hive_worker *hive_worker_new(const struct hive_daemon *d, struct hive_loo
 	}
 	w->d = d;
 	w->loop = loop;
-	w->spec = *spec;
-	w->jobs_fd = -1;
-	snprintf(w->jobs_url, sizeof(w->jobs_url), "%s", spec->jobs_url);
 	snprintf(w->events_url, sizeof(w->events_url), "%s", d->cfg.bus.events);
-	set_cap(w);
 
 	memset(&o, 0, sizeof(o));
 	o.listen = false;
 	o.max_message_bytes = d->cfg.bus.max_message_bytes;
 	o.send_timeout_ms = 1000;
-	o.recv_timeout_ms = 0;
 	o.source = d->source;
 	o.boot = d->boot;
-	/* One job buffered: a worker never sits on work others could do. */
-	o.recvbuf = 1;
-	if (!(w->jobs = hive_bus_open(HIVE_BUS_PULL, w->jobs_url, &o, err, errlen)))
-		goto fail;
-	o.recvbuf = 0;
 	o.sendbuf = d->cfg.bus.sendbuf;
 	if (!(w->events = hive_bus_open(HIVE_BUS_PUBLISH, w->events_url, &o, err, errlen)))
 		goto fail;
-	if ((w->jobs_fd = hive_bus_recv_fd(w->jobs)) < 0) {
-		snprintf(err, errlen, "worker: %s: no receive descriptor", w->jobs_url);
+	if (hive_worker_add_queue(w, spec, err, errlen) < 0)
 		goto fail;
-	}
-	watch_jobs(w);
-	if (!w->watching) {
-		snprintf(err, errlen, "worker: cannot watch %s", w->jobs_url);
-		goto fail;
-	}
 	if ((w->beat_timer = hive_loop_timer(loop, WORKER_FIRST_BEAT_MS, on_beat, w)) < 0) {
 		snprintf(err, errlen, "worker: cannot arm the heartbeat");
 		goto fail;
 	}
-	log_info("worker_ready jobs=%s events=%s in_flight_max=%d", w->jobs_url, w->events_url,
-		 w->cap);
 	return w;
 fail:
-	unwatch_jobs(w);
-	hive_bus_close(w->jobs);
-	hive_bus_close(w->events);
-	free(w);
+	w->beat_timer = 0;
+	hive_worker_free(w);
 	return NULL;
-}
-
-/* The job queue a worker of job_topic dials. */
-static const char *jobs_url(const struct hive_cfg *cfg, const char *job_topic)
-{
-	return strcmp(job_topic, HIVE_TOPIC_JOB_TELEMETRY) == 0 ? cfg->bus.jobs_telemetry
-								 : cfg->bus.jobs_status;
 }
 
 void hive_worker_configure(struct hive_worker *w)
 {
 	const struct hive_cfg *cfg = &w->d->cfg;
-	const char *now_jobs = jobs_url(cfg, w->spec.job_topic);
+	bool moved = strcmp(cfg->bus.events, w->events_url) != 0;
 
-	set_cap(w);
-	if (strcmp(now_jobs, w->jobs_url) != 0 || strcmp(cfg->bus.events, w->events_url) != 0)
+	for (int i = 0; i < w->nq; i++) {
+		struct hive_worker_queue *q = w->q[i];
+
+		set_cap(q);
+		moved |= strcmp(jobs_url(cfg, q->spec.job_kind), q->jobs_url) != 0;
+		if (q->st.in_flight < q->cap)
+			watch_jobs(q);
+		log_info("worker_configured jobs=%s in_flight_max=%d", q->jobs_url, q->cap);
+	}
+	if (moved)
 		log_warnx("reload_partial reason=\"bus addresses are fixed at start; restart to apply\"");
-	if (w->st.in_flight < w->cap)
-		watch_jobs(w);
-	log_info("worker_configured in_flight_max=%d", w->cap);
 }
 
 void hive_worker_free(struct hive_worker *w)
 {
-	struct hive_worker_job *job;
-
 	if (!w)
 		return;
-	unwatch_jobs(w);
 	if (w->beat_timer > 0)
 		hive_loop_cancel(w->loop, w->beat_timer);
-	while ((job = w->live) != NULL) {
-		w->live = job->next;
-		if (w->spec.abort)
-			w->spec.abort(job, w->spec.arg);
-		free(job);
-	}
-	/* The job socket last. nng 1.5.2 can hang for ever closing a socket
-	 * a message reaches at that moment (nanomsg/nng#1636: here a job
-	 * pushed by apid), and every close after that one hangs as well; the
-	 * bus gives up on a close after a while. The events socket, which
-	 * never receives, closes at once when it goes first, so a worker's
-	 * exit waits for one stuck close at most, not two. */
+	/* The job sockets last, the first queue's (the busiest) last of all.
+	 * nng 1.5.2 can hang for ever closing a socket a message reaches at
+	 * that moment (nanomsg/nng#1636: here a job pushed by apid), and
+	 * every close after that one hangs as well; the bus gives up on a
+	 * close after a while. The events socket, which never receives,
+	 * closes at once when it goes first; a control queue, which receives
+	 * a job now and then, before the status queue, which receives all the
+	 * time. So a worker's exit waits for one stuck close, two only when
+	 * jobs of both kinds arrive during the stop. */
 	hive_bus_close(w->events);
-	hive_bus_close(w->jobs);
+	for (int i = w->nq - 1; i >= 0; i--)
+		queue_free(w->q[i]);
 	free(w);
 }
 
 int hive_worker_in_flight(const struct hive_worker *w)
 {
-	return w ? w->st.in_flight : 0;
+	int n = 0;
+
+	for (int i = 0; w && i < w->nq; i++)
+		n += w->q[i]->st.in_flight;
+	return n;
 }
 
-void hive_worker_get_stats(const struct hive_worker *w, struct hive_worker_stats *out)
+int hive_worker_get_stats(const struct hive_worker *w, enum hive_msg_kind job_kind,
+			  struct hive_worker_stats *out)
 {
-	*out = w->st;
+	for (int i = 0; i < w->nq; i++)
+		if (w->q[i]->spec.job_kind == job_kind) {
+			*out = w->q[i]->st;
+			out->publish_failed = w->publish_failed;
+			return 0;
+		}
+	return -1;
 }
 
 /* ---------------------------------------------------------------- main */
@@ -498,9 +723,9 @@ void hive_worker_get_stats(const struct hive_worker *w, struct hive_worker_stats
 int hive_worker_main(const struct hive_worker_main_spec *spec, int argc, char **argv)
 {
 	struct hive_daemon d;
-	struct hive_worker_spec ws = spec->worker;
+	struct hive_worker_spec ws = spec->worker, cs = spec->control;
 	struct hive_fw_opts fo = { 0 };
-	struct hive_fw_client *fw;
+	struct hive_fw_client *fw, *cfw = NULL;
 	struct hive_loop *loop;
 	struct hive_worker *w;
 	char err[512];
@@ -517,11 +742,30 @@ int hive_worker_main(const struct hive_worker_main_spec *spec, int argc, char **
 		log_warn("fatal reason=\"cannot create the firmware client\"");
 		return 1;
 	}
-	ws.jobs_url = jobs_url(&d.cfg, ws.job_topic);
+	ws.jobs_url = jobs_url(&d.cfg, ws.job_kind);
 	ws.arg = fw;
 	if (!(w = hive_worker_new(&d, loop, &ws, err, sizeof(err)))) {
 		log_errx("fatal reason=\"%s\"", err);
 		return 1;
+	}
+	if (cs.start) {
+		/* Its own client: control requests never queue behind the main
+		 * jobs' (its FIFO is its own), and never reuse a connection. */
+		struct hive_fw_opts co = { 0 };
+
+		co.max_in_flight = d.cfg.network.http_concurrency;
+		co.timeout_ms = d.cfg.network.http_timeout_ms;
+		co.no_keepalive = true;
+		if (!(cfw = hive_fw_client_new(loop, &co))) {
+			log_warn("fatal reason=\"cannot create the control firmware client\"");
+			return 1;
+		}
+		cs.jobs_url = jobs_url(&d.cfg, cs.job_kind);
+		cs.arg = cfw;
+		if (hive_worker_add_queue(w, &cs, err, sizeof(err)) < 0) {
+			log_errx("fatal reason=\"%s\"", err);
+			return 1;
+		}
 	}
 	while (!hive_quit) {
 		if (hive_loop_run_once(loop, 250) < 0) {
@@ -532,6 +776,7 @@ int hive_worker_main(const struct hive_worker_main_spec *spec, int argc, char **
 			hive_worker_configure(w);
 	}
 	log_info("stopping in_flight=%d", hive_worker_in_flight(w));
+	hive_fw_client_free(cfw);
 	hive_fw_client_free(fw);
 	hive_worker_free(w);
 	hive_loop_free(loop);

@@ -1,107 +1,96 @@
 /* status — turns /summary and /perf-summary into the hive.status.result
- * body (field list in hive/msg.h).
+ * body (struct hive_msg_status_result; its fields are in docs/bus.md).
  *
  * A /perf-summary without a current preset (newer firmware sends null
  * while no autotune preset runs) means stock clocks: preset "disabled".
- * Without /perf-summary at all (firmware without autotune) it is null.
+ * Without /perf-summary at all (firmware without autotune) the preset is
+ * left out.
+ *
+ * state_description is the firmware's why of the state, when it says one:
+ * "paused" while a paused miner reports "stopped" (apid's read-back of a
+ * pause looks for it).
  *
  * power_w is what the miner metered when it meters (power_consumption > 0);
  * on hardware without PSU metering the firmware says 0, and the expected
  * power of the running preset is the only estimate, flagged
- * power_metered:false. With neither, power_w is null.
+ * power_metered:false. With neither, power_w is left out.
  */
 #include "pollerd.h"
 
-#include <math.h>
-
-/* A string, or null for "". */
-static json_t *str_or_null(const char *s)
+/* A string, or absent for "". */
+static const char *str_or_absent(const char *s)
 {
-	return s && *s ? json_string(s) : json_null();
+	return s && *s ? s : NULL;
 }
 
-static json_t *num(double v)
+static void chain_fill(struct hive_msg_chain_status *o, const struct hive_fw_chain_summary *c)
 {
-	return isfinite(v) ? json_real(v) : json_null();
+	o->id = c->id;
+	o->state = str_or_absent(c->state);
+	o->hr_rt_ghs = c->hashrate_rt;
+	o->freq_mhz = c->frequency;
+	o->voltage = c->voltage;
+	o->chip_temp_max = c->chip_temp_max;
+	o->pcb_temp_max = c->pcb_temp_max;
+	o->red = c->red;
+	o->orange = c->orange;
+	o->grey = c->grey;
+	o->hw_errors = c->hw_errors;
 }
 
-static json_t *chain_body(const struct hive_fw_chain_summary *c)
+void pollerd_status_fill(struct pollerd_status *st, const struct hive_fw_summary *s,
+			 const struct hive_fw_perf *p)
 {
-	return json_pack("{s:i, s:o, s:o, s:o, s:i, s:i, s:i, s:i, s:i, s:i, s:I}",
-			 "id", c->id, "state", str_or_null(c->state),
-			 "hr_rt_ghs", num(c->hashrate_rt), "freq_mhz", num(c->frequency),
-			 "voltage", c->voltage, "chip_temp_max", c->chip_temp_max,
-			 "pcb_temp_max", c->pcb_temp_max, "red", c->red, "orange", c->orange,
-			 "grey", c->grey, "hw_errors", (json_int_t)c->hw_errors);
-}
-
-static json_t *switcher_body(const struct hive_fw_perf *p)
-{
-	if (!p || !p->has_switcher)
-		return json_null();
-	return json_pack("{s:b, s:o, s:o}", "enabled", p->switcher_enabled, "top_preset",
-			 str_or_null(p->top_preset), "min_preset", str_or_null(p->min_preset));
-}
-
-json_t *pollerd_status_body(const struct hive_fw_summary *s, const struct hive_fw_perf *p)
-{
-	json_t *b = NULL, *fans = NULL, *chains = NULL, *pools = NULL, *power, *preset_w;
+	struct hive_msg_status_result *r = &st->r;
 	bool has_preset = p && p->has_preset && p->preset[0];
 	bool metered = s->power_consumption > 0;
-	json_t *preset_name;
+	int nfans = s->nfans < HIVE_FW_MAX_FANS ? s->nfans : HIVE_FW_MAX_FANS;
+	int nchains = s->nchains < HIVE_FW_MAX_CHAINS ? s->nchains : HIVE_FW_MAX_CHAINS;
 
-	if (metered)
-		power = json_integer(s->power_consumption);
-	else if (has_preset && p->preset_watts > 0)
-		power = json_integer(p->preset_watts);
-	else
-		power = json_null();
-	preset_w = has_preset && p->preset_watts > 0 ? json_integer(p->preset_watts) : json_null();
-	if (has_preset)
-		preset_name = json_string(p->preset);
-	else
-		preset_name = p ? json_string("disabled") : json_null();
-
-	if (!(fans = json_array()) || !(chains = json_array()))
-		goto fail;
-	for (int i = 0; i < s->nfans && i < HIVE_FW_MAX_FANS; i++)
-		if (json_array_append_new(fans, json_integer(s->fans[i].rpm)))
-			goto fail;
-	for (int i = 0; i < s->nchains && i < HIVE_FW_MAX_CHAINS; i++) {
-		json_t *c = chain_body(&s->chains[i]);
-
-		if (!c || json_array_append_new(chains, c))
-			goto fail;
+	hive_msg_init(HIVE_MSG_STATUS_RESULT, r);
+	r->state = s->state;
+	r->state_description = str_or_absent(s->state_description);
+	r->state_time = s->state_time;
+	if (has_preset) {
+		r->preset = p->preset;
+		r->preset_pretty = str_or_absent(p->preset_pretty);
+		r->preset_tuned = p->preset_tuned;
+		if (p->preset_watts > 0)
+			r->preset_watts = p->preset_watts;
+	} else if (p) {
+		r->preset = "disabled";
 	}
-	pools = json_pack("{s:i, s:i, s:I, s:I, s:I, s:o, s:o}", "total", s->pools.total,
-			  "working", s->pools.working, "accepted", (json_int_t)s->pools.accepted,
-			  "rejected", (json_int_t)s->pools.rejected, "stale",
-			  (json_int_t)s->pools.stale, "url", str_or_null(s->pools.url), "user",
-			  str_or_null(s->pools.user));
-	if (!pools)
-		goto fail;
-	b = json_pack("{s:s, s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:i, s:i, s:o, s:b, s:o,"
-		      " s:o, s:o, s:I, s:o, s:o, s:o, s:o}",
-		      "state", s->state, "state_time", (json_int_t)s->state_time,
-		      "preset", preset_name,
-		      "preset_pretty", has_preset ? str_or_null(p->preset_pretty) : json_null(),
-		      "hr_realtime_ghs", num(s->hr_realtime), "hr_average_ghs", num(s->hr_average),
-		      "hr_nominal_ghs", num(s->hr_nominal), "efficiency_jth",
-		      s->efficiency > 0 ? num(s->efficiency) : json_null(),
-		      "chip_temp_max", s->chip_temp_max, "pcb_temp_max", s->pcb_temp_max,
-		      "power_w", power, "power_metered", metered, "preset_watts", preset_w,
-		      "fan_duty", s->fan_duty >= 0 ? json_integer(s->fan_duty) : json_null(),
-		      "fans", fans, "hw_errors", (json_int_t)s->hw_errors, "chains", chains,
-		      "pools", pools, "switcher", switcher_body(p),
-		      "preset_tuned", has_preset ? json_boolean(p->preset_tuned) : json_null());
-	/* json_pack took the references ("o"), whatever it returned. */
-	return b;
-fail:
-	json_decref(fans);
-	json_decref(chains);
-	json_decref(pools);
-	json_decref(power);
-	json_decref(preset_w);
-	json_decref(preset_name);
-	return NULL;
+	r->hr_realtime_ghs = s->hr_realtime;
+	r->hr_average_ghs = s->hr_average;
+	r->hr_nominal_ghs = s->hr_nominal;
+	if (s->efficiency > 0)
+		r->efficiency_jth = s->efficiency;
+	r->chip_temp_max = s->chip_temp_max;
+	r->pcb_temp_max = s->pcb_temp_max;
+	/* metered, else the running preset's watts, else absent */
+	r->power_w = metered ? s->power_consumption : r->preset_watts;
+	r->power_metered = metered;
+	if (s->fan_duty >= 0)
+		r->fan_duty = s->fan_duty;
+	for (int i = 0; i < nfans; i++)
+		st->fans[i] = s->fans[i].rpm;
+	r->fans = st->fans;
+	r->n_fans = (size_t)nfans;
+	r->hw_errors = s->hw_errors;
+	for (int i = 0; i < nchains; i++)
+		chain_fill(&st->chains[i], &s->chains[i]);
+	r->chains = st->chains;
+	r->n_chains = (size_t)nchains;
+	r->pools.total = s->pools.total;
+	r->pools.working = s->pools.working;
+	r->pools.accepted = s->pools.accepted;
+	r->pools.rejected = s->pools.rejected;
+	r->pools.stale = s->pools.stale;
+	r->pools.url = str_or_absent(s->pools.url);
+	r->pools.user = str_or_absent(s->pools.user);
+	if (p && p->has_switcher) {
+		r->switcher.enabled = p->switcher_enabled;
+		r->switcher.top_preset = str_or_absent(p->top_preset);
+		r->switcher.min_preset = str_or_absent(p->min_preset);
+	}
 }

@@ -26,13 +26,14 @@ struct status_job {
 static void finish(struct status_job *sj)
 {
 	struct hive_worker_job *job = sj->job;
-	json_t *body;
+	struct pollerd_status st;
 
 	if (sj->failed) {
 		hive_worker_fail(job, &sj->err);
 	} else {
-		body = pollerd_status_body(&sj->summary, sj->have_perf ? &sj->perf : NULL);
-		hive_worker_done(job, body);
+		/* st borrows sj's strings: sj goes after the result is out */
+		pollerd_status_fill(&st, &sj->summary, sj->have_perf ? &sj->perf : NULL);
+		hive_worker_done(job, &st.r);
 	}
 	free(sj);
 }

@@ -16,8 +16,8 @@ int main(int argc, char **argv)
 			.summary = "PowerHive telemetry worker: reads miners' per-chip telemetry",
 		},
 		.worker = {
-			.job_topic = HIVE_TOPIC_JOB_TELEMETRY,
-			.result_topic = HIVE_TOPIC_TELEMETRY_RESULT,
+			.job_kind = HIVE_MSG_JOB_TELEMETRY,
+			.result_kind = HIVE_MSG_TELEMETRY_RESULT,
 			.op = "telemetry",
 			.start = telemetryd_job_start,
 		},

@@ -5,21 +5,29 @@
  */
 #include "telemetryd.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static void on_chains(const struct hive_fw_result *res, void *arg)
 {
 	struct hive_worker_job *job = arg;
-	json_t *body;
+	struct telemetryd_result *t;
 
 	if (res->err.kind != HIVE_FW_OK) {
 		hive_worker_fail(job, &res->err);
 		return;
 	}
-	body = telemetryd_body(&res->chains);
-	if (body && res->used_boards)
-		json_object_set_new(body, "source", json_string("boards"));
-	hive_worker_done(job, body);
+	if (!(t = malloc(sizeof(*t)))) {
+		struct hive_fw_err e = { .kind = HIVE_FW_ERR_INTERNAL };
+
+		snprintf(e.msg, sizeof(e.msg), "telemetry: out of memory for the result");
+		hive_worker_fail(job, &e);
+		return;
+	}
+	telemetryd_fill(t, &res->chains, res->used_boards);
+	hive_worker_done(job, &t->r);
+	free(t);
 }
 
 int telemetryd_job_start(struct hive_worker_job *job, void *arg)

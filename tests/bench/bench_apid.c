@@ -46,6 +46,7 @@
 #include "hive/loop.h"
 #include "hive/msg.h"
 #include "../lib/busfix.h"
+#include "../lib/suite.h"
 #include "../lib/testlib.h"
 
 /* Targets: below them `make bench` fails. 10,000 miners polled every 15 s
@@ -69,9 +70,9 @@
 #define TOKEN    "bench-token-0123456789abcdef0123456789"
 
 struct apid {
-	char *dir;
-	char cfg[1024], log[1024], db[1024];
-	char events[64], jobs_status[64], jobs_telemetry[64], control[64], feed[64];
+	struct ts_suite s;       /* config, ports, the temp dir */
+	char *dir;               /* s.dir */
+	char log[1024], db[1024];
 	char base[64];
 	pid_t pid;
 	struct hive_bus *req;    /* bus.control */
@@ -126,60 +127,41 @@ static bool connected(void *arg)
 
 static int apid_start(struct apid *a)
 {
-	char web[PATH_MAX], addr[32], token_file[1100], *text;
-	int port = tl_free_port();
-	json_t *c;
+	char web[PATH_MAX];
+	struct ts_proc *p;
 
-	if (!(a->dir = tl_tmpdir("bench-apid")) || !realpath("web", web)) {
+	if (!realpath("web", web) || ts_init(&a->s, "bench-apid") < 0) {
 		fprintf(stderr, "bench_apid: no temp dir, or no web/ (run from the top of the "
 			"tree)\n");
 		return -1;
 	}
-	snprintf(a->cfg, sizeof(a->cfg), "%s/powerhive.json", a->dir);
+	a->dir = a->s.dir;
 	snprintf(a->log, sizeof(a->log), "%s/apid.log", a->dir);
 	snprintf(a->db, sizeof(a->db), "%s/data/powerhive.db", a->dir);
-	snprintf(token_file, sizeof(token_file), "%s/token", a->dir);
-	snprintf(a->events, sizeof(a->events), "tcp://127.0.0.1:%d", tl_free_port());
-	snprintf(a->jobs_status, sizeof(a->jobs_status), "tcp://127.0.0.1:%d", tl_free_port());
-	snprintf(a->jobs_telemetry, sizeof(a->jobs_telemetry), "tcp://127.0.0.1:%d",
-		 tl_free_port());
-	snprintf(a->control, sizeof(a->control), "tcp://127.0.0.1:%d", tl_free_port());
-	snprintf(a->feed, sizeof(a->feed), "tcp://127.0.0.1:%d", tl_free_port());
-	snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
-	snprintf(a->base, sizeof(a->base), "http://%s", addr);
+	snprintf(a->base, sizeof(a->base), "%s", a->s.api);
 	/* the defaults but for paths and ports; no worker connects, and
 	 * miners without a key get no jobs */
-	c = json_pack("{s:s,s:{s:s,s:i,s:i},s:{s:s,s:s,s:{s:s,s:s}},"
-		      "s:{s:s,s:s,s:s,s:s,s:s},s:{s:[]}}",
-		      "log_level", "info",
-		      "database", "path", a->db, "batch_max", BATCH, "batch_ms", 200,
-		      "http", "addr", addr, "web_root", web, "auth", "token", TOKEN,
-		      "token_file", token_file,
-		      "bus", "events", a->events, "jobs_status", a->jobs_status,
-		      "jobs_telemetry", a->jobs_telemetry, "control", a->control, "feed", a->feed,
-		      "network", "subnets");
-	if (!c || !(text = json_dumps(c, JSON_INDENT(2))) || tl_write_file(a->cfg, text) < 0) {
-		fprintf(stderr, "bench_apid: cannot write %s\n", a->cfg);
+	if (ts_merge(&a->s, "{\"database\": {\"path\": \"%s\", \"batch_max\": %d,\n"
+		     "   \"batch_ms\": 200},\n"
+		     " \"http\": {\"web_root\": \"%s\",\n"
+		     "   \"auth\": {\"token\": \"" TOKEN "\", \"token_file\": \"%s/token\"}}}",
+		     a->db, BATCH, web, a->dir) < 0)
 		return -1;
-	}
-	free(text);
-	json_decref(c);
-	{
-		char *argv[] = { (char *)tl_bin("apid"), "-c", a->cfg, NULL };
-
-		a->pid = tl_spawn(a->log, argv, NULL);
-	}
-	if (a->pid <= 0 || !(a->req = bus_dial(HIVE_BUS_REQUEST, a->control, "bench/req/1")) ||
-	    tl_wait_until(15000, answers, a) < 0 || tl_wait_port("127.0.0.1", port, 5000) < 0) {
+	p = ts_start(&a->s, "apid", NULL, NULL, NULL);
+	a->pid = p ? p->pid : -1;
+	if (a->pid <= 0 ||
+	    !(a->req = bus_dial(HIVE_BUS_REQUEST, ts_bus(&a->s, "control"), "bench/req/1")) ||
+	    tl_wait_until(15000, answers, a) < 0 ||
+	    tl_wait_port("127.0.0.1", a->s.http_port, 5000) < 0) {
 		char *log = tl_read_file(a->log);
 
 		fprintf(stderr, "bench_apid: apid did not start; its log:\n%s\n", log ? log : "-");
 		free(log);
 		return -1;
 	}
-	if (!(a->pub = bus_dial(HIVE_BUS_PUBLISH, a->events, "pollerd/bench/1")) ||
+	if (!(a->pub = bus_dial(HIVE_BUS_PUBLISH, ts_bus(&a->s, "events"), "pollerd/bench/1")) ||
 	    tl_wait_until(5000, connected, a->pub) < 0) {
-		fprintf(stderr, "bench_apid: cannot connect to %s\n", a->events);
+		fprintf(stderr, "bench_apid: cannot connect to %s\n", ts_bus(&a->s, "events"));
 		return -1;
 	}
 	/* a subscription reaches apid only once the connection is up */
@@ -198,7 +180,7 @@ static int apid_stop(struct apid *a)
 		hive_bus_close(a->req);
 	a->pub = a->req = NULL;
 	if (a->pid > 0)
-		st = tl_stop(a->pid, SIGTERM, 15000);
+		st = ts_stop(&a->s, "apid", SIGTERM, 15000);
 	a->pid = -1;
 	return st;
 }
@@ -235,9 +217,9 @@ static int poll_stored(struct apid *a, struct progress *p)
  * (lost, rejected, no answer, timeout). 0 / -1. */
 static int wait_stored(struct apid *a, struct progress *p, long long want, int timeout_ms)
 {
-	long long until = tl_now_ms() + timeout_ms;
+	long long until = hive_mono_ms() + timeout_ms;
 
-	while (tl_now_ms() < until) {
+	while (hive_mono_ms() < until) {
 		if (poll_stored(a, p) == 0 && (p->stored >= want || p->lost || p->rejected))
 			break;
 		usleep(10000);
@@ -343,7 +325,7 @@ static int ingest(struct apid *a, struct progress *p, struct ingest *out)
 		goto done;
 	}
 	cpu0 = tl_proc_cpu_s(a->pid);
-	t0 = tl_now_ms();
+	t0 = hive_mono_ms();
 	while (sent < EVENTS) {
 		if (sent - (p->stored - base) < window) {
 			if (send_status(a, &w, sent % MINERS, &out->bytes) < 0) {
@@ -355,14 +337,14 @@ static int ingest(struct apid *a, struct progress *p, struct ingest *out)
 		}
 		/* the window is full: ask how far apid got, not too often (a
 		 * health document costs apid CPU too) */
-		if (tl_now_ms() - t_last_poll < 20)
-			usleep((useconds_t)(20 - (tl_now_ms() - t_last_poll)) * 1000);
-		t_last_poll = tl_now_ms();
+		if (hive_mono_ms() - t_last_poll < 20)
+			usleep((useconds_t)(20 - (hive_mono_ms() - t_last_poll)) * 1000);
+		t_last_poll = hive_mono_ms();
 		waits++;
 		if (poll_stored(a, p) < 0 || p->lost || p->rejected)
 			break;
 	}
-	t_sent = tl_now_ms();
+	t_sent = hive_mono_ms();
 	if (wait_stored(a, p, base + EVENTS, 60000) < 0) {
 		char *s = json_dumps(p->events, JSON_COMPACT);
 
@@ -371,7 +353,7 @@ static int ingest(struct apid *a, struct progress *p, struct ingest *out)
 		free(s);
 		goto done;
 	}
-	out->ms = tl_now_ms() - t0;
+	out->ms = hive_mono_ms() - t0;
 	out->cpu_us = (tl_proc_cpu_s(a->pid) - cpu0) * 1e6 / EVENTS;
 	out->per_s = EVENTS * 1000.0 / (double)(out->ms > 0 ? out->ms : 1);
 	out->publisher_per_s = sent * 1000.0 / (double)(t_sent - t0 > 0 ? t_sent - t0 : 1);
@@ -488,7 +470,7 @@ static double raw_sqlite(const char *dir, const char *apid_db)
 		goto done;
 
 	/* the JSON columns are dumped per row, as apid does */
-	t0 = tl_now_ms();
+	t0 = hive_mono_ms();
 	for (int i = 0; i < EVENTS; i++) {
 		long long ts = hive_wall_ms();
 
@@ -512,7 +494,7 @@ static double raw_sqlite(const char *dir, const char *apid_db)
 		if ((i % BATCH == BATCH - 1 || i == EVENTS - 1) && exec_sql(db, "COMMIT") < 0)
 			goto done;
 	}
-	dt = tl_now_ms() - t0;
+	dt = hive_mono_ms() - t0;
 	rate = EVENTS * 1000.0 / (double)(dt > 0 ? dt : 1);
 	printf("bench_apid: raw SQLite: %d statuses + pointers in transactions of %d: %lld ms "
 	       "(%.0f/s)\n", EVENTS, BATCH, dt, rate);
@@ -578,11 +560,11 @@ static int all_miners(struct apid *a, double *least, double *median, size_t *byt
 	for (int i = 0; i < 5; i++) {
 		char *body = NULL;
 		long status = 0;
-		long long t0 = tl_now_ms();
+		long long t0 = hive_mono_ms();
 		json_t *j, *m;
 		int rc = tl_http("GET", url, hdr, NULL, &body, &status);
 
-		ms[i] = (double)(tl_now_ms() - t0);
+		ms[i] = (double)(hive_mono_ms() - t0);
 		j = body ? json_loads(body, 0, NULL) : NULL;
 		m = json_object_get(j, "miners");
 		*bytes = body ? strlen(body) : 0;
@@ -628,12 +610,12 @@ static double health_computed(struct apid *a, int tries)
 
 		usleep(1100 * 1000);
 		w0 = hive_wall_ms();
-		t0 = tl_now_ms();
+		t0 = hive_mono_ms();
 		if (tl_http("GET", url, hdr, NULL, &body, &status) < 0 || status != 200) {
 			free(body);
 			return -1;
 		}
-		ms = tl_now_ms() - t0;
+		ms = hive_mono_ms() - t0;
 		j = body ? json_loads(body, 0, NULL) : NULL;
 		free(body);
 		if (json_integer_value(json_object_get(json_object_get(j, "fleet"), "miners")) !=
@@ -664,11 +646,7 @@ static void cleanup(struct apid *a, bool failed)
 			log + (n > 4000 ? n - 4000 : 0));
 		free(log);
 	}
-	if (a->dir && !getenv("KEEP_TMP"))
-		tl_rmrf(a->dir);
-	else if (a->dir)
-		fprintf(stderr, "bench_apid: files kept in %s\n", a->dir);
-	free(a->dir);
+	ts_down(&a->s, false);
 	a->dir = NULL;
 }
 

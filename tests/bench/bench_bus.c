@@ -125,7 +125,7 @@ static void bus_round(int npub, int total, struct round *out)
 		goto stop;
 	}
 
-	t0 = t1 = tl_now_ms();
+	t0 = t1 = hive_mono_ms();
 	for (int i = 0; i < npub; i++)
 		if (tl_pub_go(&ch[i]) < 0)
 			ok = false;
@@ -139,7 +139,7 @@ static void bus_round(int npub, int total, struct round *out)
 		hive_seq_track(seq, env.src, env.boot, env.topic, env.seq);
 		out->received++;
 		hive_envelope_clear(&env);
-		t1 = tl_now_ms();
+		t1 = hive_mono_ms();
 		if ((uint64_t)out->received + hive_seq_lost(seq) >= (uint64_t)per * npub)
 			break;
 	}
@@ -238,7 +238,7 @@ static double baseline_round(const char *msg, size_t len, int count)
 	/* as nng sets it */
 	setsockopt(wfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	s = (struct stream){ .fd = wfd, .msg = msg, .len = len, .count = count };
-	t0 = tl_now_ms();
+	t0 = hive_mono_ms();
 	if (pthread_create(&th, NULL, stream_writer, &s) != 0)
 		goto done;
 	while (got < count) {
@@ -254,7 +254,7 @@ static double baseline_round(const char *msg, size_t len, int count)
 		memmove(buf, buf + have / frame * frame, have % frame);
 		have %= frame;
 	}
-	t1 = tl_now_ms();
+	t1 = hive_mono_ms();
 	pthread_join(th, NULL);
 	if (got == count && s.ok)
 		rate = count * 1000.0 / (double)(t1 - t0 > 0 ? t1 - t0 : 1);

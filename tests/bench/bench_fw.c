@@ -65,7 +65,7 @@ static void on_done(const struct hive_fw_result *res, void *arg)
 		r->last_kind = res->err.kind;
 		snprintf(r->last_err, sizeof(r->last_err), "%s", res->err.msg);
 	}
-	if (hive_now_ms() < r->until)
+	if (hive_mono_ms() < r->until)
 		submit(r);
 }
 
@@ -126,13 +126,13 @@ static void client_run(enum hive_fw_call call, bool one_address, int seconds, st
 	}
 	c0 = cpu_self();
 	s0 = tl_proc_cpu_s(sim_pid);
-	t0 = hive_now_ms();
+	t0 = hive_mono_ms();
 	r.until = t0 + seconds * 1000;
 	for (int i = 0; i < IN_FLIGHT; i++)
 		submit(&r);
 	while (hive_fw_client_pending(r.c) > 0)
 		hive_loop_run_once(loop, 100);
-	secs = (double)(hive_now_ms() - t0) / 1000.0;
+	secs = (double)(hive_mono_ms() - t0) / 1000.0;
 	cpu = cpu_self() - c0;
 	sim = tl_proc_cpu_s(sim_pid) - s0;
 	hive_fw_client_stats(r.c, &st);

@@ -85,9 +85,9 @@ function freePort() {
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'powerhive-browser-'));
 const token = crypto.randomBytes(24).toString('hex');
 const ports = [];
-for (let i = 0; i < 8; i++)
+for (let i = 0; i < 9; i++)
 	ports.push(await freePort());
-const [httpPort, b0, b1, b2, b3, b4, adminPort, minerPort] = ports;
+const [httpPort, b0, b1, b2, b3, b4, b5, adminPort, minerPort] = ports;
 // A /23 of its own in 127/8 so that a `make run` next door is not disturbed.
 const octet = 150 + (process.pid % 50);
 const third = (Math.floor(process.pid / 50) % 100) * 2;
@@ -104,8 +104,8 @@ cfg.http.web_root = path.join(ROOT, 'web');
 cfg.http.auth.token_file = path.join(tmp, 'api-token');
 Object.assign(cfg.bus, {
 	events: `tcp://127.0.0.1:${b0}`, jobs_status: `tcp://127.0.0.1:${b1}`,
-	jobs_telemetry: `tcp://127.0.0.1:${b2}`, control: `tcp://127.0.0.1:${b3}`,
-	feed: `tcp://127.0.0.1:${b4}`,
+	jobs_telemetry: `tcp://127.0.0.1:${b2}`, jobs_control: `tcp://127.0.0.1:${b5}`,
+	control: `tcp://127.0.0.1:${b3}`, feed: `tcp://127.0.0.1:${b4}`,
 });
 const cfgPath = path.join(tmp, 'powerhive.json');
 fs.writeFileSync(cfgPath, JSON.stringify(cfg, null, 2));
@@ -173,6 +173,15 @@ async function api(method, p, body) {
 	if (!res.ok)
 		throw new Error(`${method} ${p}: ${res.status} ${data?.error ?? ''}`);
 	return data;
+}
+
+// minersim's admin API: faults, and the ground truth of each miner
+// (GET /sim/miners/{mac}: the preset it runs, paused, ...).
+const admin = `http://127.0.0.1:${adminPort}`;
+async function sim(p, body) {
+	const res = await fetch(admin + p, body === undefined ? {} : { method: 'POST', body: JSON.stringify(body) });
+	check(res.ok, `minersim ${p}: ${res.status}`);
+	return res.json();
 }
 
 // ---------------------------------------------------------------- checks
@@ -280,14 +289,14 @@ test('sorting by hashrate, both ways', async () => {
 	await until('sort=hashrate in the address', async () => /sort=hashrate&order=desc/.test(page.url()));
 	await tableSettled();
 	check((await page.getAttribute('th[data-key=hashrate]', 'aria-sort')) === 'descending', 'aria-sort not descending');
-	let hr = await page.$$eval('table.miners tbody tr[data-id] td:nth-child(5)', (c) => c.map((x) => x.textContent));
+	let hr = await page.$$eval('table.miners tbody tr[data-id] td:nth-child(6)', (c) => c.map((x) => x.textContent));
 	let v = hr.map(thFromCell);
 	check(v.length === 100 && v.every((x, i) => i === 0 || Number.isNaN(x) || x <= v[i - 1] + 1e-9),
 		`not sorted down: ${v.slice(0, 8).join(', ')}`);
 	await page.click('th[data-key=hashrate] button');
 	await until('order=asc', async () => /sort=hashrate&order=asc/.test(page.url()));
 	await tableSettled();
-	hr = await page.$$eval('table.miners tbody tr[data-id] td:nth-child(5)', (c) => c.map((x) => x.textContent));
+	hr = await page.$$eval('table.miners tbody tr[data-id] td:nth-child(6)', (c) => c.map((x) => x.textContent));
 	v = hr.map(thFromCell).filter((x) => !Number.isNaN(x));
 	check(v.every((x, i) => i === 0 || x >= v[i - 1] - 1e-9), `not sorted up: ${v.slice(0, 8).join(', ')}`);
 	// The API under the same query agrees on the lowest one.
@@ -310,7 +319,7 @@ test('filters: model, text search, online, paging', async () => {
 	await page.selectOption('select[name=model]', alias);
 	await until('model= in the address', async () => page.url().includes(`model=${alias}`));
 	await tableSettled();
-	const cells = await page.$$eval('table.miners tbody tr[data-id] td:nth-child(3)', (c) => c.map((x) => x.textContent.trim()));
+	const cells = await page.$$eval('table.miners tbody tr[data-id] td:nth-child(4)', (c) => c.map((x) => x.textContent.trim()));
 	check(cells.length === Math.min(100, want.total), `${cells.length} rows for ${want.total} ${alias}`);
 	check(cells.every((c) => c === alias), `a row of another model: ${cells.find((c) => c !== alias)}`);
 	check((await countText()).endsWith(`of ${want.total} miners`), `count says "${await countText()}"`);
@@ -486,13 +495,315 @@ test('the health view lists the running daemons', async () => {
 	await shot('health.png', true);
 });
 
+// ---------------------------------------------------------------- actions
+
+const isAbove = (p, limit) => p.name !== limit.name &&
+	(p.name === 'disabled' || !Number.isFinite(p.watts) || p.watts > limit.watts);
+const viewLoaded = async () => (await page.getAttribute('#view', 'data-loaded')) === 'true';
+
+// The action the detail's history lists for `what` ("Set preset 2620"),
+// newest first: [id, state] or null.
+async function historyRow(what) {
+	return page.$$eval('table.actions tbody tr[data-id]', (trs, w) => {
+		const tr = trs.find((t) => t.children[1].textContent.trim().startsWith(w));
+		return tr ? [Number(tr.dataset.id), tr.dataset.state] : null;
+	}, what);
+}
+
+test('a preset set on the detail page reaches done, and the miner runs it', async () => {
+	const list = (await api('GET', '/api/miners?online=true&managed=false&state=mining&limit=100')).miners;
+	const m = list.find((x) => x.has_api_key && !x.conflict && x.id !== detailId);
+	check(m, 'no unmanaged mining miner with a key');
+	const model = await api('GET', `/api/models/${m.model}`);
+	const ladder = model.presets.filter((p) => Number.isFinite(p.watts)).sort((a, b) => a.watts - b.watts);
+	const target = ladder.find((p) => p.name !== m.status.preset);
+	await page.goto(base + `/#/miners/${m.id}`);
+	await until('the detail', viewLoaded);
+	const btn = `table.pick button[data-preset="${target.name}"]`;
+	await page.waitForSelector(btn);
+	// The catalogue with its expected figures, the running preset marked.
+	const rows = await page.$$eval('table.pick tbody tr[data-preset]', (t) => t.map((r) => r.dataset.preset));
+	check(rows.length === model.presets.length, `${rows.length} presets offered, the catalogue has ${model.presets.length}`);
+	const cells = await page.$$eval(`table.pick tr[data-preset="${target.name}"] td`, (t) => t.map((c) => c.textContent.trim()));
+	check(wattsFromCell(cells[1]) === target.watts, `expected power shown as ${cells[1]} for ${target.watts} W`);
+	check(Math.abs(thFromCell(cells[2]) - target.th) < 0.6, `expected hashrate ${cells[2]} for ${target.th} TH/s`);
+	check(Math.abs(parseFloat(cells[3]) - target.watts / target.th) < 0.06, `J/TH ${cells[3]}`);
+	check(await page.$eval(`table.pick tr[data-preset="${m.status.preset}"]`, (r) => r.classList.contains('is-running')),
+		'the running preset is not marked');
+	await page.click(btn);
+	await until('a confirmation', async () => (await page.textContent('#toasts')).includes(`Set preset ${target.name}: queued`));
+	const what = `Set preset ${target.name}`;
+	const first = await until('the action in the history', () => historyRow(what));
+	const states = [first[1]];
+	await until('the action done in the history', async () => {
+		const r = await historyRow(what);
+		if (r[1] !== states.at(-1))
+			states.push(r[1]);
+		if (['failed', 'expired', 'superseded'].includes(r[1]))
+			throw new Fatal(`the action ended ${r[1]}: ${await page.textContent(`table.actions tr[data-id="${r[0]}"]`)}`);
+		return r[1] === 'done';
+	}, 60000, 250);
+	console.log(`figure: set_preset ${m.id} → ${target.name}: states seen in the history ${states.join(' → ')}`);
+	// The API and the simulator agree.
+	const a = (await api('GET', `/api/actions/${first[0]}`)).action;
+	check(a.state === 'done' && a.action === 'set_preset' && a.preset === target.name && a.miner === m.id,
+		`the API has ${JSON.stringify(a)}`);
+	const truth = await sim(`/sim/miners/${m.id}`);
+	check(truth.preset === target.name, `minersim runs ${truth.preset}, not ${target.name}`);
+	check(truth.preset_set_by === 'api', `minersim says the preset was set by ${truth.preset_set_by}`);
+	await until('the running preset marked', async () =>
+		page.$eval(`table.pick tr[data-preset="${target.name}"]`, (r) => r.classList.contains('is-running')), 20000);
+	check(await page.isDisabled(btn), 'the running preset can be set again');
+	await page.$eval('.control', (e) => e.scrollIntoView());
+	await page.evaluate(() => window.scrollBy(0, -70));
+	await shot('detail-actions.png');
+});
+
+// A few miners that a MAC fragment finds, all online and mining: [q, ids].
+async function fewMiners(avoid) {
+	const all = (await api('GET', `/api/miners?limit=${MINERS + 10}`)).miners;
+	const ok = (m) => m.online && m.has_api_key && m.status?.state === 'mining' && !avoid.includes(m.id);
+	for (const m of all) {
+		const q = ':' + m.id.slice(-2);
+		const hits = all.filter((x) => [x.id, x.ip, x.last_ip].some((v) => v && v.includes(q)));
+		if (hits.length >= 3 && hits.length <= 6 && hits.every(ok))
+			return [q, hits.map((x) => x.id).sort()];
+	}
+	throw new Error('no MAC fragment finds 3 to 6 mining miners');
+}
+
+async function bulkDone(what, n) {
+	await until(`the summary of ${what}`, async () => {
+		const r = await page.$eval('.bulk-result', (e) => [e.hidden, e.querySelector('h2')?.textContent ?? '']);
+		return !r[0] && r[1].startsWith(what);
+	});
+	const sum = await page.$eval('.bulk-result', (e) => ({ ...e.dataset }));
+	check(sum.accepted === String(n) && sum.refused === '0', `${what}: ${sum.accepted} accepted, ${sum.refused} refused of ${n}: ` +
+		await page.textContent('.bulk-result'));
+	await until(`every ${what} done`, async () => {
+		const st = await page.$$eval('.bulk-result details.accepted tr[data-state]', (t) => t.map((r) => r.dataset.state));
+		const bad = st.find((x) => ['failed', 'expired', 'superseded'].includes(x));
+		if (bad)
+			throw new Fatal(`an action ended ${bad}: ${await page.textContent('.bulk-result')}`);
+		return st.length === n && st.every((x) => x === 'done') &&
+			(await page.getAttribute('.bulk-result', 'data-open')) === '0';
+	}, 60000, 250);
+	check(/Finished: .*done/.test(await page.textContent('.bulk-states')), 'the summary does not say they are done');
+}
+
+test('bulk: pause every miner a filter matches, then resume a selection', async () => {
+	const [q, ids] = await fewMiners([detailId]);
+	await page.goto(base + `/#/miners?q=${encodeURIComponent(q)}`);
+	await tableSettled();
+	await until('the filtered rows', async () => JSON.stringify((await rowIds()).sort()) === JSON.stringify(ids));
+	check(/No miner selected/.test(await page.textContent('.bulk-count')), 'something is selected already');
+	check(await page.isDisabled('.bulk [data-bulk=pause]'), 'Pause is enabled with nothing selected');
+	await page.click('.bulk [data-bulk=all]');
+	await until('all matching selected', async () =>
+		(await page.textContent('.bulk-count')).startsWith(`All ${ids.length} miners matching the filter are selected`));
+	const boxes = await page.$$eval('table.miners tbody input[data-act=select]', (b) => b.map((x) => x.checked && x.disabled));
+	check(boxes.length === ids.length && boxes.every(Boolean), 'the rows do not show the selection');
+	// The filter goes to the API, not the ids.
+	const req = page.waitForRequest((r) => r.url().endsWith('/api/actions') && r.method() === 'POST');
+	await page.click('.bulk [data-bulk=pause]');
+	await page.waitForSelector('#confirm-dialog[open]');
+	check((await page.textContent('#confirm-text')).includes(`${ids.length} now`), 'the confirmation does not say how many');
+	await shot('miners-bulk-confirm.png');
+	await page.click('#confirm-dialog .dlg-ok');
+	const body = JSON.parse((await req).postData());
+	check(body.action === 'pause' && body.filter?.q === q && !body.miners,
+		`POST /api/actions sent ${JSON.stringify(body)}`);
+	await bulkDone('Pause', ids.length);
+	for (const id of ids) {
+		const t = await sim(`/sim/miners/${id}`);
+		check(t.paused === true && t.state === 'stopped', `minersim: ${id} is ${t.state}, paused ${t.paused}`);
+	}
+	await until('the table showing them paused', async () =>
+		(await page.$$eval('table.miners tbody .pill', (p) => p.filter((x) => x.textContent === 'Paused').length)) === ids.length, 20000);
+	await shot('miners-bulk-paused.png');
+
+	// Resume: picked by hand.
+	await page.click('.bulk [data-bulk=clear]');
+	await until('the selection cleared', async () => /No miner selected/.test(await page.textContent('.bulk-count')));
+	for (const id of ids)
+		await page.check(`tr[data-id="${id}"] input[data-act=select]`);
+	check((await page.textContent('.bulk-count')).trim() === `${ids.length} miners selected.`,
+		`the count says "${await page.textContent('.bulk-count')}"`);
+	check(await page.isChecked('input[data-act=page]'), 'the page box is not checked with every row selected');
+	const req2 = page.waitForRequest((r) => r.url().endsWith('/api/actions') && r.method() === 'POST');
+	await page.click('.bulk [data-bulk=resume]');
+	const body2 = JSON.parse((await req2).postData());
+	check(body2.action === 'resume' && JSON.stringify([...body2.miners].sort()) === JSON.stringify(ids),
+		`POST /api/actions sent ${JSON.stringify(body2)}`);
+	await bulkDone('Resume', ids.length);
+	for (const id of ids) {
+		const t = await sim(`/sim/miners/${id}`);
+		check(t.paused === false, `minersim: ${id} is still paused`);
+	}
+	await shot('miners-bulk-resumed.png');
+	await page.click('.bulk-result button[data-bulk=dismiss]');
+	await page.click('form.filters button[type=reset]');
+	await until('filters cleared', async () => !page.url().includes('q='));
+	check(/No miner selected/.test(await page.textContent('.bulk-count')), 'a new filter kept the old selection');
+});
+
+test('presets above a managed miner\'s max preset: disabled on its page, refused in bulk, counted on Models', async () => {
+	const models = (await api('GET', '/api/models')).models;
+	let pick = null;
+	for (const mo of models) {
+		const ladder = mo.presets.filter((p) => Number.isFinite(p.watts)).sort((a, b) => a.watts - b.watts);
+		const list = (await api('GET', `/api/miners?model=${mo.alias}&online=true&state=mining&limit=200`)).miners
+			.filter((x) => x.has_api_key && !x.conflict && x.id !== detailId);
+		// A: runs a preset below the top (it becomes the limit: nothing to
+		// correct); B: another, unmanaged.
+		const a = list.find((x) => !x.managed && ladder.findIndex((p) => p.name === x.status.preset) >= 0 &&
+			ladder.findIndex((p) => p.name === x.status.preset) < ladder.length - 1);
+		const b = a && list.find((x) => !x.managed && x.id !== a.id);
+		if (a && b) {
+			pick = { mo, ladder, a, b };
+			break;
+		}
+	}
+	check(pick, 'no model with two unmanaged mining miners');
+	const { mo, ladder, a, b } = pick;
+	const limit = ladder.find((p) => p.name === a.status.preset);
+	const top = ladder.at(-1);
+	await api('PATCH', `/api/miners/${a.id}`, { managed: true });
+	await api('PATCH', `/api/models/${mo.alias}`, { max_preset: limit.name });
+	try {
+		// Its page: the limit marked, the presets above it disabled, and why.
+		await page.goto(base + `/#/miners/${a.id}`);
+		await until('the detail', viewLoaded);
+		await until('presets above the limit disabled', async () =>
+			page.isDisabled(`table.pick button[data-preset="${top.name}"]`));
+		const shown = await page.$$eval('table.pick tbody tr[data-preset]', (t) => t.map((r) =>
+			[r.dataset.preset, r.querySelector('button').disabled, r.textContent.replace(/\s+/g, ' '), r.classList.contains('is-max')]));
+		const above = mo.presets.filter((p) => isAbove(p, limit)).map((p) => p.name).sort();
+		const disabled = shown.filter((r) => r[1] && r[0] !== a.status.preset).map((r) => r[0]).sort();
+		check(JSON.stringify(disabled) === JSON.stringify(above), `disabled ${disabled}, above the limit ${above}`);
+		check(shown.filter((r) => r[1] && r[0] !== a.status.preset).every((r) => /above the max preset .*: refused while managed/.test(r[2])),
+			'a disabled preset without its reason');
+		check(shown.find((r) => r[3])?.[0] === limit.name, 'the max preset is not marked');
+		check(/presets above it are refused while the miner is managed/.test(await page.textContent('.control-note')),
+			'the note does not say what the limit does');
+		await page.$eval('.control', (e) => e.scrollIntoView());
+		await page.evaluate(() => window.scrollBy(0, -70));
+		await shot('detail-limit.png');
+
+		// Bulk: the managed one is refused with the API's reason, the other
+		// one takes the preset.
+		await page.goto(base + `/#/miners?model=${mo.alias}`);
+		await tableSettled();
+		await until('both rows', async () => (await rowIds()).includes(a.id) && (await rowIds()).includes(b.id));
+		await page.check(`tr[data-id="${a.id}"] input[data-act=select]`);
+		await page.check(`tr[data-id="${b.id}"] input[data-act=select]`);
+		await until('the preset offered, marked above the limit', async () =>
+			/above the max preset .*refused for managed miners/.test(
+				await page.$eval(`select[name=bulk-preset] option[value="${top.name}"]`, (o) => o.textContent)));
+		const offered = await page.$$eval('select[name=bulk-preset] option', (o) => o.map((x) => x.value).filter(Boolean));
+		check(offered.length === mo.presets.length, `${offered.length} presets offered for ${mo.alias}, it has ${mo.presets.length}`);
+		await page.selectOption('select[name=bulk-preset]', top.name);
+		await page.click('.bulk [data-bulk=set_preset]');
+		await until('the summary', async () => (await page.getAttribute('.bulk-result', 'data-refused')) === '1');
+		check((await page.getAttribute('.bulk-result', 'data-accepted')) === '1', 'the unmanaged miner was not accepted');
+		const why = await page.textContent(`.bulk-result details.refused tr[data-miner="${a.id}"]`);
+		check(/409/.test(why) && /is managed and preset .* is above its model's max_preset/.test(why),
+			`the refusal says "${why.replace(/\s+/g, ' ')}"`);
+		await until('the accepted one done', async () =>
+			(await page.getAttribute(`.bulk-result details.accepted tr[data-miner="${b.id}"]`, 'data-state')) === 'done', 60000, 250);
+		check((await sim(`/sim/miners/${b.id}`)).preset === top.name, 'minersim does not run the preset');
+		check((await sim(`/sim/miners/${a.id}`)).preset === limit.name, 'the refused miner changed preset');
+		await shot('miners-bulk-refused.png');
+		await page.click('.bulk-result button[data-bulk=dismiss]');
+
+		// Models: what the limit does, and how the fleet stands against it.
+		await page.click('.tabs a[data-view=models]');
+		await until('the models view', viewLoaded);
+		const card = `section.model[data-alias="${mo.alias}"]`;
+		const text = await page.textContent(card);
+		check(!/run at most/.test(text), 'the card still promises a limit the code does not keep');
+		check(/holds managed miners only/.test(await page.textContent(`${card} .limit-rule`)), 'the rule is not stated');
+		let seen = '';
+		await until('the figures of /api/models', async () => {
+			const m = await api('GET', `/api/models/${mo.alias}`);
+			const ui = await page.$$eval(`${card} [data-fact]`, (e) => Object.fromEntries(e.map((x) => [x.dataset.fact, Number(x.textContent.replace(/,/g, ''))])));
+			seen = `API ${m.managed_above_limit} above, ${m.conflicts} conflicts, ${m.managed} managed; page ${JSON.stringify(ui)}`;
+			return ui.above === m.managed_above_limit && ui.conflicts === m.conflicts && ui.managed === m.managed;
+		}, 40000, 1000).catch((e) => {
+			throw new Error(`${e.message}: ${seen}`);
+		});
+		console.log(`figure: ${mo.alias} max preset ${limit.name}: ${seen}`);
+		await page.$eval(card, (e) => e.scrollIntoView());
+		await page.evaluate(() => window.scrollBy(0, -70));
+		await shot('models-limit.png');
+	} finally {
+		await api('PATCH', `/api/models/${mo.alias}`, { max_preset: null });
+		await api('PATCH', `/api/miners/${a.id}`, { managed: false });
+	}
+});
+
+test('a miner whose firmware keeps raising its preset is flagged in conflict, and shown so', async () => {
+	const models = (await api('GET', '/api/models')).models;
+	let pick = null;
+	for (const mo of models) {
+		const ladder = mo.presets.filter((p) => Number.isFinite(p.watts)).sort((a, b) => a.watts - b.watts);
+		const c = ladder.length >= 5 && (await api('GET', `/api/miners?model=${mo.alias}&online=true&managed=false&state=mining&limit=200`))
+			.miners.find((x) => x.has_api_key && !x.conflict && x.id !== detailId);
+		if (c) {
+			pick = { mo, ladder, c };
+			break;
+		}
+	}
+	check(pick, 'no model with five presets and an unmanaged mining miner');
+	const { mo, ladder, c } = pick;
+	const limit = ladder[1];
+	const timings = await sim('/sim/config');
+	// Short tunes, and the firmware's switcher stepping up every second: the
+	// enforcer lowers it, the switcher raises it again, until apid gives up.
+	await sim('/sim/config', { tune_seconds: 1, tuned_seconds: 1 });
+	await api('PATCH', `/api/models/${mo.alias}`, { max_preset: limit.name });
+	await api('PATCH', `/api/miners/${c.id}`, { managed: true });
+	await sim(`/sim/miners/${c.id}/switcher`, { enabled: true, top_preset: ladder.at(-1).name, check_time: 1 });
+	try {
+		const flagged = await until('apid to flag the conflict', async () =>
+			(await api('GET', `/api/miners/${c.id}`)).conflict, 150000, 1000);
+		console.log(`figure: ${c.id} in conflict: ${flagged.reason}`);
+		// The table: a marker in the row, and the conflict filter finds it.
+		await page.goto(base + `/#/miners?model=${mo.alias}&conflict=true`);
+		await tableSettled();
+		await until('the row with its marker', async () => (await rowIds()).includes(c.id) &&
+			page.isVisible(`tr[data-id="${c.id}"] .conflict-pill`));
+		const listed = await api('GET', `/api/miners?model=${mo.alias}&conflict=true&limit=200`);
+		check((await rowIds()).length === listed.total, `${(await rowIds()).length} rows, the API has ${listed.total} in conflict`);
+		check((await page.getAttribute(`tr[data-id="${c.id}"] .conflict-pill`, 'title')).includes(flagged.reason),
+			'the marker does not give the reason');
+		await shot('miners-conflict.png');
+		// Its page: the flag with its reason, the enforcer's actions.
+		await page.click(`tr[data-id="${c.id}"] a`);
+		await until('the detail', viewLoaded);
+		await until('the conflict box', async () => page.isVisible('.conflict'));
+		check((await page.textContent('.conflict .conflict-reason')).trim() === flagged.reason, 'the reason differs from the API\'s');
+		check(await page.isVisible('.pill-slot .conflict-pill'), 'no Conflict pill by the status');
+		const byEnforcer = await page.$$eval('table.actions tbody tr[data-id]', (t) => t.filter((r) => r.children[2].textContent.trim() === 'enforcer').length);
+		check(byEnforcer >= 1, 'the enforcer\'s corrections are not in the history');
+		await shot('detail-conflict.png');
+		// Models: the conflict counted as the API counts it.
+		await page.click('.tabs a[data-view=models]');
+		await until('the models view', viewLoaded);
+		await until('the conflict counted', async () => {
+			const m = await api('GET', `/api/models/${mo.alias}`);
+			const ui = Number(await page.textContent(`section.model[data-alias="${mo.alias}"] [data-fact=conflicts]`));
+			return m.conflicts >= 1 && ui === m.conflicts;
+		}, 30000, 1000);
+	} finally {
+		await sim(`/sim/miners/${c.id}/switcher`, { enabled: false });
+		await sim('/sim/config', { tune_seconds: timings.tune_seconds, tuned_seconds: timings.tuned_seconds });
+		await api('PATCH', `/api/models/${mo.alias}`, { max_preset: null });
+		await api('PATCH', `/api/miners/${c.id}`, { managed: false });
+	}
+});
+
 test('an offline miner and a failing miner show as such', async () => {
-	const admin = `http://127.0.0.1:${adminPort}`;
-	const sim = async (p, body) => {
-		const res = await fetch(admin + p, { method: 'POST', body: JSON.stringify(body ?? {}) });
-		check(res.ok, `minersim ${p}: ${res.status}`);
-		return res.json();
-	};
 	const list = (await api('GET', '/api/miners?limit=20&offset=40')).miners;
 	const [gone, failing] = [list[0], list[1]];
 	await sim('/sim/fault', { target: gone.id, kind: 'offline' });
@@ -511,10 +822,20 @@ test('an offline miner and a failing miner show as such', async () => {
 		const row = `tr[data-id="${gone.id}"]`;
 		check((await page.textContent(`${row} .pill`)) === 'Offline', 'no Offline pill');
 		check(await page.$eval(row, (r) => r.classList.contains('offline')), 'the row is not greyed');
-		const ip = await page.$eval(`${row} td:nth-child(2) span`, (e) => [e.textContent, e.className]);
+		const ip = await page.$eval(`${row} td:nth-child(3) span`, (e) => [e.textContent, e.className]);
 		check(ip[0] === gone.last_ip && /muted/.test(ip[1]), `last IP shown as ${ip}`);
-		check((await page.textContent(`${row} td:nth-child(5)`)).trim() === '–', 'an offline miner shows a hashrate');
+		check((await page.textContent(`${row} td:nth-child(6)`)).trim() === '–', 'an offline miner shows a hashrate');
 		await shot('miners-offline.png');
+		// Its detail: an action is refused, in the API's words.
+		await page.goto(base + `/#/miners/${gone.id}`);
+		await until('its detail', async () => (await page.getAttribute('#view', 'data-loaded')) === 'true');
+		await until('the offline note', async () => /Offline/.test(await page.textContent('.control-note')));
+		await page.click('.control button[data-do=restart]');
+		await until('the refusal shown', async () =>
+			/Restart mining refused: miner .* is offline/.test(await page.textContent('.control-error')));
+		check((await page.textContent('#toasts')).includes('is offline'), 'no notice of the refusal');
+		await page.goto(base + '/#/miners?online=false');
+		await tableSettled();
 		await page.click('form.filters button[type=reset]');
 		await until('filters cleared', async () => !page.url().includes('online='));
 		await page.fill('input[name=q]', failing.id);
@@ -530,7 +851,7 @@ test('an offline miner and a failing miner show as such', async () => {
 		await until('the error listed', async () =>
 			!/No errors recorded/.test(await page.textContent('table.errors tbody')));
 	} finally {
-		await sim('/sim/reset');
+		await sim('/sim/reset', {});
 	}
 	await page.click('.tabs a[data-view=miners]');
 	await tableSettled();

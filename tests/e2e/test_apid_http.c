@@ -33,6 +33,7 @@
 
 #include "hive/bus.h"
 #include "hive/msg.h"
+#include "../lib/suite.h"
 #include "../lib/testlib.h"
 
 #define M1 "aa:00:00:00:00:01"   /* API key, two statuses, telemetry */
@@ -43,12 +44,11 @@
 #define SUBNET "127.77.0.0/24"
 
 struct run {
-	char *dir;
-	char cfg[1200], log[1200], db[1200], token_file[1200], web[1200];
+	struct ts_suite s;       /* config, ports, apid */
+	char *dir;               /* s.dir */
+	char log[1200], db[1200], token_file[1200], web[1200];
 	int port;
 	char base[64];
-	char events[64], jobs_status[64], jobs_telemetry[64], control[64], feed[64];
-	pid_t pid;
 	char token[256];
 	char auth[300];          /* "Authorization: Bearer <token>" */
 };
@@ -63,69 +63,39 @@ static void path_in(char *out, size_t len, const struct run *r, const char *name
 	snprintf(out, len, "%s/%s", r->dir, name);
 }
 
-static int write_config(struct run *r, bool open_reads, const char *token)
-{
-	char text[4096];
-	int n;
-
-	n = snprintf(text, sizeof(text),
-		     "{\n"
-		     " \"log_level\": \"info\",\n"
-		     " \"database\": {\"path\": \"%s\", \"batch_ms\": 20},\n"
-		     " \"intervals\": {\"status_seconds\": 3600, \"telemetry_seconds\": 3600},\n"
-		     " \"http\": {\"addr\": \"127.0.0.1:%d\", \"web_root\": \"%s\",\n"
-		     "   \"max_body_bytes\": 4096,\n"
-		     "   \"auth\": {\"token_file\": \"%s\", \"open_reads\": %s%s%s%s}},\n"
-		     " \"bus\": {\"events\": \"%s\", \"jobs_status\": \"%s\",\n"
-		     "   \"jobs_telemetry\": \"%s\", \"control\": \"%s\", \"feed\": \"%s\"}\n"
-		     "}\n",
-		     r->db, r->port, r->web, r->token_file, open_reads ? "true" : "false",
-		     token ? ", \"token\": \"" : "", token ? token : "", token ? "\"" : "",
-		     r->events, r->jobs_status, r->jobs_telemetry, r->control, r->feed);
-	if (n < 0 || (size_t)n >= sizeof(text))
-		return -1;
-	return tl_write_file(r->cfg, text);
-}
-
 static void run_prepare(struct run *r, const char *tag)
 {
 	memset(r, 0, sizeof(*r));
-	r->dir = tl_tmpdir(tag);
-	assert_non_null(r->dir);
-	path_in(r->cfg, sizeof(r->cfg), r, "powerhive.json");
+	assert_int_equal(ts_init(&r->s, tag), 0);
+	r->dir = r->s.dir;
 	path_in(r->log, sizeof(r->log), r, "apid.log");
 	path_in(r->db, sizeof(r->db), r, "powerhive.db");
 	path_in(r->web, sizeof(r->web), r, "web");
 	/* The token file's directory does not exist yet: apid makes it. */
 	path_in(r->token_file, sizeof(r->token_file), r, "private/api-token");
-	r->port = tl_free_port();
-	snprintf(r->base, sizeof(r->base), "http://127.0.0.1:%d", r->port);
-	snprintf(r->events, sizeof(r->events), "tcp://127.0.0.1:%d", tl_free_port());
-	snprintf(r->jobs_status, sizeof(r->jobs_status), "tcp://127.0.0.1:%d", tl_free_port());
-	snprintf(r->jobs_telemetry, sizeof(r->jobs_telemetry), "tcp://127.0.0.1:%d",
-		 tl_free_port());
-	snprintf(r->control, sizeof(r->control), "tcp://127.0.0.1:%d", tl_free_port());
-	snprintf(r->feed, sizeof(r->feed), "tcp://127.0.0.1:%d", tl_free_port());
+	r->port = r->s.http_port;
+	snprintf(r->base, sizeof(r->base), "%s", r->s.api);
+	assert_int_equal(ts_merge(&r->s, "{\"database\": {\"path\": \"%s\", \"batch_ms\": 20},\n"
+				  " \"intervals\": {\"status_seconds\": 3600,\n"
+				  "   \"telemetry_seconds\": 3600},\n"
+				  " \"http\": {\"web_root\": \"%s\", \"max_body_bytes\": 4096,\n"
+				  "   \"auth\": {\"token_file\": \"%s\"}}}",
+				  r->db, r->web, r->token_file), 0);
 }
 
 /* Starts apid; env_token goes in POWERHIVE_API_TOKEN. 0 / -1. */
 static int run_start(struct run *r, bool open_reads, const char *cfg_token, const char *env_token)
 {
-	char *argv[] = { (char *)tl_bin("apid"), "-c", r->cfg, NULL };
 	char envbuf[300];
 	char *env[] = { envbuf, NULL };
 
-	if (write_config(r, open_reads, cfg_token) < 0)
+	if (ts_merge(&r->s, "{\"http\": {\"auth\": {\"open_reads\": %s}}}",
+		     open_reads ? "true" : "false") < 0 ||
+	    (cfg_token && ts_merge(&r->s, "{\"http\": {\"auth\": {\"token\": \"%s\"}}}",
+				   cfg_token) < 0))
 		return -1;
 	snprintf(envbuf, sizeof(envbuf), "POWERHIVE_API_TOKEN=%s", env_token ? env_token : "");
-	r->pid = tl_spawn(r->log, argv, env_token ? env : NULL);
-	if (r->pid < 0 || tl_wait_port("127.0.0.1", r->port, 15000) < 0) {
-		char *log = tl_read_file(r->log);
-		fprintf(stderr, "apid did not start; its log:\n%s\n", log ? log : "(none)");
-		free(log);
-		return -1;
-	}
-	return 0;
+	return ts_start(&r->s, "apid", NULL, NULL, env_token ? env : NULL) ? 0 : -1;
 }
 
 static void run_use_token(struct run *r, const char *token)
@@ -136,12 +106,15 @@ static void run_use_token(struct run *r, const char *token)
 
 static int run_stop(struct run *r)
 {
-	int st = 0;
+	return ts_pid(&r->s, "apid") > 0 ? ts_stop(&r->s, "apid", SIGTERM, 10000) : 0;
+}
 
-	if (r->pid > 0)
-		st = tl_stop(r->pid, SIGTERM, 10000);
-	r->pid = 0;
-	return st;
+/* Stops what still runs; the temp dir stays after a failure, or with
+ * KEEP_TMP. */
+static void run_down(struct run *r, bool failed)
+{
+	ts_down(&r->s, failed);
+	r->dir = NULL;
 }
 
 static void url(char *out, size_t len, const struct run *r, const char *path)
@@ -291,17 +264,18 @@ static void publish_fleet(const struct run *r)
 {
 	struct hive_bus_opts o = {
 		.listen = false, .sendbuf = 1024, .send_timeout_ms = 5000, .recv_timeout_ms = 1000,
-		.source = "test_apid_http/localhost/1", .boot = tl_now_ms(),
+		.source = "test_apid_http/localhost/1", .boot = hive_wall_ms(),
 	};
 	char err[256] = "";
-	struct hive_bus *pub = hive_bus_open(HIVE_BUS_PUBLISH, r->events, &o, err, sizeof(err));
-	long long deadline = tl_now_ms() + 10000;
+	struct hive_bus *pub = hive_bus_open(HIVE_BUS_PUBLISH, ts_bus(&r->s, "events"), &o, err,
+					     sizeof(err));
+	long long deadline = hive_mono_ms() + 10000;
 	const char *macs[3] = { M1, M2, M3 };
 
 	if (!pub)
 		fprintf(stderr, "publisher: %s\n", err);
 	assert_non_null(pub);
-	while (hive_bus_peers(pub) < 1 && tl_now_ms() < deadline)
+	while (hive_bus_peers(pub) < 1 && hive_mono_ms() < deadline)
 		usleep(20000);
 	assert_true(hive_bus_peers(pub) >= 1);
 	usleep(100000);
@@ -346,7 +320,7 @@ static void publish_fleet(const struct run *r)
 		"kind", "timeout", "http_status", 0, "message", "no answer within 5000 ms"));
 	send_event(pub, HIVE_TOPIC_SWEEP_DONE, json_pack(
 		"{s:s,s:[s,s],s:I,s:i,s:i,s:i,s:i}", "subnet", SUBNET, "macs", M1, M2,
-		"started", (json_int_t)(tl_now_ms() - 50), "duration_ms", 40, "probed", 254,
+		"started", (json_int_t)(hive_wall_ms() - 50), "duration_ms", 40, "probed", 254,
 		"answered", 3, "miners", 2));
 	usleep(100000);   /* let the last messages leave before the socket closes */
 	hive_bus_close(pub);
@@ -404,20 +378,14 @@ static int api_setup(void **state)
 	return 0;
 fail:
 	/* cmocka skips the group teardown when the setup fails. */
-	run_stop(&api);
-	tl_rmrf(api.dir);
-	free(api.dir);
-	api.dir = NULL;
+	run_down(&api, true);
 	return -1;
 }
 
 static int api_teardown(void **state)
 {
 	(void)state;
-	run_stop(&api);
-	if (!getenv("KEEP_TMP"))
-		tl_rmrf(api.dir);
-	free(api.dir);
+	run_down(&api, false);
 	return 0;
 }
 
@@ -1037,7 +1005,7 @@ static void test_static_files(void **state)
 static void test_huge_body(void **state)
 {
 	char rq[1024], *ans;
-	long long t0 = tl_now_ms();
+	long long t0 = hive_mono_ms();
 	int n;
 	json_t *j;
 
@@ -1049,18 +1017,18 @@ static void test_huge_body(void **state)
 	ans = raw_http(api.port, rq, (size_t)n, 5000);
 	assert_int_equal(raw_status(ans), 413);
 	assert_non_null(strstr(ans, "\"error\""));
-	assert_true(tl_now_ms() - t0 < 3000);   /* answered without waiting for the body */
+	assert_true(hive_mono_ms() - t0 < 3000);   /* answered without waiting for the body */
 	free(ans);
 
 	/* Without a token: refused at once too, and the connection closes
 	 * instead of draining 100 MB. */
-	t0 = tl_now_ms();
+	t0 = hive_mono_ms();
 	n = snprintf(rq, sizeof(rq), "PATCH /api/miners/%s HTTP/1.1\r\nHost: x\r\n"
 		     "Content-Type: application/json\r\nContent-Length: 100000000\r\n\r\n{", M2);
 	ans = raw_http(api.port, rq, (size_t)n, 5000);
 	assert_int_equal(raw_status(ans), 401);
 	assert_non_null(strstr(ans, "Connection: close"));
-	assert_true(tl_now_ms() - t0 < 3000);
+	assert_true(hive_mono_ms() - t0 < 3000);
 	free(ans);
 
 	/* Chunked, larger than http.max_body_bytes (4096). */
@@ -1108,7 +1076,7 @@ static void *load_worker(void *arg)
 		close(fd);
 		return NULL;
 	}
-	while (tl_now_ms() < l->until) {
+	while (hive_mono_ms() < l->until) {
 		size_t got = 0, need = 0;
 		if (send(fd, l->request, rlen, MSG_NOSIGNAL) != (ssize_t)rlen)
 			break;
@@ -1142,7 +1110,7 @@ static double own_loop(const struct run *r, int conns, int ms)
 	char rq[512];
 	struct load l[8];
 	pthread_t th[8];
-	long long total = 0, t0 = tl_now_ms();
+	long long total = 0, t0 = hive_mono_ms();
 
 	snprintf(rq, sizeof(rq), "GET /api/miners?limit=1 HTTP/1.1\r\nHost: 127.0.0.1\r\n%s\r\n\r\n",
 		 r->auth);
@@ -1155,7 +1123,7 @@ static double own_loop(const struct run *r, int conns, int ms)
 		assert_int_equal(l[i].failed, 0);
 		total += l[i].done;
 	}
-	return total * 1000.0 / (double)(tl_now_ms() - t0);
+	return total * 1000.0 / (double)(hive_mono_ms() - t0);
 }
 
 static double with_wrk(const struct run *r)
@@ -1259,11 +1227,7 @@ static struct run aux;       /* the apid of the test running */
 static int aux_teardown(void **state)
 {
 	(void)state;
-	run_stop(&aux);
-	if (aux.dir && !getenv("KEEP_TMP"))
-		tl_rmrf(aux.dir);
-	free(aux.dir);
-	aux.dir = NULL;
+	run_down(&aux, false);
 	return 0;
 }
 
@@ -1271,14 +1235,15 @@ static void seen_one(const struct run *r, const char *mac)
 {
 	struct hive_bus_opts o = {
 		.listen = false, .sendbuf = 64, .send_timeout_ms = 5000,
-		.source = "test_apid_http/localhost/2", .boot = tl_now_ms(),
+		.source = "test_apid_http/localhost/2", .boot = hive_wall_ms(),
 	};
 	char err[256] = "";
-	struct hive_bus *pub = hive_bus_open(HIVE_BUS_PUBLISH, r->events, &o, err, sizeof(err));
-	long long deadline = tl_now_ms() + 10000;
+	struct hive_bus *pub = hive_bus_open(HIVE_BUS_PUBLISH, ts_bus(&r->s, "events"), &o, err,
+					     sizeof(err));
+	long long deadline = hive_mono_ms() + 10000;
 
 	assert_non_null(pub);
-	while (hive_bus_peers(pub) < 1 && tl_now_ms() < deadline)
+	while (hive_bus_peers(pub) < 1 && hive_mono_ms() < deadline)
 		usleep(20000);
 	usleep(100000);
 	send_event(pub, HIVE_TOPIC_MINER_SEEN, json_pack("{s:s,s:s,s:s,s:s}", "mac", mac,

@@ -28,15 +28,14 @@
 #include "hive/loop.h"
 #include "hive/msg.h"
 #include "../lib/busfix.h"
+#include "../lib/suite.h"
 #include "../lib/testlib.h"
 
 #define DAY_MS 86400000LL
 
 struct proc {
-	char *dir;
-	char cfg[1024], log[1024], db[1024];
-	char events[64], jobs_status[64], jobs_telemetry[64], control[64], feed[64];
-	int http_port;
+	struct ts_suite s;       /* config, ports, the temp dir */
+	char log[1024], db[1024];
 	pid_t pid;
 	struct hive_bus *req;
 };
@@ -90,61 +89,33 @@ static bool answers(void *arg)
 /* Writes the config (extra merged over the base) and starts apid. */
 static void start(struct proc *p, const char *extra)
 {
-	json_t *c, *x;
-	char *text;
+	const char *args[] = { "-l", "debug", NULL };
+	struct ts_proc *a;
 
-	if (!p->dir) {
-		p->dir = tl_tmpdir("apid-e2e");
-		snprintf(p->cfg, sizeof(p->cfg), "%s/powerhive.json", p->dir);
-		snprintf(p->log, sizeof(p->log), "%s/apid.log", p->dir);
-		snprintf(p->db, sizeof(p->db), "%s/data/powerhive.db", p->dir);
-		snprintf(p->events, sizeof(p->events), "tcp://127.0.0.1:%d", tl_free_port());
-		snprintf(p->jobs_status, sizeof(p->jobs_status), "tcp://127.0.0.1:%d", tl_free_port());
-		snprintf(p->jobs_telemetry, sizeof(p->jobs_telemetry), "tcp://127.0.0.1:%d",
-			 tl_free_port());
-		snprintf(p->control, sizeof(p->control), "tcp://127.0.0.1:%d", tl_free_port());
-		snprintf(p->feed, sizeof(p->feed), "tcp://127.0.0.1:%d", tl_free_port());
-		p->http_port = tl_free_port();
+	if (!p->s.dir) {
+		assert_int_equal(ts_init(&p->s, "apid-e2e"), 0);
+		snprintf(p->log, sizeof(p->log), "%s/apid.log", p->s.dir);
+		snprintf(p->db, sizeof(p->db), "%s/data/powerhive.db", p->s.dir);
+		assert_int_equal(ts_merge(&p->s, "{\"database\": {\"path\": \"%s\",\n"
+					  "   \"batch_max\": 500, \"batch_ms\": 200},\n"
+					  " \"http\": {\"auth\": {\"token\": "
+					  "\"e2e-token-0123456789abcdef0123456789\",\n"
+					  "   \"token_file\": \"%s/token\"}},\n"
+					  " \"intervals\": {\"status_seconds\": 60,\n"
+					  "   \"telemetry_seconds\": 600}}", p->db, p->s.dir), 0);
 	}
-	{
-		char addr[64], token_file[1100];
-
-		snprintf(addr, sizeof(addr), "127.0.0.1:%d", p->http_port);
-		snprintf(token_file, sizeof(token_file), "%s/token", p->dir);
-		c = json_pack("{s:{s:s,s:i,s:i},s:{s:s,s:{s:s,s:s}},s:{s:s,s:s,s:s,s:s,s:s},"
-			      "s:{s:i,s:i},s:{s:[]}}",
-			      "database", "path", p->db, "batch_max", 500, "batch_ms", 200,
-			      "http", "addr", addr, "auth", "token",
-			      "e2e-token-0123456789abcdef0123456789", "token_file", token_file,
-			      "bus", "events", p->events, "jobs_status", p->jobs_status,
-			      "jobs_telemetry", p->jobs_telemetry, "control", p->control,
-			      "feed", p->feed,
-			      "intervals", "status_seconds", 60, "telemetry_seconds", 600,
-			      "network", "subnets");
-	}
-	assert_non_null(c);
-	if (extra) {
-		x = json_loads(extra, 0, NULL);
-		assert_non_null(x);
-		assert_int_equal(json_object_update_recursive(c, x), 0);
-		json_decref(x);
-	}
-	text = json_dumps(c, JSON_INDENT(2));
-	assert_int_equal(tl_write_file(p->cfg, text), 0);
-	free(text);
-	json_decref(c);
-	{
-		char *argv[] = { (char *)tl_bin("apid"), "-c", p->cfg, "-l", "debug", NULL };
-
-		p->pid = tl_spawn(p->log, argv, NULL);
-	}
-	assert_true(p->pid > 0);
+	if (extra)
+		assert_int_equal(ts_merge(&p->s, "%s", extra), 0);
+	a = ts_start(&p->s, "apid", NULL, args, NULL);
+	assert_non_null(a);
+	p->pid = a->pid;
 	if (!p->req)
-		p->req = bus(HIVE_BUS_REQUEST, p->control, "e2e/req/1");
+		p->req = bus(HIVE_BUS_REQUEST, ts_bus(&p->s, "control"), "e2e/req/1");
 	if (tl_wait_until(10000, answers, p) < 0) {
 		char *log = tl_read_file(p->log);
 
-		fail_msg("apid did not answer on %s; log:\n%s", p->control, log ? log : "-");
+		fail_msg("apid did not answer on %s; log:\n%s", ts_bus(&p->s, "control"),
+			 log ? log : "-");
 	}
 }
 
@@ -154,21 +125,20 @@ static void stop(struct proc *p)
 
 	if (p->pid <= 0)
 		return;
-	st = tl_stop(p->pid, SIGTERM, 10000);
+	st = ts_stop(&p->s, "apid", SIGTERM, 10000);
 	p->pid = -1;
 	assert_true(WIFEXITED(st));
 	assert_int_equal(WEXITSTATUS(st), 0);
 }
 
+/* The temp dir stays with KEEP_TMP. */
 static void cleanup(struct proc *p)
 {
 	if (p->pid > 0)
-		tl_stop(p->pid, SIGKILL, 2000);
+		ts_stop(&p->s, "apid", SIGKILL, 2000);
 	if (p->req)
 		hive_bus_close(p->req);
-	if (p->dir && !getenv("KEEP_TMP"))
-		tl_rmrf(p->dir);
-	free(p->dir);
+	ts_down(&p->s, false);
 }
 
 struct until {
@@ -309,7 +279,7 @@ static void test_ingest_50000(void **state)
 
 	(void)state;
 	start(&p, NULL);
-	pub = bus(HIVE_BUS_PUBLISH, p.events, "pollerd/e2e/1");
+	pub = bus(HIVE_BUS_PUBLISH, ts_bus(&p.s, "events"), "pollerd/e2e/1");
 	assert_int_equal(tl_wait_until(5000, connected, pub), 0);
 	usleep(200 * 1000);
 	for (int i = 0; i < miners; i++) {
@@ -319,14 +289,14 @@ static void test_ingest_50000(void **state)
 	}
 	json_decref(wait_stored(&p, miners, 20000));
 
-	t0 = tl_now_ms();
+	t0 = hive_mono_ms();
 	for (int i = 0; i < events; i++) {
 		tl_mac_of(i % miners, mac);
 		send_json(pub, HIVE_TOPIC_STATUS_RESULT, status_body(mac, 0));
 	}
-	t_sent = tl_now_ms();
+	t_sent = hive_mono_ms();
 	h = wait_stored(&p, miners + events, 60000);
-	t1 = tl_now_ms();
+	t1 = hive_mono_ms();
 	stored = hget(h, "events", "stored", NULL) - miners;
 	lost = hget(h, "events", "lost", NULL);
 	printf("figure: apid ingest events=%d stored=%lld lost=%lld rate=%.0f/s\n", events, stored,
@@ -386,7 +356,7 @@ static void test_kill9_mid_burst(void **state)
 
 	(void)state;
 	start(&p, "{\"database\":{\"batch_max\":200,\"batch_ms\":50}}");
-	pub = bus(HIVE_BUS_PUBLISH, p.events, "pollerd/e2e/2");
+	pub = bus(HIVE_BUS_PUBLISH, ts_bus(&p.s, "events"), "pollerd/e2e/2");
 	assert_int_equal(tl_wait_until(5000, connected, pub), 0);
 	usleep(200 * 1000);
 	for (int i = 0; i < 100; i++) {
@@ -405,7 +375,7 @@ static void test_kill9_mid_burst(void **state)
 			break;
 		}
 	}
-	tl_stop(p.pid, SIGKILL, 5000);
+	ts_stop(&p.s, "apid", SIGKILL, 5000);
 	p.pid = -1;
 	hive_bus_close(pub);
 
@@ -450,7 +420,7 @@ static void test_retention(void **state)
 
 	(void)state;
 	start(&p, "{\"retention\":{\"status_days\":1,\"telemetry_days\":1,\"prune_batch\":7}}");
-	pub = bus(HIVE_BUS_PUBLISH, p.events, "pollerd/e2e/3");
+	pub = bus(HIVE_BUS_PUBLISH, ts_bus(&p.s, "events"), "pollerd/e2e/3");
 	assert_int_equal(tl_wait_until(5000, connected, pub), 0);
 	usleep(200 * 1000);
 	send_seen(pub, "aa:00:00:00:00:01", "127.0.2.1", "127.0.2.0/24");
@@ -518,10 +488,10 @@ static void test_sweep_move_jobs_feed(void **state)
 
 	(void)state;
 	start(&p, "{\"intervals\":{\"status_seconds\":1}}");
-	pub = bus(HIVE_BUS_PUBLISH, p.events, "discoverd/e2e/4");
-	worker = bus(HIVE_BUS_PULL, p.jobs_status, "pollerd/e2e/4");
-	tworker = bus(HIVE_BUS_PULL, p.jobs_telemetry, "telemetryd/e2e/4");
-	feed = bus(HIVE_BUS_SUBSCRIBE, p.feed, "e2e/feed/4");
+	pub = bus(HIVE_BUS_PUBLISH, ts_bus(&p.s, "events"), "discoverd/e2e/4");
+	worker = bus(HIVE_BUS_PULL, ts_bus(&p.s, "jobs_status"), "pollerd/e2e/4");
+	tworker = bus(HIVE_BUS_PULL, ts_bus(&p.s, "jobs_telemetry"), "telemetryd/e2e/4");
+	feed = bus(HIVE_BUS_SUBSCRIBE, ts_bus(&p.s, "feed"), "e2e/feed/4");
 	assert_int_equal(hive_bus_subscribe(feed, "hive.feed.miner"), 0);
 	assert_int_equal(tl_wait_until(5000, connected, pub), 0);
 	assert_int_equal(tl_wait_until(5000, connected, feed), 0);
@@ -558,8 +528,8 @@ static void test_sweep_move_jobs_feed(void **state)
 	assert_true(saw_b_offline);
 
 	/* Jobs for 2.5 s: only A (online, with a key), at its new address. */
-	t_end = tl_now_ms() + 2500;
-	while (tl_now_ms() < t_end) {
+	t_end = hive_mono_ms() + 2500;
+	while (hive_mono_ms() < t_end) {
 		const char *mac;
 
 		memset(&env, 0, sizeof(env));

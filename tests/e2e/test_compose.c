@@ -25,6 +25,7 @@
 
 #include <jansson.h>
 
+#include "../lib/suite.h"
 #include "../lib/testlib.h"
 
 #define COMPOSE_FILE "docker-compose.yml"
@@ -222,8 +223,6 @@ static json_t *load(const char *path)
 	return j;
 }
 
-static const char *bus_keys[] = { "events", "jobs_status", "jobs_telemetry", "control", "feed" };
-
 /* "tcp://HOST:PORT" → host and port. */
 static void bus_at(json_t *cfg, const char *key, char *host, size_t hlen, int *port)
 {
@@ -273,10 +272,10 @@ static void test_configs(void **state)
 	workers = load(files[0]);
 	hub = load(files[1]);
 	disc = load(files[2]);
-	for (size_t i = 0; i < 5; i++) {
-		bus_at(hub, bus_keys[i], host, sizeof(host), &hport);
+	for (size_t i = 0; i < ts_nbus; i++) {     /* every bus endpoint a config has */
+		bus_at(hub, ts_bus_keys[i], host, sizeof(host), &hport);
 		assert_string_equal(host, "0.0.0.0");     /* apid listens for every container */
-		bus_at(workers, bus_keys[i], host, sizeof(host), &port);
+		bus_at(workers, ts_bus_keys[i], host, sizeof(host), &port);
 		assert_string_equal(host, "apid");        /* workers dial the service name */
 		assert_int_equal(port, hport);
 	}

@@ -16,7 +16,8 @@
  *   5. one pollerd killed, then apid restarted: polling goes on;
  *   6. the changed password cost a bounded number of unlock attempts.
  *
- * FLEET_KEEP=1 keeps the run directory (configs, database, every log).
+ * FLEET_KEEP=1 (or KEEP_TMP=1) keeps the run directory (config, database,
+ * every log).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -29,9 +30,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/time.h>
 #include <unistd.h>
 
+#include "hive/cfg.h"
+#include "../lib/suite.h"
 #include "../lib/testlib.h"
 
 #define SUBNET        "127.60.0.0/22"
@@ -54,16 +56,8 @@
 #define JOB_TIMEOUT_S 5
 #define FAULTED       100              /* 10% of the fleet */
 
-struct stack {
-	char *dir;
-	char cfg[1024], db[1024];
-	int http_port, miner_port, admin_port;
-	char api[64], admin[64];
-	char bus[5][64];
-	pid_t sim, apid, disc, poll[2], tele;
-};
-
-static struct stack S;
+/* The stack: minersim, apid, discoverd, pollerd0, pollerd1, telemetryd. */
+static struct ts_suite S;
 
 /* Miners chosen by the tests (lower-case MACs) and what they remember. */
 static char mac_offline[18], mac_moved[18], mac_password[18];
@@ -72,14 +66,6 @@ static char moved_to[16];
 static long long pw_attempts_before = -1, pw_sweeps_before = -1;
 
 /* ------------------------------------------------------------ helpers */
-
-static long long wall_ms(void)
-{
-	struct timeval tv;
-
-	gettimeofday(&tv, NULL);
-	return (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000;
-}
 
 static void lower(char *s)
 {
@@ -164,7 +150,8 @@ static long long disc_counter(const char *name)
 		json_t *c = json_object_get(json_object_get(d, "counters"), name);
 
 		if (json_is_integer(json_object_get(d, "pid")) &&
-		    json_integer_value(json_object_get(d, "pid")) == S.disc && c && src)
+		    json_integer_value(json_object_get(d, "pid")) == ts_pid(&S, "discoverd") && c &&
+		    src)
 			v = json_integer_value(c);
 	}
 	json_decref(h);
@@ -202,139 +189,57 @@ static long long error_ts(const json_t *m)
 	return int_at(json_object_get(m, "last_error"), "ts");
 }
 
-static void print_log_tail(const char *name)
-{
-	char path[1200], cmd[1400];
-
-	snprintf(path, sizeof(path), "%s/%s.log", S.dir, name);
-	snprintf(cmd, sizeof(cmd), "tail -n 15 '%s' >&2", path);
-	fprintf(stderr, "---- %s\n", path);
-	(void)!system(cmd);
-}
-
 static void dump_logs(void)
 {
-	print_log_tail("apid");
-	print_log_tail("discoverd");
-	print_log_tail("pollerd0");
-	print_log_tail("pollerd1");
-	print_log_tail("telemetryd");
-	print_log_tail("minersim");
+	ts_dump_logs(&S, 15);
 }
 
 /* ------------------------------------------------------------ processes */
 
-static int write_config(void)
-{
-	char text[4096];
-	int n;
-
-	n = snprintf(text, sizeof(text),
-		"{\n"
-		" \"log_level\": \"info\",\n"
-		" \"database\": {\"path\": \"%s\", \"batch_ms\": 50},\n"
-		" \"network\": {\"subnets\": [\"" SUBNET "\"], \"port\": %d,\n"
-		"   \"miner_probe_timeout_ms\": 1000, \"probe_concurrency\": 2048,\n"
-		"   \"http_timeout_ms\": %d, \"http_concurrency\": 256},\n"
-		" \"intervals\": {\"discovery_seconds\": %d, \"status_seconds\": %d,\n"
-		"   \"telemetry_seconds\": %d, \"heartbeat_seconds\": 1},\n"
-		" \"scheduler\": {\"job_timeout_seconds\": %d},\n"
-		" \"http\": {\"addr\": \"127.0.0.1:%d\", \"web_root\": \"%s/web\",\n"
-		"   \"auth\": {\"token_file\": \"%s/api-token\", \"open_reads\": true}},\n"
-		" \"bus\": {\"events\": \"%s\", \"jobs_status\": \"%s\", \"jobs_telemetry\": \"%s\",\n"
-		"   \"control\": \"%s\", \"feed\": \"%s\"}\n"
-		"}\n",
-		S.db, S.miner_port, HTTP_TIMEOUT_MS, DISCOVERY_S, STATUS_S, TELEMETRY_S,
-		JOB_TIMEOUT_S, S.http_port, S.dir, S.dir, S.bus[0], S.bus[1], S.bus[2], S.bus[3],
-		S.bus[4]);
-	if (n < 0 || (size_t)n >= sizeof(text))
-		return -1;
-	return tl_write_file(S.cfg, text);
-}
-
-static pid_t spawn_daemon(const char *name, const char *log_name)
-{
-	char log[1200];
-	char *argv[] = { (char *)tl_bin(name), "-c", S.cfg, NULL };
-
-	snprintf(log, sizeof(log), "%s/%s.log", S.dir, log_name);
-	return tl_spawn(log, argv, NULL);
-}
-
 static int start_apid(void)
 {
-	if ((S.apid = spawn_daemon("apid", "apid")) < 0 ||
-	    tl_wait_port("127.0.0.1", S.http_port, 20000) < 0) {
-		dump_logs();
-		return -1;
-	}
-	return 0;
+	return ts_start(&S, "apid", NULL, NULL, NULL) ? 0 : -1;
 }
 
 static int stack_up(void **state)
 {
-	char log[1200], subnet[] = SUBNET, port[16], admin[32], miners[16], non[16];
-	char *sim_argv[] = { (char *)tl_bin("minersim"), "--subnet", subnet, "--miners", miners,
-			     "--non-miners", non, "--port", port, "--admin", admin, "--seed", "7",
-			     "--tune-seconds", "2", "--reboot-seconds", "2", "--unlock-limit", "3",
-			     "--firmware-mix", NULL };
+	char non[16];
+	const char *sim_args[] = { "--non-miners", non, "--seed", "7", "--tune-seconds", "2",
+				   "--reboot-seconds", "2", "--unlock-limit", "3",
+				   "--firmware-mix", NULL };
 
 	(void)state;
-	memset(&S, 0, sizeof(S));
-	if (!(S.dir = tl_tmpdir("fleet")))
+	if (ts_init(&S, "fleet") < 0)
 		return -1;
-	snprintf(S.cfg, sizeof(S.cfg), "%s/powerhive.json", S.dir);
-	snprintf(S.db, sizeof(S.db), "%s/powerhive.db", S.dir);
-	S.http_port = tl_free_port();
-	S.miner_port = tl_free_port();
-	S.admin_port = tl_free_port();
-	snprintf(S.api, sizeof(S.api), "http://127.0.0.1:%d", S.http_port);
-	snprintf(S.admin, sizeof(S.admin), "http://127.0.0.1:%d", S.admin_port);
-	for (int i = 0; i < 5; i++)
-		snprintf(S.bus[i], sizeof(S.bus[i]), "tcp://127.0.0.1:%d", tl_free_port());
-	if (write_config() < 0)
-		return -1;
+	if (ts_merge(&S, "{\"database\": {\"batch_ms\": 50},\n"
+		     " \"network\": {\"miner_probe_timeout_ms\": 1000,\n"
+		     "   \"probe_concurrency\": 2048, \"http_timeout_ms\": %d,\n"
+		     "   \"http_concurrency\": 256},\n"
+		     " \"intervals\": {\"discovery_seconds\": %d, \"status_seconds\": %d,\n"
+		     "   \"telemetry_seconds\": %d, \"heartbeat_seconds\": 1},\n"
+		     " \"scheduler\": {\"job_timeout_seconds\": %d},\n"
+		     " \"http\": {\"auth\": {\"open_reads\": true}}}",
+		     HTTP_TIMEOUT_MS, DISCOVERY_S, STATUS_S, TELEMETRY_S, JOB_TIMEOUT_S) < 0)
+		goto fail;
 	fprintf(stderr, "fleet: run directory %s\n", S.dir);
-
-	snprintf(port, sizeof(port), "%d", S.miner_port);
-	snprintf(admin, sizeof(admin), "127.0.0.1:%d", S.admin_port);
-	snprintf(miners, sizeof(miners), "%d", MINERS);
 	snprintf(non, sizeof(non), "%d", NON_MINERS);
-	snprintf(log, sizeof(log), "%s/minersim.log", S.dir);
-	if ((S.sim = tl_spawn(log, sim_argv, NULL)) < 0 ||
-	    tl_wait_port("127.0.0.1", S.admin_port, 20000) < 0) {
-		dump_logs();
-		return -1;
-	}
-	if (start_apid() < 0)
-		return -1;
-	S.disc = spawn_daemon("discoverd", "discoverd");
-	S.poll[0] = spawn_daemon("pollerd", "pollerd0");
-	S.poll[1] = spawn_daemon("pollerd", "pollerd1");
-	S.tele = spawn_daemon("telemetryd", "telemetryd");
-	if (S.disc < 0 || S.poll[0] < 0 || S.poll[1] < 0 || S.tele < 0)
-		return -1;
+	if (ts_minersim(&S, SUBNET, MINERS, sim_args) < 0 || start_apid() < 0 ||
+	    !ts_start(&S, "discoverd", NULL, NULL, NULL) ||
+	    !ts_start(&S, "pollerd", "pollerd0", NULL, NULL) ||
+	    !ts_start(&S, "pollerd", "pollerd1", NULL, NULL) ||
+	    !ts_start(&S, "telemetryd", NULL, NULL, NULL))
+		goto fail;
 	return 0;
+fail:
+	/* cmocka skips the group teardown when the setup fails. */
+	ts_down(&S, true);
+	return -1;
 }
 
 static int stack_down(void **state)
 {
-	pid_t *all[] = { &S.disc, &S.poll[0], &S.poll[1], &S.tele, &S.apid, &S.sim };
-	const char *keep = getenv("FLEET_KEEP");
-
 	(void)state;
-	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
-		if (*all[i] > 0) {
-			tl_stop(*all[i], SIGTERM, 10000);
-			*all[i] = 0;
-		}
-	if (keep && *keep == '1') {
-		fprintf(stderr, "fleet: kept %s\n", S.dir);
-	} else {
-		tl_rmrf(S.dir);
-	}
-	free(S.dir);
-	S.dir = NULL;
+	ts_down(&S, false);
 	return 0;
 }
 
@@ -419,7 +324,7 @@ static void test_discovery(void **state)
 	json_t *sweep = NULL, *sim, *api, *m, *models, *md;
 	struct all_keys ak;
 	const char *mac;
-	long long t0 = tl_now_ms(), ms;
+	long long t0 = hive_mono_ms(), ms;
 	size_t i;
 	int with_keys = 0, nmodels = 0;
 
@@ -432,7 +337,7 @@ static void test_discovery(void **state)
 	ms = int_at(sweep, "duration_ms");
 	printf("figure: discovery sweep /22 miners=%lld ms=%lld (probed=%lld answered=%lld, "
 	       "first sweep stored %lld ms after start)\n", int_at(sweep, "miners"), ms,
-	       int_at(sweep, "probed"), int_at(sweep, "answered"), tl_now_ms() - t0);
+	       int_at(sweep, "probed"), int_at(sweep, "answered"), hive_mono_ms() - t0);
 	assert_int_equal(int_at(sweep, "miners"), MINERS);
 	assert_int_equal(int_at(sweep, "probed"), NET_HOSTS);
 	assert_true(int_at(sweep, "answered") >= MINERS);
@@ -525,7 +430,7 @@ static void test_status_and_telemetry(void **state)
 	json_t *api, *sim, *m, *sm;
 	struct fresh f = { 0 };
 	const char *mac;
-	long long t0 = wall_ms(), took;
+	long long t0 = hive_wall_ms(), took;
 	int hr_ok = 0, mining = 0, unmetered = 0, boards = 0, boards_want = 0;
 
 	(void)state;
@@ -536,7 +441,7 @@ static void test_status_and_telemetry(void **state)
 		fail_msg("after two status intervals only %d of %d miners have a new status",
 			 f.have, MINERS);
 	}
-	took = wall_ms() - t0;
+	took = hive_wall_ms() - t0;
 	f.telemetry = true;
 	if (tl_wait_until((int)(2 * TELEMETRY_S * 1000 + 3000 - took), all_fresh, &f) < 0) {
 		dump_logs();
@@ -544,7 +449,7 @@ static void test_status_and_telemetry(void **state)
 			 f.have, MINERS);
 	}
 	printf("figure: every miner's status within ms=%lld, telemetry within ms=%lld "
-	       "(intervals %d s / %d s, %d miners)\n", took, wall_ms() - t0, STATUS_S,
+	       "(intervals %d s / %d s, %d miners)\n", took, hive_wall_ms() - t0, STATUS_S,
 	       TELEMETRY_S, MINERS);
 
 	api = api_miners();
@@ -635,7 +540,7 @@ static int free_address(char out[16])
 	json_array_foreach(json_is_array(hosts) ? hosts : json_object_get(hosts, "hosts"), i, x)
 		json_object_set_new(used, str_at(x, "ip"), json_true());
 	for (uint32_t a = NET_BASE + NET_HOSTS; a > NET_BASE; a--) {
-		snprintf(out, 16, "%u.%u.%u.%u", a >> 24, (a >> 16) & 255, (a >> 8) & 255, a & 255);
+		hive_ipv4_format(a, out);
 		if (!json_object_get(used, out)) {
 			rc = 0;
 			break;
@@ -730,7 +635,7 @@ static void test_offline_move_password(void **state)
 	snprintf(path, sizeof(path), "/sim/miners/%s/apikeys/delete", mac_password);
 	assert_int_equal(post(S.admin, path, "{}"), 200);
 
-	t0 = tl_now_ms();
+	t0 = hive_mono_ms();
 	if (tl_wait_until(2 * DISCOVERY_S * 1000 + 5000, changes_seen, NULL) < 0) {
 		api = api_miners();
 		fprintf(stderr, "offline: %s\nmoved: %s\npassword: %s\nswapped: %s %s\n",
@@ -743,7 +648,7 @@ static void test_offline_move_password(void **state)
 		fail_msg("offline / move / swap / password change not reflected within two sweeps");
 	}
 	printf("figure: offline, DHCP move, IP swap and password change seen within ms=%lld\n",
-	       tl_now_ms() - t0);
+	       hive_mono_ms() - t0);
 
 	/* The moved and swapped miners are one record each: same id, new address. */
 	api = api_miners();
@@ -757,13 +662,13 @@ static void test_offline_move_password(void **state)
 	snprintf(upper, sizeof(upper), "%s", mac_offline);
 	snprintf(body, sizeof(body), "{\"target\":\"%s\",\"kind\":\"none\"}", upper);
 	assert_int_equal(post(S.admin, "/sim/fault", body), 200);
-	t0 = tl_now_ms();
+	t0 = hive_mono_ms();
 	if (tl_wait_until(2 * DISCOVERY_S * 1000 + 5000, offline_back, NULL) < 0) {
 		dump_logs();
 		fail_msg("%s not back online within two sweeps", mac_offline);
 	}
 	printf("figure: offline miner back online with a status within ms=%lld\n",
-	       tl_now_ms() - t0);
+	       hive_mono_ms() - t0);
 }
 
 /* ------------------------------------------------------------ 4. faults on 10% */
@@ -829,7 +734,7 @@ static void test_faults(void **state)
 	json_decref(list);
 	assert_int_equal(picked, FAULTED);
 
-	t0 = wall_ms();
+	t0 = hive_wall_ms();
 	w.since = t0;
 	if (tl_wait_until(2 * STATUS_S * 1000 + HTTP_TIMEOUT_MS + 4000, faults_visible, &w) < 0) {
 		dump_logs();
@@ -838,7 +743,7 @@ static void test_faults(void **state)
 	/* Let every healthy miner go through a full cycle under the faults. */
 	usleep(STATUS_S * 1000 * 1000);
 	api = api_miners();
-	now = wall_ms();
+	now = hive_wall_ms();
 	skip = json_object();
 	for (int i = 0; i < FAULTED; i++) {
 		json_t *e = json_object_get(json_object_get(api, faulted[i]), "last_error");
@@ -891,29 +796,26 @@ static void test_pollerd_kill_apid_restart(void **state)
 	(void)state;
 	json_object_set_new(skip, mac_password, json_true());
 	/* Faulted miners must have recovered before we measure anything. */
-	f.since = wall_ms();
+	f.since = hive_wall_ms();
 	f.skip = skip;
 	if (tl_wait_until(2 * STATUS_S * 1000 + HTTP_TIMEOUT_MS + 5000, all_fresh, &f) < 0)
 		fail_msg("after the faults only %d miners polled again", f.have);
 
 	/* Mid-cycle: jobs are out on both workers right now. */
-	assert_true(tl_alive(S.poll[0]));
-	kill(S.poll[0], SIGKILL);
-	tl_stop(S.poll[0], SIGKILL, 2000);
-	S.poll[0] = 0;
-	f.since = t0 = wall_ms();
+	assert_true(tl_alive(ts_pid(&S, "pollerd0")));
+	ts_stop(&S, "pollerd0", SIGKILL, 2000);
+	f.since = t0 = hive_wall_ms();
 	if (tl_wait_until(JOB_TIMEOUT_S * 1000 + 2 * STATUS_S * 1000 + 4000, all_fresh, &f) < 0) {
 		dump_logs();
 		fail_msg("with one pollerd killed only %d miners were polled again", f.have);
 	}
 	printf("figure: one of two pollerd killed: every miner polled again within ms=%lld\n",
-	       wall_ms() - t0);
+	       hive_wall_ms() - t0);
 
 	/* apid restarts; the workers and discoverd keep running. */
-	tl_stop(S.apid, SIGTERM, 15000);
-	S.apid = 0;
+	ts_stop(&S, "apid", SIGTERM, 15000);
 	assert_int_equal(start_apid(), 0);
-	f.since = t0 = wall_ms();
+	f.since = t0 = hive_wall_ms();
 	f.telemetry = true;
 	if (tl_wait_until(2 * TELEMETRY_S * 1000 + 8000, all_fresh, &f) < 0) {
 		dump_logs();
@@ -921,10 +823,10 @@ static void test_pollerd_kill_apid_restart(void **state)
 			 f.have);
 	}
 	printf("figure: apid restarted: every miner's status and telemetry back within ms=%lld\n",
-	       wall_ms() - t0);
-	assert_true(tl_alive(S.poll[1]));
-	assert_true(tl_alive(S.tele));
-	assert_true(tl_alive(S.disc));
+	       hive_wall_ms() - t0);
+	assert_true(tl_alive(ts_pid(&S, "pollerd1")));
+	assert_true(tl_alive(ts_pid(&S, "telemetryd")));
+	assert_true(tl_alive(ts_pid(&S, "discoverd")));
 	json_decref(skip);
 }
 

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../lib/suite.h"
 #include "../lib/testlib.h"
 
 #define SUBNET     "127.63.0.0/16"
@@ -31,10 +32,7 @@
 #define RSS_MAX_KB (64 * 1024)
 #endif
 
-static char *dir;
-static char cfg[1024], api[64], admin[64];
-static pid_t sim, apid, disc;
-static int http_port;
+static struct ts_suite S;       /* minersim, apid, discoverd */
 
 static json_t *get_json(const char *base, const char *path)
 {
@@ -61,13 +59,13 @@ static long long int_at(const json_t *o, const char *key)
 /* discoverd's heartbeat counters as apid shows them (new reference). */
 static json_t *disc_counters(void)
 {
-	json_t *h = get_json(api, "/api/health"), *d, *c = NULL;
+	json_t *h = get_json(S.api, "/api/health"), *d, *c = NULL;
 	size_t i;
 
 	if (!h)
 		return NULL;
 	json_array_foreach(json_object_get(h, "daemons"), i, d)
-		if (int_at(d, "pid") == disc)
+		if (int_at(d, "pid") == ts_pid(&S, "discoverd"))
 			c = json_incref(json_object_get(d, "counters"));
 	json_decref(h);
 	return c;
@@ -99,72 +97,31 @@ static bool sweeps_at_least(void *arg)
 
 static int up(void **state)
 {
-	char text[2048], log[1200], port[16], adm[32], miners[16], non[16], subnet[] = SUBNET;
-	char *sim_argv[] = { (char *)tl_bin("minersim"), "--subnet", subnet, "--miners", miners,
-			     "--non-miners", non, "--port", port, "--admin", adm, "--seed", "16",
-			     NULL };
-	char *apid_argv[] = { (char *)tl_bin("apid"), "-c", cfg, NULL };
-	char *disc_argv[] = { (char *)tl_bin("discoverd"), "-c", cfg, NULL };
-	int miner_port = tl_free_port(), admin_port = tl_free_port();
-	int b[5];
+	char non[16];
+	const char *sim_args[] = { "--non-miners", non, "--seed", "16", NULL };
 
 	(void)state;
-	if (!(dir = tl_tmpdir("sweep16")))
-		return -1;
-	http_port = tl_free_port();
-	for (int i = 0; i < 5; i++)
-		b[i] = tl_free_port();
-	snprintf(cfg, sizeof(cfg), "%s/powerhive.json", dir);
-	snprintf(api, sizeof(api), "http://127.0.0.1:%d", http_port);
-	snprintf(admin, sizeof(admin), "http://127.0.0.1:%d", admin_port);
-	snprintf(text, sizeof(text),
-		 "{\"database\": {\"path\": \"%s/powerhive.db\"},\n"
-		 " \"network\": {\"subnets\": [\"" SUBNET "\"], \"port\": %d,\n"
-		 "   \"miner_probe_timeout_ms\": 1000, \"probe_concurrency\": 2048},\n"
-		 " \"intervals\": {\"discovery_seconds\": 8, \"status_seconds\": 3600,\n"
-		 "   \"telemetry_seconds\": 3600, \"heartbeat_seconds\": 1},\n"
-		 " \"http\": {\"addr\": \"127.0.0.1:%d\", \"web_root\": \"%s/web\",\n"
-		 "   \"auth\": {\"token_file\": \"%s/api-token\", \"open_reads\": true}},\n"
-		 " \"bus\": {\"events\": \"tcp://127.0.0.1:%d\", \"jobs_status\": \"tcp://127.0.0.1:%d\",\n"
-		 "   \"jobs_telemetry\": \"tcp://127.0.0.1:%d\", \"control\": \"tcp://127.0.0.1:%d\",\n"
-		 "   \"feed\": \"tcp://127.0.0.1:%d\"}}\n",
-		 dir, miner_port, http_port, dir, dir, b[0], b[1], b[2], b[3], b[4]);
-	if (tl_write_file(cfg, text) < 0)
-		return -1;
-	snprintf(port, sizeof(port), "%d", miner_port);
-	snprintf(adm, sizeof(adm), "127.0.0.1:%d", admin_port);
-	snprintf(miners, sizeof(miners), "%d", MINERS);
 	snprintf(non, sizeof(non), "%d", NON_MINERS);
-	snprintf(log, sizeof(log), "%s/minersim.log", dir);
-	if ((sim = tl_spawn(log, sim_argv, NULL)) < 0 ||
-	    tl_wait_port("127.0.0.1", admin_port, 20000) < 0)
+	if (ts_init(&S, "sweep16") < 0)
 		return -1;
-	snprintf(log, sizeof(log), "%s/apid.log", dir);
-	if ((apid = tl_spawn(log, apid_argv, NULL)) < 0 ||
-	    tl_wait_port("127.0.0.1", http_port, 20000) < 0)
+	if (ts_merge(&S, "{\"network\": {\"miner_probe_timeout_ms\": 1000,\n"
+		     "   \"probe_concurrency\": 2048},\n"
+		     " \"intervals\": {\"discovery_seconds\": 8, \"status_seconds\": 3600,\n"
+		     "   \"telemetry_seconds\": 3600, \"heartbeat_seconds\": 1},\n"
+		     " \"http\": {\"auth\": {\"open_reads\": true}}}") < 0 ||
+	    ts_minersim(&S, SUBNET, MINERS, sim_args) < 0 ||
+	    !ts_start(&S, "apid", NULL, NULL, NULL) ||
+	    !ts_start(&S, "discoverd", NULL, NULL, NULL) || ts_wait_healthy(&S, 20000) < 0) {
+		ts_down(&S, true);
 		return -1;
-	snprintf(log, sizeof(log), "%s/discoverd.log", dir);
-	if ((disc = tl_spawn(log, disc_argv, NULL)) < 0)
-		return -1;
+	}
 	return 0;
 }
 
 static int down(void **state)
 {
-	const char *keep = getenv("FLEET_KEEP");
-
 	(void)state;
-	if (disc > 0)
-		tl_stop(disc, SIGTERM, 10000);
-	if (apid > 0)
-		tl_stop(apid, SIGTERM, 10000);
-	if (sim > 0)
-		tl_stop(sim, SIGTERM, 10000);
-	if (keep && *keep == '1')
-		fprintf(stderr, "sweep16: kept %s\n", dir);
-	else
-		tl_rmrf(dir);
-	free(dir);
+	ts_down(&S, false);
 	return 0;
 }
 
@@ -178,22 +135,17 @@ static void test_sweep16(void **state)
 
 	(void)state;
 	if (tl_wait_until(60000, sweeps_at_least, &one) < 0) {
-		char path[1200], *log;
-
-		snprintf(path, sizeof(path), "%s/discoverd.log", dir);
-		log = tl_read_file(path);
-		fprintf(stderr, "%s\n", log ? log : "(no log)");
-		free(log);
+		ts_dump_logs(&S, 40);
 		fail_msg("no sweep of " SUBNET " within 60 s");
 	}
-	h = get_json(api, "/api/health");
+	h = get_json(S.api, "/api/health");
 	assert_non_null(h);
 	sw = NULL;
 	json_array_foreach(json_object_get(h, "sweeps"), i, m)
 		if (strcmp(json_string_value(json_object_get(m, "subnet")), SUBNET) == 0)
 			sw = m;
 	assert_non_null(sw);
-	rss = rss_peak_kb(disc);
+	rss = rss_peak_kb(ts_pid(&S, "discoverd"));
 	printf("figure: discovery sweep /16 addresses=%lld miners=%lld ms=%lld rss_peak_kb=%ld\n",
 	       int_at(sw, "probed"), int_at(sw, "miners"), int_at(sw, "duration_ms"), rss);
 	assert_int_equal(int_at(sw, "probed"), HOSTS);
@@ -202,7 +154,7 @@ static void test_sweep16(void **state)
 	json_decref(h);
 
 	/* Every miner has its key on the miner, as the simulator knows it. */
-	list = get_json(admin, "/sim/miners");
+	list = get_json(S.admin, "/sim/miners");
 	assert_non_null(list);
 	json_array_foreach(list, i, m)
 		keyed += int_at(m, "api_keys") == 1;

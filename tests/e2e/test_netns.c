@@ -41,6 +41,7 @@
 
 #include <jansson.h>
 
+#include "../lib/suite.h"
 #include "../lib/testlib.h"
 
 #define NS_PREFIX  "phnet-"
@@ -210,10 +211,16 @@ static void remove_stale(void)
 	closedir(d);
 }
 
+/* Hand-written: the bus is on bus_host (apid's end of a veth, or 0.0.0.0
+ * for apid itself), every endpoint (ts_bus_keys) on BUS_PORT + its index. */
 static int write_config(const char *name, const char *bus_host)
 {
-	char path[1024], text[4096];
+	char path[1024], text[4096], bus[1024];
+	size_t n = 0;
 
+	for (size_t i = 0; i < ts_nbus && n < sizeof(bus); i++)
+		n += (size_t)snprintf(bus + n, sizeof(bus) - n, "%s\"%s\": \"tcp://%s:%d\"",
+				      i ? ",\n   " : "", ts_bus_keys[i], bus_host, BUS_PORT + (int)i);
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
 	snprintf(text, sizeof(text),
 		 "{\n"
@@ -225,12 +232,9 @@ static int write_config(const char *name, const char *bus_host)
 		 "   \"telemetry_seconds\": 3600, \"heartbeat_seconds\": 1},\n"
 		 " \"http\": {\"addr\": \"127.0.0.1:%d\", \"web_root\": \"web\",\n"
 		 "   \"auth\": {\"token\": \"" TOKEN "\", \"token_file\": \"%s/api-token\"}},\n"
-		 " \"bus\": {\"events\": \"tcp://%s:%d\", \"jobs_status\": \"tcp://%s:%d\",\n"
-		 "   \"jobs_telemetry\": \"tcp://%s:%d\", \"control\": \"tcp://%s:%d\",\n"
-		 "   \"feed\": \"tcp://%s:%d\"}\n"
+		 " \"bus\": {%s}\n"
 		 "}\n",
-		 dir, SIM_PORT, HTTP_PORT, dir, bus_host, BUS_PORT, bus_host, BUS_PORT + 1,
-		 bus_host, BUS_PORT + 2, bus_host, BUS_PORT + 3, bus_host, BUS_PORT + 4);
+		 dir, SIM_PORT, HTTP_PORT, dir, bus);
 	return tl_write_file(path, text);
 }
 

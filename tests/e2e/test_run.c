@@ -23,13 +23,15 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "../lib/suite.h"
 #include "../lib/testlib.h"
 
 #define MAX_PIDS 16
 
 struct run {
-	char *dir;
-	char cfg[1024], out[1024], env_cfg[1100], env_sim[1100], env_admin[64];
+	struct ts_suite s;           /* the simulator config and its ports; run.sh starts all */
+	char *dir;                   /* s.dir */
+	char out[1024], env_cfg[1100], env_sim[1200], env_admin[64];
 	int http;
 	pid_t pid;                   /* etc/run.sh */
 };
@@ -112,35 +114,28 @@ static void test_dry_run_modes(void **state)
 
 static int prepare(struct run *r, int http_port)
 {
-	char text[4096];
-	int o = 100 + getpid() % 100, b[5];
+	int o = 100 + getpid() % 100;
 
 	memset(r, 0, sizeof(*r));
-	r->dir = tl_tmpdir("run");
-	if (!r->dir)
+	if (ts_init(&r->s, "run") < 0)
 		return -1;
-	r->http = http_port ? http_port : tl_free_port();
-	for (int i = 0; i < 5; i++)
-		b[i] = tl_free_port();
-	snprintf(r->cfg, sizeof(r->cfg), "%s/sim.json", r->dir);
+	r->dir = r->s.dir;
+	r->http = http_port ? http_port : r->s.http_port;
 	snprintf(r->out, sizeof(r->out), "%s/run.out", r->dir);
-	snprintf(text, sizeof(text),
-		 "{\"database\": {\"path\": \"%s/data/powerhive.db\"},\n"
-		 " \"network\": {\"subnets\": [\"127.%d.%d.0/24\"], \"port\": %d},\n"
-		 " \"intervals\": {\"discovery_seconds\": 3, \"status_seconds\": 2,\n"
-		 "   \"telemetry_seconds\": 5, \"heartbeat_seconds\": 1},\n"
-		 " \"http\": {\"addr\": \"127.0.0.1:%d\",\n"
-		 "   \"auth\": {\"token_file\": \"%s/data/api-token\"}},\n"
-		 " \"bus\": {\"events\": \"tcp://127.0.0.1:%d\", \"jobs_status\": \"tcp://127.0.0.1:%d\",\n"
-		 "   \"jobs_telemetry\": \"tcp://127.0.0.1:%d\", \"control\": \"tcp://127.0.0.1:%d\",\n"
-		 "   \"feed\": \"tcp://127.0.0.1:%d\"}}\n",
-		 r->dir, o, (getpid() / 100) % 250, tl_free_port(), r->http, r->dir, b[0], b[1], b[2],
-		 b[3], b[4]);
+	/* web_root as shipped: the dashboard is served. */
+	if (ts_merge(&r->s, "{\"database\": {\"path\": \"%s/data/powerhive.db\"},\n"
+		     " \"network\": {\"subnets\": [\"127.%d.%d.0/24\"]},\n"
+		     " \"intervals\": {\"discovery_seconds\": 3, \"status_seconds\": 2,\n"
+		     "   \"telemetry_seconds\": 5, \"heartbeat_seconds\": 1},\n"
+		     " \"http\": {\"addr\": \"127.0.0.1:%d\", \"web_root\": \"web\",\n"
+		     "   \"auth\": {\"token_file\": \"%s/data/api-token\"}}}",
+		     r->dir, o, (getpid() / 100) % 250, r->http, r->dir) < 0)
+		return -1;
 	snprintf(r->env_cfg, sizeof(r->env_cfg), "POWERHIVE_CONFIG=etc/powerhive.json");
-	snprintf(r->env_sim, sizeof(r->env_sim), "POWERHIVE_SIM_CONFIG=%s", r->cfg);
+	snprintf(r->env_sim, sizeof(r->env_sim), "POWERHIVE_SIM_CONFIG=%s", r->s.cfg);
 	snprintf(r->env_admin, sizeof(r->env_admin), "POWERHIVE_SIM_ADMIN=127.0.0.1:%d",
-		 tl_free_port());
-	return tl_write_file(r->cfg, text);
+		 r->s.admin_port);
+	return ts_write_config(&r->s);
 }
 
 static void start(struct run *r)
@@ -160,10 +155,7 @@ static void finish(struct run *r)
 {
 	if (r->pid > 0 && tl_alive(r->pid))
 		tl_stop(r->pid, SIGTERM, 40000);
-	if (r->dir) {
-		tl_rmrf(r->dir);
-		free(r->dir);
-	}
+	ts_down(&r->s, false);
 	memset(r, 0, sizeof(*r));
 }
 

@@ -25,6 +25,7 @@
 #include "hive/bus.h"
 #include "hive/loop.h"
 #include "hive/msg.h"
+#include "../lib/suite.h"
 #include "../lib/testlib.h"
 
 /* libhive's bus gives up on a stuck nng close after 2 s, and a worker
@@ -35,17 +36,10 @@
 #define READY_MS     10000
 #define JOBS_SEEN    20        /* failed jobs back before the stop */
 
-struct setup {
-	char *dir;
-	char cfg[1024];
-	char events[64], jobs_status[64], jobs_telemetry[64], control[64], feed[64];
-	int http_port, miner_port;
-};
-
 static const char *const workers[] = { "pollerd", "telemetryd" };
 
 /* What a test has running, for the teardown after a failed assertion. */
-static struct setup S;
+static struct ts_suite S;
 static pid_t worker_pid, apid_pid;
 static struct hub *open_hub;
 static bool test_done;                  /* the test got to its end */
@@ -60,56 +54,45 @@ static void record(long long ms)
 		stops[nstops++] = ms;
 }
 
-static int write_cfg(struct setup *s, const char *tag)
+/* A fresh suite whose network.port (S.miner_port) nobody listens on. */
+static int write_cfg(struct ts_suite *s, const char *tag)
 {
-	char text[3072];
-	int n;
-
-	if (!(s->dir = tl_tmpdir(tag)))
+	if (ts_init(s, tag) < 0)
 		return -1;
-	s->http_port = tl_free_port();
-	s->miner_port = tl_free_port();     /* nothing listens there */
-	snprintf(s->events, sizeof(s->events), "tcp://127.0.0.1:%d", tl_free_port());
-	snprintf(s->jobs_status, sizeof(s->jobs_status), "tcp://127.0.0.1:%d", tl_free_port());
-	snprintf(s->jobs_telemetry, sizeof(s->jobs_telemetry), "tcp://127.0.0.1:%d",
-		 tl_free_port());
-	snprintf(s->control, sizeof(s->control), "tcp://127.0.0.1:%d", tl_free_port());
-	snprintf(s->feed, sizeof(s->feed), "tcp://127.0.0.1:%d", tl_free_port());
-	snprintf(s->cfg, sizeof(s->cfg), "%s/powerhive.json", s->dir);
-	n = snprintf(text, sizeof(text),
-		"{\n"
-		" \"log_level\": \"info\",\n"
-		" \"database\": {\"path\": \"%s/powerhive.db\", \"batch_ms\": 50},\n"
-		" \"network\": {\"subnets\": [\"127.61.0.0/30\"], \"port\": %d,\n"
-		"   \"http_timeout_ms\": 2000, \"http_concurrency\": 4},\n"
-		" \"intervals\": {\"heartbeat_seconds\": 1, \"discovery_seconds\": 600},\n"
-		" \"http\": {\"addr\": \"127.0.0.1:%d\", \"web_root\": \"%s\",\n"
-		"   \"auth\": {\"token_file\": \"%s/api-token\", \"open_reads\": true}},\n"
-		" \"bus\": {\"events\": \"%s\", \"jobs_status\": \"%s\", \"jobs_telemetry\": \"%s\",\n"
-		"   \"control\": \"%s\", \"feed\": \"%s\"}\n"
-		"}\n",
-		s->dir, s->miner_port, s->http_port, s->dir, s->dir, s->events, s->jobs_status,
-		s->jobs_telemetry, s->control, s->feed);
-	if (n < 0 || (size_t)n >= sizeof(text))
+	if (ts_merge(s, "{\"database\": {\"batch_ms\": 50},\n"
+		     " \"network\": {\"subnets\": [\"127.61.0.0/30\"],\n"
+		     "   \"http_timeout_ms\": 2000, \"http_concurrency\": 4},\n"
+		     " \"intervals\": {\"heartbeat_seconds\": 1, \"discovery_seconds\": 600},\n"
+		     " \"http\": {\"web_root\": \"%s\", \"auth\": {\"open_reads\": true}}}",
+		     s->dir) < 0)
 		return -1;
-	return tl_write_file(s->cfg, text);
+	return ts_write_config(s);
 }
 
-static void setup_free(struct setup *s)
+static void setup_free(struct ts_suite *s)
 {
-	if (s->dir) {
-		tl_rmrf(s->dir);
-		free(s->dir);
-	}
+	ts_down(s, false);
 	memset(s, 0, sizeof(*s));
 }
 
-static pid_t spawn(const struct setup *s, const char *name, char *log, size_t loglen, int round)
+/* A process the test reaped itself is no longer the suite's to stop. */
+static void reaped(pid_t pid)
 {
-	char *argv[] = { (char *)tl_bin(name), "-c", (char *)s->cfg, NULL };
+	for (int i = 0; i < S.nprocs; i++)
+		if (S.procs[i].pid == pid)
+			S.procs[i].pid = 0;
+}
 
-	snprintf(log, loglen, "%s/%s-%d.log", s->dir, name, round);
-	return tl_spawn(log, argv, NULL);
+static pid_t spawn(struct ts_suite *s, const char *name, char *log, size_t loglen, int round)
+{
+	char tag[32];
+	struct ts_proc *p;
+
+	snprintf(tag, sizeof(tag), "%s-%d", name, round);
+	if (!(p = ts_start(s, name, tag, NULL, NULL)))
+		return -1;
+	snprintf(log, loglen, "%s", p->log);
+	return p->pid;
 }
 
 static bool log_has(const char *log, const char *what)
@@ -146,16 +129,17 @@ struct hub {
 };
 
 /* 0, or -1 when a port was taken meanwhile (err says which). */
-static int hub_open(struct hub *h, const struct setup *s, char *err, size_t errlen)
+static int hub_open(struct hub *h, const struct ts_suite *s, char *err, size_t errlen)
 {
 	struct hive_bus_opts o = { .listen = true, .sendbuf = 64, .recvbuf = 1024,
 				   .send_timeout_ms = 0, .recv_timeout_ms = 0,
 				   .source = "test_workers/hub/1", .boot = hive_wall_ms() };
-	const char *urls[2] = { s->jobs_status, s->jobs_telemetry };
+	const char *urls[2] = { ts_bus(s, "jobs_status"), ts_bus(s, "jobs_telemetry") };
 
 	memset(h, 0, sizeof(*h));
 	h->next_job = 1;
-	if (!(h->events = hive_bus_open(HIVE_BUS_SUBSCRIBE, s->events, &o, err, errlen)) ||
+	if (!(h->events = hive_bus_open(HIVE_BUS_SUBSCRIBE, ts_bus(s, "events"), &o, err,
+					    errlen)) ||
 	    hive_bus_subscribe(h->events, "") < 0)
 		return -1;
 	for (int k = 0; k < 2; k++)
@@ -211,11 +195,11 @@ static void hub_drain(struct hub *h)
 static void stop_worker(const char *name, const char *log, struct hub *busy, int miner_port)
 {
 	pid_t pid = worker_pid, r = 0;
-	long long t0 = tl_now_ms(), ms;
+	long long t0 = hive_mono_ms(), ms;
 	int status = 0;
 
 	assert_int_equal(kill(pid, SIGTERM), 0);
-	while ((ms = tl_now_ms() - t0) < STOP_MAX_MS) {
+	while ((ms = hive_mono_ms() - t0) < STOP_MAX_MS) {
 		if ((r = waitpid(pid, &status, WNOHANG)) != 0)
 			break;
 		if (busy) {
@@ -228,6 +212,7 @@ static void stop_worker(const char *name, const char *log, struct hub *busy, int
 		fail_msg("%s (pid %d) still running %d ms after SIGTERM; see %s", name, (int)pid,
 			 STOP_MAX_MS, log);
 	assert_int_equal(r, pid);
+	reaped(pid);
 	worker_pid = 0;
 	record(ms);
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
@@ -236,7 +221,7 @@ static void stop_worker(const char *name, const char *log, struct hub *busy, int
 		fail_msg("%s exited without its \"stopped\" line; see %s", name, log);
 }
 
-static pid_t start_ready(const struct setup *s, const char *name, char *log, size_t loglen,
+static pid_t start_ready(struct ts_suite *s, const char *name, char *log, size_t loglen,
 			 int round)
 {
 	pid_t pid = spawn(s, name, log, loglen, round);
@@ -305,8 +290,8 @@ static void test_stop_hub_idle_and_busy(void **state)
 			worker_pid = start_ready(&S, workers[w], log, sizeof(log), round);
 			if (tl_wait_until(READY_MS, hub_connected, &h) < 0)
 				fail_msg("%s did not connect to the hub; see %s", workers[w], log);
-			deadline = tl_now_ms() + READY_MS;
-			while (busy && h.failed_back - before < JOBS_SEEN && tl_now_ms() < deadline) {
+			deadline = hive_mono_ms() + READY_MS;
+			while (busy && h.failed_back - before < JOBS_SEEN && hive_mono_ms() < deadline) {
 				hub_push(&h, S.miner_port);
 				hub_drain(&h);
 				usleep(1000);
@@ -336,18 +321,18 @@ static bool apid_up(void *arg)
 static void start_apid(char *apid_log, size_t len)
 {
 	for (int attempt = 0; attempt < 3; attempt++) {
-		char *argv[] = { (char *)tl_bin("apid"), "-c", S.cfg, NULL };
+		struct ts_proc *p;
 		struct ready_arg ra = { apid_log, 0 };
 
 		setup_free(&S);
 		assert_int_equal(write_cfg(&S, "workers-apid"), 0);
 		snprintf(apid_log, len, "%s/apid.log", S.dir);
-		apid_pid = ra.pid = tl_spawn(apid_log, argv, NULL);
-		assert_true(apid_pid > 0);
-		if (tl_wait_until(20000, apid_up, &ra) == 0 && tl_alive(apid_pid) &&
+		p = ts_start(&S, "apid", NULL, NULL, NULL);
+		apid_pid = ra.pid = p ? p->pid : 0;
+		if (p && tl_wait_until(20000, apid_up, &ra) == 0 && tl_alive(apid_pid) &&
 		    log_has(apid_log, " started db="))
 			return;
-		tl_stop(apid_pid, SIGTERM, 5000);
+		ts_stop(&S, "apid", SIGTERM, 5000);
 		apid_pid = 0;
 	}
 	fail_msg("apid did not start; see %s", apid_log);
@@ -368,7 +353,7 @@ static void test_stop_with_apid(void **state)
 	}
 	if (!tl_alive(apid_pid))
 		fail_msg("apid ended while the workers came and went; see %s", apid_log);
-	assert_int_equal(tl_stop(apid_pid, SIGTERM, 10000), 0);
+	assert_int_equal(ts_stop(&S, "apid", SIGTERM, 10000), 0);
 	apid_pid = 0;
 	test_done = true;
 }
@@ -380,20 +365,18 @@ static int teardown(void **state)
 
 	(void)state;
 	test_done = false;
-	if (worker_pid > 0)
+	if (worker_pid > 0) {
 		tl_stop(worker_pid, SIGKILL, 1000);
+		reaped(worker_pid);
+	}
 	if (apid_pid > 0)
-		tl_stop(apid_pid, SIGTERM, 5000);
+		ts_stop(&S, "apid", SIGTERM, 5000);
 	if (open_hub)
 		hub_close(open_hub);
 	worker_pid = apid_pid = 0;
 	open_hub = NULL;
-	if (failed && S.dir) {
-		fprintf(stderr, "workers: logs kept in %s\n", S.dir);
-		free(S.dir);
-		memset(&S, 0, sizeof(S));
-	}
-	setup_free(&S);
+	ts_down(&S, failed);
+	memset(&S, 0, sizeof(S));
 	return 0;
 }
 

@@ -8,12 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "hive/cfg.h"
+#include "hive/clock.h"
 #include "hive/log.h"
-#include "hive/loop.h"
 #include "hive/msg.h"
 #include "testlib.h"
 
@@ -245,7 +244,7 @@ int tl_receiver_start(struct tl_receiver *r, struct hive_bus *bus)
 	r->bus = bus;
 	if (pthread_mutex_init(&r->mu, NULL) != 0)
 		return -1;
-	if (pthread_cond_init(&r->cv, NULL) == 0) {
+	if (hive_cond_init_mono(&r->cv) == 0) {
 		if (pthread_create(&r->thread, NULL, receiver_main, r) == 0)
 			return 0;
 		pthread_cond_destroy(&r->cv);
@@ -257,18 +256,11 @@ int tl_receiver_start(struct tl_receiver *r, struct hive_bus *bus)
 bool tl_receiver_pop(struct tl_receiver *r, struct hive_envelope *out, int timeout_ms)
 {
 	struct tl_recv_node *n;
-	struct timespec dl;
+	int64_t deadline = hive_mono_ms() + timeout_ms;
 
-	clock_gettime(CLOCK_REALTIME, &dl);
-	dl.tv_sec += timeout_ms / 1000;
-	dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-	if (dl.tv_nsec >= 1000000000L) {
-		dl.tv_sec++;
-		dl.tv_nsec -= 1000000000L;
-	}
 	pthread_mutex_lock(&r->mu);
 	while (!r->head)
-		if (pthread_cond_timedwait(&r->cv, &r->mu, &dl) == ETIMEDOUT)
+		if (hive_cond_wait_until(&r->cv, &r->mu, deadline) == ETIMEDOUT)
 			break;
 	if ((n = r->head)) {
 		r->head = n->next;

@@ -138,12 +138,12 @@ pid_t tl_spawn(const char *log_path, char *const argv[], char *const env[])
 int tl_stop(pid_t pid, int sig, int timeout_ms)
 {
 	int status;
-	long long deadline = tl_now_ms() + timeout_ms;
+	long long deadline = hive_mono_ms() + timeout_ms;
 
 	if (pid <= 0)
 		return -1;
 	kill(pid, sig);
-	while (tl_now_ms() < deadline) {
+	while (hive_mono_ms() < deadline) {
 		pid_t r = waitpid(pid, &status, WNOHANG);
 		if (r == pid)
 			return status;
@@ -166,7 +166,7 @@ bool tl_alive(pid_t pid)
 
 int tl_wait_port(const char *host, int port, int timeout_ms)
 {
-	long long deadline = tl_now_ms() + timeout_ms;
+	long long deadline = hive_mono_ms() + timeout_ms;
 	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
 
 	if (inet_pton(AF_INET, host, &sa.sin_addr) != 1)
@@ -180,19 +180,19 @@ int tl_wait_port(const char *host, int port, int timeout_ms)
 				return 0;
 		}
 		usleep(20000);
-	} while (tl_now_ms() < deadline);
+	} while (hive_mono_ms() < deadline);
 	return -1;
 }
 
 int tl_wait_until(int timeout_ms, bool (*pred)(void *arg), void *arg)
 {
-	long long deadline = tl_now_ms() + timeout_ms;
+	long long deadline = hive_mono_ms() + timeout_ms;
 
 	do {
 		if (pred(arg))
 			return 0;
 		usleep(50000);
-	} while (tl_now_ms() < deadline);
+	} while (hive_mono_ms() < deadline);
 	return pred(arg) ? 0 : -1;
 }
 
@@ -266,14 +266,6 @@ json_t *tl_http_json(const char *method, const char *url, const char *const head
 		j = json_loads(text, JSON_DECODE_ANY, NULL);
 	free(text);
 	return j;
-}
-
-long long tl_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 void tl_sleep_ms(int ms)

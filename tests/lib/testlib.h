@@ -8,6 +8,8 @@
 #include <sys/types.h>
 #include <jansson.h>
 
+#include "hive/clock.h"   /* hive_mono_ms, hive_wall_ms */
+
 /* Path of a built program: "$HIVE_BIN/<name>" (HIVE_BIN defaults to "bin").
  * Returns a static buffer per call slot (up to 8 live results). */
 const char *tl_bin(const char *name);
@@ -48,8 +50,6 @@ int tl_http(const char *method, const char *url, const char *const headers[],
 json_t *tl_http_json(const char *method, const char *url, const char *const headers[],
 		     const char *body, long *out_status);
 
-/* Milliseconds, monotonic. */
-long long tl_now_ms(void);
 /* Sleeps ms milliseconds, across signals. */
 void tl_sleep_ms(int ms);
 

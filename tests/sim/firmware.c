@@ -247,8 +247,9 @@ static void ep_info(struct miner *m, int64_t now, struct sim_resp *rs)
 		      "mem_buf_percent", buf_pct,
 		      "uptime", sim_uptime_str(sim_miner_uptime_s(m, now), up, sizeof(up)),
 		      "network_status",
-		      "mac", sim_miner_mac(m, mac), "dhcp", 1, "ip", sim_ip_str(m->ip, ip),
-		      "netmask", sim_ip_str(mask, nm), "gateway", sim_ip_str(sim_opts.net + 1, gw),
+		      "mac", sim_miner_mac(m, mac), "dhcp", 1, "ip", hive_ipv4_format(m->ip, ip),
+		      "netmask", hive_ipv4_format(mask, nm),
+		      "gateway", hive_ipv4_format(sim_opts.net + 1, gw),
 		      "dns", gw, "hostname", sim_miner_hostname(m, host));
 	sim_resp_json(rs, 200, j);
 }
@@ -289,7 +290,8 @@ static void ep_status(struct miner *m, int64_t now, struct sim_resp *rs)
 	json_t *j = json_pack("{s:s, s:I, s:b, s:b, s:b, s:b}",
 			      "miner_state", sim_miner_state(m),
 			      "miner_state_time", (json_int_t)sim_miner_state_secs(m, now),
-			      "find_miner", 0, "restart_required", 0, "reboot_required", 0,
+			      "find_miner", 0, "restart_required", sim_miner_restart_required(m),
+			      "reboot_required", 0,
 			      "unlocked", sim_miner_unlocked(m, now));
 
 	if (m->paused)
@@ -439,7 +441,8 @@ static json_t *preset_json(const struct miner *m, int p, bool full)
 static void ep_perf(struct miner *m, struct sim_resp *rs)
 {
 	const struct sim_model *md = sim_miner_model(m);
-	char lowest[16];
+	const struct sim_ctl *c = m->ctl;
+	char lowest[16], top[16];
 	json_t *cur, *j;
 
 	/* newer firmware sends null while no autotune preset runs */
@@ -453,11 +456,14 @@ static void ep_perf(struct miner *m, struct sim_resp *rs)
 		if (m->tuning)
 			json_object_set_new(cur, "status", json_string("untuned"));
 	}
-	j = json_pack("{s:o, s:{s:b, s:n, s:s, s:i, s:i, s:i, s:b, s:b, s:i}}",
+	/* the firmware's own preset switcher (off unless the admin API set it) */
+	j = json_pack("{s:o, s:{s:b, s:o, s:s, s:i, s:i, s:i, s:b, s:b, s:i}}",
 		      "current_preset", cur,
-		      "preset_switcher", "enabled", 0, "top_preset",
-		      "min_preset", sim_preset_name(md, 1, lowest, sizeof(lowest)),
-		      "decrease_temp", 5, "rise_temp", 5, "check_time", 60,
+		      "preset_switcher", "enabled", c && c->switcher,
+		      "top_preset", c && c->top ? json_string(sim_preset_name(md, c->top, top,
+									     sizeof(top))) : json_null(),
+		      "min_preset", sim_preset_name(md, c ? c->min : 1, lowest, sizeof(lowest)),
+		      "decrease_temp", 5, "rise_temp", 5, "check_time", c ? c->check_s : 60,
 		      "autochange_top_preset", 0, "ignore_fan_speed", 0, "power_delta", 100);
 	sim_resp_json(rs, 200, j);
 }
@@ -662,13 +668,15 @@ out:
 	json_decref(body);
 }
 
+/* POST /settings: PowerHive only sends the preset. What the reply says and
+ * when the preset runs depend on the firmware (enum sim_apply). */
 static void ep_settings(struct miner *m, const struct sim_req *rq, int64_t now,
 			struct sim_resp *rs)
 {
 	json_t *body = body_object(rq, rs), *jp;
 	const struct sim_model *md = sim_miner_model(m);
 	bool restart = false;
-	char mac[18];
+	char mac[18], from[16], to[16];
 
 	if (!body)
 		return;
@@ -682,12 +690,14 @@ static void ep_settings(struct miner *m, const struct sim_req *rq, int64_t now,
 			sim_resp_err(rs, 400, "err", "Unknown preset");
 			goto out;
 		}
-		if (p != m->preset || m->tuning) {
-			sim_log("preset mac=%s from=%d to=%d", sim_miner_mac(m, mac),
-				sim_preset_watts(md, m->preset), sim_preset_watts(md, p));
-			sim_miner_set_preset(m, p, now);
-			restart = true;
+		if (sim_miner_settings(m, p, now, &restart) < 0) {
+			sim_resp_err(rs, 500, "err", "out of memory");
+			goto out;
 		}
+		sim_log("settings mac=%s preset=%s running=%s apply=%s restart_required=%d",
+			sim_miner_mac(m, mac), sim_preset_name(md, p, to, sizeof(to)),
+			sim_preset_name(md, m->preset, from, sizeof(from)),
+			sim_apply_name(sim_miner_apply_mode(m)), restart);
 	}
 	sim_resp_json(rs, 200, json_pack("{s:b, s:b}", "reboot_required", 0,
 					 "restart_required", restart));
@@ -742,6 +752,22 @@ void sim_fw_handle(struct miner *m, const struct sim_req *rq, struct sim_resp *r
 	} else if (r->auth == AUTH_KEY && !authorized(m, rq, now)) {
 		sim_resp_err(rs, 401, "err", "Unauthorized");
 	} else {
+		/* ground truth: control calls the firmware handled */
+		struct sim_ctl *c = ep == EP_SETTINGS || (ep >= EP_RESTART && ep <= EP_REBOOT) ?
+				    sim_miner_ctl(m) : NULL;
+		uint32_t dummy, *ctr = &dummy;
+
+		if (c)
+			ctr = ep == EP_SETTINGS ? &c->settings_calls : ep == EP_RESTART ? &c->restarts :
+			      ep == EP_STOP ? &c->stops : ep == EP_START ? &c->starts :
+			      ep == EP_PAUSE ? &c->pauses : ep == EP_RESUME ? &c->resumes :
+			      &c->reboots;
+		(*ctr)++;
+		if (ep >= EP_RESTART && ep < EP_REBOOT) {
+			char mac[18];
+			sim_log("mining mac=%s action=%s state=%s", sim_miner_mac(m, mac),
+				sim_ep_name(ep), sim_miner_state(m));
+		}
 		switch (ep) {
 		case EP_INFO: ep_info(m, now, rs); break;
 		case EP_MODEL: ep_model(m, rs); break;
@@ -765,13 +791,19 @@ void sim_fw_handle(struct miner *m, const struct sim_req *rq, struct sim_resp *r
 			sim_resp_take(rs, 200, NULL, 0);
 			break;
 		case EP_STOP:
+			sim_miner_stop(m, now);
+			sim_resp_take(rs, 200, NULL, 0);
+			break;
 		case EP_PAUSE:
-			sim_miner_stop(m, now, ep == EP_PAUSE);
+			sim_miner_pause(m, now);
 			sim_resp_take(rs, 200, NULL, 0);
 			break;
 		case EP_START:
-		case EP_RESUME:
 			sim_miner_start(m, now);
+			sim_resp_take(rs, 200, NULL, 0);
+			break;
+		case EP_RESUME:
+			sim_miner_resume(m, now);
 			sim_resp_take(rs, 200, NULL, 0);
 			break;
 		case EP_REBOOT: {

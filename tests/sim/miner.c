@@ -9,7 +9,9 @@
  * State is evaluated lazily: a miner records its phase, when the phase
  * ends, and a linear power/hashrate ramp; reading it at time t applies the
  * transitions that fell due (at the time they fell due, not when noticed).
- * The fleet tick only exists to reopen listeners after a reboot.
+ * A controlled miner has one more deadline (ctl->due): a saved preset that
+ * runs by itself ("quiet" firmware) or a preset switcher step. The fleet
+ * tick applies due transitions (so listeners reopen after a reboot).
  */
 #include "sim.h"
 
@@ -20,8 +22,6 @@
 #include <string.h>
 
 #define NO_DEADLINE     INT64_MAX
-#define RESTART_MS      1000
-#define START_MS        1000
 #define RAMP_MS         1000
 #define IDLE_SHARE      0.04    /* of stock power: control board and fans */
 #define STOPPED_SHARE   0.02
@@ -154,7 +154,7 @@ int sim_fleet_init(char *err, size_t errlen)
 	if (total > ncand) {
 		char a[16];
 		snprintf(err, errlen, "subnet %s/%d has %u usable addresses, %u hosts asked "
-			 "(--miners + --non-miners)", sim_ip_str(sim_opts.net, a),
+			 "(--miners + --non-miners)", hive_ipv4_format(sim_opts.net, a),
 			 sim_opts.prefix, ncand, total);
 		goto fail;
 	}
@@ -239,6 +239,8 @@ void sim_fleet_free(void)
 		if (m->ev.fd >= 0)
 			sim_http_unlisten(&m->ev);
 		sim_miner_free_creds(m);
+		free(m->ctl);
+		m->ctl = NULL;
 	}
 	for (int i = 0; sim_fleet.hosts && i < sim_fleet.nhosts; i++)
 		if (sim_fleet.hosts[i].ev.fd >= 0)
@@ -260,7 +262,7 @@ int sim_fleet_listen(char *err, size_t errlen)
 			goto fail_ip;
 		continue;
 fail_ip:
-		snprintf(err, errlen, "listen %s:%d: %s", sim_ip_str(m->ip, a), sim_opts.port,
+		snprintf(err, errlen, "listen %s:%d: %s", hive_ipv4_format(m->ip, a), sim_opts.port,
 			 strerror(errno));
 		return -1;
 	}
@@ -269,7 +271,7 @@ fail_ip:
 		if (h->kind == HOST_CLOSED)
 			continue;
 		if (sim_http_listen(&h->ev, h->ip, sim_opts.port) < 0) {
-			snprintf(err, errlen, "listen %s:%d: %s", sim_ip_str(h->ip, a),
+			snprintf(err, errlen, "listen %s:%d: %s", hive_ipv4_format(h->ip, a),
 				 sim_opts.port, strerror(errno));
 			return -1;
 		}
@@ -283,7 +285,7 @@ void sim_fleet_tick(int64_t now)
 		struct miner *m = &sim_fleet.miners[i];
 		bool should;
 
-		if (now >= m->phase_until)
+		if (now >= sim_miner_due(m))
 			sim_miner_update(m, now);
 		should = m->fault != FAULT_OFFLINE && m->phase != PH_GONE;
 		if (should != (m->ev.fd >= 0))
@@ -408,6 +410,8 @@ static double ramp(float from, float to, int64_t start, int64_t end, int64_t t)
 	return from + (to - from) * (double)(t - start) / (double)(end - start);
 }
 
+static void rearm(struct miner *m);
+
 static void enter(struct miner *m, int phase, int64_t at, int64_t dur_ms, int64_t ramp_ms)
 {
 	float w, gh;
@@ -422,24 +426,134 @@ static void enter(struct miner *m, int phase, int64_t at, int64_t dur_ms, int64_
 	m->phase = (uint8_t)phase;
 	m->phase_since = at;
 	m->phase_until = dur_ms < 0 ? NO_DEADLINE : at + dur_ms;
+	rearm(m);
 }
 
-/* After a start, a restart or a boot: tune first when a preset change is
- * pending. */
+int64_t sim_tune_ms(bool tuned)
+{
+	int s = sim_opts.tune_s;
+
+	if (tuned)
+		s = sim_opts.tuned_s >= 0 ? sim_opts.tuned_s : s < 30 ? s : 30;
+	return (int64_t)s * 1000;
+}
+
+/* After a start, a restart, a boot or a preset change: tune first when the
+ * preset has not run since it was set. An untuned preset takes
+ * --tune-seconds, one tuned before (saved settings) --tuned-seconds; power
+ * and hashrate move linearly to the preset's over that time. */
 static void resume_mining(struct miner *m, int64_t at)
 {
-	if (m->tuning)
-		enter(m, PH_AUTOTUNING, at, (int64_t)sim_opts.tune_s * 1000,
-		      (int64_t)sim_opts.tune_s * 1000);
-	else
+	if (m->tuning) {
+		int64_t ms = sim_tune_ms(m->tuned & (1u << m->preset));
+		enter(m, PH_AUTOTUNING, at, ms, ms);
+	} else {
 		enter(m, PH_MINING, at, -1, RAMP_MS);
+	}
+}
+
+static bool running(const struct miner *m)
+{
+	return m->phase == PH_MINING || m->phase == PH_AUTOTUNING;
+}
+
+/* When the switcher steps next, or NO_DEADLINE: after check_time of steady
+ * mining (counted from its last configuration at the earliest). */
+int64_t sim_miner_switcher_due(const struct miner *m)
+{
+	const struct sim_ctl *c = m->ctl;
+	int64_t since;
+
+	if (!c || !c->switcher || m->phase != PH_MINING || sim_miner_switcher_next(m) < 0)
+		return NO_DEADLINE;
+	since = m->phase_since > c->switch_ref ? m->phase_since : c->switch_ref;
+	return since + (int64_t)c->check_s * 1000;
+}
+
+static int64_t apply_due(const struct miner *m)
+{
+	const struct sim_ctl *c = m->ctl;
+
+	return c && c->pending && c->pending_at && running(m) ? c->pending_at : NO_DEADLINE;
+}
+
+static void rearm(struct miner *m)
+{
+	int64_t a, b;
+
+	if (!m->ctl)
+		return;
+	a = apply_due(m);
+	b = sim_miner_switcher_due(m);
+	m->ctl->due = a < b ? a : b;
+}
+
+int64_t sim_miner_due(const struct miner *m)
+{
+	return m->ctl && m->ctl->due < m->phase_until ? m->ctl->due : m->phase_until;
+}
+
+/* The preset p runs from `at` (auto-tuning first when the miner runs). */
+static void apply_preset(struct miner *m, int p, int64_t at, int src)
+{
+	struct sim_ctl *c = m->ctl;
+
+	m->preset = (uint8_t)p;
+	m->tuning = true;
+	if (c) {
+		c->pending = 0;
+		c->pending_at = 0;
+		c->set_by = (uint8_t)src;
+		c->set_at = at;
+		if (src == SRC_API)
+			c->preset_changes++;
+		else if (src == SRC_WEB)
+			c->web_changes++;
+		else if (src == SRC_SWITCHER)
+			c->switcher_changes++;
+	}
+	if (running(m))
+		resume_mining(m, at);
+	else
+		rearm(m);
+}
+
+/* A preset saved by POST /settings comes to run (restart, start, reboot,
+ * or its time on "quiet" firmware). */
+static void apply_pending(struct miner *m, int64_t at)
+{
+	if (m->ctl && m->ctl->pending)
+		apply_preset(m, m->ctl->pending - 1, at, SRC_API);
+}
+
+static void ctl_event(struct miner *m, int64_t at)
+{
+	char mac[18], name[16];
+
+	if (apply_due(m) <= at) {
+		apply_pending(m, at);
+	} else if (sim_miner_switcher_due(m) <= at) {
+		int p = sim_miner_switcher_next(m);
+		sim_log("switcher mac=%s preset=%s", sim_miner_mac(m, mac),
+			sim_preset_name(sim_miner_model(m), p, name, sizeof(name)));
+		apply_preset(m, p, at, SRC_SWITCHER);
+	} else {
+		rearm(m);
+	}
 }
 
 void sim_miner_update(struct miner *m, int64_t now)
 {
-	while (now >= m->phase_until) {
-		int64_t at = m->phase_until;
+	/* each step changes state; the bound only guards against a bug */
+	for (int guard = 0; guard < 1000; guard++) {
+		int64_t due = m->ctl ? m->ctl->due : NO_DEADLINE, at = m->phase_until;
 
+		if (due <= now && due < at) {
+			ctl_event(m, due);
+			continue;
+		}
+		if (now < at)
+			break;
 		switch (m->phase) {
 		case PH_AUTOTUNING:
 			m->tuned |= 1u << m->preset;
@@ -477,7 +591,7 @@ void sim_miner_sync_listener(struct miner *m)
 		if (sim_http_listen(&m->ev, m->ip, sim_opts.port) < 0) {
 			if (!m->bind_failed)
 				sim_log("listen_failed mac=%s ip=%s port=%d err=\"%s\"",
-					sim_miner_mac(m, mac), sim_ip_str(m->ip, a),
+					sim_miner_mac(m, mac), hive_ipv4_format(m->ip, a),
 					sim_opts.port, strerror(errno));
 			m->bind_failed = true;
 		} else {
@@ -574,42 +688,174 @@ int sim_miner_fan_duty(const struct miner *m, int64_t now)
 
 /* ---------------------------------------------------------------- control */
 
-void sim_miner_set_preset(struct miner *m, int preset, int64_t now)
+static const char *const apply_names[APPLY_MODES] = {
+	[APPLY_LIVE] = "live",
+	[APPLY_RESTART] = "restart",
+	[APPLY_QUIET] = "quiet",
+	[APPLY_FIRMWARE] = "firmware",
+};
+
+const char *sim_apply_name(int mode)
+{
+	return mode >= 0 && mode < APPLY_MODES ? apply_names[mode] : "default";
+}
+
+int sim_apply_parse(const char *name)
+{
+	for (int i = 0; i < APPLY_MODES; i++)
+		if (strcmp(apply_names[i], name) == 0)
+			return i;
+	return -1;
+}
+
+struct sim_ctl *sim_miner_ctl(struct miner *m)
+{
+	if (!m->ctl && (m->ctl = calloc(1, sizeof(*m->ctl)))) {
+		m->ctl->apply = APPLY_DEFAULT;
+		m->ctl->min = 1;
+		m->ctl->check_s = 60;
+		m->ctl->due = NO_DEADLINE;
+	}
+	return m->ctl;
+}
+
+int sim_miner_apply_mode(const struct miner *m)
+{
+	int mode = m->ctl && m->ctl->apply != APPLY_DEFAULT ? m->ctl->apply : sim_opts.preset_apply;
+
+	if (mode == APPLY_FIRMWARE)
+		mode = m->fw ? APPLY_QUIET : APPLY_RESTART;
+	return mode;
+}
+
+bool sim_miner_restart_required(const struct miner *m)
+{
+	return m->ctl && m->ctl->pending && sim_miner_apply_mode(m) == APPLY_RESTART;
+}
+
+int sim_miner_settings(struct miner *m, int p, int64_t now, bool *restart_required)
+{
+	struct sim_ctl *c = sim_miner_ctl(m);
+
+	if (!c)
+		return -1;
+	sim_miner_update(m, now);
+	*restart_required = false;
+	switch (sim_miner_apply_mode(m)) {
+	case APPLY_LIVE:
+		if (p != m->preset) {
+			apply_preset(m, p, now, SRC_API);
+			*restart_required = true;
+		} else {
+			c->pending = 0;
+		}
+		break;
+	case APPLY_RESTART:
+		c->pending = p != m->preset ? (uint8_t)(p + 1) : 0;
+		c->pending_at = 0;
+		*restart_required = c->pending != 0;
+		break;
+	default:   /* quiet: saved now, runs apply_s later, says nothing */
+		if (p == m->preset) {
+			c->pending = 0;
+		} else if (c->pending != p + 1) {
+			c->pending = (uint8_t)(p + 1);
+			c->pending_at = now + (int64_t)sim_opts.apply_s * 1000;
+			if (!c->pending_at)     /* 0 means "at a restart" */
+				c->pending_at = 1;
+		}
+		break;
+	}
+	rearm(m);
+	return 0;
+}
+
+/* Runs at once, like a preset saved and applied on the web page; a saved
+ * POST /settings preset is overridden. The same preset again changes
+ * nothing. */
+void sim_miner_set_preset(struct miner *m, int preset, int64_t now, int src)
 {
 	sim_miner_update(m, now);
-	m->preset = (uint8_t)preset;
-	m->tuning = true;
-	if (m->phase == PH_MINING || m->phase == PH_AUTOTUNING)
-		resume_mining(m, now);
+	if (m->ctl)
+		m->ctl->pending = 0;
+	if (preset != m->preset)
+		apply_preset(m, preset, now, src);
+	else
+		rearm(m);
+}
+
+void sim_miner_switcher_changed(struct miner *m, int64_t now)
+{
+	sim_miner_update(m, now);
+	if (m->ctl)
+		m->ctl->switch_ref = now;
+	rearm(m);
+}
+
+int sim_miner_switcher_next(const struct miner *m)
+{
+	const struct sim_ctl *c = m->ctl;
+
+	/* the switcher moves between autotune presets only */
+	if (!c || !c->top || m->preset == 0 || m->preset == c->top)
+		return -1;
+	return m->preset < c->top ? m->preset + 1 : m->preset - 1;
 }
 
 void sim_miner_restart(struct miner *m, int64_t now)
 {
 	sim_miner_update(m, now);
 	m->paused = false;
-	enter(m, PH_RESTARTING, now, RESTART_MS, RAMP_MS / 2);
+	apply_pending(m, now);
+	enter(m, PH_RESTARTING, now, (int64_t)sim_opts.start_s * 1000, RAMP_MS / 2);
 }
 
-void sim_miner_stop(struct miner *m, int64_t now, bool pause)
+void sim_miner_stop(struct miner *m, int64_t now)
 {
 	sim_miner_update(m, now);
-	m->paused = pause;
+	m->paused = false;
+	if (m->phase != PH_STOPPED)
+		enter(m, PH_STOPPED, now, -1, RAMP_MS);
+}
+
+/* Pause: hashing stops, the state is "stopped" with description
+ * "paused". A miner already stopped stays as it is. */
+void sim_miner_pause(struct miner *m, int64_t now)
+{
+	sim_miner_update(m, now);
+	if (m->phase == PH_STOPPED)
+		return;
+	m->paused = true;
 	enter(m, PH_STOPPED, now, -1, RAMP_MS);
 }
 
+/* Start: a stopped (or paused) miner starts, with what was saved. */
 void sim_miner_start(struct miner *m, int64_t now)
 {
 	sim_miner_update(m, now);
 	if (m->phase != PH_STOPPED)
 		return;
 	m->paused = false;
-	enter(m, PH_STARTING, now, START_MS, RAMP_MS / 2);
+	apply_pending(m, now);
+	enter(m, PH_STARTING, now, (int64_t)sim_opts.start_s * 1000, RAMP_MS / 2);
+}
+
+/* Resume: only a paused miner, with the preset it ran. */
+void sim_miner_resume(struct miner *m, int64_t now)
+{
+	sim_miner_update(m, now);
+	if (m->phase != PH_STOPPED || !m->paused)
+		return;
+	m->paused = false;
+	enter(m, PH_STARTING, now, (int64_t)sim_opts.start_s * 1000, RAMP_MS / 2);
 }
 
 void sim_miner_reboot(struct miner *m, int64_t now)
 {
 	sim_miner_update(m, now);
 	m->paused = false;
+	/* the saved configuration is what boots */
+	apply_pending(m, now);
 	enter(m, PH_GONE, now, (int64_t)sim_opts.reboot_s * 1000, 0);
 	/* sessions do not survive a reboot; keys do */
 	if (m->creds)
@@ -755,8 +1001,8 @@ int sim_miner_move(struct miner *m, uint32_t ip, int *status, char *err, size_t 
 
 	if (!sim_addr_usable(ip)) {
 		*status = 400;
-		snprintf(err, errlen, "%s is not a usable address of %s/%d", sim_ip_str(ip, a),
-			 sim_ip_str(sim_opts.net, b), sim_opts.prefix);
+		snprintf(err, errlen, "%s is not a usable address of %s/%d", hive_ipv4_format(ip, a),
+			 hive_ipv4_format(sim_opts.net, b), sim_opts.prefix);
 		return -1;
 	}
 	if (ip == m->ip)
@@ -764,7 +1010,7 @@ int sim_miner_move(struct miner *m, uint32_t ip, int *status, char *err, size_t 
 	who = sim_fleet.by_addr[ip - sim_opts.net];
 	if (who != -1 || (ip == sim_opts.admin_ip && sim_opts.admin_port == sim_opts.port)) {
 		*status = 409;
-		snprintf(err, errlen, "%s is taken by %s", sim_ip_str(ip, a),
+		snprintf(err, errlen, "%s is taken by %s", hive_ipv4_format(ip, a),
 			 who >= 0 ? sim_miner_mac(&sim_fleet.miners[who], mac) :
 			 who < -1 ? "a non-miner host" : "the admin API");
 		return -1;
@@ -772,8 +1018,8 @@ int sim_miner_move(struct miner *m, uint32_t ip, int *status, char *err, size_t 
 	sim_http_unlisten(&m->ev);
 	sim_fleet.by_addr[m->ip - sim_opts.net] = -1;
 	sim_fleet.by_addr[ip - sim_opts.net] = (int32_t)m->index;
-	sim_log("move mac=%s from=%s to=%s", sim_miner_mac(m, mac), sim_ip_str(m->ip, b),
-		sim_ip_str(ip, a));
+	sim_log("move mac=%s from=%s to=%s", sim_miner_mac(m, mac), hive_ipv4_format(m->ip, b),
+		hive_ipv4_format(ip, a));
 	m->ip = ip;
 	sim_miner_sync_listener(m);
 	return 0;

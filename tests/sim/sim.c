@@ -12,13 +12,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <time.h>
 #include <unistd.h>
+
+#include "hive/clock.h"
 
 struct sim_opts sim_opts;
 
 static volatile sig_atomic_t quit;
-static struct timespec started;
+static int64_t started_ms;
 static struct sim_ev admin_ev = { .type = SIM_EV_ADMIN, .fd = -1 };
 
 static void on_signal(int sig)
@@ -29,11 +30,7 @@ static void on_signal(int sig)
 
 int64_t sim_now_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)(ts.tv_sec - started.tv_sec) * 1000 +
-	       (ts.tv_nsec - started.tv_nsec) / 1000000;
+	return hive_mono_ms() - started_ms;
 }
 
 uint64_t sim_mix(uint64_t x)
@@ -58,12 +55,6 @@ uint64_t sim_rand(uint64_t *state)
 {
 	*state += 0x9e3779b97f4a7c15ULL;
 	return sim_mix(*state);
-}
-
-const char *sim_ip_str(uint32_t ip, char buf[16])
-{
-	snprintf(buf, 16, "%u.%u.%u.%u", ip >> 24, (ip >> 16) & 255, (ip >> 8) & 255, ip & 255);
-	return buf;
 }
 
 static void vlog(const char *level, const char *fmt, va_list ap)
@@ -109,7 +100,12 @@ static void usage(FILE *f)
 "  --port P               port every miner listens on (default 18080)\n"
 "  --admin HOST:PORT      admin API (loopback; default 127.0.0.1:18081)\n"
 "  --seed S               fleet layout, identities and noise (default 1)\n"
-"  --tune-seconds S       auto-tuning after a preset change (default 20)\n"
+"  --tune-seconds S       auto-tuning a preset never tuned on the miner (default 300)\n"
+"  --tuned-seconds S      auto-tuning a preset tuned before (default min(30, tune))\n"
+"  --start-seconds S      restarting/starting before mining (default 1)\n"
+"  --preset-apply MODE    how POST /settings takes effect: live, restart, quiet,\n"
+"                         firmware (1.2.6 restart, 1.3.x quiet) (default live)\n"
+"  --apply-seconds S      quiet firmware: a saved preset runs after S (default 20)\n"
 "  --reboot-seconds S     gone for S after a reboot (default 60)\n"
 "  --init-seconds S       initializing after a reboot (default reboot/2, at least 1)\n"
 "  --token-ttl S          unlock token lifetime (default 240)\n"
@@ -251,7 +247,8 @@ bad:
 enum {
 	OPT_SUBNET = 256, OPT_MINERS, OPT_NON_MINERS, OPT_PORT, OPT_ADMIN, OPT_SEED,
 	OPT_TUNE, OPT_REBOOT, OPT_INIT, OPT_TTL, OPT_UNLOCK_LIMIT, OPT_LOCKOUT,
-	OPT_FW_MIX, OPT_UNMETERED, OPT_MODELS,
+	OPT_FW_MIX, OPT_UNMETERED, OPT_MODELS, OPT_TUNED, OPT_START, OPT_APPLY_S,
+	OPT_PRESET_APPLY,
 };
 
 static int parse_options(int argc, char **argv)
@@ -264,6 +261,10 @@ static int parse_options(int argc, char **argv)
 		{ "admin", required_argument, NULL, OPT_ADMIN },
 		{ "seed", required_argument, NULL, OPT_SEED },
 		{ "tune-seconds", required_argument, NULL, OPT_TUNE },
+		{ "tuned-seconds", required_argument, NULL, OPT_TUNED },
+		{ "start-seconds", required_argument, NULL, OPT_START },
+		{ "apply-seconds", required_argument, NULL, OPT_APPLY_S },
+		{ "preset-apply", required_argument, NULL, OPT_PRESET_APPLY },
 		{ "reboot-seconds", required_argument, NULL, OPT_REBOOT },
 		{ "init-seconds", required_argument, NULL, OPT_INIT },
 		{ "token-ttl", required_argument, NULL, OPT_TTL },
@@ -284,7 +285,7 @@ static int parse_options(int argc, char **argv)
 	sim_opts = (struct sim_opts){
 		.net = 0x7f2a0000, .prefix = 22, .miners = 100, .port = 18080,
 		.admin_ip = 0x7f000001, .admin_port = 18081, .seed = 1,
-		.tune_s = 20, .reboot_s = 60, .init_s = -1, .token_ttl_s = 240,
+		.tune_s = 300, .tuned_s = -1, .apply_s = 20, .start_s = 1, .reboot_s = 60, .init_s = -1, .token_ttl_s = 240,
 		.unlock_limit = 5, .lockout_s = 60, .unmetered = 0.3, .models = 3,
 	};
 	while ((ch = getopt_long(argc, argv, "vhV", longopts, NULL)) != -1) {
@@ -325,6 +326,28 @@ static int parse_options(int argc, char **argv)
 			if (parse_int(optarg, 0, 86400, "--tune-seconds", &v) < 0)
 				return -1;
 			sim_opts.tune_s = (int)v;
+			break;
+		case OPT_TUNED:
+			if (parse_int(optarg, 0, 86400, "--tuned-seconds", &v) < 0)
+				return -1;
+			sim_opts.tuned_s = (int)v;
+			break;
+		case OPT_START:
+			if (parse_int(optarg, 0, 86400, "--start-seconds", &v) < 0)
+				return -1;
+			sim_opts.start_s = (int)v;
+			break;
+		case OPT_APPLY_S:
+			if (parse_int(optarg, 0, 86400, "--apply-seconds", &v) < 0)
+				return -1;
+			sim_opts.apply_s = (int)v;
+			break;
+		case OPT_PRESET_APPLY:
+			if ((sim_opts.preset_apply = sim_apply_parse(optarg)) < 0) {
+				fprintf(stderr, "minersim: --preset-apply: expected live, restart, "
+					"quiet or firmware, got \"%s\"\n", optarg);
+				return -1;
+			}
 			break;
 		case OPT_REBOOT:
 			if (parse_int(optarg, 0, 86400, "--reboot-seconds", &v) < 0)
@@ -416,7 +439,7 @@ int main(int argc, char **argv)
 	char err[256], a[16], b[16];
 	int64_t last_fleet_tick = 0;
 
-	clock_gettime(CLOCK_MONOTONIC, &started);
+	started_ms = hive_mono_ms();
 	if (parse_options(argc, argv) < 0)
 		return 2;
 	/* listeners for miners and non-miners, plus room for connections */
@@ -436,7 +459,7 @@ int main(int argc, char **argv)
 	}
 	if (sim_http_listen(&admin_ev, sim_opts.admin_ip, sim_opts.admin_port) < 0) {
 		fprintf(stderr, "minersim: admin listen %s:%d: %s\n",
-			sim_ip_str(sim_opts.admin_ip, a), sim_opts.admin_port, strerror(errno));
+			hive_ipv4_format(sim_opts.admin_ip, a), sim_opts.admin_port, strerror(errno));
 		return 1;
 	}
 
@@ -446,8 +469,8 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 
 	printf("minersim ready miners=%d non_miners=%d subnet=%s/%d port=%d admin=%s:%d\n",
-	       sim_fleet.nminers, sim_fleet.nhosts, sim_ip_str(sim_opts.net, a),
-	       sim_opts.prefix, sim_opts.port, sim_ip_str(sim_opts.admin_ip, b),
+	       sim_fleet.nminers, sim_fleet.nhosts, hive_ipv4_format(sim_opts.net, a),
+	       sim_opts.prefix, sim_opts.port, hive_ipv4_format(sim_opts.admin_ip, b),
 	       sim_opts.admin_port);
 	fflush(stdout);
 	sim_log("ready miners=%d non_miners=%d seed=%llu start_ms=%lld", sim_fleet.nminers,

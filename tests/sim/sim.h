@@ -19,6 +19,8 @@
 #include <stdint.h>
 #include <jansson.h>
 
+#include "hive/cfg.h"     /* hive_ipv4_format */
+
 #define SIM_VERSION "1.0.0"
 
 /* ---------------------------------------------------------------- options */
@@ -32,7 +34,10 @@ struct sim_opts {
 	uint32_t admin_ip;       /* host order */
 	int admin_port;
 	uint64_t seed;
-	int tune_s;
+	int tune_s;              /* auto-tuning an untuned preset */
+	int tuned_s;             /* auto-tuning a preset tuned before; -1: min(tune_s, 30) */
+	int apply_s;             /* "quiet" firmware: a saved preset runs after this */
+	int start_s;             /* restarting / starting before mining */
 	int reboot_s;
 	int init_s;
 	int token_ttl_s;
@@ -41,8 +46,24 @@ struct sim_opts {
 	double fw_mix;           /* share of miners on firmware 1.3.x */
 	double unmetered;        /* share of miners without power metering */
 	unsigned models;         /* bit i = sim_models[i] in use */
+	int preset_apply;        /* enum sim_apply: the fleet's default */
 	bool verbose;
 };
+
+/* How a firmware treats POST /settings (a preset change). */
+enum sim_apply {
+	APPLY_LIVE,              /* runs at once (auto-tuning), answers restart_required true */
+	APPLY_RESTART,           /* saved; runs at the next restart/start/reboot; answers true */
+	APPLY_QUIET,             /* answers false; runs by itself after apply_s */
+	APPLY_FIRMWARE,          /* 1.2.6 restart, 1.3.x quiet */
+	APPLY_MODES,
+	APPLY_DEFAULT = 255,     /* per miner: the fleet's mode */
+};
+
+const char *sim_apply_name(int mode);
+int sim_apply_parse(const char *name);               /* -1 unknown */
+/* Auto-tuning time (ms) of preset p on a miner that has (not) tuned it. */
+int64_t sim_tune_ms(bool tuned);
 
 extern struct sim_opts sim_opts;
 
@@ -57,8 +78,6 @@ uint64_t sim_hash3(uint64_t a, uint64_t b, uint64_t c);
 double sim_unit(uint64_t h);
 /* A seeded stream (splitmix64). */
 uint64_t sim_rand(uint64_t *state);
-/* "a.b.c.d" of a host-order address into buf[16]. */
-const char *sim_ip_str(uint32_t ip, char buf[16]);
 
 void sim_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void sim_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -251,6 +270,35 @@ struct sim_token {
 	int64_t expires_ms;
 };
 
+/* Who set the running preset. */
+enum sim_src {
+	SRC_INITIAL,
+	SRC_API,                 /* POST /settings */
+	SRC_WEB,                 /* a person on the miner's web page (admin) */
+	SRC_SWITCHER,            /* the firmware's own preset switcher */
+};
+
+/* Control state and ground-truth counters, allocated on the first control
+ * call (most miners of a large fleet are never controlled). */
+struct sim_ctl {
+	uint32_t settings_calls;     /* POST /settings handled */
+	uint32_t preset_changes;     /* of those, changes that came to run */
+	uint32_t web_changes;        /* presets set by a person (admin /preset) */
+	uint32_t switcher_changes;   /* presets the firmware moved by itself */
+	uint32_t restarts, stops, starts, pauses, resumes, reboots;   /* API calls */
+	uint32_t power_cycles;       /* admin /reboot */
+	uint8_t pending;             /* saved preset + 1 not running yet; 0 none */
+	uint8_t apply;               /* enum sim_apply (APPLY_DEFAULT: the fleet's) */
+	uint8_t set_by;              /* enum sim_src of the running preset */
+	bool switcher;               /* preset_switcher.enabled */
+	uint8_t top, min;            /* switcher presets (ladder index + 1); top 0 = null */
+	uint16_t check_s;            /* switcher check_time */
+	int64_t pending_at;          /* quiet: when the saved preset runs; 0: at a restart */
+	int64_t switch_ref;          /* the switcher was last (re)configured at */
+	int64_t set_at;              /* the running preset was set at */
+	int64_t due;                 /* next timed event (apply, switcher) */
+};
+
 /* Credentials live apart, allocated on first use: most miners hold one
  * key and no password of their own. */
 struct sim_creds {
@@ -286,14 +334,15 @@ struct miner {
 	uint32_t uptime_base_s;
 	/* power / hashrate ramp: from → to between ramp_start and ramp_end */
 	float from_w, to_w, from_gh, to_gh;
-	int64_t ramp_start, ramp_end;
 	uint32_t requests;
+	int64_t ramp_start, ramp_end;
 	uint32_t unlock_attempts;
 	uint32_t unlock_failures;
 	int64_t window_start;
 	int64_t locked_until;
 	char serial[18];
 	struct sim_creds *creds; /* NULL until a key, token or password exists */
+	struct sim_ctl *ctl;     /* NULL until a control call or admin setting */
 };
 
 enum sim_host_kind {
@@ -361,11 +410,28 @@ int sim_miner_fan_duty(const struct miner *m, int64_t now);
 /* Noise in [-1, 1) for (second, channel): the same per seed. */
 double sim_miner_noise(const struct miner *m, int64_t now, uint64_t channel);
 
-/* Control (each answers what the firmware would change). */
-void sim_miner_set_preset(struct miner *m, int preset, int64_t now);
+/* Control (each does what the firmware would). */
+struct sim_ctl *sim_miner_ctl(struct miner *m);      /* allocates; NULL on ENOMEM */
+int sim_miner_apply_mode(const struct miner *m);     /* effective: live, restart, quiet */
+/* POST /settings with a preset: 0 and *restart_required, -1 on ENOMEM. */
+int sim_miner_settings(struct miner *m, int preset, int64_t now, bool *restart_required);
+/* A preset that runs at once (src: web page, switcher). */
+void sim_miner_set_preset(struct miner *m, int preset, int64_t now, int src);
+/* Switcher (re)configured: rearms its timer. */
+void sim_miner_switcher_changed(struct miner *m, int64_t now);
+/* The ladder preset the switcher would step to next, or -1. */
+int sim_miner_switcher_next(const struct miner *m);
+/* When it steps there (ms since start), INT64_MAX when it will not. */
+int64_t sim_miner_switcher_due(const struct miner *m);
+/* True when a preset saved by POST /settings waits for a restart. */
+bool sim_miner_restart_required(const struct miner *m);
+/* Next time the miner changes by itself (phase end, apply, switcher). */
+int64_t sim_miner_due(const struct miner *m);
 void sim_miner_restart(struct miner *m, int64_t now);
-void sim_miner_stop(struct miner *m, int64_t now, bool pause);
+void sim_miner_stop(struct miner *m, int64_t now);
+void sim_miner_pause(struct miner *m, int64_t now);
 void sim_miner_start(struct miner *m, int64_t now);
+void sim_miner_resume(struct miner *m, int64_t now);
 void sim_miner_reboot(struct miner *m, int64_t now);
 
 /* Credentials. */

@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
+#include <jansson.h>
 #include <math.h>
 #include <sqlite3.h>
 #include <stdint.h>
@@ -16,10 +17,20 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "../../apid/apid.h"
+#include "../../apid/control.h"
 #include "../../apid/core.h"
+#include "../../apid/feed.h"
+#include "../../apid/health.h"
+#include "../../apid/ingest.h"
+#include "../../apid/traffic.h"
 #include "../../apid/sched.h"
 #include "../../apid/writer.h"
+#include "hive/bus.h"
+#include "hive/cfg.h"
+#include "hive/clock.h"
 #include "hive/log.h"
+#include "hive/mac.h"
 #include "hive/msg.h"
 #include "../lib/testlib.h"
 
@@ -69,9 +80,12 @@ static int setup(void **state)
 	snprintf(a->d.source, sizeof(a->d.source), "apid/test/1");
 	snprintf(a->db_path, sizeof(a->db_path), "%s/ph.db", f->dir);
 	a->started_ms = hive_wall_ms();
-	a->ingest = apid_ingest_new();
+	a->traffic = apid_traffic_new();
+	a->ingest = apid_ingest_new(a->traffic);
+	a->health = apid_health_new(a->db_path);
+	assert_non_null(a->health);
 	wo.db_path = a->db_path;
-	wo.ingest = a->ingest;
+	wo.traffic = a->traffic;
 	a->writer = apid_writer_start(&wo, err, sizeof(err));
 	assert_non_null(a->writer);
 
@@ -116,12 +130,14 @@ static int teardown(void **state)
 	apid_writer_stop(a->writer);
 	apid_feed_stop(a->feed);
 	apid_sched_free(a->sched);
+	apid_health_free(a->health);
 	hive_bus_close(a->events);
 	hive_bus_close(a->control_bus);
 	hive_bus_close(a->feed_bus);
 	hive_bus_close(a->jobs_status);
 	hive_bus_close(a->jobs_telemetry);
 	apid_ingest_free(a->ingest);
+	apid_traffic_free(a->traffic);
 	hive_cfg_free(&a->d.cfg);
 	free(a);
 	tl_rmrf(f->dir);
@@ -336,8 +352,8 @@ static void test_control(void **state)
 
 	r = ask(f, HIVE_TOPIC_CTL_CREDENTIALS, "{\"mac\":\"aa:bb:cc:00:00:99\"}", topic);
 	assert_true(json_is_false(json_object_get(r, "known")));
-	assert_true(json_is_null(json_object_get(r, "api_key")));
-	assert_true(json_is_null(json_object_get(r, "unlock_pass")));
+	assert_null(json_object_get(r, "api_key"));      /* absent: none stored */
+	assert_null(json_object_get(r, "unlock_pass"));
 	json_decref(r);
 
 	r = ask(f, HIVE_TOPIC_CTL_CREDENTIALS, "{\"mac\":\"bogus\"}", topic);
@@ -533,6 +549,8 @@ static void test_fleet(void **state)
 	assert_non_null(b);
 	memcpy(b, f->a, sizeof(*b));
 	snprintf(b->db_path, sizeof(b->db_path), "%s/missing/ph.db", f->dir);
+	b->health = apid_health_new(b->db_path);
+	assert_non_null(b->health);
 	h = apid_health(b);
 	assert_true(json_is_null(json_object_get(h, "fleet")));
 	assert_string_equal(json_string_value(json_object_get(h, "status")), "degraded");
@@ -546,18 +564,16 @@ static void test_fleet(void **state)
 	assert_null(strstr(m, "powerhive_fleet_"));
 	assert_non_null(strstr(m, "powerhive_up 1\n"));
 	free(m);
+	apid_health_free(b->health);
 	free(b);
 	h = apid_health(f->a);
 	assert_int_equal(fleet_int(h, "miners"), 7);
 	json_decref(h);
 }
 
-static double ms_since(const struct timespec *t0)
+static double ms_since(int64_t t0_us)
 {
-	struct timespec t1;
-
-	clock_gettime(CLOCK_MONOTONIC, &t1);
-	return (double)(t1.tv_sec - t0->tv_sec) * 1e3 + (double)(t1.tv_nsec - t0->tv_nsec) / 1e6;
+	return (double)(hive_mono_us() - t0_us) / 1e3;
 }
 
 /* 10,000 miners with 10 statuses each: the totals come from one pass
@@ -570,7 +586,7 @@ static void test_fleet_large(void **state)
 	enum { MINERS = 10000, HISTORY = 10 };
 	sqlite3 *db;
 	sqlite3_stmt *mi, *si, *up;
-	struct timespec t0;
+	int64_t t0;
 	long long now = hive_wall_ms(), id = 0;
 	double cold, warm, cached;
 	json_t *h;
@@ -589,7 +605,7 @@ static void test_fleet_large(void **state)
 	assert_int_equal(sqlite3_prepare_v2(db, "UPDATE miners SET last_status_id = ?"
 					    " WHERE mac = ?", -1, &up, NULL), SQLITE_OK);
 	for (int i = 0; i < MINERS; i++) {
-		char mac[APID_MAC_LEN];
+		char mac[HIVE_MAC_LEN];
 
 		snprintf(mac, sizeof(mac), "aa:bb:%02x:%02x:00:00", i >> 8, i & 0xff);
 		sqlite3_bind_text(mi, 1, mac, -1, SQLITE_TRANSIENT);
@@ -619,9 +635,9 @@ static void test_fleet_large(void **state)
 	sqlite3_close(db);
 
 	usleep(1100 * 1000);   /* past the cache of the setup's figures, if any */
-	clock_gettime(CLOCK_MONOTONIC, &t0);
+	t0 = hive_mono_us();
 	h = apid_health(f->a);
-	cold = ms_since(&t0);
+	cold = ms_since(t0);
 	assert_int_equal(fleet_int(h, "miners"), MINERS);
 	assert_int_equal(fleet_int(h, "online"), 9000);
 	assert_int_equal(fleet_int(h, "mining"), 9000);
@@ -631,14 +647,14 @@ static void test_fleet_large(void **state)
 	assert_int_equal(fleet_int(h, "managed"), 2500);
 	assert_int_equal(fleet_int(h, "errors"), 0);
 	json_decref(h);
-	clock_gettime(CLOCK_MONOTONIC, &t0);
+	t0 = hive_mono_us();
 	h = apid_health(f->a);
-	cached = ms_since(&t0);
+	cached = ms_since(t0);
 	json_decref(h);
 	usleep(1100 * 1000);   /* the cache expires: computed again, connection open */
-	clock_gettime(CLOCK_MONOTONIC, &t0);
+	t0 = hive_mono_us();
 	h = apid_health(f->a);
-	warm = ms_since(&t0);
+	warm = ms_since(t0);
 	assert_int_equal(fleet_int(h, "miners"), MINERS);
 	json_decref(h);
 	printf("figure: health with fleet totals over %d miners (%d statuses each): "

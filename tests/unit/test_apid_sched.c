@@ -16,8 +16,8 @@
 #include "../../apid/sched.h"
 #include "../../apid/store.h"
 #include "hive/bus.h"
+#include "hive/clock.h"
 #include "hive/log.h"
-#include "hive/loop.h"
 #include "hive/msg.h"
 #include "../lib/testlib.h"
 

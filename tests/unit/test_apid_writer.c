@@ -1,11 +1,13 @@
 /* test_apid_writer — the writer thread against a real database file:
  * batching by count and by time, the last_status_id pointer, every event
- * body and its rejections, PATCHes, and retention in small steps. Events
+ * body and its rejections, PATCHes and other requests, the status hook,
+ * and retention in small steps. Events
  * are handed to the writer as the receive thread would (decoded
  * envelopes); test_apid_parts.c covers the bus side. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +15,7 @@
 #include <cmocka.h>
 #include <sqlite3.h>
 
+#include "../../apid/apply.h"
 #include "../../apid/chips.h"
 #include "../../apid/event.h"
 #include "../../apid/traffic.h"
@@ -673,6 +676,147 @@ static void test_patch_miner(void **state)
 	assert_text(f, "SELECT managed || ' ' || unlock_pass FROM miners", "0 hunter2");
 }
 
+/* ------------------------------------------------------------ requests */
+
+/* A PATCH that then changes its mind: what it wrote must not survive. */
+static int patch_then_refuse(struct apid_apply *a, void *arg, int *http_status, char *err,
+			     size_t errlen)
+{
+	if (apid_apply_patch_miner(a, arg, http_status, err, errlen) < 0)
+		return -1;      /* not 409: the test fails */
+	*http_status = 409;
+	snprintf(err, errlen, "changed my mind");
+	return -1;
+}
+
+static atomic_int freed;   /* counted on the writer thread */
+
+static void count_free(void *arg)
+{
+	freed++;
+	free(arg);
+}
+
+static bool posted_done(void *arg)
+{
+	struct fx *f = arg;
+	struct apid_writer_stats s;
+
+	apid_writer_get_stats(f->w, &s);
+	return atomic_load(&freed) == 2 && s.posted == 1;
+}
+
+/* apid_writer_run: a refusal rolls back what the request wrote (a
+ * savepoint); apid_writer_post: runs without a waiter, frees its arg
+ * whether it succeeded or not. */
+static void test_requests(void **state)
+{
+	struct fx *f = *state;
+	struct apid_patch_miner p, *pp;
+	struct apid_writer_stats s;
+	char err[256];
+	int http = 0;
+
+	seen(f, "aa:bb:cc:00:00:01", "127.0.0.1", "127.0.0.0/24");
+	settle(f);
+	assert_int_equal(apid_apply_patch_miner_init(&p, "aa:bb:cc:00:00:01", 1, "pw", "t",
+						     &http, err, sizeof(err)), 0);
+	assert_int_equal(apid_writer_run(f->w, patch_then_refuse, &p, &http, err, sizeof(err)),
+			 -1);
+	assert_int_equal(http, 409);
+	assert_string_equal(err, "changed my mind");
+	assert_text(f, "SELECT managed || ' ' || coalesce(unlock_pass, '-') FROM miners", "0 -");
+	assert_int_equal(qint(f, "SELECT count(*) FROM audit"), 0);
+
+	atomic_store(&freed, 0);
+	pp = calloc(1, sizeof(*pp));
+	assert_int_equal(apid_apply_patch_miner_init(pp, "aa:bb:cc:00:00:01", 1, NULL, "ctl",
+						     &http, err, sizeof(err)), 0);
+	assert_int_equal(apid_writer_post(f->w, apid_apply_patch_miner, pp, count_free), 0);
+	pp = calloc(1, sizeof(*pp));
+	assert_int_equal(apid_apply_patch_miner_init(pp, "aa:bb:cc:00:00:09", 1, NULL, "ctl",
+						     &http, err, sizeof(err)), 0);
+	assert_int_equal(apid_writer_post(f->w, apid_apply_patch_miner, pp, count_free), 0);
+	if (tl_wait_until(5000, posted_done, f) < 0)
+		fail_msg("posted requests not done: freed=%d", atomic_load(&freed));
+	assert_text(f, "SELECT managed FROM miners", "1");
+	assert_text(f, "SELECT actor || ' ' || action FROM audit", "ctl miner.patch");
+	apid_writer_get_stats(f->w, &s);
+	assert_int_equal(s.patches, 0);
+}
+
+struct hook_seen {
+	int calls, events, committed, lost;
+	long long last_ts, pointer;
+	char mac[HIVE_MAC_LEN];
+};
+
+/* Inside the transaction: the status's row is already there and the
+ * miner's pointer names it. */
+static void on_event(void *arg, struct apid_apply *a, const struct apid_event *ev,
+		     long long ts_ms)
+{
+	struct hook_seen *h = arg;
+	const struct hive_msg_status_result *st = &ev->u.status;
+	sqlite3_stmt *q;
+
+	h->events++;
+	if (ev->kind != HIVE_MSG_STATUS_RESULT)
+		return;
+	h->calls++;
+	h->last_ts = ts_ms;
+	snprintf(h->mac, sizeof(h->mac), "%s", st->head.mac);
+	/* The writer's thread: no cmocka asserts here, the test checks after. */
+	if (sqlite3_prepare_v2(apid_apply_db(a), "SELECT m.last_status_id = s.id"
+			       " FROM miners m, statuses s WHERE m.mac=?1 AND"
+			       " s.id=(SELECT max(id) FROM statuses)", -1, &q, NULL) != SQLITE_OK) {
+		h->pointer = -2;
+		return;
+	}
+	sqlite3_bind_text(q, 1, st->head.mac, -1, SQLITE_STATIC);
+	h->pointer = sqlite3_step(q) == SQLITE_ROW ? sqlite3_column_int(q, 0) : -1;
+	sqlite3_finalize(q);
+}
+
+static void on_ended(void *arg, bool committed)
+{
+	struct hook_seen *h = arg;
+
+	if (committed)
+		h->committed++;
+	else
+		h->lost++;
+}
+
+/* The hooks see each stored event (not a rejected one) and each
+ * transaction's end, until removed. */
+static void test_status_hook(void **state)
+{
+	struct fx *f = *state;
+	struct hook_seen h = { 0 };
+	struct apid_writer_hooks hooks = { on_event, on_ended, NULL, &h };
+	long long ts = hive_wall_ms() - 5000;
+
+	apid_writer_set_hooks(f->w, &hooks);
+	seen(f, "aa:bb:cc:00:00:01", "127.0.0.1", "127.0.0.0/24");
+	status(f, "aa:bb:cc:00:00:01", 0, ts - 2);
+	status(f, "aa:bb:cc:00:00:01", 0, ts - 1);
+	status(f, "aa:bb:cc:00:00:07", 0, ts);      /* unknown miner: rejected */
+	status(f, "aa:bb:cc:00:00:01", 0, ts);
+	settle(f);
+	assert_int_equal(h.calls, 3);
+	assert_string_equal(h.mac, "aa:bb:cc:00:00:01");
+	assert_int_equal(h.last_ts, ts);
+	assert_int_equal(h.pointer, 1);
+	assert_int_equal(h.events, 4);          /* the seen and three statuses */
+	assert_true(h.committed >= 1);
+	assert_int_equal(h.lost, 0);
+	apid_writer_set_hooks(f->w, NULL);
+	status(f, "aa:bb:cc:00:00:01", 0, ts + 1);
+	settle(f);
+	assert_int_equal(h.calls, 3);
+}
+
 /* ------------------------------------------------------------ retention */
 
 static bool pruned_enough(void *arg)
@@ -792,6 +936,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_telemetry_chips, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_models_and_patches, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_patch_miner, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_requests, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_status_hook, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retention, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stop_drains, setup, teardown),
 	};

@@ -120,7 +120,7 @@ static void test_burst_no_gap(void **state)
 		assert_true(tl_pub_ready(&ch[i], 10000));
 	assert_int_equal(wait_peers(sub, BURST_PUBLISHERS, 5000), 0);
 
-	t0 = tl_now_ms();
+	t0 = hive_mono_ms();
 	for (i = 0; i < BURST_PUBLISHERS; i++)
 		assert_int_equal(tl_pub_go(&ch[i]), 0);
 	while (received < BURST_TOTAL) {
@@ -132,7 +132,7 @@ static void test_burst_no_gap(void **state)
 		received++;
 		hive_envelope_clear(&env);
 	}
-	t1 = tl_now_ms();
+	t1 = hive_mono_ms();
 	for (i = 0; i < BURST_PUBLISHERS; i++)
 		assert_true(tl_pub_sent(&ch[i], 5000));
 	for (i = 0; i < BURST_PUBLISHERS; i++)
@@ -242,7 +242,7 @@ static void *late_pub_main(void *arg)
 	char src[64];
 	struct hive_bus_opts o;
 	struct hive_bus *pub;
-	long long deadline = tl_now_ms() + 10000;
+	long long deadline = hive_mono_ms() + 10000;
 	int i;
 
 	snprintf(src, sizeof(src), "pollerd/late/%d", p->id);
@@ -255,7 +255,7 @@ static void *late_pub_main(void *arg)
 	while (!(hive_bus_peers(pub) > 0 && atomic_load(p->subscribed))) {
 		json_t *b = json_pack("{s:s}", "phase", "before");
 
-		if (tl_now_ms() > deadline) {
+		if (hive_mono_ms() > deadline) {
 			p->failed = 2;
 			goto out;
 		}
@@ -272,7 +272,7 @@ static void *late_pub_main(void *arg)
 		json_decref(b);
 	}
 	/* Keep the socket until the subscriber is done (no linger in nng). */
-	while (atomic_load(p->subscribed) && tl_now_ms() < deadline)
+	while (atomic_load(p->subscribed) && hive_mono_ms() < deadline)
 		tl_sleep_ms(10);
 out:
 	hive_bus_close(pub);
@@ -302,8 +302,8 @@ static void test_late_subscriber(void **state)
 	assert_int_equal(hive_bus_subscribe(sub, ""), 0);
 	atomic_store(&subscribed, true);
 
-	deadline = tl_now_ms() + 10000;
-	while (after < LATE_PUBLISHERS * LATE_COUNT && tl_now_ms() < deadline) {
+	deadline = hive_mono_ms() + 10000;
+	while (after < LATE_PUBLISHERS * LATE_COUNT && hive_mono_ms() < deadline) {
 		struct hive_envelope env;
 		const char *phase;
 
@@ -725,7 +725,7 @@ static void test_request_reply(void **state)
 	assert_int_equal(pthread_create(&r.thread, NULL, replier_main, &r), 0);
 	req = open_bus(HIVE_BUS_REQUEST, url, &qo);
 
-	t0 = tl_now_ms();
+	t0 = hive_mono_ms();
 	for (i = 0; i < 20; i++) {
 		json_t *b;
 
@@ -742,14 +742,14 @@ static void test_request_reply(void **state)
 		assert_true(env.seq == (unsigned long long)i + 1);
 		hive_envelope_clear(&env);
 	}
-	dt = tl_now_ms() - t0;
+	dt = hive_mono_ms() - t0;
 	printf("figure: bus req/rep: 20 round trips in %lld ms (first one includes the connect)\n",
 	       dt);
 
 	/* Timeout 1: nobody listens at all. */
 	make_url(url2, sizeof(url2));
 	lonely = open_bus(HIVE_BUS_REQUEST, url2, &qo);
-	t0 = tl_now_ms();
+	t0 = hive_mono_ms();
 	{
 		json_t *b = json_object();
 
@@ -757,7 +757,7 @@ static void test_request_reply(void **state)
 				 HIVE_BUS_TIMEOUT);
 		json_decref(b);
 	}
-	dt = tl_now_ms() - t0;
+	dt = hive_mono_ms() - t0;
 	assert_true(dt >= 250 && dt < 2000);
 	hive_bus_close(lonely);
 
@@ -767,10 +767,10 @@ static void test_request_reply(void **state)
 		json_t *b = json_object();
 		int served = atomic_load(&r.served);
 
-		t0 = tl_now_ms();
+		t0 = hive_mono_ms();
 		assert_int_equal(hive_bus_request(req, HIVE_TOPIC_CTL_HEALTH, b, &env, 300),
 				 HIVE_BUS_TIMEOUT);
-		dt = tl_now_ms() - t0;
+		dt = hive_mono_ms() - t0;
 		json_decref(b);
 		assert_true(dt >= 250 && dt < 2000);
 		assert_int_equal(atomic_load(&r.served), served + 1);
@@ -902,10 +902,10 @@ static void close_under_load(enum hive_bus_role sender, enum hive_bus_role recei
 				got++;
 			}
 		assert_true(got > 0);
-		t0 = tl_now_ms();
+		t0 = hive_mono_ms();
 		hive_bus_close(r);
-		if (tl_now_ms() - t0 > worst)
-			worst = tl_now_ms() - t0;
+		if (hive_mono_ms() - t0 > worst)
+			worst = hive_mono_ms() - t0;
 	}
 	atomic_store(&f.stop, true);
 	pthread_join(f.thread, NULL);

@@ -1,6 +1,6 @@
 /* test_cfg — defaults, every key, environment overrides, validation (golden
  * files under tests/unit/golden/cfg: NAME.json with NAME.expected holding the
- * exact error), unknown-key warnings, subnet and address helpers. */
+ * exact error), unknown-key warnings, subnet, IPv4 and address helpers. */
 #include <dirent.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -548,6 +548,26 @@ static void test_subnets(void **state)
 	assert_false(hive_subnet_contains(&s, 0x7f000002));
 }
 
+/* Against inet_ntop, including the widest address and the returned buffer. */
+static void test_ipv4_format(void **state)
+{
+	static const uint32_t addrs[] = {
+		0, 1, 0x7f000001, 0x7f2a0a0b, 0x0a000100, 0xc0a80001, 0xff000000, 0xffffffff,
+	};
+	char out[HIVE_IPV4_LEN], want[INET_ADDRSTRLEN];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(addrs) / sizeof(addrs[0]); i++) {
+		struct in_addr a = { .s_addr = htonl(addrs[i]) };
+
+		assert_non_null(inet_ntop(AF_INET, &a, want, sizeof(want)));
+		memset(out, 'x', sizeof(out));
+		assert_ptr_equal(hive_ipv4_format(addrs[i], out), out);
+		assert_string_equal(out, want);
+	}
+	assert_int_equal(strlen(hive_ipv4_format(0xffffffff, out)), HIVE_IPV4_LEN - 1);
+}
+
 static void test_addr_url(void **state)
 {
 	static const struct {
@@ -665,6 +685,7 @@ int main(void)
 		cmocka_unit_test_setup(test_validate, each_setup),
 		cmocka_unit_test_setup(test_failure_frees, each_setup),
 		cmocka_unit_test_setup(test_subnets, each_setup),
+		cmocka_unit_test_setup(test_ipv4_format, each_setup),
 		cmocka_unit_test_setup(test_addr_url, each_setup),
 		cmocka_unit_test_setup(test_keys_documented, each_setup),
 	};

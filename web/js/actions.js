@@ -1,9 +1,10 @@
 // actions — the changes a user can make, each confirming or explaining.
 
-import { ApiError, modelPath, mpath, patch } from './api.js';
+import { ApiError, modelPath, mpath, patch, post } from './api.js';
+import { actionText } from './fmt.js';
 import { notify } from './ui.js';
 
-function reason(e) {
+export function reason(e) {
 	if (e instanceof ApiError && e.kind === 'network')
 		return `the API cannot be reached (${e.message})`;
 	return e.message;
@@ -42,6 +43,36 @@ export async function setMaxPreset(alias, preset) {
 		return m;
 	} catch (e) {
 		notify(`Could not set the max preset of ${alias}: ${reason(e)}`, 'error');
+		throw e;
+	}
+}
+
+// One action on one miner (POST /api/miners/{id}/actions): action is
+// set_preset (with preset), restart, pause, resume or reboot. Returns the
+// recorded action; a refusal is told in the API's words and thrown.
+export async function minerAction(mac, action, preset) {
+	const what = actionText(action, preset);
+	try {
+		const r = await post(mpath(mac) + '/actions',
+			action === 'set_preset' ? { action, preset } : { action });
+		notify(`${what}: queued for ${mac}.`);
+		return r.action;
+	} catch (e) {
+		notify(`${what} refused for ${mac}: ${reason(e)}`, 'error');
+		throw e;
+	}
+}
+
+// One action on many miners (POST /api/actions): target is {miners: [ids]}
+// or {filter: {...}} (the miner list's filters). Returns {actions, refused};
+// a refusal of the whole request is told and thrown.
+export async function bulkAction(target, action, preset) {
+	const what = actionText(action, preset);
+	try {
+		return await post('/api/actions',
+			action === 'set_preset' ? { ...target, action, preset } : { ...target, action });
+	} catch (e) {
+		notify(`${what} refused: ${reason(e)}`, 'error');
 		throw e;
 	}
 }

@@ -124,6 +124,7 @@ export async function request(method, path, body, tok) {
 
 export const get = (path, tok) => request('GET', path, undefined, tok);
 export const patch = (path, body) => request('PATCH', path, body);
+export const post = (path, body) => request('POST', path, body);
 
 export const mpath = (id) => '/api/miners/' + encodeURIComponent(id);
 export const modelPath = (alias) => '/api/models/' + encodeURIComponent(alias);

@@ -133,11 +133,10 @@ function showFleet(fl) {
 
 function showSuite(h) {
 	const now = Date.now();
-	const s = H.summary(h, now);
-	const lost = H.lost(h);
+	const s = H.summary(h);
+	const lost = h.events.lost;
 	const w = h.workers;
-	const sw = H.sweeps(h);
-	const ages = sw.map((x) => (f.isNum(x.age_ms) ? x.age_ms : now - (x.ts_ms ?? x.ts ?? 0)));
+	const ages = h.sweeps.map((x) => x.age_ms);
 	const lastSweep = ages.length ? Math.min(...ages) : null;
 	const problems = [];
 	if (s.missing.length)

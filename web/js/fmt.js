@@ -104,6 +104,12 @@ export function stateLabel(state) {
 	return (STATES[state] || [state || 'Unknown'])[0];
 }
 
+// A paused miner is "stopped" with the description "paused" (the firmware
+// has no paused state).
+export function paused(s) {
+	return !!s && s.state === 'stopped' && s.state_description === 'paused';
+}
+
 // [label, class] of a miner's pill: an offline miner is Offline whatever
 // its last status said.
 export function pill(m) {
@@ -112,6 +118,8 @@ export function pill(m) {
 	const s = m.status;
 	if (!s || !s.state)
 		return ['No status yet', 'idle'];
+	if (paused(s))
+		return ['Paused', 'idle'];
 	return STATES[s.state] || [s.state, 'idle'];
 }
 
@@ -120,12 +128,9 @@ export function pillHtml(m) {
 	return `<span class="pill pill-${cls}">${esc(label)}</span>`;
 }
 
-// Fans arrive as a list of rpm, or of {rpm, status} objects.
+// Fans arrive as a list of rpm.
 export function fanRpms(fans) {
-	if (!Array.isArray(fans))
-		return [];
-	return fans.map((f) => (isNum(f) ? f : f && isNum(f.rpm) ? f.rpm : null))
-		.filter((v) => v !== null);
+	return Array.isArray(fans) ? fans.filter(isNum) : [];
 }
 
 export function fans(status) {
@@ -156,17 +161,16 @@ export function fansTitle(status) {
 	return rpm.length ? rpm.map((r, i) => `fan ${i + 1}: ${r} rpm`).join(', ') : '';
 }
 
-// The miner's id under either name the API may use.
 export function minerId(m) {
-	return m.id || m.mac || '';
+	return m.id;
 }
 
 export function lastSeen(m) {
-	return m.last_seen ?? m.last_seen_ms ?? null;
+	return m.last_seen;
 }
 
 export function statusTs(s) {
-	return s ? (s.ts ?? s.ts_ms ?? null) : null;
+	return s ? s.ts : null;
 }
 
 // A miner "has an error" when its latest outcome is one: the last error is
@@ -181,4 +185,43 @@ export function inError(m) {
 		return false;
 	const st = statusTs(m.status);
 	return !isNum(st) || e.ts > st;
+}
+
+// ------------------------------------------------------------- actions
+
+// An action's states (GET /api/actions), as its pill shows them.
+const ACTION_STATES = {
+	'queued': ['Queued', 'idle'],
+	'sent': ['Sent', 'tune'],
+	'confirming': ['Confirming', 'tune'],
+	'done': ['Done', 'ok'],
+	'failed': ['Failed', 'bad'],
+	'expired': ['Expired', 'bad'],
+	'superseded': ['Superseded', 'off'],
+};
+
+export const ACTION_STATE_NAMES = Object.keys(ACTION_STATES);
+
+// Still on its way: the dashboard keeps watching it.
+export function actionOpen(state) {
+	return state === 'queued' || state === 'sent' || state === 'confirming';
+}
+
+export function actionPillHtml(state) {
+	const [label, cls] = ACTION_STATES[state] || [state, 'idle'];
+	return `<span class="pill pill-${cls}" data-state="${esc(state)}">${esc(label)}</span>`;
+}
+
+const ACTION_NAMES = {
+	'set_preset': 'Set preset',
+	'restart': 'Restart mining',
+	'pause': 'Pause',
+	'resume': 'Resume',
+	'reboot': 'Reboot',
+};
+
+// "Set preset 2620", "Pause": what was asked, in words.
+export function actionText(action, preset) {
+	const name = ACTION_NAMES[action] || action;
+	return action === 'set_preset' ? `${name} ${preset}` : name;
 }

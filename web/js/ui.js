@@ -1,5 +1,5 @@
 // ui — small pieces every view uses: notices, a poller that never overlaps
-// itself, and the password dialog.
+// itself, the password dialog and the confirmation dialog.
 
 import { esc } from './fmt.js';
 
@@ -102,6 +102,29 @@ export function askPassword(mac, hasPass, save) {
 	dlg.querySelector('.dlg-cancel').onclick = () => dlg.close();
 	dlg.showModal();
 	input.focus();
+}
+
+// Asks before a change that cannot be taken back (a reboot, an action on
+// every miner a filter matches). Resolves true when confirmed; Cancel and
+// Escape resolve false. Cancel has the focus.
+export function confirmAction(title, text, ok) {
+	const dlg = document.getElementById('confirm-dialog');
+	dlg.querySelector('#confirm-title').textContent = title;
+	dlg.querySelector('#confirm-text').textContent = text;
+	const okBtn = dlg.querySelector('.dlg-ok');
+	okBtn.textContent = ok;
+	return new Promise((resolve) => {
+		let answer = false;
+		dlg.querySelector('form').onsubmit = (e) => {
+			e.preventDefault();
+			answer = true;
+			dlg.close();
+		};
+		dlg.querySelector('.dlg-cancel').onclick = () => dlg.close();
+		dlg.addEventListener('close', () => resolve(answer), { once: true });
+		dlg.showModal();
+		dlg.querySelector('.dlg-cancel').focus();
+	});
 }
 
 export function html(strings, ...vals) {

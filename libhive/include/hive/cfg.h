@@ -68,6 +68,7 @@ struct hive_cfg {
 		char events[HIVE_CFG_URL_MAX];          /* tcp://127.0.0.1:5550 */
 		char jobs_status[HIVE_CFG_URL_MAX];     /* tcp://127.0.0.1:5551 */
 		char jobs_telemetry[HIVE_CFG_URL_MAX];  /* tcp://127.0.0.1:5552 */
+		char jobs_control[HIVE_CFG_URL_MAX];    /* tcp://127.0.0.1:5555 */
 		char control[HIVE_CFG_URL_MAX];         /* tcp://127.0.0.1:5553 */
 		char feed[HIVE_CFG_URL_MAX];            /* tcp://127.0.0.1:5554 */
 		int sendbuf;                            /* messages: 8192 */
@@ -86,6 +87,12 @@ struct hive_cfg {
 		bool managed_only;              /* jobs only for managed miners */
 		int job_timeout_seconds;        /* 30 */
 	} scheduler;
+
+	struct {
+		int action_timeout_seconds;     /* 300: an action not done by then expires */
+		int job_timeout_seconds;        /* 10: a control job's answer */
+		int max_corrections_per_hour;   /* 3: then the miner is flagged conflict */
+	} control;
 };
 
 /* Fills cfg with the defaults above (no subnets). */
@@ -108,6 +115,11 @@ void hive_cfg_free(struct hive_cfg *cfg);
 
 /* Deep copy (subnets duplicated). 0 / -1. */
 int hive_cfg_copy(struct hive_cfg *dst, const struct hive_cfg *src);
+
+#define HIVE_IPV4_LEN 16   /* "255.255.255.255" + NUL */
+
+/* An address in host byte order → "a.b.c.d" in out; returns out. */
+char *hive_ipv4_format(uint32_t addr_host_order, char out[HIVE_IPV4_LEN]);
 
 /* "a.b.c.d/n" → subnet; 0 / -1 (host bits set are an error). */
 int hive_subnet_parse(const char *text, struct hive_subnet *out);

@@ -3,12 +3,15 @@
  * Every daemon runs in one: apid's scheduler, discoverd's probes, the
  * firmware client's curl sockets, the bus receive fds. Callbacks run on the
  * loop's thread; they may add or remove fds and timers, including their own.
+ * Delays are milliseconds on the monotonic clock (hive/clock.h).
  */
 #ifndef HIVE_LOOP_H
 #define HIVE_LOOP_H
 
 #include <signal.h>
 #include <stdint.h>
+
+#include "hive/clock.h"
 
 #define HIVE_LOOP_READ  1
 #define HIVE_LOOP_WRITE 2
@@ -40,9 +43,5 @@ int hive_loop_run_once(struct hive_loop *loop, int max_wait_ms);
  * wakes at least every 250 ms to look at *quit. */
 void hive_loop_run(struct hive_loop *loop, volatile sig_atomic_t *quit);
 void hive_loop_stop(struct hive_loop *loop);
-
-/* Monotonic and wall clocks in milliseconds. */
-int64_t hive_now_ms(void);
-int64_t hive_wall_ms(void);
 
 #endif

@@ -26,11 +26,12 @@
 #include <stdio.h>
 #include <jansson.h>
 
+#include "hive/cfg.h"
 #include "hive/mac.h"
 
 #define HIVE_MSG_NO_INT LLONG_MIN
-#define HIVE_IPV4_LEN 16          /* "255.255.255.255" + NUL */
-#define HIVE_CIDR_LEN 24
+/* HIVE_IPV4_LEN: hive/cfg.h */
+#define HIVE_CIDR_LEN ((int)sizeof(((struct hive_subnet *)0)->text))
 
 /* ---------------------------------------------------------------- topics */
 

@@ -6,14 +6,21 @@
  * busy worker does not hoard jobs other workers could take) and the events
  * bus (PUBLISH). When its in-flight cap is reached it stops reading the job
  * socket until a job finishes; nng then hands new jobs to other workers.
- * Jobs whose deadline has passed (or is less than half a second away) are
- * dropped and counted as expired: a worker's backlog must not show as a
- * miner's timeout. Nothing
- * is kept between jobs: a job carries the miner's address and API key.
+ * Jobs whose deadline has passed (or, for jobs apid stops waiting for at
+ * the deadline, is less than half a second away) are dropped and counted
+ * as expired: a worker's backlog must not show as a miner's timeout, and a
+ * control job run late could undo a newer action. Nothing is kept between
+ * jobs: a job carries the miner's address and API key.
  *
- * The daemon supplies one callback that starts a job (usually one or two
- * firmware-client requests on the same hive_loop) and ends every started
- * job with exactly one hive_worker_done or hive_worker_fail.
+ * A worker may take a second kind of job on a queue of its own
+ * (hive_worker_add_queue: pollerd's control jobs beside its status jobs).
+ * Each queue has its own socket, in-flight budget and counters, so a job of
+ * one never waits behind the other's; they share the loop, the events
+ * socket and the heartbeat.
+ *
+ * The daemon supplies one callback per queue that starts a job (usually
+ * one or two firmware-client requests on the same hive_loop) and ends
+ * every started job with exactly one hive_worker_done or hive_worker_fail.
  *
  * Everything runs on the loop's thread. docs/workers.md has the story.
  */
@@ -27,27 +34,45 @@
 #include "hive/daemon.h"
 #include "hive/fw.h"
 #include "hive/loop.h"
+#include "hive/msg.h"
 
 struct hive_worker;
+struct hive_worker_queue;
 
-/* One job, as pulled. Owned by the worker: valid from the start callback
- * until hive_worker_done/hive_worker_fail returns. */
+#define HIVE_WORKER_KEY_MAX 512      /* a job's API key at most (the job table's limit) */
+
+/* One job, as pulled (decoded with the job kind's table, hive/msg.h).
+ * Owned by the worker: valid from the start callback until
+ * hive_worker_done/hive_worker_fail returns. */
 struct hive_worker_job {
 	struct hive_worker *w;
-	long long id;                /* "job" */
-	char mac[18];                /* lower case */
-	char ip[46];
+	long long id;                /* the job's id */
+	char mac[HIVE_MAC_LEN];      /* normalised */
+	char ip[HIVE_IPV4_LEN];
 	int port;                    /* the job's, else network.port */
-	char api_key[128];
+	char api_key[HIVE_WORKER_KEY_MAX + 1];
 	long long deadline_ms;       /* wall clock; 0 = none */
 	char endpoint[16];           /* telemetry: "chains", "boards" or "" */
+	/* The whole job as its kind's table decoded it: struct hive_msg_job
+	 * (status, telemetry) or struct hive_msg_control_job. Its strings live
+	 * as long as the job. */
+	const void *body;
 	int64_t started_ms;          /* monotonic, when it was pulled */
-	int timeout_ms;              /* for each miner request: http_timeout_ms,
-				      * shortened to what is left before the deadline */
+	int64_t end_ms;              /* monotonic: every request over by then */
+	int timeout_ms;              /* for the first miner request: http_timeout_ms,
+				      * shortened to end_ms (hive_worker_time_left
+				      * for a later one) */
 	void *priv;                  /* the daemon's */
+	/* the worker's */
+	struct hive_worker_queue *queue;
+	json_t *json;                /* what body's strings point into */
 	struct hive_worker_job *prev, *next;
 };
 
+/* Checks what the job kind's table cannot (fields that depend on each
+ * other). 0, or -1 with a message naming the field: the job is then bad
+ * (counted, hive.job.failed kind=bad_field, no miner error). */
+typedef int hive_worker_check_cb(const struct hive_worker_job *job, char *err, size_t errlen);
 /* Starts job: returns 0 when it will end with hive_worker_done or
  * hive_worker_fail (never from inside this call is fine too), or -1 when
  * nothing was started (the worker then fails the job as "internal"). */
@@ -56,44 +81,68 @@ typedef int hive_worker_start_cb(struct hive_worker_job *job, void *arg);
  * client was freed: release job->priv. May be NULL. */
 typedef void hive_worker_abort_cb(struct hive_worker_job *job, void *arg);
 
+/* One queue of jobs. What the worker knows of each job kind (docs/workers.md):
+ *   HIVE_MSG_JOB_STATUS, HIVE_MSG_JOB_TELEMETRY: counters jobs_*; apid
+ *     stops waiting at the deadline, so every request ends by then;
+ *   HIVE_MSG_JOB_CONTROL: counters control_jobs_*; the deadline is when
+ *     the job may start at the latest, and a started job has
+ *     control.job_timeout_seconds (at most one job timeout past its
+ *     deadline, which is how long apid waits) for all its requests. */
 struct hive_worker_spec {
-	const char *job_topic;       /* HIVE_TOPIC_JOB_STATUS, ... */
-	const char *result_topic;    /* HIVE_TOPIC_STATUS_RESULT, ... */
-	const char *op;              /* hive.miner.error op: "status", "telemetry" */
-	const char *jobs_url;        /* bus.jobs_status / bus.jobs_telemetry */
+	enum hive_msg_kind job_kind;    /* HIVE_MSG_JOB_STATUS, ... */
+	enum hive_msg_kind result_kind; /* HIVE_MSG_STATUS_RESULT, ...: a kind whose
+					 * struct starts with struct hive_msg_result_head */
+	const char *op;              /* hive.miner.error op: "status", "telemetry", "control" */
+	const char *jobs_url;        /* bus.jobs_status / _telemetry / _control */
+	hive_worker_check_cb *check; /* may be NULL */
 	hive_worker_start_cb *start;
 	hive_worker_abort_cb *abort;
 	void *arg;
 };
 
-/* Opens the job and event sockets (dialling: apid may come later), watches
- * the job socket on loop and arms the heartbeat. d must outlive the worker
- * (its cfg is read again after a reload). NULL with a message in err. */
+/* Opens the events socket and the first queue's job socket (dialling:
+ * apid may come later), watches the job socket on loop and arms the
+ * heartbeat. d must outlive the worker (its cfg is read again after a
+ * reload). NULL with a message in err. */
 struct hive_worker *hive_worker_new(const struct hive_daemon *d, struct hive_loop *loop,
 				    const struct hive_worker_spec *spec, char *err, size_t errlen);
-/* Closes the sockets and frees every job left (calling spec->abort). Free
- * the firmware client before this. Bounded: a socket nng cannot close is
- * given up after libhive's bus close wait, and the job socket, the one
- * that can get stuck, is closed last. NULL is fine. */
+/* Adds a queue of another job kind, with an in-flight budget of its own
+ * (network.http_concurrency jobs, beside the other queues'). 0, or -1 with
+ * a message in err (the worker is unchanged). */
+int hive_worker_add_queue(struct hive_worker *w, const struct hive_worker_spec *spec, char *err,
+			  size_t errlen);
+/* Closes the sockets and frees every job left (calling each spec->abort).
+ * Free the firmware clients before this. Bounded: a socket nng cannot
+ * close is given up after libhive's bus close wait, and the job sockets,
+ * the ones that can get stuck, are closed last, the first queue's (the
+ * busiest) last of all. NULL is fine. */
 void hive_worker_free(struct hive_worker *w);
-/* After a reload: takes the new in-flight cap, timeouts and heartbeat
+/* After a reload: takes the new in-flight caps, timeouts and heartbeat
  * period from d->cfg. Bus addresses are fixed at start (logged when they
  * changed). */
 void hive_worker_configure(struct hive_worker *w);
 
-/* Ends job with its result: adds "job", "mac", "ip" and "latency_ms" to
- * body, publishes it under the result topic, counts it, frees job. Steals
- * body (NULL counts as an internal failure). */
-void hive_worker_done(struct hive_worker_job *job, json_t *body);
+/* How long a further request of job may take, ms: network.http_timeout_ms
+ * shortened to what is left before job->end_ms (0 or less: nothing left). */
+int hive_worker_time_left(const struct hive_worker_job *job);
+
+/* Ends job with its result: result is the spec's result_kind struct
+ * (filled after hive_msg_init), whose head the worker fills in (job, mac,
+ * ip, latency_ms); it is encoded with the kind's table and published,
+ * counted, and job is freed. result stays the caller's: free what it
+ * points to after the call. NULL, or a result that cannot be encoded,
+ * fails the job as "internal". */
+void hive_worker_done(struct hive_worker_job *job, void *result);
 /* Ends job with an error: publishes hive.miner.error (op from the spec,
  * kind = hive_fw_err_name) and hive.job.failed, logs it rate-limited per
  * miner, counts it, frees job. */
 void hive_worker_fail(struct hive_worker_job *job, const struct hive_fw_err *err);
 
-/* Publishes body (borrowed) on the events bus. 0 / -1. */
-int hive_worker_publish(struct hive_worker *w, const char *topic, json_t *body);
+/* Encodes body (the struct of kind) and publishes it on the events bus
+ * under the kind's topic. 0 / -1 (counted as publish_failed). */
+int hive_worker_publish(struct hive_worker *w, enum hive_msg_kind kind, const void *body);
 
-/* Jobs in flight now. */
+/* Jobs in flight now, every queue. */
 int hive_worker_in_flight(const struct hive_worker *w);
 
 struct hive_worker_stats {
@@ -108,36 +157,46 @@ struct hive_worker_stats {
 	double latency_ms;           /* mean over the jobs ended since the last
 				      * heartbeat (the previous mean when none) */
 };
-void hive_worker_get_stats(const struct hive_worker *w, struct hive_worker_stats *out);
+/* The counters of the queue of job_kind; -1 when the worker has none.
+ * publish_failed is the worker's (every queue shows it). */
+int hive_worker_get_stats(const struct hive_worker *w, enum hive_msg_kind job_kind,
+			  struct hive_worker_stats *out);
 
 /* ---- a worker daemon's whole main() ---- */
 
 struct hive_worker_main_spec {
 	struct hive_daemon_spec daemon;  /* name and --help line */
 	/* The worker; jobs_url and arg are filled in: the job queue's
-	 * address from the config (by job_topic), and the firmware client,
+	 * address from the config (by job_kind), and the firmware client,
 	 * which start and abort get as their arg. */
 	struct hive_worker_spec worker;
 	int requests_per_job;        /* firmware requests a job runs at once (>= 1) */
 	size_t max_body;             /* largest miner answer; 0 = the client's default */
+	/* Control jobs too, when control.start is set (job_kind
+	 * HIVE_MSG_JOB_CONTROL): a second queue on bus.jobs_control with its
+	 * own in-flight budget and its own firmware client (its arg), one
+	 * request per job at a time, a fresh connection for each, so curl
+	 * never sends a request again on a kept-alive connection that turns
+	 * out closed: a reboot must not go twice. */
+	struct hive_worker_spec control;
 };
 
 /* Options, config and logging (hive_daemon_start), a loop, a firmware
- * client for http_concurrency jobs, the worker; then runs until SIGTERM or
- * SIGINT, reloading on SIGHUP. Returns the process's exit status. */
+ * client for http_concurrency jobs (and one for control jobs), the worker;
+ * then runs until SIGTERM or SIGINT, reloading on SIGHUP. Returns the
+ * process's exit status. */
 int hive_worker_main(const struct hive_worker_main_spec *spec, int argc, char **argv);
 
 /* ---- bodies every daemon publishes (also used by discoverd) ---- */
 
-/* hive.daemon.heartbeat body: {"daemon","host","pid","started","counters",
- * "in_flight","latency_ms"}. Steals counters (an object). New reference or
- * NULL. */
-json_t *hive_worker_heartbeat_body(const struct hive_daemon *d, json_t *counters,
-				   int in_flight, double latency_ms);
-/* hive.miner.error body: {"mac","ip","op","kind","http_status","message"}
- * plus "job" when job > 0. mac and ip may be NULL (sent as ""). New
- * reference or NULL. */
-json_t *hive_worker_error_body(const char *mac, const char *ip, const char *op,
-			       const struct hive_fw_err *err, long long job);
+/* Fills a hive.daemon.heartbeat body for d. counters (an object of
+ * integers) is borrowed: keep it until the body is encoded. */
+void hive_worker_heartbeat_fill(struct hive_msg_heartbeat *hb, const struct hive_daemon *d,
+				json_t *counters, int in_flight, double latency_ms);
+/* Fills a hive.miner.error body; http_status only when an HTTP answer
+ * arrived, job only when > 0. mac and ip may be NULL or "" (not
+ * attributed / not known). Strings are borrowed from op and err. */
+void hive_worker_error_fill(struct hive_msg_miner_error *e, const char *mac, const char *ip,
+			    const char *op, const struct hive_fw_err *err, long long job);
 
 #endif

@@ -1,18 +1,24 @@
-// One miner: what it is, its latest status, a chart of its history
-// (GET /statuses), its hashboards, fans and a chip map per board from the
-// latest telemetry sample laid out with the model's topology.
+// One miner: what it is, its latest status, its controls (set a preset,
+// restart, pause or resume, reboot: POST /api/miners/{id}/actions) and the
+// actions made on it with their live states (GET /api/actions?miner=), a
+// chart of its history (GET /statuses), its hashboards, fans and a chip map
+// per board from the latest telemetry sample laid out with the model's
+// topology.
 
 import { get, modelPath, mpath, query } from '../api.js';
 import * as f from '../fmt.js';
+import * as P from '../presets.js';
 import { TimeChart } from '../chart.js';
 import { MODES, renderChipMaps } from '../chipmap.js';
-import { setManaged, setUnlockPass } from '../actions.js';
-import { askPassword, emptyRow, poller } from '../ui.js';
+import { minerAction, reason, setManaged, setUnlockPass } from '../actions.js';
+import { askPassword, confirmAction, emptyRow, poller } from '../ui.js';
 
 const DETAIL_MS = 5000;
+const ACTIONS_MS = 2000;
 const HISTORY_MS = 10000;
 const TELEMETRY_MS = 15000;
 const HISTORY_SIZES = [100, 300, 1000];
+const ACTIONS_SHOWN = 25;
 
 const th = (ghs) => (f.isNum(ghs) ? ghs / 1000 : null);
 
@@ -25,10 +31,10 @@ function chainRows(chains) {
 	if (!Array.isArray(chains) || !chains.length)
 		return emptyRow(10, 'No hashboard data in the latest status.');
 	return chains.map((c) => `<tr>
-		<th scope="row">${f.esc(c.id ?? c.chain ?? '?')}</th>
+		<th scope="row">${f.esc(c.id)}</th>
 		<td>${f.esc(c.state ?? '–')}</td>
-		<td class="num">${f.hashrate(c.hr_rt_ghs ?? c.hr_realtime_ghs ?? c.hr_realtime)}</td>
-		<td class="num">${f.isNum(c.freq_mhz ?? c.freq) ? f.num(c.freq_mhz ?? c.freq) + ' MHz' : '–'}</td>
+		<td class="num">${f.hashrate(c.hr_rt_ghs)}</td>
+		<td class="num">${f.isNum(c.freq_mhz) ? f.num(c.freq_mhz) + ' MHz' : '–'}</td>
 		<td class="num">${f.isNum(c.voltage) ? f.num(c.voltage / 1000, 2) + ' V' : '–'}</td>
 		<td class="num">${f.temp(c.chip_temp_max)}</td>
 		<td class="num">${f.temp(c.pcb_temp_max)}</td>
@@ -72,10 +78,67 @@ function errorRows(list) {
 		<td>${f.esc(e.message ?? '')}</td></tr>`).join('');
 }
 
+// The catalogue as this miner may use it: the running preset, the model's
+// max preset, and presets above it refused while the miner is managed
+// (apid refuses them with 409; the button says why before it is pressed).
+function presetRows(m, presets, requested) {
+	if (!presets.length)
+		return emptyRow(7, m.model ? 'No presets known for this model yet: discovery reads them from its miners.'
+			: 'The model of this miner is not known yet.');
+	const limit = P.limitOf(presets, m.max_preset);
+	const running = m.status ? m.status.preset : null;
+	return P.sorted(presets).map((p) => {
+		const above = P.isAbove(p, limit);
+		const refused = above && m.managed;
+		const notes = [];
+		if (p.name === running)
+			notes.push('<strong>running</strong>');
+		if (p.name === requested)
+			notes.push('<strong>requested</strong>');
+		if (limit && p.name === limit.name)
+			notes.push('<strong>max preset</strong>');
+		if (refused)
+			notes.push(`<span class="warn-text">above the max preset ${f.esc(limit.name)}: refused while managed</span>`);
+		else if (above)
+			notes.push('above the max preset (allowed: not managed)');
+		const noteId = `preset-note-${f.esc(p.name)}`;
+		return `<tr data-preset="${f.esc(p.name)}" class="${refused ? 'refused' : ''}${limit && p.name === limit.name ? ' is-max' : ''}${p.name === running ? ' is-running' : ''}">
+			<th scope="row" class="mono">${f.esc(p.name)}</th>
+			<td class="pretty">${f.esc(p.pretty)}</td>
+			<td class="num">${P.watts(p)}</td>
+			<td class="num">${P.th(p)}</td>
+			<td class="num">${P.jth(p)}</td>
+			<td class="small" id="${noteId}">${notes.join(' · ')}</td>
+			<td class="ctl"><button type="button" class="small-btn" data-preset="${f.esc(p.name)}"
+				aria-label="Set preset ${f.esc(p.name)}" aria-describedby="${noteId}"
+				${refused || p.name === running ? 'disabled' : ''}>Set</button></td></tr>`;
+	}).join('');
+}
+
+// Newest first: when, what (and why, for the enforcer's), who, the state
+// and when it last changed (how many sends when more than one), and the
+// error of one that failed or expired.
+function actionRows(list) {
+	if (!list.length)
+		return emptyRow(4, 'No action made on this miner yet.');
+	return list.map((a) => `<tr data-id="${a.id}" data-state="${f.esc(a.state)}">
+		<td title="${f.esc(f.when(a.created))}">${f.esc(f.when(a.created).slice(11))}</td>
+		<td class="what">${f.esc(f.actionText(a.action, a.preset))}${a.reason ? `<div class="muted small">${f.esc(a.reason)}</div>` : ''}</td>
+		<td>${f.esc(a.actor)}</td>
+		<td class="state" title="${f.esc(`last change ${f.when(a.updated)}; sent ${a.sends} time${a.sends === 1 ? '' : 's'}`)}">${f.actionPillHtml(a.state)}
+			<span class="muted small">${f.esc(f.ago(a.updated))}${a.sends > 1 ? ` · sent ${a.sends}×` : ''}</span>
+			${a.error ? `<div class="err-text small">${f.esc(a.error.kind)}: ${f.esc(a.error.message)}</div>` : ''}</td>
+	</tr>`).join('');
+}
+
 export function mount(el, params, ctx, id) {
 	let mode = sessionStorage.getItem('powerhive.chipmode') || 'temp';
 	let historySize = 300;
 	let miner = null, topology = null, topoAlias = null, sample = null;
+	let presets = [];              // the model's catalogue
+	let actions = [];              // this miner's latest actions, newest first
+	let acting = false;            // a POST in flight
+	let presetKey = '';            // what the preset table shows now
 
 	el.innerHTML = `
 	<nav class="crumbs"><a href="#/miners">← All miners</a></nav>
@@ -90,6 +153,31 @@ export function mount(el, params, ctx, id) {
 	<p class="identity muted"></p>
 	<div class="detail-error" role="alert"></div>
 	<section class="tiles" aria-label="Latest status"></section>
+	<div class="conflict" role="status" hidden></div>
+	<div class="cols control-cols">
+		<section class="card grow control" aria-labelledby="control-h">
+			<div class="card-head"><h2 id="control-h">Control</h2>
+				<div class="btnrow">
+					<button type="button" class="small-btn" data-do="restart">Restart mining</button>
+					<button type="button" class="small-btn" data-do="pause">Pause</button>
+					<button type="button" class="small-btn" data-do="resume" hidden>Resume</button>
+					<button type="button" class="small-btn danger" data-do="reboot">Reboot…</button>
+				</div></div>
+			<p class="control-note muted small"></p>
+			<p class="control-error form-error" role="alert"></p>
+			<div class="table-wrap presets-wrap"><table class="presets pick">
+				<caption class="visually-hidden">Presets of this miner's model</caption>
+				<thead><tr><th scope="col">Preset</th><th scope="col">Name</th>
+				<th scope="col" class="num">Expected power</th><th scope="col" class="num">Expected hashrate</th>
+				<th scope="col" class="num">J/TH</th><th scope="col">Note</th><th scope="col"><span class="visually-hidden">Set</span></th></tr></thead>
+				<tbody>${emptyRow(7, 'Loading the presets…')}</tbody></table></div>
+		</section>
+		<section class="card grow" aria-labelledby="actions-h"><h2 id="actions-h">Actions</h2>
+			<div class="table-wrap actions-wrap"><table class="actions"><thead><tr><th scope="col">Requested</th>
+			<th scope="col">Action</th><th scope="col">By</th><th scope="col">State</th></tr></thead>
+			<tbody>${emptyRow(4, 'Loading…')}</tbody></table></div>
+		</section>
+	</div>
 	<section class="card">
 		<div class="card-head"><h2>History</h2>
 			<label>Statuses <select name="hist">${HISTORY_SIZES.map((n) =>
@@ -153,6 +241,36 @@ export function mount(el, params, ctx, id) {
 			detailPoll.now();
 		});
 	});
+	// Every action goes to the API as it is; a refusal stays on the card
+	// (and in a notice) in the API's words.
+	async function act(action, preset) {
+		const err = $('.control-error');
+		acting = true;
+		renderControl();
+		try {
+			await minerAction(id, action, preset);
+			err.textContent = '';
+		} catch (e) {
+			err.textContent = `${f.actionText(action, preset)} refused: ${reason(e)}`;
+		} finally {
+			acting = false;
+			renderControl();
+			actionsPoll.now();
+		}
+	}
+	$('.control').addEventListener('click', async (e) => {
+		const b = e.target.closest('button[data-do], button[data-preset]');
+		if (!b || b.disabled)
+			return;
+		if (b.dataset.preset !== undefined)
+			return act('set_preset', b.dataset.preset);
+		const action = b.dataset.do;
+		if (action === 'reboot' && !(await confirmAction(`Reboot ${id}?`,
+			'The miner restarts its controller: it stops hashing and cannot be reached until it has booted again.',
+			'Reboot')))
+			return;
+		return act(action);
+	});
 	$('select[name=hist]').addEventListener('change', (e) => {
 		historySize = +e.target.value;
 		historyPoll.now();
@@ -166,7 +284,15 @@ export function mount(el, params, ctx, id) {
 	function renderMiner(m) {
 		const s = m.status;
 		$('.pill-slot').innerHTML = f.pillHtml(m) + (m.online && s && f.isNum(s.state_time)
-			? ` <span class="muted small state-time">for ${f.esc(f.duration(s.state_time))}</span>` : '');
+			? ` <span class="muted small state-time">for ${f.esc(f.duration(s.state_time))}</span>` : '') +
+			(m.conflict ? ' <span class="pill pill-bad conflict-pill">Conflict</span>' : '');
+		const cf = $('.conflict');
+		cf.hidden = !m.conflict;
+		cf.innerHTML = m.conflict ? `<strong>Conflict</strong> since ${f.esc(f.when(m.conflict.since))}
+			(${f.esc(f.ago(m.conflict.since))}): <span class="conflict-reason">${f.esc(m.conflict.reason)}</span>.
+			Something outside PowerHive keeps raising this miner's preset; PowerHive makes no more
+			corrections than <code>control.max_corrections_per_hour</code> allows in an hour. The flag
+			clears when the miner is seen within its model's max preset with no correction in the last hour.` : '';
 		if (!managedPending)
 			box.checked = !!m.managed;
 		$('button[data-act=pass]').textContent = m.has_unlock_pass ? 'Change unlock password…'
@@ -179,7 +305,7 @@ export function mount(el, params, ctx, id) {
 			m.hostname ? `host ${f.esc(m.hostname)}` : '',
 			m.fw_name ? `${f.esc(m.fw_name)} ${f.esc(m.fw_version || '')}` : '',
 			m.has_api_key ? 'API key provisioned' : '<strong>no API key yet</strong>',
-			`first seen ${f.esc(f.when(m.first_seen ?? m.first_seen_ms))}`,
+			`first seen ${f.esc(f.when(m.first_seen))}`,
 		].filter(Boolean);
 		$('.identity').innerHTML = ident.join(' · ');
 		const metered = s?.power_metered !== false;
@@ -201,6 +327,63 @@ export function mount(el, params, ctx, id) {
 		$('table.chains tbody').innerHTML = chainRows(s?.chains);
 		$('.fanbox').innerHTML = fanList(s);
 		$('table.errors tbody').innerHTML = errorRows(m.errors);
+		renderControl();
+	}
+
+	// The buttons that apply now, and the catalogue; the table is redrawn
+	// only when what it shows changes, so a button keeps its focus.
+	function renderControl() {
+		if (!miner)
+			return;
+		const m = miner, s = m.status;
+		const isPaused = f.paused(s);
+		const stopped = s && s.state === 'stopped' && !isPaused;
+		const pause = $('button[data-do=pause]'), resume = $('button[data-do=resume]');
+		pause.hidden = isPaused;
+		resume.hidden = !isPaused;
+		for (const b of $('.control .btnrow').querySelectorAll('button'))
+			b.disabled = acting;
+		if (stopped) {
+			pause.disabled = true;
+			pause.title = 'The miner is stopped, not paused: Restart mining starts it.';
+		} else {
+			pause.removeAttribute('title');
+		}
+		const limit = P.limitOf(presets, m.max_preset);
+		const notes = [];
+		if (!m.online)
+			notes.push('Offline: PowerHive cannot reach this miner now.');
+		else if (!m.has_api_key)
+			notes.push('No API key yet: PowerHive cannot control this miner until discovery provisions one.');
+		if (m.max_preset === null)
+			notes.push(`No max preset for ${f.esc(m.model || 'this model')}: any preset may be set.`);
+		else
+			notes.push(`Max preset of ${f.esc(m.model)}: <strong>${f.esc(m.max_preset)}</strong>${limit && f.isNum(limit.watts) ? ` (${P.watts(limit)})` : ''}` +
+				(m.managed ? '; presets above it are refused while the miner is managed.'
+					: '; the miner is not managed, so presets above it may be set by hand.'));
+		$('.control-note').innerHTML = notes.join(' ');
+		const open = actions.find((a) => a.action === 'set_preset' && f.actionOpen(a.state));
+		const requested = open ? open.preset : null;
+		const key = JSON.stringify([presets.length, m.max_preset, m.managed, s ? s.preset : null,
+			requested, acting]);
+		if (key === presetKey)
+			return;
+		presetKey = key;
+		const tbody = $('table.pick tbody');
+		const focused = tbody.contains(document.activeElement) ? document.activeElement.dataset.preset : null;
+		const first = !tbody.querySelector('tr[data-preset]');
+		tbody.innerHTML = presetRows(m, presets, requested);
+		// The first time: the running preset in view, its neighbours around it.
+		const run = first && tbody.querySelector('tr.is-running');
+		if (run) {
+			const wrap = $('.presets-wrap');
+			wrap.scrollTop = Math.max(0, run.offsetTop - wrap.clientHeight / 2);
+		}
+		if (acting)
+			for (const b of tbody.querySelectorAll('button'))
+				b.disabled = true;
+		if (focused !== null)
+			tbody.querySelector(`button[data-preset="${CSS.escape(focused)}"]`)?.focus();
 	}
 
 	async function loadDetail() {
@@ -216,8 +399,10 @@ export function mount(el, params, ctx, id) {
 		if (miner.model && miner.model !== topoAlias) {
 			try {
 				const mo = await get(modelPath(miner.model));
-				topology = mo.topology || mo.model?.topology || null;
+				topology = mo.topology;
+				presets = mo.presets;
 				topoAlias = miner.model;
+				renderControl();
 				if (sample)
 					renderChipMaps($('.chipmaps'), sample, topology, mode);
 			} catch {
@@ -227,9 +412,16 @@ export function mount(el, params, ctx, id) {
 		el.dataset.loaded = 'true';
 	}
 
+	async function loadActions() {
+		const data = await get('/api/actions' + query({ miner: id, limit: ACTIONS_SHOWN }));
+		actions = data.actions;
+		$('table.actions tbody').innerHTML = actionRows(actions);
+		renderControl();
+	}
+
 	async function loadHistory() {
 		const data = await get(mpath(id) + '/statuses' + query({ limit: historySize, brief: 'true' }));
-		const list = data.statuses || [];
+		const list = data.statuses;
 		const pts = (key, scale = (v) => v) => list.map((s) => [f.statusTs(s),
 			f.isNum(s[key]) ? scale(s[key]) : null]).reverse();
 		const est = list.some((s) => s.power_metered === false);
@@ -246,7 +438,7 @@ export function mount(el, params, ctx, id) {
 
 	async function loadTelemetry() {
 		const data = await get(mpath(id) + '/telemetry' + query({ limit: 1 }));
-		sample = (data.samples || [])[0] || null;
+		sample = data.samples[0] || null;
 		$('.sample-time').textContent = sample
 			? `Sample of ${f.when(sample.ts)} (${f.ago(sample.ts)}).` : '';
 		renderChipMaps($('.chipmaps'), sample, topology, mode);
@@ -259,11 +451,13 @@ export function mount(el, params, ctx, id) {
 	}
 
 	const detailPoll = poller(loadDetail, DETAIL_MS);
+	const actionsPoll = poller(loadActions, ACTIONS_MS);
 	const historyPoll = poller(loadHistory, HISTORY_MS);
 	const telemetryPoll = poller(loadTelemetry, TELEMETRY_MS);
 	return {
 		unmount() {
 			detailPoll.stop();
+			actionsPoll.stop();
 			historyPoll.stop();
 			telemetryPoll.stop();
 			chart.destroy();

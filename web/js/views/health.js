@@ -9,7 +9,7 @@ import * as H from '../health.js';
 import { emptyRow, poller } from '../ui.js';
 
 const REFRESH_MS = 5000;
-const SHOWN = new Set(['daemons', 'processes', 'sweeps', 'sources']);
+const SHOWN = new Set(['daemons', 'sweeps']);
 
 function counters(c) {
 	if (!c || typeof c !== 'object')
@@ -18,31 +18,31 @@ function counters(c) {
 }
 
 function daemonRows(h, now) {
-	const list = H.daemons(h);
+	const list = h.daemons;
 	if (!list.length)
 		return emptyRow(8, 'No heartbeat received yet.');
 	return list.map((d) => {
-		const ok = H.alive(d, now);
-		const t = H.heartbeatMs(d, now);
+		const ok = H.alive(d);
+		const t = now - d.heartbeat_age_ms;
 		return `<tr class="${ok ? '' : 'dead'}">
-			<td>${f.esc(H.daemonName(d))}</td>
-			<td>${f.esc(H.pick(d, 'host') ?? '')}</td>
-			<td class="num">${f.esc(H.pick(d, 'pid') ?? '')}</td>
+			<td>${f.esc(d.daemon)}</td>
+			<td>${f.esc(d.host)}</td>
+			<td class="num">${f.esc(d.pid)}</td>
 			<td><span class="pill pill-${ok ? 'ok' : 'bad'}">${ok ? 'alive' : 'silent'}</span></td>
 			<td title="${f.esc(f.when(t))}">${f.esc(f.ago(t, now))}</td>
-			<td class="num">${f.num(H.pick(d, 'in_flight'))}</td>
-			<td class="num">${f.isNum(H.pick(d, 'latency_ms')) ? f.num(H.pick(d, 'latency_ms')) + ' ms' : '–'}</td>
-			<td class="small mono counters">${counters(H.pick(d, 'counters'))}</td></tr>`;
+			<td class="num">${f.num(d.in_flight)}</td>
+			<td class="num">${f.isNum(d.latency_ms) ? f.num(d.latency_ms) + ' ms' : '–'}</td>
+			<td class="small mono counters">${counters(d.counters)}</td></tr>`;
 	}).join('');
 }
 
 function sweepRows(h, now) {
-	const list = H.sweeps(h);
+	const list = h.sweeps;
 	if (!list.length)
 		return emptyRow(6, 'No discovery sweep finished yet.');
 	return list.map((s) => {
-		const t = f.isNum(s.age_ms) ? now - s.age_ms : H.pick(s, 'ts', 'ts_ms', 'last_ms', 'finished_ms');
-		return `<tr><td class="mono">${f.esc(s.subnet ?? '')}</td>
+		const t = now - s.age_ms;
+		return `<tr><td class="mono">${f.esc(s.subnet)}</td>
 			<td title="${f.esc(f.when(t))}">${f.esc(f.ago(t, now))}</td>
 			<td class="num">${f.isNum(s.duration_ms) ? f.num(s.duration_ms / 1000, 1) + ' s' : '–'}</td>
 			<td class="num">${f.num(s.probed)}</td><td class="num">${f.num(s.answered)}</td>
@@ -51,11 +51,11 @@ function sweepRows(h, now) {
 }
 
 function sourceRows(h, now) {
-	const list = H.pick(h, 'sources') ?? H.pick(h, 'events', 'ingest')?.sources ?? [];
-	if (!Array.isArray(list) || !list.length)
+	const list = h.events.sources;
+	if (!list.length)
 		return emptyRow(6, 'No events received yet.');
 	return list.map((s) => `<tr class="${s.lost ? 'warnrow' : ''}">
-		<td class="mono">${f.esc(s.src ?? s.source ?? '')}</td>
+		<td class="mono">${f.esc(s.src)}</td>
 		<td class="num">${f.num(s.received)}</td><td class="num">${f.num(s.stored)}</td>
 		<td class="num">${f.num(s.rejected)}</td><td class="num">${f.num(s.lost)}</td>
 		<td title="${f.esc(f.when(s.last_ms))}">${f.esc(f.ago(s.last_ms, now))}</td></tr>`).join('');
@@ -91,10 +91,7 @@ const SCHED_KEYS = [['sent', 'sent'], ['done', 'done'], ['failed', 'failed'],
 	['outstanding', 'outstanding']];
 
 function schedRows(h) {
-	const sc = H.pick(h, 'scheduler');
-	if (!sc || typeof sc !== 'object')
-		return emptyRow(8, 'No scheduler figures.');
-	const kinds = Object.entries(sc).filter(([, v]) => v && typeof v === 'object');
+	const kinds = Object.entries(h.scheduler).filter(([, v]) => v && typeof v === 'object');
 	if (!kinds.length)
 		return emptyRow(8, 'No scheduler figures.');
 	return kinds.map(([k, v]) => `<tr><th scope="row">${f.esc(k)}</th>${SCHED_KEYS.map(([key]) =>
@@ -114,25 +111,20 @@ function bytes(n) {
 }
 
 function tiles(h, now) {
-	const sum = H.summary(h, now);
-	const lost = H.lost(h);
-	const ev = H.pick(h, 'events') || {};
-	const w = H.pick(h, 'workers');
-	const q = H.pick(h, 'queues') || {};
-	const db = H.pick(h, 'database') || {};
-	const sw = H.sweeps(h);
-	const ages = sw.map((s) => (f.isNum(s.age_ms) ? s.age_ms : now - (s.ts_ms ?? s.ts ?? 0)));
-	const sc = H.pick(h, 'scheduler') || {};
-	const sched = sc.scheduler ?? sc;
+	const sum = H.summary(h);
+	const ev = h.events, lost = ev.lost;
+	const w = h.workers, q = h.queues, db = h.database;
+	const sw = h.sweeps;
+	const ages = sw.map((s) => s.age_ms);
+	const sched = h.scheduler;
 	const t = [
 		['Processes alive', f.num(sum.count), f.esc(sum.text) +
 			(sum.missing.length ? `<br><strong class="bad-text">missing: ${f.esc(sum.missing.join(', '))}</strong>` : ''), sum.missing.length > 0],
-		['Workers connected', w && typeof w === 'object'
-			? `${f.num(w.status)} + ${f.num(w.telemetry)}` : f.num(w), 'status (pollerd) + telemetry (telemetryd)',
-		w && typeof w === 'object' && (!w.status || !w.telemetry)],
+		['Workers connected', `${f.num(w.status)} + ${f.num(w.telemetry)}`, 'status (pollerd) + telemetry (telemetryd)',
+			!w.status || !w.telemetry],
 		['Lost events', f.num(lost), lost ? 'bus messages that never arrived' : 'none since apid started', lost > 0],
 		['Events', `${f.num(ev.stored)}`, `stored of ${f.num(ev.received)} received · ${f.num(ev.rejected)} rejected`, ev.rejected > 0],
-		['Writer queue', f.num(q.writer?.depth), `of ${f.num(q.writer?.max)} · feed dropped ${f.num(q.feed?.dropped)}`, false],
+		['Writer queue', f.num(q.writer.depth), `of ${f.num(q.writer.max)} · feed dropped ${f.num(q.feed.dropped)}`, false],
 		['Database', bytes(db.size_bytes), `WAL ${bytes(db.wal_bytes)} · ${f.num(db.commit_failures)} failed commits`, db.commit_failures > 0],
 		['Last sweep', sw.length ? f.esc(f.ago(now - Math.min(...ages), now)) : 'none yet',
 			sw.length ? `${sw.length} subnet${sw.length > 1 ? 's' : ''} · ${f.num(sw.reduce((a, s) => a + (s.miners || 0), 0))} miners` : '', !sw.length],

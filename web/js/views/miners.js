@@ -2,17 +2,29 @@
 // (GET /api/miners), refreshed in place every few seconds. The query lives
 // in the address (#/miners?state=mining&sort=hashrate&order=desc) so a
 // reload or a shared link shows the same page.
+//
+// Bulk actions: miners are selected one by one (a list of ids, across
+// pages), or all that match the filter (the filter itself goes to
+// POST /api/actions, which the server applies when the action is made);
+// the answer is summed up (accepted, refused and why), and the accepted
+// actions are followed until each has reached a final state.
 
 import { get, query } from '../api.js';
 import * as f from '../fmt.js';
-import { setManaged, setUnlockPass } from '../actions.js';
-import { askPassword, emptyRow, poller } from '../ui.js';
+import * as P from '../presets.js';
+import { bulkAction, setManaged, setUnlockPass } from '../actions.js';
+import { askPassword, confirmAction, emptyRow, notify, poller } from '../ui.js';
+import { modelList } from './models.js';
 
 const REFRESH_MS = 5000;
+const TRACK_MS = 2000;
+const TRACK_MAX = 1000;          // actions followed after one bulk request (GET /api/actions' limit)
+const LISTED_MAX = 200;          // rows in the summary's lists
 const PAGE_SIZES = [25, 50, 100, 250, 500];
 
 // [key for ?sort=, header, class]; key null = not sortable.
 const COLUMNS = [
+	['select', ''],
 	['mac', 'Miner'],
 	['ip', 'IP'],
 	['model', 'Model'],
@@ -28,7 +40,8 @@ const COLUMNS = [
 	[null, 'Unlock pass'],
 ];
 
-const FILTERS = ['q', 'state', 'model', 'online', 'managed'];
+const FILTERS = ['q', 'state', 'model', 'online', 'managed', 'conflict'];
+const BOOL_FILTERS = ['online', 'managed', 'conflict'];
 
 function readParams(params) {
 	const p = {};
@@ -73,10 +86,18 @@ function offlineCells(s) {
 		last(f.temp(s?.chip_temp_max)) + last(f.fans(s));
 }
 
-function rowHtml(m) {
+function conflictMarker(m) {
+	if (!m.conflict)
+		return '';
+	return ` <span class="pill pill-bad conflict-pill" title="${f.esc(`conflict since ${f.when(m.conflict.since)}: ${m.conflict.reason}`)}">conflict</span>`;
+}
+
+function rowHtml(m, checked, locked) {
 	const id = f.minerId(m), s = m.status;
 	const seen = f.lastSeen(m);
 	return `
+	<td class="sel"><input type="checkbox" data-act="select" aria-label="Select ${f.esc(id)}"
+		${checked ? 'checked' : ''} ${locked ? 'disabled' : ''}></td>
 	<td><a class="mono" href="#/miners/${encodeURIComponent(id)}">${f.esc(id)}</a>
 		${m.hostname ? `<div class="muted small">${f.esc(m.hostname)}</div>` : ''}</td>
 	<td>${ipCell(m)}</td>
@@ -86,7 +107,7 @@ function rowHtml(m) {
 	<td class="num">${powerCell(s)}</td>
 	<td class="num">${f.temp(s?.chip_temp_max)}</td>
 	<td class="num" title="${f.esc(f.fansTitle(s))}">${f.fans(s)}</td>` : offlineCells(s)}
-	<td>${f.esc(s?.preset ?? '–')}</td>
+	<td>${f.esc(s?.preset ?? '–')}${conflictMarker(m)}</td>
 	<td title="${f.esc(f.when(seen))}">${f.esc(f.ago(seen))}</td>
 	<td class="errcell">${errorCell(m)}</td>
 	<td class="ctl"><label class="switch"><input type="checkbox" data-act="managed"
@@ -114,13 +135,31 @@ export function mount(el, params, ctx) {
 			<option value="true">online</option><option value="false">offline</option></select></label>
 		<label>Managed <select name="managed"><option value="">any</option>
 			<option value="true">managed</option><option value="false">not managed</option></select></label>
+		<label>Conflict <select name="conflict"><option value="">any</option>
+			<option value="true">in conflict</option><option value="false">no conflict</option></select></label>
 		<label>Per page <select name="limit">${PAGE_SIZES.map((n) => `<option>${n}</option>`).join('')}</select></label>
 		<button type="reset" class="small-btn">Clear filters</button>
 	</form>
+	<div class="bulk" role="group" aria-label="Bulk actions">
+		<span class="bulk-count" aria-live="polite">No miner selected.</span>
+		<button type="button" class="small-btn" data-bulk="all" hidden></button>
+		<button type="button" class="small-btn" data-bulk="clear" hidden>Clear selection</button>
+		<span class="bulk-acts">
+			<label>Preset <select name="bulk-preset"><option value="">choose…</option></select></label>
+			<button type="button" class="small-btn" data-bulk="set_preset">Set preset</button>
+			<button type="button" class="small-btn" data-bulk="restart">Restart mining</button>
+			<button type="button" class="small-btn" data-bulk="pause">Pause</button>
+			<button type="button" class="small-btn" data-bulk="resume">Resume</button>
+			<button type="button" class="small-btn danger" data-bulk="reboot">Reboot…</button>
+		</span>
+	</div>
+	<section class="card bulk-result" aria-labelledby="bulk-result-h" hidden></section>
 	<div class="table-wrap">
 	<table class="miners" aria-describedby="miners-count">
 		<thead><tr>${COLUMNS.map(([key, label, cls]) => {
 			const th = cls ? ` class="${cls}"` : '';
+			if (key === 'select')
+				return '<th scope="col" class="sel"><input type="checkbox" data-act="page" aria-label="Select every miner on this page"></th>';
 			if (!key)
 				return `<th scope="col"${th}>${label}</th>`;
 			return `<th scope="col"${th} data-key="${key}"><button type="button" data-sort="${key}">${label}<span class="arrow" aria-hidden="true"></span></button></th>`;
@@ -139,7 +178,7 @@ export function mount(el, params, ctx) {
 	const form = el.querySelector('form.filters');
 	// The controls show the query in force.
 	const sync = () => {
-		for (const k of ['state', 'model', 'online', 'managed'])
+		for (const k of ['state', 'model', 'online', 'managed', 'conflict'])
 			form.elements[k].value = p[k] || '';
 		form.elements.limit.value = String(p.limit);
 		if (document.activeElement !== form.elements.q)
@@ -160,6 +199,13 @@ export function mount(el, params, ctx) {
 	const pending = new Set();     // ids with a PATCH in flight
 	let total = 0, miners = new Map();
 	let gen = 0;                   // bumped by each new query: late answers are dropped
+	// The selection: ids picked by hand (id → model alias), or every miner
+	// matching a filter ({filter, total, models: alias → count}).
+	const selected = new Map();
+	let allMatching = null;
+	let bulkBusy = false;
+	let presetKey = '';
+	let track = null;              // the last bulk request's summary, followed live
 
 	// A change of filter, sort or page is a new address; the router hands
 	// it back to update() below.
@@ -214,6 +260,16 @@ export function mount(el, params, ctx) {
 	});
 
 	tbody.addEventListener('change', async (e) => {
+		const pick = e.target.closest('input[data-act=select]');
+		if (pick) {
+			const id = pick.closest('tr').dataset.id;
+			if (pick.checked)
+				selected.set(id, miners.get(id).model);
+			else
+				selected.delete(id);
+			selectionChanged();
+			return;
+		}
 		const box = e.target.closest('input[data-act=managed]');
 		if (!box)
 			return;
@@ -244,6 +300,312 @@ export function mount(el, params, ctx) {
 		});
 	});
 
+	// ------------------------------------------------------------ selection
+
+	const bulk = el.querySelector('.bulk');
+	const presetSel = bulk.querySelector('select[name=bulk-preset]');
+	const result = el.querySelector('.bulk-result');
+
+	// The filter in force, as POST /api/actions takes it (booleans as JSON).
+	function currentFilter() {
+		const flt = {};
+		for (const k of FILTERS)
+			if (p[k])
+				flt[k] = BOOL_FILTERS.includes(k) ? p[k] === 'true' : p[k];
+		return flt;
+	}
+
+	function describeFilter(flt) {
+		const words = Object.entries(flt).map(([k, v]) => `${k} ${typeof v === 'string' ? `"${v}"` : v}`);
+		return words.length ? words.join(', ') : 'no filter: the whole fleet';
+	}
+
+	el.querySelector('thead').addEventListener('change', (e) => {
+		const box = e.target.closest('input[data-act=page]');
+		if (!box)
+			return;
+		for (const [id, m] of miners)
+			if (box.checked)
+				selected.set(id, m.model);
+			else
+				selected.delete(id);
+		selectionChanged();
+	});
+
+	function clearSelection() {
+		selected.clear();
+		allMatching = null;
+		selectionChanged();
+	}
+
+	async function selectAllMatching() {
+		const flt = currentFilter();
+		const n = total;
+		const models = new Map();
+		const btn = bulk.querySelector('[data-bulk=all]');
+		btn.disabled = true;
+		try {
+			await refreshModels();
+			if (flt.model) {
+				models.set(flt.model, n);
+			} else {
+				// How many of each model the filter matches: one count per model.
+				const q = {};
+				for (const k of FILTERS)
+					if (p[k])
+						q[k] = p[k];
+				for (const mo of ctx.models()) {
+					const d = await get('/api/miners' + query({ ...q, model: mo.alias, limit: 1 }));
+					if (d.total)
+						models.set(mo.alias, d.total);
+				}
+			}
+		} catch (e) {
+			btn.disabled = false;
+			throw e;
+		}
+		selected.clear();
+		allMatching = { filter: flt, total: n, models };
+		btn.disabled = false;
+		selectionChanged();
+	}
+
+	bulk.addEventListener('click', (e) => {
+		const b = e.target.closest('button[data-bulk]');
+		if (!b || b.disabled)
+			return;
+		const what = b.dataset.bulk;
+		if (what === 'all')
+			selectAllMatching().catch((e2) => notify(`Could not select the matching miners: ${e2.message}`, 'error'));
+		else if (what === 'clear')
+			clearSelection();
+		else
+			runBulk(what);
+	});
+	presetSel.addEventListener('change', () => renderBulk());
+	result.addEventListener('click', (e) => {
+		if (e.target.closest('button[data-bulk=dismiss]')) {
+			track = null;
+			result.hidden = true;
+			result.replaceChildren();
+		}
+	});
+
+	// The models of the selection, alias → how many.
+	function selectedModels() {
+		if (allMatching)
+			return allMatching.models;
+		const by = new Map();
+		for (const alias of selected.values())
+			if (alias)
+				by.set(alias, (by.get(alias) || 0) + 1);
+		return by;
+	}
+
+	let modelsKey = '';
+	async function refreshModels() {
+		ctx.setModels(modelList(await get('/api/models')));
+	}
+
+	function selectionChanged() {
+		const key = [...selectedModels().keys()].sort().join(',');
+		syncChecks();
+		renderBulk();
+		// The catalogues and max presets of the models now selected.
+		if (key !== modelsKey) {
+			modelsKey = key;
+			if (key)
+				refreshModels().then(renderBulk, () => {});
+		}
+	}
+
+	// Checkboxes as the selection says.
+	function syncChecks() {
+		let on = 0;
+		for (const [id, tr] of rows) {
+			const box = tr.querySelector('input[data-act=select]');
+			box.checked = !!allMatching || selected.has(id);
+			box.disabled = !!allMatching;
+			if (box.checked)
+				on++;
+		}
+		const page = el.querySelector('input[data-act=page]');
+		page.checked = rows.size > 0 && on === rows.size;
+		page.indeterminate = on > 0 && on < rows.size;
+		page.disabled = !!allMatching || rows.size === 0;
+	}
+
+	// The preset selector: the presets of the selected models, each with
+	// its expected figures; the max preset and the presets above it
+	// marked (managed miners are refused those, the others take them).
+	function presetOptions() {
+		const models = selectedModels();
+		const catalogue = new Map(ctx.models().map((mo) => [mo.alias, mo]));
+		const key = JSON.stringify([...models].map(([a, n]) => {
+			const mo = catalogue.get(a);
+			return [a, n, mo ? mo.max_preset : null, mo ? mo.presets.length : 0];
+		}));
+		if (key === presetKey)
+			return;
+		presetKey = key;
+		const was = presetSel.value;
+		const option = (mo, pr) => {
+			const limit = P.limitOf(mo.presets, mo.max_preset);
+			let text = P.label(pr);
+			if (limit && pr.name === limit.name)
+				text += ' · max preset';
+			else if (P.isAbove(pr, limit))
+				text += ` · above the max preset ${limit.name}: refused for managed miners`;
+			return `<option value="${f.esc(pr.name)}" data-model="${f.esc(mo.alias)}">${f.esc(text)}</option>`;
+		};
+		const known = [...models.keys()].filter((a) => catalogue.has(a));
+		let html = `<option value="">${known.length ? 'choose…' : 'select miners first'}</option>`;
+		if (known.length === 1) {
+			const mo = catalogue.get(known[0]);
+			html += P.sorted(mo.presets).map((pr) => option(mo, pr)).join('');
+		} else {
+			for (const a of known.sort()) {
+				const mo = catalogue.get(a);
+				html += `<optgroup label="${f.esc(`${mo.name ?? a} (${a}): ${models.get(a)} selected`)}">${
+					P.sorted(mo.presets).map((pr) => option(mo, pr)).join('')}</optgroup>`;
+			}
+		}
+		presetSel.innerHTML = html;
+		if ([...presetSel.options].some((o) => o.value === was))
+			presetSel.value = was;
+		presetSel.title = known.length > 1
+			? 'Miners of a model whose catalogue lacks the chosen preset are refused.' : '';
+	}
+
+	function renderBulk() {
+		const n = allMatching ? allMatching.total : selected.size;
+		const count = bulk.querySelector('.bulk-count');
+		if (allMatching) {
+			count.textContent = `All ${f.num(n)} miners matching the filter are selected (${describeFilter(allMatching.filter)}).`;
+		} else if (n) {
+			const here = [...selected.keys()].filter((id) => rows.has(id)).length;
+			count.textContent = `${f.num(n)} miner${n === 1 ? '' : 's'} selected` +
+				(here < n ? ` (${f.num(n - here)} on other pages).` : '.');
+		} else {
+			count.textContent = 'No miner selected.';
+		}
+		// Offered unless every match is on this page and ticked already.
+		const all = bulk.querySelector('[data-bulk=all]');
+		const whole = total > 0 && total === rows.size && [...rows.keys()].every((id) => selected.has(id));
+		all.hidden = !!allMatching || total === 0 || whole;
+		all.textContent = !FILTERS.some((k) => p[k]) ? `Select all ${f.num(total)} miners`
+			: total === 1 ? 'Select the 1 miner matching the filter'
+				: `Select all ${f.num(total)} matching the filter`;
+		bulk.querySelector('[data-bulk=clear]').hidden = !n;
+		presetOptions();
+		for (const b of bulk.querySelectorAll('.bulk-acts button'))
+			b.disabled = bulkBusy || !n;
+		presetSel.disabled = bulkBusy || !n;
+		bulk.querySelector('[data-bulk=set_preset]').disabled = bulkBusy || !n || !presetSel.value;
+	}
+
+	// ------------------------------------------------------------ bulk actions
+
+	async function runBulk(action) {
+		const preset = action === 'set_preset' ? presetSel.value : undefined;
+		const what = f.actionText(action, preset);
+		const n = allMatching ? allMatching.total : selected.size;
+		const target = allMatching ? { filter: allMatching.filter } : { miners: [...selected.keys()] };
+		if (action === 'reboot' || allMatching) {
+			const who = allMatching
+				? `every miner matching the filter (${describeFilter(allMatching.filter)}): ${f.num(n)} now. ` +
+				  'The server applies the filter when you confirm.'
+				: `${f.num(n)} selected miner${n === 1 ? '' : 's'}.`;
+			const why = action === 'reboot'
+				? ' Each restarts its controller: it stops hashing and cannot be reached until it has booted again.' : '';
+			if (!(await confirmAction(`${what}: ${f.num(n)} miner${n === 1 ? '' : 's'}?`, `${what} on ${who}${why}`, what)))
+				return;
+		}
+		bulkBusy = true;
+		renderBulk();
+		try {
+			const r = await bulkAction(target, action, preset);
+			startTracking(what, r);
+		} catch (e) {
+			track = { what, failed: e.message };
+			renderResult();
+		} finally {
+			bulkBusy = false;
+			renderBulk();
+		}
+	}
+
+	function startTracking(what, r) {
+		const accepted = r.actions;
+		const ids = accepted.map((a) => a.id);
+		track = {
+			what, at: Date.now(), refused: r.refused,
+			actions: new Map(accepted.map((a) => [a.id, a])),
+			// The newest TRACK_MAX: one GET /api/actions reads them all.
+			max: ids.length ? Math.max(...ids) : 0,
+			min: ids.length ? Math.max(Math.min(...ids), Math.max(...ids) - TRACK_MAX + 1) : 0,
+		};
+		renderResult();
+		trackPoll.now();
+	}
+
+	async function followActions() {
+		const t = track;
+		if (!t || !t.actions || ![...t.actions.values()].some((a) => f.actionOpen(a.state)))
+			return;
+		const data = await get('/api/actions' + query({ before: t.max + 1, limit: t.max - t.min + 1 }));
+		if (t !== track)
+			return;
+		for (const a of data.actions)
+			if (t.actions.has(a.id))
+				t.actions.set(a.id, a);
+		renderResult();
+	}
+
+	function stateCounts(list) {
+		const by = new Map();
+		for (const a of list)
+			by.set(a.state, (by.get(a.state) || 0) + 1);
+		return f.ACTION_STATE_NAMES.filter((s) => by.has(s)).map((s) =>
+			`<span class="state-count" data-state="${s}">${f.num(by.get(s))} ${f.esc(s)}</span>`).join(' · ');
+	}
+
+	function renderResult() {
+		const t = track;
+		result.hidden = !t;
+		if (!t)
+			return;
+		const dismiss = '<button type="button" class="small-btn" data-bulk="dismiss">Dismiss</button>';
+		if (t.failed) {
+			result.innerHTML = `<div class="card-head"><h2 id="bulk-result-h">${f.esc(t.what)}: refused</h2>${dismiss}</div>
+				<p class="form-error bulk-error">${f.esc(t.failed)}</p>`;
+			return;
+		}
+		const list = [...t.actions.values()];
+		const open = list.filter((a) => f.actionOpen(a.state)).length;
+		const refused = t.refused;
+		result.dataset.accepted = String(list.length);
+		result.dataset.refused = String(refused.length);
+		result.dataset.open = String(open);
+		const listed = (n) => (n > LISTED_MAX ? ` (the first ${LISTED_MAX} listed)` : '');
+		result.innerHTML = `
+			<div class="card-head"><h2 id="bulk-result-h">${f.esc(t.what)}: ${f.num(list.length)} accepted, ${f.num(refused.length)} refused</h2>
+				<span class="muted small">${f.esc(f.when(t.at).slice(11))}</span>${dismiss}</div>
+			${list.length ? `<p class="bulk-states">${open ? 'Under way: ' : 'Finished: '}${stateCounts(list)}${
+				list.length > TRACK_MAX ? ` <span class="muted small">(the newest ${TRACK_MAX} followed)</span>` : ''}</p>` : ''}
+			${refused.length ? `<details class="refused" open><summary>Refused (${f.num(refused.length)})${listed(refused.length)}</summary>
+				<div class="table-wrap"><table><thead><tr><th scope="col">Miner</th><th scope="col" class="num">Status</th><th scope="col">Why</th></tr></thead>
+				<tbody>${refused.slice(0, LISTED_MAX).map((x) => `<tr data-miner="${f.esc(x.miner)}">
+					<td><a class="mono" href="#/miners/${encodeURIComponent(x.miner)}">${f.esc(x.miner)}</a></td>
+					<td class="num">${f.esc(x.status)}</td><td class="err-text">${f.esc(x.error)}</td></tr>`).join('')}</tbody></table></div></details>` : ''}
+			${list.length ? `<details class="accepted"${list.length <= 10 ? ' open' : ''}><summary>Accepted (${f.num(list.length)})${listed(list.length)}</summary>
+				<div class="table-wrap"><table><thead><tr><th scope="col">Miner</th><th scope="col">Action</th><th scope="col">State</th><th scope="col">Error</th></tr></thead>
+				<tbody>${list.slice(0, LISTED_MAX).map((a) => `<tr data-miner="${f.esc(a.miner)}" data-state="${f.esc(a.state)}">
+					<td><a class="mono" href="#/miners/${encodeURIComponent(a.miner)}">${f.esc(a.miner)}</a></td>
+					<td>${f.esc(f.actionText(a.action, a.preset))}</td><td>${f.actionPillHtml(a.state)}</td>
+					<td class="err-text">${a.error ? `${f.esc(a.error.kind)}: ${f.esc(a.error.message)}` : ''}</td></tr>`).join('')}</tbody></table></div></details>` : ''}`;
+	}
+
 	function render(list) {
 		const seen = new Set();
 		let prev = null;
@@ -260,7 +622,7 @@ export function mount(el, params, ctx) {
 			if (!pending.has(id)) {
 				const focused = tr.contains(document.activeElement)
 					? document.activeElement.dataset.act : null;
-				tr.innerHTML = rowHtml(m);
+				tr.innerHTML = rowHtml(m, !!allMatching || selected.has(id), !!allMatching);
 				if (focused)
 					tr.querySelector(`[data-act=${focused}]`)?.focus();
 			}
@@ -295,13 +657,15 @@ export function mount(el, params, ctx) {
 		const data = await get('/api/miners' + query(q));
 		if (g !== gen)
 			return;
-		total = data.total ?? data.miners.length;
+		total = data.total;
 		miners = new Map(data.miners.map((m) => [f.minerId(m), m]));
 		if (p.offset > 0 && p.offset >= total) {
 			go({ offset: Math.max(0, Math.floor((total - 1) / p.limit) * p.limit) });
 			return;
 		}
 		render(data.miners);
+		syncChecks();
+		renderBulk();
 		const from = total ? p.offset + 1 : 0;
 		const to = Math.min(total, p.offset + data.miners.length);
 		count.textContent = `${f.num(from)}–${f.num(to)} of ${f.num(total)} miners`;
@@ -312,6 +676,7 @@ export function mount(el, params, ctx) {
 		el.dataset.loaded = 'true';
 	}
 
+	const trackPoll = poller(followActions, TRACK_MS);
 	const poll = poller(refresh, REFRESH_MS, (e) => {
 		if (e.kind === 'http') {
 			for (const tr of rows.values())
@@ -321,9 +686,16 @@ export function mount(el, params, ctx) {
 		}
 	});
 	return {
-		unmount: () => poll.stop(),
+		unmount() {
+			poll.stop();
+			trackPoll.stop();
+		},
 		update(next) {
+			const was = p;
 			p = readParams(next);
+			// A selection belongs to the filter it was made under.
+			if (FILTERS.some((k) => (was[k] || '') !== (p[k] || '')))
+				clearSelection();
 			gen++;
 			sync();
 			el.dataset.loaded = 'false';

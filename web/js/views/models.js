@@ -1,63 +1,71 @@
 // Models: each model's preset catalogue (expected watts and TH per preset,
-// as discovery read them from the firmware), the max preset the controller
-// may run on that model (PATCH /api/models/{alias}), and how many miners
-// of the model the fleet has.
+// as discovery read them from the firmware), its max preset (PATCH
+// /api/models/{alias}) and what that limit does now: how many managed
+// miners are above it and how many are in conflict; and how many miners of
+// the model the fleet has.
 
 import { get } from '../api.js';
 import * as f from '../fmt.js';
+import * as P from '../presets.js';
 import { setMaxPreset } from '../actions.js';
 import { emptyRow, poller } from '../ui.js';
 
 const REFRESH_MS = 15000;
 
 export function modelList(data) {
-	return Array.isArray(data) ? data : data?.models || [];
+	return data.models;
 }
 
-export function minerCount(m) {
-	const v = m.miners ?? m.miner_count ?? m.count;
-	return typeof v === 'object' && v !== null ? v.total ?? v.count : v;
-}
+const plural = (n, one, many) => `${f.num(n)} ${n === 1 ? one : many}`;
 
-// Cheapest first: the ladder reads from economy to overclock.
-function byWatts(a, b) {
-	const wa = f.isNum(a.watts) ? a.watts : Infinity, wb = f.isNum(b.watts) ? b.watts : Infinity;
-	return wa - wb || (a.ord ?? a.order ?? 0) - (b.ord ?? b.order ?? 0);
-}
-
-function presetLabel(p) {
-	const bits = [p.pretty || p.name];
-	if (f.isNum(p.watts))
-		bits.push(`${f.num(p.watts)} W`);
-	if (f.isNum(p.th))
-		bits.push(`${f.num(p.th, p.th % 1 ? 1 : 0)} TH/s`);
-	return bits.join(' · ');
+// What the max preset does, as apid keeps it (docs/api.md, apid/actions.h):
+// it holds managed miners only, by expected watts; then the figures that
+// say how the fleet stands against it right now.
+function limitFacts(m, presets) {
+	const limit = P.limitOf(presets, m.max_preset);
+	let rule;
+	if (m.max_preset === null)
+		rule = 'No max preset: any preset may be set on these miners, and none is corrected.';
+	else if (!limit || !f.isNum(limit.watts))
+		rule = `Max preset <strong>${f.esc(m.max_preset)}</strong> has no expected watts in the catalogue, so it limits nothing.`;
+	else
+		rule = `Max preset <strong>${f.esc(limit.name)}</strong> (${P.watts(limit)}${f.isNum(limit.th) ? `, ${P.th(limit)}` : ''}).
+			It holds managed miners only: PowerHive refuses to set them a preset above it, and sets a managed
+			miner seen running above it back to the highest preset at or under it. Unmanaged miners are not held to it.`;
+	const above = m.managed_above_limit, conflicts = m.conflicts;
+	return `<p class="limit-rule">${rule}</p>
+		<ul class="limit-facts">
+			<li class="${above ? 'warn-text' : ''}"><strong data-fact="above">${f.num(above)}</strong>
+				managed miner${above === 1 ? '' : 's'} above the limit right now</li>
+			<li class="${conflicts ? 'bad-text' : ''}"><strong data-fact="conflicts">${f.num(conflicts)}</strong>
+				in conflict${conflicts ? ` (<a href="#/miners?model=${encodeURIComponent(m.alias)}&amp;conflict=true">list them</a>)` : ''}</li>
+			<li><strong data-fact="managed">${f.num(m.managed)}</strong> of ${plural(m.miners, 'miner', 'miners')} managed</li>
+		</ul>`;
 }
 
 function card(m) {
-	const presets = [...(m.presets || [])].sort(byWatts);
-	const max = m.max_preset ?? null;
-	const maxP = presets.find((p) => p.name === max);
-	const count = minerCount(m);
-	const online = m.miners_online ?? m.miners?.online;
+	const presets = P.sorted(m.presets);
+	const max = m.max_preset;
+	const limit = P.limitOf(presets, max);
+	const count = m.miners;
+	const online = m.miners_online;
 	const alias = f.esc(m.alias);
 	const rows = presets.length ? presets.map((p) => {
-		const above = maxP && f.isNum(p.watts) && f.isNum(maxP.watts) && p.watts > maxP.watts;
-		const jth = f.isNum(p.watts) && f.isNum(p.th) && p.th > 0 ? f.num(p.watts / p.th, 1) : '–';
+		const above = P.isAbove(p, limit);
 		return `<tr class="${above ? 'above' : ''}${p.name === max ? ' is-max' : ''}">
 			<th scope="row" class="mono">${f.esc(p.name)}</th>
-			<td>${f.esc(p.pretty || '')}</td>
-			<td class="num">${f.isNum(p.watts) ? f.num(p.watts) + ' W' : '–'}</td>
-			<td class="num">${f.isNum(p.th) ? f.num(p.th, p.th % 1 ? 1 : 0) + ' TH/s' : '–'}</td>
-			<td class="num">${jth}</td>
+			<td>${f.esc(p.pretty)}</td>
+			<td class="num">${P.watts(p)}</td>
+			<td class="num">${P.th(p)}</td>
+			<td class="num">${P.jth(p)}</td>
 			<td>${p.tuned ? 'yes' : ''}</td>
-			<td>${p.name === max ? '<strong>limit</strong>' : above ? 'above the limit' : ''}</td></tr>`;
+			<td>${p.name === max ? '<strong>max preset</strong>' : above ? 'above the max preset' : ''}</td></tr>`;
 	}).join('') : emptyRow(7, 'No presets known yet: discovery reads them from a miner of this model.');
 	return `<section class="card model" data-alias="${alias}" aria-labelledby="model-${alias}">
 		<div class="card-head">
-			<h2 id="model-${alias}">${f.esc(m.name || m.full_name || m.alias)} <span class="muted mono small">${alias}</span></h2>
-			<div class="model-count"><strong>${f.num(count)}</strong> miner${count === 1 ? '' : 's'}${
-				f.isNum(online) ? ` <span class="muted">(${f.num(online)} online)</span>` : ''}</div>
+			<h2 id="model-${alias}">${f.esc(m.name ?? m.alias)} <span class="muted mono small">${alias}</span></h2>
+			<div class="model-count"><strong>${f.num(count)}</strong> miner${count === 1 ? '' : 's'}
+				<span class="muted">(${f.num(online)} online)</span></div>
 		</div>
 		<p class="muted small">${[
 			f.isNum(m.num_chains) ? `${m.num_chains} hashboards` : '',
@@ -67,11 +75,11 @@ function card(m) {
 		<form class="maxpreset">
 			<label>Max preset <select name="max_preset" data-current="${f.esc(max ?? '')}">
 				<option value="">No limit</option>
-				${presets.map((p) => `<option value="${f.esc(p.name)}" ${p.name === max ? 'selected' : ''}>${f.esc(presetLabel(p))}</option>`).join('')}
+				${presets.map((p) => `<option value="${f.esc(p.name)}" ${p.name === max ? 'selected' : ''}>${f.esc(P.label(p))}</option>`).join('')}
 			</select></label>
 			<button type="submit" class="small-btn">Save</button>
-			<span class="form-note muted small" aria-live="polite">${max ? `Miners of this model run at most ${f.esc(presetLabel(maxP || { name: max }))}.` : 'No limit set.'}</span>
 		</form>
+		<div class="limit" aria-live="polite">${limitFacts(m, presets)}</div>
 		<div class="table-wrap"><table class="presets"><thead><tr><th scope="col">Preset</th><th scope="col">Name</th>
 			<th scope="col" class="num">Expected power</th><th scope="col" class="num">Expected hashrate</th>
 			<th scope="col" class="num">J/TH</th><th scope="col">Tuned</th><th scope="col">Limit</th></tr></thead>

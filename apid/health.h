@@ -1,0 +1,35 @@
+/* health — what apid knows about the fleet's plumbing and the fleet's
+ * totals: the JSON of GET /api/health and hive.control.health, and the
+ * same as Prometheus text for GET /metrics.
+ *
+ * Health is asked for by HTTP workers, the control thread and the main
+ * loop's watch. The fleet totals come from one query on a read-only
+ * connection of health's own, run at most once a second whoever asks;
+ * that connection and the last figures live in struct apid_health, which
+ * main creates and the hub points to. */
+#ifndef APID_HEALTH_H
+#define APID_HEALTH_H
+
+#include <jansson.h>
+
+struct apid;
+struct apid_health;
+
+/* The fleet totals' state for the database at db_path (copied); the
+ * connection is opened at the first health request. NULL on allocation
+ * failure; apid_health_free frees (closing the connection). */
+struct apid_health *apid_health_new(const char *db_path);
+void apid_health_free(struct apid_health *h);
+
+/* The health document: daemons seen with their last heartbeat and
+ * counters, workers connected, queue depths, events received, stored,
+ * rejected and lost per source, scheduler counts, the last sweep per
+ * subnet, the fleet totals (null when a->health is NULL or the database
+ * cannot be read). Thread-safe. New reference, NULL when out of memory. */
+json_t *apid_health(struct apid *a);
+
+/* The health document in the Prometheus text exposition format;
+ * malloc'd, caller frees; NULL when out of memory. */
+char *apid_metrics(struct apid *a);
+
+#endif

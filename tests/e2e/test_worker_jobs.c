@@ -1,0 +1,314 @@
+/* test_worker_jobs — what bin/pollerd and bin/telemetryd send back for the
+ * jobs a hub (playing apid: PUSH and SUB listening) hands them, read with
+ * the same tables apid decodes with:
+ *   - a job whose miner does not answer (a closed port on 127.0.0.1) ends
+ *     with hive.miner.error {op, kind "refused", job, mac, ip} and
+ *     hive.job.failed {job, mac, kind "refused"};
+ *   - a job the worker cannot read (bad IP, no key, unknown endpoint) ends
+ *     with hive.job.failed kind "bad_field" and no error for the miner, or,
+ *     when it does not even say which job it was, with nothing but the
+ *     worker's jobs_bad counter;
+ *   - every event body decodes with its table, heartbeats included. */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "hive/bus.h"
+#include "hive/msg.h"
+#include "../lib/testlib.h"
+
+#define READY_MS   10000
+#define ANSWER_MS  5000
+
+enum { POLLERD, TELEMETRYD, NWORKERS };
+static const char *const names[NWORKERS] = { "pollerd", "telemetryd" };
+static const enum hive_msg_kind job_kinds[NWORKERS] = { HIVE_MSG_JOB_STATUS,
+							HIVE_MSG_JOB_TELEMETRY };
+
+static struct {
+	char *dir;
+	char cfg[1024], log[NWORKERS][1100];
+	char events[64], jobs[NWORKERS][64];
+	int miner_port;
+	pid_t pid[NWORKERS];
+	struct hive_bus *sub, *push[NWORKERS];
+} S;
+
+/* What came back for one job id (0: none yet). */
+struct answer {
+	int errors, failed;
+	char failed_kind[64], error_kind[64], error_op[32], error_ip[HIVE_IPV4_LEN];
+	char mac[HIVE_MAC_LEN];
+};
+
+static struct answer answers[64];
+static long long jobs_bad[NWORKERS] = { -1, -1 };
+static int bodies_read;
+static bool passed;                     /* the test got to its end: drop the logs */
+
+static int write_cfg(void)
+{
+	char text[3072], ctl[64], feed[64], jobs_control[64];
+	int n;
+
+	S.miner_port = tl_free_port();             /* nothing listens there */
+	snprintf(S.events, sizeof(S.events), "tcp://127.0.0.1:%d", tl_free_port());
+	for (int w = 0; w < NWORKERS; w++)
+		snprintf(S.jobs[w], sizeof(S.jobs[w]), "tcp://127.0.0.1:%d", tl_free_port());
+	/* pollerd dials it too: a port of its own, not the default one */
+	snprintf(jobs_control, sizeof(jobs_control), "tcp://127.0.0.1:%d", tl_free_port());
+	snprintf(ctl, sizeof(ctl), "tcp://127.0.0.1:%d", tl_free_port());
+	snprintf(feed, sizeof(feed), "tcp://127.0.0.1:%d", tl_free_port());
+	snprintf(S.cfg, sizeof(S.cfg), "%s/powerhive.json", S.dir);
+	n = snprintf(text, sizeof(text),
+		"{\n"
+		" \"log_level\": \"info\",\n"
+		" \"database\": {\"path\": \"%s/powerhive.db\"},\n"
+		" \"network\": {\"subnets\": [\"127.61.0.0/30\"], \"port\": %d,\n"
+		"   \"http_timeout_ms\": 2000, \"http_concurrency\": 4},\n"
+		" \"intervals\": {\"heartbeat_seconds\": 1},\n"
+		" \"bus\": {\"events\": \"%s\", \"jobs_status\": \"%s\", \"jobs_telemetry\": \"%s\",\n"
+		"   \"jobs_control\": \"%s\", \"control\": \"%s\", \"feed\": \"%s\"}\n"
+		"}\n",
+		S.dir, S.miner_port, S.events, S.jobs[POLLERD], S.jobs[TELEMETRYD], jobs_control,
+		ctl, feed);
+	if (n < 0 || (size_t)n >= sizeof(text))
+		return -1;
+	return tl_write_file(S.cfg, text);
+}
+
+/* Every event is decoded with its table; a body the table refuses fails
+ * the test, naming the field. */
+static void drain(void)
+{
+	union { char buf[65536]; long long align; } u;
+	struct hive_envelope env;
+	char err[256];
+
+	for (;;) {
+		int kind, w;
+
+		memset(&env, 0, sizeof(env));
+		if (hive_bus_recv(S.sub, &env, 0) != HIVE_BUS_OK)
+			return;
+		kind = hive_msg_kind_of(env.topic, HIVE_CH_EVENTS);
+		if (kind < 0)
+			fail_msg("unknown topic %s from %s", env.topic, env.src);
+		if (hive_msg_decode(kind, env.body, u.buf, err, sizeof(err)) != 0)
+			fail_msg("%s from %s: apid would refuse it: %s", env.topic, env.src, err);
+		bodies_read++;
+		if (kind == HIVE_MSG_MINER_ERROR) {
+			const struct hive_msg_miner_error *e = (const void *)u.buf;
+
+			if (e->job > 0 && e->job < 64) {
+				struct answer *a = &answers[e->job];
+
+				a->errors++;
+				snprintf(a->error_kind, sizeof(a->error_kind), "%s", e->kind);
+				snprintf(a->error_op, sizeof(a->error_op), "%s", e->op);
+				snprintf(a->error_ip, sizeof(a->error_ip), "%s", e->ip);
+			}
+		} else if (kind == HIVE_MSG_JOB_FAILED) {
+			const struct hive_msg_job_failed *f = (const void *)u.buf;
+
+			if (f->job > 0 && f->job < 64) {
+				struct answer *a = &answers[f->job];
+
+				a->failed++;
+				snprintf(a->failed_kind, sizeof(a->failed_kind), "%s",
+					 f->kind ? f->kind : "");
+				snprintf(a->mac, sizeof(a->mac), "%s", f->mac);
+			}
+		} else if (kind == HIVE_MSG_HEARTBEAT) {
+			const struct hive_msg_heartbeat *hb = (const void *)u.buf;
+			json_t *c = hb->counters ? json_object_get(hb->counters, "jobs_bad") : NULL;
+
+			for (w = 0; w < NWORKERS; w++)
+				if (strcmp(hb->daemon, names[w]) == 0 && c)
+					jobs_bad[w] = (long long)json_integer_value(c);
+		}
+		hive_msg_free(kind, u.buf);
+		hive_envelope_clear(&env);
+	}
+}
+
+static bool connected(void *arg)
+{
+	(void)arg;
+	return hive_bus_peers(S.push[POLLERD]) > 0 && hive_bus_peers(S.push[TELEMETRYD]) > 0 &&
+	       hive_bus_peers(S.sub) >= NWORKERS;
+}
+
+static int setup(void **state)
+{
+	struct hive_bus_opts o = { .listen = true, .sendbuf = 64, .recvbuf = 1024,
+				   .source = "test_worker_jobs/hub/1", .boot = hive_wall_ms() };
+	char err[256];
+
+	(void)state;
+	memset(&S, 0, sizeof(S));
+	if (!(S.dir = tl_tmpdir("worker-jobs")) || write_cfg() < 0)
+		return -1;
+	if (!(S.sub = hive_bus_open(HIVE_BUS_SUBSCRIBE, S.events, &o, err, sizeof(err))) ||
+	    hive_bus_subscribe(S.sub, "") < 0) {
+		fprintf(stderr, "hub: %s\n", err);
+		return -1;
+	}
+	for (int w = 0; w < NWORKERS; w++) {
+		char *argv[] = { (char *)tl_bin(names[w]), "-c", S.cfg, NULL };
+
+		if (!(S.push[w] = hive_bus_open(HIVE_BUS_PUSH, S.jobs[w], &o, err, sizeof(err)))) {
+			fprintf(stderr, "hub: %s\n", err);
+			return -1;
+		}
+		snprintf(S.log[w], sizeof(S.log[w]), "%s/%s.log", S.dir, names[w]);
+		if ((S.pid[w] = tl_spawn(S.log[w], argv, NULL)) < 0)
+			return -1;
+	}
+	if (tl_wait_until(READY_MS, connected, NULL) < 0) {
+		fprintf(stderr, "workers did not connect; see %s and %s\n", S.log[0], S.log[1]);
+		return -1;
+	}
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	for (int w = 0; w < NWORKERS; w++)
+		if (S.pid[w] > 0)
+			tl_stop(S.pid[w], SIGTERM, 5000);
+	for (int w = 0; w < NWORKERS; w++)
+		hive_bus_close(S.push[w]);
+	hive_bus_close(S.sub);
+	if (S.dir) {
+		if (passed)
+			tl_rmrf(S.dir);
+		else
+			fprintf(stderr, "logs kept in %s\n", S.dir);
+		free(S.dir);
+	}
+	return 0;
+}
+
+/* Pushes body (JSON text) to worker w, with the miner's port and a
+ * deadline 5 s from now. */
+static void push(int w, const char *body)
+{
+	json_t *j = json_loads(body, 0, NULL);
+
+	assert_non_null(j);
+	json_object_set_new(j, "port", json_integer(S.miner_port));
+	json_object_set_new(j, "deadline", json_integer(hive_wall_ms() + 5000));
+	if (hive_bus_send(S.push[w], hive_msg_topic(job_kinds[w])->topic, j, false) != HIVE_BUS_OK)
+		fail_msg("could not push a job to %s", names[w]);
+	json_decref(j);
+}
+
+struct wait_job {
+	long long job;
+	bool error_too;
+};
+
+static bool answered(void *arg)
+{
+	const struct wait_job *wj = arg;
+
+	drain();
+	return answers[wj->job].failed > 0 && (!wj->error_too || answers[wj->job].errors > 0);
+}
+
+static const struct {
+	int worker;
+	long long job;                  /* 0: the body does not say */
+	const char *body;               /* port and deadline are added */
+	const char *failed_kind;        /* hive.job.failed's kind; NULL: none */
+	bool miner_error;               /* and a hive.miner.error (else: a bad job) */
+} cases[] = {
+	{ POLLERD, 1, "{\"job\":1,\"mac\":\"AA-BB-CC-00-00-01\",\"ip\":\"127.0.0.1\","
+	  "\"api_key\":\"k\"}", "refused", true },
+	{ POLLERD, 2, "{\"job\":2,\"mac\":\"aa:bb:cc:00:00:02\",\"ip\":\"nope\","
+	  "\"api_key\":\"k\"}", "bad_field", false },
+	{ POLLERD, 3, "{\"job\":3,\"mac\":\"aa:bb:cc:00:00:03\",\"ip\":\"127.0.0.1\"}",
+	  "bad_field", false },
+	{ POLLERD, 0, "{\"job\":4,\"ip\":\"127.0.0.1\",\"api_key\":\"k\"}", NULL, false },
+	{ TELEMETRYD, 5, "{\"job\":5,\"mac\":\"aa:bb:cc:00:00:05\",\"ip\":\"127.0.0.1\","
+	  "\"api_key\":\"k\",\"endpoint\":\"x\"}", "bad_field", false },
+	{ TELEMETRYD, 6, "{\"job\":6,\"mac\":\"aa:bb:cc:00:00:06\",\"ip\":\"127.0.0.1\","
+	  "\"api_key\":\"k\",\"endpoint\":\"boards\"}", "refused", true },
+};
+
+static bool bad_counted(void *arg)
+{
+	const long long *want = arg;
+
+	drain();
+	return jobs_bad[POLLERD] == want[POLLERD] && jobs_bad[TELEMETRYD] == want[TELEMETRYD];
+}
+
+static void jobs_come_back(void **state)
+{
+	long long want_bad[NWORKERS] = { 0, 0 };
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct wait_job wj = { cases[i].job, cases[i].miner_error };
+
+		push(cases[i].worker, cases[i].body);
+		if (!cases[i].miner_error)
+			want_bad[cases[i].worker]++;
+		if (!cases[i].job)
+			continue;
+		if (tl_wait_until(ANSWER_MS, answered, &wj) < 0)
+			fail_msg("job %lld: no hive.job.failed%s within %d ms; see %s", cases[i].job,
+				 cases[i].miner_error ? " and hive.miner.error" : "", ANSWER_MS,
+				 S.log[cases[i].worker]);
+		assert_string_equal(answers[cases[i].job].failed_kind, cases[i].failed_kind);
+		if (cases[i].miner_error) {
+			const struct answer *a = &answers[cases[i].job];
+
+			assert_string_equal(a->error_kind, cases[i].failed_kind);
+			assert_string_equal(a->error_op,
+					    cases[i].worker == POLLERD ? "status" : "telemetry");
+			assert_string_equal(a->error_ip, "127.0.0.1");
+		}
+	}
+	/* the MAC as apid sent it comes back normalised */
+	assert_string_equal(answers[1].mac, "aa:bb:cc:00:00:01");
+	/* a job with no MAC is only counted; and a bad job is no miner's error */
+	if (tl_wait_until(ANSWER_MS, bad_counted, want_bad) < 0)
+		fail_msg("jobs_bad: pollerd %lld (want %lld), telemetryd %lld (want %lld)",
+			 jobs_bad[POLLERD], want_bad[POLLERD], jobs_bad[TELEMETRYD],
+			 want_bad[TELEMETRYD]);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		if (cases[i].job && !cases[i].miner_error)
+			assert_int_equal(answers[cases[i].job].errors, 0);
+	printf("figure: %d event bodies from pollerd and telemetryd decoded with the tables\n",
+	       bodies_read);
+	/* a clean exit (a sanitized build's leak report fails it) */
+	for (int w = 0; w < NWORKERS; w++) {
+		int st = tl_stop(S.pid[w], SIGTERM, 5000);
+
+		S.pid[w] = 0;
+		if (st < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+			fail_msg("%s ended with status 0x%x; see %s", names[w], st, S.log[w]);
+	}
+	passed = true;
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(jobs_come_back),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
