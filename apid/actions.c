@@ -24,7 +24,7 @@
 #define BUCKETS        4096
 #define MAX_SENDS      3           /* an idempotent action's job, at most */
 #define HOUR_MS        (3600 * 1000LL)
-#define TICK_IDLE_MS   250
+#define TICK_IDLE_MS   100         /* a new action waits at most this to go out */
 #define ENFORCER       "enforcer"
 
 static const char *const kind_names[APID_ACT_KINDS] = {
@@ -83,6 +83,7 @@ struct act {
 	int64_t job_deadline;       /* monotonic: the job out must have answered by */
 	long long job;              /* control job out, 0 = none */
 	int sends;
+	bool answered;              /* the firmware accepted it (hive.action.result) */
 	bool uncommitted;           /* created in the writer's open transaction */
 	unsigned long call;         /* the apid_actions_create call that made it */
 	struct act *next;           /* the miner's next (newer) action */
@@ -601,6 +602,7 @@ void apid_actions_on_result(struct apid_actions *a, sqlite3 *db,
 	x = mq_by_id(q, r->action);
 	if (x && x->state == APID_AS_SENT && x->job == r->head.job) {
 		x->state = APID_AS_CONFIRMING;
+		x->answered = true;
 		x->job = 0;
 		write_state(a, db, x->id, x->state, 0, x->sends, NULL, NULL);
 		log_info("action confirming id=%lld mac=%s kind=%s restart_required=%d restarted=%d",
@@ -648,6 +650,7 @@ static bool effect_seen(const struct act *x, const struct hive_msg_status_result
 			int64_t ts_ms)
 {
 	const char *state = st->state ? st->state : "";
+	bool began_after;
 
 	switch (x->kind) {
 	case APID_ACT_SET_PRESET:
@@ -659,10 +662,21 @@ static bool effect_seen(const struct act *x, const struct hive_msg_status_result
 		return strcmp(state, "mining") == 0;
 	case APID_ACT_RESTART:
 	case APID_ACT_REBOOT:
-		/* The state the miner is in began after the action went out
-		 * (a second of slack for the two clocks' rounding). */
-		return x->sent_wall > 0 && st->state_time != HIVE_MSG_NO_INT &&
-		       ts_ms - st->state_time * 1000 >= x->sent_wall - 1000;
+		/* The miner's state began after the action went out. A state
+		 * changes for other reasons too (a tune ends, a person sets a
+		 * preset), so that is proof only once the firmware accepted
+		 * the call; an unanswered one needs the states a restart or a
+		 * boot passes through. Otherwise it expires: better than a
+		 * "done" for a restart that never happened. */
+		if (x->state != APID_AS_CONFIRMING || x->sent_wall <= 0 ||
+		    st->state_time == HIVE_MSG_NO_INT)
+			return false;
+		began_after = ts_ms - st->state_time * 1000 >= x->sent_wall;
+		if (x->answered)
+			return began_after;
+		return began_after && (strcmp(state, "restarting") == 0 ||
+				       strcmp(state, "starting") == 0 ||
+				       strcmp(state, "initializing") == 0);
 	default:
 		return false;
 	}
@@ -959,7 +973,7 @@ int64_t apid_actions_tick(struct apid_actions *a, int64_t now)
 				by[x->state]++;
 			}
 			if (q->head->state == APID_AS_QUEUED)
-				wake = 50;      /* waiting for a worker or a roster */
+				wake = 20;      /* waiting for a worker or a roster */
 			pq = &q->next;
 		}
 	}

@@ -14,8 +14,10 @@
  * - confirming: the firmware accepted it (hive.action.result), or its job
  *   went unanswered and the action must not be sent twice (restart, reboot).
  * - done: a status read back shows the effect: the preset as current preset
- *   (tuning or not), state "stopped" + "paused", "mining" again, or a state
- *   that began after the action was sent (restart, reboot).
+ *   (tuning or not), state "stopped" + "paused", "mining" again; for restart
+ *   and reboot, once the firmware accepted the call, a state that began
+ *   after it was sent (unanswered: only restarting/starting/initializing
+ *   since then count, since a state also changes for other reasons).
  *
  * A miner has at most one control job out, so actions reach it in the order
  * they were made. An idempotent action (set_preset, pause, resume) whose job

@@ -641,6 +641,10 @@ int apid_apply_event(struct apid_apply *a, const struct hive_envelope *env,
 		if (a->traffic)
 			apid_traffic_heartbeat(a->traffic, env, &ev->u.heartbeat);
 		break;
+	case HIVE_MSG_ACTION_RESULT:
+		/* Nothing of its own to store: the actions table is the writer
+		 * hooks' (actions.c), which see every applied event. */
+		break;
 	default:
 		*why = APID_REJ_UNKNOWN_TOPIC;
 		rc = -1;

@@ -5,9 +5,15 @@
  * connection stays there and push0 routes the rest to workers that are
  * reading. Each job ended (done or failed) frees a slot and watches the fd
  * again. Queues never share a slot, so a full queue of status jobs leaves a
- * control job's fd watched, and one loop round takes at most
- * WORKER_TAKE_MAX jobs from a queue, so a burst of one kind holds the loop
- * only briefly before the other's fd is looked at.
+ * control job's fd watched.
+ *
+ * A queue given a loop of its own runs on a thread of its own (pollerd's
+ * control jobs: a round of the main loop can spend a few hundred ms on a
+ * burst of status answers, and a control call needs two rounds to go out;
+ * measured on one loop, 100-500 ms at the tail, on its own 1-10 ms).
+ * Such a queue touches nothing of the main thread's but the events socket,
+ * whose send is locked in libhive's bus, and its own counters and config
+ * snapshot, which the heartbeat and a reload reach under the queue's mutex.
  */
 #include "hive/worker.h"
 #include "hive/bus.h"
@@ -16,17 +22,20 @@
 #include "hive/msg.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 /* A job with less time than this before its deadline is dropped as expired:
  * a request cut that short would only blame the miner for our backlog. */
 #define WORKER_MIN_TIMEOUT_MS 500
 #define WORKER_FIRST_BEAT_MS  1000
-#define WORKER_TAKE_MAX       64      /* jobs taken from one queue per loop round */
 #define WORKER_QUEUES_MAX     2
 
 /* What the worker knows of a job kind; docs/workers.md has the table. */
@@ -42,17 +51,34 @@ static const struct job_kind {
 	{ HIVE_MSG_JOB_CONTROL, offsetof(struct hive_cfg, bus.jobs_control), "control_", true },
 };
 
+/* What a queue reads of the config (a reload rewrites d->cfg on the main
+ * thread). */
+struct queue_cfg {
+	int cap;                        /* jobs in flight at most */
+	int port;                       /* network.port */
+	int http_timeout_ms;
+	int run_ms;                     /* control.job_timeout_seconds */
+};
+
 struct hive_worker_queue {
 	struct hive_worker *w;
 	const struct job_kind *k;
 	struct hive_worker_spec spec;
+	struct hive_loop *loop;         /* the worker's, or its own */
 	struct hive_bus *jobs;          /* PULL */
 	char jobs_url[HIVE_CFG_URL_MAX];
 	size_t body_size;               /* of the job kind's struct */
 	int jobs_fd;
 	bool watching;
-	int cap;                        /* jobs in flight at most */
 	struct hive_worker_job *live;   /* in flight */
+	/* a queue with a loop of its own: its thread */
+	bool threaded, running;
+	pthread_t thread;
+	atomic_bool stop;
+	int wake_fd;                    /* eventfd that wakes its loop */
+	/* under mu: what the heartbeat and a reload reach from the main thread */
+	pthread_mutex_t mu;
+	struct queue_cfg c;
 	struct hive_worker_stats st;
 	double lat_sum;                 /* since the last heartbeat */
 	uint64_t lat_n;
@@ -61,10 +87,10 @@ struct hive_worker_queue {
 struct hive_worker {
 	const struct hive_daemon *d;
 	struct hive_loop *loop;
-	struct hive_bus *events;        /* PUBLISH */
+	struct hive_bus *events;        /* PUBLISH; its send is thread-safe */
 	char events_url[HIVE_CFG_URL_MAX];
 	int64_t beat_timer;
-	uint64_t publish_failed;
+	_Atomic uint64_t publish_failed;
 	double latency_ms;              /* the heartbeat's: every queue's jobs */
 	struct hive_worker_queue *q[WORKER_QUEUES_MAX];
 	int nq;
@@ -113,7 +139,7 @@ static int send_json(struct hive_worker *w, enum hive_msg_kind kind, json_t *b)
 	if (b && hive_bus_send(w->events, hive_msg_topic(kind)->topic, b, false) == HIVE_BUS_OK)
 		rc = 0;
 	else
-		w->publish_failed++;
+		atomic_fetch_add(&w->publish_failed, 1);
 	json_decref(b);
 	return rc;
 }
@@ -123,13 +149,45 @@ int hive_worker_publish(struct hive_worker *w, enum hive_msg_kind kind, const vo
 	return send_json(w, kind, hive_msg_encode(kind, body));
 }
 
-/* ---------------------------------------------------------------- flow control */
+/* ---------------------------------------------------------------- counters */
+
+/* Adds one to a counter of q's. */
+static void count(struct hive_worker_queue *q, uint64_t *counter)
+{
+	pthread_mutex_lock(&q->mu);
+	(*counter)++;
+	pthread_mutex_unlock(&q->mu);
+}
+
+static struct queue_cfg queue_cfg(struct hive_worker_queue *q)
+{
+	struct queue_cfg c;
+
+	pthread_mutex_lock(&q->mu);
+	c = q->c;
+	pthread_mutex_unlock(&q->mu);
+	return c;
+}
+
+/* Room for another job? */
+static bool has_room(struct hive_worker_queue *q)
+{
+	bool room;
+
+	pthread_mutex_lock(&q->mu);
+	room = q->st.in_flight < q->c.cap;
+	pthread_mutex_unlock(&q->mu);
+	return room;
+}
+
+/* ---------------------------------------------------------------- flow control
+ * On the thread of the queue's loop. */
 
 static void watch_jobs(struct hive_worker_queue *q)
 {
-	if (q->watching || q->jobs_fd < 0 || q->st.in_flight >= q->cap)
+	if (q->watching || q->jobs_fd < 0 || !has_room(q))
 		return;
-	if (hive_loop_watch(q->w->loop, q->jobs_fd, HIVE_LOOP_READ, on_jobs, q) == 0)
+	if (hive_loop_watch(q->loop, q->jobs_fd, HIVE_LOOP_READ, on_jobs, q) == 0)
 		q->watching = true;
 	else
 		log_warn("worker_watch_failed url=%s", q->jobs_url);
@@ -139,7 +197,7 @@ static void unwatch_jobs(struct hive_worker_queue *q)
 {
 	if (!q->watching)
 		return;
-	hive_loop_unwatch(q->w->loop, q->jobs_fd);
+	hive_loop_unwatch(q->loop, q->jobs_fd);
 	q->watching = false;
 }
 
@@ -166,9 +224,11 @@ static void job_end(struct hive_worker_job *job)
 		q->live = job->next;
 	if (job->next)
 		job->next->prev = job->prev;
+	pthread_mutex_lock(&q->mu);
 	q->st.in_flight--;
 	q->lat_sum += lat;
 	q->lat_n++;
+	pthread_mutex_unlock(&q->mu);
 	job_free(job);
 	watch_jobs(q);
 }
@@ -181,7 +241,7 @@ static void complain_key(const struct hive_worker_job *job, char *key, size_t le
 int hive_worker_time_left(const struct hive_worker_job *job)
 {
 	int64_t left = job->end_ms - hive_mono_ms();
-	int t = job->w->d->cfg.network.http_timeout_ms;
+	int t = queue_cfg(job->queue).http_timeout_ms;
 
 	return left < t ? (int)left : t;
 }
@@ -210,7 +270,7 @@ void hive_worker_done(struct hive_worker_job *job, void *result)
 		return;
 	}
 	send_json(w, q->spec.result_kind, b);
-	q->st.done++;
+	count(q, &q->st.done);
 	complain_key(job, key, sizeof(key));
 	hive_log_recovered(key, "miner_ok mac=%s ip=%s op=%s", job->mac, job->ip, q->spec.op);
 	job_end(job);
@@ -239,9 +299,9 @@ void hive_worker_fail(struct hive_worker_job *job, const struct hive_fw_err *err
 	hive_worker_error_fill(&e, job->mac, job->ip, q->spec.op, err, job->id);
 	hive_worker_publish(w, HIVE_MSG_MINER_ERROR, &e);
 	publish_job_failed(w, job->id, job->mac, err->kind);
-	q->st.failed++;
+	count(q, &q->st.failed);
 	if ((unsigned)err->kind < HIVE_FW_ERR_KINDS)
-		q->st.failed_by[err->kind]++;
+		count(q, &q->st.failed_by[err->kind]);
 	complain_key(job, key, sizeof(key));
 	hive_log_complain(key, "miner_error mac=%s ip=%s op=%s kind=%s http_status=%d message=%s",
 			  job->mac, job->ip, q->spec.op, hive_fw_err_name(err->kind),
@@ -254,8 +314,8 @@ void hive_worker_fail(struct hive_worker_job *job, const struct hive_fw_err *err
 /* Reads a job body into job with the job kind's table; job->body keeps
  * the decoded struct, job->json what its strings point into. 0, or -1
  * with a message naming the field. */
-static int job_decode(struct hive_worker_queue *q, json_t *json, struct hive_worker_job *job,
-		      char *err, size_t errlen)
+static int job_decode(struct hive_worker_queue *q, const struct queue_cfg *c, json_t *json,
+		      struct hive_worker_job *job, char *err, size_t errlen)
 {
 	enum hive_msg_kind kind = q->spec.job_kind;
 	const struct hive_msg_job *j = NULL;
@@ -273,12 +333,12 @@ static int job_decode(struct hive_worker_queue *q, json_t *json, struct hive_wor
 	job->body = body;
 	job->json = json_incref(json);
 	if (kind == HIVE_MSG_JOB_CONTROL) {
-		const struct hive_msg_control_job *c = body;
+		const struct hive_msg_control_job *cj = body;
 
-		common = (struct hive_msg_job){ .job = c->job, .port = c->port,
-						.api_key = c->api_key, .deadline = c->deadline };
-		memcpy(common.mac, c->mac, sizeof(common.mac));
-		memcpy(common.ip, c->ip, sizeof(common.ip));
+		common = (struct hive_msg_job){ .job = cj->job, .port = cj->port,
+						.api_key = cj->api_key, .deadline = cj->deadline };
+		memcpy(common.mac, cj->mac, sizeof(common.mac));
+		memcpy(common.ip, cj->ip, sizeof(common.ip));
 		j = &common;
 	} else {
 		j = body;
@@ -293,7 +353,7 @@ static int job_decode(struct hive_worker_queue *q, json_t *json, struct hive_wor
 	snprintf(job->ip, sizeof(job->ip), "%s", j->ip);
 	snprintf(job->api_key, sizeof(job->api_key), "%s", j->api_key);
 	snprintf(job->endpoint, sizeof(job->endpoint), "%s", j->endpoint ? j->endpoint : "");
-	job->port = j->port != HIVE_MSG_NO_INT ? (int)j->port : q->w->d->cfg.network.port;
+	job->port = j->port != HIVE_MSG_NO_INT ? (int)j->port : c->port;
 	job->deadline_ms = j->deadline != HIVE_MSG_NO_INT ? j->deadline : 0;
 	if (q->spec.check)
 		return q->spec.check(job, err, errlen);
@@ -309,7 +369,7 @@ static void job_bad(struct hive_worker_queue *q, const struct hive_envelope *env
 	struct hive_msg_job_failed jf;
 	char e[256], quoted[300];
 
-	q->st.bad++;
+	count(q, &q->st.bad);
 	hive_log_complain("worker bad job", "job_rejected topic=%s reason=%s", env->topic,
 			  hive_log_quote(why, quoted, sizeof(quoted)));
 	if (hive_msg_decode(HIVE_MSG_JOB_FAILED, env->body, &jf, e, sizeof(e)) < 0)
@@ -330,35 +390,35 @@ static bool job_expired(struct hive_worker_queue *q, const struct hive_worker_jo
 	 * whose requests must end by then needs time for them. */
 	if (q->k->start_deadline ? left > 0 : left >= WORKER_MIN_TIMEOUT_MS)
 		return false;
-	q->st.expired++;
+	count(q, &q->st.expired);
 	log_debug("job_expired job=%lld mac=%s op=%s late_ms=%lld", job->id, job->mac, q->spec.op,
 		  -left);
 	return true;
 }
 
 /* When job must be over (monotonic), from its deadline and kind. */
-static int64_t job_end_ms(struct hive_worker_queue *q, const struct hive_worker_job *job,
-			  long long now)
+static int64_t job_end_ms(const struct hive_worker_queue *q, const struct queue_cfg *c,
+			  const struct hive_worker_job *job, long long now)
 {
-	const struct hive_cfg *cfg = &q->w->d->cfg;
 	int64_t left;
 
 	if (q->k->start_deadline) {
 		/* apid waits one job timeout past the deadline for the answer:
 		 * leave it WORKER_MIN_TIMEOUT_MS for the way back. */
-		int64_t run = (int64_t)cfg->control.job_timeout_seconds * 1000;
+		int64_t run = c->run_ms;
 
 		left = job->deadline_ms > 0 ? job->deadline_ms - now + run - WORKER_MIN_TIMEOUT_MS
 					    : run;
 		return job->started_ms + (left < run ? left : run);
 	}
-	left = job->deadline_ms > 0 ? job->deadline_ms - now : cfg->network.http_timeout_ms;
+	left = job->deadline_ms > 0 ? job->deadline_ms - now : c->http_timeout_ms;
 	return job->started_ms + left;
 }
 
 static void job_take(struct hive_worker_queue *q, const struct hive_envelope *env)
 {
 	struct hive_worker_job *job;
+	struct queue_cfg c = queue_cfg(q);
 	char err[256];
 	long long now = hive_wall_ms();
 
@@ -374,24 +434,26 @@ static void job_take(struct hive_worker_queue *q, const struct hive_envelope *en
 	}
 	job->w = q->w;
 	job->queue = q;
-	if (job_decode(q, env->body, job, err, sizeof(err)) < 0) {
+	if (job_decode(q, &c, env->body, job, err, sizeof(err)) < 0) {
 		job_free(job);
 		job_bad(q, env, err);
 		return;
 	}
-	q->st.received++;
+	count(q, &q->st.received);
 	if (job_expired(q, job, now)) {
 		job_free(job);
 		return;
 	}
 	job->started_ms = hive_mono_ms();
-	job->end_ms = job_end_ms(q, job, now);
+	job->end_ms = job_end_ms(q, &c, job, now);
 	job->timeout_ms = hive_worker_time_left(job);
 	job->next = q->live;
 	if (q->live)
 		q->live->prev = job;
 	q->live = job;
+	pthread_mutex_lock(&q->mu);
 	q->st.in_flight++;
+	pthread_mutex_unlock(&q->mu);
 	if (q->spec.start(job, q->spec.arg) < 0) {
 		struct hive_fw_err e = { .kind = HIVE_FW_ERR_INTERNAL };
 
@@ -410,16 +472,11 @@ static void on_jobs(struct hive_loop *loop, int fd, int events, void *arg)
 	(void)loop;
 	(void)fd;
 	(void)events;
-	/* At most WORKER_TAKE_MAX a round: the fd stays readable for the next. */
-	for (int taken = 0; taken < WORKER_TAKE_MAX; taken++) {
-		if (q->st.in_flight >= q->cap) {
-			unwatch_jobs(q);
-			return;
-		}
+	while (has_room(q)) {
 		memset(&env, 0, sizeof(env));
 		rc = hive_bus_recv(q->jobs, &env, 0);
 		if (rc == HIVE_BUS_REJECTED) {
-			q->st.bad++;
+			count(q, &q->st.bad);
 			continue;
 		}
 		if (rc != HIVE_BUS_OK)
@@ -427,11 +484,13 @@ static void on_jobs(struct hive_loop *loop, int fd, int events, void *arg)
 		job_take(q, &env);
 		hive_envelope_clear(&env);
 	}
+	unwatch_jobs(q);
 }
 
 /* ---------------------------------------------------------------- heartbeat */
 
-/* Adds q's counters to c, named with its kind's prefix. 0 / -1. */
+/* Adds q's counters to c, named with its kind's prefix; with q->mu held.
+ * 0 / -1. */
 static int queue_counters(json_t *c, const struct hive_worker_queue *q)
 {
 	const struct {
@@ -466,11 +525,17 @@ static json_t *counters(struct hive_worker *w)
 	json_t *c = json_object();
 
 	if (!c || json_object_set_new(c, "publish_failed",
-				      json_integer((json_int_t)w->publish_failed)) < 0)
+				      json_integer((json_int_t)atomic_load(&w->publish_failed))) < 0)
 		goto fail;
-	for (int i = 0; i < w->nq; i++)
-		if (queue_counters(c, w->q[i]) < 0)
+	for (int i = 0; i < w->nq; i++) {
+		int rc;
+
+		pthread_mutex_lock(&w->q[i]->mu);
+		rc = queue_counters(c, w->q[i]);
+		pthread_mutex_unlock(&w->q[i]->mu);
+		if (rc < 0)
 			goto fail;
+	}
 	return c;
 fail:
 	json_decref(c);
@@ -489,12 +554,14 @@ static int64_t on_beat(struct hive_loop *loop, void *arg)
 	for (int i = 0; i < w->nq; i++) {
 		struct hive_worker_queue *q = w->q[i];
 
+		pthread_mutex_lock(&q->mu);
 		if (q->lat_n > 0)
 			q->st.latency_ms = q->lat_sum / (double)q->lat_n;
 		sum += q->lat_sum;
 		n += q->lat_n;
 		q->lat_sum = 0;
 		q->lat_n = 0;
+		pthread_mutex_unlock(&q->mu);
 	}
 	if (n > 0)
 		w->latency_ms = sum / (double)n;
@@ -503,11 +570,13 @@ static int64_t on_beat(struct hive_loop *loop, void *arg)
 		hive_worker_publish(w, HIVE_MSG_HEARTBEAT, &hb);
 		json_decref(c);
 	} else {
-		w->publish_failed++;
+		atomic_fetch_add(&w->publish_failed, 1);
 	}
-	/* A job socket left unwatched by a failed watch gets another chance. */
+	/* A job socket left unwatched by a failed watch gets another chance
+	 * (a threaded queue's is its own thread's business). */
 	for (int i = 0; i < w->nq; i++)
-		watch_jobs(w->q[i]);
+		if (!w->q[i]->threaded)
+			watch_jobs(w->q[i]);
 	return (int64_t)w->d->cfg.intervals.heartbeat_seconds * 1000;
 }
 
@@ -529,20 +598,86 @@ static const char *jobs_url(const struct hive_cfg *cfg, enum hive_msg_kind kind)
 	return k ? (const char *)cfg + k->url_off : NULL;
 }
 
-static void set_cap(struct hive_worker_queue *q)
+/* Takes what q reads of the config from d->cfg; on the main thread. */
+static void take_cfg(struct hive_worker_queue *q)
 {
-	q->cap = q->w->d->cfg.network.http_concurrency;
-	if (q->cap < 1)
-		q->cap = 1;
+	const struct hive_cfg *cfg = &q->w->d->cfg;
+
+	pthread_mutex_lock(&q->mu);
+	q->c.cap = cfg->network.http_concurrency > 0 ? cfg->network.http_concurrency : 1;
+	q->c.port = cfg->network.port;
+	q->c.http_timeout_ms = cfg->network.http_timeout_ms;
+	q->c.run_ms = cfg->control.job_timeout_seconds * 1000;
+	pthread_mutex_unlock(&q->mu);
 }
 
-/* Frees q's jobs (calling its abort) and closes its socket. */
+static void on_wake(struct hive_loop *loop, int fd, int events, void *arg)
+{
+	uint64_t n;
+
+	(void)loop;
+	(void)events;
+	(void)arg;
+	if (read(fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+		log_warn("worker_wake_read_failed");
+}
+
+static void *queue_main(void *arg)
+{
+	struct hive_worker_queue *q = arg;
+
+	while (!atomic_load(&q->stop))
+		if (hive_loop_run_once(q->loop, 1000) < 0) {
+			log_warn("loop_failed jobs=%s", q->jobs_url);
+			break;
+		}
+	return NULL;
+}
+
+/* Starts q's thread, signals blocked (they are the main thread's). 0 / -1. */
+static int queue_start(struct hive_worker_queue *q)
+{
+	sigset_t all, old;
+	int rc;
+
+	if ((q->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0 ||
+	    hive_loop_watch(q->loop, q->wake_fd, HIVE_LOOP_READ, on_wake, q) < 0)
+		return -1;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	rc = pthread_create(&q->thread, NULL, queue_main, q);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc != 0) {
+		errno = rc;
+		return -1;
+	}
+	q->running = true;
+	return 0;
+}
+
+/* Stops and joins q's thread, if it runs. */
+static void queue_stop(struct hive_worker_queue *q)
+{
+	uint64_t one = 1;
+
+	if (!q->running)
+		return;
+	atomic_store(&q->stop, true);
+	if (write(q->wake_fd, &one, sizeof(one)) < 0)
+		log_warn("worker_wake_failed");  /* it still sees stop within a second */
+	pthread_join(q->thread, NULL);
+	q->running = false;
+}
+
+/* Stops q's thread, frees its jobs (calling its abort) and closes its
+ * socket. */
 static void queue_free(struct hive_worker_queue *q)
 {
 	struct hive_worker_job *job;
 
 	if (!q)
 		return;
+	queue_stop(q);
 	unwatch_jobs(q);
 	while ((job = q->live) != NULL) {
 		q->live = job->next;
@@ -551,6 +686,11 @@ static void queue_free(struct hive_worker_queue *q)
 		job_free(job);
 	}
 	hive_bus_close(q->jobs);
+	if (q->wake_fd >= 0) {
+		hive_loop_unwatch(q->loop, q->wake_fd);
+		close(q->wake_fd);
+	}
+	pthread_mutex_destroy(&q->mu);
 	free(q);
 }
 
@@ -584,10 +724,15 @@ int hive_worker_add_queue(struct hive_worker *w, const struct hive_worker_spec *
 	q->w = w;
 	q->k = job_kind(spec->job_kind);
 	q->spec = *spec;
+	q->loop = spec->loop ? spec->loop : w->loop;
+	q->threaded = q->loop != w->loop;
 	q->body_size = jt->body->size;
 	q->jobs_fd = -1;
+	q->wake_fd = -1;
+	atomic_init(&q->stop, false);
+	pthread_mutex_init(&q->mu, NULL);
 	snprintf(q->jobs_url, sizeof(q->jobs_url), "%s", spec->jobs_url);
-	set_cap(q);
+	take_cfg(q);
 
 	memset(&o, 0, sizeof(o));
 	o.listen = false;
@@ -609,9 +754,14 @@ int hive_worker_add_queue(struct hive_worker *w, const struct hive_worker_spec *
 		snprintf(err, errlen, "worker: cannot watch %s", q->jobs_url);
 		goto fail;
 	}
+	if (q->threaded && queue_start(q) < 0) {
+		snprintf(err, errlen, "worker: cannot start the thread of %s: %s", q->jobs_url,
+			 strerror(errno));
+		goto fail;
+	}
 	w->q[w->nq++] = q;
-	log_info("worker_ready jobs=%s events=%s in_flight_max=%d", q->jobs_url, w->events_url,
-		 q->cap);
+	log_info("worker_ready jobs=%s events=%s in_flight_max=%d thread=%s", q->jobs_url,
+		 w->events_url, q->c.cap, q->threaded ? "own" : "main");
 	return 0;
 fail:
 	queue_free(q);
@@ -666,20 +816,31 @@ void hive_worker_configure(struct hive_worker *w)
 	for (int i = 0; i < w->nq; i++) {
 		struct hive_worker_queue *q = w->q[i];
 
-		set_cap(q);
+		take_cfg(q);
 		moved |= strcmp(jobs_url(cfg, q->spec.job_kind), q->jobs_url) != 0;
-		if (q->st.in_flight < q->cap)
+		/* A threaded queue at its old cap watches again when its next
+		 * job ends (one is in flight). */
+		if (!q->threaded)
 			watch_jobs(q);
-		log_info("worker_configured jobs=%s in_flight_max=%d", q->jobs_url, q->cap);
+		log_info("worker_configured jobs=%s in_flight_max=%d", q->jobs_url,
+			 queue_cfg(q).cap);
 	}
 	if (moved)
 		log_warnx("reload_partial reason=\"bus addresses are fixed at start; restart to apply\"");
+}
+
+void hive_worker_stop(struct hive_worker *w)
+{
+	for (int i = 0; w && i < w->nq; i++)
+		queue_stop(w->q[i]);
 }
 
 void hive_worker_free(struct hive_worker *w)
 {
 	if (!w)
 		return;
+	/* No thread may publish on a socket being closed. */
+	hive_worker_stop(w);
 	if (w->beat_timer > 0)
 		hive_loop_cancel(w->loop, w->beat_timer);
 	/* The job sockets last, the first queue's (the busiest) last of all.
@@ -701,8 +862,11 @@ int hive_worker_in_flight(const struct hive_worker *w)
 {
 	int n = 0;
 
-	for (int i = 0; w && i < w->nq; i++)
+	for (int i = 0; w && i < w->nq; i++) {
+		pthread_mutex_lock(&w->q[i]->mu);
 		n += w->q[i]->st.in_flight;
+		pthread_mutex_unlock(&w->q[i]->mu);
+	}
 	return n;
 }
 
@@ -711,8 +875,10 @@ int hive_worker_get_stats(const struct hive_worker *w, enum hive_msg_kind job_ki
 {
 	for (int i = 0; i < w->nq; i++)
 		if (w->q[i]->spec.job_kind == job_kind) {
+			pthread_mutex_lock(&w->q[i]->mu);
 			*out = w->q[i]->st;
-			out->publish_failed = w->publish_failed;
+			pthread_mutex_unlock(&w->q[i]->mu);
+			out->publish_failed = atomic_load(&w->publish_failed);
 			return 0;
 		}
 	return -1;
@@ -726,7 +892,7 @@ int hive_worker_main(const struct hive_worker_main_spec *spec, int argc, char **
 	struct hive_worker_spec ws = spec->worker, cs = spec->control;
 	struct hive_fw_opts fo = { 0 };
 	struct hive_fw_client *fw, *cfw = NULL;
-	struct hive_loop *loop;
+	struct hive_loop *loop, *cloop = NULL;
 	struct hive_worker *w;
 	char err[512];
 
@@ -744,24 +910,27 @@ int hive_worker_main(const struct hive_worker_main_spec *spec, int argc, char **
 	}
 	ws.jobs_url = jobs_url(&d.cfg, ws.job_kind);
 	ws.arg = fw;
+	ws.loop = loop;
 	if (!(w = hive_worker_new(&d, loop, &ws, err, sizeof(err)))) {
 		log_errx("fatal reason=\"%s\"", err);
 		return 1;
 	}
 	if (cs.start) {
-		/* Its own client: control requests never queue behind the main
-		 * jobs' (its FIFO is its own), and never reuse a connection. */
+		/* A loop, a thread and a firmware client of their own: a control
+		 * call never waits for a round of status answers, nor in the
+		 * status client's queue, and never reuses a connection. */
 		struct hive_fw_opts co = { 0 };
 
 		co.max_in_flight = d.cfg.network.http_concurrency;
 		co.timeout_ms = d.cfg.network.http_timeout_ms;
 		co.no_keepalive = true;
-		if (!(cfw = hive_fw_client_new(loop, &co))) {
+		if (!(cloop = hive_loop_new()) || !(cfw = hive_fw_client_new(cloop, &co))) {
 			log_warn("fatal reason=\"cannot create the control firmware client\"");
 			return 1;
 		}
 		cs.jobs_url = jobs_url(&d.cfg, cs.job_kind);
 		cs.arg = cfw;
+		cs.loop = cloop;
 		if (hive_worker_add_queue(w, &cs, err, sizeof(err)) < 0) {
 			log_errx("fatal reason=\"%s\"", err);
 			return 1;
@@ -776,9 +945,11 @@ int hive_worker_main(const struct hive_worker_main_spec *spec, int argc, char **
 			hive_worker_configure(w);
 	}
 	log_info("stopping in_flight=%d", hive_worker_in_flight(w));
+	hive_worker_stop(w);
 	hive_fw_client_free(cfw);
 	hive_fw_client_free(fw);
 	hive_worker_free(w);
+	hive_loop_free(cloop);
 	hive_loop_free(loop);
 	hive_daemon_finish(&d);
 	return 0;

@@ -557,6 +557,9 @@ test('a preset set on the detail page reaches done, and the miner runs it', asyn
 	await page.$eval('.control', (e) => e.scrollIntoView());
 	await page.evaluate(() => window.scrollBy(0, -70));
 	await shot('detail-actions.png');
+	await page.emulateMedia({ colorScheme: 'dark' });
+	await shot('detail-actions-dark.png');
+	await page.emulateMedia({ colorScheme: 'light' });
 });
 
 // A few miners that a MAC fragment finds, all online and mining: [q, ids].

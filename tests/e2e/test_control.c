@@ -9,8 +9,9 @@
  *   1. every action kind on a miner of each model: the effect in the
  *      simulator, the action done in the API;
  *   2. set_preset on 300 miners in one request: every one at the preset;
- *   3. a pollerd SIGKILLed during a bulk restart of 100 miners: every
- *      action ends, and no miner restarts twice;
+ *   3. a pollerd SIGKILLed during a bulk restart of 100 miners (and of 20
+ *      tuning miners whose jobs it got but never ran): every action ends,
+ *      no miner restarts twice, and only a miner that restarted is done;
  *   4. the enforcer: managed miners above a model's max_preset come down
  *      to it, an unmanaged one is not touched, and a miner whose firmware
  *      keeps raising its preset is flagged `conflict` and left alone;
@@ -44,6 +45,7 @@
 #define BULK            300
 #define KILL_BULK       100
 #define SLOW_S          1.2             /* the mining calls' answers during test 3 */
+#define TUNING          20              /* test 3: miners tuning when their restart goes out */
 #define SAMPLES         20
 
 /* The stack: minersim, apid, discoverd, pollerd0, pollerd1. */
@@ -381,7 +383,8 @@ static int stack_up(void **state)
 	/* One sweep at the start is all this test needs: a later one would
 	 * find rebooting miners gone and take them offline. */
 	if (ts_merge(&S, "{\"database\": {\"batch_ms\": 50},\n"
-		     " \"network\": {\"miner_probe_timeout_ms\": 1000, \"probe_concurrency\": 2048,\n"
+		     " \"network\": {\"miner_probe_timeout_ms\": 1000,\n"
+		     "   \"probe_concurrency\": 2048,\n"
 		     "   \"http_timeout_ms\": 2000, \"http_concurrency\": 256},\n"
 		     " \"intervals\": {\"discovery_seconds\": 3600, \"status_seconds\": %d,\n"
 		     "   \"telemetry_seconds\": 3600, \"heartbeat_seconds\": 1},\n"
@@ -575,8 +578,8 @@ static void test_every_kind(void **state)
 		assert_int_equal(delta(&resumes[i], t, "resumes"), 1);
 		assert_string_equal(str_at(t, "state"), "mining");
 		assert_false(json_is_true(json_object_get(t, "paused")));
-		printf("control: %s resume on %s done: state=%s\n", resumes[i].model, resumes[i].mac,
-		       str_at(t, "state"));
+		printf("control: %s resume on %s done: state=%s\n", resumes[i].model,
+		       resumes[i].mac, str_at(t, "state"));
 		json_decref(t);
 		json_decref(resumes[i].before);
 	}
@@ -658,98 +661,160 @@ static void test_bulk_set_preset(void **state)
 
 /* ------------------------------------------------------------ 3. pollerd killed */
 
-static void test_pollerd_killed(void **state)
+/* POST /api/actions {"action": kind, "miners": macs}; the ids in order. */
+static void bulk(const char *kind, char (*macs)[18], int n, long long *ids)
 {
-	static char macs[KILL_BULK][18];
-	static long long ids[KILL_BULK], before[KILL_BULK];
-	json_t *body = json_object(), *list = json_array(), *j, *a, *all, *by;
-	struct ids w;
-	char *text, key[24], fault[200];
+	json_t *body = json_object(), *list = json_array(), *j, *a;
+	char *text;
 	long st = 0;
-	long long t0;
 	size_t i;
-	int done = 0, failed = 0, expired = 0, other = 0, twice = 0, done_unseen = 0;
-	int expired_seen = 0;
 
-	(void)state;
-	for (int k = 0; k < KILL_BULK; k++) {
-		if (pick(NULL, NULL, macs[k]) < 0)
-			FAIL("only %d miners left for the restart", k);
+	for (int k = 0; k < n; k++)
 		json_array_append_new(list, json_string(macs[k]));
-		/* The restart acts at once, its answer is held: the kill below
-		 * lands while the calls are in flight. */
-		snprintf(fault, sizeof(fault), "{\"target\":\"%s\",\"kind\":\"slow\",\"seconds\":%.1f,"
-			 "\"endpoints\":[\"mining\"]}", macs[k], SLOW_S);
-		assert_int_equal(sim_post("/sim/fault", fault), 200);
-	}
-	all = truth_all();
-	for (int k = 0; k < KILL_BULK; k++)
-		before[k] = int_at(json_object_get(all, macs[k]), "restarts");
-	json_decref(all);
-	json_object_set_new(body, "action", json_string("restart"));
+	json_object_set_new(body, "action", json_string(kind));
 	json_object_set_new(body, "miners", list);
 	text = json_dumps(body, JSON_COMPACT);
 	json_decref(body);
-
-	assert_true(tl_alive(ts_pid(&S, "pollerd0")));
-	assert_true(tl_alive(ts_pid(&S, "pollerd1")));
-	t0 = hive_mono_ms();
 	j = api("POST", "/api/actions", text, &st);
 	free(text);
-	if (st != 202)
-		FAIL("bulk restart answered %ld", st);
-	assert_int_equal(json_array_size(json_object_get(j, "actions")), KILL_BULK);
+	if (st != 202 || json_array_size(json_object_get(j, "actions")) != (size_t)n)
+		FAIL("bulk %s on %d miners answered %ld with %zu actions", kind, n, st,
+		     json_array_size(json_object_get(j, "actions")));
 	json_array_foreach(json_object_get(j, "actions"), i, a)
 		ids[i] = int_at(a, "id");
 	json_decref(j);
-	tl_sleep_ms(400);
-	ts_stop(&S, "pollerd0", SIGKILL, 2000);
+}
 
-	if (wait_final(ids, KILL_BULK, (ACTION_TIMEOUT_S + 8) * 1000, &w) < 0)
-		FAIL("%d of %d restarts still queued/sent/confirming %d s after the request",
-		     w.open, KILL_BULK, ACTION_TIMEOUT_S + 8);
-	by = actions_by_id("");
-	all = truth_all();
-	for (int k = 0; k < KILL_BULK; k++) {
+/* How a group of restarts ended, against the simulator's restarts. */
+struct ended {
+	int done, failed, expired, other;
+	int twice;                       /* the miner restarted more than once */
+	int done_unseen;                 /* done, yet the miner never restarted */
+	int expired_seen;                /* expired, yet the miner did restart */
+};
+
+static void tally(const char *group, char (*macs)[18], const long long *ids,
+		  const long long *before, int n, const json_t *by, const json_t *all,
+		  struct ended *e)
+{
+	char key[24];
+
+	memset(e, 0, sizeof(*e));
+	for (int k = 0; k < n; k++) {
 		long long d = int_at(json_object_get(all, macs[k]), "restarts") - before[k];
+		const json_t *a;
 		const char *s;
 
 		snprintf(key, sizeof(key), "%lld", ids[k]);
 		a = json_object_get(by, key);
 		s = str_at(a, "state");
-		twice += d > 1;
+		e->twice += d > 1;
 		if (strcmp(s, "done") == 0) {
-			done++;
-			done_unseen += d != 1;      /* done, yet the miner never restarted */
+			e->done++;
+			e->done_unseen += d != 1;
 		} else if (strcmp(s, "failed") == 0) {
-			failed++;
+			e->failed++;
 		} else if (strcmp(s, "expired") == 0) {
-			expired++;
-			expired_seen += d == 1;     /* restarted, yet never read back */
+			e->expired++;
+			e->expired_seen += d == 1;
 		} else {
-			other++;
+			e->other++;
 		}
-		if (d != 1 || strcmp(s, "done") != 0)
-			fprintf(stderr, "control: restart %lld on %s: %s, restarts +%lld, error %s\n",
-				ids[k], macs[k], s, d,
+		if ((d != 1) != (strcmp(s, "done") != 0) || d > 1)
+			fprintf(stderr, "control: %s restart %lld on %s: %s (sent %lld, "
+				"updated %lld), minersim restarts +%lld, error %s\n", group, ids[k],
+				macs[k], s, int_at(a, "sent"), int_at(a, "updated"), d,
 				json_dumps(json_object_get(a, "error"), JSON_COMPACT));
 	}
+}
+
+static void test_pollerd_killed(void **state)
+{
+	/* a: the bulk restart; b: miners tuning a preset a person just set
+	 * when their restart goes out, to a worker that never runs it */
+	static char a_macs[KILL_BULK][18], b_macs[TUNING][18];
+	static long long a_ids[KILL_BULK], a_before[KILL_BULK], b_ids[TUNING], b_before[TUNING];
+	long long all_ids[KILL_BULK + TUNING];
+	json_t *all, *by;
+	struct ended a, b;
+	struct ids w;
+	char fault[200], path[96], body[96];
+	long long t0;
+
+	(void)state;
+	for (int k = 0; k < KILL_BULK; k++) {
+		if (pick(NULL, NULL, a_macs[k]) < 0)
+			FAIL("only %d miners left for the restart", k);
+		/* The restart acts at once, its answer is held: the kill below
+		 * lands while the calls are in flight. */
+		snprintf(fault, sizeof(fault), "{\"target\":\"%.17s\",\"kind\":\"slow\","
+			 "\"seconds\":%.1f,\"endpoints\":[\"mining\"]}", a_macs[k], SLOW_S);
+		assert_int_equal(sim_post("/sim/fault", fault), 200);
+	}
+	for (int k = 0; k < TUNING; k++)
+		if (pick(NULL, NULL, b_macs[k]) < 0)
+			FAIL("only %d miners left for the tuning group", k);
+	all = truth_all();
+	for (int k = 0; k < KILL_BULK; k++)
+		a_before[k] = int_at(json_object_get(all, a_macs[k]), "restarts");
+	for (int k = 0; k < TUNING; k++)
+		b_before[k] = int_at(json_object_get(all, b_macs[k]), "restarts");
+
+	assert_true(tl_alive(ts_pid(&S, "pollerd0")));
+	assert_true(tl_alive(ts_pid(&S, "pollerd1")));
+	t0 = hive_mono_ms();
+	bulk("restart", a_macs, KILL_BULK, a_ids);
+	tl_sleep_ms(300);
+	for (int k = 0; k < TUNING; k++) {
+		const json_t *m = json_object_get(all, b_macs[k]);
+
+		snprintf(path, sizeof(path), "/sim/miners/%.17s/preset", b_macs[k]);
+		snprintf(body, sizeof(body), "{\"preset\":\"%s\",\"by\":\"web\"}",
+			 other_preset(str_at(m, "model"), str_at(m, "preset")));
+		assert_int_equal(sim_post(path, body), 200);
+	}
+	json_decref(all);
+	/* pollerd0 freezes with calls in flight; the jobs it gets from now
+	 * on are never run; then it dies. */
+	kill(ts_pid(&S, "pollerd0"), SIGSTOP);
+	bulk("restart", b_macs, TUNING, b_ids);
+	tl_sleep_ms(300);
+	ts_stop(&S, "pollerd0", SIGKILL, 2000);
+
+	memcpy(all_ids, a_ids, sizeof(a_ids));
+	memcpy(all_ids + KILL_BULK, b_ids, sizeof(b_ids));
+	if (wait_final(all_ids, KILL_BULK + TUNING, (ACTION_TIMEOUT_S + 8) * 1000, &w) < 0)
+		FAIL("%d of %d restarts still queued/sent/confirming %d s after the request",
+		     w.open, KILL_BULK + TUNING, ACTION_TIMEOUT_S + 8);
+	by = actions_by_id("");
+	all = truth_all();
+	tally("bulk", a_macs, a_ids, a_before, KILL_BULK, by, all, &a);
+	tally("tuning", b_macs, b_ids, b_before, TUNING, by, all, &b);
 	json_decref(by);
 	json_decref(all);
-	printf("figure: pollerd SIGKILLed 400 ms into a bulk restart of %d miners: done=%d "
-	       "failed=%d expired=%d other=%d, restarted twice=%d, all ended within ms=%lld\n",
-	       KILL_BULK, done, failed, expired, other, twice, hive_mono_ms() - t0);
+	printf("figure: pollerd frozen 300 ms into a bulk restart of %d miners, then SIGKILLed: "
+	       "done=%d failed=%d expired=%d other=%d, restarted twice=%d, done without a "
+	       "restart=%d, expired with one=%d; all ended within ms=%lld\n", KILL_BULK, a.done,
+	       a.failed, a.expired, a.other, a.twice, a.done_unseen, a.expired_seen,
+	       hive_mono_ms() - t0);
+	printf("figure: restarts of %d tuning miners sent to the frozen pollerd: done=%d "
+	       "failed=%d expired=%d, done without a restart=%d\n", TUNING, b.done, b.failed,
+	       b.expired, b.done_unseen);
 	assert_int_equal(sim_post("/sim/reset", "{}"), 200);
-	assert_int_equal(done + failed + expired, KILL_BULK);
-	assert_int_equal(twice, 0);
-	assert_int_equal(done_unseen, 0);
-	assert_int_equal(expired_seen, 0);
-	/* The surviving worker carried the rest. */
-	assert_true(done > 0);
-
-	/* Back to two workers for the tests that follow. */
+	/* Back to two workers for the tests that follow, whatever this one finds. */
 	if (!ts_start(&S, "pollerd", "pollerd0", NULL, NULL) || ts_wait_healthy(&S, 20000) < 0)
 		FAIL("pollerd0 did not come back");
+
+	assert_int_equal(a.done + a.failed + a.expired, KILL_BULK);
+	assert_int_equal(b.done + b.failed + b.expired, TUNING);
+	assert_int_equal(a.twice + b.twice, 0);
+	/* The simulator decides: done means the miner restarted. (Expired
+	 * with a restart is honest: the effect was not seen in time.) */
+	if (a.done_unseen + b.done_unseen)
+		FAIL("%d restarts done in the API that never reached the miner (minersim restarts "
+		     "+0)", a.done_unseen + b.done_unseen);
+	/* The surviving worker carried the rest. */
+	assert_true(a.done > 0);
 	passed++;
 }
 
@@ -1050,9 +1115,11 @@ static void test_refused(void **state)
 	long long last_id;
 	long st;
 	const struct refusal cases[] = {
-		{ "unknown preset", NULL, "{\"action\":\"set_preset\",\"preset\":\"9999\"}", true, 400 },
+		{ "unknown preset", NULL, "{\"action\":\"set_preset\",\"preset\":\"9999\"}", true,
+		  400 },
 		{ "unknown action", NULL, "{\"action\":\"overclock\"}", true, 400 },
-		{ "preset on restart", NULL, "{\"action\":\"restart\",\"preset\":\"1500\"}", true, 400 },
+		{ "preset on restart", NULL, "{\"action\":\"restart\",\"preset\":\"1500\"}", true,
+		  400 },
 		{ "no token", NULL, "{\"action\":\"restart\"}", false, 401 },
 		{ "managed above max_preset", managed_mac,
 		  "{\"action\":\"set_preset\",\"preset\":\"3580\"}", true, 409 },

@@ -45,23 +45,6 @@ struct sim {
 };
 
 static struct sim fleet;     /* the shared small fleet */
-static pid_t live[8];        /* every run started, so a failed test leaks none */
-
-static void live_add(pid_t pid)
-{
-	for (int i = 0; i < 8; i++)
-		if (!live[i]) {
-			live[i] = pid;
-			return;
-		}
-}
-
-static void live_del(pid_t pid)
-{
-	for (int i = 0; i < 8; i++)
-		if (live[i] == pid)
-			live[i] = 0;
-}
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -108,23 +91,10 @@ static int sim_start(struct sim *s, const char *subnet, int miners, int non_mine
 	s->pid = tl_spawn(s->log, (char *const *)argv, NULL);
 	if (s->pid < 0)
 		return -1;
-	live_add(s->pid);
-	while (hive_mono_ms() - t0 < 20000) {
-		char *text = tl_read_file(s->log);
-		bool ready = text && strstr(text, "minersim ready ");
-		free(text);
-		if (ready) {
-			s->start_ms = hive_mono_ms() - t0;
-			return 0;
-		}
-		if (!tl_alive(s->pid))
-			break;
-		usleep(10000);
-	}
-	{
-		char *text = tl_read_file(s->log);
-		fprintf(stderr, "minersim did not start:\n%s\n", text ? text : "(no log)");
-		free(text);
+	tl_live_add(s->pid);
+	if (tl_wait_log(s->pid, s->log, "minersim ready ", 20000) == 0) {
+		s->start_ms = hive_mono_ms() - t0;
+		return 0;
 	}
 	sim_stop(s);
 	return -1;
@@ -134,7 +104,7 @@ static int sim_stop(struct sim *s)
 {
 	int status = tl_stop(s->pid, SIGTERM, 5000);
 
-	live_del(s->pid);
+	tl_live_del(s->pid);
 	if (s->dir) {
 		tl_rmrf(s->dir);
 		free(s->dir);
@@ -146,15 +116,7 @@ static int sim_stop(struct sim *s)
 static json_t *admin(const struct sim *s, const char *method, const char *path,
 		     const char *body, long *status)
 {
-	char url[256];
-	long st = 0;
-	json_t *j;
-
-	snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", s->admin_port, path);
-	j = tl_http_json(method, url, NULL, body, &st);
-	if (status)
-		*status = st;
-	return j;
+	return tl_local_json(method, s->admin_port, path, body, status);
 }
 
 static json_t *truth(const char *mac)
@@ -371,9 +333,7 @@ static int teardown(void **state)
 
 	(void)state;
 	status = sim_stop(&fleet);
-	for (int i = 0; i < 8; i++)
-		if (live[i])
-			tl_stop(live[i], SIGKILL, 2000);
+	tl_live_kill_all();
 	/* SIGTERM must be a clean stop */
 	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
 }

@@ -47,23 +47,6 @@ struct proc {
 };
 
 static struct proc plant;    /* the shared plant */
-static pid_t live[8];        /* every run started, so a failed test leaks none */
-
-static void live_add(pid_t pid)
-{
-	for (int i = 0; i < 8; i++)
-		if (!live[i]) {
-			live[i] = pid;
-			return;
-		}
-}
-
-static void live_del(pid_t pid)
-{
-	for (int i = 0; i < 8; i++)
-		if (live[i] == pid)
-			live[i] = 0;
-}
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -77,33 +60,11 @@ static int other_port(int a, int b)
 	return p;
 }
 
-static int wait_ready(struct proc *p, const char *line)
-{
-	long long t0 = hive_mono_ms();
-
-	while (hive_mono_ms() - t0 < 15000) {
-		char *text = tl_read_file(p->log);
-		bool ready = text && strstr(text, line);
-		free(text);
-		if (ready)
-			return 0;
-		if (!tl_alive(p->pid))
-			break;
-		usleep(10000);
-	}
-	{
-		char *text = tl_read_file(p->log);
-		fprintf(stderr, "%s not seen:\n%s\n", line, text ? text : "(no log)");
-		free(text);
-	}
-	return -1;
-}
-
 static int proc_stop(struct proc *p)
 {
 	int status = tl_stop(p->pid, SIGTERM, 5000);
 
-	live_del(p->pid);
+	tl_live_del(p->pid);
 	if (p->dir) {
 		tl_rmrf(p->dir);
 		free(p->dir);
@@ -143,8 +104,8 @@ static int plant_start(struct proc *p, bool modbus, const char *const extra[])
 	p->pid = tl_spawn(p->log, (char *const *)argv, NULL);
 	if (p->pid < 0)
 		return -1;
-	live_add(p->pid);
-	if (wait_ready(p, "plantsim ready ") < 0) {
+	tl_live_add(p->pid);
+	if (tl_wait_log(p->pid, p->log, "plantsim ready ", 15000) < 0) {
 		proc_stop(p);
 		return -1;
 	}
@@ -160,15 +121,7 @@ static bool clean_exit(int status)
 static json_t *admin(const struct proc *p, const char *method, const char *path,
 		     const char *body, long *status)
 {
-	char url[256];
-	long st = 0;
-	json_t *j;
-
-	snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", p->http, path);
-	j = tl_http_json(method, url, NULL, body, &st);
-	if (status)
-		*status = st;
-	return j;
+	return tl_local_json(method, p->http, path, body, status);
 }
 
 /* POST that must succeed; the state it answers is dropped. */
@@ -399,9 +352,7 @@ static int teardown(void **state)
 
 	(void)state;
 	status = proc_stop(&plant);
-	for (int i = 0; i < 8; i++)
-		if (live[i])
-			tl_stop(live[i], SIGKILL, 2000);
+	tl_live_kill_all();
 	return clean_exit(status) ? 0 : -1;
 }
 
@@ -1081,8 +1032,8 @@ static int fleet_start(struct proc *m)
 	m->pid = tl_spawn(m->log, (char *const *)argv, NULL);
 	if (m->pid < 0)
 		return -1;
-	live_add(m->pid);
-	return wait_ready(m, "minersim ready ");
+	tl_live_add(m->pid);
+	return tl_wait_log(m->pid, m->log, "minersim ready ", 15000);
 }
 
 static double fleet_power(const struct proc *m)

@@ -164,6 +164,56 @@ bool tl_alive(pid_t pid)
 	return pid > 0 && waitpid(pid, &status, WNOHANG) == 0;
 }
 
+static pid_t tl_live[8];
+
+void tl_live_add(pid_t pid)
+{
+	for (int i = 0; i < 8; i++)
+		if (!tl_live[i]) {
+			tl_live[i] = pid;
+			return;
+		}
+}
+
+void tl_live_del(pid_t pid)
+{
+	for (int i = 0; i < 8; i++)
+		if (tl_live[i] == pid)
+			tl_live[i] = 0;
+}
+
+void tl_live_kill_all(void)
+{
+	for (int i = 0; i < 8; i++)
+		if (tl_live[i]) {
+			tl_stop(tl_live[i], SIGKILL, 2000);
+			tl_live[i] = 0;
+		}
+}
+
+int tl_wait_log(pid_t pid, const char *log, const char *line, int timeout_ms)
+{
+	long long t0 = hive_mono_ms();
+	char *text;
+
+	while (hive_mono_ms() - t0 < timeout_ms) {
+		bool seen;
+
+		text = tl_read_file(log);
+		seen = text && strstr(text, line);
+		free(text);
+		if (seen)
+			return 0;
+		if (!tl_alive(pid))
+			break;
+		usleep(10000);
+	}
+	text = tl_read_file(log);
+	fprintf(stderr, "%s not seen in %s:\n%s\n", line, log, text ? text : "(no log)");
+	free(text);
+	return -1;
+}
+
 int tl_wait_port(const char *host, int port, int timeout_ms)
 {
 	long long deadline = hive_mono_ms() + timeout_ms;
@@ -266,6 +316,15 @@ json_t *tl_http_json(const char *method, const char *url, const char *const head
 		j = json_loads(text, JSON_DECODE_ANY, NULL);
 	free(text);
 	return j;
+}
+
+json_t *tl_local_json(const char *method, int port, const char *path, const char *body,
+		      long *out_status)
+{
+	char url[256];
+
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
+	return tl_http_json(method, url, NULL, body, out_status);
 }
 
 void tl_sleep_ms(int ms)

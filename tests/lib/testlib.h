@@ -35,6 +35,18 @@ int tl_stop(pid_t pid, int sig, int timeout_ms);
 /* True while the process runs (reaps it if it exited). */
 bool tl_alive(pid_t pid);
 
+/* The runs a test has started and not yet stopped, so that a failed test
+ * leaks none: tl_live_add after tl_spawn, tl_live_del when stopped (it
+ * holds 8; more are not tracked), tl_live_kill_all in the teardown
+ * (SIGKILL, then waits up to 2 s for each). */
+void tl_live_add(pid_t pid);
+void tl_live_del(pid_t pid);
+void tl_live_kill_all(void);
+
+/* Waits until the file log holds line (checked every 10 ms) while pid runs.
+ * 0, or -1 when pid exited or timeout_ms passed, with the log on stderr. */
+int tl_wait_log(pid_t pid, const char *log, const char *line, int timeout_ms);
+
 /* Waits until a TCP connect to host:port succeeds. 0 / -1 on timeout. */
 int tl_wait_port(const char *host, int port, int timeout_ms);
 
@@ -49,6 +61,10 @@ int tl_http(const char *method, const char *url, const char *const headers[],
 /* The same, parsing the answer as JSON (NULL when not JSON). */
 json_t *tl_http_json(const char *method, const char *url, const char *const headers[],
 		     const char *body, long *out_status);
+/* tl_http_json to http://127.0.0.1:<port><path>, no headers; out_status
+ * may be NULL. */
+json_t *tl_local_json(const char *method, int port, const char *path, const char *body,
+		      long *out_status);
 
 /* Sleeps ms milliseconds, across signals. */
 void tl_sleep_ms(int ms);

@@ -17,9 +17,7 @@
 #include "hive/fw.h"
 #include "hive/msg.h"
 #include "../../discoverd/discoverd.h"
-#include "../lib/testlib.h"
-
-#define FIX "tests/unit/fixtures/fw/"
+#include "../lib/fwfix.h"
 
 /* discoverd.c (main) is not linked: what the other files call there. */
 int disc_publish(struct discoverd *dd, enum hive_msg_kind kind, const void *body)
@@ -46,47 +44,31 @@ void disc_sweep_finished(struct discoverd *dd, int64_t started_mono)
 	(void)started_mono;
 }
 
-static struct hive_fw_result *parse_fixture(enum hive_fw_call call, const char *name)
-{
-	struct hive_fw_result *r = calloc(1, sizeof(*r));
-	char path[256], *body;
-
-	assert_non_null(r);
-	snprintf(path, sizeof(path), FIX "%s", name);
-	if (!(body = tl_read_file(path)))
-		fail_msg("cannot read %s (tests run from the top of the tree)", path);
-	r->call = call;
-	if (hive_fw_parse(call, body, strlen(body), r) != 0)
-		fail_msg("%s: %s", name, r->err.msg);
-	free(body);
-	return r;
-}
-
 /* Fills, encodes and decodes back into out; fails when the table refuses. */
 static json_t *roundtrip(struct disc_catalogue_body *b, const struct hive_fw_model *md,
 			 const struct hive_fw_presets *ps, struct hive_msg_model_catalogue *out)
 {
-	char err[256];
 	json_t *j;
 
 	assert_int_equal(disc_catalogue_body_fill(b, "s19", "1.2.6", md, ps), 0);
-	j = hive_msg_encode(HIVE_MSG_MODEL_CATALOGUE, &b->c);
+	j = tl_msg_roundtrip(HIVE_MSG_MODEL_CATALOGUE, &b->c, out);
 	assert_non_null(j);
-	if (hive_msg_decode(HIVE_MSG_MODEL_CATALOGUE, j, out, err, sizeof(err)) != 0)
-		fail_msg("apid would refuse it: %s", err);
 	return j;
 }
 
 static void catalogue_body(void **state)
 {
-	struct hive_fw_result *model = parse_fixture(HIVE_FW_MODEL, "model_s19.json");
-	struct hive_fw_result *presets = parse_fixture(HIVE_FW_PRESETS, "presets_s19.json");
-	const struct hive_fw_presets *ps = &presets->presets;
+	struct hive_fw_result *model = tl_fw_fixture(HIVE_FW_MODEL, "model_s19.json");
+	struct hive_fw_result *presets = tl_fw_fixture(HIVE_FW_PRESETS, "presets_s19.json");
+	const struct hive_fw_presets *ps;
 	struct disc_catalogue_body b;
 	struct hive_msg_model_catalogue back;
 	json_t *j;
 
 	(void)state;
+	assert_non_null(model);
+	assert_non_null(presets);
+	ps = &presets->presets;
 	j = roundtrip(&b, &model->model, ps, &back);
 	assert_string_equal(back.model, "s19");
 	assert_string_equal(back.fw_version, "1.2.6");

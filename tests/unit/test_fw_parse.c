@@ -16,21 +16,7 @@
 
 #include "hive/fw.h"
 #include "hive/mac.h"
-#include "../lib/testlib.h"
-
-#define FIX "tests/unit/fixtures/fw/"
-
-static char *fixture(const char *name)
-{
-	char path[256];
-	char *s;
-
-	snprintf(path, sizeof(path), FIX "%s", name);
-	s = tl_read_file(path);
-	if (!s)
-		fail_msg("cannot read %s (tests run from the top of the tree)", path);
-	return s;
-}
+#include "../lib/fwfix.h"
 
 static json_t *fixture_json(const char *name)
 {
@@ -38,7 +24,7 @@ static json_t *fixture_json(const char *name)
 	json_error_t e;
 	json_t *j;
 
-	snprintf(path, sizeof(path), FIX "%s", name);
+	snprintf(path, sizeof(path), TL_FW_FIXTURES "%s", name);
 	j = json_load_file(path, 0, &e);
 	if (!j)
 		fail_msg("%s: %s", path, e.text);
@@ -53,19 +39,6 @@ static struct hive_fw_result *parse(enum hive_fw_call call, const char *body, in
 	assert_non_null(r);
 	r->call = call;
 	*rc = hive_fw_parse(call, body, strlen(body), r);
-	return r;
-}
-
-static struct hive_fw_result *parse_fixture(enum hive_fw_call call, const char *name)
-{
-	char *body = fixture(name);
-	int rc;
-	struct hive_fw_result *r = parse(call, body, &rc);
-
-	if (rc != 0)
-		fail_msg("%s: %s (%s)", name, r->err.msg, hive_fw_err_name(r->err.kind));
-	assert_int_equal(r->err.kind, HIVE_FW_OK);
-	free(body);
 	return r;
 }
 
@@ -180,11 +153,12 @@ static void test_preset_parse(void **state)
 
 static void test_presets(void **state)
 {
-	struct hive_fw_result *r = parse_fixture(HIVE_FW_PRESETS, "presets_s19.json");
+	struct hive_fw_result *r = tl_fw_fixture(HIVE_FW_PRESETS, "presets_s19.json");
 	json_t *fx = fixture_json("presets_s19.json");
 	bool sorted = true;
 
 	(void)state;
+	assert_non_null(r);
 	assert_int_equal(r->presets.n, (int)json_array_size(fx));
 	assert_int_equal(r->presets.n, 16);
 	assert_string_equal(r->presets.p[0].name, "disabled");
@@ -226,9 +200,10 @@ static void test_presets(void **state)
 
 static void test_info(void **state)
 {
-	struct hive_fw_result *r = parse_fixture(HIVE_FW_INFO, "info.json");
+	struct hive_fw_result *r = tl_fw_fixture(HIVE_FW_INFO, "info.json");
 
 	(void)state;
+	assert_non_null(r);
 	assert_string_equal(r->info.mac, "02:1a:2b:3c:4d:5e");
 	assert_string_equal(r->info.ip, "127.78.0.10");
 	assert_string_equal(r->info.model, "s19");
@@ -244,12 +219,13 @@ static void test_info(void **state)
 
 static void test_model(void **state)
 {
-	struct hive_fw_result *r = parse_fixture(HIVE_FW_MODEL, "model_s19.json");
+	struct hive_fw_result *r = tl_fw_fixture(HIVE_FW_MODEL, "model_s19.json");
 	json_t *fx = fixture_json("model_s19.json");
 	json_t *grid = json_object_get(json_object_get(json_object_get(fx, "chain"), "topology"), "chips");
 	int empty = 0;
 
 	(void)state;
+	assert_non_null(r);
 	assert_string_equal(r->model.full_name, "Antminer S19");
 	assert_string_equal(r->model.model, "s19");
 	assert_string_equal(r->model.series, "x19");
@@ -278,9 +254,10 @@ static void test_model(void **state)
 
 static void test_status(void **state)
 {
-	struct hive_fw_result *r = parse_fixture(HIVE_FW_STATUS, "status.json");
+	struct hive_fw_result *r = tl_fw_fixture(HIVE_FW_STATUS, "status.json");
 
 	(void)state;
+	assert_non_null(r);
 	assert_string_equal(r->status.miner_state, "mining");
 	assert_int_equal(r->status.miner_state_time, 5321);
 	assert_false(r->status.restart_required);
@@ -297,10 +274,12 @@ static void test_status(void **state)
 
 static void test_summary(void **state)
 {
-	struct hive_fw_result *r = parse_fixture(HIVE_FW_SUMMARY, "summary.json");
-	const struct hive_fw_summary *s = &r->summary;
+	struct hive_fw_result *r = tl_fw_fixture(HIVE_FW_SUMMARY, "summary.json");
+	const struct hive_fw_summary *s;
 
 	(void)state;
+	assert_non_null(r);
+	s = &r->summary;
 	assert_string_equal(s->state, "mining");
 	assert_int_equal(s->state_time, 5321);
 	assert_true(s->hr_realtime == 90812.5);
@@ -348,7 +327,8 @@ static void test_summary(void **state)
 	assert_true(s->chains[1].hashrate_rt == 30250.5);
 	free(r);
 
-	r = parse_fixture(HIVE_FW_SUMMARY, "summary_unmetered.json");
+	r = tl_fw_fixture(HIVE_FW_SUMMARY, "summary_unmetered.json");
+	assert_non_null(r);
 	assert_int_equal(r->summary.power_consumption, 0);
 	assert_int_equal(r->summary.fan_duty, -1);
 	assert_int_equal(r->summary.nfans, 0);
@@ -359,10 +339,11 @@ static void test_summary(void **state)
 
 static void test_perf(void **state)
 {
-	struct hive_fw_result *r = parse_fixture(HIVE_FW_PERF_SUMMARY, "perf.json");
+	struct hive_fw_result *r = tl_fw_fixture(HIVE_FW_PERF_SUMMARY, "perf.json");
 	int rc;
 
 	(void)state;
+	assert_non_null(r);
 	assert_true(r->perf.has_preset);
 	assert_string_equal(r->perf.preset, "2620");
 	assert_string_equal(r->perf.preset_pretty, "2620 watt ~ 91 TH");
@@ -376,7 +357,8 @@ static void test_perf(void **state)
 	assert_int_equal(r->perf.power_delta, 100);
 	free(r);
 
-	r = parse_fixture(HIVE_FW_PERF_SUMMARY, "perf_null.json");
+	r = tl_fw_fixture(HIVE_FW_PERF_SUMMARY, "perf_null.json");
+	assert_non_null(r);
 	assert_false(r->perf.has_preset);
 	assert_string_equal(r->perf.preset, "");
 	assert_int_equal(r->perf.preset_watts, -1);
@@ -438,11 +420,12 @@ static void check_chains(const struct hive_fw_chains *ch, const json_t *arr)
 
 static void test_chains(void **state)
 {
-	struct hive_fw_result *r = parse_fixture(HIVE_FW_CHAINS, "chains_s19.json");
+	struct hive_fw_result *r = tl_fw_fixture(HIVE_FW_CHAINS, "chains_s19.json");
 	json_t *fx = fixture_json("chains_s19.json");
 	int rc, throttled = 0;
 
 	(void)state;
+	assert_non_null(r);
 	assert_false(r->chains.boards);
 	assert_int_equal(r->chains.nchains, 3);
 	check_chains(&r->chains, fx);
@@ -453,7 +436,8 @@ static void test_chains(void **state)
 	json_decref(fx);
 	free(r);
 
-	r = parse_fixture(HIVE_FW_BOARDS, "boards.json");
+	r = tl_fw_fixture(HIVE_FW_BOARDS, "boards.json");
+	assert_non_null(r);
 	fx = fixture_json("boards.json");
 	assert_true(r->chains.boards);
 	check_chains(&r->chains, json_object_get(fx, "boards"));
@@ -489,7 +473,8 @@ static void test_credentials(void **state)
 	int rc;
 
 	(void)state;
-	r = parse_fixture(HIVE_FW_APIKEYS, "apikeys.json");
+	r = tl_fw_fixture(HIVE_FW_APIKEYS, "apikeys.json");
+	assert_non_null(r);
 	assert_int_equal(r->apikeys.n, 2);
 	assert_int_equal(r->apikeys.total, 2);
 	assert_string_equal(r->apikeys.k[0].key, "0123456789abcdef0123456789abcdef");
@@ -502,11 +487,13 @@ static void test_credentials(void **state)
 	assert_int_equal(r->apikeys.n, 0);
 	free(r);
 
-	r = parse_fixture(HIVE_FW_UNLOCK, "unlock.json");
+	r = tl_fw_fixture(HIVE_FW_UNLOCK, "unlock.json");
+	assert_non_null(r);
 	assert_string_equal(r->unlock.token, "eyJhbGciOiJIUzI1NiJ9.c2ltdWxhdGVk.c2lnbmF0dXJl");
 	free(r);
 
-	r = parse_fixture(HIVE_FW_SET_PRESET, "settings.json");
+	r = tl_fw_fixture(HIVE_FW_SET_PRESET, "settings.json");
+	assert_non_null(r);
 	assert_true(r->settings.restart_required);
 	assert_false(r->settings.reboot_required);
 	free(r);
@@ -515,7 +502,8 @@ static void test_credentials(void **state)
 	assert_false(r->settings.restart_required);
 	free(r);
 
-	r = parse_fixture(HIVE_FW_REBOOT, "reboot.json");
+	r = tl_fw_fixture(HIVE_FW_REBOOT, "reboot.json");
+	assert_non_null(r);
 	assert_int_equal(r->reboot.after, 3);
 	free(r);
 	r = parse(HIVE_FW_REBOOT, " \n", &rc);

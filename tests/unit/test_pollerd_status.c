@@ -17,23 +17,8 @@
 #include "hive/fw.h"
 #include "hive/msg.h"
 #include "../../pollerd/pollerd.h"
+#include "../lib/fwfix.h"
 #include "../lib/testlib.h"
-
-#define FIX "tests/unit/fixtures/fw/"
-
-static void parse_fixture(enum hive_fw_call call, const char *name, struct hive_fw_result *r)
-{
-	char path[256], *body;
-
-	snprintf(path, sizeof(path), FIX "%s", name);
-	if (!(body = tl_read_file(path)))
-		fail_msg("cannot read %s (tests run from the top of the tree)", path);
-	memset(r, 0, sizeof(*r));
-	r->call = call;
-	if (hive_fw_parse(call, body, strlen(body), r) != 0)
-		fail_msg("%s: %s", name, r->err.msg);
-	free(body);
-}
 
 static const struct {
 	const char *summary, *perf;     /* perf NULL: the miner has no /perf-summary */
@@ -62,30 +47,27 @@ static void status_bodies(void **state)
 {
 	(void)state;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		struct hive_fw_result *sum = malloc(sizeof(*sum)), *perf = malloc(sizeof(*perf));
+		struct hive_fw_result *sum = tl_fw_fixture(HIVE_FW_SUMMARY, cases[i].summary);
+		struct hive_fw_result *perf = NULL;
 		struct hive_msg_status_result back;
 		struct pollerd_status st;
 		json_t *got, *want;
 		const char *k;
 		json_t *v;
-		char err[256];
 
 		assert_non_null(sum);
-		assert_non_null(perf);
-		parse_fixture(HIVE_FW_SUMMARY, cases[i].summary, sum);
-		if (cases[i].perf)
-			parse_fixture(HIVE_FW_PERF_SUMMARY, cases[i].perf, perf);
+		if (cases[i].perf) {
+			perf = tl_fw_fixture(HIVE_FW_PERF_SUMMARY, cases[i].perf);
+			assert_non_null(perf);
+		}
 		pollerd_status_fill(&st, &sum->summary, cases[i].perf ? &perf->perf : NULL);
 		/* what hive_worker_done adds */
 		st.r.head.job = 7;
 		strcpy(st.r.head.mac, "aa:bb:cc:dd:ee:01");
 		strcpy(st.r.head.ip, "127.0.0.1");
 		st.r.head.latency_ms = 12;
-		got = hive_msg_encode(HIVE_MSG_STATUS_RESULT, &st.r);
-		assert_non_null(got);
-
-		if (hive_msg_decode(HIVE_MSG_STATUS_RESULT, got, &back, err, sizeof(err)) != 0)
-			fail_msg("case %zu: apid would refuse it: %s", i, err);
+		if (!(got = tl_msg_roundtrip(HIVE_MSG_STATUS_RESULT, &st.r, &back)))
+			fail_msg("case %zu: no body apid takes (why: above)", i);
 		assert_int_equal(back.n_chains, (size_t)sum->summary.nchains);
 		assert_int_equal(back.n_fans, (size_t)sum->summary.nfans);
 		hive_msg_free(HIVE_MSG_STATUS_RESULT, &back);
@@ -115,7 +97,7 @@ static void paused_description(void **state)
 {
 	struct hive_fw_result *sum = malloc(sizeof(*sum));
 	struct pollerd_status st;
-	char *text = tl_read_file(FIX "summary.json"), *paused;
+	char *text = tl_read_file(TL_FW_FIXTURES "summary.json"), *paused;
 	json_t *j, *ms, *got;
 
 	(void)state;

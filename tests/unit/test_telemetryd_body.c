@@ -18,54 +18,46 @@
 #include "hive/fw.h"
 #include "hive/msg.h"
 #include "../../telemetryd/telemetryd.h"
-#include "../lib/testlib.h"
-
-#define FIX "tests/unit/fixtures/fw/"
-
-static struct hive_fw_result *parse_fixture(enum hive_fw_call call, const char *name)
-{
-	struct hive_fw_result *r = calloc(1, sizeof(*r));
-	char path[256], *body;
-
-	assert_non_null(r);
-	snprintf(path, sizeof(path), FIX "%s", name);
-	if (!(body = tl_read_file(path)))
-		fail_msg("cannot read %s (tests run from the top of the tree)", path);
-	r->call = call;
-	if (hive_fw_parse(call, body, strlen(body), r) != 0)
-		fail_msg("%s: %s", name, r->err.msg);
-	free(body);
-	return r;
-}
+#include "../lib/fwfix.h"
 
 /* Encodes t as hive_worker_done would (head filled) and decodes it back
  * into back; fails the test when the table refuses it. */
 static json_t *encode_check(struct telemetryd_result *t, struct hive_msg_telemetry_result *back)
 {
-	char err[256];
 	json_t *j;
 
 	t->r.head.job = 9;
 	strcpy(t->r.head.mac, "aa:bb:cc:dd:ee:02");
 	strcpy(t->r.head.ip, "127.0.0.2");
 	t->r.head.latency_ms = 30;
-	j = hive_msg_encode(HIVE_MSG_TELEMETRY_RESULT, &t->r);
+	j = tl_msg_roundtrip(HIVE_MSG_TELEMETRY_RESULT, &t->r, back);
 	assert_non_null(j);
-	if (hive_msg_decode(HIVE_MSG_TELEMETRY_RESULT, j, back, err, sizeof(err)) != 0)
-		fail_msg("apid would refuse it: %s", err);
 	return j;
+}
+
+/* Each test's state: the result a job fills, on the heap like a job's. */
+static int result_new(void **state)
+{
+	*state = malloc(sizeof(struct telemetryd_result));
+	return *state ? 0 : -1;
+}
+
+static int result_free(void **state)
+{
+	free(*state);
+	return 0;
 }
 
 static void chains_as_columns(void **state)
 {
-	struct hive_fw_result *r = parse_fixture(HIVE_FW_CHAINS, "chains_s19.json");
-	struct telemetryd_result *t = malloc(sizeof(*t));
+	struct hive_fw_result *r = tl_fw_fixture(HIVE_FW_CHAINS, "chains_s19.json");
+	struct telemetryd_result *t = *state;
 	struct hive_msg_telemetry_result back;
-	const struct hive_fw_chip *c0 = &r->chains.chains[0].chips[0];
+	const struct hive_fw_chip *c0;
 	json_t *j, *chips;
 
-	(void)state;
-	assert_non_null(t);
+	assert_non_null(r);
+	c0 = &r->chains.chains[0].chips[0];
 	assert_true(r->chains.nchains > 0);
 	telemetryd_fill(t, &r->chains, false);
 	j = encode_check(t, &back);
@@ -94,26 +86,23 @@ static void chains_as_columns(void **state)
 	assert_string_equal(back.source, "boards");
 	hive_msg_free(HIVE_MSG_TELEMETRY_RESULT, &back);
 	json_decref(j);
-	free(t);
 	free(r);
 }
 
 static void boards_answer(void **state)
 {
-	struct hive_fw_result *r = parse_fixture(HIVE_FW_BOARDS, "boards.json");
-	struct telemetryd_result *t = malloc(sizeof(*t));
+	struct hive_fw_result *r = tl_fw_fixture(HIVE_FW_BOARDS, "boards.json");
+	struct telemetryd_result *t = *state;
 	struct hive_msg_telemetry_result back;
 	json_t *j;
 
-	(void)state;
-	assert_non_null(t);
+	assert_non_null(r);
 	telemetryd_fill(t, &r->chains, false);
 	j = encode_check(t, &back);
 	assert_string_equal(back.source, "boards");
 	assert_int_equal(back.n_chains, (size_t)r->chains.nchains);
 	hive_msg_free(HIVE_MSG_TELEMETRY_RESULT, &back);
 	json_decref(j);
-	free(t);
 	free(r);
 }
 
@@ -121,13 +110,12 @@ static void boards_answer(void **state)
  * a body apid takes. */
 static void odd_chains(void **state)
 {
-	struct hive_fw_result *r = parse_fixture(HIVE_FW_CHAINS, "chains_s19.json");
-	struct telemetryd_result *t = malloc(sizeof(*t));
+	struct hive_fw_result *r = tl_fw_fixture(HIVE_FW_CHAINS, "chains_s19.json");
+	struct telemetryd_result *t = *state;
 	struct hive_msg_telemetry_result back;
 	json_t *j;
 
-	(void)state;
-	assert_non_null(t);
+	assert_non_null(r);
 	r->chains.chains[0].nchips = 0;
 	r->chains.chains[0].state[0] = '\0';
 	r->chains.chains[1].hr_realtime = NAN;
@@ -140,16 +128,15 @@ static void odd_chains(void **state)
 	assert_true(back.chains[1].chips.temp[0] == 0.0);
 	hive_msg_free(HIVE_MSG_TELEMETRY_RESULT, &back);
 	json_decref(j);
-	free(t);
 	free(r);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(chains_as_columns),
-		cmocka_unit_test(boards_answer),
-		cmocka_unit_test(odd_chains),
+		cmocka_unit_test_setup_teardown(chains_as_columns, result_new, result_free),
+		cmocka_unit_test_setup_teardown(boards_answer, result_new, result_free),
+		cmocka_unit_test_setup_teardown(odd_chains, result_new, result_free),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

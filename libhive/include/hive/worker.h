@@ -15,14 +15,17 @@
  * A worker may take a second kind of job on a queue of its own
  * (hive_worker_add_queue: pollerd's control jobs beside its status jobs).
  * Each queue has its own socket, in-flight budget and counters, so a job of
- * one never waits behind the other's; they share the loop, the events
- * socket and the heartbeat.
+ * one never waits behind the other's; they share the events socket and the
+ * heartbeat. A queue given a loop of its own runs on a thread of its own
+ * driving that loop, so its jobs never wait for a round of the other
+ * queue's work either.
  *
  * The daemon supplies one callback per queue that starts a job (usually
- * one or two firmware-client requests on the same hive_loop) and ends
+ * one or two firmware-client requests on the queue's hive_loop) and ends
  * every started job with exactly one hive_worker_done or hive_worker_fail.
  *
- * Everything runs on the loop's thread. docs/workers.md has the story.
+ * A queue's callbacks, and the hive_worker_done/fail of its jobs, run on
+ * its loop's thread. docs/workers.md has the story.
  */
 #ifndef HIVE_WORKER_H
 #define HIVE_WORKER_H
@@ -94,6 +97,9 @@ struct hive_worker_spec {
 					 * struct starts with struct hive_msg_result_head */
 	const char *op;              /* hive.miner.error op: "status", "telemetry", "control" */
 	const char *jobs_url;        /* bus.jobs_status / _telemetry / _control */
+	/* NULL: the worker's loop. Another: the queue runs on a thread of its
+	 * own that drives this loop (put its firmware client on it too). */
+	struct hive_loop *loop;
 	hive_worker_check_cb *check; /* may be NULL */
 	hive_worker_start_cb *start;
 	hive_worker_abort_cb *abort;
@@ -107,15 +113,19 @@ struct hive_worker_spec {
 struct hive_worker *hive_worker_new(const struct hive_daemon *d, struct hive_loop *loop,
 				    const struct hive_worker_spec *spec, char *err, size_t errlen);
 /* Adds a queue of another job kind, with an in-flight budget of its own
- * (network.http_concurrency jobs, beside the other queues'). 0, or -1 with
- * a message in err (the worker is unchanged). */
+ * (network.http_concurrency jobs, beside the other queues'), on the loop
+ * spec->loop names. 0, or -1 with a message in err (the worker is
+ * unchanged). */
 int hive_worker_add_queue(struct hive_worker *w, const struct hive_worker_spec *spec, char *err,
 			  size_t errlen);
-/* Closes the sockets and frees every job left (calling each spec->abort).
- * Free the firmware clients before this. Bounded: a socket nng cannot
- * close is given up after libhive's bus close wait, and the job sockets,
- * the ones that can get stuck, are closed last, the first queue's (the
- * busiest) last of all. NULL is fine. */
+/* Stops the threads of queues with a loop of their own: their loops no
+ * longer run (free their firmware clients after this). */
+void hive_worker_stop(struct hive_worker *w);
+/* Stops the threads, closes the sockets and frees every job left (calling
+ * each spec->abort). Free the firmware clients before this. Bounded: a
+ * socket nng cannot close is given up after libhive's bus close wait, and
+ * the job sockets, the ones that can get stuck, are closed last, the first
+ * queue's (the busiest) last of all. NULL is fine. */
 void hive_worker_free(struct hive_worker *w);
 /* After a reload: takes the new in-flight caps, timeouts and heartbeat
  * period from d->cfg. Bus addresses are fixed at start (logged when they
@@ -174,17 +184,18 @@ struct hive_worker_main_spec {
 	size_t max_body;             /* largest miner answer; 0 = the client's default */
 	/* Control jobs too, when control.start is set (job_kind
 	 * HIVE_MSG_JOB_CONTROL): a second queue on bus.jobs_control with its
-	 * own in-flight budget and its own firmware client (its arg), one
-	 * request per job at a time, a fresh connection for each, so curl
-	 * never sends a request again on a kept-alive connection that turns
-	 * out closed: a reboot must not go twice. */
+	 * own in-flight budget, on a loop and thread of their own, with a
+	 * firmware client of their own (its arg): one request per job at a
+	 * time, a fresh connection for each, so curl never sends a request
+	 * again on a kept-alive connection that turns out closed (a reboot
+	 * must not go twice). jobs_url, loop and arg are filled in. */
 	struct hive_worker_spec control;
 };
 
 /* Options, config and logging (hive_daemon_start), a loop, a firmware
- * client for http_concurrency jobs (and one for control jobs), the worker;
- * then runs until SIGTERM or SIGINT, reloading on SIGHUP. Returns the
- * process's exit status. */
+ * client for http_concurrency jobs (and a loop, thread and client for
+ * control jobs), the worker; then runs until SIGTERM or SIGINT, reloading
+ * on SIGHUP. Returns the process's exit status. */
 int hive_worker_main(const struct hive_worker_main_spec *spec, int argc, char **argv);
 
 /* ---- bodies every daemon publishes (also used by discoverd) ---- */
