@@ -131,7 +131,7 @@ $(BIN)/tests/bench/bench_allocate: $(BUILD)/apid/allocate.o
 # Every test binary runs from the top of the tree with HIVE_BIN pointing at
 # the binaries under test; tests/run.sh prints one "N passed, N failed" line.
 test: deps-test
-	@$(MAKE) --no-print-directory all tests
+	@$(MAKE) --no-print-directory -j$$(nproc) all tests
 	@HIVE_BIN=$(BIN) sh tests/run.sh $(TEST_BIN)
 .PHONY: tests
 tests: $(TEST_BIN) $(PROGRAMS)
