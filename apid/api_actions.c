@@ -302,22 +302,58 @@ out:
 
 /* ------------------------------------------------------------ GET */
 
+/* ?limit, ?before and ?miner of a history list, with allowed the
+ * parameters it takes; mac is "" without ?miner. -1 after a 400. */
+static int page_params(struct api_req *r, const char *const allowed[], long long *limit,
+		       long long *before, char mac[API_MAC_LEN + 1])
+{
+	const char *miner = api_param(r, "miner");
+
+	mac[0] = '\0';
+	if (api_params_allow(r, allowed) < 0 ||
+	    api_param_int(r, "limit", 1, LIST_MAX, LIST_DEFAULT, limit) < 0 ||
+	    api_param_int(r, "before", 1, BEFORE_MAX, BEFORE_MAX, before) < 0)
+		return -1;
+	if (miner && api_mac_parse(miner, mac) < 0) {
+		api_error(r, 400, "miner: not a miner id: '%.40s'", miner);
+		return -1;
+	}
+	return 0;
+}
+
+/* {"<key>":[row(st) for every row]}, row by row into the answer. */
+static int send_rows(struct api_req *r, sqlite3_stmt *st, const char *key,
+		     json_t *(*row)(sqlite3_stmt *st))
+{
+	char head[32];
+	bool first = true;
+	int n = snprintf(head, sizeof(head), "{\"%s\":[", key), rc;
+
+	api_out_start(r);
+	api_out_raw(r, head, (size_t)n);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (!first)
+			api_out_raw(r, ",", 1);
+		first = false;
+		api_out_json(r, row(st));
+	}
+	if (rc != SQLITE_DONE)
+		return api_db_fail(r, st);
+	sqlite3_reset(st);
+	api_out_raw(r, "]}", 2);
+	return api_out_send(r, 200);
+}
+
 int api_actions_list(struct api_req *r)
 {
 	static const char *const allowed[] = { "miner", "state", "limit", "before", NULL };
-	const char *miner = api_param(r, "miner"), *state = api_param(r, "state");
-	char mac[API_MAC_LEN + 1] = "", sql[512];
+	const char *state = api_param(r, "state");
+	char mac[API_MAC_LEN + 1], sql[512];
 	long long limit, before;
 	sqlite3_stmt *st;
-	bool first = true;
-	int rc;
 
-	if (api_params_allow(r, allowed) < 0 ||
-	    api_param_int(r, "limit", 1, LIST_MAX, LIST_DEFAULT, &limit) < 0 ||
-	    api_param_int(r, "before", 1, BEFORE_MAX, BEFORE_MAX, &before) < 0)
+	if (page_params(r, allowed, &limit, &before, mac) < 0)
 		return r->status;
-	if (miner && api_mac_parse(miner, mac) < 0)
-		return api_error(r, 400, "miner: not a miner id: '%.40s'", miner);
 	if (state && apid_action_state_parse(state) < 0 && strcmp(state, "open") != 0)
 		return api_error(r, 400, "state: one of queued, sent, confirming, done, failed,"
 				 " expired, superseded, open");
@@ -334,19 +370,7 @@ int api_actions_list(struct api_req *r)
 	if (state)
 		sqlite3_bind_text(st, 3, state, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 4, limit);
-	api_out_start(r);
-	api_out_raw(r, "{\"actions\":[", 12);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (!first)
-			api_out_raw(r, ",", 1);
-		first = false;
-		api_out_json(r, action_json(st));
-	}
-	if (rc != SQLITE_DONE)
-		return api_db_fail(r, st);
-	sqlite3_reset(st);
-	api_out_raw(r, "]}", 2);
-	return api_out_send(r, 200);
+	return send_rows(r, st, "actions", action_json);
 }
 
 int api_action_get(struct api_req *r, const char *id_text)
@@ -378,23 +402,25 @@ int api_action_get(struct api_req *r, const char *id_text)
 	}
 }
 
+static json_t *audit_json(sqlite3_stmt *st)
+{
+	static const char *const cols[] = { "id", "ts", "actor", "action", "target", NULL };
+	json_t *o = json_object();
+
+	api_set_cols(o, st, 0, cols);
+	api_set(o, "detail", api_col_json(st, 5));
+	return o;
+}
+
 int api_audit_list(struct api_req *r)
 {
 	static const char *const allowed[] = { "miner", "limit", "before", NULL };
-	static const char *const cols[] = { "id", "ts", "actor", "action", "target", NULL };
-	const char *miner = api_param(r, "miner");
-	char mac[API_MAC_LEN + 1] = "";
+	char mac[API_MAC_LEN + 1];
 	long long limit, before;
 	sqlite3_stmt *st;
-	bool first = true;
-	int rc;
 
-	if (api_params_allow(r, allowed) < 0 ||
-	    api_param_int(r, "limit", 1, LIST_MAX, LIST_DEFAULT, &limit) < 0 ||
-	    api_param_int(r, "before", 1, BEFORE_MAX, BEFORE_MAX, &before) < 0)
+	if (page_params(r, allowed, &limit, &before, mac) < 0)
 		return r->status;
-	if (miner && api_mac_parse(miner, mac) < 0)
-		return api_error(r, 400, "miner: not a miner id: '%.40s'", miner);
 	st = api_stmt(r, mac[0] ? "SELECT id, ts_ms, actor, action, target, detail FROM audit"
 				  " WHERE id < ?1 AND target = ?2 ORDER BY id DESC LIMIT ?3"
 				: "SELECT id, ts_ms, actor, action, target, detail FROM audit"
@@ -405,21 +431,5 @@ int api_audit_list(struct api_req *r)
 	if (mac[0])
 		sqlite3_bind_text(st, 2, mac, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 3, limit);
-	api_out_start(r);
-	api_out_raw(r, "{\"audit\":[", 10);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		json_t *o = json_object();
-
-		api_set_cols(o, st, 0, cols);
-		api_set(o, "detail", api_col_json(st, 5));
-		if (!first)
-			api_out_raw(r, ",", 1);
-		first = false;
-		api_out_json(r, o);
-	}
-	if (rc != SQLITE_DONE)
-		return api_db_fail(r, st);
-	sqlite3_reset(st);
-	api_out_raw(r, "]}", 2);
-	return api_out_send(r, 200);
+	return send_rows(r, st, "audit", audit_json);
 }

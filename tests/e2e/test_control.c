@@ -49,6 +49,22 @@
 #define SAMPLES         20
 
 /* The stack: minersim, apid, discoverd, pollerd0, pollerd1. */
+
+/* j as compact JSON in buf, for a message (nothing to free). */
+static const char *json_text(const json_t *j, char *buf, size_t len)
+{
+	size_t n = j ? json_dumpb(j, buf, len - 1, JSON_COMPACT) : 0;
+
+	if (!j)
+		return "-";
+	if (n == 0 || n >= len)
+		return "(too long)";
+	buf[n] = '\0';
+	return buf;
+}
+
+static char tb[512];         /* json_text's buffer for messages (one thread) */
+
 static struct ts_suite S;
 /* /sim/miners when the fleet was ready, and which of them a test took. */
 static json_t *roster;
@@ -469,7 +485,7 @@ static void check_action_done(const struct kind_case *c)
 	if (!a || strcmp(str_at(a, "state"), "done") != 0)
 		FAIL("%s %s on %s: action %lld is %s (error %s)", c->model, c->kind, c->mac, c->id,
 		     a ? str_at(a, "state") : "missing",
-		     a ? json_dumps(json_object_get(a, "error"), JSON_COMPACT) : "-");
+		     json_text(a ? json_object_get(a, "error") : NULL, tb, sizeof(tb)));
 	assert_string_equal(str_at(a, "action"), c->kind);
 	assert_string_equal(str_at(a, "miner"), c->mac);
 	json_decref(a);
@@ -642,7 +658,7 @@ static void test_bulk_set_preset(void **state)
 		} else {
 			fprintf(stderr, "control: bulk action %lld on %s: %s %s\n", ids[k], macs[k],
 				str_at(a, "state"),
-				json_dumps(json_object_get(a, "error"), JSON_COMPACT));
+				json_text(json_object_get(a, "error"), tb, sizeof(tb)));
 		}
 	}
 	json_decref(by);
@@ -724,7 +740,7 @@ static void tally(const char *group, char (*macs)[18], const long long *ids,
 			fprintf(stderr, "control: %s restart %lld on %s: %s (sent %lld, "
 				"updated %lld), minersim restarts +%lld, error %s\n", group, ids[k],
 				macs[k], s, int_at(a, "sent"), int_at(a, "updated"), d,
-				json_dumps(json_object_get(a, "error"), JSON_COMPACT));
+				json_text(json_object_get(a, "error"), tb, sizeof(tb)));
 	}
 }
 
@@ -1146,7 +1162,7 @@ static void test_refused(void **state)
 		j = req("POST", S.api, path, c->body, c->with_auth, &st);
 		if (st != c->want)
 			FAIL("%s: answered %ld, expected %ld: %s", c->what, st, c->want,
-			     j ? json_dumps(j, JSON_COMPACT) : "(no JSON)");
+			     j ? json_text(j, tb, sizeof(tb)) : "(no JSON)");
 		assert_true(*str_at(j, "error") != '\0');
 		printf("control: refused %s: %ld %s\n", c->what, st, str_at(j, "error"));
 		json_decref(j);
