@@ -48,6 +48,8 @@
 #include "hive/loop.h"
 #include "hive/mac.h"
 #include "hive/msg.h"
+#include "../lib/apidfake.h"
+#include "../lib/suite.h"
 #include "../lib/testlib.h"
 
 #define SUBNET      "127.85.0.0/22"
@@ -88,12 +90,11 @@ struct st {
 	long long state_time;
 };
 
+/* the config, minersim (its miners on ts.miner_port), pollerd and the logs */
+static struct ts_suite ts;
+
 static struct {
-	char *dir;
-	char cfg[1100], log[1100], sim_log[1100];
-	char events[64], jobs_status[64], jobs_control[64];
-	int sim_port, admin_port;
-	pid_t sim, pollerd;
+	struct ts_proc *pollerd;
 	struct hive_bus *sub, *push_status, *push_control;
 	struct miner m[NMINERS];
 	int n;
@@ -113,41 +114,30 @@ static bool passed;
 
 /* ---------------------------------------------------------------- the simulator */
 
-static bool sim_ready(void *arg)
+/* minersim's admin API: method path with a body (printf format; NULL:
+ * none), answered with status want. The answer, the caller's. */
+static json_t *admin(const char *method, const char *path, long want, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static json_t *admin(const char *method, const char *path, long want, const char *fmt, ...)
 {
-	char *s = tl_read_file(S.sim_log);
-	bool ok = s && strstr(s, "minersim ready");
-
-	(void)arg;
-	free(s);
-	return ok;
-}
-
-static json_t *admin(const char *method, const char *path, const char *body, long want)
-{
-	char url[256];
+	char body[512] = "";
 	long status = 0;
 	json_t *j;
+	va_list ap;
 
-	snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", S.admin_port, path);
-	j = tl_http_json(method, url, NULL, body, &status);
+	if (fmt) {
+		va_start(ap, fmt);
+		vsnprintf(body, sizeof(body), fmt, ap);
+		va_end(ap);
+	}
+	j = tl_local_json(method, ts.admin_port, path, fmt ? body : NULL, &status);
 	if (status != want)
 		fail_msg("%s %s: status %ld, want %ld", method, path, status, want);
 	return j;
 }
 
-static void admin_post(const char *path, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-static void admin_post(const char *path, const char *fmt, ...)
-{
-	char body[512];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(body, sizeof(body), fmt, ap);
-	va_end(ap);
-	json_decref(admin("POST", path, body, 200));
-}
+/* A POST that must answer 200; the answer is dropped. */
+#define admin_post(path, ...) json_decref(admin("POST", path, 200, __VA_ARGS__))
 
 /* Ground truth of one miner now (the caller frees it). */
 static json_t *truth(const struct miner *m)
@@ -155,7 +145,7 @@ static json_t *truth(const struct miner *m)
 	char path[128];
 
 	snprintf(path, sizeof(path), "/sim/miners/%s", m->mac);
-	return admin("GET", path, NULL, 200);
+	return admin("GET", path, 200, NULL);
 }
 
 static long long tint(const json_t *o, const char *key)
@@ -360,7 +350,7 @@ static int run_all(struct prov *p, enum hive_fw_call call)
 	for (int i = 0; i < S.n; i++) {
 		memset(&p[i].req, 0, sizeof(p[i].req));
 		p[i].req.ip = S.m[i].ip;
-		p[i].req.port = S.sim_port;
+		p[i].req.port = ts.miner_port;
 		p[i].req.call = call;
 		p[i].req.cb = prov_cb;
 		p[i].req.cb_arg = &p[i];
@@ -467,56 +457,49 @@ static void on_status(const struct hive_msg_status_result *r)
 	S.st_answered++;
 }
 
+/* One event, decoded with its table, to the job it answers. */
+static void on_event(int kind, const void *body, const struct hive_envelope *env, void *arg)
+{
+	(void)arg;
+	switch (kind) {
+	case HIVE_MSG_ACTION_RESULT:
+		on_action_result(body);
+		break;
+	case HIVE_MSG_MINER_ERROR:
+		on_error(body);
+		break;
+	case HIVE_MSG_JOB_FAILED:
+		on_failed(body);
+		break;
+	case HIVE_MSG_STATUS_RESULT:
+		on_status(body);
+		break;
+	case HIVE_MSG_HEARTBEAT: {
+		const struct hive_msg_heartbeat *hb = body;
+
+		if (strcmp(hb->daemon, "pollerd") == 0 && hb->counters) {
+			json_decref(S.counters);
+			S.counters = json_deep_copy(hb->counters);
+			S.hb_in_flight = hb->in_flight;
+			if (hb->in_flight > S.hb_in_flight_max)
+				S.hb_in_flight_max = hb->in_flight;
+		}
+		break;
+	}
+	default:
+		fail_msg("%s: pollerd does not send that", env->topic);
+	}
+}
+
 /* Reads every event there is; a body apid's table refuses fails the test. */
 static void drain(void)
 {
-	union { char buf[65536]; long long align; } u;
-	struct hive_envelope env;
-	char err[256];
+	char err[512];
+	int n = tl_apid_drain(S.sub, on_event, NULL, err, sizeof(err));
 
-	for (;;) {
-		int kind;
-
-		memset(&env, 0, sizeof(env));
-		if (hive_bus_recv(S.sub, &env, 0) != HIVE_BUS_OK)
-			return;
-		kind = hive_msg_kind_of(env.topic, HIVE_CH_EVENTS);
-		if (kind < 0)
-			fail_msg("unknown topic %s from %s", env.topic, env.src);
-		if (hive_msg_decode(kind, env.body, u.buf, err, sizeof(err)) != 0)
-			fail_msg("%s from %s: apid would refuse it: %s", env.topic, env.src, err);
-		S.bodies++;
-		switch (kind) {
-		case HIVE_MSG_ACTION_RESULT:
-			on_action_result((const void *)u.buf);
-			break;
-		case HIVE_MSG_MINER_ERROR:
-			on_error((const void *)u.buf);
-			break;
-		case HIVE_MSG_JOB_FAILED:
-			on_failed((const void *)u.buf);
-			break;
-		case HIVE_MSG_STATUS_RESULT:
-			on_status((const void *)u.buf);
-			break;
-		case HIVE_MSG_HEARTBEAT: {
-			const struct hive_msg_heartbeat *hb = (const void *)u.buf;
-
-			if (strcmp(hb->daemon, "pollerd") == 0 && hb->counters) {
-				json_decref(S.counters);
-				S.counters = json_deep_copy(hb->counters);
-				S.hb_in_flight = hb->in_flight;
-				if (hb->in_flight > S.hb_in_flight_max)
-					S.hb_in_flight_max = hb->in_flight;
-			}
-			break;
-		}
-		default:
-			fail_msg("%s: pollerd does not send that", env.topic);
-		}
-		hive_msg_free(kind, u.buf);
-		hive_envelope_clear(&env);
-	}
+	if (n < 0)
+		fail_msg("%s", err);
+	S.bodies += n;
 }
 
 /* Pushes a control job to the miner at ip:port with key (NULL: KEY and
@@ -555,7 +538,7 @@ static long long push_control_to(const char *mac, const char *ip, int port, cons
 static long long push_control(const struct miner *m, const char *kind, const char *preset,
 			      long long deadline_in_ms)
 {
-	return push_control_to(m->mac, m->ip, S.sim_port, KEY, kind, preset, deadline_in_ms);
+	return push_control_to(m->mac, m->ip, ts.miner_port, KEY, kind, preset, deadline_in_ms);
 }
 
 /* Pushes a status job; 0 when the socket is full (non-blocking). */
@@ -571,7 +554,7 @@ static long long push_status(const struct miner *m, bool block)
 	j.job = id;
 	snprintf(j.mac, sizeof(j.mac), "%s", m->mac);
 	snprintf(j.ip, sizeof(j.ip), "%s", m->ip);
-	j.port = S.sim_port;
+	j.port = ts.miner_port;
 	j.api_key = KEY;
 	j.deadline = hive_wall_ms() + 60000;
 	body = hive_msg_encode(HIVE_MSG_JOB_STATUS, &j);
@@ -602,7 +585,8 @@ static struct ctl *answer(long long id, bool ok)
 	struct ctl *c = &S.ctl[id];
 
 	if (tl_wait_until(ANSWER_MS, ctl_answered, &id) < 0)
-		fail_msg("control job %lld: no answer within %d ms; see %s", id, ANSWER_MS, S.log);
+		fail_msg("control job %lld: no answer within %d ms; see %s", id, ANSWER_MS,
+			 S.pollerd->log);
 	if (ok && c->results != 1)
 		fail_msg("control job %lld failed: %s %s (%s)", id, c->error_kind, c->message,
 			 c->failed_kind);
@@ -625,60 +609,17 @@ static bool st_answered(void *arg)
 
 /* ---------------------------------------------------------------- setup */
 
-static int write_cfg(void)
-{
-	char text[4096], tele[64], ctl[64], feed[64];
-	int n;
-
-	snprintf(S.events, sizeof(S.events), "tcp://127.0.0.1:%d", tl_free_port());
-	snprintf(S.jobs_status, sizeof(S.jobs_status), "tcp://127.0.0.1:%d", tl_free_port());
-	snprintf(S.jobs_control, sizeof(S.jobs_control), "tcp://127.0.0.1:%d", tl_free_port());
-	snprintf(tele, sizeof(tele), "tcp://127.0.0.1:%d", tl_free_port());
-	snprintf(ctl, sizeof(ctl), "tcp://127.0.0.1:%d", tl_free_port());
-	snprintf(feed, sizeof(feed), "tcp://127.0.0.1:%d", tl_free_port());
-	snprintf(S.cfg, sizeof(S.cfg), "%s/powerhive.json", S.dir);
-	n = snprintf(text, sizeof(text),
-		"{\n"
-		" \"log_level\": \"info\",\n"
-		" \"database\": {\"path\": \"%s/powerhive.db\"},\n"
-		" \"network\": {\"subnets\": [\"" SUBNET "\"], \"port\": %d,\n"
-		"   \"http_timeout_ms\": 3000, \"http_concurrency\": %d},\n"
-		" \"intervals\": {\"heartbeat_seconds\": 1},\n"
-		" \"control\": {\"job_timeout_seconds\": 10},\n"
-		" \"bus\": {\"events\": \"%s\", \"jobs_status\": \"%s\", \"jobs_telemetry\": \"%s\",\n"
-		"   \"jobs_control\": \"%s\", \"control\": \"%s\", \"feed\": \"%s\"}\n"
-		"}\n",
-		S.dir, S.sim_port, CONCURRENCY, S.events, S.jobs_status, tele, S.jobs_control, ctl,
-		feed);
-	if (n < 0 || (size_t)n >= sizeof(text))
-		return -1;
-	return tl_write_file(S.cfg, text);
-}
-
 static int start_sim(void)
 {
-	char nm[16], port[16], adm[32];
-	char *argv[] = { (char *)tl_bin("minersim"), "--subnet", SUBNET, "--miners", nm,
-			 "--port", port, "--admin", adm, "--seed", "85",
-			 "--tune-seconds", "2", "--tuned-seconds", "1", "--start-seconds", "1",
-			 "--apply-seconds", "1", "--reboot-seconds", "2", "--init-seconds", "1",
-			 "--models", "s19,s19jpro", NULL };
+	static const char *const args[] = { "--seed", "85", "--tune-seconds", "2",
+					    "--tuned-seconds", "1", "--start-seconds", "1",
+					    "--apply-seconds", "1", "--reboot-seconds", "2",
+					    "--init-seconds", "1", "--models", "s19,s19jpro", NULL };
 	json_t *all;
 
-	S.sim_port = tl_free_port();
-	S.admin_port = tl_free_port();
-	if (S.sim_port <= 0 || S.admin_port <= 0 || S.sim_port == S.admin_port)
+	if (ts_minersim(&ts, SUBNET, NMINERS, args) < 0)
 		return -1;
-	snprintf(nm, sizeof(nm), "%d", NMINERS);
-	snprintf(port, sizeof(port), "%d", S.sim_port);
-	snprintf(adm, sizeof(adm), "127.0.0.1:%d", S.admin_port);
-	snprintf(S.sim_log, sizeof(S.sim_log), "%s/minersim.log", S.dir);
-	if ((S.sim = tl_spawn(S.sim_log, argv, NULL)) < 0 ||
-	    tl_wait_until(20000, sim_ready, NULL) < 0) {
-		fprintf(stderr, "minersim did not start; see %s\n", S.sim_log);
-		return -1;
-	}
-	all = admin("GET", "/sim/miners", NULL, 200);
+	all = admin("GET", "/sim/miners", 200, NULL);
 	if (!json_is_array(all) || json_array_size(all) != NMINERS)
 		return -1;
 	for (size_t i = 0; i < json_array_size(all); i++) {
@@ -705,34 +646,28 @@ static bool connected(void *arg)
 
 static int setup(void **state)
 {
-	struct hive_bus_opts o = { .listen = true, .sendbuf = 8192, .recvbuf = 8192,
-				   .send_timeout_ms = 1000, .source = "test_control_jobs/hub/1",
-				   .boot = hive_wall_ms() };
-	char err[256];
-	char *argv[] = { (char *)tl_bin("pollerd"), "-c", S.cfg, NULL };
+	struct hive_bus_opts o = { .sendbuf = 8192, .recvbuf = 8192, .send_timeout_ms = 1000,
+				   .source = "test_control_jobs/hub/1", .boot = hive_wall_ms() };
 
 	(void)state;
-	if (!(S.dir = tl_tmpdir("control-jobs")) || !(S.st = calloc(ST_MAX, sizeof(*S.st))))
+	if (!(S.st = calloc(ST_MAX, sizeof(*S.st))) || ts_init(&ts, "control-jobs") < 0 ||
+	    ts_merge(&ts, "{\"network\": {\"http_timeout_ms\": 3000, \"http_concurrency\": %d},"
+		     " \"intervals\": {\"heartbeat_seconds\": 1},"
+		     " \"control\": {\"job_timeout_seconds\": 10}}", CONCURRENCY) < 0)
 		return -1;
 	S.last_st = ST_BASE - 1;
 	if (start_sim() < 0) {
-		fprintf(stderr, "minersim: no fleet or no keys; see %s\n", S.sim_log);
+		fprintf(stderr, "minersim: no fleet or no keys; see %s/minersim.log\n", ts.dir);
 		return -1;
 	}
-	if (write_cfg() < 0)
-		return -1;
-	if (!(S.sub = hive_bus_open(HIVE_BUS_SUBSCRIBE, S.events, &o, err, sizeof(err))) ||
-	    hive_bus_subscribe(S.sub, "") < 0 ||
-	    !(S.push_status = hive_bus_open(HIVE_BUS_PUSH, S.jobs_status, &o, err, sizeof(err))) ||
-	    !(S.push_control = hive_bus_open(HIVE_BUS_PUSH, S.jobs_control, &o, err, sizeof(err)))) {
-		fprintf(stderr, "hub: %s\n", err);
-		return -1;
-	}
-	snprintf(S.log, sizeof(S.log), "%s/pollerd.log", S.dir);
-	if ((S.pollerd = tl_spawn(S.log, argv, NULL)) < 0)
+	/* the test is apid: it listens, pollerd dials */
+	if (!(S.sub = tl_apid_listen(&ts, "events", &o)) ||
+	    !(S.push_status = tl_apid_listen(&ts, "jobs_status", &o)) ||
+	    !(S.push_control = tl_apid_listen(&ts, "jobs_control", &o)) ||
+	    !(S.pollerd = ts_start(&ts, "pollerd", NULL, NULL, NULL)))
 		return -1;
 	if (tl_wait_until(10000, connected, NULL) < 0) {
-		fprintf(stderr, "pollerd did not connect; see %s\n", S.log);
+		fprintf(stderr, "pollerd did not connect; see %s\n", S.pollerd->log);
 		return -1;
 	}
 	return 0;
@@ -741,23 +676,13 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	(void)state;
-	if (S.pollerd > 0)
-		tl_stop(S.pollerd, SIGTERM, 5000);
-	if (S.sim > 0)
-		tl_stop(S.sim, SIGTERM, 5000);
+	ts_down(&ts, !passed);          /* pollerd, then minersim */
 	fake_stop();
 	hive_bus_close(S.push_control);
 	hive_bus_close(S.push_status);
 	hive_bus_close(S.sub);
 	json_decref(S.counters);
 	free(S.st);
-	if (S.dir) {
-		if (passed)
-			tl_rmrf(S.dir);
-		else
-			fprintf(stderr, "logs kept in %s\n", S.dir);
-		free(S.dir);
-	}
 	return 0;
 }
 
@@ -1034,7 +959,7 @@ static void firmware_errors_fail_the_job(void **state)
 	tl_sleep_ms(300);
 	expect_counts(d, before, (const int[C_N]){ 0, 0, 0, 0, 0, 1 }, "reboot answered by a reset");
 
-	json_decref(admin("POST", "/sim/reset", "{}", 200));
+	admin_post("/sim/reset", "{}");
 }
 
 /* ---------------------------------------------------------------- bad jobs */
@@ -1155,7 +1080,7 @@ static void saturate(const char *label, int slow_s, int outstanding, int run_ms)
 	drain();
 	st0 = S.st_answered;
 	S.hb_in_flight_max = 0;
-	cpu0 = tl_proc_cpu_s(S.pollerd);
+	cpu0 = tl_proc_cpu_s(S.pollerd->pid);
 	t0 = hive_mono_ms();
 	t_end = t0 + run_ms;
 	next_ctl = t0 + FULL_MS;
@@ -1176,7 +1101,7 @@ static void saturate(const char *label, int slow_s, int outstanding, int run_ms)
 		}
 		tl_sleep_ms(1);
 	}
-	cpu = (tl_proc_cpu_s(S.pollerd) - cpu0) * 1000.0 / run_ms;
+	cpu = (tl_proc_cpu_s(S.pollerd->pid) - cpu0) * 1000.0 / run_ms;
 	for (int i = 0; i < nctl; i++) {
 		struct ctl *c = answer(ids[i], true);
 		int64_t seen = atomic_load(&fake.seen_ms[ids[i]]);
@@ -1188,7 +1113,7 @@ static void saturate(const char *label, int slow_s, int outstanding, int run_ms)
 	}
 	n_st = S.st_answered - st0;
 	if (slow_s > 0)
-		json_decref(admin("POST", "/sim/reset", "{}", 200));
+		admin_post("/sim/reset", "{}");
 	if (tl_wait_until(60000, all_status_answered, NULL) < 0)
 		fail_msg("status jobs: %lld of %lld answered", S.st_answered,
 			 S.last_st - (ST_BASE - 1));
@@ -1239,7 +1164,7 @@ static void control_jobs_skip_the_status_queue(void **state)
 
 static bool reloaded(void *arg)
 {
-	char *log = tl_read_file(S.log);
+	char *log = tl_read_file(S.pollerd->log);
 	const char *p = log;
 	int n = 0;
 
@@ -1261,16 +1186,16 @@ static void reloads_and_stops_cleanly(void **state)
 
 	(void)state;
 	/* SIGHUP: both queues take the config again; control jobs still run */
-	assert_int_equal(kill(S.pollerd, SIGHUP), 0);
+	assert_true(S.pollerd->pid > 0);
+	assert_int_equal(kill(S.pollerd->pid, SIGHUP), 0);
 	if (tl_wait_until(5000, reloaded, NULL) < 0)
-		fail_msg("no worker_configured line for both queues; see %s", S.log);
+		fail_msg("no worker_configured line for both queues; see %s", S.pollerd->log);
 	ok_job(m, "pause", NULL, &c);
 	ok_job(m, "resume", NULL, &c);
 	t0 = hive_mono_ms();
-	st = tl_stop(S.pollerd, SIGTERM, 5000);
-	S.pollerd = 0;
+	st = ts_stop(&ts, "pollerd", SIGTERM, 5000);
 	if (st < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
-		fail_msg("pollerd ended with status 0x%x; see %s", st, S.log);
+		fail_msg("pollerd ended with status 0x%x; see %s", st, S.pollerd->log);
 	printf("figure: %d event bodies decoded with the tables; pollerd stopped in %lld ms\n",
 	       S.bodies, (long long)(hive_mono_ms() - t0));
 	passed = true;

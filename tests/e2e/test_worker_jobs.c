@@ -23,6 +23,8 @@
 
 #include "hive/bus.h"
 #include "hive/msg.h"
+#include "../lib/apidfake.h"
+#include "../lib/suite.h"
 #include "../lib/testlib.h"
 
 #define READY_MS   10000
@@ -33,12 +35,11 @@ static const char *const names[NWORKERS] = { "pollerd", "telemetryd" };
 static const enum hive_msg_kind job_kinds[NWORKERS] = { HIVE_MSG_JOB_STATUS,
 							HIVE_MSG_JOB_TELEMETRY };
 
+/* the bus endpoint each worker takes its jobs from */
+static const char *const jobs_keys[NWORKERS] = { "jobs_status", "jobs_telemetry" };
+
+static struct ts_suite ts;              /* network.port: nothing listens there */
 static struct {
-	char *dir;
-	char cfg[1024], log[NWORKERS][1100];
-	char events[64], jobs[NWORKERS][64];
-	int miner_port;
-	pid_t pid[NWORKERS];
 	struct hive_bus *sub, *push[NWORKERS];
 } S;
 
@@ -54,90 +55,60 @@ static long long jobs_bad[NWORKERS] = { -1, -1 };
 static int bodies_read;
 static bool passed;                     /* the test got to its end: drop the logs */
 
-static int write_cfg(void)
+/* Worker w's log, for a message. */
+static const char *log_of(int w)
 {
-	char text[3072], ctl[64], feed[64], jobs_control[64];
-	int n;
+	const struct ts_proc *p = ts_find(&ts, names[w]);
 
-	S.miner_port = tl_free_port();             /* nothing listens there */
-	snprintf(S.events, sizeof(S.events), "tcp://127.0.0.1:%d", tl_free_port());
-	for (int w = 0; w < NWORKERS; w++)
-		snprintf(S.jobs[w], sizeof(S.jobs[w]), "tcp://127.0.0.1:%d", tl_free_port());
-	/* pollerd dials it too: a port of its own, not the default one */
-	snprintf(jobs_control, sizeof(jobs_control), "tcp://127.0.0.1:%d", tl_free_port());
-	snprintf(ctl, sizeof(ctl), "tcp://127.0.0.1:%d", tl_free_port());
-	snprintf(feed, sizeof(feed), "tcp://127.0.0.1:%d", tl_free_port());
-	snprintf(S.cfg, sizeof(S.cfg), "%s/powerhive.json", S.dir);
-	n = snprintf(text, sizeof(text),
-		"{\n"
-		" \"log_level\": \"info\",\n"
-		" \"database\": {\"path\": \"%s/powerhive.db\"},\n"
-		" \"network\": {\"subnets\": [\"127.61.0.0/30\"], \"port\": %d,\n"
-		"   \"http_timeout_ms\": 2000, \"http_concurrency\": 4},\n"
-		" \"intervals\": {\"heartbeat_seconds\": 1},\n"
-		" \"bus\": {\"events\": \"%s\", \"jobs_status\": \"%s\", \"jobs_telemetry\": \"%s\",\n"
-		"   \"jobs_control\": \"%s\", \"control\": \"%s\", \"feed\": \"%s\"}\n"
-		"}\n",
-		S.dir, S.miner_port, S.events, S.jobs[POLLERD], S.jobs[TELEMETRYD], jobs_control,
-		ctl, feed);
-	if (n < 0 || (size_t)n >= sizeof(text))
-		return -1;
-	return tl_write_file(S.cfg, text);
+	return p ? p->log : ts.dir;
+}
+
+/* What came back for the jobs: every event, decoded with its table. */
+static void on_event(int kind, const void *body, const struct hive_envelope *env, void *arg)
+{
+	(void)env;
+	(void)arg;
+	if (kind == HIVE_MSG_MINER_ERROR) {
+		const struct hive_msg_miner_error *e = body;
+
+		if (e->job > 0 && e->job < 64) {
+			struct answer *a = &answers[e->job];
+
+			a->errors++;
+			snprintf(a->error_kind, sizeof(a->error_kind), "%s", e->kind);
+			snprintf(a->error_op, sizeof(a->error_op), "%s", e->op);
+			snprintf(a->error_ip, sizeof(a->error_ip), "%s", e->ip);
+		}
+	} else if (kind == HIVE_MSG_JOB_FAILED) {
+		const struct hive_msg_job_failed *f = body;
+
+		if (f->job > 0 && f->job < 64) {
+			struct answer *a = &answers[f->job];
+
+			a->failed++;
+			snprintf(a->failed_kind, sizeof(a->failed_kind), "%s", f->kind ? f->kind : "");
+			snprintf(a->mac, sizeof(a->mac), "%s", f->mac);
+		}
+	} else if (kind == HIVE_MSG_HEARTBEAT) {
+		const struct hive_msg_heartbeat *hb = body;
+		json_t *c = hb->counters ? json_object_get(hb->counters, "jobs_bad") : NULL;
+
+		for (int w = 0; w < NWORKERS; w++)
+			if (strcmp(hb->daemon, names[w]) == 0 && c)
+				jobs_bad[w] = (long long)json_integer_value(c);
+	}
 }
 
 /* Every event is decoded with its table; a body the table refuses fails
  * the test, naming the field. */
 static void drain(void)
 {
-	union { char buf[65536]; long long align; } u;
-	struct hive_envelope env;
-	char err[256];
+	char err[512];
+	int n = tl_apid_drain(S.sub, on_event, NULL, err, sizeof(err));
 
-	for (;;) {
-		int kind, w;
-
-		memset(&env, 0, sizeof(env));
-		if (hive_bus_recv(S.sub, &env, 0) != HIVE_BUS_OK)
-			return;
-		kind = hive_msg_kind_of(env.topic, HIVE_CH_EVENTS);
-		if (kind < 0)
-			fail_msg("unknown topic %s from %s", env.topic, env.src);
-		if (hive_msg_decode(kind, env.body, u.buf, err, sizeof(err)) != 0)
-			fail_msg("%s from %s: apid would refuse it: %s", env.topic, env.src, err);
-		bodies_read++;
-		if (kind == HIVE_MSG_MINER_ERROR) {
-			const struct hive_msg_miner_error *e = (const void *)u.buf;
-
-			if (e->job > 0 && e->job < 64) {
-				struct answer *a = &answers[e->job];
-
-				a->errors++;
-				snprintf(a->error_kind, sizeof(a->error_kind), "%s", e->kind);
-				snprintf(a->error_op, sizeof(a->error_op), "%s", e->op);
-				snprintf(a->error_ip, sizeof(a->error_ip), "%s", e->ip);
-			}
-		} else if (kind == HIVE_MSG_JOB_FAILED) {
-			const struct hive_msg_job_failed *f = (const void *)u.buf;
-
-			if (f->job > 0 && f->job < 64) {
-				struct answer *a = &answers[f->job];
-
-				a->failed++;
-				snprintf(a->failed_kind, sizeof(a->failed_kind), "%s",
-					 f->kind ? f->kind : "");
-				snprintf(a->mac, sizeof(a->mac), "%s", f->mac);
-			}
-		} else if (kind == HIVE_MSG_HEARTBEAT) {
-			const struct hive_msg_heartbeat *hb = (const void *)u.buf;
-			json_t *c = hb->counters ? json_object_get(hb->counters, "jobs_bad") : NULL;
-
-			for (w = 0; w < NWORKERS; w++)
-				if (strcmp(hb->daemon, names[w]) == 0 && c)
-					jobs_bad[w] = (long long)json_integer_value(c);
-		}
-		hive_msg_free(kind, u.buf);
-		hive_envelope_clear(&env);
-	}
+	if (n < 0)
+		fail_msg("%s", err);
+	bodies_read += n;
 }
 
 static bool connected(void *arg)
@@ -149,32 +120,25 @@ static bool connected(void *arg)
 
 static int setup(void **state)
 {
-	struct hive_bus_opts o = { .listen = true, .sendbuf = 64, .recvbuf = 1024,
+	struct hive_bus_opts o = { .sendbuf = 64, .recvbuf = 1024,
 				   .source = "test_worker_jobs/hub/1", .boot = hive_wall_ms() };
-	char err[256];
 
 	(void)state;
 	memset(&S, 0, sizeof(S));
-	if (!(S.dir = tl_tmpdir("worker-jobs")) || write_cfg() < 0)
+	if (ts_init(&ts, "worker-jobs") < 0 ||
+	    ts_merge(&ts, "{\"network\": {\"subnets\": [\"127.61.0.0/30\"],"
+		     " \"http_timeout_ms\": 2000, \"http_concurrency\": 4},"
+		     " \"intervals\": {\"heartbeat_seconds\": 1}}") < 0)
 		return -1;
-	if (!(S.sub = hive_bus_open(HIVE_BUS_SUBSCRIBE, S.events, &o, err, sizeof(err))) ||
-	    hive_bus_subscribe(S.sub, "") < 0) {
-		fprintf(stderr, "hub: %s\n", err);
+	/* the test is apid: it listens, the workers dial */
+	if (!(S.sub = tl_apid_listen(&ts, "events", &o)))
 		return -1;
-	}
-	for (int w = 0; w < NWORKERS; w++) {
-		char *argv[] = { (char *)tl_bin(names[w]), "-c", S.cfg, NULL };
-
-		if (!(S.push[w] = hive_bus_open(HIVE_BUS_PUSH, S.jobs[w], &o, err, sizeof(err)))) {
-			fprintf(stderr, "hub: %s\n", err);
+	for (int w = 0; w < NWORKERS; w++)
+		if (!(S.push[w] = tl_apid_listen(&ts, jobs_keys[w], &o)) ||
+		    !ts_start(&ts, names[w], NULL, NULL, NULL))
 			return -1;
-		}
-		snprintf(S.log[w], sizeof(S.log[w]), "%s/%s.log", S.dir, names[w]);
-		if ((S.pid[w] = tl_spawn(S.log[w], argv, NULL)) < 0)
-			return -1;
-	}
 	if (tl_wait_until(READY_MS, connected, NULL) < 0) {
-		fprintf(stderr, "workers did not connect; see %s and %s\n", S.log[0], S.log[1]);
+		fprintf(stderr, "workers did not connect; see %s and %s\n", log_of(0), log_of(1));
 		return -1;
 	}
 	return 0;
@@ -183,19 +147,10 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	(void)state;
-	for (int w = 0; w < NWORKERS; w++)
-		if (S.pid[w] > 0)
-			tl_stop(S.pid[w], SIGTERM, 5000);
+	ts_down(&ts, !passed);         /* the workers, then the sockets they dial */
 	for (int w = 0; w < NWORKERS; w++)
 		hive_bus_close(S.push[w]);
 	hive_bus_close(S.sub);
-	if (S.dir) {
-		if (passed)
-			tl_rmrf(S.dir);
-		else
-			fprintf(stderr, "logs kept in %s\n", S.dir);
-		free(S.dir);
-	}
 	return 0;
 }
 
@@ -206,7 +161,7 @@ static void push(int w, const char *body)
 	json_t *j = json_loads(body, 0, NULL);
 
 	assert_non_null(j);
-	json_object_set_new(j, "port", json_integer(S.miner_port));
+	json_object_set_new(j, "port", json_integer(ts.miner_port));
 	json_object_set_new(j, "deadline", json_integer(hive_wall_ms() + 5000));
 	if (hive_bus_send(S.push[w], hive_msg_topic(job_kinds[w])->topic, j, false) != HIVE_BUS_OK)
 		fail_msg("could not push a job to %s", names[w]);
@@ -270,7 +225,7 @@ static void jobs_come_back(void **state)
 		if (tl_wait_until(ANSWER_MS, answered, &wj) < 0)
 			fail_msg("job %lld: no hive.job.failed%s within %d ms; see %s", cases[i].job,
 				 cases[i].miner_error ? " and hive.miner.error" : "", ANSWER_MS,
-				 S.log[cases[i].worker]);
+				 log_of(cases[i].worker));
 		assert_string_equal(answers[cases[i].job].failed_kind, cases[i].failed_kind);
 		if (cases[i].miner_error) {
 			const struct answer *a = &answers[cases[i].job];
@@ -295,11 +250,10 @@ static void jobs_come_back(void **state)
 	       bodies_read);
 	/* a clean exit (a sanitized build's leak report fails it) */
 	for (int w = 0; w < NWORKERS; w++) {
-		int st = tl_stop(S.pid[w], SIGTERM, 5000);
+		int st = ts_stop(&ts, names[w], SIGTERM, 5000);
 
-		S.pid[w] = 0;
 		if (st < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
-			fail_msg("%s ended with status 0x%x; see %s", names[w], st, S.log[w]);
+			fail_msg("%s ended with status 0x%x; see %s", names[w], st, log_of(w));
 	}
 	passed = true;
 }
