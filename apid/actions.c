@@ -740,6 +740,22 @@ static void set_conflict(struct apid_actions *a, sqlite3 *db, const char *mac, c
 	done_with(st);
 }
 
+/* The enforcer's corrections of mac in the last hour. */
+static long long corrections_last_hour(struct apid_actions *a, sqlite3 *db, const char *mac)
+{
+	sqlite3_stmt *st = stmt(a, db, ST_CORRECTIONS);
+	long long n = 0;
+
+	if (!st)
+		return 0;
+	sqlite3_bind_text(st, 1, mac, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, hive_wall_ms() - HOUR_MS);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int64(st, 0);
+	done_with(st);
+	return n;
+}
+
 /* Called with mu NOT held (it may create an action). switcher: the status's
  * switcher flag (-1 unknown). */
 static void enforce(struct apid_actions *a, sqlite3 *db, const char *mac, const char *preset,
@@ -758,17 +774,11 @@ static void enforce(struct apid_actions *a, sqlite3 *db, const char *mac, const 
 	stock = strcmp(preset, "disabled") == 0;
 	if (!stock && m.cur_w < 0)
 		return;     /* a preset the catalogue does not know: nothing to compare */
-	if ((st = stmt(a, db, ST_CORRECTIONS))) {
-		sqlite3_bind_text(st, 1, mac, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 2, hive_wall_ms() - HOUR_MS);
-		if (sqlite3_step(st) == SQLITE_ROW)
-			corrections = sqlite3_column_int64(st, 0);
-		done_with(st);
-	}
 	if (!stock && m.cur_w <= m.limit_w) {
 		/* Within the limit, and no correction for an hour: not a
-		 * conflict any more. */
-		if (m.conflict && corrections == 0) {
+		 * conflict any more. (Only a flagged miner costs the count:
+		 * this runs on every status.) */
+		if (m.conflict && corrections_last_hour(a, db, mac) == 0) {
 			set_conflict(a, db, mac, NULL);
 			log_info("miner conflict cleared mac=%s", mac);
 		}
@@ -780,6 +790,7 @@ static void enforce(struct apid_actions *a, sqlite3 *db, const char *mac, const 
 	pthread_mutex_unlock(&a->mu);
 	if (busy)
 		return;     /* an action is in play: its read-back comes first */
+	corrections = corrections_last_hour(a, db, mac);
 	if (corrections >= max) {
 		if (!m.conflict) {
 			if (switcher == 1)
