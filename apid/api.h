@@ -165,4 +165,12 @@ int api_actions_list(struct api_req *r);
 int api_action_get(struct api_req *r, const char *id);
 int api_audit_list(struct api_req *r);
 
+/* api_power.c */
+int api_power_get(struct api_req *r);
+int api_power_patch(struct api_req *r);
+int api_power_history(struct api_req *r);
+int api_power_plan(struct api_req *r);
+int api_power_decisions(struct api_req *r);
+int api_power_readings(struct api_req *r);
+
 #endif

@@ -13,6 +13,8 @@
 
 #include "actions.h"
 #include "api.h"
+#include "core.h"
+#include "power.h"
 #include "apid.h"
 #include "hive/log.h"
 
@@ -86,7 +88,7 @@ static int refuse(struct api_req *r, const char *mac, const struct ask *ask, cha
 {
 	static const char sql[] =
 		"SELECT m.online, m.managed, coalesce(m.api_key, '') <> '', m.model, mo.max_preset,"
-		" lim.watts, p.name IS NOT NULL, p.watts"
+		" lim.watts, p.name IS NOT NULL, p.watts, m.pinned"
 		" FROM miners m LEFT JOIN models mo ON mo.alias = m.model"
 		" LEFT JOIN model_presets lim ON lim.model = m.model AND lim.name = mo.max_preset"
 		" LEFT JOIN model_presets p ON p.model = m.model AND p.name = ?2"
@@ -115,6 +117,13 @@ static int refuse(struct api_req *r, const char *mac, const struct ask *ask, cha
 		out = 409;
 	} else if (!sqlite3_column_int(st, 2)) {
 		snprintf(why, len, "miner %s has no API key yet", mac);
+		out = 409;
+	} else if ((ask->kind == APID_ACT_SET_PRESET || ask->kind == APID_ACT_PAUSE ||
+		    ask->kind == APID_ACT_RESUME) && sqlite3_column_int(st, 1) &&
+		   !sqlite3_column_int(st, 8) && apid_power_owns_presets(r->apid->power)) {
+		/* The balancer would undo it on its next cycle. */
+		snprintf(why, len, "miner %s is managed and the power balancer owns its preset "
+			 "(power.mode on): pin it first (PATCH pinned: true)", mac);
 		out = 409;
 	} else if (ask->kind == APID_ACT_SET_PRESET && sqlite3_column_int(st, 1) &&
 		   sqlite3_column_type(st, 4) != SQLITE_NULL &&

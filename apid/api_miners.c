@@ -13,6 +13,10 @@
 #include "chips.h"
 #include "hive/log.h"
 #include "hive/mac.h"
+#include "hive/clock.h"
+#include "apply.h"
+#include "core.h"
+#include "writer.h"
 
 #define LIST_LIMIT_DEFAULT 1000
 #define LIST_LIMIT_MAX     10000
@@ -36,9 +40,10 @@
 	" m.telemetry_source, s.id, s.ts_ms, s.state, s.state_time, s.preset," \
 	" s.hr_realtime_ghs, s.hr_average_ghs, s.hr_nominal_ghs, s.chip_temp_max," \
 	" s.pcb_temp_max, s.power_w, s.power_metered, s.fan_duty, s.fans, s.hw_errors," \
-	" m.conflict, m.conflict_ms, s.state_description"
+	" m.conflict, m.conflict_ms, s.state_description, m.pinned, m.power_excluded," \
+	" m.power_excluded_ms"
 #define MINER_FROM " FROM miners m LEFT JOIN statuses s ON s.id = m.last_status_id"
-enum { C_STATUS = 21, C_CONFLICT = 36, C_NCOLS = 39 };
+enum { C_STATUS = 21, C_CONFLICT = 36, C_POWER = 39, C_NCOLS = 42 };
 
 /* Status rows of the history share the status part's order. */
 #define STATUS_COLS \
@@ -111,6 +116,18 @@ static json_t *miner_json(sqlite3_stmt *st)
 		api_set(c, "reason", api_col(st, C_CONFLICT));
 		api_set(c, "since", api_col(st, C_CONFLICT + 1));
 		api_set(m, "conflict", c);
+	}
+	/* The balancer leaves it alone: pinned by an operator, or excluded
+	 * after a change it did not make (power.c). */
+	api_set(m, "pinned", api_col_bool(st, C_POWER));
+	if (sqlite3_column_type(st, C_POWER + 1) == SQLITE_NULL) {
+		api_set(m, "power_excluded", json_null());
+	} else {
+		json_t *x = json_object();
+
+		api_set(x, "reason", api_col(st, C_POWER + 1));
+		api_set(x, "since", api_col(st, C_POWER + 2));
+		api_set(m, "power_excluded", x);
 	}
 	return m;
 }
@@ -477,13 +494,81 @@ static int miner_exists(struct api_req *r, const char *mac)
 	return -1;
 }
 
+/* pinned, and the clearing of power_excluded: the balancer's flags. */
+struct power_flags {
+	char mac[HIVE_MAC_LEN];
+	int pinned;              /* 0, 1, -1: leave */
+	bool clear_excluded;
+	const char *actor;
+};
+
+static int power_flags_run(struct apid_apply *a, void *arg, int *http_status, char *err,
+			   size_t errlen)
+{
+	const struct power_flags *f = arg;
+	sqlite3 *db = apid_apply_db(a);
+	sqlite3_stmt *st = NULL;
+	json_t *detail = json_object();
+	char *text;
+	int rc = sqlite3_prepare_v2(db,
+		"UPDATE miners SET pinned = CASE WHEN ?2 < 0 THEN pinned ELSE ?2 END,"
+		" power_excluded = CASE WHEN ?3 THEN NULL ELSE power_excluded END,"
+		" power_excluded_ms = CASE WHEN ?3 THEN NULL ELSE power_excluded_ms END"
+		" WHERE mac = ?1", -1, &st, NULL);
+
+	if (rc == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, f->mac, -1, SQLITE_STATIC);
+		sqlite3_bind_int(st, 2, f->pinned);
+		sqlite3_bind_int(st, 3, f->clear_excluded);
+		rc = sqlite3_step(st);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		json_decref(detail);
+		*http_status = 503;
+		snprintf(err, errlen, "database error");
+		return -1;
+	}
+	if (sqlite3_changes(db) == 0) {
+		json_decref(detail);
+		*http_status = 404;
+		snprintf(err, errlen, "unknown miner %s", f->mac);
+		return -1;
+	}
+	if (f->pinned >= 0)
+		json_object_set_new(detail, "pinned", json_boolean(f->pinned));
+	if (f->clear_excluded)
+		json_object_set_new(detail, "power_excluded", json_false());
+	text = json_dumps(detail, JSON_COMPACT | JSON_SORT_KEYS);
+	json_decref(detail);
+	rc = sqlite3_prepare_v2(db, "INSERT INTO audit(ts_ms, actor, action, target, detail)"
+				" VALUES(?1, ?2, 'miner.patch', ?3, ?4)", -1, &st, NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, hive_wall_ms());
+		sqlite3_bind_text(st, 2, f->actor, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, f->mac, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 4, text, -1, SQLITE_STATIC);
+		rc = sqlite3_step(st);
+	}
+	sqlite3_finalize(st);
+	free(text);
+	if (rc != SQLITE_DONE) {
+		*http_status = 503;
+		snprintf(err, errlen, "database error");
+		return -1;
+	}
+	return 0;
+}
+
 int api_miner_patch(struct api_req *r, const char *mac)
 {
-	static const char *const allowed[] = { "managed", "unlock_pass", NULL };
+	static const char *const allowed[] = { "managed", "unlock_pass", "pinned",
+					       "power_excluded", NULL };
 	json_t *body = api_body_object(r), *v;
 	const char *pass = NULL;
 	char err[256] = "";
 	int managed = -1, status = 0;
+	struct power_flags pf = { .pinned = -1, .actor = r->actor };
 
 	if (!body)
 		return r->status;
@@ -516,9 +601,38 @@ int api_miner_patch(struct api_req *r, const char *mac)
 		}
 		hive_log_secret(pass);
 	}
-	if (managed < 0 && !pass) {
-		api_error(r, 400, "nothing to change: give managed and/or unlock_pass");
+	if ((v = json_object_get(body, "pinned")) != NULL) {
+		if (!json_is_boolean(v)) {
+			api_error(r, 400, "pinned: expected true or false");
+			goto out;
+		}
+		pf.pinned = json_is_true(v);
+	}
+	if ((v = json_object_get(body, "power_excluded")) != NULL) {
+		if (!json_is_false(v)) {
+			api_error(r, 400, "power_excluded: only false (clear it) can be set");
+			goto out;
+		}
+		pf.clear_excluded = true;
+	}
+	if (managed < 0 && !pass && pf.pinned < 0 && !pf.clear_excluded) {
+		api_error(r, 400, "nothing to change: give managed, unlock_pass, pinned or "
+			  "power_excluded");
 		goto out;
+	}
+	if (pf.pinned >= 0 || pf.clear_excluded) {
+		snprintf(pf.mac, sizeof(pf.mac), "%s", mac);
+		if (apid_writer_run(r->apid->writer, power_flags_run, &pf, &status, err,
+				    sizeof(err)) < 0) {
+			api_error(r, status >= 400 && status < 600 ? status : 500, "%s", err);
+			goto out;
+		}
+		log_info("api miner patched mac=%s actor=%s pinned=%d power_excluded=%s", mac,
+			 r->actor, pf.pinned, pf.clear_excluded ? "cleared" : "unchanged");
+		if (managed < 0 && !pass) {
+			json_decref(body);
+			return api_miner_get(r, mac);
+		}
 	}
 	if (apid_patch_miner(r->apid, mac, managed, pass, r->actor, &status, err,
 			     sizeof(err)) < 0) {

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "actions.h"
+#include "power.h"
 #include "control.h"
 #include "core.h"
 #include "feed.h"
@@ -54,6 +55,7 @@ static struct apid_writer_opts writer_opts(struct apid *a)
 		.status_days = c->retention.status_days,
 		.telemetry_days = c->retention.telemetry_days,
 		.audit_days = c->retention.audit_days,
+		.power_days = c->retention.power_days,
 		.prune_batch = c->retention.prune_batch,
 		.prune_every_ms = 10000,
 		.prune_first_ms = 1000,
@@ -119,16 +121,17 @@ static int open_bus(struct apid *a)
 	a->jobs_status = listen_on(a, HIVE_BUS_PUSH, "jobs_status", c->bus.jobs_status);
 	a->jobs_telemetry = listen_on(a, HIVE_BUS_PUSH, "jobs_telemetry", c->bus.jobs_telemetry);
 	a->jobs_control = listen_on(a, HIVE_BUS_PUSH, "jobs_control", c->bus.jobs_control);
+	a->jobs_plant = listen_on(a, HIVE_BUS_PUSH, "jobs_plant", c->bus.jobs_plant);
 	a->control_bus = listen_on(a, HIVE_BUS_REPLY, "control", c->bus.control);
 	a->feed_bus = listen_on(a, HIVE_BUS_PUBLISH, "feed", c->bus.feed);
 	return a->events && a->jobs_status && a->jobs_telemetry && a->jobs_control &&
-	       a->control_bus && a->feed_bus ? 0 : -1;
+	       a->jobs_plant && a->control_bus && a->feed_bus ? 0 : -1;
 }
 
 static void close_bus(struct apid *a)
 {
 	struct hive_bus *all[] = { a->events, a->jobs_status, a->jobs_telemetry, a->jobs_control,
-				   a->control_bus, a->feed_bus };
+				   a->jobs_plant, a->control_bus, a->feed_bus };
 
 	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
 		if (all[i])
@@ -166,6 +169,15 @@ static int64_t actions_timer(struct hive_loop *loop, void *arg)
 
 	(void)loop;
 	return apid_actions_tick(m->a->actions, hive_mono_ms());
+}
+
+/* Power: asks for plant readings, balances when none came. */
+static int64_t power_timer(struct hive_loop *loop, void *arg)
+{
+	struct main_state *m = arg;
+
+	(void)loop;
+	return apid_power_tick(m->a->power, hive_mono_ms());
 }
 
 /* apid's own heartbeat, on the feed, like every daemon's on the events bus. */
@@ -271,6 +283,7 @@ static void reload(struct main_state *m)
 	apid_sched_configure(a->sched, &so);
 	ao = actions_opts(c);
 	apid_actions_configure(a->actions, &ao);
+	apid_power_configure(a->power, c);
 }
 
 int main(int argc, char **argv)
@@ -328,6 +341,14 @@ int main(int argc, char **argv)
 			goto out;
 		}
 		apid_actions_hooks(a.actions, &hooks);
+		/* The balancer sees every event first-hand too (readings), and
+		 * passes each on to the actions. */
+		if (!(a.power = apid_power_new(&a.d.cfg, a.actions, a.writer, a.jobs_plant)) ||
+		    apid_power_load(a.power, m.ro, err, sizeof(err)) < 0) {
+			log_errx("cannot start power err=\"%s\"", a.power ? err : "out of memory");
+			goto out;
+		}
+		apid_power_hooks(a.power, &hooks, &hooks);
 		apid_writer_set_hooks(a.writer, &hooks);
 		apid_sched_set_control_bus(a.sched, a.jobs_control);
 	}
@@ -347,6 +368,7 @@ int main(int argc, char **argv)
 	}
 	hive_loop_timer(a.loop, 0, sched_timer, &m);
 	hive_loop_timer(a.loop, 0, actions_timer, &m);
+	hive_loop_timer(a.loop, 0, power_timer, &m);
 	hive_loop_timer(a.loop, 0, heartbeat_timer, &m);
 	hive_loop_timer(a.loop, WATCH_MS, watch_timer, &m);
 	log_info("started db=%s events=%s http=%s", a.db_path, a.d.cfg.bus.events,
@@ -368,6 +390,7 @@ out:
 	apid_control_stop(a.control);
 	apid_writer_stop(a.writer);       /* commits what was queued; lets go of actions */
 	apid_feed_stop(a.feed);
+	apid_power_free(a.power);
 	apid_actions_free(a.actions);
 	apid_sched_free(a.sched);
 	apid_health_free(a.health);       /* nobody asks for health any more */

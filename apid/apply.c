@@ -642,8 +642,10 @@ int apid_apply_event(struct apid_apply *a, const struct hive_envelope *env,
 			apid_traffic_heartbeat(a->traffic, env, &ev->u.heartbeat);
 		break;
 	case HIVE_MSG_ACTION_RESULT:
-		/* Nothing of its own to store: the actions table is the writer
-		 * hooks' (actions.c), which see every applied event. */
+	case HIVE_MSG_PLANT_READING:
+		/* Nothing of their own to store: the actions and power tables
+		 * are the writer hooks' (actions.c, power.c), which see every
+		 * applied event. */
 		break;
 	default:
 		*why = APID_REJ_UNKNOWN_TOPIC;

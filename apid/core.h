@@ -17,6 +17,7 @@ struct apid_ingest;
 struct apid_traffic;
 struct apid_sched;
 struct apid_actions;
+struct apid_power;
 struct apid_feed;
 struct apid_control;
 struct apid_health;
@@ -30,6 +31,7 @@ struct apid {
 	struct apid_ingest *ingest;
 	struct apid_sched *sched;
 	struct apid_actions *actions;      /* changes to miners (actions.h) */
+	struct apid_power *power;          /* the balancer (power.h) */
 	struct apid_feed *feed;
 	struct apid_control *control;
 	struct apid_health *health;      /* the fleet totals' connection and cache */
@@ -38,6 +40,7 @@ struct apid {
 	struct hive_bus *jobs_status;    /* PUSH, bus.jobs_status */
 	struct hive_bus *jobs_telemetry; /* PUSH, bus.jobs_telemetry */
 	struct hive_bus *jobs_control;   /* PUSH, bus.jobs_control */
+	struct hive_bus *jobs_plant;     /* PUSH, bus.jobs_plant */
 	struct hive_bus *control_bus;    /* REPLY, bus.control */
 	struct hive_bus *feed_bus;       /* PUBLISH, bus.feed */
 	int64_t started_ms;              /* wall clock */

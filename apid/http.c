@@ -253,6 +253,23 @@ static int route_api(struct api_req *r)
 		if (n == 3)
 			return is_read(r) ? api_action_get(r, r->segs[2]) : not_allowed(r, "GET, HEAD");
 	}
+	if (strcmp(what, "power") == 0) {
+		if (n == 2) {
+			if (is_read(r))
+				return api_power_get(r);
+			if (is_method(r, "PATCH"))
+				return api_power_patch(r);
+			return not_allowed(r, "GET, HEAD, PATCH");
+		}
+		if (n == 3 && strcmp(r->segs[2], "history") == 0)
+			return is_read(r) ? api_power_history(r) : not_allowed(r, "GET, HEAD");
+		if (n == 3 && strcmp(r->segs[2], "plan") == 0)
+			return is_read(r) ? api_power_plan(r) : not_allowed(r, "GET, HEAD");
+		if (n == 3 && strcmp(r->segs[2], "decisions") == 0)
+			return is_read(r) ? api_power_decisions(r) : not_allowed(r, "GET, HEAD");
+		if (n == 3 && strcmp(r->segs[2], "readings") == 0)
+			return is_read(r) ? api_power_readings(r) : not_allowed(r, "GET, HEAD");
+	}
 	if (n == 2 && strcmp(what, "audit") == 0)
 		return is_read(r) ? api_audit_list(r) : not_allowed(r, "GET, HEAD");
 	if (strcmp(what, "models") == 0) {

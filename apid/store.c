@@ -119,6 +119,38 @@ static const char *const migrations[] = {
 	"ALTER TABLE miners ADD COLUMN conflict TEXT;"
 	"ALTER TABLE miners ADD COLUMN conflict_ms INTEGER;"
 	"ALTER TABLE statuses ADD COLUMN state_description TEXT;",
+
+	/* 4: power. Every plant reading (accepted or why not), the balancer's
+	 * figures each cycle, its decisions, the settings an operator changed
+	 * through the API (with the config's value then: a config that
+	 * changes it later wins), and the miners it leaves alone: pinned by an
+	 * operator, or excluded after a change they did not make. */
+	"CREATE TABLE power_readings ("
+	" id INTEGER PRIMARY KEY, ts_ms INTEGER NOT NULL, source TEXT NOT NULL,"
+	" accepted INTEGER NOT NULL, reason TEXT,"
+	" generation_w INTEGER, measured_w INTEGER, exported_w INTEGER, confidence REAL,"
+	" reading_id INTEGER, collected_ms INTEGER, latency_ms INTEGER, error TEXT"
+	");"
+	"CREATE INDEX power_readings_ts ON power_readings(ts_ms);"
+	"CREATE TABLE power_samples ("
+	" ts_ms INTEGER PRIMARY KEY, state TEXT NOT NULL,"
+	" generation_w INTEGER, available_w INTEGER, target_w INTEGER, estimate_w INTEGER,"
+	" measured_w INTEGER, managed_w INTEGER, fixed_w INTEGER"
+	");"
+	"CREATE TABLE power_decisions ("
+	" id INTEGER PRIMARY KEY, ts_ms INTEGER NOT NULL, mode TEXT NOT NULL, state TEXT NOT NULL,"
+	" kind TEXT NOT NULL, dry_run INTEGER NOT NULL,"
+	" available_w INTEGER, target_w INTEGER, estimate_w INTEGER, measured_w INTEGER,"
+	" summary TEXT, changes TEXT"
+	");"
+	"CREATE INDEX power_decisions_ts ON power_decisions(ts_ms);"
+	"CREATE TABLE power_settings ("
+	" key TEXT PRIMARY KEY, value TEXT NOT NULL, config_value TEXT,"
+	" ts_ms INTEGER NOT NULL, actor TEXT"
+	");"
+	"ALTER TABLE miners ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE miners ADD COLUMN power_excluded TEXT;"
+	"ALTER TABLE miners ADD COLUMN power_excluded_ms INTEGER;",
 };
 
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))

@@ -39,6 +39,7 @@ enum stmt {
 	ST_BEGIN, ST_COMMIT, ST_ROLLBACK,
 	ST_SAVEPOINT, ST_RELEASE, ST_ROLLBACK_TO,
 	ST_PRUNE_STATUSES, ST_PRUNE_TELEMETRY, ST_PRUNE_ERRORS, ST_PRUNE_AUDIT, ST_PRUNE_ACTIONS,
+	ST_PRUNE_READINGS, ST_PRUNE_SAMPLES, ST_PRUNE_DECISIONS,
 	ST_FIX_POINTERS,
 	ST_COUNT
 };
@@ -66,6 +67,15 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_PRUNE_ACTIONS] =
 		"DELETE FROM actions WHERE id IN"
 		" (SELECT id FROM actions WHERE created_ms < ?1 ORDER BY created_ms LIMIT ?2)",
+	[ST_PRUNE_READINGS] =
+		"DELETE FROM power_readings WHERE id IN"
+		" (SELECT id FROM power_readings WHERE ts_ms < ?1 ORDER BY ts_ms LIMIT ?2)",
+	[ST_PRUNE_SAMPLES] =
+		"DELETE FROM power_samples WHERE ts_ms IN"
+		" (SELECT ts_ms FROM power_samples WHERE ts_ms < ?1 ORDER BY ts_ms LIMIT ?2)",
+	[ST_PRUNE_DECISIONS] =
+		"DELETE FROM power_decisions WHERE id IN"
+		" (SELECT id FROM power_decisions WHERE ts_ms < ?1 ORDER BY ts_ms LIMIT ?2)",
 	/* After statuses were pruned: no pointer to a row that is gone. */
 	[ST_FIX_POINTERS] =
 		"UPDATE miners SET last_status_id=NULL WHERE last_status_id IS NOT NULL"
@@ -93,7 +103,8 @@ struct request {
 };
 
 /* Retention: one table per step, round robin. */
-enum { PR_STATUSES, PR_TELEMETRY, PR_ERRORS, PR_AUDIT, PR_ACTIONS, PR_COUNT };
+enum { PR_STATUSES, PR_TELEMETRY, PR_ERRORS, PR_AUDIT, PR_ACTIONS, PR_READINGS, PR_SAMPLES,
+       PR_DECISIONS, PR_COUNT };
 
 struct apid_writer {
 	struct apid_writer_opts o;   /* guarded by mu after start */
@@ -437,15 +448,17 @@ static void prune_step(struct apid_writer *w, int64_t now)
 {
 	static const enum stmt stmts[PR_COUNT] = {
 		ST_PRUNE_STATUSES, ST_PRUNE_TELEMETRY, ST_PRUNE_ERRORS, ST_PRUNE_AUDIT,
-		ST_PRUNE_ACTIONS
+		ST_PRUNE_ACTIONS, ST_PRUNE_READINGS, ST_PRUNE_SAMPLES, ST_PRUNE_DECISIONS
 	};
 	static const char *const names[PR_COUNT] = { "statuses", "telemetry", "miner_errors",
-						     "audit", "actions" };
+						     "audit", "actions", "power_readings",
+						     "power_samples", "power_decisions" };
 	int t = w->prune_table, days, limit, rc, deleted = 0;
 
 	pthread_mutex_lock(&w->mu);
 	days = t == PR_STATUSES ? w->o.status_days
-	       : t == PR_AUDIT || t == PR_ACTIONS ? w->o.audit_days : w->o.telemetry_days;
+	       : t == PR_AUDIT || t == PR_ACTIONS ? w->o.audit_days
+	       : t >= PR_READINGS ? w->o.power_days : w->o.telemetry_days;
 	limit = w->o.prune_batch > 0 ? w->o.prune_batch : 2000;
 	pthread_mutex_unlock(&w->mu);
 
@@ -470,6 +483,8 @@ static void prune_step(struct apid_writer *w, int64_t now)
 				w->stats.pruned_errors += (uint64_t)deleted;
 			else if (t == PR_ACTIONS)
 				w->stats.pruned_actions += (uint64_t)deleted;
+			else if (t >= PR_READINGS)
+				w->stats.pruned_power += (uint64_t)deleted;
 			else
 				w->stats.pruned_audit += (uint64_t)deleted;
 			pthread_mutex_unlock(&w->mu);
@@ -692,6 +707,7 @@ void apid_writer_configure(struct apid_writer *w, const struct apid_writer_opts 
 	w->o.status_days = o->status_days;
 	w->o.telemetry_days = o->telemetry_days;
 	w->o.audit_days = o->audit_days;
+	w->o.power_days = o->power_days;
 	w->o.prune_batch = o->prune_batch;
 	w->o.prune_every_ms = o->prune_every_ms;
 	w->next_prune_ms = 0;

@@ -37,6 +37,7 @@ struct apid_writer_opts {
 	int status_days;           /* retention; <= 0 keeps forever */
 	int telemetry_days;        /* also miner_errors */
 	int audit_days;
+	int power_days;            /* power_readings, power_samples, power_decisions */
 	int prune_batch;           /* rows per retention step */
 	int prune_every_ms;        /* pause once every table is pruned (10000) */
 	int prune_first_ms;        /* first pass after start (0: prune_every_ms) */
@@ -54,6 +55,7 @@ struct apid_writer_stats {
 	uint64_t patches;          /* apid_writer_run requests (PATCHes) committed */
 	uint64_t posted;           /* apid_writer_post requests committed */
 	uint64_t pruned_statuses, pruned_telemetry, pruned_errors, pruned_audit, pruned_actions;
+	uint64_t pruned_power;
 	uint64_t commit_failures;
 	uint64_t roster_gen;       /* changes when a roster field changed */
 	size_t depth;              /* events waiting */

@@ -21,7 +21,7 @@
 #define CFG_FILE_MAX (1024 * 1024)  /* a config larger than this is a mistake */
 #define MIB (1024LL * 1024)
 
-enum key_type { T_INT, T_SIZE, T_STR, T_BOOL, T_SUBNETS };
+enum key_type { T_INT, T_LLONG, T_SIZE, T_NUM, T_STR, T_BOOL, T_ENUM, T_SUBNETS, T_SOURCE };
 enum key_check { C_NONE, C_NONEMPTY, C_LEVEL, C_URL, C_ADDR, C_TOKEN };
 
 struct key {
@@ -29,15 +29,23 @@ struct key {
 	enum key_type type;
 	size_t off;
 	size_t size;             /* T_STR: buffer size */
-	long long min, max;      /* T_INT, T_SIZE */
+	long long min, max;      /* T_INT, T_LLONG, T_SIZE, T_NUM */
 	enum key_check check;
+	const char *const *names; /* T_ENUM: the names, by value; NULL-terminated */
 };
 
 #define F(field) offsetof(struct hive_cfg, field)
-#define INT(p, field, lo, hi) { p, T_INT, F(field), sizeof(int), lo, hi, C_NONE }
-#define SIZE(p, field, lo, hi) { p, T_SIZE, F(field), sizeof(size_t), lo, hi, C_NONE }
-#define STR(p, field, chk) { p, T_STR, F(field), sizeof(((struct hive_cfg *)0)->field), 0, 0, chk }
-#define BOOL(p, field) { p, T_BOOL, F(field), sizeof(bool), 0, 0, C_NONE }
+#define INT(p, field, lo, hi) { p, T_INT, F(field), sizeof(int), lo, hi, C_NONE, NULL }
+#define SIZE(p, field, lo, hi) { p, T_SIZE, F(field), sizeof(size_t), lo, hi, C_NONE, NULL }
+#define STR(p, field, chk) { p, T_STR, F(field), sizeof(((struct hive_cfg *)0)->field), 0, 0, chk, NULL }
+#define BOOL(p, field) { p, T_BOOL, F(field), sizeof(bool), 0, 0, C_NONE, NULL }
+#define LLONG(p, field, lo, hi) { p, T_LLONG, F(field), sizeof(long long), lo, hi, C_NONE, NULL }
+#define NUM(p, field, lo, hi) { p, T_NUM, F(field), sizeof(double), lo, hi, C_NONE, NULL }
+#define ENUM(p, field, list) { p, T_ENUM, F(field), sizeof(int), 0, 0, C_NONE, list }
+
+static const char *const power_modes[] = { "off", "dry_run", "on", NULL };
+static const char *const power_fallbacks[] = { "hold", "fixed", "minimum", NULL };
+#define WATTS_MAX 1000000000000LL    /* a terawatt: anything above is a typo */
 
 static const struct key keys[] = {
 	STR("log_level", log_level, C_LEVEL),
@@ -46,7 +54,7 @@ static const struct key keys[] = {
 	INT("database.batch_max", database.batch_max, 1, 100000),
 	INT("database.batch_ms", database.batch_ms, 1, 60000),
 
-	{ "network.subnets", T_SUBNETS, F(network.subnets), 0, 0, 0, C_NONE },
+	{ "network.subnets", T_SUBNETS, F(network.subnets), 0, 0, 0, C_NONE, NULL },
 	INT("network.port", network.port, 1, 65535),
 	INT("network.miner_probe_timeout_ms", network.miner_probe_timeout_ms, 1, 60000),
 	INT("network.probe_concurrency", network.probe_concurrency, 1, 65535),
@@ -70,6 +78,7 @@ static const struct key keys[] = {
 	STR("bus.jobs_status", bus.jobs_status, C_URL),
 	STR("bus.jobs_telemetry", bus.jobs_telemetry, C_URL),
 	STR("bus.jobs_control", bus.jobs_control, C_URL),
+	STR("bus.jobs_plant", bus.jobs_plant, C_URL),
 	STR("bus.control", bus.control, C_URL),
 	STR("bus.feed", bus.feed, C_URL),
 	/* nng refuses socket buffers deeper than 8192 messages. */
@@ -80,6 +89,7 @@ static const struct key keys[] = {
 	INT("retention.status_days", retention.status_days, 1, 36500),
 	INT("retention.telemetry_days", retention.telemetry_days, 1, 36500),
 	INT("retention.audit_days", retention.audit_days, 1, 36500),
+	INT("retention.power_days", retention.power_days, 1, 36500),
 	INT("retention.prune_batch", retention.prune_batch, 1, 1000000),
 
 	BOOL("scheduler.managed_only", scheduler.managed_only),
@@ -88,6 +98,21 @@ static const struct key keys[] = {
 	INT("control.action_timeout_seconds", control.action_timeout_seconds, 5, 86400),
 	INT("control.job_timeout_seconds", control.job_timeout_seconds, 1, 600),
 	INT("control.max_corrections_per_hour", control.max_corrections_per_hour, 1, 1000),
+
+	ENUM("power.mode", power.mode, power_modes),
+	NUM("power.margin_pct", power.margin_pct, 0, 90),
+	INT("power.interval_seconds", power.interval_seconds, 1, 3600),
+	INT("power.stale_seconds", power.stale_seconds, 2, 86400),
+	INT("power.raise_after_seconds", power.raise_after_seconds, 0, 86400),
+	BOOL("power.allow_pause", power.allow_pause),
+	LLONG("power.max_w", power.max_w, 0, WATTS_MAX),
+	ENUM("power.fallback", power.fallback, power_fallbacks),
+	LLONG("power.fallback_w", power.fallback_w, 0, WATTS_MAX),
+	LLONG("power.deadband_w", power.deadband_w, 0, WATTS_MAX),
+	INT("power.min_raise_interval_seconds", power.min_raise_interval_seconds, 0, 86400),
+	NUM("power.raise_step_pct", power.raise_step_pct, 1, 100),
+	NUM("power.max_jump_pct", power.max_jump_pct, 1, 1000),
+	{ "power.source", T_SOURCE, F(power.source), 0, 0, 0, C_NONE, NULL },
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
@@ -376,6 +401,23 @@ static int check_key(const struct hive_cfg *cfg, const struct key *k, char *buf,
 			return fail(buf, len, "%d is out of range (%lld..%lld)", v, k->min, k->max);
 		return 0;
 	}
+	case T_LLONG: {
+		long long v = *(const long long *)f;
+
+		if (v < k->min || v > k->max)
+			return fail(buf, len, "%lld is out of range (%lld..%lld)", v, k->min, k->max);
+		return 0;
+	}
+	case T_NUM: {
+		double v = *(const double *)f;
+
+		if (!(v >= (double)k->min && v <= (double)k->max))
+			return fail(buf, len, "%g is out of range (%lld..%lld)", v, k->min, k->max);
+		return 0;
+	}
+	case T_ENUM:
+	case T_SOURCE:
+		return 0;   /* checked as read */
 	case T_SIZE: {
 		size_t v = *(const size_t *)f;
 
@@ -446,9 +488,10 @@ static int check_cross(const struct hive_cfg *cfg, const char *file, char *err, 
 {
 	static const char *const urls[] = {
 		"bus.events", "bus.jobs_status", "bus.jobs_telemetry", "bus.jobs_control",
-		"bus.control", "bus.feed",
+		"bus.jobs_plant", "bus.control", "bus.feed",
 	};
 	char q[96];
+	const char *mode = hive_power_mode_name(cfg->power.mode);
 
 	/* Each bus role is its own socket; two on one endpoint cannot both listen. */
 	for (size_t i = 0; i < sizeof(urls) / sizeof(urls[0]); i++) {
@@ -460,6 +503,20 @@ static int check_cross(const struct hive_cfg *cfg, const char *file, char *err, 
 					    quoted(a, q, sizeof(q)), urls[j]);
 		}
 	}
+	/* Unmanaged miners are the balancer's fixed load: it must see them. */
+	if (cfg->power.mode != HIVE_POWER_OFF && cfg->scheduler.managed_only)
+		return fail(err, errlen,
+			    "%s: scheduler.managed_only: cannot be on while power.mode is %s (the "
+			    "balancer counts unmanaged miners as fixed load and must poll them)",
+			    file, mode);
+	if (cfg->power.mode != HIVE_POWER_OFF && cfg->power.source.kind == HIVE_PLANT_NONE)
+		return fail(err, errlen, "%s: power.mode: %s needs a power.source", file, mode);
+	if (cfg->power.fallback == HIVE_POWER_FIXED && cfg->power.fallback_w <= 0)
+		return fail(err, errlen, "%s: power.fallback_w: fallback \"fixed\" needs a power in watts "
+			    "above 0", file);
+	if (cfg->power.stale_seconds <= cfg->power.interval_seconds)
+		return fail(err, errlen, "%s: power.stale_seconds: %d must exceed power.interval_seconds (%d)",
+			    file, cfg->power.stale_seconds, cfg->power.interval_seconds);
 	return 0;
 }
 
@@ -532,6 +589,62 @@ void hive_cfg_defaults(struct hive_cfg *cfg)
 	cfg->control.action_timeout_seconds = 300;
 	cfg->control.job_timeout_seconds = 10;
 	cfg->control.max_corrections_per_hour = 3;
+
+	cfg->retention.power_days = 90;
+	snprintf(cfg->bus.jobs_plant, sizeof(cfg->bus.jobs_plant), "tcp://127.0.0.1:5556");
+	cfg->power.mode = HIVE_POWER_OFF;
+	cfg->power.margin_pct = 10;
+	cfg->power.interval_seconds = 5;
+	cfg->power.stale_seconds = 60;
+	cfg->power.raise_after_seconds = 60;
+	cfg->power.allow_pause = false;
+	cfg->power.max_w = 0;
+	cfg->power.fallback = HIVE_POWER_HOLD;
+	cfg->power.fallback_w = 0;
+	cfg->power.deadband_w = 2000;
+	cfg->power.min_raise_interval_seconds = 300;
+	cfg->power.raise_step_pct = 10;
+	cfg->power.max_jump_pct = 50;
+	hive_plant_source_defaults(&cfg->power.source, HIVE_PLANT_NONE);
+}
+
+const char *hive_power_mode_name(int mode)
+{
+	return mode >= 0 && mode <= HIVE_POWER_ON ? power_modes[mode] : NULL;
+}
+
+int hive_power_mode_parse(const char *s)
+{
+	for (int i = 0; s && power_modes[i]; i++)
+		if (strcmp(s, power_modes[i]) == 0)
+			return i;
+	return -1;
+}
+
+const char *hive_power_fallback_name(int fallback)
+{
+	return fallback >= 0 && fallback <= HIVE_POWER_MINIMUM ? power_fallbacks[fallback] : NULL;
+}
+
+int hive_power_fallback_parse(const char *s)
+{
+	for (int i = 0; s && power_fallbacks[i]; i++)
+		if (strcmp(s, power_fallbacks[i]) == 0)
+			return i;
+	return -1;
+}
+
+struct source_warn {
+	const char *file;
+};
+
+static void source_warn(const char *key, void *arg)
+{
+	const struct source_warn *sw = arg;
+	char qf[300], q[300];
+
+	log_warnx("config unknown key file=%s key=%s", hive_log_quote(sw->file, qf, sizeof(qf)),
+		  hive_log_quote(key, q, sizeof(q)));
 }
 
 /* Reads obj[name] (full path `path`) into the field of k. */
@@ -549,6 +662,7 @@ static int read_key(struct hive_cfg *cfg, const struct key *k, const json_t *obj
 		return 0;  /* null keeps the default */
 	switch (k->type) {
 	case T_INT:
+	case T_LLONG:
 	case T_SIZE:
 		rc = hive_json_int(obj, name, false, &ll, jerr, sizeof(jerr));
 		if (rc != 0)
@@ -559,9 +673,54 @@ static int read_key(struct hive_cfg *cfg, const struct key *k, const json_t *obj
 				    path, ll, k->min, k->max);
 		if (k->type == T_INT)
 			*(int *)field(cfg, k) = (int)ll;
+		else if (k->type == T_LLONG)
+			*(long long *)field(cfg, k) = ll;
 		else
 			*(size_t *)field(cfg, k) = (size_t)ll;
 		break;
+	case T_NUM: {
+		double d;
+
+		if (!json_is_number(v))
+			return fail(err, errlen, "%s: %s: expected number, got %s", file, path,
+				    hive_json_type_name(v));
+		d = json_number_value(v);
+		if (!(d >= (double)k->min && d <= (double)k->max))
+			return fail(err, errlen, "%s: %s: %g is out of range (%lld..%lld)", file,
+				    path, d, k->min, k->max);
+		*(double *)field(cfg, k) = d;
+		break;
+	}
+	case T_ENUM: {
+		char q[96], list[160] = "";
+		const char *sv = json_string_value(v);
+
+		for (int i = 0; sv && k->names[i]; i++)
+			if (strcmp(sv, k->names[i]) == 0) {
+				*(int *)field(cfg, k) = i;
+				return 0;
+			}
+		for (int i = 0; k->names[i]; i++)
+			snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s",
+				 i ? ", " : "", k->names[i]);
+		if (!sv)
+			return fail(err, errlen, "%s: %s: expected string, got %s", file, path,
+				    hive_json_type_name(v));
+		return fail(err, errlen, "%s: %s: %s is not one of %s", file, path,
+			    quoted(sv, q, sizeof(q)), list);
+	}
+	case T_SOURCE: {
+		char perr[256];
+		struct source_warn sw = { file };
+
+		if (!json_is_object(v))
+			return fail(err, errlen, "%s: %s: expected object, got %s", file, path,
+				    hive_json_type_name(v));
+		if (hive_plant_source_parse(v, &cfg->power.source, source_warn, &sw, perr,
+					    sizeof(perr)) == -1)
+			return fail(err, errlen, "%s: %s", file, perr);
+		return 0;
+	}
 	case T_STR:
 		rc = hive_json_str(obj, name, false, field(cfg, k), k->size, jerr, sizeof(jerr));
 		break;

@@ -59,12 +59,19 @@
 #define TEMP_HI 1000
 #define W_MAX   1e6
 #define I_MAX   9e15            /* counters: anything a JSON integer holds exactly */
+#define PLANT_W 1e15            /* a plant's power, either sign (hive/plant.c's limit) */
 
 static const char *const ops[] = { "discover", "unlock", "provision", "status", "telemetry",
 				   "control", NULL };
 static const char *const sources[] = { "chains", "boards", NULL };
 static const char *const action_kinds[] = { "set_preset", "restart", "pause", "resume", "reboot",
 					    NULL };
+static const char *const plant_kinds[] = { "aggregator", "modbus", NULL };
+static const char *const plant_tables[] = { "holding", "input", NULL };
+static const char *const plant_types[] = { "u16", "s16", "u32", "s32", "float32", NULL };
+static const char *const plant_orders[] = { "abcd", "badc", "cdab", "dcba", NULL };
+static const char *const plant_errors[] = { "timeout", "refused", "http", "bad_json", "bad_field",
+					    "modbus", "internal", NULL };
 
 static int bad(char *err, size_t errlen, const char *key, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
@@ -309,6 +316,37 @@ static const struct hive_msg_field action_result_rows[] = {
 #undef S
 SCHEMA(action_result_schema, struct hive_msg_action_result, action_result_rows);
 
+/* ---- hive.plant.reading ---- */
+#define S struct hive_msg_plant_reading
+static const struct hive_msg_field plant_reading_rows[] = {
+	INT(S, "job", job, HIVE_MF_REQUIRED, 1, I_MAX, NULL, "the hive.job.plant it answers"),
+	ENUM(S, "source", source, HIVE_MF_REQUIRED, plant_kinds, "the kind of source read"),
+	BOOL(S, "ok", ok, HIVE_MF_REQUIRED, "the read worked (else error says why)"),
+	STR(S, "error", error, 0, TEXT_MAX, "why the read failed (\"http 401: unauthorized\")"),
+	ENUM(S, "error_kind", error_kind, 0, plant_errors, "the failure's kind"),
+	INT(S, "latency_ms", latency_ms, 0, 0, I_MAX, "ms", "how long the read took"),
+	NUM(S, "generation_w", generation_w, 0, -PLANT_W, PLANT_W, "W",
+	    "the plant's generation (aggregator: totals.generation_mw; meter: register × scale)"),
+	INT(S, "reading_id", reading_id, 0, 0, I_MAX, NULL, "aggregator: the reading's id"),
+	INT(S, "collected_ms", collected_ms, 0, 0, I_MAX, "ms",
+	    "aggregator: collection_timestamp (wall clock)"),
+	NUM(S, "consumption_w", consumption_w, 0, -PLANT_W, PLANT_W, "W",
+	    "aggregator: the farm's draw as the plant meters it; absent unless every "
+	    "consumption source succeeded"),
+	NUM(S, "exported_w", exported_w, 0, -PLANT_W, PLANT_W, "W", "aggregator: sent to the grid"),
+	NUM(S, "confidence", confidence, 0, 0, 1, NULL, "aggregator: trust.confidence_score"),
+	STR(S, "trust_status", trust_status, 0, NAME_MAX_, "aggregator: trust.status"),
+	INT(S, "gen_sources", gen_sources, 0, 0, I_MAX, NULL, "aggregator: generation sources"),
+	INT(S, "gen_failed", gen_failed, 0, 0, I_MAX, NULL,
+	    "aggregator: generation sources not \"success\""),
+	INT(S, "cons_sources", cons_sources, 0, 0, I_MAX, NULL, "aggregator: consumption sources"),
+	INT(S, "cons_failed", cons_failed, 0, 0, I_MAX, NULL,
+	    "aggregator: consumption sources not \"success\""),
+	STR(S, "failed", failed, 0, TEXT_MAX, "aggregator: the failed sources' names, comma separated"),
+};
+#undef S
+SCHEMA(plant_reading_schema, struct hive_msg_plant_reading, plant_reading_rows);
+
 /* ---- hive.job.failed ---- */
 #define S struct hive_msg_job_failed
 static const struct hive_msg_field job_failed_rows[] = {
@@ -366,6 +404,28 @@ static const struct hive_msg_field control_job_rows[] = {
 #undef S
 SCHEMA(control_job_schema, struct hive_msg_control_job, control_job_rows);
 
+/* ---- hive.job.plant ---- */
+#define S struct hive_msg_plant_job
+static const struct hive_msg_field plant_job_rows[] = {
+	INT(S, "job", job, HIVE_MF_REQUIRED, 1, I_MAX, NULL, "job id, unique per apid run"),
+	INT(S, "deadline", deadline, 0, 0, I_MAX, "ms", "not started after (wall clock)"),
+	ENUM(S, "kind", kind, HIVE_MF_REQUIRED, plant_kinds, "the source's kind"),
+	STR(S, "url", url, 0, 511, "aggregator: the reading's URL (plant_id is added)"),
+	STR(S, "plant_id", plant_id, 0, 127, "aggregator: the plant"),
+	STR(S, "api_key", api_key, HIVE_MF_SECRET, 255, "aggregator: the bearer key"),
+	STR(S, "host", host, 0, 255, "modbus: the meter's host"),
+	INT(S, "port", port, 0, 1, 65535, NULL, "modbus: its TCP port (absent: 502)"),
+	INT(S, "unit", unit, 0, 0, 255, NULL, "modbus: the unit id (absent: 1)"),
+	INT(S, "register", reg, 0, 0, 65535, NULL, "modbus: the value's first register, 0-based"),
+	ENUM(S, "table", table, 0, plant_tables, "modbus: holding or input registers"),
+	ENUM(S, "type", type, 0, plant_types, "modbus: the value's type"),
+	ENUM(S, "byte_order", byte_order, 0, plant_orders, "modbus: the order of its bytes"),
+	NUM(S, "scale", scale, 0, 0, 1e9, "W", "modbus: watts per unit of the value"),
+	INT(S, "timeout_ms", timeout_ms, 0, 100, 60000, "ms", "the read at most (absent: 3000)"),
+};
+#undef S
+SCHEMA(plant_job_schema, struct hive_msg_plant_job, plant_job_rows);
+
 /* ---- control ---- */
 #define S struct hive_msg_credentials
 static const struct hive_msg_field cred_rows[] = {
@@ -413,6 +473,9 @@ static const struct hive_msg_topic topics[HIVE_MSG_KINDS] = {
 	  HIVE_ROLE_TELEMETRYD, &telemetry_schema, "A telemetry job's result, chips as columns" },
 	{ HIVE_MSG_ACTION_RESULT, HIVE_TOPIC_ACTION_RESULT, HIVE_CH_EVENTS, HIVE_ROLE_POLLERD,
 	  &action_result_schema, "The firmware accepted a control job (done only once read back)" },
+	{ HIVE_MSG_PLANT_READING, HIVE_TOPIC_PLANT_READING, HIVE_CH_EVENTS, HIVE_ROLE_POLLERD,
+	  &plant_reading_schema, "What one read of the plant's power feed found (a hive.job.plant's "
+	  "answer, ok or not)" },
 	{ HIVE_MSG_JOB_FAILED, HIVE_TOPIC_JOB_FAILED, HIVE_CH_EVENTS, HIVE_ROLE_WORKERS,
 	  &job_failed_schema, "A job ended without a result (the error went as hive.miner.error)" },
 	{ HIVE_MSG_HEARTBEAT, HIVE_TOPIC_HEARTBEAT, HIVE_CH_EVENTS, HIVE_ROLE_ALL,
@@ -423,6 +486,8 @@ static const struct hive_msg_topic topics[HIVE_MSG_KINDS] = {
 	  &job_schema, "One telemetry job (bus.jobs_telemetry)" },
 	{ HIVE_MSG_JOB_CONTROL, HIVE_TOPIC_JOB_CONTROL, HIVE_CH_JOBS, HIVE_ROLE_APID,
 	  &control_job_schema, "One action on one miner (bus.jobs_control)" },
+	{ HIVE_MSG_JOB_PLANT, HIVE_TOPIC_JOB_PLANT, HIVE_CH_JOBS, HIVE_ROLE_APID,
+	  &plant_job_schema, "One read of the plant's power feed (bus.jobs_plant)" },
 	{ HIVE_MSG_CTL_CREDENTIALS, HIVE_TOPIC_CTL_CREDENTIALS, HIVE_CH_REQUEST,
 	  HIVE_ROLE_DISCOVERD, &cred_schema, "Ask for a miner's credentials" },
 	{ HIVE_MSG_CTL_CREDENTIALS_REPLY, HIVE_TOPIC_CTL_CREDENTIALS, HIVE_CH_REPLY,

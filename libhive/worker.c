@@ -94,6 +94,9 @@ struct hive_worker {
 	double latency_ms;              /* the heartbeat's: every queue's jobs */
 	struct hive_worker_queue *q[WORKER_QUEUES_MAX];
 	int nq;
+	/* the daemon's own counters (hive_worker_main_spec.counters) */
+	json_t *(*more_counters)(void *state);
+	void *more_state;
 };
 
 static void on_jobs(struct hive_loop *loop, int fd, int events, void *arg);
@@ -536,6 +539,15 @@ static json_t *counters(struct hive_worker *w)
 		if (rc < 0)
 			goto fail;
 	}
+	if (w->more_counters) {
+		json_t *more = w->more_counters(w->more_state);
+
+		if (!more || json_object_update(c, more) < 0) {
+			json_decref(more);
+			goto fail;
+		}
+		json_decref(more);
+	}
 	return c;
 fail:
 	json_decref(c);
@@ -894,6 +906,7 @@ int hive_worker_main(const struct hive_worker_main_spec *spec, int argc, char **
 	struct hive_fw_client *fw, *cfw = NULL;
 	struct hive_loop *loop, *cloop = NULL;
 	struct hive_worker *w;
+	void *state = NULL;
 	char err[512];
 
 	hive_daemon_start(&d, &spec->daemon, argc, argv);
@@ -936,6 +949,14 @@ int hive_worker_main(const struct hive_worker_main_spec *spec, int argc, char **
 			return 1;
 		}
 	}
+	if (spec->attach) {
+		if (spec->attach(w, &d, &state) != 0) {
+			log_errx("fatal reason=\"%s could not start\"", d.name);
+			return 1;
+		}
+		w->more_counters = spec->counters;
+		w->more_state = state;
+	}
 	while (!hive_quit) {
 		if (hive_loop_run_once(loop, 250) < 0) {
 			log_warn("loop_failed");
@@ -946,6 +967,10 @@ int hive_worker_main(const struct hive_worker_main_spec *spec, int argc, char **
 	}
 	log_info("stopping in_flight=%d", hive_worker_in_flight(w));
 	hive_worker_stop(w);
+	if (spec->detach) {
+		w->more_counters = NULL;
+		spec->detach(state);
+	}
 	hive_fw_client_free(cfw);
 	hive_fw_client_free(fw);
 	hive_worker_free(w);

@@ -2,16 +2,18 @@
 #include "suite.h"
 #include "testlib.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* Every bus endpoint a config names. Each gets a free port of its own. */
 const char *const ts_bus_keys[] = {
-	"events", "jobs_status", "jobs_telemetry", "jobs_control", "control", "feed",
+	"events", "jobs_status", "jobs_telemetry", "jobs_control", "jobs_plant", "control", "feed",
 };
 const size_t ts_nbus = sizeof(ts_bus_keys) / sizeof(ts_bus_keys[0]);
 
@@ -287,6 +289,91 @@ int ts_minersim(struct ts_suite *s, const char *subnet, int miners, const char *
 	return -1;
 }
 
+/* A random key of 32 hex digits in out (33 bytes). 0 / -1. */
+static int random_key(char *out)
+{
+	unsigned char raw[16];
+	int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd >= 0 ? read(fd, raw, sizeof(raw)) : -1;
+
+	if (fd >= 0)
+		close(fd);
+	if (n != (ssize_t)sizeof(raw))
+		return -1;
+	for (size_t i = 0; i < sizeof(raw); i++)
+		snprintf(out + 2 * i, 3, "%02x", raw[i]);
+	return 0;
+}
+
+int ts_plantsim(struct ts_suite *s, const char *const args[])
+{
+	char http[32], modbus[32], minersim[64], keyfile[1200], line[128];
+	const char *argv[48] = { "--http", http, "--api-key-file", keyfile, "--modbus", modbus };
+	size_t n = 6, from;
+	struct ts_proc *p;
+	long long deadline = hive_mono_ms() + SIM_START_MS;
+	char *text;
+
+	snprintf(keyfile, sizeof(keyfile), "%s/plant-key", s->dir);
+	if (!s->plant_port) {
+		char key[33];
+
+		s->plant_port = ts_port(s);
+		s->modbus_port = ts_port(s);
+		if (s->plant_port <= 0 || s->modbus_port <= 0 || random_key(key) < 0) {
+			fprintf(stderr, "ts_plantsim: no free port or no random key\n");
+			s->plant_port = 0;
+			return -1;
+		}
+		snprintf(s->plant_key, sizeof(s->plant_key), "pk-%s", key);
+		snprintf(line, sizeof(line), "%s\n", s->plant_key);
+		if (tl_write_file(keyfile, line) < 0) {
+			fprintf(stderr, "ts_plantsim: cannot write %s\n", keyfile);
+			return -1;
+		}
+		chmod(keyfile, 0600);
+		snprintf(s->plant, sizeof(s->plant), "http://127.0.0.1:%d", s->plant_port);
+	}
+	snprintf(http, sizeof(http), "127.0.0.1:%d", s->plant_port);
+	snprintf(modbus, sizeof(modbus), "127.0.0.1:%d", s->modbus_port);
+	if (ts_pid(s, "minersim") > 0) {
+		snprintf(minersim, sizeof(minersim), "http://127.0.0.1:%d", s->admin_port);
+		argv[n++] = "--minersim";
+		argv[n++] = minersim;
+	}
+	for (size_t i = 0; args && args[i] && n < 47; i++)
+		argv[n++] = args[i];
+	argv[n] = NULL;
+	/* A restart appends to the same log: look for the ready line past its end. */
+	text = tl_read_file(ts_find(s, "plantsim") ? ts_find(s, "plantsim")->log : "");
+	from = text ? strlen(text) : 0;
+	free(text);
+	if (!(p = spawn(s, "plantsim", NULL, false, argv, NULL)))
+		return -1;
+	while (hive_mono_ms() < deadline) {
+		bool ready;
+
+		text = tl_read_file(p->log);
+		ready = text && strlen(text) > from && strstr(text + from, "plantsim ready ");
+		free(text);
+		if (ready)
+			return 0;
+		if (!tl_alive(p->pid)) {
+			p->pid = 0;
+			break;
+		}
+		tl_sleep_ms(20);
+	}
+	fprintf(stderr, "ts_plantsim: no ready line from plantsim (http %s, modbus %s)\n", http,
+		modbus);
+	tail(p->log, 30);
+	if (p->pid > 0) {
+		tl_stop(p->pid, SIGKILL, 2000);
+		p->pid = 0;
+	}
+	return -1;
+}
+
 struct ts_proc *ts_find(struct ts_suite *s, const char *name)
 {
 	for (int i = 0; i < s->nprocs; i++)
@@ -359,7 +446,8 @@ static const char *missing(struct ts_suite *s)
 		const struct ts_proc *p = &s->procs[i];
 		bool seen = false;
 
-		if (p->pid <= 0 || strcmp(p->prog, "apid") == 0 || strcmp(p->prog, "minersim") == 0)
+		if (p->pid <= 0 || strcmp(p->prog, "apid") == 0 ||
+		    strcmp(p->prog, "minersim") == 0 || strcmp(p->prog, "plantsim") == 0)
 			continue;
 		json_array_foreach(json_object_get(h, "daemons"), k, d)
 			seen |= json_integer_value(json_object_get(d, "pid")) == p->pid;

@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "hive/plant.h"
+
 #define HIVE_CFG_URL_MAX  256
 #define HIVE_CFG_PATH_MAX 1024
 /* A fresh Vnish miner's unlock password. */
@@ -69,6 +71,7 @@ struct hive_cfg {
 		char jobs_status[HIVE_CFG_URL_MAX];     /* tcp://127.0.0.1:5551 */
 		char jobs_telemetry[HIVE_CFG_URL_MAX];  /* tcp://127.0.0.1:5552 */
 		char jobs_control[HIVE_CFG_URL_MAX];    /* tcp://127.0.0.1:5555 */
+		char jobs_plant[HIVE_CFG_URL_MAX];      /* tcp://127.0.0.1:5556 */
 		char control[HIVE_CFG_URL_MAX];         /* tcp://127.0.0.1:5553 */
 		char feed[HIVE_CFG_URL_MAX];            /* tcp://127.0.0.1:5554 */
 		int sendbuf;                            /* messages: 8192 */
@@ -80,6 +83,7 @@ struct hive_cfg {
 		int status_days;                /* 30 */
 		int telemetry_days;             /* 7 */
 		int audit_days;                 /* 365 */
+		int power_days;                 /* 90: plant readings, power samples, decisions */
 		int prune_batch;                /* rows per prune step: 2000 */
 	} retention;
 
@@ -93,7 +97,33 @@ struct hive_cfg {
 		int job_timeout_seconds;        /* 10: a control job's answer */
 		int max_corrections_per_hour;   /* 3: then the miner is flagged conflict */
 	} control;
+
+	/* The power balancer (docs/power.md). */
+	struct {
+		int mode;                       /* enum hive_power_mode: off */
+		double margin_pct;              /* 10: target = available x (1 - margin) */
+		int interval_seconds;           /* 5: a feed read, a balancer cycle */
+		int stale_seconds;              /* 60: no valid reading for so long -> fallback */
+		int raise_after_seconds;        /* 60: available must hold so long before a raise */
+		bool allow_pause;               /* false */
+		long long max_w;                /* 0: no contract cap */
+		int fallback;                   /* enum hive_power_fallback: hold */
+		long long fallback_w;           /* fallback "fixed": the available power */
+		long long deadband_w;           /* 2000 */
+		int min_raise_interval_seconds; /* 300: between two raises of one miner */
+		double raise_step_pct;          /* 10: raises in flight at most, % of target */
+		double max_jump_pct;            /* 50: a bigger move must be confirmed by the next reading */
+		struct hive_plant_source source;
+	} power;
 };
+
+enum hive_power_mode { HIVE_POWER_OFF, HIVE_POWER_DRY_RUN, HIVE_POWER_ON };
+enum hive_power_fallback { HIVE_POWER_HOLD, HIVE_POWER_FIXED, HIVE_POWER_MINIMUM };
+/* "off", "dry_run", "on" / "hold", "fixed", "minimum"; NULL / -1 when unknown. */
+const char *hive_power_mode_name(int mode);
+int hive_power_mode_parse(const char *s);
+const char *hive_power_fallback_name(int fallback);
+int hive_power_fallback_parse(const char *s);
 
 /* Fills cfg with the defaults above (no subnets). */
 void hive_cfg_defaults(struct hive_cfg *cfg);

@@ -43,11 +43,13 @@
 #define HIVE_TOPIC_STATUS_RESULT    "hive.status.result"
 #define HIVE_TOPIC_TELEMETRY_RESULT "hive.telemetry.result"
 #define HIVE_TOPIC_ACTION_RESULT    "hive.action.result"
+#define HIVE_TOPIC_PLANT_READING    "hive.plant.reading"
 #define HIVE_TOPIC_JOB_FAILED       "hive.job.failed"
 #define HIVE_TOPIC_HEARTBEAT        "hive.daemon.heartbeat"
 #define HIVE_TOPIC_JOB_STATUS       "hive.job.status"
 #define HIVE_TOPIC_JOB_TELEMETRY    "hive.job.telemetry"
 #define HIVE_TOPIC_JOB_CONTROL      "hive.job.control"
+#define HIVE_TOPIC_JOB_PLANT        "hive.job.plant"
 #define HIVE_TOPIC_CTL_CREDENTIALS  "hive.control.credentials"
 #define HIVE_TOPIC_CTL_HEALTH       "hive.control.health"
 #define HIVE_TOPIC_CTL_ERROR        "hive.control.error"
@@ -66,11 +68,13 @@ enum hive_msg_kind {
 	HIVE_MSG_STATUS_RESULT,
 	HIVE_MSG_TELEMETRY_RESULT,
 	HIVE_MSG_ACTION_RESULT,
+	HIVE_MSG_PLANT_READING,
 	HIVE_MSG_JOB_FAILED,
 	HIVE_MSG_HEARTBEAT,
 	HIVE_MSG_JOB_STATUS,
 	HIVE_MSG_JOB_TELEMETRY,
 	HIVE_MSG_JOB_CONTROL,
+	HIVE_MSG_JOB_PLANT,
 	HIVE_MSG_CTL_CREDENTIALS,
 	HIVE_MSG_CTL_CREDENTIALS_REPLY,
 	HIVE_MSG_CTL_HEALTH,
@@ -246,6 +250,37 @@ struct hive_msg_action_result {
 	int restart_required;               /* set_preset: as POST /settings said */
 	int restarted;                      /* set_preset: followed by /mining/restart */
 	long long reboot_after;             /* reboot: seconds, as the firmware said */
+};
+
+/* One read of the plant's power feed (bus.jobs_plant): the source as the
+ * config's power.source gives it (hive/plant.h converts both ways). */
+struct hive_msg_plant_job {
+	long long job;
+	long long deadline;                 /* wall clock ms: not started after */
+	const char *kind;                   /* aggregator | modbus */
+	const char *url, *plant_id;         /* aggregator */
+	const char *api_key;                /* aggregator: a secret */
+	const char *host;                   /* modbus */
+	long long port, unit, reg;          /* modbus; reg is "register" on the wire */
+	const char *table, *type, *byte_order;
+	double scale;                       /* modbus: watts per unit */
+	long long timeout_ms;
+};
+
+/* What one plant read found: raw facts; apid judges them. */
+struct hive_msg_plant_reading {
+	long long job;
+	const char *source;                 /* aggregator | modbus */
+	int ok;
+	const char *error, *error_kind;     /* when !ok */
+	long long latency_ms;
+	double generation_w;
+	/* aggregator only */
+	long long reading_id, collected_ms;
+	double consumption_w, exported_w, confidence;
+	const char *trust_status;
+	long long gen_sources, gen_failed, cons_sources, cons_failed;
+	const char *failed;                 /* names of the sources not "success" */
 };
 
 struct hive_msg_job_failed {

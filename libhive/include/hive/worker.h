@@ -190,6 +190,17 @@ struct hive_worker_main_spec {
 	 * again on a kept-alive connection that turns out closed (a reboot
 	 * must not go twice). jobs_url, loop and arg are filled in. */
 	struct hive_worker_spec control;
+	/* Optional: a part of the daemon's own beside the worker (pollerd's
+	 * plant reader). attach is called once the worker and its queues
+	 * exist, with d for the config; non-zero is fatal (say why in the
+	 * log). *state goes to detach, called at stop once the queues'
+	 * threads stopped and before the worker is freed (so it may publish
+	 * with hive_worker_publish until detach returns), and to counters,
+	 * called on the main thread at each heartbeat: a new object of
+	 * integers merged into the heartbeat's counters (NULL: none). */
+	int (*attach)(struct hive_worker *w, const struct hive_daemon *d, void **state);
+	void (*detach)(void *state);
+	json_t *(*counters)(void *state);
 };
 
 /* Options, config and logging (hive_daemon_start), a loop, a firmware
