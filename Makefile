@@ -22,13 +22,17 @@ CC      ?= cc
 PKGS    := libcurl sqlite3 jansson
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lcurl -lsqlite3 -ljansson)
+# libhive reads a plant's power meter over Modbus TCP (libhive/plant.c), and
+# plantsim serves one.
+MODBUS_CFLAGS := $(shell pkg-config --cflags libmodbus 2>/dev/null || echo -I/usr/include/modbus)
+MODBUS_LIBS   := $(shell pkg-config --libs libmodbus 2>/dev/null || echo -lmodbus)
 
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
            -Wpointer-arith -Wformat=2 -Wno-format-nonliteral -Wvla
 CFLAGS  ?= -O2 -g
-CFLAGS  += -std=c11 -D_GNU_SOURCE $(WARN) -Ilibhive/include $(PKG_CFLAGS) -MMD -MP -pthread
+CFLAGS  += -std=c11 -D_GNU_SOURCE $(WARN) -Ilibhive/include $(PKG_CFLAGS) $(MODBUS_CFLAGS) -MMD -MP -pthread
 # nng and civetweb ship no pkg-config file on Debian 12.
-LDLIBS  := $(PKG_LIBS) -lnng -lcivetweb -lpthread -lm
+LDLIBS  := $(PKG_LIBS) $(MODBUS_LIBS) -lnng -lcivetweb -lpthread -lm
 ifneq ($(SANITIZE),)
   CFLAGS  += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
   LDFLAGS += -fsanitize=$(SANITIZE)
@@ -47,11 +51,9 @@ TLIB_OBJ := $(TLIB_SRC:%.c=$(BUILD)/%.o)
 SIM_SRC := $(wildcard tests/sim/*.c)
 SIM_OBJ := $(SIM_SRC:%.c=$(BUILD)/%.o)
 
-# plantsim (the simulated power plant) and its test speak Modbus TCP.
+# plantsim: the simulated power plant.
 PLANT_SRC := $(wildcard tests/plantsim/*.c)
 PLANT_OBJ := $(PLANT_SRC:%.c=$(BUILD)/%.o)
-MODBUS_CFLAGS := $(shell pkg-config --cflags libmodbus 2>/dev/null || echo -I/usr/include/modbus)
-MODBUS_LIBS   := $(shell pkg-config --libs libmodbus 2>/dev/null || echo -lmodbus)
 
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 E2E_SRC  := $(wildcard tests/e2e/test_*.c)
@@ -112,11 +114,9 @@ $(BIN)/minersim: $(SIM_OBJ) $(LIBHIVE)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(PLANT_OBJ) $(BUILD)/tests/e2e/test_plantsim.o: CFLAGS += $(MODBUS_CFLAGS)
 $(BIN)/plantsim: $(PLANT_OBJ) $(LIBHIVE)
 	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(MODBUS_LIBS)
-$(BIN)/tests/e2e/test_plantsim: LDLIBS += $(MODBUS_LIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # Tests named test_<daemon>_*.c also link that daemon's objects (all but main).
 test_daemon_objs = $(foreach d,$(DAEMONS),$(if $(findstring /test_$(d)_,$(1)),$($(d)_LIBOBJ)))
@@ -126,6 +126,8 @@ $(BIN)/tests/%: $(BUILD)/tests/%.o $$(call test_daemon_objs,$$@) $(TLIB_OBJ) $(L
 	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka $(LDLIBS)
 # The allocator's bench drives apid/allocate.c alone.
 $(BIN)/tests/bench/bench_allocate: $(BUILD)/apid/allocate.o
+# test_power measures the balancer against apid_alloc_exact's optimum.
+$(BIN)/tests/e2e/test_power: $(BUILD)/apid/allocate.o
 
 # ---------------------------------------------------------------- test
 # Every test binary runs from the top of the tree with HIVE_BIN pointing at
@@ -154,7 +156,7 @@ FUZZ_SECONDS ?= 30
 FUZZ_EXTRA_fuzz_event := apid/event.c apid/chips.c
 build/fuzz/%: tests/fuzz/%.c $(LIB_SRC) $$(FUZZ_EXTRA_$$*)
 	@mkdir -p $(@D)
-	clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Ilibhive/include $(PKG_CFLAGS) \
+	clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Ilibhive/include $(PKG_CFLAGS) $(MODBUS_CFLAGS) \
 	  -o $@ $< $(LIB_SRC) $(FUZZ_EXTRA_$*) $(LDLIBS)
 fuzz: deps
 	$(call apt_ensure,$(DEB_FUZZ))

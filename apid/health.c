@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "actions.h"
+#include "power.h"
 #include "control.h"
 #include "core.h"
 #include "feed.h"
@@ -252,6 +253,22 @@ static void add_problems(struct apid *a, json_t *h, const struct apid_writer_sta
 			 json_string_value(json_object_get(d, "src")));
 		json_array_append_new(problems, json_string(msg));
 	}
+	{
+		/* A balancer that acts (or would) on a stale feed is news. */
+		json_t *pw = json_object_get(h, "power");
+		const char *mode = json_string_value(json_object_get(pw, "mode"));
+		const char *state = json_string_value(json_object_get(pw, "state"));
+
+		if (mode && strcmp(mode, "off") != 0 && state && strcmp(state, "ok") != 0) {
+			snprintf(msg, sizeof(msg), "power feed %s: %s", state,
+				 json_string_value(json_object_get(pw, "state_reason")));
+			json_array_append_new(problems, json_string(msg));
+		}
+	}
+	if (a->jobs_plant && hive_bus_peers(a->jobs_plant) == 0 &&
+	    (a->d.cfg.power.source.kind == HIVE_PLANT_AGGREGATOR ||
+	     a->d.cfg.power.source.kind == HIVE_PLANT_MODBUS))
+		json_array_append_new(problems, json_string("no pollerd connected to read the plant"));
 	if (ss->eligible && a->jobs_status && hive_bus_peers(a->jobs_status) == 0)
 		json_array_append_new(problems, json_string("no status worker connected"));
 	if (ss->eligible && a->jobs_telemetry && hive_bus_peers(a->jobs_telemetry) == 0)
@@ -350,6 +367,7 @@ json_t *apid_health(struct apid *a)
 	json_object_set_new(h, "control", json_pack("{s:I}", "requests",
 						    (json_int_t)apid_control_requests(a->control)));
 	json_object_set_new(h, "actions", actions_json(a->actions));
+	json_object_set_new(h, "power", a->power ? apid_power_health(a->power) : json_null());
 	add_problems(a, h, &ws, &ss, fleet_err);
 	return h;
 }
@@ -609,6 +627,36 @@ char *apid_metrics(struct apid *a)
 		       "set_preset actions the max-preset enforcer created.");
 		sample(f, "powerhive_actions_enforced_total", NULL, NULL,
 		       (double)num(ac, "enforced"));
+	}
+	{
+		static const char *const states[] = { "ok", "stale", "fallback" };
+		static const char *const gauges[][2] = {
+			{ "target_w", "The balancer's target: available x (1 - margin), watts." },
+			{ "estimate_w", "The estimated draw of the farm, watts." },
+			{ "measured_w", "The farm's draw as the plant meters it, watts." },
+			{ "available_w", "The power the farm may draw, watts." },
+		};
+		json_t *pw = json_object_get(h, "power");
+		const char *state = json_string_value(json_object_get(pw, "state"));
+		char name[64];
+
+		for (size_t g = 0; g < sizeof(gauges) / sizeof(gauges[0]); g++) {
+			json_t *v = json_object_get(pw, gauges[g][0]);
+
+			if (!json_is_number(v))
+				continue;
+			snprintf(name, sizeof(name), "powerhive_power_%s", gauges[g][0]);
+			family(f, name, "gauge", gauges[g][1]);
+			sample(f, name, NULL, NULL, json_number_value(v));
+		}
+		family(f, "powerhive_power_state", "gauge", "1 for the feed's state now.");
+		for (size_t st = 0; st < 3; st++)
+			sample(f, "powerhive_power_state", "state", states[st],
+			       state && strcmp(state, states[st]) == 0);
+		family(f, "powerhive_power_readings_refused_total", "counter",
+		       "Plant readings the balancer refused.");
+		sample(f, "powerhive_power_readings_refused_total", NULL, NULL,
+		       (double)num(pw, "readings_refused"));
 	}
 	family(f, "powerhive_control_requests_total", "counter", "Requests on bus.control.");
 	sample(f, "powerhive_control_requests_total", NULL, NULL,

@@ -942,7 +942,7 @@ static void cycle_run(struct apid_power *p, sqlite3 *db)
 		am[n_alloc] = (struct apid_alloc_miner){
 			.model = x->model,
 			.current = k >= 0 || k == APID_ALLOC_PRESET_PAUSED ? k : APID_ALLOC_PRESET_UNKNOWN,
-			.may_pause = p->cfg.power.allow_pause,
+			.may_pause = false,   /* see below */
 		};
 		if (k >= 0 && !state_is(x->state, "auto-tuning"))
 			dev += x->cmd_w - f.models[x->model].presets[k].watts;
@@ -968,6 +968,15 @@ static void cycle_run(struct apid_power *p, sqlite3 *db)
 			hive_log_complain("power alloc", "power allocation failed err=\"%s\"",
 					  strerror(errno));
 			n_alloc = 0;
+		}
+		/* Pausing only when even the least presets do not fit. */
+		if (n_alloc > 0 && !res.feasible && p->cfg.power.allow_pause) {
+			for (size_t i = 0; i < n_alloc; i++)
+				am[i].may_pause = true;
+			if (apid_alloc_plan(models, f.n_models, am, n_alloc,
+					    (long long)fmax(0, floor(target_alloc)), &ao, out,
+					    &res) < 0)
+				n_alloc = 0;
 		}
 		free(models);
 	}
@@ -1508,7 +1517,9 @@ json_t *apid_power_health(struct apid_power *p)
 
 	if (!s)
 		return NULL;
-	h = json_pack("{s:O?,s:O?,s:O?,s:O?,s:O?,s:O?,s:O?}", "mode", json_object_get(s, "mode"),
+	h = json_pack("{s:O?,s:O?,s:O?,s:O?,s:O?,s:O?,s:O?,s:O?,s:O?}", "mode", json_object_get(s, "mode"),
+		      "available_w", json_object_get(s, "available_w"),
+		      "measured_w", json_object_get(s, "measured_w"),
 		      "state", json_object_get(s, "state"),
 		      "state_reason", json_object_get(s, "state_reason"),
 		      "feed_age_s", json_object_get(s, "feed_age_s"),

@@ -1,7 +1,9 @@
 #!/bin/sh
 # etc/run.sh BIN — what `make run` starts: apid, discoverd, pollerd ×N,
 # telemetryd ×M and, unless the config points at a real farm, a simulated
-# fleet (minersim) on loopback. Prints the dashboard URL and where the API
+# fleet (minersim) on loopback, and a simulated plant (plantsim) when the
+# simulator config's power.source is an aggregator or a Modbus meter on
+# loopback (the shipped one is). Prints the dashboard URL and where the API
 # token is; Ctrl-C (or SIGTERM) stops every process it started.
 #
 # Which config:
@@ -18,6 +20,16 @@
 #   POWERHIVE_SIM_NON_MINERS=12    simulated hosts that are not miners
 #   POWERHIVE_SIM_ADMIN=127.0.0.1:18081  minersim's admin API
 #   POWERHIVE_SIM_SEED=1           fleet layout and noise
+#   POWERHIVE_SIM_PLANT=1          0: no simulated plant
+#   POWERHIVE_SIM_GENERATION_W=800000  the plant's generation at start
+#   POWERHIVE_SIM_PLANT_NOISE=2    ± % random walk on the generation (0: steady)
+#   POWERHIVE_SIM_PLANT_HTTP=127.0.0.1:18090   plantsim's HTTP (admin API; the
+#                                  aggregator's own address when the source is one)
+#   POWERHIVE_SIM_PLANT_MODBUS=127.0.0.1:18502 its Modbus meter (the source's
+#                                  host:port when the source is a meter)
+#   POWERHIVE_SIM_MANAGED=250      miners made managed on a fresh database, so
+#                                  that the balancer has miners to balance
+#   POWERHIVE_SIM_MAX_PRESETS="s19=3200 s19jpro=3580"  max_preset set where none is
 #   POWERHIVE_LOG_DIR              default: logs/ beside the database
 #   POWERHIVE_RUN_DRY=1            print what would run and exit
 #   POWERHIVE_API_TOKEN, POWERHIVE_HTTP_ADDR, POWERHIVE_DATABASE,
@@ -48,6 +60,17 @@ json_subnets() {
 	flat "$1" | sed -n 's/.*"subnets"[[:space:]]*:[[:space:]]*\[\([^]]*\)\].*/\1/p' |
 		tr ',' '\n' | tr -d ' "'
 }
+# The power.source object's members (text, no braces), "" when none.
+json_source() {
+	flat "$1" | sed -n 's/.*"source"[[:space:]]*:[[:space:]]*{\([^}]*\)}.*/\1/p' | head -1
+}
+# src_str / src_num KEY: a member of $SOURCE.
+src_str() {
+	printf '%s' "$SOURCE" | sed -n 's/.*"'"$1"'"[[:space:]]*:[[:space:]]*"\([^"]*\)".*/\1/p'
+}
+src_num() {
+	printf '%s' "$SOURCE" | sed -n 's/.*"'"$1"'"[[:space:]]*:[[:space:]]*\([0-9.eE+-][0-9.eE+-]*\).*/\1/p'
+}
 
 USER_CFG=${POWERHIVE_CONFIG:-etc/powerhive.json}
 [ -r "$USER_CFG" ] || die "cannot read the config $USER_CFG"
@@ -74,6 +97,41 @@ for b in apid discoverd pollerd telemetryd; do
 done
 [ "$MODE" = farm ] || [ -x "$BIN/minersim" ] || die "$BIN/minersim is missing: build it first (make)"
 
+# The simulated plant plays the config's power.source when that is an
+# aggregator or a Modbus meter on loopback: its address, plant id, key and
+# register layout come from there.
+PLANT=""
+SOURCE=""
+if [ "$MODE" = sim ] && [ "${POWERHIVE_SIM_PLANT:-1}" != 0 ]; then
+	SOURCE=$(json_source "$CFG")
+	case $(src_str kind) in
+	aggregator)
+		PLANT_URL=$(src_str url)
+		hostport=${PLANT_URL#http://}
+		PLANT_PATH=/${hostport#*/}
+		hostport=${hostport%%/*}
+		case $hostport in
+		127.*:*)
+			PLANT=aggregator
+			PLANT_HTTP=$hostport
+			PLANT_MODBUS=${POWERHIVE_SIM_PLANT_MODBUS:-127.0.0.1:18502}
+			;;
+		esac
+		;;
+	modbus)
+		case $(src_str host) in
+		127.*)
+			PLANT=modbus
+			PLANT_HTTP=${POWERHIVE_SIM_PLANT_HTTP:-127.0.0.1:18090}
+			PLANT_MODBUS=$(src_str host):$(src_num port)
+			PLANT_PATH=/v1/reading
+			;;
+		esac
+		;;
+	esac
+	[ -z "$PLANT" ] || [ -x "$BIN/plantsim" ] || die "$BIN/plantsim is missing: build it first (make)"
+fi
+
 # Each daemon checks the config itself; do it once here with a clear message.
 "$BIN/apid" -n -c "$CFG" >/dev/null || die "the config $CFG is not valid (see above)"
 
@@ -97,7 +155,7 @@ TELEMETRY_WORKERS=${POWERHIVE_TELEMETRY_WORKERS:-1}
 # POWERHIVE_RUN_DRY=1: say what would run, start nothing.
 if [ -n "${POWERHIVE_RUN_DRY:-}" ]; then
 	echo "mode=$MODE config=$CFG url=$URL database=$DB token_file=$TOKEN_FILE logs=$LOGS" \
-		"pollers=$POLLERS telemetry_workers=$TELEMETRY_WORKERS"
+		"pollers=$POLLERS telemetry_workers=$TELEMETRY_WORKERS plant=${PLANT:-none}"
 	exit 0
 fi
 mkdir -p "$DATA" "$LOGS" || die "cannot create $DATA or $LOGS"
@@ -106,6 +164,7 @@ mkdir -p "$DATA" "$LOGS" || die "cannot create $DATA or $LOGS"
 # "name pid" per line.
 PIDS=""
 STOPPING=""
+DEMO_PID=""
 
 start() {
 	name=$1
@@ -133,7 +192,8 @@ stop_all() {
 	[ -z "$PIDS" ] && return
 	trap '' INT TERM
 	say "stopping..."
-	for group in "discoverd pollerd telemetryd" "apid" "minersim"; do
+	[ -n "$DEMO_PID" ] && kill -TERM "$DEMO_PID" 2>/dev/null
+	for group in "discoverd pollerd telemetryd" "apid" "minersim plantsim"; do
 		pids=""
 		for p in $(printf '%s' "$PIDS" | while read -r n q; do
 			for g in $group; do
@@ -201,6 +261,47 @@ if [ "$MODE" = sim ]; then
 	done
 fi
 
+if [ -n "$PLANT" ]; then
+	# The key the config gives apid, in a file only this user reads.
+	KEY=$(src_str api_key)
+	KEY_FILE="$DATA/plant-key"
+	(umask 077 && printf '%s\n' "${KEY:-sim-plant-key}" >"$KEY_FILE") ||
+		die "cannot write $KEY_FILE"
+	set -- --http "$PLANT_HTTP" --path "${PLANT_PATH:-/v1/reading}" --api-key-file "$KEY_FILE" \
+		--plant-id "$(src_str plant_id | grep . || echo plant-1)" \
+		--minersim "http://${POWERHIVE_SIM_ADMIN:-127.0.0.1:18081}" \
+		--generation-w "${POWERHIVE_SIM_GENERATION_W:-800000}" --modbus "$PLANT_MODBUS"
+	if [ "$PLANT" = modbus ]; then
+		for k in unit register table type byte_order scale; do
+			v=$(src_str $k)
+			[ -n "$v" ] || v=$(src_num $k)
+			[ -z "$v" ] && continue
+			case $k in
+			byte_order) set -- "$@" --modbus-order "$v" ;;
+			*) set -- "$@" "--modbus-$k" "$v" ;;
+			esac
+		done
+	else
+		# the meter beside the aggregator, for a config that switches to it
+		set -- "$@" --modbus-type float32 --modbus-scale 1000
+	fi
+	start plantsim "$BIN/plantsim" "$@"
+	i=0
+	PLANT_LOG_START=$LOG_START
+	until tail -c +"$((PLANT_LOG_START + 1))" "$LOGS/plantsim.log" | grep -q 'plantsim ready'; do
+		alive_or_die plantsim
+		i=$((i + 1))
+		[ $i -gt 300 ] && die "plantsim did not get ready in 30 s"
+		sleep 0.1
+	done
+	noise=${POWERHIVE_SIM_PLANT_NOISE:-2}
+	if [ "$noise" != 0 ]; then
+		curl -s -o /dev/null --max-time 2 -X POST \
+			-d "{\"percent\":$noise,\"seed\":${POWERHIVE_SIM_SEED:-1}}" \
+			"http://$PLANT_HTTP/sim/noise" || say "plantsim: could not set the noise"
+	fi
+fi
+
 start apid "$BIN/apid" -c "$CFG"
 # Up when it answers HTTP at all (401 without a token is an answer).
 i=0
@@ -224,9 +325,56 @@ while [ $n -le "$TELEMETRY_WORKERS" ]; do
 	n=$((n + 1))
 done
 
+# A fresh demo database has no managed miners, and the balancer only moves
+# managed ones: make some managed (and give each model a max_preset where it
+# has none) once they are discovered. In the background; it gives up after
+# 90 s, and never touches a database where a miner is managed already.
+demo_managed() {
+	n=${POWERHIVE_SIM_MANAGED:-250}
+	[ "$n" -gt 0 ] 2>/dev/null || return 0
+	tok=${POWERHIVE_API_TOKEN:-$(json_str "$CFG" token)}
+	i=0
+	while [ -z "$tok" ] && [ $i -lt 100 ]; do
+		[ -s "$TOKEN_FILE" ] && tok=$(head -n 1 "$TOKEN_FILE")
+		sleep 0.2
+		i=$((i + 1))
+	done
+	[ -n "$tok" ] || return 0
+	hdr="Authorization: Bearer $tok"
+	demo_api() { curl -s --max-time 5 -H "$hdr" "$@"; }
+	i=0
+	while :; do
+		list=$(demo_api "${URL}api/miners?limit=5000") || list=""
+		have=$(printf '%s' "$list" | grep -o '"has_api_key": *true' | wc -l)
+		[ "$have" -ge "$MINERS" ] && break
+		i=$((i + 1))
+		[ $i -gt 90 ] && break
+		sleep 1
+	done
+	printf '%s' "$list" | grep -q '"managed": *true' && return 0
+	for mp in ${POWERHIVE_SIM_MAX_PRESETS:-s19=3200 s19jpro=3580}; do
+		alias=${mp%%=*}
+		demo_api "${URL}api/models/$alias" | grep -q '"max_preset": *null' &&
+			demo_api -o /dev/null -X PATCH -H 'Content-Type: application/json' \
+				-d "{\"max_preset\":\"${mp#*=}\"}" "${URL}api/models/$alias"
+	done
+	done_n=0
+	for id in $(printf '%s' "$list" | grep -o '"id": *"[0-9a-f:]\{17\}"' |
+		sed 's/.*"\([0-9a-f:]*\)"/\1/' | head -n "$n"); do
+		demo_api -o /dev/null -X PATCH -H 'Content-Type: application/json' \
+			-d '{"managed":true}' "${URL}api/miners/$id" && done_n=$((done_n + 1))
+	done
+	say "demo: $done_n simulated miners made managed (max_preset: ${POWERHIVE_SIM_MAX_PRESETS:-s19=3200 s19jpro=3580}); the balancer keeps them under the plant's power"
+}
+if [ -n "$PLANT" ]; then
+	demo_managed &
+	DEMO_PID=$!
+fi
+
 echo
 if [ "$MODE" = sim ]; then
 	say "PowerHive runs against a simulated fleet: $MINERS miners on $SUBNET port ${PORT:-18080} (config $CFG)"
+	[ -n "$PLANT" ] && say "simulated plant: plantsim, ${POWERHIVE_SIM_GENERATION_W:-800000} W ±${POWERHIVE_SIM_PLANT_NOISE:-2} %, $PLANT on $([ "$PLANT" = aggregator ] && echo "http://$PLANT_HTTP${PLANT_PATH}" || echo "$PLANT_MODBUS"); admin API http://$PLANT_HTTP/sim/ (docs/plantsim.md)"
 else
 	say "PowerHive runs against the farm of $CFG (subnet $farm and the others it lists); no simulator"
 fi

@@ -11,7 +11,8 @@ int main(int argc, char **argv)
 		.daemon = {
 			.name = "pollerd",
 			.summary = "PowerHive status and control worker: polls miners' /summary and "
-				   "/perf-summary, sets presets, restarts, pauses, resumes, reboots",
+				   "/perf-summary, sets presets, restarts, pauses, resumes, reboots; "
+				   "reads the plant's power feed",
 		},
 		.worker = {
 			.job_kind = HIVE_MSG_JOB_STATUS,
@@ -29,6 +30,9 @@ int main(int argc, char **argv)
 			.start = pollerd_control_start,
 			.abort = pollerd_control_abort,
 		},
+		.attach = pollerd_plant_attach,
+		.detach = pollerd_plant_detach,
+		.counters = pollerd_plant_counters,
 	};
 
 	return hive_worker_main(&spec, argc, argv);

@@ -85,9 +85,9 @@ function freePort() {
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'powerhive-browser-'));
 const token = crypto.randomBytes(24).toString('hex');
 const ports = [];
-for (let i = 0; i < 9; i++)
+for (let i = 0; i < 10; i++)
 	ports.push(await freePort());
-const [httpPort, b0, b1, b2, b3, b4, b5, adminPort, minerPort] = ports;
+const [httpPort, b0, b1, b2, b3, b4, b5, adminPort, minerPort, b6] = ports;
 // A /23 of its own in 127/8 so that a `make run` next door is not disturbed.
 const octet = 150 + (process.pid % 50);
 const third = (Math.floor(process.pid / 50) % 100) * 2;
@@ -106,7 +106,12 @@ Object.assign(cfg.bus, {
 	events: `tcp://127.0.0.1:${b0}`, jobs_status: `tcp://127.0.0.1:${b1}`,
 	jobs_telemetry: `tcp://127.0.0.1:${b2}`, jobs_control: `tcp://127.0.0.1:${b5}`,
 	control: `tcp://127.0.0.1:${b3}`, feed: `tcp://127.0.0.1:${b4}`,
+	jobs_plant: `tcp://127.0.0.1:${b6}`,
 });
+// The power balancer: a manual budget far above the fleet's draw, off at
+// start (the Power view's tests go to dry run, never on, and back to off).
+const BUDGET_W = 10000000;
+cfg.power = { ...(cfg.power || {}), mode: 'off', source: { kind: 'manual', budget_w: BUDGET_W } };
 const cfgPath = path.join(tmp, 'powerhive.json');
 fs.writeFileSync(cfgPath, JSON.stringify(cfg, null, 2));
 
@@ -806,6 +811,338 @@ test('a miner whose firmware keeps raising its preset is flagged in conflict, an
 	}
 });
 
+// ---------------------------------------------------------------- power
+
+// The API's answer whatever its status: [status, body].
+async function apiRaw(method, p, body) {
+	const res = await fetch(base + p, {
+		method,
+		headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
+		body: body === undefined ? undefined : JSON.stringify(body),
+	});
+	return [res.status, await res.json().catch(() => null)];
+}
+
+const near = (a, b, rel) => Number.isFinite(a) && Number.isFinite(b) &&
+	Math.abs(a - b) <= rel * Math.max(Math.abs(b), 1);
+
+// Miners made managed for the plan, unmanaged again at the end; the mode
+// and margin the suite started with.
+const powerState = { managed: [], margin: null };
+
+async function powerReset() {
+	await api('PATCH', '/api/power', { mode: 'off' });
+	if (powerState.margin !== null)
+		await api('PATCH', '/api/power', { margin_pct: powerState.margin });
+	for (const id of powerState.managed)
+		await api('PATCH', `/api/miners/${id}`, { managed: false });
+	powerState.managed = [];
+}
+
+test('the Power view shows the balancer as GET /api/power has it', async () => {
+	const p0 = await api('GET', '/api/power');
+	check(p0.mode === 'off' && p0.source?.kind === 'manual', `the suite starts with mode ${p0.mode}, source ${p0.source?.kind}`);
+	powerState.margin = p0.margin_pct;
+	check(!(await page.isVisible('#fleet-draw-box')), 'the header shows draw against target while the mode is off');
+	await page.click('.tabs a[data-view=power]');
+	await until('the power view', viewLoaded);
+	check((await page.getAttribute('.tabs a[data-view=power]', 'aria-current')) === 'page', 'the Power tab is not current');
+	// Every figure as the API has it: the configured ones exactly, the
+	// fleet's draw within 3 % (the page reads it every 5 s); each shown as
+	// it formats (W, kW, MW).
+	const FIXED = ['available_w', 'margin_pct', 'target_w', 'generation_w', 'measured_w'];
+	const MOVING = ['estimate_w', 'managed_w', 'fixed_w'];
+	let seen = '';
+	await until('the figures of GET /api/power', async () => {
+		const p = await api('GET', '/api/power');
+		const ui = await page.$$eval('.power-tiles [data-k]', (t) => Object.fromEntries(t.map((x) =>
+			[x.dataset.k, [x.dataset.value === undefined ? null : Number(x.dataset.value), x.querySelector('.tile-value').textContent.trim()]])));
+		const n = await page.$$eval('.power-tiles [data-n]', (t) => Object.fromEntries(t.map((x) =>
+			[x.dataset.n, Number(x.textContent.replace(/,/g, ''))])));
+		const bad = [];
+		for (const k of [...FIXED, ...MOVING, 'headroom_w']) {
+			const [v, text] = ui[k] ?? [undefined, ''];
+			if (p[k] === null || p[k] === undefined) {
+				if (v !== null || text !== '–')
+					bad.push(`${k}: API null, page ${v} "${text}"`);
+				continue;
+			}
+			const rel = FIXED.includes(k) ? 0 : 0.03;
+			const abs = k === 'headroom_w' ? Math.abs(v - p[k]) <= 0.03 * p.target_w : near(v, p[k], rel);
+			const shown = k === 'margin_pct' ? near(parseFloat(text), p[k], 0.001)
+				: near(wattsFromCell(text.replace('−', '')), Math.abs(v), 0.006);
+			if (!abs || !shown)
+				bad.push(`${k}: API ${p[k]}, page ${v} "${text}"`);
+		}
+		for (const k of ['managed', 'planned', 'pinned', 'excluded', 'in_flight'])
+			if (n[k] !== p.miners[k])
+				bad.push(`miners.${k}: API ${p.miners[k]}, page ${n[k]}`);
+		for (const k of ['accepted', 'refused'])
+			if (n[k] !== p.readings[k])
+				bad.push(`readings.${k}: API ${p.readings[k]}, page ${n[k]}`);
+		if (await page.getAttribute('.power-tiles [data-k=state] .pill', 'data-state') !== p.state)
+			bad.push(`state: API ${p.state}`);
+		if (await page.getAttribute('.power-tiles [data-k=mode] .pill', 'data-mode') !== p.mode)
+			bad.push(`mode: API ${p.mode}`);
+		if (!/Manual budget/.test(await page.textContent('.power-tiles [data-k=source]')))
+			bad.push('source: not "Manual budget"');
+		if (await page.isVisible('.power-banner') !== (p.state !== 'ok'))
+			bad.push(`banner ${p.state === 'ok' ? 'shown' : 'missing'} in state ${p.state}`);
+		seen = bad.join('; ');
+		return !bad.length;
+	}, 30000, 1000).catch((e) => {
+		throw new Error(`${e.message}: ${seen}`);
+	});
+	check(p0.available_w === BUDGET_W, `available ${p0.available_w} W, the manual budget is ${BUDGET_W} W`);
+	check(await page.inputValue('input[name=margin_pct]') === String(p0.margin_pct), 'the margin field does not show the margin');
+	check(await page.isVisible('form[data-set=budget_w]'), 'no budget field for a manual source');
+	check(Math.round(Number(await page.inputValue('input[name=budget_kw]')) * 1000) === BUDGET_W, 'the budget field does not show the budget');
+
+	// The chart: the last hour by 15 s from /api/power/history, drawn.
+	const to = Date.now();
+	const h = await api('GET', `/api/power/history?from=${to - 3600000}&to=${to}&step=15`);
+	check(Array.isArray(h.series), 'GET /api/power/history has no series');
+	await until('a value in /api/power/history', async () => {
+		const t = Date.now();
+		const hh = await api('GET', `/api/power/history?from=${t - 3600000}&to=${t}&step=15`);
+		return hh.series.some((x) => Number.isFinite(x.target_w) || Number.isFinite(x.estimate_w));
+	}, 40000, 1000);
+	await until('the chart with its history', async () =>
+		/^History of \d+ points\. .*target: latest/.test(await page.getAttribute('canvas.power-chart', 'aria-label')), 40000, 500);
+	const asked = apiRequests.filter((u) => u.includes('/api/power/history?')).map((u) => new URL(u).searchParams).at(-1);
+	check(asked && asked.get('step') === '15' && Number(asked.get('to')) - Number(asked.get('from')) === 3600000,
+		`the chart asked for ${asked}`);
+	const inked = await page.$eval('canvas.power-chart', (c) => {
+		const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+		let k = 0;
+		for (let i = 3; i < d.length; i += 4)
+			if (d[i] > 0)
+				k++;
+		return k;
+	});
+	check(inked > 5000, `the chart drew only ${inked} pixels`);
+	check(/target/.test(await page.textContent('.power-legend')), 'the legend does not name the target');
+	console.log(`figure: power view: ${await page.getAttribute('canvas.power-chart', 'aria-label')}`);
+	const req6 = page.waitForRequest((r) => r.url().includes('/api/power/history?') && r.url().includes('step=60'));
+	await page.click('.seg label:has(input[name=range][value="1"])');
+	const six = new URL((await req6).url()).searchParams;
+	check(Number(six.get('to')) - Number(six.get('from')) === 6 * 3600000, `6 h asked as ${six}`);
+	await shot('power.png', true);
+	await page.emulateMedia({ colorScheme: 'dark' });
+	await shot('power-dark.png');
+	await page.emulateMedia({ colorScheme: 'light' });
+	await page.click('.seg label:has(input[name=range][value="0"])');
+});
+
+test('a power mode change is confirmed first and persists; the header shows draw against target', async () => {
+	// Managed miners for the balancer to plan.
+	const list = (await api('GET', '/api/miners?online=true&managed=false&state=mining&limit=200')).miners
+		.filter((x) => x.has_api_key && !x.conflict && x.id !== detailId).slice(0, 6);
+	check(list.length >= 3, `only ${list.length} unmanaged mining miners`);
+	for (const m of list) {
+		await api('PATCH', `/api/miners/${m.id}`, { managed: true });
+		powerState.managed.push(m.id);
+	}
+	if ((await page.getAttribute('#view', 'data-view')) !== 'power') {
+		await page.click('.tabs a[data-view=power]');
+		await until('the power view', viewLoaded);
+	}
+	const p = await until('the new managed miners counted', async () => {
+		const x = await api('GET', '/api/power');
+		return x.miners.managed >= list.length && x;
+	}, 20000, 500);
+	// On: asked first, saying how many miners it would change; cancelled.
+	await page.click('.pw-form .seg label:has(input[value=on])');
+	await page.waitForSelector('#confirm-dialog[open]');
+	const onText = await page.textContent('#confirm-text');
+	check(new RegExp(`change the presets of ${p.miners.managed} managed miners?`).test(onText),
+		`the confirmation says "${onText}" (${p.miners.managed} managed)`);
+	await shot('power-confirm-on.png');
+	await page.click('#confirm-dialog .dlg-cancel');
+	await until('the mode shown as before', async () => page.isChecked('.pw-form input[name=mode][value=off]'));
+	check((await api('GET', '/api/power')).mode === 'off', 'a cancelled change reached the API');
+	// Dry run: confirmed.
+	const req = page.waitForRequest((r) => r.url().endsWith('/api/power') && r.method() === 'PATCH');
+	await page.click('.pw-form .seg label:has(input[value=dry_run])');
+	await page.waitForSelector('#confirm-dialog[open]');
+	check(/sends nothing/.test(await page.textContent('#confirm-text')), 'the dry-run confirmation does not say what it does');
+	await page.click('#confirm-dialog .dlg-ok');
+	check(JSON.parse((await req).postData()).mode === 'dry_run', 'PATCH /api/power did not carry the mode');
+	await until('the API in dry run', async () => (await api('GET', '/api/power')).mode === 'dry_run', 10000, 250);
+	await until('a confirmation', async () => (await page.textContent('#toasts')).includes('Power: mode dry run'));
+	await page.reload();
+	await until('the power view', viewLoaded);
+	await until('dry run shown after a reload', async () =>
+		(await page.isChecked('.pw-form input[name=mode][value=dry_run]')) &&
+		(await page.getAttribute('.power-tiles [data-k=mode] .pill', 'data-mode')) === 'dry_run');
+	// The header: the estimate against the target, as the API has them.
+	let seen = '';
+	await until('the header showing draw against target', async () => {
+		if (!(await page.isVisible('#fleet-draw-box')))
+			return false;
+		const x = await api('GET', '/api/power');
+		const [est, tgt] = (await page.textContent('#fleet-draw')).split('/').map(wattsFromCell);
+		seen = `header ${est} / ${tgt}, API ${x.estimate_w} / ${x.target_w}`;
+		return near(est, x.estimate_w, 0.03) && near(tgt, x.target_w, 0.006) &&
+			/dry run/.test(await page.textContent('#fleet-draw-label')) &&
+			(await page.$eval('#fleet-draw-box', (b) => b.classList.contains('bad'))) === (x.estimate_w > x.target_w);
+	}, 20000, 500).catch((e) => {
+		throw new Error(`${e.message}: ${seen}`);
+	});
+	console.log(`figure: header in dry run: ${seen}`);
+	await shot('power-dry-run.png');
+});
+
+test('a bad margin shows the API\'s error; a good one persists', async () => {
+	const [status, body] = await apiRaw('PATCH', '/api/power', { margin_pct: 150 });
+	check(status === 400 && body?.error, `PATCH margin_pct 150 answered ${status} ${JSON.stringify(body)}`);
+	const before = (await api('GET', '/api/power')).margin_pct;
+	powerState.margin ??= before;
+	check(before === powerState.margin, `a refused margin changed it to ${before}`);
+	if ((await page.getAttribute('#view', 'data-view')) !== 'power') {
+		await page.click('.tabs a[data-view=power]');
+		await until('the power view', viewLoaded);
+	}
+	await page.fill('input[name=margin_pct]', '150');
+	await page.click('form[data-set=margin_pct] button[type=submit]');
+	await page.waitForSelector('#confirm-dialog[open]');
+	check(/Margin 150/.test(await page.textContent('#confirm-text')), 'the confirmation does not say the margin');
+	await page.click('#confirm-dialog .dlg-ok');
+	await until('the API\'s error under the form', async () =>
+		(await page.textContent('.pw-set-error')).includes(body.error));
+	check((await api('GET', '/api/power')).margin_pct === before, 'the refused margin was stored');
+	check(await page.inputValue('input[name=margin_pct]') === '150', 'the refused value was replaced before it could be corrected');
+	await shot('power-margin-refused.png');
+	const good = before === 12.5 ? 15 : 12.5;
+	await page.fill('input[name=margin_pct]', String(good));
+	await page.click('form[data-set=margin_pct] button[type=submit]');
+	await page.waitForSelector('#confirm-dialog[open]');
+	await page.click('#confirm-dialog .dlg-ok');
+	await until('the API with the new margin', async () => (await api('GET', '/api/power')).margin_pct === good, 10000, 250);
+	await until('the page with it', async () =>
+		Number(await page.getAttribute('.power-tiles [data-k=margin_pct]', 'data-value')) === good &&
+		(await page.textContent('.pw-set-error')) === '');
+	// The target follows at the balancer's next cycle.
+	let p;
+	await until('the target less the new margin', async () => {
+		p = await api('GET', '/api/power');
+		return near(p.target_w, p.available_w * (1 - good / 100), 0.001);
+	}, 15000, 500).catch((e) => {
+		throw new Error(`${e.message}: target ${p.target_w} for ${p.available_w} less ${good} %`);
+	});
+});
+
+test('the plan lists the managed miners, each linked to its page where it can be pinned', async () => {
+	if ((await api('GET', '/api/power')).mode !== 'dry_run')
+		await api('PATCH', '/api/power', { mode: 'dry_run' });
+	if ((await page.getAttribute('#view', 'data-view')) !== 'power') {
+		await page.click('.tabs a[data-view=power]');
+		await until('the power view', viewLoaded);
+	}
+	const plan = await until('a plan with miners', async () => {
+		const x = await api('GET', '/api/power/plan');
+		return x.miners.length > 0 && x;
+	}, 30000, 500);
+	// Only the changed ones by default.
+	await until('the changed miners', async () => {
+		const rows = await page.$$eval('table.plan tbody tr[data-id]', (t) => t.map((r) => r.classList.contains('changed')));
+		return rows.every(Boolean) && Number(await page.textContent('.plan-head [data-n=changed]')) === rows.length;
+	}, 15000, 500);
+	await page.check('input[name=plan-all]');
+	let seen = '';
+	await until('every miner of the plan', async () => {
+		const x = await api('GET', '/api/power/plan');
+		const rows = await page.$$eval('table.plan tbody tr[data-id]', (t) => t.map((r) => r.dataset.id));
+		seen = `${rows.length} rows, the API plans ${x.miners.length}`;
+		return rows.length === Math.min(x.miners.length, 1000) && powerState.managed.every((id) => rows.includes(id));
+	}, 20000, 500).catch((e) => {
+		throw new Error(`${e.message}: ${seen}`);
+	});
+	const row = `table.plan tr[data-id="${powerState.managed[0]}"]`;
+	const cells = await page.$$eval(`${row} td`, (t) => t.map((c) => c.textContent.replace(/\s+/g, ' ').trim()));
+	const m = plan.miners.find((x) => x.id === powerState.managed[0]);
+	check(cells[1] === (m.model ?? '–') && cells[5] && /W/.test(cells[3]),
+		`the row says ${JSON.stringify(cells)} for ${JSON.stringify(m)}`);
+	console.log(`figure: plan in dry run: ${(await page.textContent('.plan-head')).replace(/\s+/g, ' ')}`);
+	await page.$eval('table.plan', (e) => e.scrollIntoView());
+	await shot('power-plan.png');
+	// The miner's page: pinned, a switch that persists.
+	await page.click(`${row} a`);
+	await until('its detail', async () => (await page.getAttribute('#view', 'data-view')) === 'detail' && viewLoaded());
+	const id = powerState.managed[0];
+	await until('the pinned switch', async () => page.isVisible('.detail-head input[data-act=pinned]'));
+	check(!(await page.isChecked('.detail-head input[data-act=pinned]')), 'a new managed miner shows pinned');
+	await page.click('.detail-head input[data-act=pinned]');
+	await until('the API pinning it', async () => (await api('GET', `/api/miners/${id}`)).pinned === true);
+	await until('a confirmation', async () => (await page.textContent('#toasts')).includes(`${id} is pinned`));
+	await shot('detail-pinned.png');
+	await page.click('.detail-head input[data-act=pinned]');
+	await until('the API unpinning it', async () => (await api('GET', `/api/miners/${id}`)).pinned === false);
+	check((await api('GET', `/api/miners/${id}`)).power_excluded === null, 'a miner nobody commanded is excluded');
+});
+
+test('the decision log and the readings, as the API has them', async () => {
+	try {
+		if ((await page.getAttribute('#view', 'data-view')) !== 'power') {
+			await page.click('.tabs a[data-view=power]');
+			await until('the power view', viewLoaded);
+		}
+		const log = await until('a decision recorded', async () => {
+			const d = await api('GET', '/api/power/decisions?limit=25');
+			return d.decisions.length > 0 && d;
+		}, 60000, 1000).catch(() => null);
+		if (log) {
+			let seen = '';
+			await until('the newest decisions', async () => {
+				const d = await api('GET', '/api/power/decisions?limit=25');
+				const ids = await page.$$eval('table.decisions tbody tr[data-id]', (t) => t.map((r) => Number(r.dataset.id)));
+				seen = `page ${ids.slice(0, 3)}…(${ids.length}), API ${d.decisions.slice(0, 3).map((x) => x.id)}…(${d.decisions.length})`;
+				return ids.length === d.decisions.length && ids[0] === d.decisions[0].id;
+			}, 15000, 500).catch((e) => {
+				throw new Error(`${e.message}: ${seen}`);
+			});
+			const d = log.decisions[0];
+			const tagged = await page.$$eval('table.decisions tbody tr[data-id]', (t) =>
+				t.map((r) => [Number(r.dataset.id), !!r.querySelector('.dry-run')]));
+			const untagged = tagged.filter(([i, tag]) => tag !== !!log.decisions.find((x) => x.id === i)?.dry_run &&
+				log.decisions.some((x) => x.id === i));
+			check(!untagged.length, `decisions with the wrong dry-run tag: ${untagged.map((x) => x[0])}`);
+			if (await page.$('table.decisions tbody details')) {
+				await page.click('table.decisions tbody details summary');
+				check(await page.$eval('table.decisions tbody details', (x) => x.open && x.querySelectorAll('li').length > 0),
+					'a decision\'s changes do not open');
+			}
+			console.log(`figure: decisions: ${log.decisions.length} on the first page; newest ${d.kind}${d.dry_run ? ' (dry run)' : ''}: ${d.summary}`);
+			if (log.next_before !== null) {
+				const first = await page.getAttribute('table.decisions tbody tr[data-id]', 'data-id');
+				await page.click('.pager [data-page=older]');
+				await until('the older page', async () =>
+					Number(await page.getAttribute('table.decisions tbody tr[data-id]', 'data-id')) < Number(first));
+				await page.click('.pager [data-page=newest]');
+			}
+		} else {
+			console.log('figure: decisions: none recorded within 60 s of dry run');
+			check(/No decision recorded yet/.test(await page.textContent('table.decisions tbody')), 'an empty log not said so');
+		}
+		await page.$eval('table.decisions', (e) => e.scrollIntoView());
+		await shot('power-decisions.png');
+		// Readings: the refused ones by default, every one on request.
+		const r = await api('GET', '/api/power/readings?limit=100');
+		await page.uncheck('input[name=refused-only]');
+		await until('the readings', async () => {
+			const n = await page.$$eval('table.readings tbody tr[data-id]', (t) => t.length);
+			return r.readings.length ? n > 0 : /No reading stored yet/.test(await page.textContent('table.readings tbody'));
+		}, 15000, 500);
+		await page.check('input[name=refused-only]');
+		check(await page.$$eval('table.readings tbody tr[data-id]', (t) => t.every((x) => x.classList.contains('refused'))),
+			'"refused only" shows an accepted reading');
+		console.log(`figure: readings: ${r.readings.length} in the last 100, ${r.readings.filter((x) => !x.accepted).length} refused`);
+	} finally {
+		await powerReset();
+	}
+	await until('the header without draw against target', async () => !(await page.isVisible('#fleet-draw-box')), 15000);
+});
+
 test('an offline miner and a failing miner show as such', async () => {
 	const list = (await api('GET', '/api/miners?limit=20&offset=40')).miners;
 	const [gone, failing] = [list[0], list[1]];
@@ -927,6 +1264,8 @@ try {
 			console.log(`[  FAILED  ] ${name}`);
 			failed.push(name);
 			await shot(`failed-${tests.findIndex((t) => t[0] === name)}.png`, true).catch(() => {});
+			// A dialog left open would block every later click.
+			await page.evaluate(() => document.querySelectorAll('dialog[open]').forEach((d) => d.close())).catch(() => {});
 		}
 	}
 } catch (e) {

@@ -10,10 +10,12 @@
  *	ts_init(&s, "fleet");
  *	ts_merge(&s, "{\"intervals\": {\"status_seconds\": %d}}", 3);
  *	ts_minersim(&s, "127.60.0.0/22", 1000, (const char *[]){ "--seed", "7", NULL });
+ *	ts_plantsim(&s, (const char *[]){ "--generation-w", "600000", NULL });  (optional)
  *	ts_start(&s, "apid", NULL, NULL, NULL);
  *	ts_start(&s, "pollerd", "pollerd0", NULL, NULL);
  *	ts_wait_healthy(&s, 20000);
- *	... GET s.api + "/api/miners", minersim's s.admin + "/sim/miners" ...
+ *	... GET s.api + "/api/miners", minersim's s.admin + "/sim/miners",
+ *	    plantsim's s.plant + "/sim/state" ...
  *	ts_down(&s, false);
  */
 #ifndef HIVE_SUITE_H
@@ -55,6 +57,11 @@ struct ts_suite {
 	int nports;
 	bool dirty;              /* config changed since it was written */
 	char env_token[256];     /* POWERHIVE_API_TOKEN given to apid, if any */
+	/* plantsim, once ts_plantsim started it (0 / "" before): */
+	int plant_port;          /* its HTTP port: the aggregator's reading and /sim/ */
+	char plant[64];          /* "http://127.0.0.1:<plant_port>" */
+	int modbus_port;         /* its Modbus TCP meter */
+	char plant_key[72];      /* the aggregator's bearer key (in <dir>/plant-key too) */
 };
 
 /* A fresh suite: temp dir "powerhive-<tag>-XXXXXX", free loopback ports,
@@ -87,6 +94,18 @@ int ts_write_config(struct ts_suite *s);
  * at that subnet. Waits for the admin API. 0 / -1. */
 int ts_minersim(struct ts_suite *s, const char *subnet, int miners, const char *const args[]);
 
+/* Starts bin/plantsim (docs/plantsim.md) on loopback: the aggregator and
+ * its admin API on a free port (s->plant, reading at "/v1/reading",
+ * plant_id "plant-1" unless args say otherwise), the Modbus meter on
+ * another (s->modbus_port), a fresh random bearer key in <dir>/plant-key
+ * (s->plant_key); when minersim runs (ts_minersim first), its consumption
+ * follows minersim's /sim/fleet power_w. Then args (NULL-terminated, may
+ * be NULL: --generation-w, --modbus-type, --minersim-interval-ms...); log
+ * <dir>/plantsim.log. Waits for its "plantsim ready" line (20 s). The
+ * config is not touched: a test points power.source at s->plant itself.
+ * Started again after a stop, it keeps its ports and key. 0 / -1. */
+int ts_plantsim(struct ts_suite *s, const char *const args[]);
+
 /* Starts bin/<prog> -c <cfg> [args...] with env (NULL-terminated "K=V"
  * list, may be NULL), its output appended to <dir>/<name>.log (name NULL:
  * prog); writes the config first when it changed. Starting a name again
@@ -112,7 +131,7 @@ const char *ts_token(struct ts_suite *s);
 
 /* Waits until GET /api/health answers 200 (with the token when there is
  * one) and lists every running daemon but apid (by pid: its heartbeats
- * reached apid). 0, or -1 with what is missing and the logs' tails on
+ * reached apid); the simulators send none. 0, or -1 with what is missing and the logs' tails on
  * stderr. */
 int ts_wait_healthy(struct ts_suite *s, int timeout_ms);
 

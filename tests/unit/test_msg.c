@@ -35,7 +35,9 @@ static json_t *sample_value(const struct hive_msg_field *f, enum hive_msg_type t
 	case HIVE_MT_INT:
 		return json_integer(f->lo > 0 ? (json_int_t)f->lo : 1);
 	case HIVE_MT_NUM:
-		return json_real(f->lo > 1.5 ? f->lo : 1.5);
+		/* within the limits, not whole (a whole number goes as an
+		 * integer): a score of 0..1 takes 0.5 */
+		return json_real(f->lo > 1.5 ? f->lo : f->hi && f->hi < 1.5 ? (f->lo + f->hi) / 2 : 1.5);
 	case HIVE_MT_BOOL:
 		return json_true();
 	case HIVE_MT_OBJ:

@@ -76,3 +76,42 @@ export async function bulkAction(target, action, preset) {
 		throw e;
 	}
 }
+
+// Pinned: the power balancer leaves the miner's preset alone.
+export async function setPinned(mac, pinned) {
+	try {
+		const m = await patch(mpath(mac), { pinned });
+		notify(pinned ? `${mac} is pinned: the power balancer leaves its preset alone.`
+			: `${mac} is no longer pinned: the power balancer may change its preset.`);
+		return m;
+	} catch (e) {
+		notify(`Could not ${pinned ? 'pin' : 'unpin'} ${mac}: ${reason(e)}`, 'error');
+		throw e;
+	}
+}
+
+// Takes a miner that missed its commanded preset back into the power plan.
+export async function clearPowerExcluded(mac) {
+	try {
+		const m = await patch(mpath(mac), { power_excluded: false });
+		notify(`${mac} is back in the power plan.`);
+		return m;
+	} catch (e) {
+		notify(`Could not take ${mac} back into the power plan: ${reason(e)}`, 'error');
+		throw e;
+	}
+}
+
+// PATCH /api/power: body is any of mode, margin_pct, budget_w, fallback;
+// what says it in words ("mode dry run"). Returns the balancer as the API
+// now shows it; a refusal (400, 409) is told in the API's words and thrown.
+export async function setPower(body, what) {
+	try {
+		const p = await patch('/api/power', body);
+		notify(`Power: ${what}.`);
+		return p;
+	} catch (e) {
+		notify(`Power: ${what} refused: ${reason(e)}`, 'error');
+		throw e;
+	}
+}

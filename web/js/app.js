@@ -1,5 +1,6 @@
 // PowerHive dashboard: sign-in, the router (#/miners, #/miners/<mac>,
-// #/models, #/health), the fleet header and the "API unreachable" banner.
+// #/models, #/power, #/health), the fleet header (with the farm's draw
+// against the power target) and the "API unreachable" banner.
 // Plain ES modules; every asset comes from apid.
 
 import * as api from './api.js';
@@ -10,6 +11,7 @@ import * as minersView from './views/miners.js';
 import * as detailView from './views/detail.js';
 import * as modelsView from './views/models.js';
 import * as healthView from './views/health.js';
+import * as powerView from './views/power.js';
 
 const HEADER_MS = 5000;
 
@@ -17,6 +19,7 @@ const $ = (id) => document.getElementById(id);
 let current = null;        // { key, hash, view }
 let headerPoll = null;
 let models = [];
+let power = null;          // GET /api/power as the header last read it
 
 const ctx = {
 	navigate(hash, replace) {
@@ -30,6 +33,7 @@ const ctx = {
 	setModels(list) {
 		models = list;
 	},
+	power: () => power,
 };
 
 function parseHash() {
@@ -45,6 +49,8 @@ function parseHash() {
 		return { name: 'models', params };
 	if (parts[0] === 'health')
 		return { name: 'health', params };
+	if (parts[0] === 'power')
+		return { name: 'power', params };
 	return { name: 'unknown', params };
 }
 
@@ -53,6 +59,7 @@ const VIEWS = {
 	detail: [detailView, 'Miner'],
 	models: [modelsView, 'Models'],
 	health: [healthView, 'Health'],
+	power: [powerView, 'Power'],
 };
 
 function route() {
@@ -159,11 +166,44 @@ function showSuite(h) {
 	el.closest('div').classList.toggle('bad', problems.length > 0);
 }
 
-// One request for the whole header: the suite's health and the fleet.
+// The farm's draw against the power target, while the balancer is not off
+// (GET /api/power): red when the estimate is over the target, amber while
+// the feed is stale or the fallback is in force.
+function showDraw(p) {
+	const box = $('fleet-draw-box'), dd = $('fleet-draw');
+	box.hidden = !p || p.mode === 'off';
+	if (box.hidden)
+		return;
+	const over = f.isNum(p.estimate_w) && f.isNum(p.target_w) && p.estimate_w > p.target_w;
+	dd.textContent = `${f.power(p.estimate_w)} / ${f.power(p.target_w)}`;
+	$('fleet-draw-label').textContent = p.mode === 'dry_run' ? 'Draw / target (dry run)' : 'Draw / target';
+	box.classList.toggle('bad', over);
+	box.classList.toggle('warn', !over && p.state !== 'ok');
+	dd.title = [
+		`power balancing ${powerView.modeLabel(p.mode).toLowerCase()}` +
+			(p.mode === 'dry_run' ? ': the plan is computed, nothing is sent' : ''),
+		`estimated draw ${f.power(p.estimate_w)}` + (f.isNum(p.measured_w) ? `, measured ${f.power(p.measured_w)}` : ''),
+		`target ${f.power(p.target_w)}` + (f.isNum(p.available_w)
+			? ` (${f.power(p.available_w)} available less ${f.num(p.margin_pct, 1)} %)` : ''),
+		over ? `over the target by ${f.power(p.estimate_w - p.target_w)}` : '',
+		p.state !== 'ok' ? `feed ${p.state}: ${p.state_reason || ''}` : '',
+	].filter(Boolean).join('\n');
+}
+
+// The header: the suite's health and the fleet in one request, then the
+// balancer's few figures (an apid without a balancer hides them).
 async function refreshHeader() {
 	const h = await api.get('/api/health');
 	showSuite(h);
 	showFleet(h.fleet);
+	try {
+		power = await api.get('/api/power');
+	} catch (e) {
+		power = null;
+		if (e.kind === 'auth')
+			throw e;
+	}
+	showDraw(power);
 }
 
 async function refreshModels() {
@@ -194,6 +234,8 @@ function stop() {
 	current = null;
 	headerPoll?.stop();
 	headerPoll = null;
+	power = null;
+	showDraw(null);
 }
 
 async function start() {

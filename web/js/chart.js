@@ -6,7 +6,13 @@
 //   const c = new TimeChart(canvas, [{ title: 'Hashrate', fmt: (v, dp) => ... }, ...]);
 //   fmt(v) formats a value under the pointer; fmt(v, dp) an axis label with
 //   the dp decimals its tick step needs.
-//   c.setData([[{ label, color, points: [[ms, value|null], ...], dash }], ...]);
+//   c.setData([[{ label, color, points: [[ms, value|null], ...], dash }], ...], [t0, t1]?);
+//   the optional [t0, t1] is the time axis (the window asked for); without
+//   it the axis spans the points.
+//
+//   Options (the third argument): noun, what one point is for the text
+//   alternative ("statuses"); height, of each panel in CSS pixels; legend
+//   false when the page draws the legend itself (it wraps on a phone).
 
 const PANEL_H = 120;
 const GAP = 18;
@@ -61,12 +67,15 @@ function timeLabel(t, step, span) {
 }
 
 export class TimeChart {
-	constructor(canvas, panels) {
+	constructor(canvas, panels, { noun = 'statuses', height = PANEL_H, legend = true } = {}) {
 		this.canvas = canvas;
 		this.panels = panels;        // [{ title, fmt }]
+		this.noun = noun;
+		this.panelH = height;
+		this.legend = legend;
 		this.data = panels.map(() => []);
 		this.hover = null;           // pointer x in CSS pixels
-		canvas.style.height = `${TOP + panels.length * (PANEL_H + GAP) + AXIS_H}px`;
+		canvas.style.height = `${TOP + panels.length * (height + GAP) + AXIS_H}px`;
 		this.ro = new ResizeObserver(() => this.draw());
 		this.ro.observe(canvas);
 		canvas.addEventListener('pointermove', (e) => {
@@ -84,8 +93,9 @@ export class TimeChart {
 		this.ro.disconnect();
 	}
 
-	setData(data) {
+	setData(data, span = null) {
 		this.data = data;
+		this.span = span;
 		this.draw();
 		this.canvas.setAttribute('aria-label', this.summary());
 	}
@@ -103,7 +113,7 @@ export class TimeChart {
 			}
 		});
 		const n = Math.max(0, ...this.data.flat().map((s) => s.points.length));
-		return parts.length ? `History of ${n} statuses. ${parts.join('; ')}.`
+		return parts.length ? `History of ${n} ${this.noun}. ${parts.join('; ')}.`
 			: 'No history yet.';
 	}
 
@@ -134,7 +144,7 @@ export class TimeChart {
 			g.fillText('No history yet', w / 2, h / 2);
 			return;
 		}
-		let t0 = Math.min(...all), t1 = Math.max(...all);
+		let t0 = this.span ? this.span[0] : Math.min(...all), t1 = this.span ? this.span[1] : Math.max(...all);
 		if (t1 - t0 < 10000) {
 			const mid = (t0 + t1) / 2;
 			t0 = mid - 5000;
@@ -151,12 +161,12 @@ export class TimeChart {
 		const readout = [];
 
 		this.panels.forEach((panel, i) => {
-			const top = TOP + i * (PANEL_H + GAP);
+			const top = TOP + i * (this.panelH + GAP);
 			const series = this.data[i] || [];
 			const vals = series.flatMap((s) => s.points.map((p) => p[1])).filter(Number.isFinite);
 			const yt = niceTicks(vals.length ? Math.min(...vals) : 0,
 				vals.length ? Math.max(...vals) : 1, 3);
-			const y = (v) => top + PANEL_H - ((v - yt.lo) / (yt.hi - yt.lo)) * PANEL_H;
+			const y = (v) => top + this.panelH - ((v - yt.lo) / (yt.hi - yt.lo)) * this.panelH;
 
 			g.strokeStyle = grid;
 			g.lineWidth = 1;
@@ -175,7 +185,7 @@ export class TimeChart {
 				const xx = Math.round(x(t)) + 0.5;
 				g.beginPath();
 				g.moveTo(xx, top);
-				g.lineTo(xx, top + PANEL_H);
+				g.lineTo(xx, top + this.panelH);
 				g.stroke();
 			}
 
@@ -235,7 +245,7 @@ export class TimeChart {
 			g.fillText(panel.title, lx, top + 4);
 			lx += g.measureText(panel.title).width + 14;
 			g.font = font;
-			for (const s of series) {
+			for (const s of this.legend ? series : []) {
 				g.fillStyle = s.color;
 				g.fillRect(lx, top + 9, 14, 3);
 				g.fillStyle = ink;
@@ -245,12 +255,12 @@ export class TimeChart {
 			g.strokeStyle = ink;
 			g.beginPath();
 			g.moveTo(LEFT + 0.5, top);
-			g.lineTo(LEFT + 0.5, top + PANEL_H + 0.5);
-			g.lineTo(LEFT + plotW, top + PANEL_H + 0.5);
+			g.lineTo(LEFT + 0.5, top + this.panelH + 0.5);
+			g.lineTo(LEFT + plotW, top + this.panelH + 0.5);
 			g.stroke();
 		});
 
-		const axisTop = TOP + this.panels.length * (PANEL_H + GAP) - GAP + 4;
+		const axisTop = TOP + this.panels.length * (this.panelH + GAP) - GAP + 4;
 		g.fillStyle = ink;
 		g.textAlign = 'center';
 		g.textBaseline = 'top';

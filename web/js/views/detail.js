@@ -10,7 +10,7 @@ import * as f from '../fmt.js';
 import * as P from '../presets.js';
 import { TimeChart } from '../chart.js';
 import { MODES, renderChipMaps } from '../chipmap.js';
-import { minerAction, reason, setManaged, setUnlockPass } from '../actions.js';
+import { clearPowerExcluded, minerAction, reason, setManaged, setPinned, setUnlockPass } from '../actions.js';
 import { askPassword, confirmAction, emptyRow, poller } from '../ui.js';
 
 const DETAIL_MS = 5000;
@@ -147,6 +147,8 @@ export function mount(el, params, ctx, id) {
 		<div class="detail-ctl">
 			<label class="switch-label"><span>Managed</span><span class="switch"><input type="checkbox"
 				data-act="managed" aria-label="Managed ${f.esc(id)}"><span aria-hidden="true"></span></span></label>
+			<label class="switch-label pinned-label" hidden title="A pinned miner is left out of the power plan: the balancer does not change its preset, and it counts as fixed load."><span>Pinned</span><span class="switch"><input type="checkbox"
+				data-act="pinned" aria-label="Pinned ${f.esc(id)}"><span aria-hidden="true"></span></span></label>
 			<button type="button" class="small-btn" data-act="pass">Unlock password…</button>
 		</div>
 	</header>
@@ -154,6 +156,10 @@ export function mount(el, params, ctx, id) {
 	<div class="detail-error" role="alert"></div>
 	<section class="tiles" aria-label="Latest status"></section>
 	<div class="conflict" role="status" hidden></div>
+	<div class="excluded" role="status" hidden><strong>Left out of the power plan</strong>:
+		<span class="excluded-reason"></span>. It did not reach the preset the balancer sent it, so the balancer
+		leaves it alone and counts it as fixed load until it is taken back.
+		<button type="button" class="small-btn" data-act="unexclude">Clear</button></div>
 	<div class="cols control-cols">
 		<section class="card grow control" aria-labelledby="control-h">
 			<div class="card-head"><h2 id="control-h">Control</h2>
@@ -220,7 +226,8 @@ export function mount(el, params, ctx, id) {
 		{ title: 'Temperature', fmt: (v, dp) => f.num(v, dp ?? 0) + ' °C' },
 	]);
 	const box = $('input[data-act=managed]');
-	let managedPending = false;
+	const pinBox = $('input[data-act=pinned]');
+	let managedPending = false, pinnedPending = false;
 
 	box.addEventListener('change', async () => {
 		const want = box.checked;
@@ -233,6 +240,31 @@ export function mount(el, params, ctx, id) {
 		} finally {
 			managedPending = false;
 			box.disabled = false;
+		}
+	});
+	pinBox.addEventListener('change', async () => {
+		const want = pinBox.checked;
+		pinnedPending = true;
+		pinBox.disabled = true;
+		try {
+			miner = { ...miner, ...(await setPinned(id, want)) };
+			renderMiner(miner);
+		} catch {
+			pinBox.checked = !want;
+		} finally {
+			pinnedPending = false;
+			pinBox.disabled = false;
+		}
+	});
+	$('button[data-act=unexclude]').addEventListener('click', async (e) => {
+		e.target.disabled = true;
+		try {
+			miner = { ...miner, ...(await clearPowerExcluded(id)) };
+			renderMiner(miner);
+		} catch {
+			/* told in a notice */
+		} finally {
+			e.target.disabled = false;
 		}
 	});
 	$('button[data-act=pass]').addEventListener('click', () => {
@@ -295,6 +327,14 @@ export function mount(el, params, ctx, id) {
 			clears when the miner is seen within its model's max preset with no correction in the last hour.` : '';
 		if (!managedPending)
 			box.checked = !!m.managed;
+		// The power balancer's fields (an apid without a balancer has none).
+		$('.pinned-label').hidden = typeof m.pinned !== 'boolean';
+		if (!pinnedPending)
+			pinBox.checked = !!m.pinned;
+		const ex = $('.excluded');
+		ex.hidden = !m.power_excluded;
+		$('.excluded-reason').textContent = typeof m.power_excluded === 'string' ? m.power_excluded
+			: m.power_excluded ? 'flagged by the balancer' : '';
 		$('button[data-act=pass]').textContent = m.has_unlock_pass ? 'Change unlock password…'
 			: 'Set unlock password…';
 		const ip = m.online && m.ip ? `<span class="mono">${f.esc(m.ip)}</span>`
@@ -361,6 +401,9 @@ export function mount(el, params, ctx, id) {
 			notes.push(`Max preset of ${f.esc(m.model)}: <strong>${f.esc(m.max_preset)}</strong>${limit && f.isNum(limit.watts) ? ` (${P.watts(limit)})` : ''}` +
 				(m.managed ? '; presets above it are refused while the miner is managed.'
 					: '; the miner is not managed, so presets above it may be set by hand.'));
+		if (ctx.power?.()?.mode === 'on' && m.managed && !m.pinned)
+			notes.push('<strong>Power balancing is on</strong>: the balancer sets this managed miner\'s preset, and a preset, ' +
+				'pause or resume by hand is refused; pin it to take it out of the plan.');
 		$('.control-note').innerHTML = notes.join(' ');
 		const open = actions.find((a) => a.action === 'set_preset' && f.actionOpen(a.state));
 		const requested = open ? open.preset : null;
