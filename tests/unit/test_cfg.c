@@ -627,6 +627,11 @@ static void test_keys_documented(void **state)
 		"bus.control", "bus.feed", "bus.sendbuf", "bus.recvbuf", "bus.max_message_bytes",
 		"retention.status_days", "retention.telemetry_days", "retention.audit_days",
 		"retention.prune_batch", "scheduler.managed_only", "scheduler.job_timeout_seconds",
+		"bus.jobs_plant", "retention.power_days", "power.mode", "power.margin_pct",
+		"power.interval_seconds", "power.stale_seconds", "power.raise_after_seconds",
+		"power.allow_pause", "power.max_w", "power.fallback", "power.fallback_w",
+		"power.deadband_w", "power.min_raise_interval_seconds", "power.raise_step_pct",
+		"power.max_jump_pct", "power.source",
 		"POWERHIVE_CONFIG", "POWERHIVE_LOG_LEVEL", "POWERHIVE_HTTP_ADDR",
 		"POWERHIVE_API_TOKEN", "POWERHIVE_DATABASE",
 	};
