@@ -119,24 +119,28 @@ int api_power_history(struct api_req *r)
 	return api_json(r, 200, o);
 }
 
-/* A page of rows, newest first: {"<key>":[...],"next_before":id|null}. */
-static int page(struct api_req *r, const char *sql, const char *key,
+/* A page of rows, newest first: {"<key>":[...],"next_before":id|null}.
+ * ?limit, ?before, and ?<flag>=true|false binds ?3 (-1: either). */
+static int page(struct api_req *r, const char *sql, const char *key, const char *flag,
 		void (*row)(json_t *o, sqlite3_stmt *st))
 {
-	static const char *const allowed[] = { "limit", "before", NULL };
+	const char *const allowed[] = { "limit", "before", flag, NULL };
 	long long limit, before, last = 0;
 	sqlite3_stmt *st;
 	json_t *rows, *o;
-	int rc, n = 0;
+	int rc, n = 0, f = -1;
 
 	if (api_params_allow(r, allowed) < 0 ||
 	    api_param_int(r, "limit", 1, PAGE_MAX, PAGE_DEFAULT, &limit) < 0 ||
-	    api_param_int(r, "before", 1, ID_MAX, ID_MAX, &before) < 0)
+	    api_param_int(r, "before", 1, ID_MAX, ID_MAX, &before) < 0 ||
+	    (flag && api_param_bool(r, flag, &f) < 0))
 		return r->status;
 	if (!(st = api_stmt(r, sql)))
 		return r->status;
 	sqlite3_bind_int64(st, 1, before);
 	sqlite3_bind_int64(st, 2, limit);
+	if (flag)
+		sqlite3_bind_int(st, 3, f);
 	rows = json_array();
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		json_t *x = json_object();
@@ -174,7 +178,7 @@ int api_power_decisions(struct api_req *r)
 {
 	return page(r, "SELECT id, ts_ms, mode, state, kind, dry_run, available_w, target_w, "
 		       "estimate_w, measured_w, summary, changes FROM power_decisions "
-		       "WHERE id < ?1 ORDER BY id DESC LIMIT ?2", "decisions", decision_row);
+		       "WHERE id < ?1 ORDER BY id DESC LIMIT ?2", "decisions", NULL, decision_row);
 }
 
 static void reading_row(json_t *o, sqlite3_stmt *st)
@@ -193,6 +197,6 @@ int api_power_readings(struct api_req *r)
 {
 	return page(r, "SELECT id, ts_ms, source, accepted, reason, generation_w, measured_w, "
 		       "exported_w, confidence, reading_id, collected_ms, latency_ms, error "
-		       "FROM power_readings WHERE id < ?1 ORDER BY id DESC LIMIT ?2", "readings",
-		    reading_row);
+		       "FROM power_readings WHERE id < ?1 AND (?3 < 0 OR accepted = ?3) "
+		       "ORDER BY id DESC LIMIT ?2", "readings", "accepted", reading_row);
 }

@@ -337,6 +337,7 @@ struct miner {
 	double open_raise_w;         /* a balancer raise in flight: watts added */
 	const char *why;             /* not planned: why */
 	int alloc;                   /* index into the allocator's miners, -1: not planned */
+	bool changed;                /* this cycle changes it */
 };
 
 struct fleet {
@@ -833,377 +834,417 @@ static json_t *jnum(double v)
 	return isfinite(v) ? json_integer((json_int_t)llround(v)) : json_null();
 }
 
-/* Plans, acts (mode on) and records. On the writer thread. */
-static void cycle_run(struct apid_power *p, sqlite3 *db)
+/* One cycle's working state. */
+struct run {
+	struct cycle c;
+	struct fleet f;
+	struct apid_alloc_miner *am;     /* the movable miners, for the allocator */
+	struct apid_alloc_choice *out;
+	struct apid_alloc_result res;
+	size_t n_alloc;
+	struct change *ch;               /* the changes it makes */
+	size_t n_ch;
+	double fixed_cmd;                /* what the fixed miners will draw */
+	double dev;                      /* movable miners: their draw - their preset's catalogue watts */
+	double raise_target, inflight_raise;
+	bool cut, raise, any_open_cut, settled, acted;
+	const char *kind;                /* "cut", "raise", "hold" */
+	char summary[400];
+	json_t *changes;                 /* the decision's changes */
+};
+
+/* The estimate, the correction, who may move; then whether to cut, raise
+ * or hold. */
+static void cycle_measure(struct apid_power *p, struct run *r)
 {
-	struct cycle c = { .wall = hive_wall_ms(), .mono = hive_mono_ms() };
-	struct fleet f = { 0 };
-	struct apid_alloc_miner *am = NULL;
-	struct apid_alloc_choice *out = NULL;
-	struct apid_alloc_result res = { 0 };
-	struct apid_alloc_opts ao = { 0 };
-	struct change *ch = NULL;
-	struct apid_action_request *req = NULL;
-	size_t n_alloc = 0, n_ch = 0, n_req = 0;
-	double fixed_cmd = 0, dev = 0, target_alloc, raise_target = NAN, inflight_raise = 0;
-	bool cut_phase = false, raise_phase = false, acted = false, any_open_cut = false, settled;
-	const char *kind = "hold";
-	char summary[400] = "";
-	json_t *plan = NULL, *changes = NULL, *st = NULL;
+	struct cycle *c = &r->c;
 
-	pthread_mutex_lock(&p->mu);
-	c.mode = p->set.mode;
-	c.fallback = p->set.fallback;
-	judge_feed(p, &c);
-	p->last_cycle_mono = c.mono;
-	if (c.mode != HIVE_POWER_OFF)
-		exclude_failures(p, db, c.wall);
-	if (load_fleet(p, db, c.wall, &f) < 0 || load_open(db, &f) < 0) {
-		hive_log_complain("power fleet", "power cycle failed err=\"%s\"", sqlite3_errmsg(db));
-		goto out;
-	}
-	hive_log_recovered("power fleet", "power cycle runs again");
-	if (!(am = calloc(f.n + 1, sizeof(*am))) || !(out = calloc(f.n + 1, sizeof(*out))) ||
-	    !(ch = calloc(f.n + 1, sizeof(*ch))) || !(req = calloc(f.n + 1, sizeof(*req))))
-		goto out;
-
-	/* The estimate, and who may move. */
-	for (size_t i = 0; i < f.n; i++) {
-		struct miner *x = &f.m[i];
+	for (size_t i = 0; i < r->f.n; i++) {
+		struct miner *x = &r->f.m[i];
 		struct memo *m;
 
-		estimate(p, &f, x, c.wall);
-		c.est_cons += x->est_w;
-		c.est_cmd += x->cmd_w;
-		any_open_cut |= x->open_cut;
-		inflight_raise += x->open_raise_w;
+		estimate(p, &r->f, x, c->wall);
+		c->est_cons += x->est_w;
+		c->est_cmd += x->cmd_w;
+		r->any_open_cut |= x->open_cut;
+		r->inflight_raise += x->open_raise_w;
 		x->why = why_fixed(p, x);
 		/* Tuning, or starting after a change of ours: its draw is on its
 		 * way somewhere (a miner stuck starting for other reasons must
 		 * not hold the balancer forever). */
 		if (x->open || state_is(x->state, "auto-tuning") ||
 		    (x->reachable && !x->mining && !x->stopped &&
-		     (m = memo_get(p, x->mac, false)) && c.wall - m->changed_wall < 300000))
-			c.moving++;
+		     (m = memo_get(p, x->mac, false)) && c->wall - m->changed_wall < 300000))
+			c->moving++;
 		if (x->managed) {
-			c.managed++;
-			c.managed_w += x->est_w;
-			c.pinned += x->pinned;
-			c.excluded += x->excluded;
-			c.in_flight += x->open;
+			c->managed++;
+			c->managed_w += x->est_w;
+			c->pinned += x->pinned;
+			c->excluded += x->excluded;
+			c->in_flight += x->open;
 		}
 	}
-	c.fixed_w = c.est_cons - c.managed_w;
+	c->fixed_w = c->est_cons - c->managed_w;
 	/* The plant's meter corrects the estimate (bounded), once the fleet
 	 * is settled: a meter lags the changes under way. */
-	settled = c.moving == 0 &&
-		  c.wall - p->last_change_wall >= (int64_t)p->cfg.power.interval_seconds * 2000 + 2000;
-	if (p->reading_fresh && isfinite(c.measured_w) && c.state == FEED_OK && settled &&
-	    c.est_cons > 0) {
-		double raw = c.measured_w - c.est_cons, lim = CORRECTION_MAX * c.est_cons;
+	r->settled = c->moving == 0 &&
+		     c->wall - p->last_change_wall >= (int64_t)p->cfg.power.interval_seconds * 2000 + 2000;
+	if (p->reading_fresh && isfinite(c->measured_w) && c->state == FEED_OK && r->settled &&
+	    c->est_cons > 0) {
+		double raw = c->measured_w - c->est_cons, lim = CORRECTION_MAX * c->est_cons;
 
 		raw = fmax(-lim, fmin(lim, raw));
 		p->correction_w += CORRECTION_ALPHA * (raw - p->correction_w);
 	}
 	p->reading_fresh = false;
-	c.est_cons += p->correction_w;
-	c.est_cmd += p->correction_w;
+	c->est_cons += p->correction_w;
+	c->est_cmd += p->correction_w;
 
-	/* What to do. */
-	if (c.mode != HIVE_POWER_OFF && isfinite(c.target_w) &&
-	    !(c.state == FEED_FALLBACK && c.fallback == HIVE_POWER_HOLD)) {
-		if (c.est_cmd > c.target_w) {
-			cut_phase = true;
-		} else if (c.state == FEED_OK && !any_open_cut && settled &&
-			   c.wall - p->last_cut_wall >=
-			   (int64_t)p->cfg.power.raise_after_seconds * 1000) {
-			/* Raises wait for the fleet to settle and for the power to
-			 * hold since the last cut: no cut-raise-cut loops. */
-			raise_target = held_target(p, &c);
-			raise_phase = isfinite(raise_target) && c.est_cons < raise_target;
-		}
+	r->raise_target = NAN;
+	if (c->mode == HIVE_POWER_OFF || !isfinite(c->target_w) ||
+	    (c->state == FEED_FALLBACK && c->fallback == HIVE_POWER_HOLD))
+		return;
+	if (c->est_cmd > c->target_w) {
+		r->cut = true;
+	} else if (c->state == FEED_OK && !r->any_open_cut && r->settled &&
+		   c->wall - p->last_cut_wall >= (int64_t)p->cfg.power.raise_after_seconds * 1000) {
+		/* Raises wait for the fleet to settle and for the power to hold
+		 * since the last cut: no cut-raise-cut loops. */
+		r->raise_target = held_target(p, c);
+		r->raise = isfinite(r->raise_target) && c->est_cons < r->raise_target;
 	}
-	/* The allocator's input: the miners it may move; everything else is
-	 * fixed at what it will draw. Each movable miner's difference between
-	 * its draw and its preset's catalogue watts is assumed to stay. */
-	for (size_t i = 0; i < f.n; i++) {
-		struct miner *x = &f.m[i];
+}
+
+/* The allocation of the movable miners; everything else is fixed at what
+ * it will draw, and each movable miner's difference between its draw and
+ * its preset's catalogue watts is assumed to stay. -1: out of memory. */
+static int cycle_plan(struct apid_power *p, struct run *r)
+{
+	struct cycle *c = &r->c;
+	struct apid_alloc_opts ao = { 0 };
+	struct apid_alloc_model *models = calloc((size_t)r->f.n_models + 1, sizeof(*models));
+	double t = r->raise ? r->raise_target : c->target_w;
+	long long budget;
+
+	if (!models)
+		return -1;
+	for (size_t i = 0; i < r->f.n; i++) {
+		struct miner *x = &r->f.m[i];
 		struct memo *m;
 		int k;
 
-		if (!x->why && raise_phase && (m = memo_get(p, x->mac, false)) &&
-		    c.wall - m->raised_wall < (int64_t)p->cfg.power.min_raise_interval_seconds * 1000)
+		if (!x->why && r->raise && (m = memo_get(p, x->mac, false)) &&
+		    c->wall - m->raised_wall < (int64_t)p->cfg.power.min_raise_interval_seconds * 1000)
 			x->why = "raised_recently";
 		if (x->why) {
-			fixed_cmd += x->cmd_w;
+			r->fixed_cmd += x->cmd_w;
 			continue;
 		}
-		k = x->paused ? APID_ALLOC_PRESET_PAUSED : preset_find(&f.models[x->model], x->preset);
-		am[n_alloc] = (struct apid_alloc_miner){
+		k = x->paused ? APID_ALLOC_PRESET_PAUSED : preset_find(&r->f.models[x->model], x->preset);
+		r->am[r->n_alloc] = (struct apid_alloc_miner){
 			.model = x->model,
 			.current = k >= 0 || k == APID_ALLOC_PRESET_PAUSED ? k : APID_ALLOC_PRESET_UNKNOWN,
-			.may_pause = false,   /* see below */
 		};
 		if (k >= 0 && !state_is(x->state, "auto-tuning"))
-			dev += x->cmd_w - f.models[x->model].presets[k].watts;
-		x->alloc = (int)n_alloc++;
+			r->dev += x->cmd_w - r->f.models[x->model].presets[k].watts;
+		x->alloc = (int)r->n_alloc++;
 	}
-	c.planned = n_alloc;
-	c.fixed = c.managed - n_alloc;
-	{
-		struct apid_alloc_model *models = calloc((size_t)f.n_models + 1, sizeof(*models));
-		double t = raise_phase ? raise_target : c.target_w;
-
-		if (!models)
-			goto out;
-		for (int i = 0; i < f.n_models; i++)
-			models[i] = (struct apid_alloc_model){ f.models[i].ap, f.models[i].n,
-							       f.models[i].max_preset };
-		target_alloc = isfinite(t) ? t - p->correction_w - fixed_cmd - dev : 0;
-		ao.hysteresis_w = (int)(p->cfg.power.deadband_w > INT32_MAX ? INT32_MAX
-					: p->cfg.power.deadband_w);
-		if (n_alloc > 0 &&
-		    apid_alloc_plan(models, f.n_models, am, n_alloc,
-				    (long long)fmax(0, floor(target_alloc)), &ao, out, &res) < 0) {
-			hive_log_complain("power alloc", "power allocation failed err=\"%s\"",
-					  strerror(errno));
-			n_alloc = 0;
-		}
-		/* Pausing only when even the least presets do not fit. */
-		if (n_alloc > 0 && !res.feasible && p->cfg.power.allow_pause) {
-			for (size_t i = 0; i < n_alloc; i++)
-				am[i].may_pause = true;
-			if (apid_alloc_plan(models, f.n_models, am, n_alloc,
-					    (long long)fmax(0, floor(target_alloc)), &ao, out,
-					    &res) < 0)
-				n_alloc = 0;
-		}
-		free(models);
+	c->planned = r->n_alloc;
+	c->fixed = c->managed - r->n_alloc;
+	for (int i = 0; i < r->f.n_models; i++)
+		models[i] = (struct apid_alloc_model){ r->f.models[i].ap, r->f.models[i].n,
+						       r->f.models[i].max_preset };
+	budget = isfinite(t) ? (long long)fmax(0, floor(t - p->correction_w - r->fixed_cmd - r->dev))
+			     : 0;
+	ao.hysteresis_w = (int)(p->cfg.power.deadband_w > INT32_MAX ? INT32_MAX
+				: p->cfg.power.deadband_w);
+	if (r->n_alloc > 0 && apid_alloc_plan(models, r->f.n_models, r->am, r->n_alloc, budget, &ao,
+					      r->out, &r->res) < 0) {
+		hive_log_complain("power alloc", "power allocation failed err=\"%s\"", strerror(errno));
+		r->n_alloc = 0;
 	}
-	c.feasible = n_alloc == 0 || res.feasible;
-	c.plan_w = res.watts + fixed_cmd + dev + p->correction_w;
-	c.plan_th = res.th;
+	/* Pausing only when even the least presets do not fit. */
+	if (r->n_alloc > 0 && !r->res.feasible && p->cfg.power.allow_pause) {
+		for (size_t i = 0; i < r->n_alloc; i++)
+			r->am[i].may_pause = true;
+		if (apid_alloc_plan(models, r->f.n_models, r->am, r->n_alloc, budget, &ao, r->out,
+				    &r->res) < 0)
+			r->n_alloc = 0;
+	}
+	free(models);
+	c->feasible = r->n_alloc == 0 || r->res.feasible;
+	c->plan_w = r->res.watts + r->fixed_cmd + r->dev + p->correction_w;
+	c->plan_th = r->res.th;
+	return 0;
+}
 
-	/* The changes: cuts at once; raises (after the hold) staggered. */
-	for (size_t i = 0; i < f.n && (cut_phase || raise_phase); i++) {
-		struct miner *x = &f.m[i];
+/* The changes: cuts at once; raises (after the hold) staggered. */
+static void cycle_changes(struct apid_power *p, struct run *r)
+{
+	for (size_t i = 0; i < r->f.n && (r->cut || r->raise); i++) {
+		struct miner *x = &r->f.m[i];
 		const struct apid_alloc_choice *o;
+		struct change *ch = &r->ch[r->n_ch];
 		double to_w;
 
-		if (x->alloc < 0 || !out[x->alloc].changed)
+		if (x->alloc < 0 || !r->out[x->alloc].changed)
 			continue;
-		o = &out[x->alloc];
-		to_w = o->preset == APID_ALLOC_PRESET_PAUSED ? idle_w(&f, x) : o->watts;
-		if (o->preset >= 0 && am[x->alloc].current == o->preset && !x->paused)
+		o = &r->out[x->alloc];
+		if (o->preset >= 0 && r->am[x->alloc].current == o->preset && !x->paused)
 			continue;
-		ch[n_ch] = (struct change){ .miner = i, .to = o->preset, .from_w = x->cmd_w,
-					    .to_w = to_w, .raise = to_w > x->cmd_w,
-					    .why = apid_alloc_reason_name(o->reason) };
-		if (ch[n_ch].raise) {
-			int k = am[x->alloc].current;
+		to_w = o->preset == APID_ALLOC_PRESET_PAUSED ? idle_w(&r->f, x) : o->watts;
+		*ch = (struct change){ .miner = i, .to = o->preset, .from_w = x->cmd_w, .to_w = to_w,
+				       .raise = to_w > x->cmd_w,
+				       .why = apid_alloc_reason_name(o->reason) };
+		if (ch->raise) {
+			int k = r->am[x->alloc].current;
 
-			ch[n_ch].gain_th = o->th - (k >= 0 ? f.models[x->model].presets[k].th : 0);
-			if (cut_phase)
+			ch->gain_th = o->th - (k >= 0 ? r->f.models[x->model].presets[k].th : 0);
+			if (r->cut)
 				continue;        /* raises wait for the cut to land */
 		}
-		n_ch++;
+		r->n_ch++;
 	}
-	if (raise_phase) {
+	if (r->raise) {
 		/* Most TH per added watt first, up to the step (one at least when
 		 * none is in flight), and never past the held target counted high. */
 		double step = fmax((double)p->cfg.power.deadband_w,
-				   p->cfg.power.raise_step_pct / 100 * raise_target);
-		double room = raise_target - c.est_cons, added = inflight_raise;
+				   p->cfg.power.raise_step_pct / 100 * r->raise_target);
+		double room = r->raise_target - r->c.est_cons, added = r->inflight_raise;
 		size_t kept = 0;
 
-		qsort(ch, n_ch, sizeof(*ch), by_gain);
-		for (size_t i = 0; i < n_ch; i++) {
-			double d = ch[i].to_w - ch[i].from_w;
+		qsort(r->ch, r->n_ch, sizeof(*r->ch), by_gain);
+		for (size_t i = 0; i < r->n_ch; i++) {
+			double d = r->ch[i].to_w - r->ch[i].from_w;
 
-			if (ch[i].raise) {
+			if (r->ch[i].raise) {
 				if ((added > 0 && added + d > step) || d > room)
 					continue;
 				added += d;
 			}
 			room -= d;
-			ch[kept++] = ch[i];
+			r->ch[kept++] = r->ch[i];
 		}
-		n_ch = kept;
+		r->n_ch = kept;
 	}
+	for (size_t i = 0; i < r->n_ch; i++)
+		r->f.m[r->ch[i].miner].changed = true;
+}
 
-	/* Acting. */
-	changes = json_array();
-	for (size_t i = 0; i < n_ch; i++) {
-		struct miner *x = &f.m[ch[i].miner];
-		const char *to = preset_name(&f, x, ch[i].to);
-		struct apid_action_request *r = &req[n_req];
+/* The actions (mode on), the decision's list of changes, its summary. */
+static void cycle_act(struct apid_power *p, sqlite3 *db, struct run *r)
+{
+	struct cycle *c = &r->c;
+	struct apid_action_request *req = calloc(r->n_ch + 1, sizeof(*req));
+	long long *ids = calloc(r->n_ch + 1, sizeof(*ids));
+	size_t n_req = 0;
+	double moved = 0;
+
+	r->changes = json_array();
+	for (size_t i = 0; req && i < r->n_ch; i++) {
+		const struct change *ch = &r->ch[i];
+		struct miner *x = &r->f.m[ch->miner];
+		const char *to = preset_name(&r->f, x, ch->to);
+		struct apid_action_request *q = &req[n_req];
 		char reason[200];
 
+		moved += ch->to_w - ch->from_w;
 		snprintf(reason, sizeof(reason), "%s: %s, %.1f kW → %.1f kW (target %.1f kW, "
-			 "estimate %.1f kW)", ch[i].raise ? "raise" : "cut", ch[i].why,
-			 kw(ch[i].from_w), kw(ch[i].to_w), kw(c.target_w), kw(c.est_cons));
-		json_array_append_new(changes, json_pack("{s:s,s:s?,s:s?,s:o,s:o,s:s}",
+			 "estimate %.1f kW)", ch->raise ? "raise" : "cut", ch->why, kw(ch->from_w),
+			 kw(ch->to_w), kw(c->target_w), kw(c->est_cons));
+		json_array_append_new(r->changes, json_pack("{s:s,s:s?,s:s?,s:o,s:o,s:s}",
 			"id", x->mac, "from", x->paused ? "paused" : x->preset[0] ? x->preset : NULL,
-			"to", to, "watts_from", jnum(ch[i].from_w), "watts_to", jnum(ch[i].to_w),
+			"to", to, "watts_from", jnum(ch->from_w), "watts_to", jnum(ch->to_w),
 			"why", reason));
-		if (c.mode != HIVE_POWER_ON || !to)
+		if (c->mode != HIVE_POWER_ON || !to)
 			continue;
-		memset(r, 0, sizeof(*r));
-		snprintf(r->mac, sizeof(r->mac), "%s", x->mac);
-		if (ch[i].to == APID_ALLOC_PRESET_PAUSED) {
-			r->kind = APID_ACT_PAUSE;
+		snprintf(q->mac, sizeof(q->mac), "%s", x->mac);
+		if (ch->to == APID_ALLOC_PRESET_PAUSED) {
+			q->kind = APID_ACT_PAUSE;
 		} else if (x->paused && strcmp(x->preset, to) == 0) {
-			r->kind = APID_ACT_RESUME;
+			q->kind = APID_ACT_RESUME;
 		} else {
 			/* A paused miner gets its preset first and resumes on a
 			 * later cycle (one open action per miner). */
-			r->kind = APID_ACT_SET_PRESET;
-			snprintf(r->preset, sizeof(r->preset), "%s", to);
+			q->kind = APID_ACT_SET_PRESET;
+			snprintf(q->preset, sizeof(q->preset), "%s", to);
 		}
-		r->actor = ACTOR;
-		r->reason = strdup(reason);
+		q->actor = ACTOR;
+		q->reason = strdup(reason);
 		n_req++;
 	}
-	if (n_ch > 0) {
-		double moved = 0;
-
-		for (size_t i = 0; i < n_ch; i++)
-			moved += ch[i].to_w - ch[i].from_w;
-		kind = cut_phase ? "cut" : "raise";
-		snprintf(summary, sizeof(summary),
+	if (r->n_ch > 0) {
+		r->kind = r->cut ? "cut" : "raise";
+		snprintf(r->summary, sizeof(r->summary),
 			 "%s %zu miner%s by %.1f kW: estimate %.1f kW, target %.1f kW, available "
-			 "%.1f kW%s", cut_phase ? "cut" : "raise", n_ch, n_ch == 1 ? "" : "s",
-			 kw(fabs(moved)), kw(c.est_cons), kw(c.target_w),
-			 kw(c.available_w), c.feasible ? "" : " (cannot reach the target: least draw)");
+			 "%.1f kW%s", r->kind, r->n_ch, r->n_ch == 1 ? "" : "s", kw(fabs(moved)),
+			 kw(c->est_cons), kw(c->target_w), kw(c->available_w),
+			 c->feasible ? "" : " (cannot reach the target: least draw)");
 	}
-	if (n_req > 0) {
-		long long *ids = calloc(n_req, sizeof(*ids));
+	if (n_req > 0 && ids && apid_actions_create(p->actions, db, req, n_req, ids) == 0) {
+		r->acted = true;
+		p->last_change_wall = c->wall;
+		if (r->cut)
+			p->last_cut_wall = c->wall;
+		for (size_t i = 0; i < r->n_ch; i++) {
+			struct memo *m = memo_get(p, r->f.m[r->ch[i].miner].mac, true);
 
-		if (ids && apid_actions_create(p->actions, db, req, n_req, ids) == 0) {
-			acted = true;
-			p->last_change_wall = c.wall;
-			if (cut_phase)
-				p->last_cut_wall = c.wall;
-			for (size_t i = 0; i < n_ch; i++) {
-				struct memo *m = memo_get(p, f.m[ch[i].miner].mac, true);
-
-				if (!m)
-					continue;
-				m->from_w = (int)ch[i].from_w;
-				m->to_w = (int)ch[i].to_w;
-				m->changed_wall = c.wall;
-				if (ch[i].raise)
-					m->raised_wall = c.wall;
-			}
-			log_info("power %s miners=%zu target_w=%.0f estimate_w=%.0f available_w=%.0f",
-				 kind, n_req, c.target_w, c.est_cons, c.available_w);
+			if (!m)
+				continue;
+			m->from_w = (int)r->ch[i].from_w;
+			m->to_w = (int)r->ch[i].to_w;
+			m->changed_wall = c->wall;
+			if (r->ch[i].raise)
+				m->raised_wall = c->wall;
 		}
-		free(ids);
+		log_info("power %s miners=%zu target_w=%.0f estimate_w=%.0f available_w=%.0f", r->kind,
+			 n_req, c->target_w, c->est_cons, c->available_w);
 	}
-	/* The decision log: what was done, a dry run's plan when it changes,
-	 * and every change of state. */
-	{
-		char key[64];
-		unsigned h = 2166136261u;
-		char *text = json_dumps(changes, JSON_COMPACT | JSON_SORT_KEYS);
+	for (size_t i = 0; req && i < n_req; i++)
+		free((char *)req[i].reason);
+	free(req);
+	free(ids);
+}
 
-		for (const char *s = text ? text : ""; *s; s++)
-			h = (h ^ (unsigned char)*s) * 16777619u;
-		free(text);
-		snprintf(key, sizeof(key), "%s/%u", kind, h);
-		if (acted || (c.mode == HIVE_POWER_DRY_RUN && n_ch > 0 &&
-			      (strcmp(key, p->last_plan_key) != 0 ||
-			       c.wall - p->last_decision_wall > DECISIONS_REPEAT_MS))) {
-			record_decision(db, &c, kind, c.mode == HIVE_POWER_DRY_RUN, summary, changes);
-			snprintf(p->last_plan_key, sizeof(p->last_plan_key), "%s", key);
-			p->last_decision_wall = c.wall;
-		}
-		if (strcmp(p->last_state, state_names[c.state]) != 0) {
-			char s2[300];
+/* The decision log (what was done, a dry run's plan when it changes, every
+ * change of state) and the chart's sample. */
+static void cycle_record(struct apid_power *p, sqlite3 *db, struct run *r)
+{
+	struct cycle *c = &r->c;
+	unsigned h = 2166136261u;
+	char key[64], *text = json_dumps(r->changes, JSON_COMPACT | JSON_SORT_KEYS);
 
-			snprintf(s2, sizeof(s2), "state %s: %s", state_names[c.state], c.reason);
-			if (c.state == FEED_OK)
-				log_info("power state=ok reason=\"%s\"", c.reason);
-			else
-				log_warnx("power state=%s reason=\"%s\"", state_names[c.state], c.reason);
-			if (c.mode != HIVE_POWER_OFF)
-				record_decision(db, &c, c.state == FEED_FALLBACK ? "fallback" : "state",
-						c.mode == HIVE_POWER_DRY_RUN, s2, NULL);
-			snprintf(p->last_state, sizeof(p->last_state), "%s", state_names[c.state]);
-		}
+	for (const char *s = text ? text : ""; *s; s++)
+		h = (h ^ (unsigned char)*s) * 16777619u;
+	free(text);
+	snprintf(key, sizeof(key), "%s/%u", r->kind, h);
+	if (r->acted || (c->mode == HIVE_POWER_DRY_RUN && r->n_ch > 0 &&
+			 (strcmp(key, p->last_plan_key) != 0 ||
+			  c->wall - p->last_decision_wall > DECISIONS_REPEAT_MS))) {
+		record_decision(db, c, r->kind, c->mode == HIVE_POWER_DRY_RUN, r->summary, r->changes);
+		snprintf(p->last_plan_key, sizeof(p->last_plan_key), "%s", key);
+		p->last_decision_wall = c->wall;
 	}
-	remember_target(p, &c);
+	if (strcmp(p->last_state, state_names[c->state]) != 0) {
+		char s2[300];
+
+		snprintf(s2, sizeof(s2), "state %s: %s", state_names[c->state], c->reason);
+		if (c->state == FEED_OK)
+			log_info("power state=ok reason=\"%s\"", c->reason);
+		else
+			log_warnx("power state=%s reason=\"%s\"", state_names[c->state], c->reason);
+		if (c->mode != HIVE_POWER_OFF)
+			record_decision(db, c, c->state == FEED_FALLBACK ? "fallback" : "state",
+					c->mode == HIVE_POWER_DRY_RUN, s2, NULL);
+		snprintf(p->last_state, sizeof(p->last_state), "%s", state_names[c->state]);
+	}
+	remember_target(p, c);
 	exec_bind(db,
 		  "INSERT OR REPLACE INTO power_samples(ts_ms, state, generation_w, available_w, "
 		  "target_w, estimate_w, measured_w, managed_w, fixed_w) "
 		  "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-		  "iswwwwwww", (long long)c.wall, state_names[c.state], c.generation_w,
-		  c.available_w, c.target_w, c.est_cons, c.measured_w, c.managed_w, c.fixed_w);
+		  "iswwwwwww", (long long)c->wall, state_names[c->state], c->generation_w,
+		  c->available_w, c->target_w, c->est_cons, c->measured_w, c->managed_w, c->fixed_w);
+}
 
-	/* What GET /api/power and /api/power/plan show until the next cycle. */
-	plan = json_array();
-	for (size_t i = 0; i < f.n && plan; i++) {
-		struct miner *x = &f.m[i];
-		const struct apid_alloc_choice *o = x->alloc >= 0 ? &out[x->alloc] : NULL;
+/* What GET /api/power and /api/power/plan show until the next cycle. */
+static void cycle_publish(struct apid_power *p, struct run *r)
+{
+	const struct cycle *c = &r->c;
+	json_t *plan = json_array(), *st, *pl;
+
+	for (size_t i = 0; i < r->f.n && plan; i++) {
+		const struct miner *x = &r->f.m[i];
+		const struct apid_alloc_choice *o = x->alloc >= 0 ? &r->out[x->alloc] : NULL;
 		const char *cur = x->paused ? "paused" : x->preset[0] ? x->preset : NULL;
-		bool changed = false;
 		const char *reason = x->why;
+		bool moves = o && x->changed;
 
 		if (!x->managed)
 			continue;
-		for (size_t k = 0; k < n_ch; k++)
-			changed |= ch[k].miner == i;
 		if (o && !reason)
-			reason = changed || !o->changed ? apid_alloc_reason_name(o->reason) : "waiting";
+			reason = moves || !o->changed ? apid_alloc_reason_name(o->reason) : "waiting";
 		json_array_append_new(plan, json_pack("{s:s,s:s?,s:s?,s:s?,s:o,s:o,s:o,s:s?,s:b}",
-			"id", x->mac, "model", x->model >= 0 ? f.models[x->model].alias : NULL,
-			"current", cur, "planned", o && changed ? preset_name(&f, x, o->preset) : cur,
+			"id", x->mac, "model", x->model >= 0 ? r->f.models[x->model].alias : NULL,
+			"current", cur, "planned", moves ? preset_name(&r->f, x, o->preset) : cur,
 			"watts_now", jnum(x->est_w),
-			"watts_planned", jnum(o && changed ? (o->preset == APID_ALLOC_PRESET_PAUSED ?
-						idle_w(&f, x) : o->watts) : x->cmd_w),
+			"watts_planned", jnum(moves ? (o->preset == APID_ALLOC_PRESET_PAUSED ?
+						       idle_w(&r->f, x) : o->watts) : x->cmd_w),
 			"th_planned", o && isfinite(o->th) ? json_real(o->th) : json_null(),
-			"reason", reason, "changed", changed));
+			"reason", reason, "changed", moves));
 	}
 	st = json_pack("{s:s,s:s,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:{s:I,s:I,s:I,s:I,s:I,s:I},"
-		       "s:I,s:b,s:o,s:o}",
-		"state", state_names[c.state], "state_reason", c.reason,
-		"generation_w", jnum(c.generation_w), "measured_w", jnum(c.measured_w),
-		"available_w", jnum(c.available_w), "target_w", jnum(c.target_w),
-		"estimate_w", jnum(c.est_cons), "correction_w", jnum(p->correction_w),
-		"managed_w", jnum(c.managed_w), "fixed_w", jnum(c.fixed_w),
-		"headroom_w", jnum(c.target_w - c.est_cons),
-		"miners", "managed", (json_int_t)c.managed, "planned", (json_int_t)c.planned,
-		"pinned", (json_int_t)c.pinned, "excluded", (json_int_t)c.excluded,
-		"fixed", (json_int_t)c.fixed, "in_flight", (json_int_t)c.in_flight,
-		"last_cycle_ms", (json_int_t)c.wall, "feasible", c.feasible,
-		"expected_w", jnum(c.plan_w), "expected_th", json_real(c.plan_th));
-	if (st && plan) {
-		json_t *pl = json_pack("{s:I,s:s,s:o,s:b,s:o,s:f,s:o}", "ts", (json_int_t)c.wall,
-				       "mode", hive_power_mode_name(c.mode), "target_w", jnum(c.target_w),
-				       "feasible", c.feasible, "expected_w", jnum(c.plan_w),
-				       "expected_th", c.plan_th, "miners", plan);
-
-		plan = NULL;
-		if (pl) {
-			json_decref(p->plan);
-			p->plan = pl;
-		}
+		       "s:I,s:I,s:b,s:o,s:o}",
+		"state", state_names[c->state], "state_reason", c->reason,
+		"generation_w", jnum(c->generation_w), "measured_w", jnum(c->measured_w),
+		"available_w", jnum(c->available_w), "target_w", jnum(c->target_w),
+		"estimate_w", jnum(c->est_cons), "correction_w", jnum(p->correction_w),
+		"managed_w", jnum(c->managed_w), "fixed_w", jnum(c->fixed_w),
+		"headroom_w", jnum(c->target_w - c->est_cons),
+		"miners", "managed", (json_int_t)c->managed, "planned", (json_int_t)c->planned,
+		"pinned", (json_int_t)c->pinned, "excluded", (json_int_t)c->excluded,
+		"fixed", (json_int_t)c->fixed, "in_flight", (json_int_t)c->in_flight,
+		"last_cycle_ms", (json_int_t)c->wall,
+		"cycle_duration_ms", (json_int_t)(hive_mono_ms() - c->mono),
+		"feasible", c->feasible, "expected_w", jnum(c->plan_w),
+		"expected_th", json_real(c->plan_th));
+	pl = plan ? json_pack("{s:I,s:s,s:o,s:b,s:o,s:f,s:O}", "ts", (json_int_t)c->wall,
+			      "mode", hive_power_mode_name(c->mode), "target_w", jnum(c->target_w),
+			      "feasible", c->feasible, "expected_w", jnum(c->plan_w),
+			      "expected_th", c->plan_th, "miners", plan) : NULL;
+	json_decref(plan);
+	if (st && pl) {
+		json_decref(p->plan);
+		p->plan = pl;
 		json_decref(p->status);
 		p->status = st;
-		st = NULL;
+	} else {
+		json_decref(st);
+		json_decref(pl);
 	}
+}
+
+/* Plans, acts (mode on) and records. On the writer thread. */
+static void cycle_run(struct apid_power *p, sqlite3 *db)
+{
+	struct run *r = calloc(1, sizeof(*r));
+
+	if (!r)
+		return;
+	r->c.wall = hive_wall_ms();
+	r->c.mono = hive_mono_ms();
+	r->kind = "hold";
+	pthread_mutex_lock(&p->mu);
+	r->c.mode = p->set.mode;
+	r->c.fallback = p->set.fallback;
+	judge_feed(p, &r->c);
+	p->last_cycle_mono = r->c.mono;
+	if (r->c.mode != HIVE_POWER_OFF)
+		exclude_failures(p, db, r->c.wall);
+	if (load_fleet(p, db, r->c.wall, &r->f) < 0 || load_open(db, &r->f) < 0) {
+		hive_log_complain("power fleet", "power cycle failed err=\"%s\"", sqlite3_errmsg(db));
+		goto out;
+	}
+	hive_log_recovered("power fleet", "power cycle runs again");
+	if (!(r->am = calloc(r->f.n + 1, sizeof(*r->am))) ||
+	    !(r->out = calloc(r->f.n + 1, sizeof(*r->out))) ||
+	    !(r->ch = calloc(r->f.n + 1, sizeof(*r->ch))))
+		goto out;
+	cycle_measure(p, r);
+	if (cycle_plan(p, r) < 0)
+		goto out;
+	cycle_changes(p, r);
+	cycle_act(p, db, r);
+	cycle_record(p, db, r);
+	cycle_publish(p, r);
 out:
 	pthread_mutex_unlock(&p->mu);
-	json_decref(st);
-	json_decref(plan);
-	json_decref(changes);
-	for (size_t i = 0; req && i < n_req; i++)
-		free((char *)req[i].reason);
-	free(req);
-	free(ch);
-	free(out);
-	free(am);
-	fleet_free(&f);
+	json_decref(r->changes);
+	free(r->ch);
+	free(r->out);
+	free(r->am);
+	fleet_free(&r->f);
+	free(r);
 }
 
 /* ---------------------------------------------------------------- readings */
@@ -1695,8 +1736,15 @@ int apid_power_patch(struct apid_power *p, const json_t *body, const char *actor
 		p->set.fallback = pt.next.fallback;
 		p->set.api_fallback = true;
 	}
-	p->last_cycle_mono = 0;   /* balanced on again at the next tick */
 	pthread_mutex_unlock(&p->mu);
+	/* Balanced on at once: the answer and the next GET show the new target. */
+	if (!atomic_exchange(&p->cycle_posted, true)) {
+		int st = 0;
+		char e[128];
+
+		if (apid_writer_run(p->writer, posted_cycle, p, &st, e, sizeof(e)) < 0)
+			atomic_store(&p->cycle_posted, false);
+	}
 	log_info("power settings changed actor=%s mode=%s margin_pct=%g fallback=%s", pt.actor,
 		 hive_power_mode_name(p->set.mode), p->set.margin_pct,
 		 hive_power_fallback_name(p->set.fallback));
