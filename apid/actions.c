@@ -85,6 +85,7 @@ struct act {
 	int sends;
 	bool answered;              /* the firmware accepted it (hive.action.result) */
 	bool uncommitted;           /* created in the writer's open transaction */
+	bool marked;                /* its next send is already recorded as sent */
 	unsigned long call;         /* the apid_actions_create call that made it */
 	struct act *next;           /* the miner's next (newer) action */
 };
@@ -134,6 +135,20 @@ static const char *const stmt_sql[ST_COUNT] = {
 		" WHERE m.model=?1 AND m.managed=1 AND m.online=1",
 };
 
+/* Actions to record as sent before they go (tick). */
+struct mark {
+	char mac[HIVE_MAC_LEN];
+	long long id;
+	int sends;
+};
+
+struct marks {
+	struct apid_actions *a;
+	struct mark *m;
+	size_t n, cap;
+	int64_t wall;
+};
+
 struct apid_actions {
 	pthread_mutex_t mu;
 	struct apid_actions_opts o;
@@ -142,6 +157,7 @@ struct apid_actions {
 	struct mq *buckets[BUCKETS];
 	struct apid_actions_stats st;
 	unsigned long calls;        /* apid_actions_create calls so far */
+	struct marks *pending;      /* main loop, with mu: the tick's actions to record as sent */
 	/* writer thread only */
 	sqlite3 *db;
 	sqlite3_stmt *stmt[ST_COUNT];
@@ -889,6 +905,42 @@ void apid_actions_enforce_model(struct apid_actions *a, sqlite3 *db, const char 
 
 /* ---------------------------------------------------------------- tick */
 
+static void want_mark(struct apid_actions *a, struct mq *q, struct act *x)
+{
+	struct marks *pending = a->pending;
+
+	if (!pending)
+		return;
+	if (pending->n == pending->cap) {
+		size_t nc = pending->cap ? pending->cap * 2 : 64;
+		struct mark *nm = realloc(pending->m, nc * sizeof(*nm));
+
+		if (!nm)
+			return;
+		pending->m = nm;
+		pending->cap = nc;
+	}
+	snprintf(pending->m[pending->n].mac, HIVE_MAC_LEN, "%s", q->mac);
+	pending->m[pending->n].id = x->id;
+	pending->m[pending->n].sends = x->sends + 1;
+	pending->n++;
+}
+
+static int mark_run(struct apid_apply *ap, void *arg, int *http_status, char *err,
+		    size_t errlen)
+{
+	struct marks *ms = arg;
+
+	for (size_t i = 0; i < ms->n; i++)
+		if (write_state(ms->a, apid_apply_db(ap), ms->m[i].id, APID_AS_SENT, ms->wall,
+				ms->m[i].sends, NULL, NULL) < 0) {
+			*http_status = 503;
+			snprintf(err, errlen, "action %lld: state not written", ms->m[i].id);
+			return -1;
+		}
+	return 0;
+}
+
 /* Sends x to its miner; with mu held. */
 static void send(struct apid_actions *a, struct mq *q, struct act *x, int64_t now)
 {
@@ -908,6 +960,7 @@ static void send(struct apid_actions *a, struct mq *q, struct act *x, int64_t no
 	x->state = APID_AS_SENT;
 	x->job = job;
 	x->sent_wall = hive_wall_ms();
+	x->marked = false;
 	/* The worker drops the job after `deadline`; one more job timeout
 	 * covers its firmware call. */
 	x->job_deadline = now + 2 * a->o.job_timeout_ms;
@@ -957,8 +1010,15 @@ static void step(struct apid_actions *a, struct mq *q, int64_t now)
 							  : "effect not seen in time");
 			continue;
 		}
-		if (x->state == APID_AS_QUEUED)
-			send(a, q, x, now);
+		if (x->state == APID_AS_QUEUED) {
+			/* Recorded as sent before it goes: a crash between the two
+			 * leaves an action that is confirmed or expires, never one
+			 * sent twice. */
+			if (x->marked || !a->writer)
+				send(a, q, x, now);
+			else
+				want_mark(a, q, x);
+		}
 		return;
 	}
 }
@@ -967,8 +1027,10 @@ int64_t apid_actions_tick(struct apid_actions *a, int64_t now)
 {
 	int64_t wake = TICK_IDLE_MS;
 	uint64_t open = 0, by[APID_AS_STATES] = { 0 };
+	struct marks ms = { .a = a };
 
 	pthread_mutex_lock(&a->mu);
+	a->pending = &ms;
 	for (int b = 0; b < BUCKETS; b++) {
 		for (struct mq **pq = &a->buckets[b]; *pq;) {
 			struct mq *q = *pq;
@@ -990,7 +1052,31 @@ int64_t apid_actions_tick(struct apid_actions *a, int64_t now)
 	}
 	a->st.open = open;
 	memcpy(a->st.by_state, by, sizeof(by));
+	a->pending = NULL;
 	pthread_mutex_unlock(&a->mu);
+	if (ms.n > 0) {
+		int status = 0;
+		char err[128];
+
+		ms.wall = hive_wall_ms();
+		if (apid_writer_run(a->writer, mark_run, &ms, &status, err, sizeof(err)) == 0) {
+			pthread_mutex_lock(&a->mu);
+			for (size_t i = 0; i < ms.n; i++) {
+				struct mq *q = mq_find(a, ms.m[i].mac, false);
+				struct act *x = q ? mq_by_id(q, ms.m[i].id) : NULL;
+
+				if (x && x->state == APID_AS_QUEUED) {
+					x->marked = true;
+					step(a, q, now);
+				}
+			}
+			pthread_mutex_unlock(&a->mu);
+		} else {
+			hive_log_complain("actions mark", "actions not sent: %s", err);
+		}
+		wake = 20;
+	}
+	free(ms.m);
 	return wake;
 }
 

@@ -25,7 +25,8 @@
 #define HIST_MAX           4096   /* targets remembered for the raise window */
 #define MEMO_BITS          15     /* per-miner memory: 32768 slots (> 10,000 miners) */
 #define MEMO_SLOTS         (1u << MEMO_BITS)
-#define CORRECTION_MAX     0.20   /* the plant's meter may move the estimate ±20 % */
+#define CORRECTION_MAX     0.10   /* the plant's meter may move the estimate ±10 % */
+#define STEADY_SHARE       0.01   /* "steady": meter and estimate moved less than 1 % */
 #define CORRECTION_ALPHA   0.3    /* smoothing of the correction, per reading */
 #define IDLE_SHARE         0.05   /* an unmetered stopped miner: 5 % of its model's top preset */
 #define CONFIRM_SHARE      0.05   /* a jump is confirmed by a reading within 5 % of it */
@@ -73,6 +74,8 @@ struct apid_power {
 	/* the feed (under mu) */
 	bool have;
 	double gen_w, meas_w;        /* the last accepted reading; meas NAN = unknown */
+	double prev_meas_w;          /* the one before */
+	double prev_est_w;           /* the raw estimate at the last reading's cycle */
 	long long feed_wall;         /* its time: collection_timestamp, or when received */
 	long long last_id, last_collected;
 	bool jump_pending;
@@ -155,7 +158,7 @@ struct apid_power *apid_power_new(const struct hive_cfg *cfg, struct apid_action
 	p->jobs_plant = jobs_plant;
 	p->started_mono = hive_mono_ms();
 	p->last_id = p->last_collected = -1;
-	p->meas_w = NAN;
+	p->meas_w = p->prev_meas_w = NAN;
 	p->failures_since = hive_wall_ms();
 	snprintf(p->last_state, sizeof(p->last_state), "-");
 	return p;
@@ -651,6 +654,7 @@ struct cycle {
 	double generation_w, measured_w, available_w, target_w;
 	double est_cons, est_cmd, managed_w, fixed_w;
 	size_t managed, planned, pinned, excluded, fixed, in_flight, moving;
+	size_t transient;            /* any miner restarting, starting, tuning or with an action */
 	bool feasible;
 	double plan_w, plan_th;
 };
@@ -876,6 +880,9 @@ static void cycle_measure(struct apid_power *p, struct run *r)
 		    (x->reachable && !x->mining && !x->stopped &&
 		     (m = memo_get(p, x->mac, false)) && c->wall - m->changed_wall < 300000))
 			c->moving++;
+		if (x->open || state_is(x->state, "auto-tuning") ||
+		    (x->reachable && !x->mining && !x->stopped))
+			c->transient++;
 		if (x->managed) {
 			c->managed++;
 			c->managed_w += x->est_w;
@@ -885,16 +892,25 @@ static void cycle_measure(struct apid_power *p, struct run *r)
 		}
 	}
 	c->fixed_w = c->est_cons - c->managed_w;
-	/* The plant's meter corrects the estimate (bounded), once the fleet
-	 * is settled: a meter lags the changes under way. */
+	/* The plant's meter corrects the estimate (bounded), but only learns
+	 * from a steady farm: nothing restarting, starting, tuning or acted on
+	 * (the firmware restarts on a preset change: a second at 4 % power),
+	 * and the meter and the estimate both unchanged since the last
+	 * reading (a meter lags what changes). */
 	r->settled = c->moving == 0 &&
 		     c->wall - p->last_change_wall >= (int64_t)p->cfg.power.interval_seconds * 2000 + 2000;
-	if (p->reading_fresh && isfinite(c->measured_w) && c->state == FEED_OK && r->settled &&
-	    c->est_cons > 0) {
-		double raw = c->measured_w - c->est_cons, lim = CORRECTION_MAX * c->est_cons;
+	if (p->reading_fresh) {
+		bool steady = c->transient == 0 && r->settled && isfinite(p->prev_meas_w) &&
+			      fabs(c->measured_w - p->prev_meas_w) <= STEADY_SHARE * c->measured_w &&
+			      fabs(c->est_cons - p->prev_est_w) <= STEADY_SHARE * c->est_cons;
 
-		raw = fmax(-lim, fmin(lim, raw));
-		p->correction_w += CORRECTION_ALPHA * (raw - p->correction_w);
+		if (steady && isfinite(c->measured_w) && c->state == FEED_OK && c->est_cons > 0) {
+			double raw = c->measured_w - c->est_cons, lim = CORRECTION_MAX * c->est_cons;
+
+			raw = fmax(-lim, fmin(lim, raw));
+			p->correction_w += CORRECTION_ALPHA * (raw - p->correction_w);
+		}
+		p->prev_est_w = c->est_cons;
 	}
 	p->reading_fresh = false;
 	c->est_cons += p->correction_w;
@@ -1296,6 +1312,7 @@ static void on_reading(struct apid_power *p, sqlite3 *db, const struct hive_msg_
 	if (!reason) {
 		p->have = true;
 		p->gen_w = r->generation_w;
+		p->prev_meas_w = p->meas_w;
 		p->meas_w = meas;
 		p->feed_wall = r->collected_ms != HIVE_MSG_NO_INT && r->collected_ms > 0 ?
 			       r->collected_ms : wall;

@@ -21,7 +21,7 @@
 #   POWERHIVE_SIM_ADMIN=127.0.0.1:18081  minersim's admin API
 #   POWERHIVE_SIM_SEED=1           fleet layout and noise
 #   POWERHIVE_SIM_PLANT=1          0: no simulated plant
-#   POWERHIVE_SIM_GENERATION_W=800000  the plant's generation at start
+#   POWERHIVE_SIM_GENERATION_W=1000000 the plant's generation at start
 #   POWERHIVE_SIM_PLANT_NOISE=2    ± % random walk on the generation (0: steady)
 #   POWERHIVE_SIM_PLANT_HTTP=127.0.0.1:18090   plantsim's HTTP (admin API; the
 #                                  aggregator's own address when the source is one)
@@ -29,7 +29,7 @@
 #                                  host:port when the source is a meter)
 #   POWERHIVE_SIM_MANAGED=250      miners made managed on a fresh database, so
 #                                  that the balancer has miners to balance
-#   POWERHIVE_SIM_MAX_PRESETS="s19=3200 s19jpro=3580"  max_preset set where none is
+#   POWERHIVE_SIM_MAX_PRESETS="s19=3200 s19jpro=3320"  max_preset set where none is
 #   POWERHIVE_LOG_DIR              default: logs/ beside the database
 #   POWERHIVE_RUN_DRY=1            print what would run and exit
 #   POWERHIVE_API_TOKEN, POWERHIVE_HTTP_ADDR, POWERHIVE_DATABASE,
@@ -270,7 +270,7 @@ if [ -n "$PLANT" ]; then
 	set -- --http "$PLANT_HTTP" --path "${PLANT_PATH:-/v1/reading}" --api-key-file "$KEY_FILE" \
 		--plant-id "$(src_str plant_id | grep . || echo plant-1)" \
 		--minersim "http://${POWERHIVE_SIM_ADMIN:-127.0.0.1:18081}" \
-		--generation-w "${POWERHIVE_SIM_GENERATION_W:-800000}" --modbus "$PLANT_MODBUS"
+		--generation-w "${POWERHIVE_SIM_GENERATION_W:-1000000}" --modbus "$PLANT_MODBUS"
 	if [ "$PLANT" = modbus ]; then
 		for k in unit register table type byte_order scale; do
 			v=$(src_str $k)
@@ -352,7 +352,7 @@ demo_managed() {
 		sleep 1
 	done
 	printf '%s' "$list" | grep -q '"managed": *true' && return 0
-	for mp in ${POWERHIVE_SIM_MAX_PRESETS:-s19=3200 s19jpro=3580}; do
+	for mp in ${POWERHIVE_SIM_MAX_PRESETS:-s19=3200 s19jpro=3320}; do
 		alias=${mp%%=*}
 		demo_api "${URL}api/models/$alias" | grep -q '"max_preset": *null' &&
 			demo_api -o /dev/null -X PATCH -H 'Content-Type: application/json' \
@@ -364,7 +364,7 @@ demo_managed() {
 		demo_api -o /dev/null -X PATCH -H 'Content-Type: application/json' \
 			-d '{"managed":true}' "${URL}api/miners/$id" && done_n=$((done_n + 1))
 	done
-	say "demo: $done_n simulated miners made managed (max_preset: ${POWERHIVE_SIM_MAX_PRESETS:-s19=3200 s19jpro=3580}); the balancer keeps them under the plant's power"
+	say "demo: $done_n simulated miners made managed (max_preset: ${POWERHIVE_SIM_MAX_PRESETS:-s19=3200 s19jpro=3320}); the balancer keeps them under the plant's power"
 }
 if [ -n "$PLANT" ]; then
 	demo_managed &
@@ -374,7 +374,7 @@ fi
 echo
 if [ "$MODE" = sim ]; then
 	say "PowerHive runs against a simulated fleet: $MINERS miners on $SUBNET port ${PORT:-18080} (config $CFG)"
-	[ -n "$PLANT" ] && say "simulated plant: plantsim, ${POWERHIVE_SIM_GENERATION_W:-800000} W ±${POWERHIVE_SIM_PLANT_NOISE:-2} %, $PLANT on $([ "$PLANT" = aggregator ] && echo "http://$PLANT_HTTP${PLANT_PATH}" || echo "$PLANT_MODBUS"); admin API http://$PLANT_HTTP/sim/ (docs/plantsim.md)"
+	[ -n "$PLANT" ] && say "simulated plant: plantsim, ${POWERHIVE_SIM_GENERATION_W:-1000000} W ±${POWERHIVE_SIM_PLANT_NOISE:-2} %, $PLANT on $([ "$PLANT" = aggregator ] && echo "http://$PLANT_HTTP${PLANT_PATH}" || echo "$PLANT_MODBUS"); admin API http://$PLANT_HTTP/sim/ (docs/plantsim.md)"
 else
 	say "PowerHive runs against the farm of $CFG (subnet $farm and the others it lists); no simulator"
 fi
