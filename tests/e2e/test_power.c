@@ -1516,7 +1516,9 @@ static void test_feed_faults(void **state)
 	char st_state[32], st_reason[256];
 
 	(void)state;
-	wait_settled(30000, "before the feed faults");
+	/* Long enough for any raise still due after the noise (the window
+	 * held, the fleet settled two intervals, a raised miner's interval). */
+	wait_quiet(40000, (RAISE_AFTER_S + MIN_RAISE_S + 4) * 1000, "before the feed faults");
 	last_id = newest_action_id();
 	before = fleet_activity(&before_m);
 
