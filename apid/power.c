@@ -53,6 +53,15 @@ struct memo {
 	int64_t changed_wall;
 };
 
+/* One managed miner in the last plan (GET /api/power/plan). */
+struct plan_row {
+	char mac[HIVE_MAC_LEN];
+	char model[64], current[64], planned[64];
+	double watts_now, watts_planned, th_planned;
+	const char *reason;          /* a static name */
+	bool changed;
+};
+
 /* Settings the API may change; `api` says which came from it. */
 struct settings {
 	int mode;
@@ -99,7 +108,14 @@ struct apid_power {
 	char last_plan_key[64];
 	int64_t last_decision_wall;
 	json_t *status;              /* the last cycle's figures */
-	json_t *plan;
+	struct plan_row *plan;       /* and its plan, made JSON only when asked for */
+	size_t n_plan;
+	struct {
+		int64_t ts;
+		int mode;
+		double target_w, expected_w, expected_th;
+		bool feasible;
+	} plan_head;
 };
 
 /* ---------------------------------------------------------------- memo */
@@ -169,7 +185,7 @@ void apid_power_free(struct apid_power *p)
 	if (!p)
 		return;
 	json_decref(p->status);
-	json_decref(p->plan);
+	free(p->plan);
 	free(p->memo);
 	pthread_mutex_destroy(&p->mu);
 	free(p);
@@ -854,7 +870,6 @@ struct run {
 	bool cut, raise, any_open_cut, settled, acted;
 	const char *kind;                /* "cut", "raise", "hold" */
 	char summary[400];
-	json_t *changes;                 /* the decision's changes */
 };
 
 /* The estimate, the correction, who may move; then whether to cut, raise
@@ -1047,33 +1062,46 @@ static void cycle_changes(struct apid_power *p, struct run *r)
 		r->f.m[r->ch[i].miner].changed = true;
 }
 
-/* The actions (mode on), the decision's list of changes, its summary. */
+/* Why a change: "cut: lowered, 3.3 kW → 2.3 kW (target …, estimate …)". */
+static void change_why(const struct run *r, const struct change *ch, char *out, size_t len)
+{
+	snprintf(out, len, "%s: %s, %.1f kW → %.1f kW (target %.1f kW, estimate %.1f kW)",
+		 ch->raise ? "raise" : "cut", ch->why, kw(ch->from_w), kw(ch->to_w),
+		 kw(r->c.target_w), kw(r->c.est_cons));
+}
+
+/* The actions (mode on) and the decision's summary. */
 static void cycle_act(struct apid_power *p, sqlite3 *db, struct run *r)
 {
 	struct cycle *c = &r->c;
-	struct apid_action_request *req = calloc(r->n_ch + 1, sizeof(*req));
-	long long *ids = calloc(r->n_ch + 1, sizeof(*ids));
+	struct apid_action_request *req = NULL;
+	long long *ids = NULL;
 	size_t n_req = 0;
 	double moved = 0;
 
-	r->changes = json_array();
-	for (size_t i = 0; req && i < r->n_ch; i++) {
+	for (size_t i = 0; i < r->n_ch; i++)
+		moved += r->ch[i].to_w - r->ch[i].from_w;
+	if (r->n_ch > 0) {
+		r->kind = r->cut ? "cut" : "raise";
+		snprintf(r->summary, sizeof(r->summary),
+			 "%s %zu miner%s by %.1f kW: estimate %.1f kW, target %.1f kW, available "
+			 "%.1f kW%s", r->kind, r->n_ch, r->n_ch == 1 ? "" : "s", kw(fabs(moved)),
+			 kw(c->est_cons), kw(c->target_w), kw(c->available_w),
+			 c->feasible ? "" : " (cannot reach the target: least draw)");
+	}
+	if (c->mode != HIVE_POWER_ON || r->n_ch == 0 ||
+	    !(req = calloc(r->n_ch, sizeof(*req))) || !(ids = calloc(r->n_ch, sizeof(*ids))))
+		goto out;
+	for (size_t i = 0; i < r->n_ch; i++) {
 		const struct change *ch = &r->ch[i];
 		struct miner *x = &r->f.m[ch->miner];
 		const char *to = preset_name(&r->f, x, ch->to);
 		struct apid_action_request *q = &req[n_req];
 		char reason[200];
 
-		moved += ch->to_w - ch->from_w;
-		snprintf(reason, sizeof(reason), "%s: %s, %.1f kW → %.1f kW (target %.1f kW, "
-			 "estimate %.1f kW)", ch->raise ? "raise" : "cut", ch->why, kw(ch->from_w),
-			 kw(ch->to_w), kw(c->target_w), kw(c->est_cons));
-		json_array_append_new(r->changes, json_pack("{s:s,s:s?,s:s?,s:o,s:o,s:s}",
-			"id", x->mac, "from", x->paused ? "paused" : x->preset[0] ? x->preset : NULL,
-			"to", to, "watts_from", jnum(ch->from_w), "watts_to", jnum(ch->to_w),
-			"why", reason));
-		if (c->mode != HIVE_POWER_ON || !to)
+		if (!to)
 			continue;
+		change_why(r, ch, reason, sizeof(reason));
 		snprintf(q->mac, sizeof(q->mac), "%s", x->mac);
 		if (ch->to == APID_ALLOC_PRESET_PAUSED) {
 			q->kind = APID_ACT_PAUSE;
@@ -1089,15 +1117,7 @@ static void cycle_act(struct apid_power *p, sqlite3 *db, struct run *r)
 		q->reason = strdup(reason);
 		n_req++;
 	}
-	if (r->n_ch > 0) {
-		r->kind = r->cut ? "cut" : "raise";
-		snprintf(r->summary, sizeof(r->summary),
-			 "%s %zu miner%s by %.1f kW: estimate %.1f kW, target %.1f kW, available "
-			 "%.1f kW%s", r->kind, r->n_ch, r->n_ch == 1 ? "" : "s", kw(fabs(moved)),
-			 kw(c->est_cons), kw(c->target_w), kw(c->available_w),
-			 c->feasible ? "" : " (cannot reach the target: least draw)");
-	}
-	if (n_req > 0 && ids && apid_actions_create(p->actions, db, req, n_req, ids) == 0) {
+	if (n_req > 0 && apid_actions_create(p->actions, db, req, n_req, ids) == 0) {
 		r->acted = true;
 		p->last_change_wall = c->wall;
 		if (r->cut)
@@ -1116,10 +1136,30 @@ static void cycle_act(struct apid_power *p, sqlite3 *db, struct run *r)
 		log_info("power %s miners=%zu target_w=%.0f estimate_w=%.0f available_w=%.0f", r->kind,
 			 n_req, c->target_w, c->est_cons, c->available_w);
 	}
+out:
 	for (size_t i = 0; req && i < n_req; i++)
 		free((char *)req[i].reason);
 	free(req);
 	free(ids);
+}
+
+/* The decision's list of changes, each with why. */
+static json_t *changes_json(const struct run *r)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; a && i < r->n_ch; i++) {
+		const struct change *ch = &r->ch[i];
+		const struct miner *x = &r->f.m[ch->miner];
+		char why[200];
+
+		change_why(r, ch, why, sizeof(why));
+		json_array_append_new(a, json_pack("{s:s,s:s?,s:s?,s:o,s:o,s:s}", "id", x->mac,
+			"from", x->paused ? "paused" : x->preset[0] ? x->preset : NULL,
+			"to", preset_name(&r->f, x, ch->to), "watts_from", jnum(ch->from_w),
+			"watts_to", jnum(ch->to_w), "why", why));
+	}
+	return a;
 }
 
 /* The decision log (what was done, a dry run's plan when it changes, every
@@ -1128,16 +1168,25 @@ static void cycle_record(struct apid_power *p, sqlite3 *db, struct run *r)
 {
 	struct cycle *c = &r->c;
 	unsigned h = 2166136261u;
-	char key[64], *text = json_dumps(r->changes, JSON_COMPACT | JSON_SORT_KEYS);
+	char key[64];
 
-	for (const char *s = text ? text : ""; *s; s++)
-		h = (h ^ (unsigned char)*s) * 16777619u;
-	free(text);
-	snprintf(key, sizeof(key), "%s/%u", r->kind, h);
+	/* A dry run's plan is the same cycle after cycle: logged when it
+	 * changes (the miners and where they go), or every 10 minutes. */
+	for (size_t i = 0; i < r->n_ch; i++) {
+		const char *mac = r->f.m[r->ch[i].miner].mac;
+
+		for (const char *s = mac; *s; s++)
+			h = (h ^ (unsigned char)*s) * 16777619u;
+		h = (h ^ (unsigned)(r->ch[i].to + 3)) * 16777619u;
+	}
+	snprintf(key, sizeof(key), "%s/%zu/%u", r->kind, r->n_ch, h);
 	if (r->acted || (c->mode == HIVE_POWER_DRY_RUN && r->n_ch > 0 &&
 			 (strcmp(key, p->last_plan_key) != 0 ||
 			  c->wall - p->last_decision_wall > DECISIONS_REPEAT_MS))) {
-		record_decision(db, c, r->kind, c->mode == HIVE_POWER_DRY_RUN, r->summary, r->changes);
+		json_t *changes = changes_json(r);
+
+		record_decision(db, c, r->kind, c->mode == HIVE_POWER_DRY_RUN, r->summary, changes);
+		json_decref(changes);
 		snprintf(p->last_plan_key, sizeof(p->last_plan_key), "%s", key);
 		p->last_decision_wall = c->wall;
 	}
@@ -1163,31 +1212,41 @@ static void cycle_record(struct apid_power *p, sqlite3 *db, struct run *r)
 		  c->available_w, c->target_w, c->est_cons, c->measured_w, c->managed_w, c->fixed_w);
 }
 
-/* What GET /api/power and /api/power/plan show until the next cycle. */
+/* What GET /api/power and /api/power/plan show until the next cycle: the
+ * figures as JSON, the plan as rows (JSON only when asked for: at 10,000
+ * miners it is megabytes). */
 static void cycle_publish(struct apid_power *p, struct run *r)
 {
 	const struct cycle *c = &r->c;
-	json_t *plan = json_array(), *st, *pl;
+	struct plan_row *rows = calloc(c->managed + 1, sizeof(*rows));
+	size_t n = 0;
+	json_t *st;
 
-	for (size_t i = 0; i < r->f.n && plan; i++) {
+	for (size_t i = 0; rows && i < r->f.n; i++) {
 		const struct miner *x = &r->f.m[i];
 		const struct apid_alloc_choice *o = x->alloc >= 0 ? &r->out[x->alloc] : NULL;
-		const char *cur = x->paused ? "paused" : x->preset[0] ? x->preset : NULL;
-		const char *reason = x->why;
+		const char *cur = x->paused ? "paused" : x->preset[0] ? x->preset : "";
 		bool moves = o && x->changed;
+		struct plan_row *w;
 
-		if (!x->managed)
+		if (!x->managed || n >= c->managed)
 			continue;
-		if (o && !reason)
-			reason = moves || !o->changed ? apid_alloc_reason_name(o->reason) : "waiting";
-		json_array_append_new(plan, json_pack("{s:s,s:s?,s:s?,s:s?,s:o,s:o,s:o,s:s?,s:b}",
-			"id", x->mac, "model", x->model >= 0 ? r->f.models[x->model].alias : NULL,
-			"current", cur, "planned", moves ? preset_name(&r->f, x, o->preset) : cur,
-			"watts_now", jnum(x->est_w),
-			"watts_planned", jnum(moves ? (o->preset == APID_ALLOC_PRESET_PAUSED ?
-						       idle_w(&r->f, x) : o->watts) : x->cmd_w),
-			"th_planned", o && isfinite(o->th) ? json_real(o->th) : json_null(),
-			"reason", reason, "changed", moves));
+		w = &rows[n++];
+		snprintf(w->mac, sizeof(w->mac), "%s", x->mac);
+		snprintf(w->model, sizeof(w->model), "%s", x->model >= 0 ? r->f.models[x->model].alias
+									  : "");
+		snprintf(w->current, sizeof(w->current), "%s", cur);
+		snprintf(w->planned, sizeof(w->planned), "%s",
+			 moves ? preset_name(&r->f, x, o->preset) : cur);
+		w->watts_now = x->est_w;
+		w->watts_planned = moves ? (o->preset == APID_ALLOC_PRESET_PAUSED ? idle_w(&r->f, x)
+									   : o->watts)
+					 : x->cmd_w;
+		w->th_planned = o ? o->th : NAN;
+		w->reason = x->why;
+		if (o && !w->reason)
+			w->reason = moves || !o->changed ? apid_alloc_reason_name(o->reason) : "waiting";
+		w->changed = moves;
 	}
 	st = json_pack("{s:s,s:s,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:{s:I,s:I,s:I,s:I,s:I,s:I},"
 		       "s:I,s:I,s:b,s:o,s:o}",
@@ -1204,20 +1263,22 @@ static void cycle_publish(struct apid_power *p, struct run *r)
 		"cycle_duration_ms", (json_int_t)(hive_mono_ms() - c->mono),
 		"feasible", c->feasible, "expected_w", jnum(c->plan_w),
 		"expected_th", json_real(c->plan_th));
-	pl = plan ? json_pack("{s:I,s:s,s:o,s:b,s:o,s:f,s:O}", "ts", (json_int_t)c->wall,
-			      "mode", hive_power_mode_name(c->mode), "target_w", jnum(c->target_w),
-			      "feasible", c->feasible, "expected_w", jnum(c->plan_w),
-			      "expected_th", c->plan_th, "miners", plan) : NULL;
-	json_decref(plan);
-	if (st && pl) {
-		json_decref(p->plan);
-		p->plan = pl;
-		json_decref(p->status);
-		p->status = st;
-	} else {
+	if (!st || !rows) {
 		json_decref(st);
-		json_decref(pl);
+		free(rows);
+		return;
 	}
+	json_decref(p->status);
+	p->status = st;
+	free(p->plan);
+	p->plan = rows;
+	p->n_plan = n;
+	p->plan_head.ts = c->wall;
+	p->plan_head.mode = c->mode;
+	p->plan_head.target_w = c->target_w;
+	p->plan_head.expected_w = c->plan_w;
+	p->plan_head.expected_th = c->plan_th;
+	p->plan_head.feasible = c->feasible;
 }
 
 /* Plans, acts (mode on) and records. On the writer thread. */
@@ -1255,7 +1316,6 @@ static void cycle_run(struct apid_power *p, sqlite3 *db)
 	cycle_publish(p, r);
 out:
 	pthread_mutex_unlock(&p->mu);
-	json_decref(r->changes);
 	free(r->ch);
 	free(r->out);
 	free(r->am);
@@ -1560,11 +1620,29 @@ out:
 
 json_t *apid_power_plan(struct apid_power *p)
 {
-	json_t *o;
+	json_t *o, *rows;
 
 	pthread_mutex_lock(&p->mu);
-	o = p->plan ? json_deep_copy(p->plan) : json_pack("{s:n,s:s,s:n,s:[]}", "ts", "mode",
-			hive_power_mode_name(p->set.mode), "target_w", "miners");
+	rows = json_array();
+	for (size_t i = 0; rows && i < p->n_plan; i++) {
+		const struct plan_row *w = &p->plan[i];
+
+		json_array_append_new(rows, json_pack("{s:s,s:s?,s:s?,s:s?,s:o,s:o,s:o,s:s?,s:b}",
+			"id", w->mac, "model", w->model[0] ? w->model : NULL,
+			"current", w->current[0] ? w->current : NULL,
+			"planned", w->planned[0] ? w->planned : NULL,
+			"watts_now", jnum(w->watts_now), "watts_planned", jnum(w->watts_planned),
+			"th_planned", isfinite(w->th_planned) ? json_real(w->th_planned) : json_null(),
+			"reason", w->reason, "changed", w->changed));
+	}
+	o = json_pack("{s:o,s:s,s:o,s:b,s:o,s:o,s:o}",
+		      "ts", p->plan ? json_integer(p->plan_head.ts) : json_null(),
+		      "mode", hive_power_mode_name(p->plan ? p->plan_head.mode : p->set.mode),
+		      "target_w", p->plan ? jnum(p->plan_head.target_w) : json_null(),
+		      "feasible", p->plan ? p->plan_head.feasible : true,
+		      "expected_w", p->plan ? jnum(p->plan_head.expected_w) : json_null(),
+		      "expected_th", p->plan ? json_real(p->plan_head.expected_th) : json_null(),
+		      "miners", rows ? rows : json_array());
 	pthread_mutex_unlock(&p->mu);
 	return o;
 }
