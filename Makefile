@@ -61,10 +61,16 @@ TEST_BIN := $(UNIT_SRC:tests/%.c=$(BIN)/tests/%) $(E2E_SRC:tests/%.c=$(BIN)/test
 BENCH_SRC := $(wildcard tests/bench/bench_*.c)
 BENCH_BIN := $(BENCH_SRC:tests/%.c=$(BIN)/tests/%)
 
+# hivectl: the API's command-line client (docs/hivectl.md): libcurl and
+# jansson only, no libhive.
+HIVECTL_SRC := $(wildcard hivectl/*.c)
+HIVECTL_OBJ := $(HIVECTL_SRC:%.c=$(BUILD)/%.o)
+HIVECTL_LIBS := $(shell pkg-config --libs libcurl jansson 2>/dev/null || echo -lcurl -ljansson)
+
 # A daemon is built once its folder has its main file.
 BUILT_DAEMONS := $(foreach d,$(DAEMONS),$(if $(wildcard $(d)/$(d).c),$(d)))
 PROGRAMS := $(BUILT_DAEMONS:%=$(BIN)/%) $(if $(SIM_SRC),$(BIN)/minersim) \
-            $(if $(PLANT_SRC),$(BIN)/plantsim)
+            $(if $(PLANT_SRC),$(BIN)/plantsim) $(if $(HIVECTL_SRC),$(BIN)/hivectl)
 
 .PHONY: all test run bench fuzz clean deps deps-test check-format
 all: $(PROGRAMS)
@@ -73,7 +79,7 @@ all: $(PROGRAMS)
 # Installed only when missing, so a fresh Debian 12 machine needs no setup.
 DEB_BUILD := gcc make pkg-config libnng-dev libcurl4-openssl-dev libsqlite3-dev \
              libjansson-dev libcivetweb-dev libcmocka-dev libmodbus-dev
-DEB_TEST  := curl sqlite3 iproute2 docker-compose prometheus chromium
+DEB_TEST  := curl sqlite3 iproute2 docker-compose prometheus chromium systemd
 DEB_BENCH := wrk
 DEB_FUZZ  := clang libclang-rt-14-dev
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
@@ -117,6 +123,10 @@ $(BIN)/minersim: $(SIM_OBJ) $(LIBHIVE)
 $(BIN)/plantsim: $(PLANT_OBJ) $(LIBHIVE)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BIN)/hivectl: $(HIVECTL_OBJ)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(HIVECTL_LIBS)
 
 # Tests named test_<daemon>_*.c also link that daemon's objects (all but main).
 test_daemon_objs = $(foreach d,$(DAEMONS),$(if $(findstring /test_$(d)_,$(1)),$($(d)_LIBOBJ)))
@@ -177,6 +187,47 @@ bus-doc: $(BIN)/tests/unit/test_msg
 	  /^<!-- topics:end -->/ { printf "%s", doc; skip = 0 } !skip { print } \
 	  /^<!-- topics:begin -->/ { skip = 1 }' docs/bus.md > build/bus.md.new && mv build/bus.md.new docs/bus.md
 	@echo "docs/bus.md: topic list rewritten from the tables"
+
+# ---------------------------------------------------------------- install
+# A host install without Docker (docs/install.md): the daemons and hivectl,
+# the dashboard, a config, the systemd units and their system user. It copies
+# what `make` built and builds nothing, so `sudo make install` compiles
+# nothing as root. An existing config is kept; modes do not follow umask.
+PREFIX      ?= /usr/local
+SYSCONFDIR  ?= /etc
+UNITDIR     ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+INSTALL_PROGS := $(filter $(BUILT_DAEMONS:%=$(BIN)/%) $(BIN)/hivectl,$(PROGRAMS))
+INSTALL_UNITS := $(wildcard etc/systemd/*.service)
+# The shipped units and config name the default PREFIX and /etc.
+INSTALL_SED := s|/usr/local/|$(PREFIX)/|g; s|/etc/powerhive/|$(SYSCONFDIR)/powerhive/|g
+SHARE := $(DESTDIR)$(PREFIX)/share/powerhive
+.PHONY: install uninstall
+install:
+	@for p in $(INSTALL_PROGS); do [ -x "$$p" ] || { echo "install: $$p is missing: run make first" >&2; exit 1; }; done
+	install -d -m 0755 '$(DESTDIR)$(PREFIX)/bin' '$(DESTDIR)$(UNITDIR)' '$(DESTDIR)$(SYSUSERSDIR)' \
+	  '$(DESTDIR)$(SYSCONFDIR)/powerhive' '$(SHARE)'
+	install -m 0755 $(INSTALL_PROGS) '$(DESTDIR)$(PREFIX)/bin/'
+	rm -rf '$(SHARE)/web'
+	cd web && find . -type d -exec install -d -m 0755 '$(SHARE)/web/{}' \; && \
+	  find . -type f -exec install -m 0644 {} '$(SHARE)/web/{}' \;
+	for u in $(INSTALL_UNITS); do sed '$(INSTALL_SED)' $$u > '$(DESTDIR)$(UNITDIR)'/$${u##*/} && \
+	  chmod 0644 '$(DESTDIR)$(UNITDIR)'/$${u##*/} || exit 1; done
+	install -m 0644 etc/systemd/sysusers.d/powerhive.conf '$(DESTDIR)$(SYSUSERSDIR)/powerhive.conf'
+	sed '$(INSTALL_SED)' etc/powerhive.host.json > '$(SHARE)/powerhive.json.example' && \
+	  chmod 0644 '$(SHARE)/powerhive.json.example'
+	@if [ -z '$(DESTDIR)' ] && command -v systemd-sysusers >/dev/null; then \
+	  systemd-sysusers '$(SYSUSERSDIR)/powerhive.conf' || exit 1; fi
+	@cfg='$(DESTDIR)$(SYSCONFDIR)/powerhive/powerhive.json'; \
+	if [ -e "$$cfg" ]; then echo "install: kept $$cfg"; else \
+	  (umask 027 && sed '$(INSTALL_SED)' etc/powerhive.host.json > "$$cfg") || exit 1; \
+	  if [ -z '$(DESTDIR)' ] && getent group powerhive >/dev/null; then chgrp powerhive "$$cfg" || exit 1; fi; \
+	  echo "install: wrote $$cfg (set network.subnets: docs/install.md)"; fi
+uninstall:
+	rm -f $(foreach p,$(DAEMONS) hivectl,'$(DESTDIR)$(PREFIX)/bin/$(p)') \
+	  $(INSTALL_UNITS:etc/systemd/%='$(DESTDIR)$(UNITDIR)/%') '$(DESTDIR)$(SYSUSERSDIR)/powerhive.conf'
+	rm -rf '$(SHARE)'
+	@echo "uninstall: kept $(DESTDIR)$(SYSCONFDIR)/powerhive, /var/lib/powerhive and the powerhive user"
 
 run: deps
 	@$(MAKE) --no-print-directory all
