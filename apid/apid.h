@@ -1,6 +1,7 @@
 /* apid.h — the hub as the HTTP handlers see it (hub.c): the config, the
  * database's path, and the writes they may ask for. The hub's state
- * (core.h) stays out of their sight; health and metrics are in health.h. */
+ * (core.h) stays out of their sight; health and metrics are in health.h
+ * and metrics.h. */
 #ifndef APID_H
 #define APID_H
 

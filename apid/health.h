@@ -1,6 +1,6 @@
 /* health — what apid knows about the fleet's plumbing and the fleet's
- * totals: the JSON of GET /api/health and hive.control.health, and the
- * same as Prometheus text for GET /metrics.
+ * totals: the JSON of GET /api/health and hive.control.health (metrics.h
+ * renders the same for GET /metrics).
  *
  * Health is asked for by HTTP workers, the control thread and the main
  * loop's watch. The fleet totals come from one query on a read-only
@@ -27,9 +27,5 @@ void apid_health_free(struct apid_health *h);
  * subnet, the fleet totals (null when a->health is NULL or the database
  * cannot be read). Thread-safe. New reference, NULL when out of memory. */
 json_t *apid_health(struct apid *a);
-
-/* The health document in the Prometheus text exposition format;
- * malloc'd, caller frees; NULL when out of memory. */
-char *apid_metrics(struct apid *a);
 
 #endif

@@ -26,6 +26,7 @@
 #include "hive/cfg.h"
 #include "hive/clock.h"
 #include "hive/log.h"
+#include "metrics.h"
 
 #define HTTP_THREADS   "8"
 #define URI_MAX        2048

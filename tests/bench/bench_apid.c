@@ -19,9 +19,10 @@
  *      ceiling. BENCH_ROUNDS (2) rounds of BENCH_SECONDS (2) s each,
  *      taking turns; the best is kept.
  *   3. GET /api/miners?limit=10000: every miner with its latest status
- *      (libcurl, 5 times: least and median); GET /api/health with the
- *      fleet totals computed, not cached (least of 3); apid's RSS along
- *      the way and at the end.
+ *      (libcurl, 5 times: least and median); GET /metrics, the same
+ *      10,000 miners as per-miner series (5 times: least, median, size);
+ *      GET /api/health with the fleet totals computed, not cached (least
+ *      of 3); apid's RSS along the way and at the end.
  *
  * Prints "figure: bench apid ..." lines with figures and ratios. Exits
  * non-zero when an event is lost or refused, an HTTP answer is not 200, or
@@ -58,6 +59,9 @@
  * the history instead of the pointer would be ~50x slower */
 #define TARGET_MINERS100_PER_S 300.0
 #define TARGET_ALL_MINERS_MS   1000.0  /* GET /api/miners?limit=10000, least of 5 */
+/* GET /metrics with ~14 series per miner (~11 MB at 10,000 miners), least
+ * of 5; a Prometheus scrape timeout is 10 s by default */
+#define TARGET_METRICS_MS      1000.0
 /* health with fleet totals computed; ~15 ms, a plan that reads the
  * history instead of each miner's pointer takes seconds */
 #define TARGET_HEALTH_MS       250.0
@@ -591,6 +595,43 @@ static int all_miners(struct apid *a, double *least, double *median, size_t *byt
 	return 0;
 }
 
+/* GET /metrics, 5 times: least and median ms, the size, and how many
+ * per-miner series came (every miner must have its powerhive_miner_info).
+ * -1 on a bad answer. */
+static int metrics_scrape(struct apid *a, double *least, double *median, size_t *bytes,
+			  long *series)
+{
+	const char *hdr[] = { "Authorization: Bearer " TOKEN, NULL };
+	char url[128];
+	double ms[5];
+
+	snprintf(url, sizeof(url), "%s/metrics", a->base);
+	for (int i = 0; i < 5; i++) {
+		char *body = NULL, *p;
+		long status = 0, info = 0;
+		long long t0 = hive_mono_ms();
+		int rc = tl_http("GET", url, hdr, NULL, &body, &status);
+
+		ms[i] = (double)(hive_mono_ms() - t0);
+		*bytes = body ? strlen(body) : 0;
+		*series = 0;
+		for (p = body; p && (p = strstr(p, "\npowerhive_miner_")); p++) {
+			*series += strncmp(p, "\npowerhive_miner_errors_", 24) != 0;
+			info += strncmp(p, "\npowerhive_miner_info{", 22) == 0;
+		}
+		free(body);
+		if (rc < 0 || status != 200 || info != MINERS) {
+			fprintf(stderr, "bench_apid: GET %s: status %ld, %ld powerhive_miner_info\n",
+				url, status, info);
+			return -1;
+		}
+	}
+	qsort(ms, 5, sizeof(ms[0]), cmp_double);
+	*least = ms[0];
+	*median = ms[2];
+	return 0;
+}
+
 /* GET /api/health with the fleet totals computed (one pass over the
  * miners joined to their latest status), not taken from health's 1 s
  * cache: waits the cache out and keeps the answers whose fleet.ts_ms is
@@ -668,7 +709,7 @@ int main(void)
 		{ "/api/miners?limit=100", true, TARGET_MINERS100_PER_S, 0, 0 },
 	};
 	size_t all_bytes = 0;
-	long rss, hwm, ingest_hwm = -1;
+	long rss, hwm, ingest_hwm = -1, series = 0;
 	int failures = 0, st;
 	bool http_ok = true;
 
@@ -749,6 +790,19 @@ int main(void)
 			failures++;
 		}
 	}
+	if (metrics_scrape(&a, &least, &median, &all_bytes, &series) < 0) {
+		failures++;
+	} else {
+		printf("figure: bench apid GET /metrics over %d miners ms=%.0f (median %.0f, %zu "
+		       "bytes, %ld per-miner series; target <= %.0f)\n", MINERS, least, median,
+		       all_bytes, series, TARGET_METRICS_MS);
+		if (least > TARGET_METRICS_MS) {
+			fprintf(stderr, "bench_apid: GET /metrics took %.0f ms, over %.0f\n", least,
+				TARGET_METRICS_MS);
+			failures++;
+		}
+	}
+	print_rss(&a, "after GET /metrics");
 	health_ms = health_computed(&a, 3);
 	printf("figure: bench apid GET /api/health fleet totals computed over %d miners "
 	       "(%d statuses) ms=%.0f (least of 3; target <= %.0f)\n", MINERS, EVENTS, health_ms,

@@ -22,6 +22,7 @@
 #include "../../apid/core.h"
 #include "../../apid/feed.h"
 #include "../../apid/health.h"
+#include "../../apid/metrics.h"
 #include "../../apid/ingest.h"
 #include "../../apid/traffic.h"
 #include "../../apid/sched.h"
@@ -372,14 +373,30 @@ static void test_control(void **state)
 	json_decref(r);
 }
 
+/* promtool finds nothing to say about the metrics text m. */
+static void promtool_check(struct fx *f, const char *m)
+{
+	char path[1100], cmd[1300];
+
+	snprintf(path, sizeof(path), "%s/metrics.txt", f->dir);
+	assert_int_equal(tl_write_file(path, m), 0);
+	if (system("command -v promtool >/dev/null 2>&1") == 0) {
+		snprintf(cmd, sizeof(cmd), "promtool check metrics < %s", path);
+		if (system(cmd) != 0)
+			fail_msg("promtool check metrics failed on:\n%s", m);
+	} else {
+		print_message("promtool not installed: metrics text not linted\n");
+	}
+}
+
 /* /metrics text passes promtool's checks and carries the figures. */
 static void test_metrics(void **state)
 {
 	struct fx *f = *state;
-	char path[1100], cmd[1300], *m;
+	char *m;
 
 	publish(f, HIVE_TOPIC_MINER_SEEN, "{\"mac\":\"aa:bb:cc:00:00:04\",\"ip\":\"127.0.0.4\","
-		"\"subnet\":\"127.0.0.0/24\"}");
+		"\"subnet\":\"127.0.0.0/24\",\"hostname\":\"rig \\\"7\\\"\\\\x\"}");
 	publish(f, HIVE_TOPIC_SWEEP_DONE, "{\"subnet\":\"127.0.0.0/24\",\"macs\":[],\"started\":1,"
 		"\"duration_ms\":1500,\"probed\":254,\"answered\":0,\"miners\":0}");
 	publish(f, HIVE_TOPIC_HEARTBEAT, "{\"daemon\":\"pollerd\",\"host\":\"h \\\"q\\\"\","
@@ -395,15 +412,13 @@ static void test_metrics(void **state)
 	assert_non_null(strstr(m, "powerhive_daemon_value{source=\"pollerd/test/7\",name=\"jobs\"} 1\n"));
 	assert_non_null(strstr(m, "powerhive_jobs_sent_total{queue=\"status\"} 0\n"));
 	assert_non_null(strstr(m, "powerhive_workers_connected{queue=\"telemetry\"} 0\n"));
-	snprintf(path, sizeof(path), "%s/metrics.txt", f->dir);
-	assert_int_equal(tl_write_file(path, m), 0);
-	if (system("command -v promtool >/dev/null 2>&1") == 0) {
-		snprintf(cmd, sizeof(cmd), "promtool check metrics < %s", path);
-		if (system(cmd) != 0)
-			fail_msg("promtool check metrics failed on:\n%s", m);
-	} else {
-		print_message("promtool not installed: metrics text not linted\n");
-	}
+	/* A hostname's quotes and backslash, escaped; no model yet: ""; the
+	 * sweep that found nobody took the miner offline. */
+	assert_non_null(strstr(m, "\npowerhive_miner_info{mac=\"aa:bb:cc:00:00:04\",model=\"\","
+			       "ip=\"127.0.0.4\",hostname=\"rig \\\"7\\\"\\\\x\"} 1\n"));
+	assert_non_null(strstr(m, "\npowerhive_miner_state{mac=\"aa:bb:cc:00:00:04\",model=\"\","
+			       "state=\"offline\"} 1\n"));
+	promtool_check(f, m);
 	free(m);
 }
 
@@ -534,6 +549,50 @@ static void test_fleet(void **state)
 	assert_non_null(strstr(m, "\npowerhive_fleet_errors 2\n"));
 	assert_non_null(strstr(m, "\npowerhive_fleet_failure 1\n"));
 	assert_non_null(strstr(m, "\npowerhive_fleet_managed 1\n"));
+	/* The same cases per miner: status figures for online miners only,
+	 * the state of an offline miner and of one without a status, a last
+	 * error while newer than the status. */
+#define MINER(n) "{mac=\"aa:bb:cc:00:01:0" #n "\",model=\"s19\""
+	{
+		static const char *const has[] = {
+			"powerhive_miner_info" MINER(1) ",ip=\"127.0.1.1\",hostname=\"\"} 1",
+			"powerhive_miner_info" MINER(6) ",ip=\"127.0.1.6\",hostname=\"\"} 1",
+			"powerhive_miner_managed" MINER(1) "} 1",
+			"powerhive_miner_managed" MINER(2) "} 0",
+			"powerhive_miner_online" MINER(6) "} 0",
+			"powerhive_miner_online" MINER(7) "} 1",
+			"powerhive_miner_hashrate_ghs" MINER(1) "} 100000.5",
+			"powerhive_miner_hashrate_ghs" MINER(2) "} 50000.25",
+			"powerhive_miner_power_watts" MINER(1) "} 3000",
+			"powerhive_miner_power_measured" MINER(1) "} 1",
+			"powerhive_miner_power_measured" MINER(2) "} 0",
+			"powerhive_miner_state" MINER(1) ",state=\"mining\"} 1",
+			"powerhive_miner_state" MINER(3) ",state=\"failure\"} 1",
+			"powerhive_miner_state" MINER(5) ",state=\"auto-tuning\"} 1",
+			"powerhive_miner_state" MINER(6) ",state=\"offline\"} 1",
+			"powerhive_miner_state" MINER(7) ",state=\"unknown\"} 1",
+			"powerhive_miner_last_error" MINER(4) ",kind=\"timeout\"} 1",
+			"powerhive_miner_last_error" MINER(7) ",kind=\"timeout\"} 1",
+		};
+		static const char *const hasnt[] = {
+			"powerhive_miner_hashrate_ghs" MINER(6) "}",
+			"powerhive_miner_power_watts" MINER(7) "}",
+			"powerhive_miner_power_measured" MINER(3) "}",
+			"powerhive_miner_last_error" MINER(5) "}",
+		};
+		char line[200];
+
+		for (size_t i = 0; i < sizeof(has) / sizeof(has[0]); i++) {
+			snprintf(line, sizeof(line), "\n%s\n", has[i]);
+			if (!strstr(m, line))
+				fail_msg("no line %s in:\n%s", has[i], m);
+		}
+		for (size_t i = 0; i < sizeof(hasnt) / sizeof(hasnt[0]); i++)
+			if (strstr(m, hasnt[i]))
+				fail_msg("a line %s... in:\n%s", hasnt[i], m);
+	}
+#undef MINER
+	promtool_check(f, m);
 	free(m);
 
 	/* A newer status clears 04's error from the count; 03 recovers. */
@@ -562,6 +621,7 @@ static void test_fleet(void **state)
 	m = apid_metrics(b);
 	assert_non_null(m);
 	assert_null(strstr(m, "powerhive_fleet_"));
+	assert_null(strstr(m, "powerhive_miner_info"));
 	assert_non_null(strstr(m, "powerhive_up 1\n"));
 	free(m);
 	apid_health_free(b->health);
