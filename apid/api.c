@@ -20,6 +20,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/mman.h>
+#include <time.h>
 
 #include "hive/log.h"
 #include "store.h"
@@ -215,14 +216,109 @@ void api_out_json(struct api_req *r, json_t *j)
 		r->out_failed = true;
 }
 
-int api_out_send(struct api_req *r, int status)
+static int out_send(struct api_req *r, int status, const char *ctype, const char *extra)
 {
-	if (r->out_failed || out_reserve(r->worker, HDR_RESERVE + r->out_len + 1) < 0) {
+	if (r->out_failed || out_reserve(r->worker, HDR_RESERVE + r->out_len) < 0) {
 		log_errx("http out of memory building an answer bytes=%zu", r->out_len);
 		return api_error(r, 500, "out of memory");
 	}
-	r->worker->out[HDR_RESERVE + r->out_len++] = '\n';
-	return send_reserved(r, status, "application/json", NULL, r->out_len);
+	return send_reserved(r, status, ctype, extra, r->out_len);
+}
+
+int api_out_send(struct api_req *r, int status)
+{
+	api_out_raw(r, "\n", 1);
+	return out_send(r, status, "application/json", NULL);
+}
+
+/* ------------------------------------------------------------ CSV */
+
+int api_want_csv(struct api_req *r)
+{
+	const char *format = api_param(r, "format");
+	const char *accept = mg_get_header(r->conn, "Accept");
+
+	if (format) {
+		if (strcmp(format, "csv") == 0)
+			return 1;
+		if (strcmp(format, "json") == 0)
+			return 0;
+		api_error(r, 400, "format: must be json or csv, got '%.16s'", format);
+		return -1;
+	}
+	return accept && strcasestr(accept, "text/csv") ? 1 : 0;
+}
+
+/* One field, after a comma unless it is the first. Text that a spreadsheet
+ * would run as a formula (a hostname or an error message comes from the
+ * miner) gets a leading apostrophe, as OWASP advises for CSV injection. */
+static void csv_field(struct api_req *r, const char *text, size_t n, bool first, bool is_text)
+{
+	const char *end;
+	bool quoted, formula;
+
+	if (!first)
+		api_out_raw(r, ",", 1);
+	if (!text)
+		return;
+	end = text + n;
+	quoted = strcspn(text, ",\"\r\n") < n;
+	formula = is_text && n && text[0] && strchr("=+-@\t\r", text[0]);
+	if (quoted)
+		api_out_raw(r, "\"", 1);
+	if (formula)
+		api_out_raw(r, "'", 1);
+	while (text < end) {
+		const char *q = memchr(text, '"', (size_t)(end - text));
+		size_t k = q ? (size_t)(q - text) + 1 : (size_t)(end - text);
+
+		api_out_raw(r, text, k);
+		if (q)
+			api_out_raw(r, "\"", 1);   /* a quote is doubled */
+		text += k;
+	}
+	if (quoted)
+		api_out_raw(r, "\"", 1);
+}
+
+void api_out_csv_header(struct api_req *r, sqlite3_stmt *st)
+{
+	int n = sqlite3_column_count(st);
+
+	for (int i = 0; i < n; i++) {
+		const char *name = sqlite3_column_name(st, i);
+
+		csv_field(r, name, name ? strlen(name) : 0, i == 0, false);
+	}
+	api_out_raw(r, "\r\n", 2);
+}
+
+void api_out_csv_row(struct api_req *r, sqlite3_stmt *st)
+{
+	int n = sqlite3_column_count(st);
+
+	for (int i = 0; i < n; i++) {
+		int type = sqlite3_column_type(st, i);
+		const char *t = type == SQLITE_NULL ? NULL
+						    : (const char *)sqlite3_column_text(st, i);
+
+		csv_field(r, t, t ? (size_t)sqlite3_column_bytes(st, i) : 0, i == 0,
+			  type == SQLITE_TEXT);
+	}
+	api_out_raw(r, "\r\n", 2);
+}
+
+int api_out_send_csv(struct api_req *r, int status, const char *stem)
+{
+	char extra[192], stamp[32];
+	time_t now = time(NULL);
+	struct tm tm;
+
+	gmtime_r(&now, &tm);
+	strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", &tm);
+	snprintf(extra, sizeof(extra),
+		 "Content-Disposition: attachment; filename=\"%s-%s.csv\"\r\n", stem, stamp);
+	return out_send(r, status, "text/csv; charset=utf-8", extra);
 }
 
 int api_json(struct api_req *r, int status, json_t *body)

@@ -78,6 +78,29 @@ void api_out_json(struct api_req *r, json_t *j);
 /* Ends the body with a newline and sends it as application/json. */
 int api_out_send(struct api_req *r, int status);
 
+/* ---- CSV answers (RFC 4180) ----
+ * The same rows as the JSON answer, for spreadsheets: a header row, then
+ * one line per row, CRLF after each; a field holding a comma, a quote or a
+ * line break is quoted, its quotes doubled; SQL NULL is an empty field.
+ * Built row by row with api_out_start, like the JSON lists. */
+
+/* 1 when the client asks for CSV (?format=csv, or an Accept header naming
+ * text/csv), 0 for JSON (?format=json, or neither), -1 after a 400 for
+ * any other ?format. The handler must allow "format". */
+int api_want_csv(struct api_req *r);
+/* The names of st's columns (as the SQL's AS names them), as a row. */
+void api_out_csv_header(struct api_req *r, sqlite3_stmt *st);
+/* The row st stands on: every column, as SQLite writes it as text. */
+void api_out_csv_row(struct api_req *r, sqlite3_stmt *st);
+/* Sends the body as text/csv, an attachment named
+ * "<stem>-YYYYMMDD-HHMMSS.csv" (now, UTC); stem: [A-Za-z0-9._-] only. */
+int api_out_send_csv(struct api_req *r, int status, const char *stem);
+/* SQL for a CSV cell: a time in ms as "YYYY-MM-DD HH:MM:SS" (UTC), a flag
+ * as true/false; NULL stays NULL. */
+#define API_CSV_TIME(x) "strftime('%Y-%m-%d %H:%M:%S', (" x ") / 1000, 'unixepoch')"
+#define API_CSV_BOOL(x) \
+	"CASE WHEN (" x ") IS NULL THEN NULL WHEN (" x ") THEN 'true' ELSE 'false' END"
+
 /* ---- query parameters ---- */
 
 const char *api_param(const struct api_req *r, const char *name);

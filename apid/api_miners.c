@@ -23,6 +23,7 @@
 #define OFFSET_MAX         1000000000LL
 #define HISTORY_DEFAULT    100
 #define HISTORY_MAX        1000
+#define HISTORY_CSV_MAX    100000   /* ~150 bytes a row: 15 MB at most */
 #define TELEMETRY_DEFAULT  10
 #define TELEMETRY_MAX      1000
 #define RECENT_ERRORS      "20"
@@ -50,6 +51,36 @@ enum { C_STATUS = 21, C_CONFLICT = 36, C_POWER = 39, C_NCOLS = 42 };
 	"id, ts_ms, state, state_time, preset, hr_realtime_ghs, hr_average_ghs," \
 	" hr_nominal_ghs, chip_temp_max, pcb_temp_max, power_w, power_metered, fan_duty," \
 	" fans, hw_errors, chains, pools"
+
+/* The list as CSV (api.h): the JSON's fields flattened, under their JSON
+ * names; a time is text in UTC, so its name ends in _utc; fans is the
+ * JSON array of rpm. Over MINER_FROM, so the list's filters and sort keys
+ * apply as they are. */
+#define MINER_CSV_COLS \
+	"m.mac AS id, CASE WHEN m.online THEN m.ip END AS ip," \
+	" coalesce(m.last_ip, m.ip) AS last_ip, m.subnet AS subnet, m.model AS model," \
+	" m.miner_name AS miner_name, m.fw_name AS fw_name, m.fw_version AS fw_version," \
+	" m.hostname AS hostname, " API_CSV_BOOL("m.online") " AS online, " \
+	API_CSV_BOOL("m.managed") " AS managed, " API_CSV_BOOL("m.pinned") " AS pinned, " \
+	API_CSV_BOOL("coalesce(m.api_key, '') <> ''") " AS has_api_key, " \
+	API_CSV_BOOL("coalesce(m.unlock_pass, '') <> ''") " AS has_unlock_pass, " \
+	API_CSV_TIME("m.first_seen_ms") " AS first_seen_utc, " \
+	API_CSV_TIME("m.last_seen_ms") " AS last_seen_utc, " \
+	API_CSV_TIME("s.ts_ms") " AS status_utc, s.state AS state," \
+	" s.state_description AS state_description, s.state_time AS state_time," \
+	" s.preset AS preset, " STATUS_CSV_FIGURES ", " \
+	API_CSV_TIME("m.last_error_ms") " AS last_error_utc, m.last_error_op AS last_error_op," \
+	" m.last_error_kind AS last_error_kind, m.last_error AS last_error," \
+	" m.conflict AS conflict, " API_CSV_TIME("m.conflict_ms") " AS conflict_since_utc," \
+	" m.power_excluded AS power_excluded, " \
+	API_CSV_TIME("m.power_excluded_ms") " AS power_excluded_since_utc"
+/* A status's figures, in the CSV of the list and of the history. */
+#define STATUS_CSV_FIGURES \
+	"s.hr_realtime_ghs AS hr_realtime_ghs, s.hr_average_ghs AS hr_average_ghs," \
+	" s.hr_nominal_ghs AS hr_nominal_ghs, s.power_w AS power_w, " \
+	API_CSV_BOOL("s.power_metered") " AS power_metered, s.chip_temp_max AS chip_temp_max," \
+	" s.pcb_temp_max AS pcb_temp_max, s.fan_duty AS fan_duty, s.fans AS fans," \
+	" s.hw_errors AS hw_errors"
 
 /* Status columns from `c` on: id, ts, state ... hw_errors (15 columns). */
 static json_t *status_json(sqlite3_stmt *st, int c)
@@ -256,37 +287,21 @@ static int filter_where(struct api_req *r, const struct miner_filter *f, struct 
 	return 0;
 }
 
-int api_miners_list(struct api_req *r)
+/* ?sort and ?order as an ORDER BY clause; -1 after a 400. */
+static int list_order(struct api_req *r, char *out, size_t len)
 {
-	static const char *const allowed[] = { "limit", "offset", "state", "model", "managed",
-					       "online", "conflict", "q", "sort", "order", NULL };
-	struct list_query lq = { .nargs = 0 };
-	struct miner_filter f = { api_param(r, "state"), api_param(r, "model"), api_param(r, "q"),
-				  -1, -1, -1 };
-	long long limit, offset, total = -1;
-	const char *sort = api_param(r, "sort");
-	const char *order = api_param(r, "order"), *expr = "m.mac", *dir = "ASC";
-	char qlow[Q_MAX + 1], sql[3072];
-	int rc = SQLITE_DONE;
-	sqlite3_stmt *st;
+	const char *sort = api_param(r, "sort"), *order = api_param(r, "order");
+	const char *expr = "m.mac", *dir = "ASC";
 
-	if (api_params_allow(r, allowed) < 0 ||
-	    api_param_int(r, "limit", 1, LIST_LIMIT_MAX, LIST_LIMIT_DEFAULT, &limit) < 0 ||
-	    api_param_int(r, "offset", 0, OFFSET_MAX, 0, &offset) < 0 ||
-	    api_param_bool(r, "managed", &f.managed) < 0 ||
-	    api_param_bool(r, "online", &f.online) < 0 ||
-	    api_param_bool(r, "conflict", &f.conflict) < 0 ||
-	    filter_where(r, &f, &lq, qlow) < 0)
-		return r->status;
 	if (sort) {
 		size_t k;
 		for (k = 0; k < sizeof(sort_keys) / sizeof(sort_keys[0]); k++)
 			if (strcmp(sort, sort_keys[k].name) == 0)
 				break;
 		if (k == sizeof(sort_keys) / sizeof(sort_keys[0]))
-			return api_error(r, 400, "sort: unknown column '%.32s' (known: mac, ip, model, "
-				"hostname, state, preset, hashrate, hr_average, power, temp, fan, "
-				"managed, online, last_seen, first_seen, last_error)", sort);
+			return api_error(r, 400, "sort: unknown column '%.32s' (known: mac, ip, "
+				"model, hostname, state, preset, hashrate, hr_average, power, temp, fan, "
+				"managed, online, last_seen, first_seen, last_error)", sort), -1;
 		expr = sort_keys[k].expr;
 	}
 	if (order) {
@@ -295,20 +310,73 @@ int api_miners_list(struct api_req *r)
 		else if (strcmp(order, "desc") == 0)
 			dir = "DESC";
 		else
-			return api_error(r, 400, "order: must be asc or desc, got '%.16s'", order);
+			return api_error(r, 400, "order: must be asc or desc, got '%.16s'",
+					 order), -1;
 	}
+	if (strcmp(expr, "m.mac") == 0)
+		snprintf(out, len, " ORDER BY m.mac %s", dir);
+	else
+		snprintf(out, len, " ORDER BY %s %s NULLS LAST, m.mac %s", expr, dir, dir);
+	return 0;
+}
+
+/* The list as CSV, row by row: every match unless ?limit says otherwise. */
+static int list_csv(struct api_req *r, const struct list_query *lq, const char *order,
+		    long long limit, long long offset)
+{
+	char sql[8192];
+	sqlite3_stmt *st;
+	int rc, n;
+
+	n = snprintf(sql, sizeof(sql), "SELECT %s" MINER_FROM "%s%s LIMIT ?%d OFFSET ?%d",
+		     MINER_CSV_COLS, lq->where, order, lq->nargs + 1, lq->nargs + 2);
+	if (n < 0 || (size_t)n >= sizeof(sql))
+		return api_error(r, 500, "query too long");
+	if (!(st = api_stmt(r, sql)))
+		return r->status;
+	if (bind_filters(st, lq) < 0 || sqlite3_bind_int64(st, lq->nargs + 1, limit) != SQLITE_OK ||
+	    sqlite3_bind_int64(st, lq->nargs + 2, offset) != SQLITE_OK)
+		return api_db_fail(r, st);
+	api_out_start(r);
+	api_out_csv_header(r, st);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		api_out_csv_row(r, st);
+	if (rc != SQLITE_DONE)
+		return api_db_fail(r, st);
+	return api_out_send_csv(r, 200, "miners");
+}
+
+int api_miners_list(struct api_req *r)
+{
+	static const char *const allowed[] = { "limit", "offset", "state", "model", "managed",
+					       "online", "conflict", "q", "sort", "order",
+					       "format", NULL };
+	struct list_query lq = { .nargs = 0 };
+	struct miner_filter f = { api_param(r, "state"), api_param(r, "model"), api_param(r, "q"),
+				  -1, -1, -1 };
+	long long limit, offset, total = -1;
+	char qlow[Q_MAX + 1], order[160], sql[3072];
+	int rc = SQLITE_DONE, csv;
+	sqlite3_stmt *st;
+
+	/* CSV is an export: the whole match by default (LIMIT -1). */
+	if (api_params_allow(r, allowed) < 0 || (csv = api_want_csv(r)) < 0 ||
+	    api_param_int(r, "limit", 1, LIST_LIMIT_MAX, csv ? -1 : LIST_LIMIT_DEFAULT,
+			  &limit) < 0 ||
+	    api_param_int(r, "offset", 0, OFFSET_MAX, 0, &offset) < 0 ||
+	    api_param_bool(r, "managed", &f.managed) < 0 ||
+	    api_param_bool(r, "online", &f.online) < 0 ||
+	    api_param_bool(r, "conflict", &f.conflict) < 0 ||
+	    filter_where(r, &f, &lq, qlow) < 0 || list_order(r, order, sizeof(order)) < 0)
+		return r->status;
+	if (csv)
+		return list_csv(r, &lq, order, limit, offset);
 
 	/* One statement, one read transaction: the page, with the total from
 	 * a subquery SQLite runs once. */
-	if (strcmp(expr, "m.mac") == 0)
-		snprintf(sql, sizeof(sql), "SELECT " MINER_COLS ", (SELECT count(*) FROM %s%s)"
-			 MINER_FROM "%s ORDER BY m.mac %s LIMIT ?%d OFFSET ?%d", count_from(&lq),
-			 lq.where, lq.where, dir, lq.nargs + 1, lq.nargs + 2);
-	else
-		snprintf(sql, sizeof(sql), "SELECT " MINER_COLS ", (SELECT count(*) FROM %s%s)"
-			 MINER_FROM "%s ORDER BY %s %s NULLS LAST, m.mac %s LIMIT ?%d OFFSET ?%d",
-			 count_from(&lq), lq.where, lq.where, expr, dir, dir, lq.nargs + 1,
-			 lq.nargs + 2);
+	snprintf(sql, sizeof(sql), "SELECT " MINER_COLS ", (SELECT count(*) FROM %s%s)"
+		 MINER_FROM "%s%s LIMIT ?%d OFFSET ?%d", count_from(&lq), lq.where, lq.where,
+		 order, lq.nargs + 1, lq.nargs + 2);
 	st = api_stmt(r, sql);
 	if (!st)
 		return r->status;
@@ -652,14 +720,14 @@ out:
 /* ------------------------------------------------------------ history */
 
 /* What the history handlers share: ?limit (1 to max, default def) and
- * ?before, and ?brief when brief is not NULL; the miner must exist; sql
- * takes ?1 = mac, ?2 = before, ?3 = limit. The statement, bound, or NULL
- * after an answer. */
+ * ?before, and ?brief and ?format when brief is not NULL; the miner must
+ * exist; sql takes ?1 = mac, ?2 = before, ?3 = limit. The statement,
+ * bound, or NULL after an answer. */
 static sqlite3_stmt *history_query(struct api_req *r, const char *mac, const char *sql,
 				   long long max, long long def, int *brief)
 {
 	static const char *const plain[] = { "limit", "before", NULL };
-	static const char *const with_brief[] = { "limit", "before", "brief", NULL };
+	static const char *const with_brief[] = { "limit", "before", "brief", "format", NULL };
 	long long limit, before;
 	sqlite3_stmt *st;
 
@@ -686,15 +754,48 @@ static void history_head(struct api_req *r, const char *mac, const char *what)
 	api_out_raw(r, head, (size_t)n);
 }
 
+/* The history as CSV: the statuses' figures, without chains and pools,
+ * so a page may be far longer than the JSON's. */
+static int statuses_csv(struct api_req *r, const char *mac)
+{
+	static const char sql[] =
+		"SELECT " API_CSV_TIME("s.ts_ms") " AS ts_utc, s.state AS state,"
+		" s.state_description AS state_description, s.state_time AS state_time,"
+		" s.preset AS preset, " STATUS_CSV_FIGURES " FROM statuses s"
+		" WHERE s.mac = ? AND s.ts_ms < ? ORDER BY s.ts_ms DESC, s.id DESC LIMIT ?";
+	int brief, rc;
+	sqlite3_stmt *st = history_query(r, mac, sql, HISTORY_CSV_MAX, HISTORY_DEFAULT, &brief);
+	char stem[64];
+
+	if (!st)
+		return r->status;
+	/* The MAC with dashes: a colon is not allowed in a Windows file name. */
+	snprintf(stem, sizeof(stem), "statuses-%s", mac);
+	for (char *c = stem; *c; c++)
+		if (*c == ':')
+			*c = '-';
+	api_out_start(r);
+	api_out_csv_header(r, st);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		api_out_csv_row(r, st);
+	if (rc != SQLITE_DONE)
+		return api_db_fail(r, st);
+	return api_out_send_csv(r, 200, stem);
+}
+
 int api_miner_statuses(struct api_req *r, const char *mac)
 {
 	static const char sql[] = "SELECT " STATUS_COLS " FROM statuses WHERE mac = ?"
 				  " AND ts_ms < ? ORDER BY ts_ms DESC, id DESC LIMIT ?";
-	int brief, rc;
-	sqlite3_stmt *st = history_query(r, mac, sql, HISTORY_MAX, HISTORY_DEFAULT, &brief);
+	int brief, rc, csv = api_want_csv(r);
+	sqlite3_stmt *st;
 	bool first = true;
 
-	if (!st)
+	if (csv < 0)
+		return r->status;
+	if (csv)
+		return statuses_csv(r, mac);
+	if (!(st = history_query(r, mac, sql, HISTORY_MAX, HISTORY_DEFAULT, &brief)))
 		return r->status;
 	/* Row by row into the answer: 1000 statuses with chains and pools
 	 * make ~1 MB. */

@@ -72,17 +72,25 @@ int api_power_plan(struct api_req *r)
 }
 
 /* Averages per step over [from, to): one point per step that has samples. */
+#define HISTORY_SQL \
+	"SELECT (ts_ms / ?3) * ?3 AS ts, CAST(AVG(generation_w) AS INTEGER) AS generation_w," \
+	" CAST(AVG(available_w) AS INTEGER) AS available_w," \
+	" CAST(AVG(target_w) AS INTEGER) AS target_w," \
+	" CAST(AVG(estimate_w) AS INTEGER) AS estimate_w," \
+	" CAST(AVG(measured_w) AS INTEGER) AS measured_w" \
+	" FROM power_samples WHERE ts_ms >= ?1 AND ts_ms < ?2 GROUP BY ts_ms / ?3 ORDER BY 1"
+
 int api_power_history(struct api_req *r)
 {
-	static const char *const allowed[] = { "from", "to", "step", NULL };
+	static const char *const allowed[] = { "from", "to", "step", "format", NULL };
 	static const char *const names[] = { "ts", "generation_w", "available_w", "target_w",
 					     "estimate_w", "measured_w", NULL };
 	long long now = hive_wall_ms(), from, to, step;
 	sqlite3_stmt *st;
 	json_t *series, *o;
-	int rc;
+	int rc, csv;
 
-	if (api_params_allow(r, allowed) < 0 ||
+	if (api_params_allow(r, allowed) < 0 || (csv = api_want_csv(r)) < 0 ||
 	    api_param_int(r, "to", 0, ID_MAX, now, &to) < 0 ||
 	    api_param_int(r, "from", 0, ID_MAX, to - 3600 * 1000LL, &from) < 0 ||
 	    api_param_int(r, "step", 1, 86400, 15, &step) < 0)
@@ -92,16 +100,25 @@ int api_power_history(struct api_req *r)
 	if ((to - from) / (step * 1000) > HISTORY_POINTS_MAX)
 		return api_error(r, 400, "step: %lld s gives more than %d points from %lld to %lld",
 				 step, HISTORY_POINTS_MAX, from, to);
-	st = api_stmt(r, "SELECT (ts_ms / ?3) * ?3, CAST(AVG(generation_w) AS INTEGER), "
-			 "CAST(AVG(available_w) AS INTEGER), CAST(AVG(target_w) AS INTEGER), "
-			 "CAST(AVG(estimate_w) AS INTEGER), CAST(AVG(measured_w) AS INTEGER) "
-			 "FROM power_samples WHERE ts_ms >= ?1 AND ts_ms < ?2 "
-			 "GROUP BY ts_ms / ?3 ORDER BY 1");
+	/* CSV: the same points, the time as UTC text. */
+	st = api_stmt(r, csv ? "SELECT " API_CSV_TIME("ts") " AS ts_utc, generation_w,"
+			       " available_w, target_w, estimate_w, measured_w"
+			       " FROM (" HISTORY_SQL ") ORDER BY ts"
+			     : HISTORY_SQL);
 	if (!st)
 		return r->status;
 	sqlite3_bind_int64(st, 1, from);
 	sqlite3_bind_int64(st, 2, to);
 	sqlite3_bind_int64(st, 3, step * 1000);
+	if (csv) {
+		api_out_start(r);
+		api_out_csv_header(r, st);
+		while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+			api_out_csv_row(r, st);
+		if (rc != SQLITE_DONE)
+			return api_db_fail(r, st);
+		return api_out_send_csv(r, 200, "power-history");
+	}
 	series = json_array();
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		json_t *pt = json_object();

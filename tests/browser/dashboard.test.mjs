@@ -371,6 +371,139 @@ test('filters: model, text search, online, paging', async () => {
 	await until('back to the first page', async () => !page.url().includes('offset='));
 });
 
+// ---------------------------------------------------------------- CSV exports, phone
+
+// RFC 4180, strictly: records end in CRLF; a quoted field may hold commas,
+// line breaks and doubled quotes. Returns the records (arrays of fields).
+function parseCsv(text) {
+	const recs = [];
+	let rec = [], i = 0;
+	while (i < text.length) {
+		let v = '';
+		if (text[i] === '"') {
+			for (i++; ; i++) {
+				check(i < text.length, 'CSV: an unterminated quoted field');
+				if (text[i] === '"' && text[i + 1] === '"') {
+					v += '"';
+					i++;
+				} else if (text[i] === '"') {
+					i++;
+					break;
+				} else {
+					v += text[i];
+				}
+			}
+		} else {
+			while (i < text.length && !/[,\r\n]/.test(text[i])) {
+				check(text[i] !== '"', `CSV: a bare quote in record ${recs.length + 1}`);
+				v += text[i++];
+			}
+		}
+		rec.push(v);
+		if (text[i] === ',') {
+			i++;
+			continue;
+		}
+		check(text.startsWith('\r\n', i), `CSV: record ${recs.length + 1} does not end in CRLF`);
+		i += 2;
+		recs.push(rec);
+		rec = [];
+	}
+	check(recs.length >= 1 && recs.every((r) => r.length === recs[0].length),
+		'CSV: no header row, or rows of different widths');
+	return recs;
+}
+
+// Clicks an Export CSV button; the file the browser saved, parsed.
+async function exportCsv(selector) {
+	const [dl] = await Promise.all([page.waitForEvent('download', { timeout: 15000 }),
+		page.click(selector)]);
+	const file = await dl.path();
+	const recs = parseCsv(fs.readFileSync(file, 'utf8'));
+	fs.copyFileSync(file, path.join(ART, dl.suggestedFilename()));
+	return { name: dl.suggestedFilename(), header: recs[0], rows: recs.slice(1) };
+}
+
+test('Export CSV saves every miner the filter matches, in the table\'s order', async () => {
+	await page.goto(base + '/#/miners');
+	await tableSettled();
+	const models = (await api('GET', '/api/models')).models;
+	const alias = models.find((m) => m.miners > 0 && m.miners < MINERS)?.alias || models[0].alias;
+	await page.selectOption('select[name=model]', alias);
+	await until('model= in the address', async () => page.url().includes(`model=${alias}`));
+	await page.click('th[data-key=hashrate] button');
+	await until('sort=hashrate', async () => /sort=hashrate&order=desc/.test(page.url()));
+	await tableSettled();
+	const before = apiRequests.length;
+	const csv = await exportCsv('form.filters [data-export]');
+	const asked = apiRequests.slice(before).find((u) => u.includes('format=csv'));
+	check(asked && asked.includes(`model=${alias}`) && asked.includes('sort=hashrate') &&
+		!/[?&](limit|offset)=/.test(asked), `the export asked ${asked}`);
+	check(/^miners-\d{8}-\d{6}\.csv$/.test(csv.name), `file name ${csv.name}`);
+	const want = await api('GET', `/api/miners?model=${alias}&limit=10000`);
+	const col = (k) => csv.header.indexOf(k);
+	check(col('id') === 0 && col('hr_realtime_ghs') > 0 && col('last_seen_utc') > 0, `header ${csv.header}`);
+	check(csv.rows.length === want.total, `${csv.rows.length} rows saved, the API counts ${want.total} ${alias}`);
+	check(csv.rows.every((r) => r[col('model')] === alias), 'a row of another model');
+	const ids = new Set(want.miners.map((m) => m.id));
+	check(csv.rows.every((r) => ids.has(r[0])), 'a miner the API does not list');
+	// Sorted as the table: hashrate, largest first, miners without one last.
+	const hr = csv.rows.map((r) => (r[col('hr_realtime_ghs')] === '' ? -1 : Number(r[col('hr_realtime_ghs')])));
+	check(hr.every((x, i) => i === 0 || x <= hr[i - 1]), `not sorted by hashrate: ${hr.slice(0, 6)}`);
+	await until('a notice naming the file', async () => (await page.textContent('#toasts')).includes(csv.name));
+	console.log(`figure: CSV export of ${csv.rows.length} ${alias} miners, ${csv.header.length} columns (${csv.name})`);
+	await page.click('form.filters button[type=reset]');
+	await until('filters cleared', async () => !page.url().includes('model='));
+	await tableSettled();
+});
+
+test('at 390 px (a phone) the header and the miners table fit, the table scrolls in its card', async () => {
+	await page.setViewportSize({ width: 390, height: 844 });
+	try {
+		await page.goto(base + '/#/miners');
+		await tableSettled();
+		await until('the fleet header', async () => /\d/.test(await page.textContent('#fleet-hashrate')));
+		const sw = await page.evaluate(() => document.documentElement.scrollWidth);
+		check(sw <= 390, `the page is ${sw} px wide at 390`);
+		// The header's key figures and the tabs: shown, whole, inside the screen.
+		for (const sel of ['.brand', '.tabs a[data-view=power]', '#fleet-online', '#fleet-hashrate',
+			'#fleet-power', '#fleet-errors', '#fleet-suite', '#logout']) {
+			check(await page.isVisible(sel), `${sel} is not visible`);
+			const b = await page.locator(sel).boundingBox();
+			check(b && b.x >= 0 && b.x + b.width <= 390 && b.height > 0, `${sel} is outside the screen: ${JSON.stringify(b)}`);
+		}
+		for (const sel of ['#fleet-online', '#fleet-hashrate', '#fleet-power', '#fleet-errors'])
+			check(!/^\s*–?\s*$/.test(await page.textContent(sel)), `${sel} is empty`);
+		// The table is wider than the screen and scrolls inside its card.
+		const wrap = await page.$eval('.table-wrap:has(table.miners)', (w) => {
+			const r = w.getBoundingClientRect();
+			return { left: r.left, right: r.right, sw: w.scrollWidth, cw: w.clientWidth };
+		});
+		check(wrap.left >= 0 && wrap.right <= 390, `the table's card spans ${wrap.left}–${wrap.right}`);
+		check(wrap.sw > wrap.cw, 'the table does not scroll in its card');
+		await shot('miners-phone.png');
+		await page.$eval('.table-wrap:has(table.miners)', (w) => { w.scrollLeft = w.scrollWidth; });
+		const last = await page.locator('table.miners thead th:last-child').boundingBox();
+		check(last && last.x >= 0 && last.x + last.width <= 391, `the last column is not reachable: ${JSON.stringify(last)}`);
+		await shot('miners-phone-scrolled.png');
+		check(await page.isVisible('.pager [data-page=next]'), 'the pager is not shown');
+		await page.$eval('.table-wrap:has(table.miners)', (w) => { w.scrollLeft = 0; });
+		await shot('miners-phone-full.png', true);
+		check((await page.evaluate(() => document.documentElement.scrollWidth)) <= 390, 'the page got wider');
+		// A miner's page too.
+		await page.goto(base + `/#/miners/${encodeURIComponent((await rowIds())[0])}`);
+		await until('the detail view', async () => (await page.getAttribute('#view', 'data-loaded')) === 'true');
+		await until('the chip map', async () => (await page.getAttribute('#view', 'data-chipmap')) === 'true', 30000);
+		const dw = await page.evaluate(() => document.documentElement.scrollWidth);
+		await shot('detail-phone.png', true);
+		check(dw <= 390, `a miner's page is ${dw} px wide at 390`);
+	} finally {
+		await page.setViewportSize({ width: 1440, height: 900 });
+	}
+	await page.goto(base + '/#/miners');
+	await tableSettled();
+});
+
 let detailId;
 test('a miner\'s detail shows its chart, boards and chip map', async () => {
 	await tableSettled();
@@ -414,6 +547,21 @@ test('a miner\'s detail shows its chart, boards and chip map', async () => {
 	await page.$eval('.chipmaps', (e) => e.scrollIntoView());
 	await shot('detail-chipmap-grade.png');
 	await page.click('.seg label:has(input[value=temp])');
+});
+
+test('Export CSV on a miner\'s history saves the statuses the chart shows', async () => {
+	const n = Number(await page.inputValue('select[name=hist]'));
+	const had = (await api('GET', `/api/miners/${detailId}/statuses?limit=${n}&brief=true`)).statuses.length;
+	const csv = await exportCsv('.card-head [data-export]');
+	const now = (await api('GET', `/api/miners/${detailId}/statuses?limit=${n}&brief=true`)).statuses;
+	check(csv.name.startsWith(`statuses-${detailId.replace(/:/g, '-')}-`), `file name ${csv.name}`);
+	check(csv.header[0] === 'ts_utc' && csv.header.includes('hr_realtime_ghs'), `header ${csv.header}`);
+	// Statuses arrive every few seconds: between the two counts.
+	check(csv.rows.length >= Math.min(had, n) && csv.rows.length <= now.length && csv.rows.length <= n,
+		`${csv.rows.length} rows saved; the API had ${had}, then ${now.length} (limit ${n})`);
+	const st = csv.header.indexOf('state');
+	check(csv.rows.every((r) => r[st] !== '' && /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$/.test(r[0])), 'a row without state or time');
+	console.log(`figure: CSV export of ${csv.rows.length} statuses of ${detailId} (${csv.name})`);
 });
 
 test('toggling managed persists (detail and table)', async () => {

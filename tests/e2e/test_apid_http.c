@@ -1169,6 +1169,245 @@ static void test_throughput(void **state)
 	assert_true(rps > 500);
 }
 
+/* ------------------------------------------------------------ CSV exports */
+
+#define CSV_RECS   16
+#define CSV_FIELDS 64
+
+/* A CSV answer's records, each field malloc'd (csv_free). */
+struct csv {
+	int nrec;
+	int nf[CSV_RECS];
+	char *f[CSV_RECS][CSV_FIELDS];
+};
+
+static void csv_free(struct csv *c)
+{
+	for (int r = 0; r < CSV_RECS; r++)
+		for (int k = 0; k < CSV_FIELDS; k++)
+			free(c->f[r][k]);
+	memset(c, 0, sizeof(*c));
+}
+
+/* Parses p as RFC 4180 says, strictly: every record ends in CRLF, a quote
+ * only opens, doubles or closes a quoted field. 0 / -1. */
+static int csv_parse(const char *p, struct csv *c)
+{
+	memset(c, 0, sizeof(*c));
+	while (*p) {
+		int r = c->nrec;
+
+		if (r == CSV_RECS)
+			return -1;
+		for (;;) {
+			char buf[1024];
+			size_t n = 0;
+
+			if (*p == '"') {
+				for (p++;; p++) {
+					if (!*p)
+						return -1;
+					if (*p == '"' && p[1] != '"') {
+						p++;
+						break;
+					}
+					if (*p == '"')
+						p++;
+					if (n < sizeof(buf) - 1)
+						buf[n++] = *p;
+				}
+			} else {
+				for (; *p && *p != ',' && *p != '\r' && *p != '\n'; p++) {
+					if (*p == '"')
+						return -1;
+					if (n < sizeof(buf) - 1)
+						buf[n++] = *p;
+				}
+			}
+			buf[n] = '\0';
+			if (c->nf[r] == CSV_FIELDS)
+				return -1;
+			c->f[r][c->nf[r]++] = strdup(buf);
+			if (*p == ',') {
+				p++;
+				continue;
+			}
+			if (p[0] != '\r' || p[1] != '\n')
+				return -1;
+			p += 2;
+			break;
+		}
+		c->nrec++;
+	}
+	return 0;
+}
+
+/* Field `name` (by the header row) of record r. */
+static const char *csv_get(const struct csv *c, int r, const char *name)
+{
+	for (int k = 0; k < c->nf[0]; k++)
+		if (strcmp(c->f[0][k], name) == 0)
+			return c->f[r][k];
+	fail_msg("no column %s in the CSV", name);
+	return NULL;
+}
+
+/* GET target with the token (and extra header lines): the status, the
+ * answer's head (malloc'd, returned) and its body parsed into c. */
+static char *csv_fetch(const char *target, const char *extra, struct csv *c)
+{
+	char rq[1024], *ans, *sep;
+	int n = snprintf(rq, sizeof(rq), "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n%s\r\n%s"
+			 "Connection: close\r\n\r\n", target, api.auth, extra ? extra : "");
+
+	ans = raw_http(api.port, rq, (size_t)n, 5000);
+	sep = strstr(ans, "\r\n\r\n");
+	assert_non_null(sep);
+	if (raw_status(ans) != 200)
+		fprintf(stderr, "GET %s: %s\n", target, ans);
+	assert_int_equal(raw_status(ans), 200);
+	assert_non_null(strstr(ans, "\r\nContent-Type: text/csv; charset=utf-8\r\n"));
+	assert_non_null(strstr(ans, "\r\nContent-Disposition: attachment; filename=\""));
+	assert_int_equal(csv_parse(sep + 4, c), 0);
+	/* A header row, and every row as wide as it. */
+	assert_true(c->nrec >= 1);
+	for (int r = 1; r < c->nrec; r++)
+		assert_int_equal(c->nf[r], c->nf[0]);
+	sep[2] = '\0';
+	return ans;
+}
+
+#define CSV_MESSAGE "=1+1 \"bad key\", retry"
+
+static bool m3_error_stored(void *arg)
+{
+	long status = 0;
+	json_t *j = req(arg, "GET", "/api/miners/" M3, true, NULL, &status);
+	const char *msg = json_string_value(json_object_get(json_object_get(j, "last_error"),
+							    "message"));
+	bool ok = status == 200 && msg && strcmp(msg, CSV_MESSAGE) == 0;
+
+	json_decref(j);
+	return ok;
+}
+
+/* ?format=csv and Accept: text/csv: the list (its filters, sort and
+ * total), a miner's statuses and the fleet's power history. */
+static void test_csv_exports(void **state)
+{
+	struct hive_bus_opts o = {
+		.listen = false, .sendbuf = 64, .send_timeout_ms = 5000, .recv_timeout_ms = 1000,
+		.source = "test_apid_http/localhost/2", .boot = hive_wall_ms(),
+	};
+	char err[256] = "", *head, *t;
+	struct hive_bus *pub = hive_bus_open(HIVE_BUS_PUBLISH, ts_bus(&api.s, "events"), &o, err,
+					     sizeof(err));
+	long long deadline = hive_mono_ms() + 10000;
+	struct csv c;
+	json_t *j;
+
+	(void)state;
+	/* M3 (offline, so the fleet's error count stays) gets an error whose
+	 * message has a comma and quotes, and starts as a formula would. */
+	assert_non_null(pub);
+	while (hive_bus_peers(pub) < 1 && hive_mono_ms() < deadline)
+		usleep(20000);
+	usleep(100000);
+	send_event(pub, HIVE_TOPIC_MINER_ERROR, json_pack(
+		"{s:s,s:s,s:s,s:s,s:i,s:s}", "mac", M3, "ip", "127.77.0.13", "op", "provision",
+		"kind", "auth", "http_status", 401, "message", CSV_MESSAGE));
+	usleep(100000);
+	hive_bus_close(pub);
+	assert_int_equal(tl_wait_until(10000, m3_error_stored, &api), 0);
+
+	head = csv_fetch("/api/miners?format=csv", NULL, &c);
+	assert_non_null(strstr(head, "filename=\"miners-"));
+	free(head);
+	assert_string_equal(c.f[0][0], "id");
+	assert_int_equal(c.nrec - 1, 3);                /* every miner, not a page */
+	assert_string_equal(csv_get(&c, 1, "id"), M1);
+	assert_string_equal(csv_get(&c, 3, "id"), M3);
+	assert_string_equal(csv_get(&c, 1, "state"), "mining");
+	assert_string_equal(csv_get(&c, 1, "hr_realtime_ghs"), "91000.5");
+	assert_string_equal(csv_get(&c, 1, "fans"), "[4020,4080,3990,4110]");
+	assert_string_equal(csv_get(&c, 1, "power_metered"), "false");
+	assert_string_equal(csv_get(&c, 1, "has_api_key"), "true");
+	assert_string_equal(csv_get(&c, 3, "online"), "false");
+	assert_string_equal(csv_get(&c, 3, "ip"), "");
+	assert_string_equal(csv_get(&c, 3, "last_ip"), "127.77.0.13");
+	assert_string_equal(csv_get(&c, 3, "state"), "");   /* no status: empty fields */
+	assert_string_equal(csv_get(&c, 2, "last_error_kind"), "timeout");
+	/* Quoted, quotes doubled, the formula defused with an apostrophe. */
+	assert_string_equal(csv_get(&c, 3, "last_error"), "'" CSV_MESSAGE);
+	t = (char *)csv_get(&c, 1, "last_seen_utc");
+	assert_int_equal(strlen(t), 19);                    /* YYYY-MM-DD HH:MM:SS */
+	assert_true(t[4] == '-' && t[10] == ' ' && t[13] == ':');
+	csv_free(&c);
+	head = csv_fetch("/api/miners?format=csv&sort=hashrate&order=asc", NULL, &c);
+	free(head);
+	assert_string_equal(csv_get(&c, 1, "id"), M2);     /* as the JSON sorts */
+	assert_string_equal(csv_get(&c, 3, "id"), M3);
+	csv_free(&c);
+
+	/* Accept: text/csv, filtered: as many rows as the JSON's total. */
+	j = get_ok(&api, "/api/miners?online=true&sort=mac&order=desc");
+	head = csv_fetch("/api/miners?online=true&sort=mac&order=desc", "Accept: text/csv\r\n", &c);
+	free(head);
+	assert_int_equal(c.nrec - 1, json_integer_value(json_object_get(j, "total")));
+	assert_int_equal(c.nrec - 1, 2);
+	assert_string_equal(csv_get(&c, 1, "id"), M2);
+	json_decref(j);
+	csv_free(&c);
+	head = csv_fetch("/api/miners?format=csv&limit=1&offset=1", NULL, &c);
+	free(head);
+	assert_int_equal(c.nrec - 1, 1);
+	assert_string_equal(csv_get(&c, 1, "id"), M2);
+	csv_free(&c);
+	head = csv_fetch("/api/miners?format=csv&model=s21", NULL, &c);
+	free(head);
+	assert_int_equal(c.nrec, 1);                       /* the header alone */
+	csv_free(&c);
+
+	/* A miner's statuses, newest first. */
+	head = csv_fetch("/api/miners/" M1 "/statuses?format=csv", NULL, &c);
+	assert_non_null(strstr(head, "filename=\"statuses-aa-00-00-00-00-01-"));
+	free(head);
+	assert_string_equal(c.f[0][0], "ts_utc");
+	assert_int_equal(c.nrec - 1, 2);
+	assert_string_equal(csv_get(&c, 1, "state"), "mining");
+	assert_string_equal(csv_get(&c, 2, "state"), "auto-tuning");
+	assert_string_equal(csv_get(&c, 1, "fans"), "[4020,4080,3990,4110]");
+	assert_string_equal(csv_get(&c, 2, "power_w"), "2500");
+	csv_free(&c);
+	head = csv_fetch("/api/miners/" M1 "/statuses?limit=1&brief=true", "Accept: text/csv\r\n",
+			 &c);
+	free(head);
+	assert_int_equal(c.nrec - 1, 1);
+	csv_free(&c);
+	head = csv_fetch("/api/miners/" M3 "/statuses?format=csv", NULL, &c);
+	free(head);
+	assert_int_equal(c.nrec, 1);
+	csv_free(&c);
+
+	/* The fleet's power history: its columns, whatever the samples. */
+	head = csv_fetch("/api/power/history?format=csv", NULL, &c);
+	assert_non_null(strstr(head, "filename=\"power-history-"));
+	free(head);
+	assert_int_equal(c.nf[0], 6);
+	assert_string_equal(c.f[0][0], "ts_utc");
+	assert_string_equal(c.f[0][5], "measured_w");
+	csv_free(&c);
+
+	/* Refusals stay JSON. */
+	expect_error(&api, "GET", "/api/miners?format=xml", true, NULL, 400);
+	expect_error(&api, "GET", "/api/miners?format=csv&limit=0", true, NULL, 400);
+	expect_error(&api, "GET", "/api/miners/" M1 "/statuses?format=csv&limit=100001", true, NULL,
+		     400);
+	expect_error(&api, "GET", "/api/miners/" M1 "/telemetry?format=csv", true, NULL, 400);
+	expect_error(&api, "GET", "/api/miners/aa:00:00:00:00:99/statuses?format=csv", true, NULL,
+		     404);
+}
+
 /* Stops the group's apid and reads what it stored. */
 static void test_audit_after_stop(void **state)
 {
@@ -1361,6 +1600,7 @@ int main(void)
 		cmocka_unit_test(test_static_files),
 		cmocka_unit_test(test_huge_body),
 		cmocka_unit_test(test_throughput),
+		cmocka_unit_test(test_csv_exports),
 		cmocka_unit_test(test_audit_after_stop),
 		cmocka_unit_test_teardown(test_open_reads_env_token, aux_teardown),
 		cmocka_unit_test_teardown(test_token_file_reused, aux_teardown),

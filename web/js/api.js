@@ -65,10 +65,12 @@ export function query(params) {
 	return s ? '?' + s : '';
 }
 
-// One request. body: an object sent as JSON. tok: a token to try instead of
-// the stored one (the login form). Returns the parsed JSON answer.
-export async function request(method, path, body, tok) {
-	const headers = { 'Accept': 'application/json' };
+// One request, with the checks every request shares: the token, the
+// timeout, 502/503/504 as "unreachable", 401, and any other error in the
+// API's own words (its answers to errors are JSON whatever was asked).
+// Returns the response and its text.
+async function send(method, path, body, tok, accept) {
+	const headers = { 'Accept': accept };
 	const t = tok ?? token();
 	if (t)
 		headers['Authorization'] = 'Bearer ' + t;
@@ -91,9 +93,9 @@ export async function request(method, path, body, tok) {
 	} finally {
 		clearTimeout(timer);
 	}
-	let data = null;
 	const text = await res.text().catch(() => '');
-	if (text) {
+	let data = null;
+	if (text && !res.ok) {
 		try {
 			data = JSON.parse(text);
 		} catch {
@@ -117,9 +119,42 @@ export async function request(method, path, body, tok) {
 		const msg = (data && data.error) || `${method} ${path}: ${res.status} ${res.statusText}`;
 		throw new ApiError(msg, res.status, 'http');
 	}
-	if (data === null && text)
-		throw new ApiError(`${method} ${path}: the answer is not JSON`, res.status, 'format');
+	return { res, text };
+}
+
+// One request. body: an object sent as JSON. tok: a token to try instead of
+// the stored one (the login form). Returns the parsed JSON answer.
+export async function request(method, path, body, tok) {
+	const { res, text } = await send(method, path, body, tok, 'application/json');
+	let data = null;
+	if (text) {
+		try {
+			data = JSON.parse(text);
+		} catch {
+			throw new ApiError(`${method} ${path}: the answer is not JSON`, res.status, 'format');
+		}
+	}
 	return data;
+}
+
+// A CSV export: GET path as text/csv, saved by the browser under the name
+// the API gives (Content-Disposition). A plain link cannot carry the
+// token, so the file is fetched and handed over as a blob. Returns the
+// file's name.
+export async function download(path) {
+	const { res, text } = await send('GET', path, undefined, undefined, 'text/csv');
+	const m = /filename="([^"]+)"/.exec(res.headers.get('Content-Disposition') || '');
+	const name = m ? m[1] : 'powerhive.csv';
+	const url = URL.createObjectURL(new Blob([text], { type: 'text/csv' }));
+	const a = document.createElement('a');
+	a.href = url;
+	a.download = name;
+	a.hidden = true;
+	document.body.append(a);
+	a.click();
+	a.remove();
+	setTimeout(() => URL.revokeObjectURL(url), 60000);
+	return name;
 }
 
 export const get = (path, tok) => request('GET', path, undefined, tok);

@@ -1,6 +1,7 @@
 // ui — small pieces every view uses: notices, a poller that never overlaps
-// itself, the password dialog and the confirmation dialog.
+// itself, the password dialog and the confirmation dialog, the CSV export.
 
+import { download } from './api.js';
 import { esc } from './fmt.js';
 
 const toasts = () => document.getElementById('toasts');
@@ -22,6 +23,19 @@ export function notify(message, kind = 'ok') {
 	el.append(close);
 	box.append(el);
 	setTimeout(() => el.remove(), kind === 'error' ? 12000 : 5000);
+}
+
+// An "Export CSV" button: downloads path (docs/api.md, CSV) and says
+// which file was saved, or why nothing was.
+export async function exportCsv(button, path) {
+	button.disabled = true;
+	try {
+		notify(`Saved ${await download(path)}`);
+	} catch (e) {
+		notify(`Export refused: ${e.message}`, 'error');
+	} finally {
+		button.disabled = false;
+	}
 }
 
 // Calls fn now and then every `ms` after each call has finished; stop()

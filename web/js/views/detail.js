@@ -11,7 +11,7 @@ import * as P from '../presets.js';
 import { TimeChart } from '../chart.js';
 import { MODES, renderChipMaps } from '../chipmap.js';
 import { clearPowerExcluded, minerAction, reason, setManaged, setPinned, setUnlockPass } from '../actions.js';
-import { askPassword, confirmAction, emptyRow, poller } from '../ui.js';
+import { askPassword, confirmAction, emptyRow, exportCsv, poller } from '../ui.js';
 
 const DETAIL_MS = 5000;
 const ACTIONS_MS = 2000;
@@ -186,8 +186,10 @@ export function mount(el, params, ctx, id) {
 	</div>
 	<section class="card">
 		<div class="card-head"><h2>History</h2>
-			<label>Statuses <select name="hist">${HISTORY_SIZES.map((n) =>
-				`<option ${n === historySize ? 'selected' : ''}>${n}</option>`).join('')}</select></label></div>
+			<div class="btnrow"><label>Statuses <select name="hist">${HISTORY_SIZES.map((n) =>
+				`<option ${n === historySize ? 'selected' : ''}>${n}</option>`).join('')}</select></label>
+			<button type="button" class="small-btn" data-export="csv"
+				title="The statuses the chart shows, newest first, as a CSV file">Export CSV</button></div></div>
 		<canvas class="chart" role="img" aria-label="No history yet."></canvas>
 	</section>
 	<div class="cols">
@@ -303,6 +305,8 @@ export function mount(el, params, ctx, id) {
 			return;
 		return act(action);
 	});
+	$('[data-export]').addEventListener('click', (e) => exportCsv(e.currentTarget,
+		mpath(id) + '/statuses' + query({ limit: historySize, format: 'csv' })));
 	$('select[name=hist]').addEventListener('change', (e) => {
 		historySize = +e.target.value;
 		historyPoll.now();

@@ -13,7 +13,7 @@ import { get, query } from '../api.js';
 import * as f from '../fmt.js';
 import * as P from '../presets.js';
 import { bulkAction, setManaged, setUnlockPass } from '../actions.js';
-import { askPassword, confirmAction, emptyRow, notify, poller } from '../ui.js';
+import { askPassword, confirmAction, emptyRow, exportCsv, notify, poller } from '../ui.js';
 import { modelList } from './models.js';
 
 const REFRESH_MS = 5000;
@@ -139,6 +139,8 @@ export function mount(el, params, ctx) {
 			<option value="true">in conflict</option><option value="false">no conflict</option></select></label>
 		<label>Per page <select name="limit">${PAGE_SIZES.map((n) => `<option>${n}</option>`).join('')}</select></label>
 		<button type="reset" class="small-btn">Clear filters</button>
+		<button type="button" class="small-btn" data-export="csv"
+			title="Every miner the filter matches (all pages), in the table's order, as a CSV file">Export CSV</button>
 	</form>
 	<div class="bulk" role="group" aria-label="Bulk actions">
 		<span class="bulk-count" aria-live="polite">No miner selected.</span>
@@ -236,6 +238,14 @@ export function mount(el, params, ctx) {
 	form.addEventListener('reset', (e) => {
 		e.preventDefault();
 		ctx.navigate('#/miners', true);
+	});
+	// The filter and sort in force, every page: no limit, no offset.
+	form.querySelector('[data-export]').addEventListener('click', (e) => {
+		const q = { format: 'csv' };
+		for (const k of [...FILTERS, 'sort', 'order'])
+			if (p[k])
+				q[k] = p[k];
+		exportCsv(e.currentTarget, '/api/miners' + query(q));
 	});
 	el.querySelector('thead').addEventListener('click', (e) => {
 		const b = e.target.closest('button[data-sort]');

@@ -10,7 +10,7 @@ import { get, query } from '../api.js';
 import * as f from '../fmt.js';
 import { TimeChart } from '../chart.js';
 import { reason, setPower } from '../actions.js';
-import { confirmAction, emptyRow, poller } from '../ui.js';
+import { confirmAction, emptyRow, exportCsv, poller } from '../ui.js';
 
 const STATUS_MS = 5000;
 const HISTORY_MS = 15000;
@@ -296,8 +296,10 @@ export function mount(el) {
 	</section>
 	<section class="card">
 		<div class="card-head"><h2>Power over time</h2>
-			<div class="seg" role="radiogroup" aria-label="Time range">${RANGES.map(([, , label], i) =>
-				`<label><input type="radio" name="range" value="${i}" ${i === range ? 'checked' : ''}>${label}</label>`).join('')}</div></div>
+			<div class="btnrow"><div class="seg" role="radiogroup" aria-label="Time range">${RANGES.map(([, , label], i) =>
+				`<label><input type="radio" name="range" value="${i}" ${i === range ? 'checked' : ''}>${label}</label>`).join('')}</div>
+			<button type="button" class="small-btn" data-export="csv"
+				title="The averages the chart shows, as a CSV file">Export CSV</button></div></div>
 		<canvas class="chart power-chart" role="img" aria-label="No history yet."></canvas>
 		<p class="legend power-legend"></p>
 	</section>
@@ -467,6 +469,11 @@ export function mount(el) {
 	el.querySelector('.seg[aria-label="Time range"]').addEventListener('change', (e) => {
 		range = +e.target.value;
 		historyPoll.now();
+	});
+	el.querySelector('[data-export]').addEventListener('click', (e) => {
+		const [span, step] = RANGES[range];
+		const to = Date.now();
+		exportCsv(e.currentTarget, '/api/power/history' + query({ from: to - span * 1000, to, step, format: 'csv' }));
 	});
 
 	function cssColour(v) {
