@@ -209,7 +209,7 @@ static int route_api(struct api_req *r)
 			return api_error(r, 500, "metrics unavailable");
 		st = api_send(r, 200, "text/plain; version=0.0.4; charset=utf-8", NULL, text,
 			      strlen(text));
-		free(text);
+		apid_metrics_free(text);
 		return st;
 	}
 	if (n == 2 && strcmp(what, "health") == 0) {

@@ -419,7 +419,7 @@ static void test_metrics(void **state)
 	assert_non_null(strstr(m, "\npowerhive_miner_state{mac=\"aa:bb:cc:00:00:04\",model=\"\","
 			       "state=\"offline\"} 1\n"));
 	promtool_check(f, m);
-	free(m);
+	apid_metrics_free(m);
 }
 
 /* ------------------------------------------------------------ fleet totals */
@@ -593,7 +593,7 @@ static void test_fleet(void **state)
 	}
 #undef MINER
 	promtool_check(f, m);
-	free(m);
+	apid_metrics_free(m);
 
 	/* A newer status clears 04's error from the count; 03 recovers. */
 	status_of(f, 4, "mining", 1000, 500, "true");
@@ -623,7 +623,7 @@ static void test_fleet(void **state)
 	assert_null(strstr(m, "powerhive_fleet_"));
 	assert_null(strstr(m, "powerhive_miner_info"));
 	assert_non_null(strstr(m, "powerhive_up 1\n"));
-	free(m);
+	apid_metrics_free(m);
 	apid_health_free(b->health);
 	free(b);
 	h = apid_health(f->a);
