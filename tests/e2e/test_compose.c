@@ -20,7 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -29,44 +28,15 @@
 #include "../lib/testlib.h"
 
 #define COMPOSE_FILE "docker-compose.yml"
-#define OUT_MAX (256 * 1024)
 
 static char *normalised;     /* `docker-compose config` output */
-
-/* Runs a shell command, returns its exit status and stdout (malloc'd). */
-static int run(const char *cmd, char **out)
-{
-	FILE *p = popen(cmd, "r");
-	char *buf;
-	size_t n = 0, got;
-	int st;
-
-	if (out)
-		*out = NULL;
-	if (!p)
-		return -1;
-	buf = malloc(OUT_MAX);
-	if (!buf) {
-		pclose(p);
-		return -1;
-	}
-	while (n < OUT_MAX - 1 && (got = fread(buf + n, 1, OUT_MAX - 1 - n, p)) > 0)
-		n += got;
-	buf[n] = '\0';
-	st = pclose(p);
-	if (out)
-		*out = buf;
-	else
-		free(buf);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
 
 static int setup(void **state)
 {
 	char *ver = NULL;
 
 	(void)state;
-	if (run("docker-compose version --short 2>&1", &ver) != 0) {
+	if (tl_run("docker-compose version --short 2>&1", &ver) != 0) {
 		fprintf(stderr, "docker-compose is not installed: apt-get install docker-compose "
 			"(the Makefile's test packages include it)\n%s\n", ver ? ver : "");
 		free(ver);
@@ -74,7 +44,7 @@ static int setup(void **state)
 	}
 	printf("docker-compose %s", ver);
 	free(ver);
-	if (run("docker-compose -f " COMPOSE_FILE " config 2>&1", &normalised) != 0) {
+	if (tl_run("docker-compose -f " COMPOSE_FILE " config 2>&1", &normalised) != 0) {
 		fprintf(stderr, "docker-compose config refused %s:\n%s\n", COMPOSE_FILE,
 			normalised ? normalised : "");
 		return -1;
@@ -129,13 +99,13 @@ static void test_services(void **state)
 	char *list = NULL;
 
 	(void)state;
-	assert_int_equal(run("docker-compose -f " COMPOSE_FILE " config --services", &list), 0);
+	assert_int_equal(tl_run("docker-compose -f " COMPOSE_FILE " config --services", &list), 0);
 	assert_non_null(strstr(list, "apid\n"));
 	assert_non_null(strstr(list, "discoverd\n"));
 	assert_non_null(strstr(list, "pollerd\n"));
 	assert_non_null(strstr(list, "telemetryd\n"));
 	free(list);
-	assert_int_equal(run("docker-compose -f " COMPOSE_FILE " config --volumes", &list), 0);
+	assert_int_equal(tl_run("docker-compose -f " COMPOSE_FILE " config --volumes", &list), 0);
 	assert_non_null(strstr(list, "powerhive-data"));
 	free(list);
 }
@@ -253,7 +223,7 @@ static void test_configs(void **state)
 		char *out = NULL;
 
 		snprintf(cmd, sizeof(cmd), "%s -n -c %s 2>&1", tl_bin("apid"), files[i]);
-		if (run(cmd, &out) != 0) {
+		if (tl_run(cmd, &out) != 0) {
 			fprintf(stderr, "%s", out ? out : "");
 			fail();
 		}
@@ -368,7 +338,7 @@ static void test_broken_copy_refused(void **state)
 	snprintf(path, sizeof(path), "%s/docker-compose.yml", dir);
 	assert_int_equal(tl_write_file(path, bad), 0);
 	snprintf(cmd, sizeof(cmd), "docker-compose -f %s config -q 2>&1", path);
-	assert_int_not_equal(run(cmd, &out), 0);
+	assert_int_not_equal(tl_run(cmd, &out), 0);
 	assert_non_null(strstr(out, "replicas_typo"));
 	free(out);
 	free(bad);

@@ -99,70 +99,15 @@ static const char *str_at(const json_t *o, const char *key)
 	return s ? s : "";
 }
 
-/* One request; the answer as JSON (NULL when none or not JSON). with_auth:
- * send the API token. */
-static json_t *req(const char *method, const char *base, const char *path, const char *body,
-		   bool with_auth, long *status)
-{
-	const char *const hdrs[] = { S.auth, NULL };
-	char url[600];
-	long st = 0;
-	json_t *j;
-
-	snprintf(url, sizeof(url), "%s%s", base, path);
-	j = tl_http_json(method, url, with_auth ? hdrs : NULL, body, &st);
-	if (status)
-		*status = st;
-	return j;
-}
-
-/* apid, with the token. */
-static json_t *api(const char *method, const char *path, const char *body, long *status)
-{
-	return req(method, S.api, path, body, true, status);
-}
-
-/* GET from apid; NULL unless 200. */
-static json_t *api_get(const char *path)
-{
-	long st = 0;
-	json_t *j = api("GET", path, NULL, &st);
-
-	if (j && st != 200) {
-		json_decref(j);
-		return NULL;
-	}
-	return j;
-}
-
 /* minersim's admin API; the status. */
 static long sim_post(const char *path, const char *body)
 {
-	long st = 0;
-
-	json_decref(req("POST", S.admin, path, body, false, &st));
-	return st;
-}
-
-/* The simulator's view of one miner, or NULL. */
-static json_t *truth(const char *mac)
-{
-	char path[64];
-	long st = 0;
-	json_t *j;
-
-	snprintf(path, sizeof(path), "/sim/miners/%s", mac);
-	j = req("GET", S.admin, path, NULL, false, &st);
-	if (j && st != 200) {
-		json_decref(j);
-		return NULL;
-	}
-	return j;
+	return ts_sim_post(&S, S.admin, path, body);
 }
 
 static long long truth_int(const char *mac, const char *key)
 {
-	json_t *t = truth(mac);
+	json_t *t = ts_sim_miner(&S, mac);
 	long long v = int_at(t, key);
 
 	json_decref(t);
@@ -172,7 +117,7 @@ static long long truth_int(const char *mac, const char *key)
 /* The simulator's miners keyed by lower-case MAC. New reference. */
 static json_t *truth_all(void)
 {
-	json_t *list = req("GET", S.admin, "/sim/miners", NULL, false, NULL), *by, *m;
+	json_t *list = ts_http(&S, "GET", S.admin, "/sim/miners", NULL, false, NULL), *by, *m;
 	char mac[18];
 	size_t i;
 
@@ -189,7 +134,7 @@ static json_t *truth_all(void)
 /* apid's miners keyed by id. New reference or NULL. */
 static json_t *api_miners(void)
 {
-	json_t *list = api_get("/api/miners?limit=5000"), *by, *m;
+	json_t *list = ts_api_get(&S, "/api/miners?limit=5000"), *by, *m;
 	size_t i;
 
 	if (!list)
@@ -240,7 +185,7 @@ static long long act(const char *mac, const char *kind, const char *preset, long
 		snprintf(body, sizeof(body), "{\"action\":\"%s\",\"preset\":\"%s\"}", kind, preset);
 	else
 		snprintf(body, sizeof(body), "{\"action\":\"%s\"}", kind);
-	j = api("POST", path, body, status);
+	j = ts_api(&S, "POST", path, body, status);
 	id = *status == 202 ? int_at(json_object_get(j, "action"), "id") : -1;
 	json_decref(j);
 	return id;
@@ -253,7 +198,7 @@ static json_t *action(long long id)
 	json_t *j, *a;
 
 	snprintf(path, sizeof(path), "/api/actions/%lld", id);
-	j = api_get(path);
+	j = ts_api_get(&S, path);
 	a = json_incref(json_object_get(j, "action"));
 	json_decref(j);
 	return a;
@@ -267,7 +212,7 @@ static json_t *actions_by_id(const char *query)
 	size_t i;
 
 	snprintf(path, sizeof(path), "/api/actions?limit=1000%s", query);
-	j = api_get(path);
+	j = ts_api_get(&S, path);
 	json_array_foreach(json_object_get(j, "actions"), i, a) {
 		snprintf(key, sizeof(key), "%lld", int_at(a, "id"));
 		json_object_set(by, key, a);
@@ -315,7 +260,7 @@ static json_t *miner_actions(const char *mac)
 	json_t *j, *a;
 
 	snprintf(path, sizeof(path), "/api/actions?miner=%s&limit=100", mac);
-	j = api_get(path);
+	j = ts_api_get(&S, path);
 	a = json_incref(json_object_get(j, "actions"));
 	json_decref(j);
 	return a ? a : json_array();
@@ -362,35 +307,11 @@ static bool api_presets_seen(void *arg)
 
 /* ------------------------------------------------------------ the stack */
 
-struct fleet_ready {
-	int have;
-};
-
-/* Every miner online with a key and a status in apid. */
-static bool fleet_ready(void *arg)
-{
-	struct fleet_ready *f = arg;
-	json_t *all = api_miners(), *m;
-	const char *mac;
-	int n = 0;
-
-	json_object_foreach(all, mac, m)
-		n += json_is_true(json_object_get(m, "online")) &&
-		     json_is_true(json_object_get(m, "has_api_key")) &&
-		     json_is_object(json_object_get(m, "status"));
-	json_decref(all);
-	f->have = n;
-	if (n < MINERS)
-		tl_sleep_ms(250);
-	return n == MINERS;
-}
-
 static int stack_up(void **state)
 {
 	const char *sim_args[] = { "--seed", "11", "--tune-seconds", "2", "--tuned-seconds", "1",
 				   "--start-seconds", "1", "--reboot-seconds", "2",
 				   "--init-seconds", "1", NULL };
-	struct fleet_ready f = { 0 };
 	long long t0 = hive_mono_ms();
 
 	(void)state;
@@ -420,15 +341,13 @@ static int stack_up(void **state)
 		fprintf(stderr, "control: no API token\n");
 		goto fail;
 	}
-	if (tl_wait_until(60000, fleet_ready, &f) < 0) {
-		fprintf(stderr, "control: %d of %d miners online with a key and a status\n", f.have,
-			MINERS);
+	if (ts_wait_miners(&S, MINERS, 60000) < 0) {
 		dump_logs();
 		goto fail;
 	}
 	printf("figure: fleet ready (discovered, keyed, polled) miners=%d ms=%lld\n", MINERS,
 	       hive_mono_ms() - t0);
-	roster = req("GET", S.admin, "/sim/miners", NULL, false, NULL);
+	roster = ts_http(&S, "GET", S.admin, "/sim/miners", NULL, false, NULL);
 	if (json_array_size(roster) != MINERS)
 		goto fail;
 	return 0;
@@ -495,7 +414,7 @@ static void send_case(struct kind_case *c)
 {
 	long st = 0;
 
-	c->before = truth(c->mac);
+	c->before = ts_sim_miner(&S, c->mac);
 	assert_non_null(c->before);
 	if (strcmp(c->kind, "set_preset") == 0)
 		c->preset = other_preset(c->model, str_at(c->before, "preset"));
@@ -536,7 +455,7 @@ static void test_every_kind(void **state)
 
 	for (int i = 0; i < n; i++) {
 		struct kind_case *c = &cases[i];
-		json_t *t = truth(c->mac), *a = action(c->id);
+		json_t *t = ts_sim_miner(&S, c->mac), *a = action(c->id);
 		long long elapsed_s = (hive_wall_ms() - c->t0) / 1000 + 1;
 
 		check_action_done(c);
@@ -588,7 +507,7 @@ static void test_every_kind(void **state)
 	if (wait_final(ids, n, (ACTION_TIMEOUT_S + 5) * 1000, &w) < 0)
 		FAIL("%d of %d resumes still open", w.open, n);
 	for (int i = 0; i < n; i++) {
-		json_t *t = truth(resumes[i].mac);
+		json_t *t = ts_sim_miner(&S, resumes[i].mac);
 
 		check_action_done(&resumes[i]);
 		assert_int_equal(delta(&resumes[i], t, "resumes"), 1);
@@ -633,7 +552,7 @@ static void test_bulk_set_preset(void **state)
 	json_decref(body);
 
 	t0 = hive_wall_ms();
-	j = api("POST", "/api/actions", text, &st);
+	j = ts_api(&S, "POST", "/api/actions", text, &st);
 	free(text);
 	if (st != 202)
 		FAIL("bulk set_preset answered %ld", st);
@@ -691,7 +610,7 @@ static void bulk(const char *kind, char (*macs)[18], int n, long long *ids)
 	json_object_set_new(body, "miners", list);
 	text = json_dumps(body, JSON_COMPACT);
 	json_decref(body);
-	j = api("POST", "/api/actions", text, &st);
+	j = ts_api(&S, "POST", "/api/actions", text, &st);
 	free(text);
 	if (st != 202 || json_array_size(json_object_get(j, "actions")) != (size_t)n)
 		FAIL("bulk %s on %d miners answered %ld with %zu actions", kind, n, st,
@@ -840,7 +759,7 @@ static long patch(const char *path, const char *body)
 {
 	long st = 0;
 
-	json_decref(api("PATCH", path, body, &st));
+	json_decref(ts_api(&S, "PATCH", path, body, &st));
 	return st;
 }
 
@@ -873,7 +792,7 @@ static bool truth_at(void *arg)
 	int ok = 0;
 
 	for (int i = 0; i < w->n; i++) {
-		json_t *t = truth(w->mac[i]);
+		json_t *t = ts_sim_miner(&S, w->mac[i]);
 
 		ok += strcmp(str_at(t, "preset"), w->preset) == 0;
 		json_decref(t);
@@ -941,7 +860,7 @@ static bool audited_by_enforcer(const char *mac)
 	bool found = false;
 
 	snprintf(path, sizeof(path), "/api/audit?miner=%s&limit=100", mac);
-	j = api_get(path);
+	j = ts_api_get(&S, path);
 	json_array_foreach(json_object_get(j, "audit"), i, e)
 		found |= strcmp(str_at(e, "actor"), "enforcer") == 0 &&
 			 strcmp(str_at(e, "action"), "miner.action") == 0;
@@ -956,7 +875,7 @@ static bool conflict_flagged(void *arg)
 	bool yes;
 
 	snprintf(path, sizeof(path), "/api/miners/%s", (const char *)arg);
-	m = api_get(path);
+	m = ts_api_get(&S, path);
 	yes = json_is_object(json_object_get(m, "conflict")) &&
 	      *str_at(json_object_get(m, "conflict"), "reason");
 	json_decref(m);
@@ -1005,9 +924,9 @@ static void test_enforcer(void **state)
 	assert_int_equal(set_managed(e[1], true), 200);
 	assert_int_equal(set_managed(c, true), 200);
 	for (int i = 0; i < 3; i++)
-		te0[i] = truth(e[i]);
-	tu0 = truth(u);
-	tc0 = truth(c);
+		te0[i] = ts_sim_miner(&S, e[i]);
+	tu0 = ts_sim_miner(&S, u);
+	tc0 = ts_sim_miner(&S, c);
 
 	/* The limit: managed miners above it come down at once. */
 	t0 = hive_mono_ms();
@@ -1053,20 +972,20 @@ static void test_enforcer(void **state)
 	 * MAX_CORRECTIONS times, then flagged and left alone. */
 	t0 = hive_mono_ms();
 	if (tl_wait_until(45000, conflict_flagged, c) < 0) {
-		t = truth(c);
+		t = ts_sim_miner(&S, c);
 		FAIL("%s not flagged conflict: %d enforcer actions, minersim preset %s "
 		     "switcher_preset_changes %lld", c, count_actor(c, "enforcer", NULL),
 		     str_at(t, "preset"), int_at(t, "switcher_preset_changes"));
 	}
 	snprintf(path, sizeof(path), "/api/miners/%s", c);
-	m = api_get(path);
+	m = ts_api_get(&S, path);
 	printf("control: %s conflict after %lld ms: %s\n", c, hive_mono_ms() - t0,
 	       str_at(json_object_get(m, "conflict"), "reason"));
 	json_decref(m);
 	assert_true(audited_by_enforcer(c));
 	corr_c = count_actor(c, "enforcer", &sends_c);
 	assert_int_equal(corr_c, MAX_CORRECTIONS);
-	t = truth(c);
+	t = ts_sim_miner(&S, c);
 	{
 		long long calls = int_at(t, "settings_calls");
 
@@ -1078,7 +997,7 @@ static void test_enforcer(void **state)
 		/* Left alone: three more status intervals while the firmware
 		 * keeps raising it. */
 		tl_sleep_ms(3 * STATUS_S * 1000 + 500);
-		t = truth(c);
+		t = ts_sim_miner(&S, c);
 		if (int_at(t, "settings_calls") != calls)
 			FAIL("%s in conflict still got %lld POST /settings", c,
 			     int_at(t, "settings_calls") - calls);
@@ -1088,13 +1007,13 @@ static void test_enforcer(void **state)
 	}
 
 	/* Unmanaged: untouched. Managed: corrected once each, no more. */
-	t = truth(u);
+	t = ts_sim_miner(&S, u);
 	assert_int_equal(int_at(t, "settings_calls"), int_at(tu0, "settings_calls"));
 	assert_string_equal(str_at(t, "preset"), "3320");
 	json_decref(t);
 	assert_int_equal(count_actor(u, "enforcer", NULL), 0);
 	for (int i = 0; i < 3; i++) {
-		t = truth(e[i]);
+		t = ts_sim_miner(&S, e[i]);
 		assert_string_equal(str_at(t, "preset"), LIMIT_PRESET);
 		assert_int_equal(int_at(t, "settings_calls") - int_at(te0[i], "settings_calls"), 1);
 		assert_int_equal(count_actor(e[i], "enforcer", NULL), 1);
@@ -1151,7 +1070,7 @@ static void test_refused(void **state)
 	before = truth_all();
 	tr0 = json_incref(json_object_get(before, r));
 	tm0 = json_incref(json_object_get(before, managed_mac));
-	newest = api_get("/api/actions?limit=1");
+	newest = ts_api_get(&S, "/api/actions?limit=1");
 	last_id = int_at(json_array_get(json_object_get(newest, "actions"), 0), "id");
 	json_decref(newest);
 
@@ -1159,7 +1078,7 @@ static void test_refused(void **state)
 		const struct refusal *c = &cases[i];
 
 		snprintf(path, sizeof(path), "/api/miners/%s/actions", c->mac ? c->mac : r);
-		j = req("POST", S.api, path, c->body, c->with_auth, &st);
+		j = ts_http(&S, "POST", S.api, path, c->body, c->with_auth, &st);
 		if (st != c->want)
 			FAIL("%s: answered %ld, expected %ld: %s", c->what, st, c->want,
 			     j ? json_text(j, tb, sizeof(tb)) : "(no JSON)");
@@ -1174,21 +1093,22 @@ static void test_refused(void **state)
 
 		snprintf(body, sizeof(body), "{\"action\":\"set_preset\",\"preset\":\"3580\","
 			 "\"miners\":[\"%s\"]}", managed_mac);
-		j = api("POST", "/api/actions", body, &st);
+		j = ts_api(&S, "POST", "/api/actions", body, &st);
 		assert_int_equal(st, 202);
 		assert_int_equal(json_array_size(json_object_get(j, "actions")), 0);
 		ref = json_array_get(json_object_get(j, "refused"), 0);
 		assert_int_equal(int_at(ref, "status"), 409);
 		assert_string_equal(str_at(ref, "miner"), managed_mac);
 		json_decref(j);
-		j = api("POST", "/api/actions", "{\"action\":\"set_preset\",\"preset\":\"9999\","
-			"\"filter\":{\"model\":\"s19\"}}", &st);
+		j = ts_api(&S, "POST", "/api/actions",
+			   "{\"action\":\"set_preset\",\"preset\":\"9999\","
+			   "\"filter\":{\"model\":\"s19\"}}", &st);
 		assert_int_equal(st, 202);
 		assert_int_equal(json_array_size(json_object_get(j, "actions")), 0);
 		assert_true(json_array_size(json_object_get(j, "refused")) > 0);
 		json_decref(j);
 		snprintf(body, sizeof(body), "{\"action\":\"reboot\",\"miners\":[\"%s\"]}", r);
-		j = req("POST", S.api, "/api/actions", body, false, &st);
+		j = ts_http(&S, "POST", S.api, "/api/actions", body, false, &st);
 		assert_int_equal(st, 401);
 		json_decref(j);
 	}
@@ -1207,7 +1127,7 @@ static void test_refused(void **state)
 	assert_string_equal(str_at(json_object_get(after, r), "preset"), str_at(tr0, "preset"));
 	assert_string_equal(str_at(json_object_get(after, managed_mac), "preset"),
 			    str_at(tm0, "preset"));
-	newest = api_get("/api/actions?limit=1");
+	newest = ts_api_get(&S, "/api/actions?limit=1");
 	assert_int_equal(int_at(json_array_get(json_object_get(newest, "actions"), 0), "id"),
 			 last_id);
 	json_decref(newest);
@@ -1241,7 +1161,7 @@ static void test_latency_under_load(void **state)
 	int fresh = 0;
 
 	(void)state;
-	fleet = req("GET", S.admin, "/sim/fleet", NULL, false, NULL);
+	fleet = ts_http(&S, "GET", S.admin, "/sim/fleet", NULL, false, NULL);
 	req0 = int_at(fleet, "requests");
 	json_decref(fleet);
 	for (int i = 0; i < SAMPLES; i++) {
@@ -1270,7 +1190,7 @@ static void test_latency_under_load(void **state)
 	/* The window spans two status cycles at least. */
 	if (hive_mono_ms() - w0 < 2 * STATUS_S * 1000 + 1000)
 		tl_sleep_ms((int)(2 * STATUS_S * 1000 + 1000 - (hive_mono_ms() - w0)));
-	fleet = req("GET", S.admin, "/sim/fleet", NULL, false, NULL);
+	fleet = ts_http(&S, "GET", S.admin, "/sim/fleet", NULL, false, NULL);
 	req1 = int_at(fleet, "requests");
 	json_decref(fleet);
 	all = api_miners();

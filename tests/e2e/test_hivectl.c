@@ -81,25 +81,9 @@ static json_t *api(const char *method, const char *path, const char *body, long 
 	return j;
 }
 
-/* The simulator's view of one miner, or NULL. */
-static json_t *truth(const char *mac)
-{
-	char url[128];
-	long st = 0;
-	json_t *j;
-
-	snprintf(url, sizeof(url), "%s/sim/miners/%s", S.admin, mac);
-	j = tl_http_json("GET", url, NULL, NULL, &st);
-	if (st != 200) {
-		json_decref(j);
-		return NULL;
-	}
-	return j;
-}
-
 static long long truth_int(const char *mac, const char *key)
 {
-	json_t *t = truth(mac);
+	json_t *t = ts_sim_miner(&S, mac);
 	long long v = json_integer_value(json_object_get(t, key));
 
 	json_decref(t);
@@ -248,35 +232,11 @@ static const char *line_of(const char *text, const char *prefix, char *buf, size
 
 /* ------------------------------------------------------------ the stack */
 
-struct fleet_ready {
-	int have;
-};
-
-/* Every miner online with a key and a status in apid. */
-static bool fleet_ready(void *arg)
-{
-	struct fleet_ready *f = arg;
-	json_t *list = api("GET", "/api/miners?limit=1000", NULL, 200), *m;
-	size_t i;
-
-	f->have = 0;
-	json_array_foreach(json_object_get(list, "miners"), i, m)
-		f->have += json_is_true(json_object_get(m, "online")) &&
-			   json_is_true(json_object_get(m, "has_api_key")) &&
-			   json_is_object(json_object_get(m, "status"));
-	json_decref(list);
-	if (f->have < MINERS)
-		tl_sleep_ms(200);
-	return f->have == MINERS;
-}
-
 static int stack_up(void **state)
 {
 	const char *sim_args[] = { "--seed", "15", "--tune-seconds", "2", "--tuned-seconds", "1",
 				   "--start-seconds", "1", NULL };
-	struct fleet_ready f = { 0 };
 	long long t0 = hive_mono_ms();
-	char url[128];
 
 	(void)state;
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -298,14 +258,12 @@ static int stack_up(void **state)
 		fprintf(stderr, "hivectl: no API token\n");
 		goto fail;
 	}
-	if (tl_wait_until(30000, fleet_ready, &f) < 0) {
-		fprintf(stderr, "hivectl: %d of %d miners ready\n", f.have, MINERS);
+	if (ts_wait_miners(&S, MINERS, 30000) < 0) {
 		ts_dump_logs(&S, 20);
 		goto fail;
 	}
 	printf("figure: fleet ready miners=%d ms=%lld\n", MINERS, hive_mono_ms() - t0);
-	snprintf(url, sizeof(url), "%s/sim/miners", S.admin);
-	roster = tl_http_json("GET", url, NULL, NULL, NULL);
+	roster = ts_http(&S, "GET", S.admin, "/sim/miners", NULL, false, NULL);
 	if (json_array_size(roster) != MINERS)
 		goto fail;
 	return 0;
@@ -530,7 +488,7 @@ static void test_set_preset_one(void **state)
 	/* The simulator runs it, and apid marks the action done. */
 	snprintf(path, sizeof(path), "/api/actions?miner=%s&limit=1", id);
 	for (t0 = hive_mono_ms();; tl_sleep_ms(200)) {
-		t = truth(id);
+		t = ts_sim_miner(&S, id);
 		json_decref(acts);
 		acts = api("GET", path, NULL, 200);
 		s = str_at(json_array_get(json_object_get(acts, "actions"), 0), "state");

@@ -50,7 +50,6 @@
 #include "../lib/testlib.h"
 
 #define PREFIX   "/usr"
-#define OUT_MAX  (256 * 1024)
 #define EXPOSURE_MAX 2.0   /* systemd-analyze security, 0 (locked) .. 10 */
 
 static const char *const daemons[] = { "apid", "discoverd", "pollerd", "telemetryd" };
@@ -107,34 +106,6 @@ static struct ts_suite suite;   /* its dir holds everything; apid for test 5 */
 static char root[1024];         /* the DESTDIR */
 static size_t ended, ntests;    /* tests that got to their end, of all: keep the dir when short */
 
-/* Runs a shell command, returns its exit status and its output (malloc'd). */
-static int run(const char *cmd, char **out)
-{
-	FILE *p = popen(cmd, "r");
-	char *buf;
-	size_t n = 0, got;
-	int st;
-
-	if (out)
-		*out = NULL;
-	if (!p)
-		return -1;
-	buf = malloc(OUT_MAX);
-	if (!buf) {
-		pclose(p);
-		return -1;
-	}
-	while (n < OUT_MAX - 1 && (got = fread(buf + n, 1, OUT_MAX - 1 - n, p)) > 0)
-		n += got;
-	buf[n] = '\0';
-	st = pclose(p);
-	if (out)
-		*out = buf;
-	else
-		free(buf);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 static const char *hive_bin(void)
 {
 	const char *b = getenv("HIVE_BIN");
@@ -152,7 +123,7 @@ static int make(const char *target, char **out)
 	snprintf(cmd, sizeof(cmd),
 		 "umask 077 && env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make --no-print-directory %s "
 		 "DESTDIR='%s' PREFIX=" PREFIX " BIN='%s' 2>&1", target, root, hive_bin());
-	return run(cmd, out);
+	return tl_run(cmd, out);
 }
 
 /* True when text has line as one whole line. */
@@ -235,7 +206,7 @@ static int setup(void **state)
 	int rc;
 
 	(void)state;
-	if (run("systemd-analyze --version >/dev/null 2>&1 && "
+	if (tl_run("systemd-analyze --version >/dev/null 2>&1 && "
 		"systemd-sysusers --version >/dev/null 2>&1", NULL) != 0) {
 		fprintf(stderr, "systemd-analyze / systemd-sysusers are missing: "
 			"apt-get install systemd\n");
@@ -400,7 +371,7 @@ static void test_config(void **state)
 	free(want);
 
 	snprintf(cmd, sizeof(cmd), "'%s/usr/bin/apid' -n -c '%s' 2>&1", root, cfg);
-	assert_int_equal(run(cmd, &out), 0);
+	assert_int_equal(tl_run(cmd, &out), 0);
 	free(out);
 
 	c = json_load_file(cfg, 0, &jerr);
@@ -500,7 +471,7 @@ static void test_units(void **state)
 		n += snprintf(cmd + n, sizeof(cmd) - n, " '%s/%s'", dir, units[i].file);
 	}
 	snprintf(cmd + n, sizeof(cmd) - n, " '%s/powerhive-pollerd@3.service' 2>&1", dir);
-	if (run(cmd, &out) != 0 || *out) {
+	if (tl_run(cmd, &out) != 0 || *out) {
 		fprintf(stderr, "%s\nsaid:\n%s\n", cmd, out ? out : "");
 		bad++;
 	}
@@ -515,7 +486,7 @@ static void test_units(void **state)
 		snprintf(cmd, sizeof(cmd),
 			 "systemd-analyze security --offline=yes --no-pager '%s/%s' 2>&1", dir,
 			 units[i].file);
-		assert_int_equal(run(cmd, &out), 0);
+		assert_int_equal(tl_run(cmd, &out), 0);
 		if ((at = strstr(out, "Overall exposure level for ")) && (at = strstr(at, ": ")))
 			exposure = strtod(at + 2, NULL);
 		printf("figure: systemd-analyze security %s: exposure %.1f (0 locked .. 10)\n",
@@ -542,7 +513,7 @@ static void test_broken_unit_reported(void **state)
 	assert_int_equal(mkdir(dir, 0755), 0);
 	copy_unit(&units[0], dir, "ProtectSystem=strictly\nNoNewPrivilege=yes\n");
 	snprintf(cmd, sizeof(cmd), "systemd-analyze verify '%s/%s' 2>&1", dir, units[0].file);
-	run(cmd, &out);
+	tl_run(cmd, &out);
 	assert_non_null(out);
 	if (!strstr(out, "strictly") || !strstr(out, "NoNewPrivilege"))
 		fail_msg("systemd-analyze verify did not report the broken copy:\n%s", out);
@@ -563,7 +534,7 @@ static void test_sysusers(void **state)
 		 "mkdir -p '%s/etc' '%s/usr/lib/sysusers.d' && "
 		 "cp '%s/usr/lib/sysusers.d/powerhive.conf' '%s/usr/lib/sysusers.d/' && "
 		 "systemd-sysusers --root='%s' 2>&1", sys, sys, root, sys, sys);
-	if (run(cmd, &out) != 0)
+	if (tl_run(cmd, &out) != 0)
 		fail_msg("%s:\n%s", cmd, out ? out : "");
 	free(out);
 	snprintf(path, sizeof(path), "%s/etc/passwd", sys);

@@ -32,45 +32,11 @@
 
 static struct ts_suite S;
 
-static json_t *api_get(const char *path)
-{
-	const char *const hdrs[] = { S.auth, NULL };
-	char url[300];
-	long st = 0;
-	json_t *j;
-
-	snprintf(url, sizeof(url), "%s%s", S.api, path);
-	j = tl_http_json("GET", url, hdrs, NULL, &st);
-	if (j && st != 200) {
-		json_decref(j);
-		return NULL;
-	}
-	return j;
-}
-
 static const char *str_at(const json_t *o, const char *key)
 {
 	const char *s = json_string_value(json_object_get(o, key));
 
 	return s ? s : "";
-}
-
-/* Every miner online with a key and a status. */
-static bool fleet_ready(void *arg)
-{
-	json_t *list = api_get("/api/miners?limit=1000"), *m;
-	int n = 0;
-	size_t i;
-
-	(void)arg;
-	json_array_foreach(json_object_get(list, "miners"), i, m)
-		n += json_is_true(json_object_get(m, "online")) &&
-		     json_is_true(json_object_get(m, "has_api_key")) &&
-		     json_is_object(json_object_get(m, "status"));
-	json_decref(list);
-	if (n < MINERS)
-		tl_sleep_ms(250);
-	return n == MINERS;
 }
 
 static int stack_up(void **state)
@@ -85,7 +51,7 @@ static int stack_up(void **state)
 	    !ts_start(&S, "apid", NULL, NULL, NULL) ||
 	    !ts_start(&S, "discoverd", NULL, NULL, NULL) ||
 	    !ts_start(&S, "pollerd", NULL, NULL, NULL) || ts_wait_healthy(&S, 20000) < 0 ||
-	    !ts_token(&S) || tl_wait_until(60000, fleet_ready, NULL) < 0) {
+	    !ts_token(&S) || ts_wait_miners(&S, MINERS, 60000) < 0) {
 		ts_dump_logs(&S, 20);
 		ts_down(&S, true);
 		return -1;
@@ -235,7 +201,7 @@ static bool same_moment(const json_t *a, const json_t *b)
 /* model alias -> preset name -> watts, from GET /api/models. */
 static json_t *preset_watts(void)
 {
-	json_t *list = api_get("/api/models"), *by = json_object(), *md, *p;
+	json_t *list = ts_api_get(&S, "/api/models"), *by = json_object(), *md, *p;
 	size_t i, k;
 
 	json_array_foreach(json_object_get(list, "models"), i, md) {
@@ -272,7 +238,7 @@ static bool has_newer_error(void *arg)
 	bool yes;
 
 	snprintf(path, sizeof(path), "/api/miners/%s", (const char *)arg);
-	m = api_get(path);
+	m = ts_api_get(&S, path);
 	st = json_object_get(m, "status");
 	err = json_object_get(m, "last_error");
 	yes = json_is_object(err) && json_integer_value(json_object_get(err, "ts")) >
@@ -287,27 +253,25 @@ static void test_every_miner(void **state)
 {
 	const char *const hdrs[] = { S.auth, NULL };
 	json_t *a = NULL, *b = NULL, *models, *m;
-	char url[128], managed[18], faulted[18], body[160], *text = NULL;
+	char url[128], path[64], managed[18], faulted[18], body[160], *text = NULL;
 	struct cmp c = { 0 };
 	long st = 0;
 	int tries;
 	size_t i;
 
 	(void)state;
-	a = api_get("/api/miners?limit=1000");
+	a = ts_api_get(&S, "/api/miners?limit=1000");
 	assert_int_equal(json_array_size(json_object_get(a, "miners")), MINERS);
 	m = json_object_get(a, "miners");
 	snprintf(managed, sizeof(managed), "%s", str_at(json_array_get(m, 0), "id"));
 	snprintf(faulted, sizeof(faulted), "%s", str_at(json_array_get(m, 1), "id"));
 	json_decref(a);
 	a = NULL;
-	snprintf(url, sizeof(url), "%s/api/miners/%s", S.api, managed);
-	json_decref(tl_http_json("PATCH", url, hdrs, "{\"managed\":true}", &st));
+	snprintf(path, sizeof(path), "/api/miners/%s", managed);
+	json_decref(ts_api(&S, "PATCH", path, "{\"managed\":true}", &st));
 	assert_int_equal(st, 200);
-	snprintf(url, sizeof(url), "%s/sim/fault", S.admin);
 	snprintf(body, sizeof(body), "{\"target\":\"%s\",\"kind\":\"http500\"}", faulted);
-	json_decref(tl_http_json("POST", url, NULL, body, &st));
-	assert_int_equal(st, 200);
+	assert_int_equal(ts_sim_post(&S, S.admin, "/sim/fault", body), 200);
 	assert_int_equal(tl_wait_until(4 * STATUS_S * 1000, has_newer_error, faulted), 0);
 
 	models = preset_watts();
@@ -317,10 +281,10 @@ static void test_every_miner(void **state)
 		json_decref(b);
 		free(text);
 		text = NULL;
-		a = api_get("/api/miners?limit=1000");
+		a = ts_api_get(&S, "/api/miners?limit=1000");
 		if (tl_http("GET", url, hdrs, NULL, &text, &st) < 0 || st != 200)
 			fail_msg("GET /metrics: %ld", st);
-		b = api_get("/api/miners?limit=1000");
+		b = ts_api_get(&S, "/api/miners?limit=1000");
 		if (a && b && same_moment(a, b))
 			break;
 	}

@@ -333,29 +333,6 @@ static void need(const char *path, const char *package)
 			 "include it)", path, package);
 }
 
-#define OUT_MAX (256 * 1024)
-
-/* Runs a shell command; its exit status, and its stdout in *out (malloc'd). */
-static int run(const char *cmd, char **out)
-{
-	FILE *p = popen(cmd, "r");
-	char *buf = malloc(OUT_MAX);
-	size_t n = 0, got;
-	int st;
-
-	*out = buf;
-	if (!p || !buf) {
-		if (p)
-			pclose(p);
-		return -1;
-	}
-	while (n < OUT_MAX - 1 && (got = fread(buf + n, 1, OUT_MAX - 1 - n, p)) > 0)
-		n += got;
-	buf[n] = '\0';
-	st = pclose(p);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 /* One service's lines in `docker-compose config` output (malloc'd). */
 static char *service(const char *normalised, const char *name)
 {
@@ -448,7 +425,7 @@ static void test_wiring(void **state)
 	assert_non_null(ds);
 	assert_non_null(prov);
 	assert_non_null(getcwd(cwd, sizeof(cwd)));
-	if (run("docker-compose -f docker-compose.yml config 2>&1", &conf) != 0)
+	if (tl_run("docker-compose -f docker-compose.yml config 2>&1", &conf) != 0)
 		fail_msg("docker-compose config refused docker-compose.yml:\n%s", conf);
 	prom = service(conf, "prometheus");
 	graf = service(conf, "grafana");
@@ -496,7 +473,7 @@ static void test_wiring(void **state)
 	assert_non_null(yaml_value(ds, "url", v, sizeof(v)));
 	assert_string_equal(v, "http://prometheus:9090");      /* the service's name and port */
 
-	if (run(PROMTOOL " check config --syntax-only " PROM_CONFIG " 2>&1", &out) != 0)
+	if (tl_run(PROMTOOL " check config --syntax-only " PROM_CONFIG " 2>&1", &out) != 0)
 		fail_msg("promtool refused %s:\n%s", PROM_CONFIG, out);
 	free(out);
 	free(prom);
@@ -514,40 +491,16 @@ static bool suite_started, suite_failed;
 static int live_passed;               /* live tests that got to their end */
 static char error_mac[18];            /* the miner given an http500 fault */
 
-/* Every miner online with a key and a status in apid; *have the count. */
-static bool fleet_ready(void *arg)
-{
-	int *have = arg;
-	const char *const hdrs[] = { S.auth, NULL };
-	char url[128];
-	json_t *list, *m;
-	size_t i;
-	int n = 0;
-
-	snprintf(url, sizeof(url), "%s/api/miners?limit=1000", S.api);
-	list = tl_http_json("GET", url, hdrs, NULL, NULL);
-	json_array_foreach(json_object_get(list, "miners"), i, m)
-		n += json_is_true(json_object_get(m, "online")) &&
-		     json_is_true(json_object_get(m, "has_api_key")) &&
-		     json_is_object(json_object_get(m, "status"));
-	json_decref(list);
-	*have = n;
-	if (n < MINERS)
-		tl_sleep_ms(250);
-	return n == MINERS;
-}
-
 /* The faulty miner's last error is in apid. */
 static bool error_seen(void *arg)
 {
-	const char *const hdrs[] = { S.auth, NULL };
-	char url[128];
+	char path[64];
 	json_t *m;
 	bool seen;
 
 	(void)arg;
-	snprintf(url, sizeof(url), "%s/api/miners/%s", S.api, error_mac);
-	m = tl_http_json("GET", url, hdrs, NULL, NULL);
+	snprintf(path, sizeof(path), "/api/miners/%s", error_mac);
+	m = ts_api(&S, "GET", path, NULL, NULL);
 	seen = json_is_object(json_object_get(m, "last_error"));
 	json_decref(m);
 	if (!seen)
@@ -564,7 +517,6 @@ static int suite_up(void)
 	char body[128];
 	json_t *roster;
 	long st = 0;
-	int have = 0;
 
 	if (suite_started)
 		return suite_failed ? -1 : 0;
@@ -594,9 +546,7 @@ static int suite_up(void)
 		fprintf(stderr, "monitoring: no API token\n");
 		return -1;
 	}
-	if (tl_wait_until(30000, fleet_ready, &have) < 0) {
-		fprintf(stderr, "monitoring: %d of %d miners online with a key and a status\n", have,
-			MINERS);
+	if (ts_wait_miners(&S, MINERS, 30000) < 0) {
 		ts_dump_logs(&S, 20);
 		return -1;
 	}
@@ -857,7 +807,7 @@ static void test_prometheus(void **state)
 	free(shipped);
 	/* The full check: the token file exists too. */
 	snprintf(flag[0], sizeof(flag[0]), PROMTOOL " check config %s 2>&1", path);
-	if (run(flag[0], &out) != 0)
+	if (tl_run(flag[0], &out) != 0)
 		fail_msg("promtool refused the suite's config:\n%s", out);
 	free(out);
 

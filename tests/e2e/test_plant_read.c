@@ -43,10 +43,8 @@
 #define JOBS_MAX 64
 
 struct plantsim {
-	pid_t pid;
+	struct tl_sim sim;
 	int http, modbus;
-	char *dir;
-	char log[512];
 };
 
 static struct plantsim P;            /* u32 abcd on holding registers */
@@ -71,55 +69,24 @@ static bool passed;
 static int plantsim_start(struct plantsim *p, const char *const extra[])
 {
 	char http[64], mb[64];
-	const char *argv[64];
-	int n = 0;
+	const char *argv[64] = { "--http", http, "--modbus", mb, "--plant-id", PLANT_ID,
+				 "--api-key", KEY, "--generation-w", "500000",
+				 "--consumption-w", "100000" };
+	int n = 12;
 
 	memset(p, 0, sizeof(*p));
 	p->http = tl_free_port();
 	do
 		p->modbus = tl_free_port();
 	while (p->modbus == p->http);
-	if (!(p->dir = tl_tmpdir("plant-read")) || p->http < 0 || p->modbus < 0)
+	if (p->http < 0 || p->modbus < 0)
 		return -1;
-	snprintf(p->log, sizeof(p->log), "%s/plantsim.log", p->dir);
 	snprintf(http, sizeof(http), "127.0.0.1:%d", p->http);
 	snprintf(mb, sizeof(mb), "127.0.0.1:%d", p->modbus);
-	argv[n++] = tl_bin("plantsim");
-	argv[n++] = "--http";
-	argv[n++] = http;
-	argv[n++] = "--modbus";
-	argv[n++] = mb;
-	argv[n++] = "--plant-id";
-	argv[n++] = PLANT_ID;
-	argv[n++] = "--api-key";
-	argv[n++] = KEY;
-	argv[n++] = "--generation-w";
-	argv[n++] = "500000";
-	argv[n++] = "--consumption-w";
-	argv[n++] = "100000";
-	for (int i = 0; extra && extra[i] && n < 62; i++)
+	for (int i = 0; extra && extra[i] && n < 63; i++)
 		argv[n++] = extra[i];
 	argv[n] = NULL;
-	if ((p->pid = tl_spawn(p->log, (char *const *)argv, NULL)) < 0)
-		return -1;
-	tl_live_add(p->pid);
-	return tl_wait_log(p->pid, p->log, "plantsim ready ", 15000);
-}
-
-/* Stops it; its dir (and log) stays when keep. */
-static void plantsim_stop(struct plantsim *p, bool keep)
-{
-	if (p->pid > 0) {
-		tl_stop(p->pid, SIGTERM, 5000);
-		tl_live_del(p->pid);
-		p->pid = 0;
-	}
-	if (p->dir) {
-		if (!keep)
-			tl_rmrf(p->dir);
-		free(p->dir);
-		p->dir = NULL;
-	}
+	return tl_sim_start(&p->sim, "plantsim", "plant-read", argv);
 }
 
 /* POST that must succeed (its state answer dropped). */
@@ -355,7 +322,7 @@ static void modbus_float32_cdab(void **state)
 	/* the holding table holds nothing there */
 	s.table = HIVE_MODBUS_HOLDING;
 	read_fails(&s, "modbus", "modbus: Illegal data address");
-	plantsim_stop(&f, false);
+	tl_sim_stop(&f.sim, false);
 }
 
 static void modbus_errors(void **state)
@@ -603,7 +570,7 @@ static int teardown(void **state)
 	hive_bus_close(S.push);
 	hive_bus_close(S.sub);
 	json_decref(S.counters);
-	plantsim_stop(&P, !passed);
+	tl_sim_stop(&P.sim, !passed);
 	tl_live_kill_all();
 	return 0;
 }

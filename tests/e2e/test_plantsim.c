@@ -38,12 +38,10 @@
 #define FLEET_MINERS 6
 
 struct proc {
-	pid_t pid;
+	struct tl_sim sim;
 	int http;
 	int modbus;
 	int admin;               /* minersim: its admin port */
-	char *dir;
-	char log[512];
 };
 
 static struct proc plant;    /* the shared plant */
@@ -60,56 +58,28 @@ static int other_port(int a, int b)
 	return p;
 }
 
-static int proc_stop(struct proc *p)
-{
-	int status = tl_stop(p->pid, SIGTERM, 5000);
-
-	tl_live_del(p->pid);
-	if (p->dir) {
-		tl_rmrf(p->dir);
-		free(p->dir);
-	}
-	p->dir = NULL;
-	return status;
-}
-
 /* plantsim with the shared defaults, plus extra flags; modbus when asked. */
 static int plant_start(struct proc *p, bool modbus, const char *const extra[])
 {
 	char http[64], mb[64];
-	const char *argv[64];
-	int n = 0;
+	const char *argv[64] = { "--http", http, "--plant-id", PLANT_ID };
+	int n = 4;
 
 	memset(p, 0, sizeof(*p));
 	p->http = tl_free_port();
 	p->modbus = modbus ? other_port(p->http, -1) : 0;
-	p->dir = tl_tmpdir("plantsim");
-	if (!p->dir || p->http < 0 || p->modbus < 0)
+	if (p->http < 0 || p->modbus < 0)
 		return -1;
-	snprintf(p->log, sizeof(p->log), "%s/plantsim.log", p->dir);
 	snprintf(http, sizeof(http), "127.0.0.1:%d", p->http);
 	snprintf(mb, sizeof(mb), "127.0.0.1:%d", p->modbus);
-	argv[n++] = tl_bin("plantsim");
-	argv[n++] = "--http";
-	argv[n++] = http;
-	argv[n++] = "--plant-id";
-	argv[n++] = PLANT_ID;
 	if (modbus) {
 		argv[n++] = "--modbus";
 		argv[n++] = mb;
 	}
-	for (int i = 0; extra && extra[i] && n < 62; i++)
+	for (int i = 0; extra && extra[i] && n < 63; i++)
 		argv[n++] = extra[i];
 	argv[n] = NULL;
-	p->pid = tl_spawn(p->log, (char *const *)argv, NULL);
-	if (p->pid < 0)
-		return -1;
-	tl_live_add(p->pid);
-	if (tl_wait_log(p->pid, p->log, "plantsim ready ", 15000) < 0) {
-		proc_stop(p);
-		return -1;
-	}
-	return 0;
+	return tl_sim_start(&p->sim, "plantsim", "plantsim", argv);
 }
 
 /* SIGTERM must be a clean stop: exit status 0, not killed. */
@@ -351,7 +321,7 @@ static int teardown(void **state)
 	int status;
 
 	(void)state;
-	status = proc_stop(&plant);
+	status = tl_sim_stop(&plant.sim, false);
 	tl_live_kill_all();
 	return clean_exit(status) ? 0 : -1;
 }
@@ -470,11 +440,11 @@ static void test_auth_and_errors(void **state)
 	json_decref(st);
 
 	/* the key is in neither the log nor the command line */
-	text = tl_read_file(plant.log);
+	text = tl_read_file(plant.sim.log);
 	assert_non_null(text);
 	assert_null(strstr(text, KEY));
 	free(text);
-	snprintf(cmdline, sizeof(cmdline), "/proc/%d/cmdline", (int)plant.pid);
+	snprintf(cmdline, sizeof(cmdline), "/proc/%d/cmdline", (int)plant.sim.pid);
 	{
 		FILE *f = fopen(cmdline, "rb");
 		char buf[4096];
@@ -534,8 +504,9 @@ static void test_generation_ramp_drop(void **state)
 	json_decref(r);
 
 	/* one log line per change */
-	assert_true(count_in_log(plant.log, "admin change=ramp from_w=400000 to_w=800000") == 1);
-	assert_true(count_in_log(plant.log, "admin change=drop percent=25 from_w=800000 "
+	assert_true(count_in_log(plant.sim.log,
+				 "admin change=ramp from_w=400000 to_w=800000") == 1);
+	assert_true(count_in_log(plant.sim.log, "admin change=drop percent=25 from_w=800000 "
 				 "to_w=600000") == 1);
 }
 
@@ -847,7 +818,7 @@ static void test_modbus_layouts(void **state)
 			else
 				assert_true(near(v, round(54321 / scales[t]), 0));
 			mb_close(mb);
-			assert_true(clean_exit(proc_stop(&p)));
+			assert_true(clean_exit(tl_sim_stop(&p.sim, false)));
 			runs++;
 		}
 	}
@@ -896,7 +867,7 @@ static void test_modbus_errors(void **state)
 	assert_int_equal(mb_read(mb, false, 0, 1, regs), 1);
 	assert_int_equal(regs[0], 65535);
 	mb_close(mb);
-	assert_true(clean_exit(proc_stop(&p)));
+	assert_true(clean_exit(tl_sim_stop(&p.sim, false)));
 }
 
 static void test_modbus_faults(void **state)
@@ -951,7 +922,7 @@ static void test_modbus_faults(void **state)
 	assert_int_equal(mb_read(mb, false, MB_REG, 2, regs), 2);
 	assert_int_equal(bits32(regs, "abcd"), 500000);
 	mb_close(mb);
-	assert_true(count_in_log(plant.log, "admin change=modbus mode=closed") == 1);
+	assert_true(count_in_log(plant.sim.log, "admin change=modbus mode=closed") == 1);
 }
 
 static void test_admin_errors(void **state)
@@ -1002,38 +973,18 @@ static void test_admin_errors(void **state)
 static int fleet_start(struct proc *m)
 {
 	char port[16], admin_addr[64], miners[16];
-	const char *argv[32];
-	int n = 0, fw_port;
+	const char *argv[] = { "--subnet", FLEET_SUBNET, "--miners", miners, "--port", port,
+			       "--admin", admin_addr, "--seed", "11", "--reboot-seconds", "2",
+			       "--init-seconds", "1", NULL };
+	int fw_port;
 
 	memset(m, 0, sizeof(*m));
 	fw_port = tl_free_port();
 	m->admin = other_port(fw_port, -1);
-	m->dir = tl_tmpdir("plantsim-fleet");
-	snprintf(m->log, sizeof(m->log), "%s/minersim.log", m->dir);
 	snprintf(port, sizeof(port), "%d", fw_port);
 	snprintf(admin_addr, sizeof(admin_addr), "127.0.0.1:%d", m->admin);
 	snprintf(miners, sizeof(miners), "%d", FLEET_MINERS);
-	argv[n++] = tl_bin("minersim");
-	argv[n++] = "--subnet";
-	argv[n++] = FLEET_SUBNET;
-	argv[n++] = "--miners";
-	argv[n++] = miners;
-	argv[n++] = "--port";
-	argv[n++] = port;
-	argv[n++] = "--admin";
-	argv[n++] = admin_addr;
-	argv[n++] = "--seed";
-	argv[n++] = "11";
-	argv[n++] = "--reboot-seconds";
-	argv[n++] = "2";
-	argv[n++] = "--init-seconds";
-	argv[n++] = "1";
-	argv[n] = NULL;
-	m->pid = tl_spawn(m->log, (char *const *)argv, NULL);
-	if (m->pid < 0)
-		return -1;
-	tl_live_add(m->pid);
-	return tl_wait_log(m->pid, m->log, "minersim ready ", 15000);
+	return tl_sim_start(&m->sim, "minersim", "plantsim-fleet", argv);
 }
 
 static double fleet_power(const struct proc *m)
@@ -1136,7 +1087,7 @@ static void test_minersim_consumption(void **state)
 	assert_int_equal(tl_wait_until(8000, consumption_within, &f), 0);
 
 	/* minersim gone: the last value stays, the state says the meter failed */
-	assert_true(clean_exit(proc_stop(&fleet)));
+	assert_true(clean_exit(tl_sim_stop(&fleet.sim, false)));
 	w = plant_consumption_w(&p);
 	tl_sleep_ms(1000);
 	st = admin(&p, "GET", "/sim/state", NULL, NULL);
@@ -1145,8 +1096,8 @@ static void test_minersim_consumption(void **state)
 	json_decref(st);
 	assert_true(near(plant_consumption_w(&p), w, 0));
 	/* said once, not once a poll */
-	assert_int_equal(count_in_log(p.log, "poll_failed"), 1);
-	assert_true(clean_exit(proc_stop(&p)));
+	assert_int_equal(count_in_log(p.sim.log, "poll_failed"), 1);
+	assert_true(clean_exit(tl_sim_stop(&p.sim, false)));
 }
 
 static void test_key_file_and_check(void **state)
@@ -1167,10 +1118,10 @@ static void test_key_file_and_check(void **state)
 	assert_int_equal(st, 200);
 	json_decref(reading_as(&p, KEY, PLANT_ID, &st));
 	assert_int_equal(st, 401);
-	text = tl_read_file(p.log);
+	text = tl_read_file(p.sim.log);
 	assert_null(strstr(text, "pk-from-a-file"));
 	free(text);
-	assert_true(clean_exit(proc_stop(&p)));
+	assert_true(clean_exit(tl_sim_stop(&p.sim, false)));
 
 	snprintf(log, sizeof(log), "%s/check.log", dir);
 	pid = tl_spawn(log, (char *const *)check, NULL);

@@ -166,62 +166,22 @@ static const char *jtext(const json_t *j)
 	return tb;
 }
 
-static json_t *req(const char *method, const char *base, const char *path, const char *body,
-		   bool with_auth, long *status)
-{
-	const char *const hdrs[] = { S.auth, NULL };
-	char url[600];
-	long st = 0;
-	json_t *j;
-
-	snprintf(url, sizeof(url), "%s%s", base, path);
-	j = tl_http_json(method, url, with_auth ? hdrs : NULL, body, &st);
-	if (status)
-		*status = st;
-	return j;
-}
-
-static json_t *api(const char *method, const char *path, const char *body, long *status)
-{
-	return req(method, S.api, path, body, true, status);
-}
-
-/* GET from apid; NULL unless 200. */
-static json_t *api_get(const char *path)
-{
-	long st = 0;
-	json_t *j = api("GET", path, NULL, &st);
-
-	if (j && st != 200) {
-		json_decref(j);
-		return NULL;
-	}
-	return j;
-}
-
 static long api_patch(const char *path, const char *body)
 {
 	long st = 0;
 
-	json_decref(api("PATCH", path, body, &st));
+	json_decref(ts_api(&S, "PATCH", path, body, &st));
 	return st;
 }
 
 static json_t *power(void)
 {
-	return api_get("/api/power");
+	return ts_api_get(&S, "/api/power");
 }
 
 static json_t *sim_get(const char *path)
 {
-	long st = 0;
-	json_t *j = req("GET", S.admin, path, NULL, false, &st);
-
-	if (j && st != 200) {
-		json_decref(j);
-		return NULL;
-	}
-	return j;
+	return ts_sim_get(&S, S.admin, path);
 }
 
 /* plantsim's admin API; the status. */
@@ -230,22 +190,16 @@ static long plant_post(const char *path, const char *fmt, ...)
 {
 	char body[256];
 	va_list ap;
-	long st = 0;
-	json_t *j;
 
 	va_start(ap, fmt);
 	vsnprintf(body, sizeof(body), fmt, ap);
 	va_end(ap);
-	j = req("POST", S.plant, path, body, false, &st);
-	if (st != 200)
-		fprintf(stderr, "power: plantsim POST %s %s: %ld %s\n", path, body, st, jtext(j));
-	json_decref(j);
-	return st;
+	return ts_sim_post(&S, S.plant, path, body);
 }
 
 static json_t *plant_state(void)
 {
-	return req("GET", S.plant, "/sim/state", NULL, false, NULL);
+	return ts_http(&S, "GET", S.plant, "/sim/state", NULL, false, NULL);
 }
 
 /* The plant's actual generation now, W. */
@@ -594,7 +548,7 @@ static json_t *actions_since(long long after)
 			snprintf(path, sizeof(path), "/api/actions?limit=1000&before=%lld", before);
 		else
 			snprintf(path, sizeof(path), "/api/actions?limit=1000");
-		j = api_get(path);
+		j = ts_api_get(&S, path);
 		json_array_foreach(json_object_get(j, "actions"), i, a) {
 			long long id = int_at(a, "id");
 			const char *mac = str_at(a, "miner");
@@ -626,9 +580,23 @@ static json_t *actions_since(long long after)
 	return by;
 }
 
+/* Of the actions since after_id: how many, and how many were sent more
+ * than once. */
+static void count_actions(long long after_id, int *n, int *resent)
+{
+	json_t *acts = actions_since(after_id), *x;
+	const char *mac;
+
+	json_object_foreach(acts, mac, x) {
+		*resent += (int)int_at(x, "resent");
+		*n += (int)int_at(x, "n");
+	}
+	json_decref(acts);
+}
+
 static long long newest_action_id(void)
 {
-	json_t *j = api_get("/api/actions?limit=1");
+	json_t *j = ts_api_get(&S, "/api/actions?limit=1");
 	long long id = int_at(json_array_get(json_object_get(j, "actions"), 0), "id");
 
 	json_decref(j);
@@ -663,28 +631,6 @@ static int check_no_double(const json_t *before, long long after_id, const char 
 
 /* ------------------------------------------------------------ the stack */
 
-struct fleet_ready {
-	int have;
-};
-
-static bool fleet_ready(void *arg)
-{
-	struct fleet_ready *f = arg;
-	json_t *list = api_get("/api/miners?limit=5000"), *m;
-	size_t i;
-	int n = 0;
-
-	json_array_foreach(json_object_get(list, "miners"), i, m)
-		n += json_is_true(json_object_get(m, "online")) &&
-		     json_is_true(json_object_get(m, "has_api_key")) &&
-		     json_is_object(json_object_get(m, "status"));
-	json_decref(list);
-	f->have = n;
-	if (n < MINERS)
-		tl_sleep_ms(250);
-	return n == MINERS;
-}
-
 /* apid's catalogue of a model: presets with watts and TH (not "disabled"). */
 static bool load_model(void *arg)
 {
@@ -694,7 +640,7 @@ static bool load_model(void *arg)
 	size_t i;
 
 	snprintf(path, sizeof(path), "/api/models/%s", md->alias);
-	j = api_get(path);
+	j = ts_api_get(&S, path);
 	md->n = 0;
 	json_array_foreach(json_object_get(j, "presets"), i, p) {
 		double th = num(p, "th");
@@ -741,7 +687,7 @@ static bool enforced(void *arg)
 		n += p < 0 || md->p[p].watts > md->max_w || json_is_true(json_object_get(x, "tuning"));
 	}
 	json_decref(m);
-	open = api_get("/api/actions?state=open&limit=1000");
+	open = ts_api_get(&S, "/api/actions?state=open&limit=1000");
 	n += (int)json_array_size(json_object_get(open, "actions"));
 	json_decref(open);
 	*above = n;
@@ -762,7 +708,6 @@ static int stack_up(void **state)
 				     "--modbus-table", "input", "--modbus-register", mbreg,
 				     "--modbus-type", "float32", "--modbus-order", "cdab",
 				     "--modbus-scale", "1000", NULL };
-	struct fleet_ready f = { 0 };
 	json_t *roster, *m;
 	long long t0 = hive_mono_ms();
 	int above = 0;
@@ -803,9 +748,7 @@ static int stack_up(void **state)
 		fprintf(stderr, "power: no API token\n");
 		goto fail;
 	}
-	if (tl_wait_until(60000, fleet_ready, &f) < 0) {
-		fprintf(stderr, "power: %d of %d miners online with a key and a status\n", f.have,
-			MINERS);
+	if (ts_wait_miners(&S, MINERS, 60000) < 0) {
 		dump_logs();
 		goto fail;
 	}
@@ -1026,7 +969,7 @@ static void test_dry_run(void **state)
 	/* A few cycles of decisions, recorded as dry_run, with the changes
 	 * a cut needs. */
 	tl_sleep_ms(3 * INTERVAL_S * 1000 + 500);
-	d = api_get("/api/power/decisions?limit=50");
+	d = ts_api_get(&S, "/api/power/decisions?limit=50");
 	if (!d)
 		FAIL("GET /api/power/decisions failed");
 	json_array_foreach(json_object_get(d, "decisions"), i, dec) {
@@ -1038,7 +981,7 @@ static void test_dry_run(void **state)
 		changes += (int)json_array_size(json_object_get(dec, "changes"));
 	}
 	json_decref(d);
-	plan = api_get("/api/power/plan");
+	plan = ts_api_get(&S, "/api/power/plan");
 	if (!plan)
 		FAIL("GET /api/power/plan failed");
 	assert_string_equal(str_at(plan, "mode"), "dry_run");
@@ -1133,7 +1076,7 @@ static void test_steady_state(void **state)
 
 	(void)state;
 	t0 = hive_mono_ms();
-	j = api("PATCH", "/api/power", "{\"mode\":\"on\"}", &st_code);
+	j = ts_api(&S, "PATCH", "/api/power", "{\"mode\":\"on\"}", &st_code);
 	if (st_code != 200 || strcmp(str_at(j, "mode"), "on") != 0)
 		FAIL("PATCH /api/power mode on: %ld %s", st_code, jtext(j));
 	json_decref(j);
@@ -1251,6 +1194,24 @@ static void test_drop(void **state)
 
 /* ------------------------------------------------------------ 4. the rise */
 
+/* Waits up to 60 s from t0 for the managed miners to reach RATIO_MIN of
+ * opt TH: the ms since t0 it took, or -1; their TH at the last look in *th. */
+static long long climb(long long t0, double opt, double *th)
+{
+	while (hive_mono_ms() - t0 < 60000) {
+		json_t *m = sim_get("/sim/miners");
+		struct eval e;
+
+		evaluate(m, &e);
+		json_decref(m);
+		*th = e.th;
+		if (*th >= RATIO_MIN * opt)
+			return hive_mono_ms() - t0;
+		tl_sleep_ms(250);
+	}
+	return -1;
+}
+
 /* Whether the draw ever exceeded the target (plus minersim's noise) or the
  * generation in samples; the worst ratios. */
 static struct sample worst_sample;     /* of the last overshoots() */
@@ -1277,7 +1238,7 @@ static int overshoots(const struct sample *s, int n, double *worst_t, double *wo
 
 static void test_rise(void **state)
 {
-	long long t0, t_climb = -1, od0 = overdraw_s(), settled;
+	long long t0, t_climb, od0 = overdraw_s(), settled;
 	double target = (1 - MARGIN) * (double)gen0, opt, worst_t, worst_g, th = 0, mean;
 	struct sample *s;
 	struct standing st;
@@ -1287,19 +1248,7 @@ static void test_rise(void **state)
 	opt = optimum((long long)target, fixed_truth, NULL, NULL);
 	t0 = hive_mono_ms();
 	assert_int_equal(plant_post("/sim/generation", "{\"w\":%lld}", gen0), 200);
-	while (hive_mono_ms() - t0 < 60000) {
-		json_t *m = sim_get("/sim/miners");
-		struct eval e;
-
-		evaluate(m, &e);
-		json_decref(m);
-		th = e.th;
-		if (th >= RATIO_MIN * opt) {
-			t_climb = hive_mono_ms() - t0;
-			break;
-		}
-		tl_sleep_ms(250);
-	}
+	t_climb = climb(t0, opt, &th);
 	settled = wait_settled(20000, "after the rise");
 	mean = mean_draw(hive_mono_ms() - QUIET_MS);
 	standing(&st);
@@ -1478,7 +1427,7 @@ static void wait_counted(const char *reason, int more, int timeout_ms, const cha
  * reason may go on: "low_confidence: confidence 0.50 < 0.80"). */
 static bool reading_refused(const char *reason)
 {
-	json_t *j = api_get("/api/power/readings?limit=20"), *r;
+	json_t *j = ts_api_get(&S, "/api/power/readings?limit=20"), *r;
 	bool found = false;
 	size_t i;
 
@@ -1641,7 +1590,7 @@ static void test_feed_faults(void **state)
 static bool new_balancer_action(void *arg)
 {
 	long long *last = arg;
-	json_t *j = api_get("/api/actions?limit=5"), *a;
+	json_t *j = ts_api_get(&S, "/api/actions?limit=5"), *a;
 	bool yes = false;
 	size_t i;
 
@@ -1655,8 +1604,7 @@ static bool new_balancer_action(void *arg)
 
 static void test_kill_apid(void **state)
 {
-	json_t *before_m, *pw, *acts, *x;
-	const char *mac;
+	json_t *before_m, *pw;
 	long long last_id, t0, t_kill, t_back, t_under, calls0, calls_at_kill, tuning0;
 	double gen, target, draw = NAN;
 	int bad, resent = 0, nacts = 0;
@@ -1718,12 +1666,7 @@ static void test_kill_apid(void **state)
 	 * preset changes than set_preset actions, per miner. */
 	bad = check_no_double(before_m, last_id, "settings_calls", "n", "apid restart");
 	bad += check_no_double(before_m, last_id, "preset_changes", "set_preset", "apid restart");
-	acts = actions_since(last_id);
-	json_object_foreach(acts, mac, x) {
-		resent += (int)int_at(x, "resent");
-		nacts += (int)int_at(x, "n");
-	}
-	json_decref(acts);
+	count_actions(last_id, &nacts, &resent);
 	json_decref(before_m);
 	printf("figure: power: kill -9 apid: %d actions since the drop, %d sent more than once, "
 	       "%d miners with more calls than actions\n", nacts, resent, bad);
@@ -1756,8 +1699,7 @@ static bool all_least(void *arg)
 static void test_zero_held_kill_pollerd(void **state)
 {
 	struct all_least w = { 0 };
-	json_t *before_m, *acts, *x;
-	const char *mac;
+	json_t *before_m;
 	long long last_id, t0, t_refused, t_cut, t_kill, t_least;
 	double jump0, draw;
 	int bad, nacts = 0, resent = 0;
@@ -1790,12 +1732,7 @@ static void test_zero_held_kill_pollerd(void **state)
 	if (!ts_start(&S, "pollerd", "pollerd0", NULL, NULL) || ts_wait_healthy(&S, 20000) < 0)
 		FAIL("pollerd0 did not come back");
 	bad = check_no_double(before_m, last_id, "preset_changes", "set_preset", "pollerd kill");
-	acts = actions_since(last_id);
-	json_object_foreach(acts, mac, x) {
-		resent += (int)int_at(x, "resent");
-		nacts += (int)int_at(x, "n");
-	}
-	json_decref(acts);
+	count_actions(last_id, &nacts, &resent);
 	json_decref(before_m);
 	printf("figure: power: kill -9 pollerd mid-cut: %d actions, %d sent again after the "
 	       "kill, %d miners with more preset changes than set_preset actions\n", nacts, resent,
@@ -1813,7 +1750,7 @@ static void test_modbus_cycle(void **state)
 {
 	struct power_is w = { .mode = "on", .kind = "modbus" };
 	json_t *pw, *src;
-	long long t0, t_climb = -1, t_under, gen_m;
+	long long t0, t_climb, t_under, gen_m;
 	double target, opt, th = 0, worst_t, worst_g, gen, draw = NAN;
 	struct sample *s;
 	int n, bad;
@@ -1845,19 +1782,7 @@ static void test_modbus_cycle(void **state)
 		FAIL("Modbus: measured_w should be null (the meter has no consumption): %s",
 		     jtext(w.last));
 	json_decref(w.last);
-	while (hive_mono_ms() - t0 < 60000) {
-		json_t *m = sim_get("/sim/miners");
-		struct eval e;
-
-		evaluate(m, &e);
-		json_decref(m);
-		th = e.th;
-		if (th >= RATIO_MIN * opt) {
-			t_climb = hive_mono_ms() - t0;
-			break;
-		}
-		tl_sleep_ms(250);
-	}
+	t_climb = climb(t0, opt, &th);
 	s = samples_since(t0, &n);
 	bad = overshoots(s, n, &worst_t, &worst_g);
 	free(s);

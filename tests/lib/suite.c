@@ -401,6 +401,71 @@ int ts_stop(struct ts_suite *s, const char *name, int sig, int timeout_ms)
 	return st;
 }
 
+/* ------------------------------------------------------------ HTTP */
+
+json_t *ts_http(struct ts_suite *s, const char *method, const char *base, const char *path,
+		const char *body, bool auth, long *status)
+{
+	const char *const hdrs[] = { s->auth, NULL };
+	char url[600];
+
+	snprintf(url, sizeof(url), "%s%s", base, path);
+	return tl_http_json(method, url, auth ? hdrs : NULL, body, status);
+}
+
+json_t *ts_api(struct ts_suite *s, const char *method, const char *path, const char *body,
+	       long *status)
+{
+	return ts_http(s, method, s->api, path, body, true, status);
+}
+
+static json_t *get_200(struct ts_suite *s, const char *base, const char *path, bool auth)
+{
+	long st = 0;
+	json_t *j = ts_http(s, "GET", base, path, NULL, auth, &st);
+
+	if (j && st != 200) {
+		json_decref(j);
+		return NULL;
+	}
+	return j;
+}
+
+json_t *ts_api_get(struct ts_suite *s, const char *path)
+{
+	return get_200(s, s->api, path, true);
+}
+
+json_t *ts_sim_get(struct ts_suite *s, const char *base, const char *path)
+{
+	return get_200(s, base, path, false);
+}
+
+json_t *ts_sim_miner(struct ts_suite *s, const char *mac)
+{
+	char path[64];
+
+	if (snprintf(path, sizeof(path), "/sim/miners/%s", mac) >= (int)sizeof(path))
+		return NULL;
+	return get_200(s, s->admin, path, false);
+}
+
+long ts_sim_post(struct ts_suite *s, const char *base, const char *path, const char *body)
+{
+	long st = 0;
+	json_t *j = ts_http(s, "POST", base, path, body, false, &st);
+
+	if (st != 200) {
+		char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+
+		fprintf(stderr, "ts_sim_post: POST %s%s %s: %ld %s\n", base, path,
+			body ? body : "", st, text ? text : "-");
+		free(text);
+	}
+	json_decref(j);
+	return st;
+}
+
 /* ------------------------------------------------------------ health */
 
 const char *ts_token(struct ts_suite *s)
@@ -428,16 +493,13 @@ const char *ts_token(struct ts_suite *s)
  * "/api/health" when apid does not answer. */
 static const char *missing(struct ts_suite *s)
 {
-	const char *hdr[] = { s->auth, NULL };
-	char url[128];
 	long status = 0;
 	json_t *h, *d;
 	size_t k;
 	const char *who = "";
 
 	ts_token(s);
-	snprintf(url, sizeof(url), "%s/api/health", s->api);
-	h = tl_http_json("GET", url, s->auth[0] ? hdr : NULL, NULL, &status);
+	h = ts_http(s, "GET", s->api, "/api/health", NULL, s->auth[0] != '\0', &status);
 	if (!h || status != 200) {
 		json_decref(h);
 		return "/api/health";
@@ -474,6 +536,39 @@ int ts_wait_healthy(struct ts_suite *s, int timeout_ms)
 		fprintf(stderr, "ts_wait_healthy: no heartbeat of %s within %d ms\n", who,
 			timeout_ms);
 	ts_dump_logs(s, 15);
+	return -1;
+}
+
+struct miners_wait {
+	struct ts_suite *s;
+	int want, have;
+};
+
+static bool miners_ready(void *arg)
+{
+	struct miners_wait *w = arg;
+	json_t *list = ts_api_get(w->s, "/api/miners?limit=5000"), *m;
+	size_t i;
+
+	w->have = 0;
+	json_array_foreach(json_object_get(list, "miners"), i, m)
+		w->have += json_is_true(json_object_get(m, "online")) &&
+			   json_is_true(json_object_get(m, "has_api_key")) &&
+			   json_is_object(json_object_get(m, "status"));
+	json_decref(list);
+	if (w->have < w->want)
+		tl_sleep_ms(250);        /* a listing of every miner: not every 50 ms */
+	return w->have == w->want;
+}
+
+int ts_wait_miners(struct ts_suite *s, int n, int timeout_ms)
+{
+	struct miners_wait w = { s, n, 0 };
+
+	if (tl_wait_until(timeout_ms, miners_ready, &w) == 0)
+		return 0;
+	fprintf(stderr, "ts_wait_miners: %d of %d miners online with a key and a status within "
+		"%d ms\n", w.have, n, timeout_ms);
 	return -1;
 }
 

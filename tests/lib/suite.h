@@ -14,8 +14,8 @@
  *	ts_start(&s, "apid", NULL, NULL, NULL);
  *	ts_start(&s, "pollerd", "pollerd0", NULL, NULL);
  *	ts_wait_healthy(&s, 20000);
- *	... GET s.api + "/api/miners", minersim's s.admin + "/sim/miners",
- *	    plantsim's s.plant + "/sim/state" ...
+ *	... ts_api_get(&s, "/api/miners"), ts_sim_get(&s, s.admin, "/sim/miners")
+ *	    (minersim), ts_sim_get(&s, s.plant, "/sim/state") (plantsim) ...
  *	ts_down(&s, false);
  */
 #ifndef HIVE_SUITE_H
@@ -129,11 +129,33 @@ int ts_stop(struct ts_suite *s, const char *name, int sig, int timeout_ms);
  * there is none yet. */
 const char *ts_token(struct ts_suite *s);
 
+/* One request to base + path (base: s->api, s->admin, s->plant), with the
+ * token (s->auth) when auth; the answer as JSON, NULL when none or not
+ * JSON. status may be NULL. */
+json_t *ts_http(struct ts_suite *s, const char *method, const char *base, const char *path,
+		const char *body, bool auth, long *status);
+/* ts_http to apid, with the token. */
+json_t *ts_api(struct ts_suite *s, const char *method, const char *path, const char *body,
+	       long *status);
+/* GET from apid with the token, or from a simulator's base without; NULL
+ * unless 200. */
+json_t *ts_api_get(struct ts_suite *s, const char *path);
+json_t *ts_sim_get(struct ts_suite *s, const char *base, const char *path);
+/* minersim's view of one miner, GET /sim/miners/<mac>; NULL unless 200. */
+json_t *ts_sim_miner(struct ts_suite *s, const char *mac);
+/* POST to a simulator's admin API, the answer dropped: the status, said on
+ * stderr with the answer unless 200. */
+long ts_sim_post(struct ts_suite *s, const char *base, const char *path, const char *body);
+
 /* Waits until GET /api/health answers 200 (with the token when there is
  * one) and lists every running daemon but apid (by pid: its heartbeats
  * reached apid); the simulators send none. 0, or -1 with what is missing and the logs' tails on
  * stderr. */
 int ts_wait_healthy(struct ts_suite *s, int timeout_ms);
+
+/* Waits until apid lists n miners online with an API key and a status:
+ * discovered, keyed and polled. 0, or -1 with how many were on stderr. */
+int ts_wait_miners(struct ts_suite *s, int n, int timeout_ms);
 
 /* The last `lines` lines of every log of the suite, on stderr. */
 void ts_dump_logs(const struct ts_suite *s, int lines);

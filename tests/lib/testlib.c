@@ -87,20 +87,17 @@ int tl_write_file(const char *path, const char *text)
 	return rc;
 }
 
-char *tl_read_file(const char *path)
+/* All of f (malloc'd, NUL-terminated) or NULL. */
+static char *read_all(FILE *f)
 {
-	FILE *f = fopen(path, "rb");
 	char *buf = NULL;
 	size_t len = 0, cap = 0, n;
 
-	if (!f)
-		return NULL;
 	do {
 		if (cap - len < 4096) {
 			char *nb = realloc(buf, cap + 65536);
 			if (!nb) {
 				free(buf);
-				fclose(f);
 				return NULL;
 			}
 			buf = nb;
@@ -109,9 +106,42 @@ char *tl_read_file(const char *path)
 		n = fread(buf + len, 1, cap - len - 1, f);
 		len += n;
 	} while (n > 0);
-	fclose(f);
 	buf[len] = '\0';
 	return buf;
+}
+
+char *tl_read_file(const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf;
+
+	if (!f)
+		return NULL;
+	buf = read_all(f);
+	fclose(f);
+	return buf;
+}
+
+int tl_run(const char *cmd, char **out)
+{
+	FILE *p = popen(cmd, "r");
+	char *buf;
+	int st;
+
+	if (out)
+		*out = NULL;
+	if (!p)
+		return -1;
+	/* All of it, not a capped prefix: a writer blocked on a full pipe
+	 * would hang pclose. */
+	buf = read_all(p);
+	st = pclose(p);
+	st = buf && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+	if (out)
+		*out = buf;
+	else
+		free(buf);
+	return st;
 }
 
 pid_t tl_spawn(const char *log_path, char *const argv[], char *const env[])
@@ -212,6 +242,46 @@ int tl_wait_log(pid_t pid, const char *log, const char *line, int timeout_ms)
 	fprintf(stderr, "%s not seen in %s:\n%s\n", line, log, text ? text : "(no log)");
 	free(text);
 	return -1;
+}
+
+int tl_sim_start(struct tl_sim *p, const char *prog, const char *tag, const char *const args[])
+{
+	const char *argv[64] = { tl_bin(prog) };
+	char ready[64];
+	size_t n = 1;
+
+	memset(p, 0, sizeof(*p));
+	if (!(p->dir = tl_tmpdir(tag)))
+		return -1;
+	snprintf(p->log, sizeof(p->log), "%s/%s.log", p->dir, prog);
+	snprintf(ready, sizeof(ready), "%s ready ", prog);
+	for (size_t i = 0; args && args[i] && n < 63; i++)
+		argv[n++] = args[i];
+	argv[n] = NULL;
+	if ((p->pid = tl_spawn(p->log, (char *const *)argv, NULL)) < 0)
+		p->pid = 0;
+	else
+		tl_live_add(p->pid);
+	if (p->pid > 0 && tl_wait_log(p->pid, p->log, ready, 15000) == 0)
+		return 0;
+	tl_sim_stop(p, false);
+	return -1;
+}
+
+int tl_sim_stop(struct tl_sim *p, bool keep)
+{
+	int status = -1;
+
+	if (p->pid > 0) {
+		status = tl_stop(p->pid, SIGTERM, 5000);
+		tl_live_del(p->pid);
+		p->pid = 0;
+	}
+	if (p->dir && !keep)
+		tl_rmrf(p->dir);
+	free(p->dir);
+	p->dir = NULL;
+	return status;
 }
 
 int tl_wait_port(const char *host, int port, int timeout_ms)

@@ -25,6 +25,11 @@ int tl_write_file(const char *path, const char *text);
 /* Reads a whole file (malloc'd, NUL-terminated) or NULL. */
 char *tl_read_file(const char *path);
 
+/* Runs cmd with sh -c: its exit status (-1 when it did not exit), and all
+ * its stdout in *out (malloc'd; NULL when it could not run). out may be
+ * NULL. */
+int tl_run(const char *cmd, char **out);
+
 /* Starts argv[0] with stdout+stderr appended to log_path (NULL: inherit),
  * extra environment "K=V" strings in env (NULL-terminated, may be NULL).
  * Returns the pid, or -1. */
@@ -46,6 +51,20 @@ void tl_live_kill_all(void);
 /* Waits until the file log holds line (checked every 10 ms) while pid runs.
  * 0, or -1 when pid exited or timeout_ms passed, with the log on stderr. */
 int tl_wait_log(pid_t pid, const char *log, const char *line, int timeout_ms);
+
+/* A simulator a test runs itself, outside a suite: bin/<prog> args in a
+ * fresh tl_tmpdir(tag) that holds its log, <dir>/<prog>.log, and tracked
+ * by tl_live_add. tl_sim_start waits 15 s for its "<prog> ready " line;
+ * 0, or -1 with the log on stderr and nothing left behind. */
+struct tl_sim {
+	pid_t pid;               /* 0: not running */
+	char *dir;
+	char log[512];
+};
+int tl_sim_start(struct tl_sim *p, const char *prog, const char *tag, const char *const args[]);
+/* SIGTERM (SIGKILL after 5 s); the dir goes unless keep. The exit status
+ * as waitpid gives it, or -1 when it was not running. */
+int tl_sim_stop(struct tl_sim *p, bool keep);
 
 /* Waits until a TCP connect to host:port succeeds. 0 / -1 on timeout. */
 int tl_wait_port(const char *host, int port, int timeout_ms);
