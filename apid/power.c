@@ -96,6 +96,7 @@ struct apid_power {
 	/* balancing */
 	double correction_w;
 	bool reading_fresh;          /* a reading arrived since the last cycle */
+	bool newest_refused;         /* the newest reading was refused: no raises */
 	struct { int64_t mono; double target; bool ok; } hist[HIST_MAX];
 	size_t hist_head, hist_n;
 	struct memo *memo;
@@ -937,10 +938,12 @@ static void cycle_measure(struct apid_power *p, struct run *r)
 		return;
 	if (c->est_cmd > c->target_w) {
 		r->cut = true;
-	} else if (c->state == FEED_OK && !r->any_open_cut && r->settled &&
+	} else if (c->state == FEED_OK && !p->newest_refused && !r->any_open_cut && r->settled &&
 		   c->wall - p->last_cut_wall >= (int64_t)p->cfg.power.raise_after_seconds * 1000) {
 		/* Raises wait for the fleet to settle and for the power to hold
-		 * since the last cut: no cut-raise-cut loops. */
+		 * since the last cut (no cut-raise-cut loops), and for the newest
+		 * reading to be a valid one: a feed that starts failing is not
+		 * more power. */
 		r->raise_target = held_target(p, c);
 		r->raise = isfinite(r->raise_target) && c->est_cons < r->raise_target;
 	}
@@ -1381,11 +1384,13 @@ static void on_reading(struct apid_power *p, sqlite3 *db, const struct hive_msg_
 		p->jump_pending = false;
 		p->accepted++;
 		p->reading_fresh = true;
+		p->newest_refused = false;
 		hive_log_recovered("power reading", "power reading accepted again generation_w=%.0f",
 				   r->generation_w);
 	} else {
 		p->refused++;
 		p->refused_by[why]++;
+		p->newest_refused = true;
 		switch (why) {
 		case REF_ERROR:
 			snprintf(detail, sizeof(detail), "%s", r->error ? r->error : "no generation");
