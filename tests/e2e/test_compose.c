@@ -1,14 +1,17 @@
-/* test_compose — the Docker deployment, checked without a Docker engine:
- * docker-compose (Debian's package) validates docker-compose.yml and prints
- * it normalised, and this test reads that output for what `docker compose
- * up --scale pollerd=4` needs: four services from one image, workers with
- * nothing that stops them scaling (no container_name, no published port),
- * health checks and restart policies, apid's database on a named volume,
- * discoverd on the host's network dialing apid's bus ports published on
- * 127.0.0.1. The configs the services name must exist under etc/, pass
- * `apid -n`, dial apid by service name, and scan loopback only. The
- * Dockerfile must copy only what exists and .dockerignore does not hide.
- * A broken copy of the file must be refused: the validation is real. */
+/* test_compose — the Docker deployment, checked without a Docker engine
+ * (test_compose_up runs it on one): docker-compose (Debian's package)
+ * validates docker-compose.yml and prints it normalised, and this test
+ * reads that output for what `docker-compose up --scale pollerd=4` needs:
+ * four services from one image, workers with nothing that stops them
+ * scaling (no container_name, no published port), health checks
+ * (powerhive-healthcheck, etc/docker/healthcheck.sh) and restart policies,
+ * apid's database on a named volume, discoverd on the host's network
+ * dialing apid's bus ports published on 127.0.0.1. The configs the
+ * services name must exist under etc/, pass `apid -n`, dial apid by
+ * service name, and scan loopback only. The Dockerfile must copy only what
+ * exists and .dockerignore does not hide. The test override
+ * (tests/compose/docker-compose.test.yml) must merge with the file. A
+ * broken copy of the file must be refused: the validation is real. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -141,15 +144,20 @@ static void test_workers_scale(void **state)
 
 	(void)state;
 	for (size_t i = 0; i < 2; i++) {
-		char *s = service(names[i]);
+		char *s = service(names[i]), check[160];
 		assert_non_null(s);
 		assert_null(strstr(s, "container_name:"));
 		assert_null(strstr(s, "\n    ports:"));
 		assert_null(strstr(s, "network_mode:"));
 		assert_non_null(strstr(s, "/etc/powerhive/powerhive.compose.json"));
-		/* healthy = the config checks and the daemon runs */
-		assert_non_null(strstr(s, " -n -c /etc/powerhive/powerhive.compose.json"));
-		assert_non_null(strstr(s, "/proc/[0-9]*/comm"));
+		/* healthy = the daemon runs and is connected to apid's bus */
+		snprintf(check, sizeof(check), "- powerhive-healthcheck\n      - %s\n"
+			 "      - /etc/powerhive/powerhive.compose.json\n", names[i]);
+		if (!strstr(s, check)) {
+			fprintf(stderr, "%s: the health check is not powerhive-healthcheck:\n%s\n",
+				names[i], s);
+			fail();
+		}
 		free(s);
 	}
 }
@@ -164,9 +172,9 @@ static void test_apid_service(void **state)
 	assert_true(has_line(s, "- 127.0.0.1:5550:5550/tcp"));
 	assert_true(has_line(s, "- 127.0.0.1:5553:5553/tcp"));
 	assert_non_null(strstr(s, "target: 8080"));
-	assert_non_null(strstr(s, "http://127.0.0.1:8080/api/health"));
-	assert_non_null(strstr(s, "curl"));
-	assert_non_null(strstr(s, "/etc/powerhive/powerhive.compose-apid.json"));
+	/* /api/health with the token, and the database takes writes */
+	assert_non_null(strstr(s, "- powerhive-healthcheck\n      - apid\n"
+				  "      - /etc/powerhive/powerhive.compose-apid.json\n"));
 	assert_null(strstr(s, "network_mode:"));
 	free(s);
 }
@@ -320,6 +328,49 @@ static void test_dockerfile(void **state)
 	free(ign);
 }
 
+/* The health check script: valid sh, in the image, answering a usage
+ * error to a daemon it does not know. */
+static void test_healthcheck_script(void **state)
+{
+	char *out = NULL;
+
+	(void)state;
+	assert_int_equal(tl_run("sh -n etc/docker/healthcheck.sh 2>&1", &out), 0);
+	free(out);
+	assert_int_equal(tl_run("sh etc/docker/healthcheck.sh nosuchd 2>&1", &out), 2);
+	assert_non_null(strstr(out, "usage: powerhive-healthcheck"));
+	free(out);
+}
+
+/* The compose test's override merges with the file: every service in the
+ * host's network (so no compose network), minersim one more service. */
+static void test_override_merges(void **state)
+{
+	static const char *const names[] = { "apid", "discoverd", "pollerd", "telemetryd",
+					     "minersim", "prometheus", "grafana" };
+	char *saved = normalised;
+
+	(void)state;
+	assert_int_equal(tl_run("POWERHIVE_TEST_ETC=/nonexistent POWERHIVE_TEST_MINERSIM=/bin/true "
+				"POWERHIVE_TEST_SIM_SUBNET=127.86.16.0/26 POWERHIVE_TEST_SIM_MINERS=3 "
+				"POWERHIVE_TEST_SIM_PORT=30000 POWERHIVE_TEST_SIM_ADMIN=127.0.0.1:30001 "
+				"docker-compose -f " COMPOSE_FILE " -f tests/compose/docker-compose.test.yml "
+				"config 2>&1", &normalised), 0);
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		char *s = service(names[i]);
+
+		assert_non_null(s);
+		if (!has_line(s, "network_mode: host")) {
+			fprintf(stderr, "%s is not in the host's network with the override:\n%s\n",
+				names[i], s);
+			fail();
+		}
+		free(s);
+	}
+	free(normalised);
+	normalised = saved;
+}
+
 /* An unknown option in a service must make docker-compose fail. */
 static void test_broken_copy_refused(void **state)
 {
@@ -357,6 +408,8 @@ int main(void)
 		cmocka_unit_test(test_discoverd_service),
 		cmocka_unit_test(test_configs),
 		cmocka_unit_test(test_dockerfile),
+		cmocka_unit_test(test_healthcheck_script),
+		cmocka_unit_test(test_override_merges),
 		cmocka_unit_test(test_broken_copy_refused),
 	};
 
