@@ -39,6 +39,19 @@ if (!fs.existsSync(CHROMIUM)) {
 // ---------------------------------------------------------------- helpers
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+// apid closes an idle keep-alive connection after 1 s; Node's fetch may take
+// such a socket from its pool just as apid closes it ("fetch failed"). A read
+// is safe to ask again once, as browsers and libcurl do.
+async function fetchRead(url, opts = {}) {
+	try {
+		return await fetch(url, opts);
+	} catch (e) {
+		if ((opts.method ?? 'GET') !== 'GET')
+			throw e;
+		await sleep(50);
+		return fetch(url, opts);
+	}
+}
 
 // Thrown inside an until() condition: give up at once.
 class Fatal extends Error {}
@@ -169,7 +182,7 @@ for (const sig of ['SIGINT', 'SIGTERM'])
 	process.on(sig, () => cleanup().finally(() => process.exit(130)));
 
 async function api(method, p, body) {
-	const res = await fetch(base + p, {
+	const res = await fetchRead(base + p, {
 		method,
 		headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
 		body: body === undefined ? undefined : JSON.stringify(body),
@@ -184,7 +197,7 @@ async function api(method, p, body) {
 // (GET /sim/miners/{mac}: the preset it runs, paused, ...).
 const admin = `http://127.0.0.1:${adminPort}`;
 async function sim(p, body) {
-	const res = await fetch(admin + p, body === undefined ? {} : { method: 'POST', body: JSON.stringify(body) });
+	const res = await fetchRead(admin + p, body === undefined ? {} : { method: 'POST', body: JSON.stringify(body) });
 	check(res.ok, `minersim ${p}: ${res.status}`);
 	return res.json();
 }
@@ -963,7 +976,7 @@ test('a miner whose firmware keeps raising its preset is flagged in conflict, an
 
 // The API's answer whatever its status: [status, body].
 async function apiRaw(method, p, body) {
-	const res = await fetch(base + p, {
+	const res = await fetchRead(base + p, {
 		method,
 		headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
 		body: body === undefined ? undefined : JSON.stringify(body),
