@@ -6,6 +6,7 @@
 #   make SANITIZE=address,undefined test   the same under ASan/UBSan
 #   make run          start the suite (simulated fleet when no subnet is set)
 #   make bench        benchmarks: figures and ratios
+#   make bench-fleet  the whole suite at 10,000 simulated miners, for minutes
 #   make fuzz         short fuzz runs of the parsers
 #   make clean
 
@@ -155,8 +156,12 @@ TEST_ENV = HIVE_BIN=$(BIN) POWERHIVE_TEST_SANITIZE=$(SANITIZE) \
 # (test_install), Prometheus's config (test_monitoring), the image, which is
 # built with its own flags (test_compose, test_compose_up), and minersim's
 # own behaviour (test_minersim; the sanitized minersim runs in every other
-# end-to-end test). It keeps CI well under its 30 minutes.
-SAN_SKIP := test_browser test_install test_monitoring test_compose test_compose_up test_minersim
+# end-to-end test); and the two fleet-size scenarios (test_fleet_offline,
+# test_fleet_sweep16: thousands of miners for timing and counts, while the
+# sweep, chunk and offline code they drive runs sanitized in test_apid_sweep,
+# test_msg and test_fleet). It keeps CI well under its 30 minutes.
+SAN_SKIP := test_browser test_install test_monitoring test_compose test_compose_up test_minersim \
+            test_fleet_offline test_fleet_sweep16
 RUN_TEST_BIN := $(if $(SANITIZE),$(filter-out $(SAN_SKIP:%=$(BIN)/tests/e2e/%),$(TEST_BIN)),$(TEST_BIN))
 test: deps-test
 	@$(MAKE) --no-print-directory -j$$(nproc) all tests
@@ -170,6 +175,12 @@ test-browser: deps-test
 	@$(MAKE) --no-print-directory all $(BIN)/tests/e2e/test_browser
 	@HIVE_BIN=$(BIN) sh tests/run.sh $(BIN)/tests/e2e/test_browser
 
+# The whole /16 of test_fleet_sweep16: 65,000 miners (make test runs 8,000).
+.PHONY: test-large
+test-large: deps-test
+	@$(MAKE) --no-print-directory all $(BIN)/tests/e2e/test_fleet_sweep16
+	@SWEEP16_FULL=1 $(TEST_ENV) sh tests/run.sh $(BIN)/tests/e2e/test_fleet_sweep16
+
 # The docker-compose deployment on a Docker engine alone (it also runs
 # inside `make test`).
 .PHONY: test-compose
@@ -181,6 +192,15 @@ bench: deps
 	$(call apt_ensure,$(DEB_BENCH))
 	@$(MAKE) --no-print-directory all $(BENCH_BIN)
 	@for b in $(BENCH_BIN); do HIVE_BIN=$(BIN) $$b || exit 1; done
+
+# The whole suite against 10,000 simulated miners at the shipped cadence for
+# BENCH_FLEET_SECONDS (240) after the first full sweep (tests/bench/fleet.c,
+# docs/scaling.md). Minutes long: neither in `make bench` nor in `make test`.
+.PHONY: bench-fleet
+bench-fleet: deps
+	$(call apt_ensure,$(DEB_BENCH))
+	@$(MAKE) --no-print-directory all $(BIN)/tests/bench/fleet
+	@HIVE_BIN=$(BIN) $(BIN)/tests/bench/fleet
 
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)

@@ -308,6 +308,11 @@ void api_out_csv_row(struct api_req *r, sqlite3_stmt *st)
 	api_out_raw(r, "\r\n", 2);
 }
 
+void api_out_csv_text(struct api_req *r, const char *text, bool first)
+{
+	csv_field(r, text, text ? strlen(text) : 0, first, true);
+}
+
 int api_out_send_csv(struct api_req *r, int status, const char *stem)
 {
 	char extra[192], stamp[32];

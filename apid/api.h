@@ -92,6 +92,8 @@ int api_want_csv(struct api_req *r);
 void api_out_csv_header(struct api_req *r, sqlite3_stmt *st);
 /* The row st stands on: every column, as SQLite writes it as text. */
 void api_out_csv_row(struct api_req *r, sqlite3_stmt *st);
+/* One text field of a row built by hand (after a comma unless first). */
+void api_out_csv_text(struct api_req *r, const char *text, bool first);
 /* Sends the body as text/csv, an attachment named
  * "<stem>-YYYYMMDD-HHMMSS.csv" (now, UTC); stem: [A-Za-z0-9._-] only. */
 int api_out_send_csv(struct api_req *r, int status, const char *stem);
@@ -187,6 +189,11 @@ int api_actions_post(struct api_req *r);
 int api_actions_list(struct api_req *r);
 int api_action_get(struct api_req *r, const char *id);
 int api_audit_list(struct api_req *r);
+
+/* api_history.c */
+int api_miner_history(struct api_req *r, const char *mac);
+int api_miner_chip_hours(struct api_req *r, const char *mac);
+int api_fleet_history(struct api_req *r);
 
 /* api_power.c */
 int api_power_get(struct api_req *r);

@@ -822,8 +822,8 @@ int api_miner_statuses(struct api_req *r, const char *mac)
 int api_miner_telemetry(struct api_req *r, const char *mac)
 {
 	static const char sql[] =
-		"SELECT ts_ms, chain, state, hr_realtime_ghs, hr_nominal_ghs, freq, n_chips, chips"
-		" FROM telemetry WHERE mac = ?1 AND ts_ms < ?2 AND ts_ms >= (SELECT min(ts_ms) FROM"
+		"SELECT ts_ms, chain, state, hr_realtime_ghs, hr_nominal_ghs, freq, n_chips, chips,"
+		" chips_format FROM telemetry WHERE mac = ?1 AND ts_ms < ?2 AND ts_ms >= (SELECT min(ts_ms) FROM"
 		" (SELECT DISTINCT ts_ms FROM telemetry WHERE mac = ?1 AND ts_ms < ?2"
 		" ORDER BY ts_ms DESC LIMIT ?3)) ORDER BY ts_ms DESC, chain ASC";
 	static const char *const chain_cols[] = { "chain", "state", "hr_realtime_ghs",
@@ -857,7 +857,9 @@ int api_miner_telemetry(struct api_req *r, const char *mac)
 		}
 		if ((c = json_object()) != NULL) {
 			api_set_cols(c, st, 1, chain_cols);
-			api_set(c, "chips", blob ? apid_chips_json(blob, len) : NULL);
+			api_set(c, "chips", blob ? apid_chips_json_any(blob, len,
+								     sqlite3_column_int(st, 8))
+						 : NULL);
 		}
 		api_out_json(r, c);
 	}

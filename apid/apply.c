@@ -27,7 +27,8 @@ enum stmt {
 	ST_MINER_KEY,
 	ST_MINER_ERROR, ST_ERROR_INSERT,
 	ST_MODEL_GET_MAX, ST_MODEL_UPSERT, ST_PRESETS_DELETE, ST_PRESET_INSERT,
-	ST_SWEEP_CLEAR, ST_SWEEP_ADD, ST_SWEEP_OFFLINE, ST_SWEEP_UPSERT,
+	ST_SWEEP_CLEAR, ST_SWEEP_ADD, ST_SWEEP_OFFLINE, ST_SWEEP_KEPT, ST_SWEEP_SEEN,
+	ST_SWEEP_STRANGERS, ST_SWEEP_UPSERT,
 	ST_STATUS_INSERT, ST_STATUS_MINER,
 	ST_TELEMETRY_SOURCE, ST_TELEMETRY_MINER, ST_TELEMETRY_INSERT,
 	ST_PATCH_MINER, ST_MODEL_EXISTS, ST_PRESET_EXISTS, ST_PATCH_MODEL, ST_AUDIT,
@@ -70,10 +71,27 @@ static const char *const stmt_sql[ST_COUNT] = {
 		" VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
 	[ST_SWEEP_CLEAR] = "DELETE FROM temp.sweep_macs",
 	[ST_SWEEP_ADD] = "INSERT OR IGNORE INTO temp.sweep_macs(mac) VALUES(?1)",
+	/* Not listed, and no status or telemetry answer since ?2 (the offline
+	 * rule, see sweep_cutoff). */
 	[ST_SWEEP_OFFLINE] =
 		"UPDATE miners SET ip=NULL, online=0 WHERE subnet=?1"
 		" AND (online=1 OR ip IS NOT NULL)"
-		" AND mac NOT IN (SELECT mac FROM temp.sweep_macs) RETURNING mac",
+		" AND mac NOT IN (SELECT mac FROM temp.sweep_macs)"
+		" AND coalesce(last_telemetry_ms, 0) < ?2"
+		" AND coalesce((SELECT ts_ms FROM statuses WHERE id=miners.last_status_id), 0) < ?2"
+		" RETURNING mac",
+	/* What the sweep did not list and ST_SWEEP_OFFLINE left online. */
+	[ST_SWEEP_KEPT] =
+		"SELECT mac FROM miners WHERE subnet=?1 AND (online=1 OR ip IS NOT NULL)"
+		" AND mac NOT IN (SELECT mac FROM temp.sweep_macs)",
+	/* Listed, but no online miner here: a seen that never arrived. */
+	[ST_SWEEP_STRANGERS] =
+		"SELECT mac FROM temp.sweep_macs"
+		" WHERE mac NOT IN (SELECT mac FROM miners WHERE online=1)",
+	/* Listed: seen now, unless a status said so since the sweep began. */
+	[ST_SWEEP_SEEN] =
+		"UPDATE miners SET last_seen_ms=?2 WHERE subnet=?1 AND online=1"
+		" AND last_seen_ms < ?3 AND mac IN (SELECT mac FROM temp.sweep_macs)",
 	[ST_SWEEP_UPSERT] =
 		"INSERT INTO sweeps(subnet, ts_ms, duration_ms, probed, answered, miners,"
 		" started_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)"
@@ -107,7 +125,8 @@ static const char *const stmt_sql[ST_COUNT] = {
 		" WHERE mac=?1",
 	[ST_TELEMETRY_INSERT] =
 		"INSERT INTO telemetry(mac, ts_ms, chain, state, hr_realtime_ghs, hr_nominal_ghs,"
-		" freq, n_chips, chips) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+		" freq, n_chips, chips, chips_format)"
+		" VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
 	[ST_PATCH_MINER] =
 		"UPDATE miners SET managed=CASE WHEN ?2 < 0 THEN managed ELSE ?2 END,"
 		" unlock_pass=coalesce(?3, unlock_pass) WHERE mac=?1",
@@ -118,6 +137,18 @@ static const char *const stmt_sql[ST_COUNT] = {
 		"INSERT INTO audit(ts_ms, actor, action, target, detail) VALUES(?1, ?2, ?3, ?4, ?5)",
 };
 
+/* A subnet's sweep whose list comes in chunks, waiting for the others. */
+struct sweep_parts {
+	struct sweep_parts *next;
+	char src[HIVE_SOURCE_MAX];
+	struct hive_msg_sweep_done head;    /* the figures; macs below */
+	unsigned char *have;                /* have[i]: chunk i + 1 arrived */
+	long long got;
+	char (*macs)[HIVE_MAC_LEN];
+	size_t n_macs, cap_macs;
+	long long last_ts;                  /* event time of the latest chunk */
+};
+
 struct apid_apply {
 	sqlite3 *db;
 	sqlite3_stmt *st[ST_COUNT];
@@ -125,6 +156,8 @@ struct apid_apply {
 	struct apid_sched *sched;
 	bool want_notes;
 	struct apid_changes changes;
+	struct sweep_parts *parts;          /* chunked sweeps not complete yet */
+	size_t n_parts;
 };
 
 /* ------------------------------------------------------------ helpers */
@@ -492,22 +525,91 @@ static long long or0(long long v)
 	return v == HIVE_MSG_NO_INT ? 0 : v;
 }
 
-static int apply_sweep(struct apid_apply *a, const struct hive_envelope *env,
-		       const struct hive_msg_sweep_done *e, enum apid_reject *why)
+/* ---- sweeps ----
+ *
+ * The offline rule. A miner of the swept subnet that the sweep did not
+ * list goes offline only when nothing else says it is alive: no status
+ * and no telemetry answer since the cutoff, the earlier of the sweep's
+ * start and two status intervals before its end. A sweep that missed a
+ * miner under load (a probe or /info that timed out) is no evidence
+ * against a miner that answered its status poll a moment ago; a miner
+ * that is really gone answers neither, and goes offline at the end of the
+ * first sweep that starts after it went and ends two status intervals
+ * after its last answer: within 2 x intervals.status_seconds +
+ * intervals.discovery_seconds + one sweep's duration. */
+#define SWEEP_STATUS_INTERVALS 2
+/* Chunked sweeps waiting for parts: at most this many, none older. */
+#define SWEEP_PARTS_MAX        64
+#define SWEEP_PARTS_MAX_AGE_MS (10 * 60 * 1000)
+
+static long long sweep_cutoff(struct apid_apply *a, const struct hive_msg_sweep_done *e,
+			      long long ts)
+{
+	long long window = a->sched ? SWEEP_STATUS_INTERVALS *
+			   (long long)apid_sched_interval_ms(a->sched, APID_JOB_STATUS) : 0;
+	long long started = e->started == HIVE_MSG_NO_INT ? ts : e->started;
+
+	return started < ts - window ? started : ts - window;
+}
+
+/* The listed MACs apid has no online miner for go to traffic, which
+ * hive.control.recheck hands back to discoverd: their next sweep takes the
+ * whole path and publishes hive.miner.seen again. 0 / -1. */
+static int sweep_strangers(struct apid_apply *a, const struct hive_msg_sweep_done *e,
+			   enum apid_reject *why)
+{
+	sqlite3_stmt *st = a->st[ST_SWEEP_STRANGERS];
+	char (*macs)[HIVE_MAC_LEN] = NULL;
+	size_t n = 0, cap = 0;
+	int rc;
+
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *mac = (const char *)sqlite3_column_text(st, 0);
+
+		if (n == cap) {
+			size_t ncap = cap ? cap * 2 : 64;
+			char (*m)[HIVE_MAC_LEN] = realloc(macs, ncap * sizeof(*m));
+
+			if (!m)
+				break;      /* the rest at a later sweep */
+			macs = m;
+			cap = ncap;
+		}
+		snprintf(macs[n++], HIVE_MAC_LEN, "%s", mac ? mac : "");
+	}
+	reset(a, ST_SWEEP_STRANGERS);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		free(macs);
+		return sql_reject(a, ST_SWEEP_STRANGERS, rc, why);
+	}
+	if (n)
+		log_info("sweep lists miners apid has not online subnet=%s miners=%zu"
+			 " action=\"asking discoverd for their seen again\"", e->subnet, n);
+	if (a->traffic)
+		apid_traffic_sweep_strangers(a->traffic, e->subnet, macs, n);
+	free(macs);
+	return 0;
+}
+
+/* Applies a subnet's whole list: marks who is gone, stores the sweep. */
+static int sweep_apply(struct apid_apply *a, const struct hive_envelope *env,
+		       const struct hive_msg_sweep_done *e, char (*macs)[HIVE_MAC_LEN],
+		       size_t n_macs, enum apid_reject *why)
 {
 	sqlite3_stmt *st;
-	int rc, offline = 0;
+	int rc, offline = 0, kept = 0;
 	long long ts = apid_apply_event_ts(env);
-	long long miners = e->miners == HIVE_MSG_NO_INT ? (long long)e->n_macs : e->miners;
+	long long miners = e->miners == HIVE_MSG_NO_INT ? (long long)n_macs : e->miners;
 
 	if (exec(a, ST_SWEEP_CLEAR, why) < 0)
 		return -1;
-	for (size_t i = 0; i < e->n_macs; i++) {
-		sqlite3_bind_text(a->st[ST_SWEEP_ADD], 1, e->macs[i], -1, SQLITE_STATIC);
+	for (size_t i = 0; i < n_macs; i++) {
+		sqlite3_bind_text(a->st[ST_SWEEP_ADD], 1, macs[i], -1, SQLITE_STATIC);
 		if (exec(a, ST_SWEEP_ADD, why) < 0)
 			return -1;
 	}
 	st = keyed(a, ST_SWEEP_OFFLINE, e->subnet);
+	sqlite3_bind_int64(st, 2, sweep_cutoff(a, e, ts));
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		const char *mac = (const char *)sqlite3_column_text(st, 0);
 
@@ -520,6 +622,24 @@ static int apply_sweep(struct apid_apply *a, const struct hive_envelope *env,
 		return sql_reject(a, ST_SWEEP_OFFLINE, rc, why);
 	if (offline)
 		a->changes.roster = true;
+	st = keyed(a, ST_SWEEP_KEPT, e->subnet);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *mac = (const char *)sqlite3_column_text(st, 0);
+
+		log_debug("miner kept online mac=%s subnet=%s reason=\"not in the sweep, but its"
+			  " status or telemetry answered\"", mac ? mac : "?", e->subnet);
+		kept++;
+	}
+	reset(a, ST_SWEEP_KEPT);
+	if (rc != SQLITE_DONE)
+		return sql_reject(a, ST_SWEEP_KEPT, rc, why);
+	if (sweep_strangers(a, e, why) < 0)
+		return -1;
+	st = keyed(a, ST_SWEEP_SEEN, e->subnet);
+	sqlite3_bind_int64(st, 2, ts);
+	sqlite3_bind_int64(st, 3, e->started == HIVE_MSG_NO_INT ? ts : e->started);
+	if (exec(a, ST_SWEEP_SEEN, why) < 0)
+		return -1;
 	st = keyed(a, ST_SWEEP_UPSERT, e->subnet);
 	sqlite3_bind_int64(st, 2, ts);
 	bind_ll(st, 3, e->duration_ms);
@@ -529,11 +649,134 @@ static int apply_sweep(struct apid_apply *a, const struct hive_envelope *env,
 	bind_ll(st, 7, e->started);
 	if (exec(a, ST_SWEEP_UPSERT, why) < 0)
 		return -1;
-	if (a->traffic)
+	if (a->traffic) {
 		apid_traffic_sweep(a->traffic, e->subnet, ts, or0(e->started),
 				   or0(e->duration_ms), or0(e->probed), or0(e->answered), miners);
-	log_info("sweep stored subnet=%s seen=%zu offline=%d", e->subnet, e->n_macs, offline);
+		apid_traffic_sweep_result(a->traffic, e->subnet, offline, kept);
+	}
+	log_info("sweep stored subnet=%s seen=%zu offline=%d kept=%d chunks=%lld", e->subnet,
+		 n_macs, offline, kept, e->chunks == HIVE_MSG_NO_INT ? 1 : e->chunks);
 	return 0;
+}
+
+static void parts_free(struct sweep_parts *p)
+{
+	free(p->have);
+	free(p->macs);
+	free(p);
+}
+
+/* Gives up on p (unlinked by the caller): nobody is marked offline from
+ * a list we do not have whole. */
+static void parts_incomplete(struct apid_apply *a, struct sweep_parts *p, const char *why)
+{
+	log_warnx("sweep incomplete subnet=%s src=%s sweep=%lld chunks=%lld/%lld reason=\"%s\""
+		  " action=\"nobody marked offline\"", p->head.subnet, p->src, p->head.sweep,
+		  p->got, p->head.chunks, why);
+	if (a->traffic)
+		apid_traffic_sweep_incomplete(a->traffic, p->head.subnet);
+	a->n_parts--;
+	parts_free(p);
+}
+
+/* One chunk of a list: kept until every chunk of its sweep is there, then
+ * the whole list is applied. One sweep per (source, subnet) waits: a
+ * chunk of a newer sweep means the older one will never be complete. */
+static int sweep_part(struct apid_apply *a, const struct hive_envelope *env,
+		      const struct hive_msg_sweep_done *e, enum apid_reject *why)
+{
+	struct sweep_parts **pp, *p = NULL, *oldest = NULL;
+	long long ts = apid_apply_event_ts(env);
+	int rc;
+
+	for (pp = &a->parts; *pp;) {
+		struct sweep_parts *q = *pp;
+
+		if (strcmp(q->src, env->src) == 0 && strcmp(q->head.subnet, e->subnet) == 0) {
+			if (q->head.sweep == e->sweep && q->head.chunks == e->chunks) {
+				p = q;
+				pp = &q->next;
+				continue;
+			}
+			*pp = q->next;
+			parts_incomplete(a, q, "a newer sweep of the subnet began");
+			continue;
+		}
+		if (ts - q->last_ts > SWEEP_PARTS_MAX_AGE_MS) {
+			*pp = q->next;
+			parts_incomplete(a, q, "no chunk for 10 minutes");
+			continue;
+		}
+		if (!oldest || q->last_ts < oldest->last_ts)
+			oldest = q;
+		pp = &q->next;
+	}
+	if (!p) {
+		if (a->n_parts >= SWEEP_PARTS_MAX && oldest) {
+			for (pp = &a->parts; *pp != oldest; pp = &(*pp)->next)
+				;
+			*pp = oldest->next;
+			parts_incomplete(a, oldest, "too many sweeps waiting for chunks");
+		}
+		if (!(p = calloc(1, sizeof(*p))) ||
+		    !(p->have = calloc((size_t)e->chunks, 1))) {
+			free(p);
+			*why = APID_REJ_DATABASE;
+			log_warnx("sweep dropped subnet=%s reason=\"out of memory\"", e->subnet);
+			return -1;
+		}
+		snprintf(p->src, sizeof(p->src), "%s", env->src);
+		p->head = *e;
+		p->head.macs = NULL;
+		p->head.n_macs = 0;
+		p->next = a->parts;
+		a->parts = p;
+		a->n_parts++;
+	}
+	p->last_ts = ts;
+	if (p->have[e->chunk - 1])
+		return 0;                   /* the same chunk twice */
+	if (p->n_macs + e->n_macs > p->cap_macs) {
+		size_t cap = p->cap_macs ? p->cap_macs : 1024;
+		char (*m)[HIVE_MAC_LEN];
+
+		while (cap < p->n_macs + e->n_macs)
+			cap *= 2;
+		if (!(m = realloc(p->macs, cap * sizeof(*m)))) {
+			*why = APID_REJ_DATABASE;
+			log_warnx("sweep chunk dropped subnet=%s reason=\"out of memory\"",
+				  e->subnet);
+			return -1;
+		}
+		p->macs = m;
+		p->cap_macs = cap;
+	}
+	if (e->n_macs) {
+		memcpy(p->macs + p->n_macs, e->macs, e->n_macs * sizeof(*e->macs));
+		p->n_macs += e->n_macs;
+	}
+	p->have[e->chunk - 1] = 1;
+	p->got++;
+	if (p->got < p->head.chunks) {
+		log_debug("sweep chunk subnet=%s sweep=%lld chunk=%lld/%lld macs=%zu", e->subnet,
+			  e->sweep, e->chunk, e->chunks, e->n_macs);
+		return 0;
+	}
+	for (pp = &a->parts; *pp != p; pp = &(*pp)->next)
+		;
+	*pp = p->next;
+	a->n_parts--;
+	rc = sweep_apply(a, env, &p->head, p->macs, p->n_macs, why);
+	parts_free(p);
+	return rc;
+}
+
+static int apply_sweep(struct apid_apply *a, const struct hive_envelope *env,
+		       const struct hive_msg_sweep_done *e, enum apid_reject *why)
+{
+	if (e->chunks == HIVE_MSG_NO_INT || e->chunks == 1)
+		return sweep_apply(a, env, e, e->macs, e->n_macs, why);
+	return sweep_part(a, env, e, why);
 }
 
 static int apply_status(struct apid_apply *a, const struct hive_envelope *env, size_t item,
@@ -612,7 +855,8 @@ static int apply_telemetry(struct apid_apply *a, const struct hive_envelope *env
 		bind_real(st, 6, c->hr_nominal_ghs);
 		bind_real(st, 7, c->freq);
 		sqlite3_bind_int64(st, 8, (sqlite3_int64)p->n_chips);
-		sqlite3_bind_blob(st, 9, p->blob, (int)(p->n_chips * APID_CHIP_BYTES), SQLITE_STATIC);
+		sqlite3_bind_blob(st, 9, p->blob, (int)p->len, SQLITE_STATIC);
+		sqlite3_bind_int(st, 10, APID_CHIPS_PACKED);
 		if (exec(a, ST_TELEMETRY_INSERT, why) < 0)
 			return -1;
 	}
@@ -866,6 +1110,12 @@ void apid_apply_free(struct apid_apply *a)
 		return;
 	for (int i = 0; i < ST_COUNT; i++)
 		sqlite3_finalize(a->st[i]);
+	while (a->parts) {
+		struct sweep_parts *p = a->parts;
+
+		a->parts = p->next;
+		parts_free(p);
+	}
 	free(a->changes.notes);
 	free(a);
 }

@@ -1,6 +1,11 @@
 /* control — apid's REP socket on bus.control, answered on its own thread:
  *
  *   hive.control.credentials {"mac"} → {"mac","known","api_key","unlock_pass"}
+ *   hive.control.recheck     {}      → {"macs","all"}: online miners with
+ *                                      no key, or whose status, telemetry
+ *                                      or control was refused, and what the
+ *                                      last sweeps listed that apid has no
+ *                                      online miner for (traffic.h)
  *   hive.control.health      {}      → the GET /api/health document
  *   anything else, or a malformed request → hive.control.error {"error"}
  *
@@ -23,6 +28,7 @@
 #include "hive/log.h"
 #include "hive/msg.h"
 #include "store.h"
+#include "traffic.h"
 
 struct apid_control {
 	struct apid *a;
@@ -32,7 +38,19 @@ struct apid_control {
 	atomic_uint_least64_t requests;
 	sqlite3 *db;
 	sqlite3_stmt *cred_st;
+	sqlite3_stmt *recheck_st;
+	size_t recheck_max;          /* MACs that fit one reply */
 };
+
+/* A MAC takes this much of a reply ("aa:bb:cc:dd:ee:ff",), the rest at
+ * most RECHECK_ROOM. */
+#define MAC_JSON_BYTES 20
+#define RECHECK_ROOM   4096
+
+static const char recheck_sql[] =
+	"SELECT mac FROM miners WHERE online=1 AND ip IS NOT NULL AND (api_key IS NULL"
+	" OR api_key='' OR (last_error_kind='auth'"
+	" AND last_error_op IN ('status','telemetry','control')))";
 
 static json_t *error_body(const char *fmt, const char *arg)
 {
@@ -42,6 +60,98 @@ static json_t *error_body(const char *fmt, const char *arg)
 	snprintf(msg, sizeof(msg), fmt, arg);
 	e.error = msg;
 	return hive_msg_encode(HIVE_MSG_CTL_ERROR, &e);
+}
+
+/* The read-only connection and its statements, opened on first use. 0 / -1. */
+static int db_ready(struct apid_control *c)
+{
+	char err[200];
+
+	if (c->db)
+		return 0;
+	c->db = apid_store_open_readonly(c->a->db_path, err, sizeof(err));
+	if (!c->db ||
+	    sqlite3_prepare_v2(c->db, "SELECT api_key, unlock_pass FROM miners WHERE mac=?1", -1,
+			       &c->cred_st, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(c->db, recheck_sql, -1, &c->recheck_st, NULL) != SQLITE_OK) {
+		log_errx("control cannot read database err=\"%s\"",
+			 c->db ? sqlite3_errmsg(c->db) : err);
+		sqlite3_finalize(c->cred_st);
+		sqlite3_finalize(c->recheck_st);
+		c->cred_st = c->recheck_st = NULL;
+		sqlite3_close(c->db);
+		c->db = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+/* The reply's list as it grows: at most max MACs, then all. */
+struct recheck_list {
+	char (*macs)[HIVE_MAC_LEN];
+	size_t n, cap, max;
+	bool all, oom;
+};
+
+static void recheck_add(const char *mac, void *arg)
+{
+	struct recheck_list *l = arg;
+
+	if (l->n == l->max) {
+		l->all = true;
+		return;
+	}
+	if (l->n == l->cap) {
+		size_t ncap = l->cap ? l->cap * 2 : 64;
+		char (*m)[HIVE_MAC_LEN] = realloc(l->macs, ncap * sizeof(*m));
+
+		if (!m) {
+			l->oom = true;
+			return;
+		}
+		l->macs = m;
+		l->cap = ncap;
+	}
+	snprintf(l->macs[l->n++], HIVE_MAC_LEN, "%s", mac ? mac : "");
+}
+
+/* The miners discoverd should take the whole path for at their next sweep:
+ * every MAC that fits one reply, "all" when there are more. */
+static json_t *recheck(struct apid_control *c, const char **topic)
+{
+	struct hive_msg_recheck_reply r;
+	struct recheck_list l = { .max = c->recheck_max };
+	json_t *out = NULL;
+	int rc;
+
+	if (db_ready(c) < 0) {
+		*topic = HIVE_TOPIC_CTL_ERROR;
+		return error_body("database unavailable%s", "");
+	}
+	hive_msg_init(HIVE_MSG_CTL_RECHECK_REPLY, &r);
+	while ((rc = sqlite3_step(c->recheck_st)) == SQLITE_ROW && !l.all && !l.oom)
+		recheck_add((const char *)sqlite3_column_text(c->recheck_st, 0), &l);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		log_errx("control recheck query failed err=\"%s\"", sqlite3_errmsg(c->db));
+		*topic = HIVE_TOPIC_CTL_ERROR;
+		out = error_body("database error%s", "");
+		goto out;
+	}
+	if (c->a->traffic && !l.all)
+		apid_traffic_strangers_each(c->a->traffic, recheck_add, &l);
+	if (l.oom) {
+		*topic = HIVE_TOPIC_CTL_ERROR;
+		out = error_body("out of memory%s", "");
+		goto out;
+	}
+	r.all = l.all;
+	r.macs = l.macs;
+	r.n_macs = l.n;
+	out = hive_msg_encode(HIVE_MSG_CTL_RECHECK_REPLY, &r);
+out:
+	sqlite3_reset(c->recheck_st);
+	free(l.macs);
+	return out;
 }
 
 static json_t *credentials(struct apid_control *c, const json_t *req, const char **topic)
@@ -57,18 +167,9 @@ static json_t *credentials(struct apid_control *c, const json_t *req, const char
 		*topic = HIVE_TOPIC_CTL_ERROR;
 		return error_body("%s", err);
 	}
-	if (!c->db) {
-		c->db = apid_store_open_readonly(c->a->db_path, err, sizeof(err));
-		if (!c->db ||
-		    sqlite3_prepare_v2(c->db, "SELECT api_key, unlock_pass FROM miners WHERE mac=?1",
-				       -1, &c->cred_st, NULL) != SQLITE_OK) {
-			log_errx("control cannot read database err=\"%s\"",
-				 c->db ? sqlite3_errmsg(c->db) : err);
-			sqlite3_close(c->db);
-			c->db = NULL;
-			*topic = HIVE_TOPIC_CTL_ERROR;
-			return error_body("database unavailable%s", "");
-		}
+	if (db_ready(c) < 0) {
+		*topic = HIVE_TOPIC_CTL_ERROR;
+		return error_body("database unavailable%s", "");
 	}
 	sqlite3_bind_text(c->cred_st, 1, mac, -1, SQLITE_STATIC);
 	rc = sqlite3_step(c->cred_st);
@@ -104,6 +205,8 @@ static void answer(struct apid_control *c, const struct hive_envelope *req)
 
 	if (strcmp(req->topic, HIVE_TOPIC_CTL_CREDENTIALS) == 0) {
 		body = credentials(c, req->body, &topic);
+	} else if (strcmp(req->topic, HIVE_TOPIC_CTL_RECHECK) == 0) {
+		body = recheck(c, &topic);
 	} else if (strcmp(req->topic, HIVE_TOPIC_CTL_HEALTH) == 0) {
 		body = apid_health(c->a);
 	} else {
@@ -159,6 +262,8 @@ struct apid_control *apid_control_start(struct apid *a, struct hive_bus *rep, ch
 	}
 	c->a = a;
 	c->rep = rep;
+	c->recheck_max = a->d.cfg.bus.max_message_bytes > RECHECK_ROOM + MAC_JSON_BYTES ?
+			 (size_t)(a->d.cfg.bus.max_message_bytes - RECHECK_ROOM) / MAC_JSON_BYTES : 1;
 	rc = pthread_create(&c->thread, NULL, control_main, c);
 	if (rc != 0) {
 		snprintf(err, errlen, "control thread: %s", strerror(rc));
@@ -175,6 +280,7 @@ void apid_control_stop(struct apid_control *c)
 	atomic_store(&c->stop, true);
 	pthread_join(c->thread, NULL);
 	sqlite3_finalize(c->cred_st);
+	sqlite3_finalize(c->recheck_st);
 	sqlite3_close(c->db);
 	free(c);
 }

@@ -34,7 +34,7 @@ static int pack_chain(const struct hive_msg_chips *c, struct apid_packed_chips *
 	size_t n = c->n_hr;
 	struct apid_chip *tmp = calloc(n ? n : 1, sizeof(*tmp));
 
-	out->blob = malloc(n ? n * APID_CHIP_BYTES : 1);
+	out->blob = malloc(APID_CHIPS_PACKED_MAX(n));
 	if (!tmp || !out->blob) {
 		free(tmp);
 		free(out->blob);
@@ -53,9 +53,9 @@ static int pack_chain(const struct hive_msg_chips *c, struct apid_packed_chips *
 		tmp[i].errs = e <= 0 ? 0 : e >= 4294967295.0 ? 4294967295u : (unsigned)e;
 	}
 	out->n_chips = n;
-	apid_chips_pack(tmp, n, out->blob);
+	out->len = apid_chips_pack_columns(tmp, n, out->blob, APID_CHIPS_PACKED_MAX(n));
 	free(tmp);
-	return 0;
+	return out->len ? 0 : -1;
 }
 
 static int pack_telemetry(struct apid_event *ev, char *err, size_t errlen)

@@ -23,10 +23,11 @@ enum apid_reject {
 };
 const char *apid_reject_name(enum apid_reject r);
 
-/* One chain's chips in the storage format (chips.h). */
+/* One chain's chips in the storage format (chips.h: packed columns). */
 struct apid_packed_chips {
 	size_t n_chips;
-	unsigned char *blob;            /* APID_CHIP_BYTES * n_chips, owned */
+	unsigned char *blob;            /* len bytes, owned */
+	size_t len;
 };
 
 struct apid_event {

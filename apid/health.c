@@ -302,7 +302,7 @@ static json_t *actions_json(struct apid_actions *acts)
 json_t *apid_health(struct apid *a)
 {
 	int64_t now = hive_wall_ms();
-	json_t *h = json_object(), *events = NULL, *daemons, *sweeps;
+	json_t *h = json_object(), *events = NULL, *daemons, *sweeps, *pruned;
 	struct apid_writer_stats ws;
 	struct apid_sched_stats ss;
 	uint64_t published = 0, dropped = 0;
@@ -353,17 +353,21 @@ json_t *apid_health(struct apid *a)
 		"status", counts_json(&ss.kind[APID_JOB_STATUS]),
 		"telemetry", counts_json(&ss.kind[APID_JOB_TELEMETRY])));
 	json_object_set_new(h, "sweeps", sweeps ? sweeps : json_array());
+	pruned = json_object();
+	for (int t = 0; t < APID_RT_COUNT; t++)
+		json_object_set_new(pruned, apid_retention_table_name(t),
+				    json_integer((json_int_t)ws.pruned[t]));
 	json_object_set_new(h, "database", json_pack(
-		"{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:{s:I,s:I,s:I,s:I,s:I}}",
+		"{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o,s:I,s:{s:I,s:I,s:I}}",
 		"path", a->db_path, "size_bytes", file_size(a->db_path, ""),
 		"wal_bytes", file_size(a->db_path, "-wal"),
 		"batches", (json_int_t)ws.batches, "max_batch", (json_int_t)ws.max_batch,
 		"patches", (json_int_t)ws.patches, "commit_failures", (json_int_t)ws.commit_failures,
-		"last_seq", (json_int_t)ws.last_seq,
-		"pruned", "statuses", (json_int_t)ws.pruned_statuses,
-		"telemetry", (json_int_t)ws.pruned_telemetry,
-		"miner_errors", (json_int_t)ws.pruned_errors, "audit", (json_int_t)ws.pruned_audit,
-		"actions", (json_int_t)ws.pruned_actions));
+		"last_seq", (json_int_t)ws.last_seq, "pruned", pruned,
+		"pages_returned", (json_int_t)ws.pages_returned,
+		"rolled_up", "statuses", (json_int_t)ws.rolled_statuses,
+		"fleet_minutes", (json_int_t)ws.rolled_fleet_minutes,
+		"telemetry_hours", (json_int_t)ws.rolled_telemetry_hours));
 	json_object_set_new(h, "control", json_pack("{s:I}", "requests",
 						    (json_int_t)apid_control_requests(a->control)));
 	json_object_set_new(h, "actions", actions_json(a->actions));

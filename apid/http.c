@@ -224,7 +224,7 @@ static int route_api(struct api_req *r)
 	if (strcmp(what, "miners") == 0) {
 		if (n == 2)
 			return is_read(r) ? api_miners_list(r) : not_allowed(r, "GET, HEAD");
-		if (n >= 3 && n <= 4 && api_mac_parse(r->segs[2], mac) < 0)
+		if (n >= 3 && n <= 5 && api_mac_parse(r->segs[2], mac) < 0)
 			return bad_mac(r, r->segs[2]);
 		if (n == 3) {
 			if (is_read(r))
@@ -237,6 +237,11 @@ static int route_api(struct api_req *r)
 			return is_read(r) ? api_miner_statuses(r, mac) : not_allowed(r, "GET, HEAD");
 		if (n == 4 && strcmp(r->segs[3], "telemetry") == 0)
 			return is_read(r) ? api_miner_telemetry(r, mac) : not_allowed(r, "GET, HEAD");
+		if (n == 5 && strcmp(r->segs[3], "telemetry") == 0 &&
+		    strcmp(r->segs[4], "hours") == 0)
+			return is_read(r) ? api_miner_chip_hours(r, mac) : not_allowed(r, "GET, HEAD");
+		if (n == 4 && strcmp(r->segs[3], "history") == 0)
+			return is_read(r) ? api_miner_history(r, mac) : not_allowed(r, "GET, HEAD");
 		if (n == 4 && strcmp(r->segs[3], "actions") == 0) {
 			if (is_method(r, "POST"))
 				return api_miner_action(r, mac);
@@ -271,6 +276,8 @@ static int route_api(struct api_req *r)
 		if (n == 3 && strcmp(r->segs[2], "readings") == 0)
 			return is_read(r) ? api_power_readings(r) : not_allowed(r, "GET, HEAD");
 	}
+	if (n == 3 && strcmp(what, "fleet") == 0 && strcmp(r->segs[2], "history") == 0)
+		return is_read(r) ? api_fleet_history(r) : not_allowed(r, "GET, HEAD");
 	if (n == 2 && strcmp(what, "audit") == 0)
 		return is_read(r) ? api_audit_list(r) : not_allowed(r, "GET, HEAD");
 	if (strcmp(what, "models") == 0) {

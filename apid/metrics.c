@@ -581,6 +581,15 @@ char *apid_metrics(struct apid *a)
 	json_object_foreach(json_object_get(db, "pruned"), k, d)
 		sample(f, "powerhive_retention_pruned_rows_total", "table", k,
 		       (double)json_integer_value(d));
+	family(f, "powerhive_retention_pages_returned_total", "counter",
+	       "Free database pages handed back to the file system (incremental vacuum).");
+	sample(f, "powerhive_retention_pages_returned_total", NULL, NULL,
+	       (double)num(db, "pages_returned"));
+	family(f, "powerhive_rollup_rows_total", "counter",
+	       "Rows rolled up: raw statuses folded, fleet minutes totalled, chain-hours of chips"
+	       " summarised.");
+	json_object_foreach(json_object_get(db, "rolled_up"), k, d)
+		sample(f, "powerhive_rollup_rows_total", "kind", k, (double)json_integer_value(d));
 	family(f, "powerhive_database_size_bytes", "gauge", "Size of the database files.");
 	sample(f, "powerhive_database_size_bytes", "file", "main", (double)num(db, "size_bytes"));
 	sample(f, "powerhive_database_size_bytes", "file", "wal", (double)num(db, "wal_bytes"));
@@ -628,6 +637,15 @@ char *apid_metrics(struct apid *a)
 		       (double)num(d, "duration_ms") / 1000.0);
 	per(f, "powerhive_sweep_miners", "gauge", "Miners a subnet's last sweep found.",
 	    json_object_get(h, "sweeps"), "subnet", "subnet", "miners");
+	per(f, "powerhive_sweep_offline_miners", "gauge",
+	    "Miners a subnet's last sweep marked offline.", json_object_get(h, "sweeps"), "subnet",
+	    "subnet", "offline");
+	per(f, "powerhive_sweep_kept_miners", "gauge",
+	    "Miners a subnet's last sweep did not list that stayed online: their polls answered.",
+	    json_object_get(h, "sweeps"), "subnet", "subnet", "kept");
+	per(f, "powerhive_sweep_incomplete_total", "counter",
+	    "Sweeps whose chunked list never arrived whole (nobody was marked offline).",
+	    json_object_get(h, "sweeps"), "subnet", "subnet", "incomplete");
 	{
 		static const char *const ends[] = { "done", "failed", "expired", "superseded" };
 		json_t *ac = json_object_get(h, "actions");

@@ -110,6 +110,18 @@ void apid_sched_free(struct apid_sched *s)
 	free(s);
 }
 
+int64_t apid_sched_interval_ms(struct apid_sched *s, enum apid_job_kind k)
+{
+	int64_t iv;
+
+	if (!s || (unsigned)k >= APID_JOB_KINDS)
+		return 0;
+	pthread_mutex_lock(&s->mu);
+	iv = s->o.interval_ms[k];
+	pthread_mutex_unlock(&s->mu);
+	return iv;
+}
+
 void apid_sched_configure(struct apid_sched *s, const struct apid_sched_opts *o)
 {
 	int64_t now = hive_mono_ms();

@@ -67,6 +67,8 @@ struct apid_sched *apid_sched_new(const struct apid_sched_opts *o,
 				  struct hive_bus *push_status, struct hive_bus *push_telemetry);
 void apid_sched_free(struct apid_sched *s);
 void apid_sched_configure(struct apid_sched *s, const struct apid_sched_opts *o);
+/* The interval of a kind of job as configured now (ms); 0 for NULL. */
+int64_t apid_sched_interval_ms(struct apid_sched *s, enum apid_job_kind k);
 
 /* Replaces the roster; miners already known keep their slot and their job
  * out. 0 / -1 (allocation). */

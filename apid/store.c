@@ -3,10 +3,16 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
 
+#include "hive/clock.h"
 #include "hive/log.h"
+
+#define VACUUM_SLACK (16LL << 20)   /* bytes on top of each copy */
 
 /*
  * Migration 1 is the schema of the apid contract, verbatim; later ones only
@@ -151,6 +157,64 @@ static const char *const migrations[] = {
 	"ALTER TABLE miners ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0;"
 	"ALTER TABLE miners ADD COLUMN power_excluded TEXT;"
 	"ALTER TABLE miners ADD COLUMN power_excluded_ms INTEGER;",
+
+	/* 5: history that fits (docs/apid.md, Storage). A small number per
+	 * miner for the roll-ups to key on (a rowid of miners would not do:
+	 * VACUUM may renumber it); per-minute and per-hour roll-ups of the
+	 * statuses, per-chip hourly summaries of telemetry, the fleet's
+	 * totals per minute and per hour, and where each roll-up stands.
+	 * Telemetry rows say how their chips are packed (NULL: 16-byte
+	 * records). The roll-ups' rows are in time order (appended, pruned
+	 * from the head) with an index per miner for its history. */
+	"ALTER TABLE miners ADD COLUMN num INTEGER;"
+	"UPDATE miners SET num = rowid;"
+	"CREATE UNIQUE INDEX miners_num ON miners(num);"
+	"CREATE TRIGGER miners_num AFTER INSERT ON miners WHEN new.num IS NULL BEGIN"
+	" UPDATE miners SET num = (SELECT coalesce(max(num), 0) + 1 FROM miners)"
+	" WHERE mac = new.mac; END;"
+	"ALTER TABLE telemetry ADD COLUMN chips_format INTEGER;"
+	"CREATE TABLE status_minutes ("
+	" ts_ms INTEGER NOT NULL,"
+	" miner INTEGER NOT NULL REFERENCES miners(num) ON DELETE CASCADE,"
+	" n INTEGER NOT NULL, mining INTEGER NOT NULL,"
+	" hr_n INTEGER NOT NULL, hr_sum REAL NOT NULL,"
+	" hr_avg_n INTEGER NOT NULL, hr_avg_sum REAL NOT NULL, hr_nominal REAL,"
+	" power_n INTEGER NOT NULL, power_sum INTEGER NOT NULL, metered INTEGER NOT NULL,"
+	" chip_temp_max INTEGER, pcb_temp_max INTEGER,"
+	" PRIMARY KEY (ts_ms, miner)) WITHOUT ROWID;"
+	"CREATE INDEX status_minutes_miner ON status_minutes(miner, ts_ms);"
+	"CREATE TABLE status_hours ("
+	" ts_ms INTEGER NOT NULL,"
+	" miner INTEGER NOT NULL REFERENCES miners(num) ON DELETE CASCADE,"
+	" n INTEGER NOT NULL, mining INTEGER NOT NULL,"
+	" hr_n INTEGER NOT NULL, hr_sum REAL NOT NULL,"
+	" hr_avg_n INTEGER NOT NULL, hr_avg_sum REAL NOT NULL, hr_nominal REAL,"
+	" power_n INTEGER NOT NULL, power_sum INTEGER NOT NULL, metered INTEGER NOT NULL,"
+	" chip_temp_max INTEGER, pcb_temp_max INTEGER,"
+	" PRIMARY KEY (ts_ms, miner)) WITHOUT ROWID;"
+	"CREATE INDEX status_hours_miner ON status_hours(miner, ts_ms);"
+	"CREATE TABLE telemetry_hours ("
+	" ts_ms INTEGER NOT NULL,"
+	" miner INTEGER NOT NULL REFERENCES miners(num) ON DELETE CASCADE,"
+	" chain INTEGER NOT NULL, samples INTEGER NOT NULL, state TEXT,"
+	" hr_realtime_ghs REAL, hr_nominal_ghs REAL, freq REAL,"
+	" n_chips INTEGER NOT NULL, chips BLOB NOT NULL,"
+	" PRIMARY KEY (ts_ms, miner, chain)) WITHOUT ROWID;"
+	"CREATE INDEX telemetry_hours_miner ON telemetry_hours(miner, ts_ms);"
+	"CREATE TABLE fleet_minutes ("
+	" ts_ms INTEGER NOT NULL, model TEXT NOT NULL, minutes INTEGER NOT NULL,"
+	" online INTEGER NOT NULL, mining INTEGER NOT NULL,"
+	" hashrate_ghs REAL NOT NULL, power_w REAL NOT NULL,"
+	" PRIMARY KEY (ts_ms, model)) WITHOUT ROWID;"
+	"CREATE TABLE fleet_hours ("
+	" ts_ms INTEGER NOT NULL, model TEXT NOT NULL, minutes INTEGER NOT NULL,"
+	" online INTEGER NOT NULL, mining INTEGER NOT NULL,"
+	" hashrate_ghs REAL NOT NULL, power_w REAL NOT NULL,"
+	" PRIMARY KEY (ts_ms, model)) WITHOUT ROWID;"
+	"CREATE TABLE rollups (name TEXT PRIMARY KEY, last_id INTEGER NOT NULL DEFAULT 0,"
+	" done_ms INTEGER NOT NULL DEFAULT 0, cursor TEXT);"
+	"INSERT INTO rollups(name) VALUES ('statuses'), ('fleet'), ('telemetry'), ('raw'),"
+	" ('minutes'), ('fleet_minutes');",
 };
 
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -281,6 +345,134 @@ fail:
 	return -1;
 }
 
+/* ------------------------------------------------------------ vacuum */
+
+/* Where SQLite puts the VACUUM's copy: the unix VFS's order. */
+static const char *temp_dir(void)
+{
+	static const char *const fixed[] = { "/var/tmp", "/usr/tmp", "/tmp" };
+	const char *env[] = { getenv("SQLITE_TMPDIR"), getenv("TMPDIR") };
+	struct stat sb;
+
+	for (size_t i = 0; i < sizeof(env) / sizeof(env[0]); i++)
+		if (env[i] && stat(env[i], &sb) == 0 && S_ISDIR(sb.st_mode) &&
+		    access(env[i], W_OK | X_OK) == 0)
+			return env[i];
+	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+		if (stat(fixed[i], &sb) == 0 && S_ISDIR(sb.st_mode) &&
+		    access(fixed[i], W_OK | X_OK) == 0)
+			return fixed[i];
+	return ".";
+}
+
+/* Free bytes for us on the file system of dir, and its device. */
+static int free_space(const char *dir, long long *bytes, dev_t *dev)
+{
+	struct statvfs vs;
+	struct stat sb;
+
+	if (statvfs(dir, &vs) < 0 || stat(dir, &sb) < 0)
+		return -1;
+	*bytes = (long long)vs.f_bavail * (long long)vs.f_frsize;
+	*dev = sb.st_dev;
+	return 0;
+}
+
+static void human(long long b, char *out, size_t len)
+{
+	if (b >= 1LL << 30)
+		snprintf(out, len, "%.1f GiB", (double)b / (1 << 30));
+	else
+		snprintf(out, len, "%.1f MiB", (double)b / (1 << 20));
+}
+
+int apid_store_vacuum_room(long long data, long long free_db, long long free_tmp,
+			   bool same_fs, const char *db_dir, const char *tmp_dir, char *err,
+			   size_t errlen)
+{
+	/* The copy in the temporary directory, then every page through the
+	 * WAL beside the database; each with some slack. */
+	long long one = data + data / 20 + VACUUM_SLACK;
+	char need[32], have[32], have_tmp[32];
+
+	if (same_fs ? free_db >= 2 * one : free_db >= one && free_tmp >= one)
+		return 0;
+	human(same_fs ? 2 * one : one, need, sizeof(need));
+	human(free_db, have, sizeof(have));
+	human(free_tmp, have_tmp, sizeof(have_tmp));
+	if (same_fs)
+		snprintf(err, errlen,
+			 "not enough free disk for the one-time VACUUM that turns on incremental "
+			 "vacuum: it needs %s on %s (a copy of the data in %s and as much again "
+			 "for the WAL), %s is free; free some space, or point SQLITE_TMPDIR at "
+			 "another disk, and start apid again", need, db_dir, tmp_dir, have);
+	else
+		snprintf(err, errlen,
+			 "not enough free disk for the one-time VACUUM that turns on incremental "
+			 "vacuum: it needs %s free on %s (the WAL) and on %s (a copy of the data); "
+			 "%s and %s are free; free some space, or point SQLITE_TMPDIR at another "
+			 "disk, and start apid again", need, db_dir, tmp_dir, have, have_tmp);
+	return -1;
+}
+
+/* Databases before schema 5 were created without auto_vacuum: pruned
+ * pages stayed in the file. Turning incremental vacuum on takes one full
+ * VACUUM, after a check that the disk can hold it. */
+static int vacuum_on(sqlite3 *db, const char *path, char *err, size_t errlen)
+{
+	long long pages = query_int(db, "PRAGMA page_count");
+	long long unused = query_int(db, "PRAGMA freelist_count");
+	long long psize = query_int(db, "PRAGMA page_size");
+	long long data, free_db, free_tmp, t0, ms;
+	char dir[4096], *slash, msg[768];
+	const char *tmp = temp_dir();
+	dev_t dev_db, dev_tmp;
+
+	if (query_int(db, "PRAGMA auto_vacuum") == 2)
+		return 0;
+	if (pages < 0 || unused < 0 || psize <= 0) {
+		snprintf(err, errlen, "%s: cannot read the page counts: %s", path,
+			 sqlite3_errmsg(db));
+		return -1;
+	}
+	data = (pages - unused) * psize;
+	snprintf(dir, sizeof(dir), "%s", path);
+	slash = strrchr(dir, '/');
+	if (!slash)
+		snprintf(dir, sizeof(dir), ".");
+	else if (slash == dir)
+		dir[1] = '\0';
+	else
+		*slash = '\0';
+	if (free_space(dir, &free_db, &dev_db) < 0 || free_space(tmp, &free_tmp, &dev_tmp) < 0) {
+		snprintf(err, errlen, "%s: cannot read the free disk space: %s", path,
+			 strerror(errno));
+		return -1;
+	}
+	if (apid_store_vacuum_room(data, free_db, free_tmp, dev_db == dev_tmp, dir, tmp, msg,
+				   sizeof(msg)) < 0) {
+		snprintf(err, errlen, "%s: %s", path, msg);
+		return -1;
+	}
+	log_info("database vacuum starting path=%s data_bytes=%lld free_bytes=%lld tmp=%s",
+		 path, data, free_db, tmp);
+	t0 = hive_mono_ms();
+	/* The copy goes to a file, not to memory (temp_store=MEMORY). */
+	if (apid_store_exec(db, "PRAGMA temp_store=FILE; PRAGMA auto_vacuum=INCREMENTAL;"
+			    " VACUUM; PRAGMA temp_store=MEMORY;", "vacuum", msg, sizeof(msg)) < 0 ||
+	    apid_store_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)", "vacuum", msg,
+			    sizeof(msg)) < 0) {
+		sqlite3_exec(db, "PRAGMA temp_store=MEMORY", NULL, NULL, NULL);
+		snprintf(err, errlen, "%s: %s", path, msg);
+		return -1;
+	}
+	ms = hive_mono_ms() - t0;
+	log_info("database vacuumed path=%s data_bytes=%lld file_bytes=%lld ms=%lld"
+		 " auto_vacuum=incremental", path, data,
+		 query_int(db, "PRAGMA page_count") * psize, ms);
+	return 0;
+}
+
 static sqlite3 *open_conn(const char *path, int flags, char *err, size_t errlen)
 {
 	sqlite3 *db = NULL;
@@ -310,6 +502,10 @@ sqlite3 *apid_store_open(const char *path, char *err, size_t errlen)
 		return NULL;
 	if (check_identity(db, path, err, errlen) < 0)
 		goto fail;
+	/* A new file gets incremental vacuum from its first page; on an old
+	 * one this only takes effect with vacuum_on's VACUUM. */
+	if (apid_store_exec(db, "PRAGMA auto_vacuum=INCREMENTAL", path, err, errlen) < 0)
+		goto fail;
 	if (sqlite3_prepare_v2(db, "PRAGMA journal_mode=WAL", -1, &st, NULL) != SQLITE_OK ||
 	    sqlite3_step(st) != SQLITE_ROW) {
 		snprintf(err, errlen, "%s: journal_mode=WAL: %s", path, sqlite3_errmsg(db));
@@ -323,8 +519,11 @@ sqlite3 *apid_store_open(const char *path, char *err, size_t errlen)
 	}
 	sqlite3_finalize(st);
 	st = NULL;
+	/* The WAL file is cut back to 64 MiB after a checkpoint, so space a
+	 * burst took returns too. */
 	if (apid_store_exec(db, "PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;"
-			    " PRAGMA temp_store=MEMORY;", path, err, errlen) < 0)
+			    " PRAGMA temp_store=MEMORY; PRAGMA journal_size_limit=67108864;",
+			    path, err, errlen) < 0)
 		goto fail;
 	if (apid_store_migrate(db, N_MIGRATIONS, err, errlen) < 0) {
 		char msg[512];
@@ -333,6 +532,8 @@ sqlite3 *apid_store_open(const char *path, char *err, size_t errlen)
 		snprintf(err, errlen, "%s: %s", path, msg);
 		goto fail;
 	}
+	if (vacuum_on(db, path, err, errlen) < 0)
+		goto fail;
 	return db;
 fail:
 	sqlite3_finalize(st);

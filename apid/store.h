@@ -3,12 +3,14 @@
  * The schema is a versioned list of migrations; PRAGMA user_version holds
  * the number of the last one applied. apid refuses a database whose version
  * is newer than the binary (a downgrade would misread it). Every connection
- * runs in WAL with synchronous=NORMAL, foreign_keys=ON and a busy timeout.
+ * runs in WAL with synchronous=NORMAL, foreign_keys=ON and a busy timeout;
+ * the database with auto_vacuum=INCREMENTAL (retention gives space back).
  * docs/apid.md describes the tables; the HTTP side reads them directly.
  */
 #ifndef APID_STORE_H
 #define APID_STORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sqlite3.h>
 
@@ -38,6 +40,14 @@ sqlite3 *apid_store_open_readonly(const char *path, char *err, size_t errlen);
  * transaction. Tests use it to build old databases. 0 / -1 with err. */
 int apid_store_migrate(sqlite3 *db, int target, char *err, size_t errlen);
 
+/* The one-time VACUUM that turns incremental vacuum on (databases made
+ * before schema 5) fits when free_db (on the database's file system,
+ * db_dir) and free_tmp (SQLite's temporary directory, tmp_dir; the same
+ * file system when same_fs) can hold data bytes twice over: a copy, and
+ * the WAL. 0, or -1 with a message that says what to do. */
+int apid_store_vacuum_room(long long data, long long free_db, long long free_tmp,
+			   bool same_fs, const char *db_dir, const char *tmp_dir, char *err,
+			   size_t errlen);
 /* PRAGMA user_version, or -1. */
 int apid_store_version(sqlite3 *db);
 

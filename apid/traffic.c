@@ -43,6 +43,10 @@ struct daemon_seen {
 struct sweep_seen {
 	char subnet[HIVE_CIDR_LEN];
 	long long ts_ms, started_ms, duration_ms, probed, answered, miners;
+	long long offline, kept;    /* what the last sweep did */
+	uint64_t incomplete;        /* sweeps whose list never arrived whole */
+	char (*strangers)[HIVE_MAC_LEN]; /* listed, no online miner in apid */
+	size_t n_strangers;
 	struct sweep_seen *next;
 };
 
@@ -59,6 +63,7 @@ struct apid_traffic {
 	struct daemon_seen *daemons;
 	size_t n_daemons;
 	struct sweep_seen *sweeps;
+	uint64_t sweeps_incomplete;
 };
 
 struct apid_traffic *apid_traffic_new(void)
@@ -92,6 +97,7 @@ void apid_traffic_free(struct apid_traffic *t)
 	}
 	for (struct sweep_seen *w = t->sweeps, *n; w; w = n) {
 		n = w->next;
+		free(w->strangers);
 		free(w);
 	}
 	hive_seq_free(t->seq);
@@ -200,6 +206,77 @@ void apid_traffic_heartbeat(struct apid_traffic *t, const struct hive_envelope *
 	pthread_mutex_unlock(&t->mu);
 }
 
+/* The record of subnet, created on first use (NULL out of memory). Under mu. */
+static struct sweep_seen *sweep_of(struct apid_traffic *t, const char *subnet)
+{
+	struct sweep_seen *w;
+
+	for (w = t->sweeps; w; w = w->next)
+		if (strcmp(w->subnet, subnet) == 0)
+			return w;
+	if ((w = calloc(1, sizeof(*w)))) {
+		snprintf(w->subnet, sizeof(w->subnet), "%s", subnet);
+		w->next = t->sweeps;
+		t->sweeps = w;
+	}
+	return w;
+}
+
+void apid_traffic_sweep_result(struct apid_traffic *t, const char *subnet, long long offline,
+			       long long kept)
+{
+	struct sweep_seen *w;
+
+	pthread_mutex_lock(&t->mu);
+	if ((w = sweep_of(t, subnet))) {
+		w->offline = offline;
+		w->kept = kept;
+	}
+	pthread_mutex_unlock(&t->mu);
+}
+
+void apid_traffic_sweep_strangers(struct apid_traffic *t, const char *subnet,
+				  char (*macs)[HIVE_MAC_LEN], size_t n)
+{
+	struct sweep_seen *w;
+	char (*copy)[HIVE_MAC_LEN] = NULL;
+
+	if (n && !(copy = malloc(n * sizeof(*copy))))
+		n = 0;
+	if (n)
+		memcpy(copy, macs, n * sizeof(*copy));
+	pthread_mutex_lock(&t->mu);
+	if ((w = sweep_of(t, subnet))) {
+		free(w->strangers);
+		w->strangers = copy;
+		w->n_strangers = n;
+		copy = NULL;
+	}
+	pthread_mutex_unlock(&t->mu);
+	free(copy);
+}
+
+void apid_traffic_strangers_each(struct apid_traffic *t, void (*fn)(const char *mac, void *arg),
+				 void *arg)
+{
+	pthread_mutex_lock(&t->mu);
+	for (struct sweep_seen *w = t->sweeps; w; w = w->next)
+		for (size_t i = 0; i < w->n_strangers; i++)
+			fn(w->strangers[i], arg);
+	pthread_mutex_unlock(&t->mu);
+}
+
+void apid_traffic_sweep_incomplete(struct apid_traffic *t, const char *subnet)
+{
+	struct sweep_seen *w;
+
+	pthread_mutex_lock(&t->mu);
+	t->sweeps_incomplete++;
+	if ((w = sweep_of(t, subnet)))
+		w->incomplete++;
+	pthread_mutex_unlock(&t->mu);
+}
+
 void apid_traffic_sweep(struct apid_traffic *t, const char *subnet, long long ts_ms,
 		       long long started_ms, long long duration_ms, long long probed,
 		       long long answered, long long miners)
@@ -207,14 +284,7 @@ void apid_traffic_sweep(struct apid_traffic *t, const char *subnet, long long ts
 	struct sweep_seen *w;
 
 	pthread_mutex_lock(&t->mu);
-	for (w = t->sweeps; w; w = w->next)
-		if (strcmp(w->subnet, subnet) == 0)
-			break;
-	if (!w && (w = calloc(1, sizeof(*w)))) {
-		snprintf(w->subnet, sizeof(w->subnet), "%s", subnet);
-		w->next = t->sweeps;
-		t->sweeps = w;
-	}
+	w = sweep_of(t, subnet);
 	if (w && ts_ms >= w->ts_ms) {
 		w->ts_ms = ts_ms;
 		w->started_ms = started_ms;
@@ -278,11 +348,14 @@ json_t *apid_traffic_snapshot(struct apid_traffic *t, int64_t now)
 	}
 	for (struct sweep_seen *w = t->sweeps; w; w = w->next)
 		json_array_append_new(sweeps, json_pack(
-			"{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "subnet", w->subnet,
+			"{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "subnet", w->subnet,
 			"ts_ms", (json_int_t)w->ts_ms, "age_ms", (json_int_t)(now - w->ts_ms),
 			"started_ms", (json_int_t)w->started_ms,
 			"duration_ms", (json_int_t)w->duration_ms, "probed", (json_int_t)w->probed,
-			"answered", (json_int_t)w->answered, "miners", (json_int_t)w->miners));
+			"answered", (json_int_t)w->answered, "miners", (json_int_t)w->miners,
+			"offline", (json_int_t)w->offline, "kept", (json_int_t)w->kept,
+			"incomplete", (json_int_t)w->incomplete));
+	json_object_set_new(o, "sweeps_incomplete", json_integer((json_int_t)t->sweeps_incomplete));
 	pthread_mutex_unlock(&t->mu);
 	json_object_set_new(o, "rejected_by", by);
 	json_object_set_new(o, "sources", srcs);

@@ -38,11 +38,28 @@ void apid_traffic_heartbeat(struct apid_traffic *t, const struct hive_envelope *
 void apid_traffic_sweep(struct apid_traffic *t, const char *subnet, long long ts_ms,
 			long long started_ms, long long duration_ms, long long probed,
 			long long answered, long long miners);
+/* What the subnet's last sweep did: miners marked offline, and miners it
+ * did not list that stayed online because their polls answered. */
+void apid_traffic_sweep_result(struct apid_traffic *t, const char *subnet, long long offline,
+			       long long kept);
+/* A sweep of the subnet whose list never arrived whole (counted). */
+void apid_traffic_sweep_incomplete(struct apid_traffic *t, const char *subnet);
+/* The MACs the subnet's last sweep listed that apid has no online miner
+ * for (a hive.miner.seen lost on the way, a database started afresh):
+ * copied, replacing the previous sweep's. */
+void apid_traffic_sweep_strangers(struct apid_traffic *t, const char *subnet,
+				  char (*macs)[HIVE_MAC_LEN], size_t n);
+/* Calls fn for each subnet's strangers, under the lock (fn must not call
+ * back into traffic). */
+void apid_traffic_strangers_each(struct apid_traffic *t, void (*fn)(const char *mac, void *arg),
+				 void *arg);
 
 /* Snapshot for health and metrics: new reference,
  * {"received","stored","rejected","lost","duplicates","unattributed_errors",
  *  "rejected_by":{reason:n}, "sources":[{"src","received","stored","rejected","lost",
- *  "last_ms"}], "daemons":[...], "sweeps":[...]} */
+ *  "last_ms"}], "daemons":[...], "sweeps":[{"subnet","ts_ms","age_ms","started_ms",
+ *  "duration_ms","probed","answered","miners","offline","kept","incomplete"}],
+ *  "sweeps_incomplete"} */
 json_t *apid_traffic_snapshot(struct apid_traffic *t, int64_t now_wall_ms);
 
 #endif

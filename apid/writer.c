@@ -24,6 +24,8 @@
 
 #include "apply.h"
 #include "event.h"
+#include "retention.h"
+#include "rollup.h"
 #include "feed.h"
 #include "hive/clock.h"
 #include "hive/log.h"
@@ -33,14 +35,12 @@
 
 #define QUEUE_DEFAULT     16384
 #define PRUNE_EVERY_DEFAULT 10000
+#define HISTORY_BUSY_MS   1000     /* a history step at most this often under a backlog */
 
-/* The writer's own statements: the transaction and retention. */
+/* The writer's own statements: the transaction. */
 enum stmt {
 	ST_BEGIN, ST_COMMIT, ST_ROLLBACK,
 	ST_SAVEPOINT, ST_RELEASE, ST_ROLLBACK_TO,
-	ST_PRUNE_STATUSES, ST_PRUNE_TELEMETRY, ST_PRUNE_ERRORS, ST_PRUNE_AUDIT, ST_PRUNE_ACTIONS,
-	ST_PRUNE_READINGS, ST_PRUNE_SAMPLES, ST_PRUNE_DECISIONS,
-	ST_FIX_POINTERS,
 	ST_COUNT
 };
 
@@ -51,35 +51,6 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_SAVEPOINT] = "SAVEPOINT request",
 	[ST_RELEASE] = "RELEASE request",
 	[ST_ROLLBACK_TO] = "ROLLBACK TO request",
-	[ST_PRUNE_STATUSES] =
-		"DELETE FROM statuses WHERE id IN"
-		" (SELECT id FROM statuses WHERE ts_ms < ?1 ORDER BY ts_ms LIMIT ?2)",
-	[ST_PRUNE_TELEMETRY] =
-		"DELETE FROM telemetry WHERE id IN"
-		" (SELECT id FROM telemetry WHERE ts_ms < ?1 ORDER BY ts_ms LIMIT ?2)",
-	[ST_PRUNE_ERRORS] =
-		"DELETE FROM miner_errors WHERE id IN"
-		" (SELECT id FROM miner_errors WHERE ts_ms < ?1 ORDER BY ts_ms LIMIT ?2)",
-	[ST_PRUNE_AUDIT] =
-		"DELETE FROM audit WHERE id IN"
-		" (SELECT id FROM audit WHERE ts_ms < ?1 ORDER BY ts_ms LIMIT ?2)",
-	/* Open actions are younger than any retention: only ended ones go. */
-	[ST_PRUNE_ACTIONS] =
-		"DELETE FROM actions WHERE id IN"
-		" (SELECT id FROM actions WHERE created_ms < ?1 ORDER BY created_ms LIMIT ?2)",
-	[ST_PRUNE_READINGS] =
-		"DELETE FROM power_readings WHERE id IN"
-		" (SELECT id FROM power_readings WHERE ts_ms < ?1 ORDER BY ts_ms LIMIT ?2)",
-	[ST_PRUNE_SAMPLES] =
-		"DELETE FROM power_samples WHERE ts_ms IN"
-		" (SELECT ts_ms FROM power_samples WHERE ts_ms < ?1 ORDER BY ts_ms LIMIT ?2)",
-	[ST_PRUNE_DECISIONS] =
-		"DELETE FROM power_decisions WHERE id IN"
-		" (SELECT id FROM power_decisions WHERE ts_ms < ?1 ORDER BY ts_ms LIMIT ?2)",
-	/* After statuses were pruned: no pointer to a row that is gone. */
-	[ST_FIX_POINTERS] =
-		"UPDATE miners SET last_status_id=NULL WHERE last_status_id IS NOT NULL"
-		" AND NOT EXISTS (SELECT 1 FROM statuses s WHERE s.id=miners.last_status_id)",
 };
 
 struct qitem {
@@ -102,16 +73,14 @@ struct request {
 	struct request *next;
 };
 
-/* Retention: one table per step, round robin. */
-enum { PR_STATUSES, PR_TELEMETRY, PR_ERRORS, PR_AUDIT, PR_ACTIONS, PR_READINGS, PR_SAMPLES,
-       PR_DECISIONS, PR_COUNT };
-
 struct apid_writer {
 	struct apid_writer_opts o;   /* guarded by mu after start */
 	char db_path[4096];
 	sqlite3 *db;
 	sqlite3_stmt *st[ST_COUNT];
 	struct apid_apply *apply;    /* the SQL of the tables (apply.h) */
+	struct apid_rollup *rollup;  /* the long history (rollup.h) */
+	struct apid_retention *retention; /* what is kept (retention.h) */
 
 	pthread_t thread;
 	pthread_mutex_t mu;
@@ -129,9 +98,8 @@ struct apid_writer {
 	struct qitem *batch;
 	size_t nbatch, batch_cap;
 	struct request *applied;     /* requests in the open transaction */
-	int prune_table;
-	int64_t next_prune_ms;
-	bool fix_pointers;
+	int64_t next_prune_ms;       /* the next history step (roll-ups, retention) */
+	bool rollup_more, retention_more;
 };
 
 /* ------------------------------------------------------------ helpers */
@@ -442,72 +410,57 @@ static void run_batch(struct apid_writer *w)
 	batch_done(w, rc == SQLITE_DONE, t0);
 }
 
-/* ------------------------------------------------------------ retention */
+/* ------------------------------------------------------------ history */
 
-static void prune_step(struct apid_writer *w, int64_t now)
+static struct apid_retention_opts retention_opts(const struct apid_writer_opts *o)
 {
-	static const enum stmt stmts[PR_COUNT] = {
-		ST_PRUNE_STATUSES, ST_PRUNE_TELEMETRY, ST_PRUNE_ERRORS, ST_PRUNE_AUDIT,
-		ST_PRUNE_ACTIONS, ST_PRUNE_READINGS, ST_PRUNE_SAMPLES, ST_PRUNE_DECISIONS
+	struct apid_retention_opts r = {
+		.status_raw_hours = o->status_raw_hours, .telemetry_raw_hours = o->telemetry_raw_hours,
+		.minute_days = o->minute_days, .status_days = o->status_days,
+		.telemetry_days = o->telemetry_days, .audit_days = o->audit_days,
+		.power_days = o->power_days, .max_bytes = o->max_bytes,
+		.prune_batch = o->prune_batch,
+		.reserve_pages = o->reserve_pages == 0 ? -1 : o->reserve_pages < 0 ? 0
+							     : o->reserve_pages,
 	};
-	static const char *const names[PR_COUNT] = { "statuses", "telemetry", "miner_errors",
-						     "audit", "actions", "power_readings",
-						     "power_samples", "power_decisions" };
-	int t = w->prune_table, days, limit, rc, deleted = 0;
+	return r;
+}
+
+/* One step of the roll-ups and one of retention, each in transactions of
+ * their own; while either has more to do the next step follows the next
+ * batch, else the pause. */
+static void history_step(struct apid_writer *w, int64_t now)
+{
+	struct apid_retention_opts ro;
+	struct apid_retention_counts rc;
+	struct apid_rollup_counts uc;
+	int pause;
+	bool more;
 
 	pthread_mutex_lock(&w->mu);
-	days = t == PR_STATUSES ? w->o.status_days
-	       : t == PR_AUDIT || t == PR_ACTIONS ? w->o.audit_days
-	       : t >= PR_READINGS ? w->o.power_days : w->o.telemetry_days;
-	limit = w->o.prune_batch > 0 ? w->o.prune_batch : 2000;
+	ro = retention_opts(&w->o);
+	pause = w->o.prune_every_ms > 0 ? w->o.prune_every_ms : PRUNE_EVERY_DEFAULT;
 	pthread_mutex_unlock(&w->mu);
-
-	if (days > 0) {
-		sqlite3_stmt *st = w->st[stmts[t]];
-
-		sqlite3_bind_int64(st, 1, hive_wall_ms() - (int64_t)days * 86400000LL);
-		sqlite3_bind_int(st, 2, limit);
-		rc = run(w, stmts[t]);
-		if (rc != SQLITE_DONE) {
-			sql_failed(w, stmts[t], rc);
-		} else {
-			deleted = sqlite3_changes(w->db);
-		}
-		if (deleted) {
-			pthread_mutex_lock(&w->mu);
-			if (t == PR_STATUSES)
-				w->stats.pruned_statuses += (uint64_t)deleted;
-			else if (t == PR_TELEMETRY)
-				w->stats.pruned_telemetry += (uint64_t)deleted;
-			else if (t == PR_ERRORS)
-				w->stats.pruned_errors += (uint64_t)deleted;
-			else if (t == PR_ACTIONS)
-				w->stats.pruned_actions += (uint64_t)deleted;
-			else if (t >= PR_READINGS)
-				w->stats.pruned_power += (uint64_t)deleted;
-			else
-				w->stats.pruned_audit += (uint64_t)deleted;
-			pthread_mutex_unlock(&w->mu);
-			log_debug("retention pruned table=%s rows=%d days=%d", names[t], deleted,
-				  days);
-			if (t == PR_STATUSES)
-				w->fix_pointers = true;
-		}
-	}
-	if (deleted >= limit)
-		return;    /* more of this table: another step after the next batch */
-	if (t == PR_STATUSES && w->fix_pointers) {
-		w->fix_pointers = false;
-		if ((rc = run(w, ST_FIX_POINTERS)) != SQLITE_DONE)
-			sql_failed(w, ST_FIX_POINTERS, rc);
-	}
-	w->prune_table = (t + 1) % PR_COUNT;
-	if (w->prune_table == 0) {
-		pthread_mutex_lock(&w->mu);
-		w->next_prune_ms = now + (w->o.prune_every_ms > 0 ? w->o.prune_every_ms
-								    : PRUNE_EVERY_DEFAULT);
-		pthread_mutex_unlock(&w->mu);
-	}
+	w->rollup_more = apid_rollup_step(w->rollup, hive_wall_ms()) > 0;
+	w->retention_more = apid_retention_step(w->retention, &ro, hive_wall_ms()) > 0;
+	more = w->rollup_more || w->retention_more;
+	apid_rollup_counts(w->rollup, &uc);
+	apid_retention_counts(w->retention, &rc);
+	pthread_mutex_lock(&w->mu);
+	memcpy(w->stats.pruned, rc.pruned, sizeof(w->stats.pruned));
+	w->stats.pruned_statuses = rc.pruned[APID_RT_STATUSES];
+	w->stats.pruned_telemetry = rc.pruned[APID_RT_TELEMETRY];
+	w->stats.pruned_errors = rc.pruned[APID_RT_ERRORS];
+	w->stats.pruned_audit = rc.pruned[APID_RT_AUDIT];
+	w->stats.pruned_actions = rc.pruned[APID_RT_ACTIONS];
+	w->stats.pruned_power = rc.pruned[APID_RT_POWER_READINGS] +
+				rc.pruned[APID_RT_POWER_SAMPLES] + rc.pruned[APID_RT_POWER_DECISIONS];
+	w->stats.pages_returned = rc.pages_returned;
+	w->stats.rolled_statuses = uc.statuses;
+	w->stats.rolled_fleet_minutes = uc.fleet_minutes;
+	w->stats.rolled_telemetry_hours = uc.telemetry_hours;
+	w->next_prune_ms = more ? now : now + pause;
+	pthread_mutex_unlock(&w->mu);
 }
 
 /* ------------------------------------------------------------ thread */
@@ -516,8 +469,10 @@ static void *writer_main(void *arg)
 {
 	struct apid_writer *w = arg;
 
+	int64_t last_history = 0;
+
 	for (;;) {
-		bool work, prune;
+		bool work, prune, busy;
 		int64_t now;
 
 		pthread_mutex_lock(&w->mu);
@@ -533,11 +488,17 @@ static void *writer_main(void *arg)
 			pthread_mutex_unlock(&w->mu);
 			break;
 		}
+		/* Events waiting beyond a batch: ingest first, the history at
+		 * most a step a second (its backlog is folded after the burst). */
+		busy = w->qlen > (size_t)w->o.batch_max;
 		pthread_mutex_unlock(&w->mu);
 		if (work)
 			run_batch(w);
-		if (prune && !w->stopping)
-			prune_step(w, hive_mono_ms());
+		now = hive_mono_ms();
+		if (prune && !w->stopping && (!busy || now - last_history >= HISTORY_BUSY_MS)) {
+			history_step(w, now);
+			last_history = now;
+		}
 	}
 	return NULL;
 }
@@ -553,6 +514,8 @@ static void writer_free(struct apid_writer *w)
 	for (int i = 0; i < ST_COUNT; i++)
 		sqlite3_finalize(w->st[i]);
 	apid_apply_free(w->apply);
+	apid_rollup_free(w->rollup);
+	apid_retention_free(w->retention);
 	if (w->db && sqlite3_close(w->db) != SQLITE_OK)
 		log_warnx("database close failed err=\"%s\"", sqlite3_errmsg(w->db));
 	for (size_t i = 0; i < w->qlen; i++) {
@@ -602,6 +565,8 @@ struct apid_writer *apid_writer_start(const struct apid_writer_opts *o, char *er
 	if (!w->db)
 		goto fail;
 	if (!(w->apply = apid_apply_new(w->db, w->o.traffic, err, errlen)) ||
+	    !(w->rollup = apid_rollup_new(w->db, err, errlen)) ||
+	    !(w->retention = apid_retention_new(w->db, err, errlen)) ||
 	    apid_apply_prepare(w->db, stmt_sql, w->st, ST_COUNT, "writer", err, errlen) < 0)
 		goto fail;
 	/* The first retention pass: prune_first_ms after start. */
@@ -704,10 +669,15 @@ void apid_writer_configure(struct apid_writer *w, const struct apid_writer_opts 
 			 : (size_t)o->batch_max > w->batch_cap ? (int)w->batch_cap
 							       : o->batch_max;
 	w->o.batch_ms = o->batch_ms < 0 ? 0 : o->batch_ms;
+	w->o.status_raw_hours = o->status_raw_hours;
+	w->o.telemetry_raw_hours = o->telemetry_raw_hours;
+	w->o.minute_days = o->minute_days;
 	w->o.status_days = o->status_days;
 	w->o.telemetry_days = o->telemetry_days;
 	w->o.audit_days = o->audit_days;
 	w->o.power_days = o->power_days;
+	w->o.max_bytes = o->max_bytes;
+	w->o.reserve_pages = o->reserve_pages;
 	w->o.prune_batch = o->prune_batch;
 	w->o.prune_every_ms = o->prune_every_ms;
 	w->next_prune_ms = 0;

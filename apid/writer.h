@@ -6,7 +6,8 @@
  * such as the PATCHes from HTTP, which jump ahead of events and wait for
  * their commit. The thread commits in batched transactions — a batch
  * closes at batch_max events or batch_ms after its first event, or at once
- * when a caller waits — and between batches runs one small retention step.
+ * when a caller waits — and between batches runs one small step of the
+ * roll-ups and of retention (rollup.h, retention.h).
  * What each event and request does to the tables is apply.h's. A crash
  * loses the open batch and what was still queued; every committed batch is
  * in the database.
@@ -19,6 +20,7 @@
 #include <stdint.h>
 
 #include "hive/bus.h"
+#include "retention.h"
 
 struct apid_writer;
 struct apid_traffic;
@@ -34,12 +36,19 @@ struct apid_writer_opts {
 	int batch_max;             /* events per transaction */
 	int batch_ms;              /* longest an event waits for its commit */
 	size_t queue_max;          /* queued events; push blocks beyond */
-	int status_days;           /* retention; <= 0 keeps forever */
-	int telemetry_days;        /* also miner_errors */
+	/* Retention (retention.h); <= 0 keeps forever. */
+	int status_raw_hours;      /* raw statuses */
+	int telemetry_raw_hours;   /* raw telemetry */
+	int minute_days;           /* per-minute roll-ups: statuses, fleet */
+	int status_days;           /* per-hour roll-ups: statuses, fleet */
+	int telemetry_days;        /* per-chip hourly summaries, miner_errors */
 	int audit_days;
 	int power_days;            /* power_readings, power_samples, power_decisions */
+	long long max_bytes;       /* data kept at most (0: no cap) */
+	long long reserve_pages;   /* free pages kept, not given back (0: the default,
+				    * APID_RETENTION_RESERVE_PAGES; -1: none) */
 	int prune_batch;           /* rows per retention step */
-	int prune_every_ms;        /* pause once every table is pruned (10000) */
+	int prune_every_ms;        /* pause once roll-ups and retention are done (10000) */
 	int prune_first_ms;        /* first pass after start (0: prune_every_ms) */
 	struct apid_traffic *traffic; /* counters, heartbeats, sweeps; may be NULL */
 	struct apid_sched *sched;  /* told when jobs finish; may be NULL */
@@ -56,6 +65,10 @@ struct apid_writer_stats {
 	uint64_t posted;           /* apid_writer_post requests committed */
 	uint64_t pruned_statuses, pruned_telemetry, pruned_errors, pruned_audit, pruned_actions;
 	uint64_t pruned_power;
+	uint64_t pruned[APID_RT_COUNT]; /* every table, by enum apid_retention_table */
+	uint64_t pages_returned;   /* free pages handed back to the file system */
+	uint64_t rolled_statuses;  /* raw statuses folded into the roll-ups */
+	uint64_t rolled_fleet_minutes, rolled_telemetry_hours;
 	uint64_t commit_failures;
 	uint64_t roster_gen;       /* changes when a roster field changed */
 	size_t depth;              /* events waiting */
@@ -80,7 +93,8 @@ int apid_writer_push(struct apid_writer *w, struct hive_envelope *env, struct ap
  * (parts started after the database was opened). Call before events flow. */
 void apid_writer_attach(struct apid_writer *w, struct apid_sched *sched, struct apid_feed *feed);
 
-/* Changes what a reload may change: batching and retention. */
+/* Changes what a reload may change: batching and retention (from the next
+ * history step on). */
 void apid_writer_configure(struct apid_writer *w, const struct apid_writer_opts *o);
 
 void apid_writer_get_stats(struct apid_writer *w, struct apid_writer_stats *out);

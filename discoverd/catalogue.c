@@ -74,6 +74,17 @@ bool disc_catalogue_claim(struct disc_catalogue *cat, const char *model, const c
 	return true;
 }
 
+bool disc_catalogue_published(struct disc_catalogue *cat, const char *model,
+			      const char *fw_version)
+{
+	struct cat_entry *e;
+
+	if (!model[0])
+		return true;      /* nothing to fetch for a miner without a model */
+	e = find(cat, model, fw_version, false);
+	return e && e->published;
+}
+
 void disc_catalogue_release(struct disc_catalogue *cat, const char *model, const char *fw_version)
 {
 	struct cat_entry *e = find(cat, model, fw_version, false);

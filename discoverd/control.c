@@ -1,5 +1,6 @@
 /* control — asking apid for a miner's credentials (hive.control.credentials
- * over REQ/REP) without stalling the loop.
+ * over REQ/REP), and once per sweep which keys to check again
+ * (hive.control.recheck), without stalling the loop.
  *
  * A REQ round trip blocks, so a thread of its own does them one after the
  * other and hands each answer back through an eventfd the loop watches.
@@ -28,9 +29,10 @@
 
 struct creq {
 	struct creq *next;
-	struct host *h;
+	struct host *h;                 /* NULL: the sweep's recheck request */
 	char mac[HIVE_MAC_LEN];
 	struct disc_creds creds;
+	struct hive_msg_recheck_reply recheck; /* when creds.answered, for h == NULL */
 };
 
 struct disc_control {
@@ -122,6 +124,21 @@ static int parse_answer(struct creq *r, const struct hive_envelope *env)
 	return rc;
 }
 
+/* Reads apid's answer to a recheck request into r->recheck. 0 / -1. */
+static int parse_recheck(struct creq *r, const struct hive_envelope *env)
+{
+	char err[256];
+
+	if (strcmp(env->topic, HIVE_TOPIC_CTL_RECHECK) != 0 ||
+	    hive_msg_decode(HIVE_MSG_CTL_RECHECK_REPLY, env->body, &r->recheck, err,
+			    sizeof(err)) < 0) {
+		log_warnx("recheck_bad_answer topic=%s problem=\"%s\"", env->topic,
+			  strcmp(env->topic, HIVE_TOPIC_CTL_RECHECK) ? "not a recheck reply" : err);
+		return -1;
+	}
+	return 0;
+}
+
 static void ask(struct disc_control *c, struct creq *r)
 {
 	struct hive_envelope env;
@@ -131,6 +148,7 @@ static void ask(struct disc_control *c, struct creq *r)
 	int rc;
 
 	memset(&r->creds, 0, sizeof(r->creds));
+	hive_msg_init(HIVE_MSG_CTL_RECHECK_REPLY, &r->recheck);
 	if (now < c->down_until)
 		return;
 	if (hive_bus_peers(c->req) == 0) {
@@ -142,11 +160,17 @@ static void ask(struct disc_control *c, struct creq *r)
 		return;
 	}
 	memset(&env, 0, sizeof(env));
-	hive_msg_init(HIVE_MSG_CTL_CREDENTIALS, &q);
-	snprintf(q.mac, sizeof(q.mac), "%s", r->mac);
-	if (!(body = hive_msg_encode(HIVE_MSG_CTL_CREDENTIALS, &q)))
+	if (r->h) {
+		hive_msg_init(HIVE_MSG_CTL_CREDENTIALS, &q);
+		snprintf(q.mac, sizeof(q.mac), "%s", r->mac);
+		body = hive_msg_encode(HIVE_MSG_CTL_CREDENTIALS, &q);
+	} else {
+		body = json_object();
+	}
+	if (!body)
 		return;
-	rc = hive_bus_request(c->req, HIVE_TOPIC_CTL_CREDENTIALS, body, &env, APID_TIMEOUT_MS);
+	rc = hive_bus_request(c->req, r->h ? HIVE_TOPIC_CTL_CREDENTIALS : HIVE_TOPIC_CTL_RECHECK,
+			      body, &env, APID_TIMEOUT_MS);
 	json_decref(body);
 	if (rc != HIVE_BUS_OK) {
 		c->down_until = hive_mono_ms() + APID_DOWN_MS;
@@ -159,7 +183,7 @@ static void ask(struct disc_control *c, struct creq *r)
 	if (c->said_down)
 		log_info("apid_available url=%s", c->url);
 	c->said_down = false;
-	r->creds.answered = parse_answer(r, &env) == 0;
+	r->creds.answered = (r->h ? parse_answer(r, &env) : parse_recheck(r, &env)) == 0;
 	hive_envelope_clear(&env);
 }
 
@@ -205,7 +229,12 @@ static void on_answers(struct hive_loop *loop, int fd, int events, void *arg)
 		list = r->next;
 		if (!r->creds.answered)
 			c->dd->c.apid_unavailable++;
-		disc_host_creds(r->h, &r->creds);
+		if (r->h) {
+			disc_host_creds(r->h, &r->creds);
+		} else {
+			disc_sweep_recheck(c->dd, r->creds.answered ? &r->recheck : NULL);
+			hive_msg_free(HIVE_MSG_CTL_RECHECK_REPLY, &r->recheck);
+		}
 		free(r);
 	}
 }
@@ -271,6 +300,19 @@ int disc_control_ask(struct disc_control *c, struct host *h)
 	return 0;
 }
 
+int disc_control_recheck(struct disc_control *c)
+{
+	struct creq *r;
+
+	if (!(r = calloc(1, sizeof(*r))))
+		return -1;
+	pthread_mutex_lock(&c->mu);
+	push(&c->todo, &c->todo_tail, r);
+	pthread_cond_signal(&c->cv);
+	pthread_mutex_unlock(&c->mu);
+	return 0;
+}
+
 void disc_control_stop(struct disc_control *c)
 {
 	struct creq *r;
@@ -287,8 +329,10 @@ void disc_control_stop(struct disc_control *c)
 	close(c->efd);
 	while ((r = pop(&c->todo, &c->todo_tail)))
 		free(r);
-	while ((r = pop(&c->done, &c->done_tail)))
+	while ((r = pop(&c->done, &c->done_tail))) {
+		hive_msg_free(HIVE_MSG_CTL_RECHECK_REPLY, &r->recheck);
 		free(r);
+	}
 	hive_bus_close(c->req);
 	pthread_mutex_destroy(&c->mu);
 	pthread_cond_destroy(&c->cv);

@@ -119,6 +119,9 @@ static json_t *counters(struct discoverd *dd)
 	PUT("miners", c->miners);
 	PUT("known", disc_miners_count(dd->miners));
 	PUT("identified", c->identified);
+	PUT("unchanged", c->unchanged);
+	PUT("rechecks_asked", c->rechecks_asked);
+	PUT("sweep_chunks", c->sweep_chunks);
 	PUT("not_miners", c->not_miners);
 	PUT("info_errors", c->info_errors);
 	PUT("keys_verified", c->keys_verified);

@@ -36,8 +36,19 @@
 #define DISC_KEY_MAX   64          /* API keys we accept from apid or a miner */
 #define DISC_PASS_MAX  128
 #define DISC_HOLD_MAX  3           /* sweeps a known miner's /info may fail */
+/* An unchanged miner is confirmed by /info alone; every this many sweeps
+ * (staggered by MAC) it takes the whole path again: credentials, key
+ * check, hive.miner.seen. */
+#define DISC_REFRESH_SWEEPS 10
 
 /* ---------------------------------------------------------------- miners */
+
+/* Why a miner's last unlock failed: apart from struct miner, which a /16
+ * full of miners holds 65,000 of, because few miners ever fail one. */
+struct miner_unlock {
+	char failed_pass[DISC_PASS_MAX + 1]; /* the password that failed (never logged) */
+	struct hive_fw_err err;
+};
 
 struct miner {
 	uint64_t id;                   /* the MAC as a 48-bit number */
@@ -46,13 +57,16 @@ struct miner {
 	char model[HIVE_FW_NAME_LEN];
 	char fw_version[HIVE_FW_NAME_LEN];
 	char api_key[DISC_KEY_MAX + 1];/* the key that worked last, "" */
+	bool key_ok;                   /* api_key worked and nothing refused it since */
 	bool busy;                     /* a host pipeline works on it */
 	uint64_t seen_sweep;           /* subnet sweep (c.subnet_sweeps) it was last listed in */
+	uint64_t listed_sweep;         /* sweep (sweep_no) it was last listed in */
+	uint64_t seen_hash;            /* what its last hive.miner.seen said (ip, names), 0 */
+	uint64_t recheck_sweep;        /* sweep in which apid asked to check its key */
 	int held;                      /* sweeps in a row listed on a failed /info */
 	int unlock_failures;           /* 403/429 in a row */
 	uint64_t unlock_after;         /* first sweep number that may unlock again */
-	char failed_pass[DISC_PASS_MAX + 1]; /* the password that failed (never logged) */
-	struct hive_fw_err last_unlock_err;
+	struct miner_unlock *unlock;   /* after a failed unlock, until one works; owned */
 };
 
 struct disc_miners;
@@ -77,6 +91,9 @@ struct disc_counters {
 	uint64_t probed, answered;     /* connect probes sent / accepted */
 	uint64_t probe_errors;         /* socket() or connect() failing on our side */
 	uint64_t identified;           /* /info answers from miners */
+	uint64_t unchanged;            /* of those, confirmed by /info alone */
+	uint64_t rechecks_asked;       /* miners apid listed for a key check */
+	uint64_t sweep_chunks;         /* hive.sweep.done messages sent */
 	uint64_t not_miners;           /* answered but not a Vnish miner */
 	uint64_t info_errors;          /* a known miner's /info failed */
 	uint64_t keys_verified;        /* a known key still worked */
@@ -142,6 +159,7 @@ struct discoverd {
 	struct host *hosts;            /* pipelines in flight */
 	int nhosts;
 	uint64_t sweep_no;             /* sweeps started */
+	uint64_t recheck_all;          /* sweep in which every key is checked (apid's list was cut) */
 	int probe_cap;                 /* probes in flight at most (fd budget applied) */
 	int64_t sweep_timer;
 	int64_t beat_timer;
@@ -164,6 +182,9 @@ void disc_sweep_finished(struct discoverd *dd, int64_t started_mono);
 int disc_sweep_start(struct discoverd *dd);
 /* Lists m's MAC in the running subnet sweep (once per sweep). */
 void disc_sweep_saw(struct discoverd *dd, struct miner *m);
+/* apid's answer to the sweep's hive.control.recheck (NULL: no answer);
+ * the sweep starts probing after it. */
+void disc_sweep_recheck(struct discoverd *dd, const struct hive_msg_recheck_reply *r);
 /* A host pipeline ended; the subnet may be done. */
 void disc_sweep_host_done(struct discoverd *dd);
 /* Closes the probes in flight and forgets the sweep (shutdown). */
@@ -189,6 +210,9 @@ struct disc_control *disc_control_start(struct discoverd *dd, char *err, size_t 
  * loop, also when apid does not answer. 0 / -1 (the caller goes on as if
  * apid were unavailable). */
 int disc_control_ask(struct disc_control *c, struct host *h);
+/* Asks apid which miners' keys to check again; disc_sweep_recheck runs
+ * later on the loop, also when apid does not answer. 0 / -1. */
+int disc_control_recheck(struct disc_control *c);
 /* Stops the thread; requests not answered are dropped (their hosts stay
  * the caller's). NULL is fine. */
 void disc_control_stop(struct disc_control *c);
@@ -206,6 +230,9 @@ void disc_catalogue_free(struct disc_catalogue *cat);
 /* Whether m's model/firmware still needs a catalogue and nobody fetches
  * it; when true the caller now owns the fetch. */
 bool disc_catalogue_claim(struct disc_catalogue *cat, const char *model, const char *fw_version);
+/* Whether this process has published that catalogue already. */
+bool disc_catalogue_published(struct disc_catalogue *cat, const char *model,
+			      const char *fw_version);
 /* Gives a claim back without publishing (the fetch failed). */
 void disc_catalogue_release(struct disc_catalogue *cat, const char *model, const char *fw_version);
 /* With the key working: fetches what is missing and publishes; ends h. */

@@ -5,6 +5,11 @@
  * port — a router, a camera, a miner on stock firmware answering 404 or
  * HTML — is skipped quietly: a debug line and a counter.
  *
+ * A miner that answers at the address we knew, says what it said last
+ * time and whose key worked needs nothing else: it goes on the sweep's
+ * list without hive.miner.seen, credentials or a key check (unchanged()
+ * says exactly when). Anything else takes the whole path.
+ *
  * A miner we know at this IP whose /info fails in a way a miner fails
  * (timeout, reset, 500, bad JSON) is kept in the sweep's list for up to
  * DISC_HOLD_MAX sweeps with a hive.miner.error, so one bad answer does not
@@ -117,8 +122,40 @@ static bool hold(struct host *h, const struct hive_fw_err *err)
 	return true;
 }
 
-/* hive.miner.seen for h; the strings are borrowed from h. */
-static void publish_seen(struct host *h)
+/* FNV-1a over what hive.miner.seen tells apid: the same value means the
+ * same message. Never 0 (0 = nothing published yet). */
+static uint64_t seen_hash(const struct host *h)
+{
+	const struct hive_fw_info *in = &h->info;
+	const char *parts[] = { h->ip, disc_sweep_subnet(h->dd), in->model, in->miner,
+				in->fw_name, in->fw_version, in->hostname };
+	uint64_t x = 0xcbf29ce484222325ULL;
+
+	for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
+		for (const char *c = parts[i]; *c; c++)
+			x = (x ^ (unsigned char)*c) * 0x100000001b3ULL;
+		x = (x ^ 0xff) * 0x100000001b3ULL;       /* field separator */
+	}
+	return x ? x : 1;
+}
+
+/* Whether m, which answered /info at the address we knew and said what it
+ * said last time, needs nothing more this sweep: its key worked and
+ * nobody refused it since, it was in the previous sweep's list (apid has
+ * it online), its catalogue is out, apid did not ask for its key to be
+ * checked, and it is not its turn for the whole path (every
+ * DISC_REFRESH_SWEEPS sweeps, staggered by MAC, so that anything lost on
+ * the way to apid heals). */
+static bool unchanged(const struct discoverd *dd, const struct miner *m, uint64_t hash)
+{
+	return m->key_ok && m->seen_hash == hash && m->listed_sweep + 1 == dd->sweep_no &&
+	       m->recheck_sweep != dd->sweep_no && dd->recheck_all != dd->sweep_no &&
+	       (m->id + dd->sweep_no) % DISC_REFRESH_SWEEPS != 0 &&
+	       disc_catalogue_published(dd->catalogue, m->model, m->fw_version);
+}
+
+/* hive.miner.seen for h; the strings are borrowed from h. 0 / -1. */
+static int publish_seen(struct host *h)
 {
 	const struct hive_fw_info *in = &h->info;
 	struct hive_msg_miner_seen b;
@@ -132,7 +169,7 @@ static void publish_seen(struct host *h)
 	b.fw_name = in->fw_name;
 	b.fw_version = in->fw_version;
 	b.hostname = in->hostname;
-	disc_publish(h->dd, HIVE_MSG_MINER_SEEN, &b);
+	return disc_publish(h->dd, HIVE_MSG_MINER_SEEN, &b);
 }
 
 static void on_info(const struct hive_fw_result *res, void *arg)
@@ -141,6 +178,8 @@ static void on_info(const struct hive_fw_result *res, void *arg)
 	struct discoverd *dd = h->dd;
 	struct miner *m;
 	char q[300], old[HIVE_IPV4_LEN];
+	uint64_t hash;
+	bool same_place;
 
 	if (res->err.kind != HIVE_FW_OK) {
 		if (!hold(h, &res->err)) {
@@ -161,6 +200,7 @@ static void on_info(const struct hive_fw_result *res, void *arg)
 		disc_host_end(h);
 		return;
 	}
+	same_place = m->addr == h->addr;
 	if (m->addr && m->addr != h->addr) {
 		log_info("miner_moved mac=%s from=%s to=%s", m->mac, hive_ipv4_format(m->addr, old),
 			 h->ip);
@@ -178,8 +218,16 @@ static void on_info(const struct hive_fw_result *res, void *arg)
 	m->held = 0;
 	snprintf(m->model, sizeof(m->model), "%s", h->info.model);
 	snprintf(m->fw_version, sizeof(m->fw_version), "%s", h->info.fw_version);
+	hash = seen_hash(h);
+	if (same_place && !m->busy && unchanged(dd, m, hash)) {
+		dd->c.unchanged++;
+		disc_sweep_saw(dd, m);
+		disc_host_end(h);
+		return;
+	}
 	disc_sweep_saw(dd, m);
-	publish_seen(h);
+	if (publish_seen(h) == 0)
+		m->seen_hash = hash;
 
 	/* The same MAC answering twice in one sweep (a move caught halfway)
 	 * is provisioned once. */

@@ -126,8 +126,10 @@ void disc_miners_free(struct disc_miners *t)
 	if (!t)
 		return;
 	for (size_t i = 0; i < t->by_mac.cap; i++)
-		if (t->by_mac.s[i].key)
+		if (t->by_mac.s[i].key) {
+			free(t->by_mac.s[i].m->unlock);
 			free(t->by_mac.s[i].m);
+		}
 	free(t->by_mac.s);
 	free(t->by_addr.s);
 	free(t);

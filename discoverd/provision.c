@@ -1,6 +1,7 @@
 /* provision — making sure every miner has a working PowerHive API key.
  *
- * Each sweep a known key is checked with one cheap keyed call
+ * A miner that comes here (identify.c sends the unchanged ones straight
+ * to the sweep's list) has its known key checked with one cheap keyed call
  * (/autotune/presets when this miner also brings its model's catalogue,
  * else /apikeys). Only a 401 sends the miner to provisioning: unlock with
  * its password (apid's stored unlock_pass, else network.default_password),
@@ -143,6 +144,7 @@ static void key_works(struct host *h, const char *key, bool provisioned, bool cr
 
 	snprintf(h->key, sizeof(h->key), "%s", key);
 	snprintf(m->api_key, sizeof(m->api_key), "%s", key);
+	m->key_ok = true;
 	hive_log_secret(key);
 	if (provisioned || !h->creds.answered || strcmp(h->creds.api_key, key) != 0) {
 		hive_msg_init(HIVE_MSG_MINER_KEY, &b);
@@ -252,7 +254,8 @@ static void on_unlock(const struct hive_fw_result *res, void *arg)
 				 m->unlock_failures);
 		m->unlock_failures = 0;
 		m->unlock_after = 0;
-		m->failed_pass[0] = '\0';
+		free(m->unlock);
+		m->unlock = NULL;
 		snprintf(h->token, sizeof(h->token), "%s", res->unlock.token);
 		hive_log_secret(h->token);
 		if (request(h, HIVE_FW_APIKEYS, NULL, h->token, NULL, on_keys) < 0)
@@ -265,8 +268,11 @@ static void on_unlock(const struct hive_fw_result *res, void *arg)
 		m->unlock_failures++;
 		wait = disc_unlock_backoff(m->unlock_failures, dd->d.cfg.intervals.discovery_seconds);
 		m->unlock_after = dd->sweep_no + wait + 1;
-		snprintf(m->failed_pass, sizeof(m->failed_pass), "%s", h->password);
-		m->last_unlock_err = res->err;
+		if (m->unlock || (m->unlock = calloc(1, sizeof(*m->unlock)))) {
+			snprintf(m->unlock->failed_pass, sizeof(m->unlock->failed_pass), "%s",
+				 h->password);
+			m->unlock->err = res->err;
+		}
 		dd->c.unlock_failures++;
 		log_warnx("unlock_failed mac=%s ip=%s kind=%s failures=%d skip_sweeps=%llu reason=%s",
 			  m->mac, h->ip, hive_fw_err_name(res->err.kind), m->unlock_failures,
@@ -281,22 +287,26 @@ static void unlock(struct host *h)
 	struct miner *m = h->m;
 	const char *pw;
 
+	m->key_ok = false;      /* every key we had was refused, or there was none */
 	pw = h->creds.unlock_pass[0] ? h->creds.unlock_pass : dd->d.cfg.network.default_password;
 	snprintf(h->password, sizeof(h->password), "%s", pw);
 	/* A new password from apid is worth a try at once. */
-	if (m->unlock_failures && h->creds.answered && strcmp(pw, m->failed_pass) != 0) {
+	if (m->unlock_failures && h->creds.answered &&
+	    strcmp(pw, m->unlock ? m->unlock->failed_pass : "") != 0) {
 		log_info("unlock_backoff_reset mac=%s reason=\"stored password changed\"", m->mac);
 		m->unlock_failures = 0;
 		m->unlock_after = 0;
 	}
 	if (dd->sweep_no < m->unlock_after) {
-		struct hive_fw_err e = m->last_unlock_err;
-
-		dd->c.unlock_deferred++;
+		struct hive_fw_err e = { .kind = HIVE_FW_ERR_AUTH };
 		uint64_t left = m->unlock_after - dd->sweep_no;
 
+		dd->c.unlock_deferred++;
+		if (m->unlock)
+			e = m->unlock->err;
 		snprintf(e.msg, sizeof(e.msg), "%.180s (next unlock in %llu sweep%s)",
-			 m->last_unlock_err.msg, (unsigned long long)left, left == 1 ? "" : "s");
+			 m->unlock ? m->unlock->err.msg : "unlock: refused", (unsigned long long)left,
+			 left == 1 ? "" : "s");
 		disc_miner_error(dd, m, h->ip, "unlock", &e);
 		disc_host_end(h);
 		return;

@@ -5,10 +5,13 @@
  * a /24: what a sweep holds is its probes in flight (at most probe_cap, a
  * fixed pool) and the MACs it has seen. A probe is a socket watched for
  * writability on the loop; SO_ERROR then says whether the host accepted.
- * Each probe has its own timer (network.miner_probe_timeout_ms). Hosts
+ * Each probe has its own timer (network.miner_probe_timeout_ms); when it
+ * fires the socket is asked once more, so a loop that came late never
+ * takes a host that accepted for one that did not. Hosts
  * that accepted go on to identify.c; a subnet is done when every address
  * was probed and every host's pipeline has ended, and then its
- * hive.sweep.done lists the MACs seen (apid marks the others offline).
+ * hive.sweep.done lists the MACs seen, in chunks that fit the bus's
+ * message cap (apid marks the others offline once it has them all).
  *
  * Running out of descriptors (EMFILE) or local ports (EADDRNOTAVAIL) only
  * slows the sweep: the address is probed again when a probe ends.
@@ -17,6 +20,7 @@
 
 #include <errno.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +32,14 @@
 #include "hive/msg.h"
 
 #define STARVED_RETRY_MS 100
+/* Bytes of one MAC in hive.sweep.done's list ("aa:bb:cc:dd:ee:ff",) and
+ * what the rest of the message takes at most. */
+#define MAC_JSON_BYTES   20
+#define SWEEP_MSG_ROOM   4096
+/* Hosts between a successful probe and the end of their pipeline, at most,
+ * per HTTP slot: probing waits for them, so a /16 full of miners holds
+ * a few thousand pipelines at a time, not 65,000. */
+#define HOSTS_PER_SLOT   4
 
 struct probe {
 	struct discoverd *dd;
@@ -40,6 +52,7 @@ struct disc_sweep {
 	struct hive_subnet *subnets;   /* copied: a reload may replace the config */
 	size_t nsubnets, cur;
 	int64_t started_mono;          /* of the whole sweep */
+	bool asking;                   /* waiting for apid's recheck list */
 	uint64_t miners;               /* MACs listed, all subnets */
 
 	/* the subnet being swept */
@@ -113,10 +126,20 @@ static int64_t on_probe_timeout(struct hive_loop *loop, void *arg)
 {
 	struct probe *p = arg;
 	struct discoverd *dd = p->dd;
+	struct pollfd pf;
 
 	(void)loop;
 	p->timer = 0;               /* this timer is over: do not cancel it */
 	if (p->fd >= 0) {
+		/* A busy loop comes late: the host may have accepted long ago
+		 * and we have not looked yet. Only the socket says it did not. */
+		pf.fd = p->fd;
+		pf.events = POLLOUT;
+		pf.revents = 0;
+		if (poll(&pf, 1, 0) == 1 && (pf.revents & (POLLOUT | POLLERR | POLLHUP))) {
+			on_probe_fd(loop, p->fd, HIVE_LOOP_WRITE, p);
+			return -1;
+		}
 		probe_close(dd, p);
 		dd->sweep->starved = false;
 		fill(dd);
@@ -229,24 +252,58 @@ static void sweep_end(struct discoverd *dd)
 	disc_sweep_finished(dd, started);
 }
 
+/* MACs per hive.sweep.done: as many as fit bus.max_message_bytes. */
+static size_t macs_per_message(const struct discoverd *dd)
+{
+	long room = (long)dd->d.cfg.bus.max_message_bytes - SWEEP_MSG_ROOM;
+
+	return room / MAC_JSON_BYTES > 1 ? (size_t)(room / MAC_JSON_BYTES) : 1;
+}
+
+/* The subnet's list in as many hive.sweep.done as it takes, each with the
+ * sweep id, its number and the whole sweep's figures; apid acts only
+ * once it has every chunk. 0, or -1 when a chunk was not sent. */
+static int publish_done(struct discoverd *dd, const struct hive_subnet *net, int64_t ms)
+{
+	struct disc_sweep *s = dd->sweep;
+	struct hive_msg_sweep_done b;
+	size_t per = macs_per_message(dd);
+	size_t chunks = s->nmacs ? (s->nmacs + per - 1) / per : 1;
+	int rc = 0;
+
+	for (size_t i = 0; i < chunks; i++) {
+		hive_msg_init(HIVE_MSG_SWEEP_DONE, &b);
+		snprintf(b.subnet, sizeof(b.subnet), "%s", net->text);
+		b.macs = s->nmacs ? s->macs + i * per : NULL;
+		b.n_macs = i + 1 < chunks ? per : s->nmacs - i * per;
+		b.started = s->subnet_wall;
+		b.duration_ms = ms;
+		b.probed = (long long)s->probed;
+		b.answered = (long long)s->answered;
+		b.miners = (long long)s->nmacs;
+		b.sweep = (long long)dd->c.subnet_sweeps;
+		if (chunks > 1) {
+			b.chunk = (long long)i + 1;
+			b.chunks = (long long)chunks;
+		}
+		if (disc_publish(dd, HIVE_MSG_SWEEP_DONE, &b) < 0)
+			rc = -1;
+		else
+			dd->c.sweep_chunks++;
+	}
+	if (rc < 0)
+		log_warnx("sweep_done_not_sent subnet=%s miners=%zu chunks=%zu", net->text,
+			  s->nmacs, chunks);
+	return rc;
+}
+
 static void subnet_end(struct discoverd *dd)
 {
 	struct disc_sweep *s = dd->sweep;
 	const struct hive_subnet *net = &s->subnets[s->cur];
 	int64_t ms = hive_mono_ms() - s->subnet_mono;
-	struct hive_msg_sweep_done b;
 
-	hive_msg_init(HIVE_MSG_SWEEP_DONE, &b);
-	snprintf(b.subnet, sizeof(b.subnet), "%s", net->text);
-	b.macs = s->macs;
-	b.n_macs = s->nmacs;
-	b.started = s->subnet_wall;
-	b.duration_ms = ms;
-	b.probed = (long long)s->probed;
-	b.answered = (long long)s->answered;
-	b.miners = (long long)s->nmacs;
-	if (disc_publish(dd, HIVE_MSG_SWEEP_DONE, &b) < 0)
-		log_warnx("sweep_done_not_sent subnet=%s miners=%zu", net->text, s->nmacs);
+	publish_done(dd, net, ms);
 	dd->c.subnet_sweeps_done++;
 	log_info("subnet_swept subnet=%s probed=%llu answered=%llu miners=%zu ms=%lld", net->text,
 		 (unsigned long long)s->probed, (unsigned long long)s->answered, s->nmacs,
@@ -262,7 +319,7 @@ static void maybe_done(struct discoverd *dd)
 {
 	struct disc_sweep *s = dd->sweep;
 
-	if (s && s->cursor == s->count && s->in_flight == 0 && dd->nhosts == 0)
+	if (s && !s->asking && s->cursor == s->count && s->in_flight == 0 && dd->nhosts == 0)
 		subnet_end(dd);
 }
 
@@ -270,8 +327,9 @@ static void maybe_done(struct discoverd *dd)
 static void fill(struct discoverd *dd)
 {
 	struct disc_sweep *s = dd->sweep;
+	int hosts_max = HOSTS_PER_SLOT * dd->d.cfg.network.http_concurrency;
 
-	while (!s->starved && s->nfree > 0 && s->cursor < s->count) {
+	while (!s->starved && s->nfree > 0 && s->cursor < s->count && dd->nhosts < hosts_max) {
 		if (probe_start(dd, s->first + (uint32_t)s->cursor) < 0) {
 			s->starved = true;
 			hive_log_complain("probe starved",
@@ -337,13 +395,44 @@ int disc_sweep_start(struct discoverd *dd)
 	dd->sweep_no++;
 	log_debug("sweep_start sweep=%llu subnets=%zu probes_max=%d",
 		  (unsigned long long)dd->sweep_no, s->nsubnets, s->nprobes);
-	subnet_begin(dd);
+	/* Miners we know are confirmed by /info alone unless apid says their
+	 * key fails: ask first (one request), then probe. */
+	if (disc_miners_count(dd->miners) == 0 || disc_control_recheck(dd->control) < 0)
+		subnet_begin(dd);
+	else
+		s->asking = true;
 	return 0;
 oom:
 	if (s)
 		sweep_free(s);
 	log_warnx("sweep_skipped reason=\"out of memory\"");
 	return -1;
+}
+
+void disc_sweep_recheck(struct discoverd *dd, const struct hive_msg_recheck_reply *r)
+{
+	struct disc_sweep *s = dd->sweep;
+	struct miner *m;
+	size_t marked = 0;
+
+	if (r) {
+		for (size_t i = 0; i < r->n_macs; i++) {
+			if ((m = disc_miners_get(dd->miners, r->macs[i], false))) {
+				m->recheck_sweep = dd->sweep_no;
+				marked++;
+			}
+		}
+		if (r->all > 0)
+			dd->recheck_all = dd->sweep_no;
+		dd->c.rechecks_asked += marked;
+		if (marked || r->all > 0)
+			log_info("keys_recheck sweep=%llu miners=%zu all=%d",
+				 (unsigned long long)dd->sweep_no, marked, r->all > 0);
+	}
+	if (s && s->asking) {
+		s->asking = false;
+		subnet_begin(dd);
+	}
 }
 
 void disc_sweep_saw(struct discoverd *dd, struct miner *m)
@@ -365,11 +454,13 @@ void disc_sweep_saw(struct discoverd *dd, struct miner *m)
 	}
 	memcpy(s->macs[s->nmacs++], m->mac, HIVE_MAC_LEN);
 	m->seen_sweep = dd->c.subnet_sweeps;
+	m->listed_sweep = dd->sweep_no;
 }
 
 void disc_sweep_host_done(struct discoverd *dd)
 {
-	maybe_done(dd);
+	if (dd->sweep && !dd->sweep->asking)
+		fill(dd);
 }
 
 void disc_sweep_abort(struct discoverd *dd)

@@ -91,6 +91,11 @@ static const struct key keys[] = {
 	INT("retention.audit_days", retention.audit_days, 1, 36500),
 	INT("retention.power_days", retention.power_days, 1, 36500),
 	INT("retention.prune_batch", retention.prune_batch, 1, 1000000),
+	INT("retention.status_raw_hours", retention.status_raw_hours, 1, 8760),
+	INT("retention.telemetry_raw_hours", retention.telemetry_raw_hours, 1, 8760),
+	INT("retention.minute_days", retention.minute_days, 1, 36500),
+	/* 0 is no cap; a petabyte is beyond any farm's database. */
+	LLONG("retention.max_bytes", retention.max_bytes, 0, 1LL << 50),
 
 	BOOL("scheduler.managed_only", scheduler.managed_only),
 	INT("scheduler.job_timeout_seconds", scheduler.job_timeout_seconds, 1, 3600),
@@ -578,10 +583,14 @@ void hive_cfg_defaults(struct hive_cfg *cfg)
 	cfg->bus.recvbuf = 8192;
 	cfg->bus.max_message_bytes = 1024 * 1024;
 
-	cfg->retention.status_days = 30;
+	cfg->retention.status_days = 365;
 	cfg->retention.telemetry_days = 7;
 	cfg->retention.audit_days = 365;
 	cfg->retention.prune_batch = 2000;
+	cfg->retention.status_raw_hours = 6;
+	cfg->retention.telemetry_raw_hours = 6;
+	cfg->retention.minute_days = 7;
+	cfg->retention.max_bytes = 0;
 
 	cfg->scheduler.managed_only = false;
 	cfg->scheduler.job_timeout_seconds = 30;

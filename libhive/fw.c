@@ -8,9 +8,29 @@
  *
  * At most opts.max_in_flight transfers run at once; later requests wait in a
  * FIFO queue and start as earlier ones finish. Easy handles are recycled
- * (up to max_in_flight idle ones), and the multi handle keeps a bounded
- * cache of idle connections (CURLMOPT_MAXCONNECTS) so a miner asked again
- * soon reuses its keep-alive connection.
+ * (up to max_in_flight idle ones).
+ *
+ * Thousands of distinct hosts. What libcurl 7.88 (Debian 12) does with
+ * them, and what it cost at 10,000 miners (docs/firmware-client.md has
+ * the figures):
+ *  - DNS cache: every finished transfer walks the whole cache
+ *    (multi_done -> Curl_hostcache_prune), one entry per host asked in the
+ *    last CURLOPT_DNS_CACHE_TIMEOUT (60 s): 10,000 entries per transfer.
+ *    Hosts here are IP literals, so the cache saves nothing; with a timeout
+ *    of 0 each prune empties it and the walk stays a few entries long.
+ *  - Connection cache: a connection evicted because the cache is full
+ *    (CURLMOPT_MAXCONNECTS, also MAX_TOTAL_CONNECTIONS and
+ *    MAX_HOST_CONNECTIONS) leaves its host's empty bundle behind
+ *    (Curl_conncache_extract_oldest does not remove it), and every later
+ *    eviction walks all bundles: one per host ever evicted. So curl must
+ *    never evict. A transfer that starts while more than max_connections
+ *    connections are open (in use and idle) gets CURLOPT_FORBID_REUSE (it
+ *    may still reuse an idle one, and closes its own when done).
+ *    MAXCONNECTS is max_connections + 3 x max_in_flight, above the most
+ *    that rule lets the cache hold: the connections open when the last
+ *    keeper started, those opened by transfers then in flight, and those
+ *    in use (max_connections + 2 x max_in_flight). The sockets are opened
+ *    and closed through callbacks that count them (st.connections).
  *
  * User callbacks run only from drain(), never from inside a curl callback,
  * so they may submit new requests.
@@ -27,6 +47,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 #include <jansson.h>
@@ -257,6 +279,27 @@ static int add_header(struct fw_xfer *x, const char *name, const char *value)
 	return 0;
 }
 
+/* Every connection to a miner is opened and closed here, so that
+ * st.connections counts them (in use and idle). */
+static curl_socket_t on_open_socket(void *arg, curlsocktype purpose, struct curl_sockaddr *a)
+{
+	struct hive_fw_client *c = arg;
+	curl_socket_t s;
+
+	(void)purpose;
+	if ((s = socket(a->family, a->socktype, a->protocol)) != CURL_SOCKET_BAD)
+		c->st.connections++;
+	return s;
+}
+
+static int on_close_socket(void *arg, curl_socket_t s)
+{
+	struct hive_fw_client *c = arg;
+
+	c->st.connections--;
+	return close(s);
+}
+
 /* Sets up the easy handle of x. 0 / -1. */
 static int xfer_setup(struct hive_fw_client *c, struct fw_xfer *x)
 {
@@ -298,9 +341,19 @@ static int xfer_setup(struct hive_fw_client *c, struct fw_xfer *x)
 			       (long)(c->o.connect_timeout_ms < x->timeout_ms ?
 				      c->o.connect_timeout_ms : x->timeout_ms));
 	rc |= curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)c->o.max_body);
+	/* IP literals only: a DNS cache entry saves nothing, and curl walks the
+	 * whole cache after every transfer (see the top of the file) */
+	rc |= curl_easy_setopt(e, CURLOPT_DNS_CACHE_TIMEOUT, 0L);
+	rc |= curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
+	rc |= curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, c);
+	rc |= curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, on_close_socket);
+	rc |= curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, c);
 	if (c->o.no_keepalive) {
 		rc |= curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
 		rc |= curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
+	} else if (c->st.connections > c->o.max_connections) {
+		/* enough open: reuse what is there, keep nothing new */
+		rc |= curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
 	}
 	if (x->post) {
 		rc |= curl_easy_setopt(e, CURLOPT_POST, 1L);
@@ -575,7 +628,8 @@ struct hive_fw_client *hive_fw_client_new(struct hive_loop *loop, const struct h
 	    curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c) != CURLM_OK ||
 	    curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer) != CURLM_OK ||
 	    curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c) != CURLM_OK ||
-	    curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, (long)c->o.max_connections) != CURLM_OK)
+	    curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS,
+			      (long)c->o.max_connections + 3L * c->o.max_in_flight) != CURLM_OK)
 		goto fail;
 	return c;
 fail:

@@ -24,6 +24,7 @@
 #define CHIPS_MAX  4096          /* per chain */
 #define PRESETS_MAX 256
 #define MACS_MAX   (1 << 20)     /* a sweep's MAC list: the 1 MiB message cap binds first */
+#define CHUNKS_MAX 4096          /* parts of one sweep's list (a /8 in 4,096 × 4,096) */
 #define FANS_MAX   64
 #define COUNTERS_MAX 256
 
@@ -76,9 +77,31 @@ static const char *const plant_errors[] = { "timeout", "refused", "http", "bad_j
 static int bad(char *err, size_t errlen, const char *key, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 static int check_topology_chips(const json_t *v, char *err, size_t errlen);
+/* chunk and chunks come together, chunk within chunks, and a list in
+ * several chunks names its sweep. */
+static int check_sweep(const void *obj, char *err, size_t errlen)
+{
+	const struct hive_msg_sweep_done *s = obj;
+
+	if (s->chunk == HIVE_MSG_NO_INT && s->chunks == HIVE_MSG_NO_INT)
+		return 0;
+	if (s->chunks == HIVE_MSG_NO_INT)
+		return bad(err, errlen, "chunks", "missing (chunk is set)");
+	if (s->chunk == HIVE_MSG_NO_INT)
+		return bad(err, errlen, "chunk", "missing (chunks is set)");
+	if (s->chunk > s->chunks)
+		return bad(err, errlen, "chunk", "%lld is more than chunks (%lld)", s->chunk,
+			   s->chunks);
+	if (s->chunks > 1 && s->sweep == HIVE_MSG_NO_INT)
+		return bad(err, errlen, "sweep", "missing (the list comes in %lld chunks)",
+			   s->chunks);
+	return 0;
+}
+
 static int check_counters(const json_t *v, char *err, size_t errlen);
 static int check_topology(const void *obj, char *err, size_t errlen);
 static int check_chips(const void *obj, char *err, size_t errlen);
+static int check_sweep(const void *obj, char *err, size_t errlen);
 
 /* ---- shared parts ---- */
 
@@ -190,10 +213,15 @@ static const struct hive_msg_field sweep_rows[] = {
 	INT(S, "duration_ms", duration_ms, 0, 0, I_MAX, "ms", "how long it took"),
 	INT(S, "probed", probed, 0, 0, I_MAX, NULL, "addresses probed"),
 	INT(S, "answered", answered, 0, 0, I_MAX, NULL, "addresses with the port open"),
-	INT(S, "miners", miners, 0, 0, I_MAX, NULL, "miners identified"),
+	INT(S, "miners", miners, 0, 0, I_MAX, NULL, "miners identified (the whole list's)"),
+	INT(S, "sweep", sweep, 0, 1, I_MAX, NULL,
+	    "the subnet sweep's id, unique per sender and boot (required with chunks > 1)"),
+	INT(S, "chunk", chunk, 0, 1, CHUNKS_MAX, NULL, "this part of the list, 1..chunks"),
+	INT(S, "chunks", chunks, 0, 1, CHUNKS_MAX, NULL,
+	    "parts of the list (absent: 1); apid acts once it has them all"),
 };
 #undef S
-SCHEMA(sweep_schema, struct hive_msg_sweep_done, sweep_rows);
+SCHEMA_CHECKED(sweep_schema, struct hive_msg_sweep_done, sweep_rows, check_sweep);
 
 /* ---- hive.status.result ---- */
 #define S struct hive_msg_chain_status
@@ -444,6 +472,15 @@ static const struct hive_msg_field cred_reply_rows[] = {
 #undef S
 SCHEMA(cred_reply_schema, struct hive_msg_credentials_reply, cred_reply_rows);
 
+#define S struct hive_msg_recheck_reply
+static const struct hive_msg_field recheck_reply_rows[] = {
+	LIST(S, "macs", macs, n_macs, HIVE_MF_REQUIRED, HIVE_MT_MAC, NULL, MACS_MAX, NULL,
+	     "miners to take the whole path (credentials, key check, seen) at their next sweep"),
+	BOOL(S, "all", all, 0, "more than the list holds: every miner should"),
+};
+#undef S
+SCHEMA(recheck_reply_schema, struct hive_msg_recheck_reply, recheck_reply_rows);
+
 #define S struct hive_msg_ctl_error
 static const struct hive_msg_field ctl_error_rows[] = {
 	STR(S, "error", error, HIVE_MF_REQUIRED, MSG_MAX, "why the request was refused"),
@@ -466,7 +503,9 @@ static const struct hive_msg_topic topics[HIVE_MSG_KINDS] = {
 	{ HIVE_MSG_MODEL_CATALOGUE, HIVE_TOPIC_MODEL_CATALOGUE, HIVE_CH_EVENTS,
 	  HIVE_ROLE_DISCOVERD, &catalogue_schema, "A model's topology and preset catalogue" },
 	{ HIVE_MSG_SWEEP_DONE, HIVE_TOPIC_SWEEP_DONE, HIVE_CH_EVENTS, HIVE_ROLE_DISCOVERD,
-	  &sweep_schema, "A subnet's sweep is over: the miners of the subnet not listed are offline" },
+	  &sweep_schema, "A subnet's sweep is over: every miner it found, in chunks when the list "
+	  "does not fit one message; apid marks the subnet's other miners offline unless a status "
+	  "or telemetry answered lately (docs/apid.md)" },
 	{ HIVE_MSG_STATUS_RESULT, HIVE_TOPIC_STATUS_RESULT, HIVE_CH_EVENTS, HIVE_ROLE_POLLERD,
 	  &status_schema, "A status job's result" },
 	{ HIVE_MSG_TELEMETRY_RESULT, HIVE_TOPIC_TELEMETRY_RESULT, HIVE_CH_EVENTS,
@@ -492,6 +531,13 @@ static const struct hive_msg_topic topics[HIVE_MSG_KINDS] = {
 	  HIVE_ROLE_DISCOVERD, &cred_schema, "Ask for a miner's credentials" },
 	{ HIVE_MSG_CTL_CREDENTIALS_REPLY, HIVE_TOPIC_CTL_CREDENTIALS, HIVE_CH_REPLY,
 	  HIVE_ROLE_APID, &cred_reply_schema, "A miner's credentials" },
+	{ HIVE_MSG_CTL_RECHECK, HIVE_TOPIC_CTL_RECHECK, HIVE_CH_REQUEST, HIVE_ROLE_DISCOVERD,
+	  &empty_schema, "Ask which miners need more than /info at the next sweep (once per "
+	  "sweep)" },
+	{ HIVE_MSG_CTL_RECHECK_REPLY, HIVE_TOPIC_CTL_RECHECK, HIVE_CH_REPLY, HIVE_ROLE_APID,
+	  &recheck_reply_schema, "Online miners without a stored key or whose last status, "
+	  "telemetry or control was refused (401/403), and the MACs a sweep listed that apid "
+	  "has no online miner for" },
 	{ HIVE_MSG_CTL_HEALTH, HIVE_TOPIC_CTL_HEALTH, HIVE_CH_REQUEST, HIVE_ROLE_DAEMONS,
 	  &empty_schema, "Ask for health; the reply is the document of `GET /api/health`" },
 	{ HIVE_MSG_CTL_ERROR, HIVE_TOPIC_CTL_ERROR, HIVE_CH_REPLY, HIVE_ROLE_APID,

@@ -1,20 +1,28 @@
 /* bench_fw — throughput of the firmware client against minersim, next to
- * wrk against the same simulator in the same run.
+ * wrk against the same simulator in the same run, and what a request costs
+ * as the fleet grows.
  *
- *   1. minersim with 1,000 miners on 127.79.0.0/22; one API key provisioned
- *      on each through the client (unlock + apikey create).
+ *   1. minersim with 10,000 miners on 127.79.0.0/18; one API key
+ *      provisioned on each through the client (unlock + apikey create).
  *   2. Per endpoint (/summary, then /chains), BENCH_ROUNDS (3) rounds of:
  *      the client keeping 256 requests in flight for BENCH_SECONDS (2) s,
- *      round-robin over the fleet; the same on ONE miner address, which is
- *      what wrk measures; wrk -t2 -c256 -d<seconds>s with the x-api-key
- *      header on that miner. Best of the rounds, so that load from other
- *      processes on the machine hits both sides alike.
- *   3. CPU per request of the client and of minersim (getrusage, /proc),
- *      which does not depend on that load.
+ *      round-robin over 1,000 of the miners; the same on ONE miner address,
+ *      which is what wrk measures; wrk -t2 -c256 -d<seconds>s with the
+ *      x-api-key header on that miner. Best of the rounds, so that load
+ *      from other processes on the machine hits both sides alike.
+ *   3. Per endpoint, BENCH_ROUNDS rounds of: the client as the workers
+ *      configure it (in flight: requests per job x 256, everything else the
+ *      default) round-robin over 1,000 miners, then over all 10,000, each
+ *      after one unmeasured pass over its miners (a daemon's client lives
+ *      for months: whatever it caches per host is there). Least CPU per
+ *      request of the rounds, and the ratio 10,000 / 1,000 (target ~1).
+ *   CPU per request of the client and of minersim (getrusage, /proc) does
+ *   not depend on that load; requests/s does.
  *
- * Prints "figure: fw bench <endpoint> client=<n>/s wrk=<n>/s ratio=<r>".
- * Everything stays on loopback. See docs/firmware-client.md for what limits
- * the figures.
+ * Prints "figure: fw bench <endpoint> client=<n>/s wrk=<n>/s ratio=<r>" and
+ * "figure: fw bench hosts <endpoint> cpu 1000=<n>us/req 10000=<n>us/req
+ * ratio=<r>". Everything stays on loopback. See docs/firmware-client.md for
+ * what limits the figures.
  */
 #include <errno.h>
 #include <signal.h>
@@ -31,8 +39,9 @@
 #include "hive/loop.h"
 #include "../lib/testlib.h"
 
-#define SUBNET    "127.79.0.0/22"
-#define NMINERS   1000
+#define SUBNET    "127.79.0.0/18"
+#define NMINERS   10000          /* the fleet; the hosts figure's large side */
+#define NSMALL    1000           /* the wrk comparison and the small side */
 #define IN_FLIGHT 256
 
 static char ips[NMINERS][16];
@@ -42,8 +51,9 @@ static char key[33];
 struct run {
 	struct hive_fw_client *c;
 	enum hive_fw_call call;
-	bool one_address;
+	int nhosts;              /* round-robin over ips[0..nhosts-1] */
 	int next;
+	int limit;               /* stop submitting after this many (0: none) */
 	int64_t until;
 	uint64_t ok, failed, bytes;
 	int64_t lat_sum;
@@ -65,7 +75,7 @@ static void on_done(const struct hive_fw_result *res, void *arg)
 		r->last_kind = res->err.kind;
 		snprintf(r->last_err, sizeof(r->last_err), "%s", res->err.msg);
 	}
-	if (hive_mono_ms() < r->until)
+	if (hive_mono_ms() < r->until && (r->limit == 0 || r->next < r->limit))
 		submit(r);
 }
 
@@ -74,7 +84,7 @@ static void submit(struct run *r)
 	struct hive_fw_req q = { .port = port, .call = r->call, .api_key = key, .cb = on_done,
 				 .cb_arg = r };
 
-	q.ip = ips[r->one_address ? 0 : r->next++ % nminers];
+	q.ip = ips[r->next++ % r->nhosts];
 	if (hive_fw_request(r->c, &q) < 0) {
 		fprintf(stderr, "bench_fw: request: %s\n", strerror(errno));
 		exit(1);
@@ -109,26 +119,44 @@ static void keep(struct figures *f, double rps, double cpu_us, double sim_us)
 		f->sim_us = sim_us;
 }
 
-/* Keeps IN_FLIGHT requests going for `seconds`. */
-static void client_run(enum hive_fw_call call, bool one_address, int seconds, struct figures *fig)
+/* Keeps o->max_in_flight requests going for `seconds` over the first
+ * nhosts miners, after `warm` requests that are not measured. Prints a
+ * line tagged `what`, keeps the figures in fig. */
+static void client_run(const char *what, enum hive_fw_call call, int nhosts,
+		       const struct hive_fw_opts *o, int warm, int seconds, struct figures *fig)
 {
 	struct hive_loop *loop = hive_loop_new();
-	struct hive_fw_opts o = { .max_in_flight = IN_FLIGHT, .timeout_ms = 10000,
-				  .max_connections = 2 * NMINERS };
-	struct run r = { .call = call, .one_address = one_address };
-	struct hive_fw_stats st;
+	struct run r = { .call = call, .nhosts = nhosts };
+	struct hive_fw_stats st, st0 = { 0 };
 	int64_t t0;
 	double secs, c0, s0, cpu, sim;
 
-	if (!loop || !(r.c = hive_fw_client_new(loop, &o))) {
+	if (!loop || !(r.c = hive_fw_client_new(loop, o))) {
 		fprintf(stderr, "bench_fw: cannot make a client\n");
 		exit(1);
+	}
+	if (warm > 0) {
+		r.until = INT64_MAX;
+		r.limit = warm;
+		for (int i = 0; i < o->max_in_flight && r.next < warm; i++)
+			submit(&r);
+		while (hive_fw_client_pending(r.c) > 0)
+			hive_loop_run_once(loop, 100);
+		if (r.failed > r.ok / 100) {
+			fprintf(stderr, "bench_fw: %s warm-up: %llu failed: %s\n", what,
+				(unsigned long long)r.failed, r.last_err);
+			exit(1);
+		}
+		hive_fw_client_stats(r.c, &st0);
+		r.ok = r.failed = 0;
+		r.lat_sum = 0;
+		r.limit = 0;
 	}
 	c0 = cpu_self();
 	s0 = tl_proc_cpu_s(sim_pid);
 	t0 = hive_mono_ms();
 	r.until = t0 + seconds * 1000;
-	for (int i = 0; i < IN_FLIGHT; i++)
+	for (int i = 0; i < o->max_in_flight; i++)
 		submit(&r);
 	while (hive_fw_client_pending(r.c) > 0)
 		hive_loop_run_once(loop, 100);
@@ -138,11 +166,12 @@ static void client_run(enum hive_fw_call call, bool one_address, int seconds, st
 	hive_fw_client_stats(r.c, &st);
 	hive_fw_client_free(r.c);
 	hive_loop_free(loop);
-	printf("bench_fw: client %s%s: %llu ok, %llu failed in %.2f s (%.0f/s), mean latency "
+	printf("bench_fw: %s %s: %llu ok, %llu failed in %.2f s (%.0f/s), mean latency "
 	       "%.1f ms, %llu new connections, CPU %.0f us/request, minersim %.0f us/request\n",
-	       hive_fw_call_name(call), one_address ? " one-address" : "",
-	       (unsigned long long)r.ok, (unsigned long long)r.failed, secs, (double)r.ok / secs,
-	       r.ok ? (double)r.lat_sum / (double)r.ok : 0.0, (unsigned long long)st.connects,
+	       what, hive_fw_call_name(call), (unsigned long long)r.ok,
+	       (unsigned long long)r.failed, secs, (double)r.ok / secs,
+	       r.ok ? (double)r.lat_sum / (double)r.ok : 0.0,
+	       (unsigned long long)(st.connects - st0.connects),
 	       r.ok ? cpu * 1e6 / (double)r.ok : 0.0, r.ok ? sim * 1e6 / (double)r.ok : 0.0);
 	if (r.failed)
 		printf("bench_fw: last error: %s %s\n", hive_fw_err_name(r.last_kind), r.last_err);
@@ -277,14 +306,18 @@ int main(void)
 	struct rlimit rl;
 	json_t *miners;
 	long status;
+	/* in flight as the workers size their client: requests per job x
+	 * network.http_concurrency (256); pollerd asks two per status job */
 	static const struct {
 		enum hive_fw_call call;
 		const char *path;
-	} eps[] = { { HIVE_FW_SUMMARY, "summary" }, { HIVE_FW_CHAINS, "chains" } };
+		int worker_in_flight;
+	} eps[] = { { HIVE_FW_SUMMARY, "summary", 2 * 256 }, { HIVE_FW_CHAINS, "chains", 256 } };
+	bool hosts_only = tl_env_int("BENCH_FW_HOSTS_ONLY", 0) > 0;
 
 	signal(SIGPIPE, SIG_IGN);
 	hive_log_init("bench_fw", HIVE_LOG_WARN, NULL);
-	/* 256 in flight plus an idle connection per miner */
+	/* 256 in flight plus an idle connection per miner of the 1,000 */
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
 		rl.rlim_cur = rl.rlim_max;
 		setrlimit(RLIMIT_NOFILE, &rl);
@@ -317,21 +350,55 @@ int main(void)
 		snprintf(ips[nminers++], sizeof(ips[0]), "%s",
 			 json_string_value(json_object_get(json_array_get(miners, i), "ip")));
 	json_decref(miners);
+	if (nminers != NMINERS) {
+		fprintf(stderr, "bench_fw: minersim lists %d miners, not %d\n", nminers, NMINERS);
+		tl_stop(sim_pid, SIGTERM, 3000);
+		return 1;
+	}
 	provision();
 	printf("bench_fw: %d miners provisioned, %d in flight, %d rounds of %d s per run\n",
 	       nminers, IN_FLIGHT, rounds, seconds);
 
 	/* client and wrk take turns, so that load from elsewhere hits both; the
 	 * best of the rounds is kept */
-	for (size_t e = 0; e < sizeof(eps) / sizeof(eps[0]); e++) {
+	for (size_t e = 0; e < sizeof(eps) / sizeof(eps[0]) && !hosts_only; e++) {
 		struct figures c = { 0 }, one = { 0 }, w = { 0 };
+		struct hive_fw_opts o = { .max_in_flight = IN_FLIGHT, .timeout_ms = 10000,
+					  .max_connections = 2 * NSMALL };
 
 		for (int r = 0; r < rounds; r++) {
-			client_run(eps[e].call, false, seconds, &c);
-			client_run(eps[e].call, true, seconds, &one);
+			client_run("client", eps[e].call, NSMALL, &o, 0, seconds, &c);
+			client_run("client one-address", eps[e].call, 1, &o, 0, seconds, &one);
 			wrk_run(eps[e].path, seconds, &w);
 		}
 		figure(eps[e].path, &c, &one, &w);
+	}
+
+	/* the same client over 1,000 and 10,000 hosts, taking turns; with
+	 * keep-alive (as the workers run it: at most max_in_flight connections
+	 * stay open, so more hosts means fewer reused) and with a fresh
+	 * connection for every request (the same work per request at both
+	 * sizes) */
+	for (size_t e = 0; e < sizeof(eps) / sizeof(eps[0]); e++) {
+		struct figures f[2][2] = { { { 0 } } };   /* [fresh][large] */
+		struct hive_fw_opts o = { .max_in_flight = eps[e].worker_in_flight,
+					  .timeout_ms = 10000 };
+
+		for (int r = 0; r < rounds; r++)
+			for (int fresh = 0; fresh < 2; fresh++) {
+				o.no_keepalive = fresh;
+				client_run(fresh ? "fresh hosts=1000" : "hosts=1000", eps[e].call,
+					   NSMALL, &o, NSMALL, seconds, &f[fresh][0]);
+				client_run(fresh ? "fresh hosts=10000" : "hosts=10000", eps[e].call,
+					   nminers, &o, nminers, seconds, &f[fresh][1]);
+			}
+		for (int fresh = 0; fresh < 2; fresh++)
+			printf("figure: fw bench hosts %s%s cpu %d=%.0fus/req %d=%.0fus/req "
+			       "ratio=%.2f (in flight %d)\n", eps[e].path,
+			       fresh ? " fresh-connections" : "", NSMALL, f[fresh][0].cpu_us,
+			       nminers, f[fresh][1].cpu_us,
+			       f[fresh][0].cpu_us > 0 ? f[fresh][1].cpu_us / f[fresh][0].cpu_us : 0.0,
+			       o.max_in_flight);
 	}
 	tl_stop(sim_pid, SIGTERM, 3000);
 	if (dir) {

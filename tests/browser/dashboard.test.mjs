@@ -560,6 +560,17 @@ test('a miner\'s detail shows its chart, boards and chip map', async () => {
 	await page.$eval('.chipmaps', (e) => e.scrollIntoView());
 	await shot('detail-chipmap-grade.png');
 	await page.click('.seg label:has(input[value=temp])');
+	// A range of days comes from apid's roll-ups, a point an hour; the CSV
+	// (statuses as polled) is off for it.
+	const asked = page.waitForRequest((r) => /\/history\?.*step=3600/.test(r.url()));
+	await page.selectOption('select[name=hist]', '7d');
+	await asked;
+	await until('the 7-day chart', async () =>
+		/^History of \d+ points\. realtime: latest/.test(await page.getAttribute('canvas.chart', 'aria-label')), 20000);
+	check(await page.isDisabled('.card-head [data-export]'), 'Export CSV is on for a range');
+	await page.selectOption('select[name=hist]', '300');
+	await until('the statuses chart again', async () =>
+		/^History of \d+ statuses/.test(await page.getAttribute('canvas.chart', 'aria-label')), 20000);
 });
 
 test('Export CSV on a miner\'s history saves the statuses the chart shows', async () => {
@@ -1356,6 +1367,58 @@ test('an offline miner and a failing miner show as such', async () => {
 	}
 	await page.click('.tabs a[data-view=miners]');
 	await tableSettled();
+});
+
+test('the miners view draws the fleet over time as /api/fleet/history has it', async () => {
+	await page.click('.tabs a[data-view=miners]');
+	await tableSettled();
+	// apid totals a minute once every status of it is rolled up (a minute
+	// or two after it ends); the chart asks again every 30 s, or when told.
+	await page.click('.fleet-history .seg label:has(input[value="0"])');
+	const pts = await until('fleet points drawn', async () => {
+		const n = Number(await page.getAttribute('.fleet-history', 'data-points') || 0);
+		if (!n)
+			await page.click('.fleet-history .seg label:has(input[value="0"])');
+		return n;
+	}, 240000, 5000);
+	const to = Date.now();
+	const h = await api('GET', `/api/fleet/history?from=${to - 6 * 3600 * 1000}&to=${to}&step=60`);
+	check(Math.abs(h.points.length - pts) <= 1, `${pts} points drawn, the API has ${h.points.length}`);
+	const last = h.points[h.points.length - 1];
+	check(last.online > 0 && last.hashrate_ghs > 0 && last.power_w > 0, `last point ${JSON.stringify(last)}`);
+	const models = (await api('GET', '/api/models')).models.map((m) => m.alias);
+	check(Object.keys(last.models).every((m) => models.includes(m)) &&
+		Math.abs(Object.values(last.models).reduce((a, m) => a + m.online, 0) - last.online) < 1e-6,
+	`the models ${JSON.stringify(last.models)} do not add up to the fleet`);
+	check(/^History of \d+ points\. fleet: latest/.test(await page.getAttribute('canvas.fleet-chart', 'aria-label')),
+		`aria-label ${await page.getAttribute('canvas.fleet-chart', 'aria-label')}`);
+	const inked = await page.$eval('canvas.fleet-chart', (c) => {
+		const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+		let n = 0;
+		for (let i = 3; i < d.length; i += 4)
+			if (d[i] > 0)
+				n++;
+		return n;
+	});
+	check(inked > 3000, `the fleet chart drew only ${inked} pixels`);
+	await page.$eval('.fleet-history', (e) => e.scrollIntoView());
+	await shot('miners-fleet.png');
+	// Export CSV: the range the chart shows, a row for the fleet and one per model.
+	const csv = await exportCsv('.fleet-history [data-export]');
+	check(/^fleet-history-\d{8}-\d{6}\.csv$/.test(csv.name), `file name ${csv.name}`);
+	check(csv.header.join(',') === 'ts_utc,model,minutes,online,mining,hashrate_ghs,power_w',
+		`CSV header ${csv.header}`);
+	const fleetRows = csv.rows.filter((r) => r[1] === 'all');
+	check(Math.abs(fleetRows.length - h.points.length) <= 2 &&
+		csv.rows.every((r) => r[1] === 'all' || models.includes(r[1])),
+	`${fleetRows.length} fleet rows of ${csv.rows.length} for ${h.points.length} points`);
+	// 30 days by the hour: the request the chart makes for it.
+	const asked = page.waitForRequest((r) => /\/api\/fleet\/history\?.*step=3600/.test(r.url()));
+	await page.click('.fleet-history .seg label:has(input[value="3"])');
+	await asked;
+	console.log(`figure: fleet chart ${pts} points over 6 h; last ${last.online} online,` +
+		` ${(last.hashrate_ghs / 1000).toFixed(1)} TH/s, ${Math.round(last.power_w)} W`);
+	await page.click('.fleet-history .seg label:has(input[value="1"])');
 });
 
 test('a banner says when the API cannot be reached, and goes', async () => {

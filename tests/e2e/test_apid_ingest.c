@@ -419,7 +419,8 @@ static void test_retention(void **state)
 	size_t len;
 
 	(void)state;
-	start(&p, "{\"retention\":{\"status_days\":1,\"telemetry_days\":1,\"prune_batch\":7}}");
+	start(&p, "{\"retention\":{\"status_raw_hours\":1,\"telemetry_raw_hours\":1,"
+		  "\"prune_batch\":7}}");
 	pub = bus(HIVE_BUS_PUBLISH, ts_bus(&p.s, "events"), "pollerd/e2e/3");
 	assert_int_equal(tl_wait_until(5000, connected, pub), 0);
 	usleep(200 * 1000);
@@ -445,13 +446,16 @@ static void test_retention(void **state)
 	json_decref(body);
 	for (int i = 0; i < 10; i++)
 		send_json(pub, HIVE_TOPIC_STATUS_RESULT, status_body("aa:00:00:00:00:01", 0));
-	json_decref(wait_stored(&p, 43, 10000));
+	body = json_pack("{s:s,s:[{s:i,s:{s:[f,f]}}]}", "mac", "aa:00:00:00:00:01", "chains",
+			 "id", 0, "chips", "hr", 3.0, 4.0);
+	send_json(pub, HIVE_TOPIC_TELEMETRY_RESULT, body);
+	json_decref(wait_stored(&p, 44, 10000));
 
 	/* The first retention pass comes a second after start. */
 	u = (struct until){ &p, 0, NULL };
 	for (int i = 0; i < 100; i++) {
 		h = health(&p);
-		if (h && hget(h, "database", "pruned", "statuses") >= 30 &&
+		if (h && hget(h, "database", "pruned", "statuses") >= 29 &&
 		    hget(h, "database", "pruned", "telemetry") >= 1) {
 			u.last = h;
 			break;
@@ -460,16 +464,18 @@ static void test_retention(void **state)
 		usleep(100 * 1000);
 	}
 	assert_non_null(u.last);
-	assert_int_equal(hget(u.last, "database", "pruned", "statuses"), 30);
+	assert_int_equal(hget(u.last, "database", "pruned", "statuses"), 29);
 	json_decref(u.last);
 	hive_bus_close(pub);
 	stop(&p);
 	db = open_db(&p);
-	assert_int_equal(qint(db, "SELECT count(*) FROM statuses"), 10);
-	assert_int_equal(qint(db, "SELECT count(*) FROM telemetry"), 0);
-	/* Miner 02's only statuses were old: no pointer to a pruned row. */
-	assert_int_equal(qint(db, "SELECT last_status_id FROM miners WHERE mac='aa:00:00:00:00:02'"),
-			 -1);
+	/* Old raw rows go once rolled up, but each miner's latest status
+	 * and sample: miner 02's only statuses were old, its latest stays. */
+	assert_int_equal(qint(db, "SELECT count(*) FROM statuses"), 11);
+	assert_int_equal(qint(db, "SELECT count(*) FROM telemetry"), 1);
+	assert_int_equal(qint(db, "SELECT count(*) FROM miners m JOIN statuses s"
+			      " ON s.id = m.last_status_id"), 2);
+	assert_int_equal(qint(db, "SELECT sum(n) FROM status_hours"), 40);
 	sqlite3_close(db);
 	cleanup(&p);
 }

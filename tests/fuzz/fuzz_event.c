@@ -4,13 +4,16 @@
  *
  * Besides the sanitizers, each accepted event is checked for the codec's
  * promise: what was decoded encodes to a body that decodes again, to the
- * same encoding (encode ∘ decode is idempotent), and clearing frees all.
+ * same encoding (encode ∘ decode is idempotent), telemetry's chips packed
+ * as apid stores them read back whole (and a byte short, not at all), and
+ * clearing frees all.
  * Seeds: tests/fuzz/seeds/fuzz_event/ (topic '\0' envelope json).
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../../apid/chips.h"
 #include "../../apid/event.h"
 #include "hive/bus.h"
 #include "hive/log.h"
@@ -39,6 +42,25 @@ static void check_stable(const struct apid_event *ev)
 	json_decref(one);
 }
 
+/* Telemetry's chips, packed as apid stores them, read back whole: as
+ * many chips as the body had, each clamped as chips.h says. */
+static void check_packed(const struct apid_event *ev)
+{
+	static struct apid_chip out[APID_CHIPS_MAX];
+
+	if (ev->kind != HIVE_MSG_TELEMETRY_RESULT)
+		return;
+	for (size_t i = 0; i < ev->u.telemetry.n_chains; i++) {
+		const struct apid_packed_chips *p = &ev->packed[i];
+		int n = apid_chips_unpack_any(p->blob, p->len, APID_CHIPS_PACKED, out, APID_CHIPS_MAX);
+
+		CHECK(n >= 0 && (size_t)n == p->n_chips);
+		CHECK(n == 0 || (out[0].grade && out[n - 1].freq >= 0 && out[n - 1].freq <= 65535));
+		CHECK(p->len >= 1 && apid_chips_unpack_any(p->blob, p->len - 1, APID_CHIPS_PACKED,
+							       out, APID_CHIPS_MAX) == -1);
+	}
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static int ready;
@@ -56,6 +78,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	err[0] = '\0';
 	if (apid_event_decode(&env, &ev, &why, err, sizeof(err)) == 0) {
 		check_stable(&ev);
+		check_packed(&ev);
 		apid_event_clear(&ev);
 	} else {
 		CHECK(err[0] != '\0');

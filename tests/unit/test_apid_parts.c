@@ -170,6 +170,21 @@ static void publish_seq(struct fx *f, const char *src, const char *topic,
 	json_decref(b);
 }
 
+/* An envelope stamped ts (the sender's clock), from a source of its own. */
+static void publish_at(struct fx *f, const char *src, const char *topic, long long ts,
+		       const char *body)
+{
+	json_t *b = json_loads(body, 0, NULL);
+	char *buf;
+	size_t len;
+
+	assert_non_null(b);
+	assert_int_equal(hive_envelope_encode(topic, src, 7, 1, ts, b, &buf, &len), 0);
+	assert_int_equal(hive_bus_send_raw(f->pub, buf, len, false), HIVE_BUS_OK);
+	free(buf);
+	json_decref(b);
+}
+
 struct want {
 	struct fx *f;
 	const char *path[3];
@@ -515,10 +530,19 @@ static void test_fleet(void **state)
 	status_of(f, 5, "auto-tuning", 10, 10, "false");
 	status_of(f, 6, "mining", 7777, 999, "true");
 	error_of(f, 7, "discover");
-	publish(f, HIVE_TOPIC_SWEEP_DONE, "{\"subnet\":\"127.0.1.0/24\",\"macs\":["
-		"\"aa:bb:cc:00:01:01\",\"aa:bb:cc:00:01:02\",\"aa:bb:cc:00:01:03\","
-		"\"aa:bb:cc:00:01:04\",\"aa:bb:cc:00:01:05\",\"aa:bb:cc:00:01:07\"],"
-		"\"started\":1,\"duration_ms\":10,\"probed\":254,\"answered\":6,\"miners\":6}");
+	/* A sweep that does not list 6 takes it offline only when its status
+	 * is older than two status intervals: this one comes 10 min later. */
+	{
+		char body[400];
+		long long later = hive_wall_ms() + 600000;
+
+		snprintf(body, sizeof(body), "{\"subnet\":\"127.0.1.0/24\",\"macs\":["
+			 "\"aa:bb:cc:00:01:01\",\"aa:bb:cc:00:01:02\",\"aa:bb:cc:00:01:03\","
+			 "\"aa:bb:cc:00:01:04\",\"aa:bb:cc:00:01:05\",\"aa:bb:cc:00:01:07\"],"
+			 "\"started\":%lld,\"duration_ms\":10,\"probed\":254,\"answered\":6,"
+			 "\"miners\":6}", later - 10);
+		publish_at(f, "discoverd/test/8", HIVE_TOPIC_SWEEP_DONE, later, body);
+	}
 	wait_health(f, "events", "stored", 17);
 	assert_int_equal(apid_patch_miner(f->a, "aa:bb:cc:00:01:01", 1, NULL, "test", &http, err,
 					  sizeof(err)), 0);

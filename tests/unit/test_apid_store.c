@@ -90,7 +90,14 @@ static void test_fresh_schema(void **state)
 			      "hr_nominal_ghs chip_temp_max pcb_temp_max power_w power_metered "
 			      "fan_duty fans chains pools hw_errors" },
 		{ "telemetry", "id mac ts_ms chain state hr_realtime_ghs hr_nominal_ghs freq "
-			       "n_chips chips" },
+			       "n_chips chips chips_format" },
+		{ "status_minutes", "ts_ms miner n mining hr_n hr_sum hr_avg_n hr_avg_sum hr_nominal "
+				    "power_n power_sum metered chip_temp_max pcb_temp_max" },
+		{ "status_hours", "ts_ms miner n mining hr_n hr_sum power_n power_sum" },
+		{ "telemetry_hours", "ts_ms miner chain samples state n_chips chips" },
+		{ "fleet_minutes", "ts_ms model minutes online mining hashrate_ghs power_w" },
+		{ "fleet_hours", "ts_ms model minutes online mining hashrate_ghs power_w" },
+		{ "rollups", "name last_id done_ms cursor" },
 		{ "miner_errors", "id mac ts_ms op kind http_status message" },
 		{ "audit", "id ts_ms actor action target detail" },
 		{ "sweeps", "subnet ts_ms duration_ms probed answered miners started_ms" },
@@ -129,6 +136,16 @@ static void test_fresh_schema(void **state)
 	assert_int_equal(qint(db, "PRAGMA foreign_keys"), 1);
 	assert_int_equal(qint(db, "PRAGMA synchronous"), 1);   /* NORMAL */
 	assert_int_equal(qint(db, "PRAGMA application_id"), APID_STORE_APP_ID);
+	/* Retention gives space back: incremental vacuum from the first page. */
+	assert_int_equal(qint(db, "PRAGMA auto_vacuum"), 2);
+	/* Each new miner gets the next small number, the roll-ups' key. */
+	assert_int_equal(sqlite3_exec(db, "INSERT INTO miners(mac, first_seen_ms, last_seen_ms)"
+				      " VALUES('aa:bb:cc:dd:ee:0a', 1, 1), ('aa:bb:cc:dd:ee:0b', 1, 1)",
+				      NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(qint(db, "SELECT count(*) = 2 AND min(num) = 1 AND max(num) = 2 FROM miners"),
+			 1);
+	assert_int_equal(qint(db, "SELECT count(*) FROM rollups"), 6);
+	assert_int_equal(sqlite3_exec(db, "DELETE FROM miners", NULL, NULL, NULL), SQLITE_OK);
 	/* The foreign keys hold: a status needs its miner. */
 	assert_int_not_equal(sqlite3_exec(db, "INSERT INTO statuses(mac, ts_ms) VALUES('x', 1)",
 					  NULL, NULL, NULL), SQLITE_OK);

@@ -103,10 +103,14 @@ static void test_defaults(void **state)
 		{ "bus.sendbuf", c.bus.sendbuf, 8192 },
 		{ "bus.recvbuf", c.bus.recvbuf, 8192 },
 		{ "bus.max_message_bytes", (long long)c.bus.max_message_bytes, 1048576 },
-		{ "retention.status_days", c.retention.status_days, 30 },
+		{ "retention.status_days", c.retention.status_days, 365 },
 		{ "retention.telemetry_days", c.retention.telemetry_days, 7 },
 		{ "retention.audit_days", c.retention.audit_days, 365 },
 		{ "retention.prune_batch", c.retention.prune_batch, 2000 },
+		{ "retention.status_raw_hours", c.retention.status_raw_hours, 6 },
+		{ "retention.telemetry_raw_hours", c.retention.telemetry_raw_hours, 6 },
+		{ "retention.minute_days", c.retention.minute_days, 7 },
+		{ "retention.max_bytes", c.retention.max_bytes, 0 },
 		{ "scheduler.managed_only", c.scheduler.managed_only, 0 },
 		{ "scheduler.job_timeout_seconds", c.scheduler.job_timeout_seconds, 30 },
 	};
@@ -198,7 +202,8 @@ static void test_every_key(void **state)
 		"\"feed\":\"tcp://127.0.0.1:6554\",\"sendbuf\":100,\"recvbuf\":200,"
 		"\"max_message_bytes\":4096},"
 		"\"retention\":{\"status_days\":1,\"telemetry_days\":2,\"audit_days\":3,"
-		"\"prune_batch\":4},"
+		"\"prune_batch\":4,\"status_raw_hours\":5,\"telemetry_raw_hours\":7,"
+		"\"minute_days\":8,\"max_bytes\":53687091200},"
 		"\"scheduler\":{\"managed_only\":true,\"job_timeout_seconds\":45}}";
 	struct hive_cfg c;
 	char err[512];
@@ -244,6 +249,10 @@ static void test_every_key(void **state)
 	assert_int_equal(c.retention.telemetry_days, 2);
 	assert_int_equal(c.retention.audit_days, 3);
 	assert_int_equal(c.retention.prune_batch, 4);
+	assert_int_equal(c.retention.status_raw_hours, 5);
+	assert_int_equal(c.retention.telemetry_raw_hours, 7);
+	assert_int_equal(c.retention.minute_days, 8);
+	assert_true(c.retention.max_bytes == 53687091200LL);
 	assert_true(c.scheduler.managed_only);
 	assert_int_equal(c.scheduler.job_timeout_seconds, 45);
 
@@ -631,7 +640,8 @@ static void test_keys_documented(void **state)
 		"power.interval_seconds", "power.stale_seconds", "power.raise_after_seconds",
 		"power.allow_pause", "power.max_w", "power.fallback", "power.fallback_w",
 		"power.deadband_w", "power.min_raise_interval_seconds", "power.raise_step_pct",
-		"power.max_jump_pct", "power.source",
+		"power.max_jump_pct", "power.source", "retention.status_raw_hours",
+		"retention.telemetry_raw_hours", "retention.minute_days", "retention.max_bytes",
 		"POWERHIVE_CONFIG", "POWERHIVE_LOG_LEVEL", "POWERHIVE_HTTP_ADDR",
 		"POWERHIVE_API_TOKEN", "POWERHIVE_DATABASE",
 	};

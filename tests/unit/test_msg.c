@@ -204,6 +204,18 @@ static void refusals_name_the_field(void **state)
 		  "subnet: not a CIDR: \"127.0.0.0/33\"" },
 		{ HIVE_MSG_SWEEP_DONE, "{\"subnet\":\"127.0.0.0/24\",\"macs\":[\"aa:bb:cc:dd:ee:ff\","
 		  "null]}", "macs[1]: null" },
+		{ HIVE_MSG_SWEEP_DONE, "{\"subnet\":\"127.0.0.0/16\",\"macs\":[],\"sweep\":3,"
+		  "\"chunk\":3,\"chunks\":2}", "chunk: 3 is more than chunks (2)" },
+		{ HIVE_MSG_SWEEP_DONE, "{\"subnet\":\"127.0.0.0/16\",\"macs\":[],\"sweep\":3,"
+		  "\"chunk\":1}", "chunks: missing (chunk is set)" },
+		{ HIVE_MSG_SWEEP_DONE, "{\"subnet\":\"127.0.0.0/16\",\"macs\":[],\"chunks\":1}",
+		  "chunk: missing (chunks is set)" },
+		{ HIVE_MSG_SWEEP_DONE, "{\"subnet\":\"127.0.0.0/16\",\"macs\":[],\"chunk\":1,"
+		  "\"chunks\":2}", "sweep: missing (the list comes in 2 chunks)" },
+		{ HIVE_MSG_SWEEP_DONE, "{\"subnet\":\"127.0.0.0/16\",\"macs\":[],\"sweep\":3,"
+		  "\"chunk\":0,\"chunks\":2}", "chunk: 0 is outside 1..4096" },
+		{ HIVE_MSG_CTL_RECHECK_REPLY, "{\"macs\":[\"aa:bb:cc:dd:ee:ff\",\"x\"]}",
+		  "macs[1]: not a MAC address: \"x\"" },
 		{ HIVE_MSG_HEARTBEAT, "{\"daemon\":\"pollerd\",\"counters\":{\"a\":\"b\"}}",
 		  "counters: a: expected integer, got string" },
 		{ HIVE_MSG_JOB_STATUS, "{\"job\":1,\"mac\":\"aa:bb:cc:dd:ee:ff\",\"ip\":\"1.2.3\"}",
@@ -226,6 +238,46 @@ static void refusals_name_the_field(void **state)
 	}
 }
 
+/* A subnet's list in chunks: each part carries the sweep id, i of n and the
+ * whole list's figures; one part is a whole list (no chunk fields needed). */
+static void sweep_chunks(void **state)
+{
+	char macs[3][HIVE_MAC_LEN] = { "aa:bb:cc:dd:ee:01", "aa:bb:cc:dd:ee:02",
+				       "aa:bb:cc:dd:ee:03" };
+	struct hive_msg_sweep_done b, got;
+	char err[256];
+	json_t *j;
+
+	(void)state;
+	hive_msg_init(HIVE_MSG_SWEEP_DONE, &b);
+	snprintf(b.subnet, sizeof(b.subnet), "%s", "127.64.0.0/16");
+	b.macs = macs + 2;
+	b.n_macs = 1;
+	b.miners = 3;
+	b.sweep = 17;
+	b.chunk = 2;
+	b.chunks = 2;
+	j = hive_msg_encode(HIVE_MSG_SWEEP_DONE, &b);
+	assert_non_null(j);
+	assert_int_equal(hive_msg_decode(HIVE_MSG_SWEEP_DONE, j, &got, err, sizeof(err)), 0);
+	assert_int_equal(got.sweep, 17);
+	assert_int_equal(got.chunk, 2);
+	assert_int_equal(got.chunks, 2);
+	assert_int_equal(got.miners, 3);
+	assert_int_equal(got.n_macs, 1);
+	assert_string_equal(got.macs[0], "aa:bb:cc:dd:ee:03");
+	hive_msg_free(HIVE_MSG_SWEEP_DONE, &got);
+	json_decref(j);
+
+	/* No chunk fields: the whole list, as before chunks existed. */
+	j = json_pack("{s:s,s:[s]}", "subnet", "127.64.0.0/24", "macs", "AA:BB:CC:DD:EE:01");
+	assert_int_equal(hive_msg_decode(HIVE_MSG_SWEEP_DONE, j, &got, err, sizeof(err)), 0);
+	assert_int_equal(got.chunks, HIVE_MSG_NO_INT);
+	assert_int_equal(got.sweep, HIVE_MSG_NO_INT);
+	hive_msg_free(HIVE_MSG_SWEEP_DONE, &got);
+	json_decref(j);
+}
+
 static void senders_and_roles(void **state)
 {
 	(void)state;
@@ -237,6 +289,9 @@ static void senders_and_roles(void **state)
 	assert_int_equal(hive_msg_kind_of("hive.nothing", HIVE_CH_EVENTS), -1);
 	assert_int_equal(hive_msg_kind_of(HIVE_TOPIC_CTL_CREDENTIALS, HIVE_CH_REPLY),
 			 HIVE_MSG_CTL_CREDENTIALS_REPLY);
+	assert_int_equal(hive_msg_kind_of(HIVE_TOPIC_CTL_RECHECK, HIVE_CH_REQUEST),
+			 HIVE_MSG_CTL_RECHECK);
+	assert_int_equal(hive_msg_topic(HIVE_MSG_CTL_RECHECK)->senders, HIVE_ROLE_DISCOVERD);
 }
 
 #define DOC_BEGIN "<!-- topics:begin -->\n"
@@ -274,6 +329,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(absent_is_left_out),
 		cmocka_unit_test(encode_from_struct),
 		cmocka_unit_test(refusals_name_the_field),
+		cmocka_unit_test(sweep_chunks),
 		cmocka_unit_test(senders_and_roles),
 		cmocka_unit_test(bus_doc_matches_tables),
 	};

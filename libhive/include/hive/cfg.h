@@ -80,11 +80,15 @@ struct hive_cfg {
 	} bus;
 
 	struct {
-		int status_days;                /* 30 */
-		int telemetry_days;             /* 7 */
+		int status_days;                /* 365: hourly status roll-ups, fleet hours */
+		int telemetry_days;             /* 7: hourly chip summaries, miner errors */
 		int audit_days;                 /* 365 */
 		int power_days;                 /* 90: plant readings, power samples, decisions */
 		int prune_batch;                /* rows per prune step: 2000 */
+		int status_raw_hours;           /* 6: raw statuses */
+		int telemetry_raw_hours;        /* 6: raw chip telemetry */
+		int minute_days;                /* 7: per-minute status roll-ups, fleet minutes */
+		long long max_bytes;            /* 0: no cap on the data kept */
 	} retention;
 
 	struct {

@@ -349,7 +349,9 @@ struct hive_fw_opts {
 	int connect_timeout_ms;  /* 0: timeout_ms */
 	size_t max_body;         /* bytes; a larger body aborts → too_large. 0: 1 MiB */
 	bool no_keepalive;       /* true: a fresh connection per request */
-	int max_connections;     /* idle connection cache bound. 0: max_in_flight */
+	int max_connections;     /* connections kept open (in use and idle): a
+				  * transfer that starts while more are open
+				  * closes its own when done. 0: max_in_flight */
 };
 
 struct hive_fw_result;
@@ -382,6 +384,7 @@ struct hive_fw_stats {
 	uint64_t failed;         /* callbacks run with an error */
 	uint64_t by_kind[HIVE_FW_ERR_KINDS];
 	uint64_t connects;       /* new connections opened (the rest reused one) */
+	int connections;         /* open now: in use and idle */
 	int in_flight;
 	int queued;
 };

@@ -51,6 +51,7 @@
 #define HIVE_TOPIC_JOB_CONTROL      "hive.job.control"
 #define HIVE_TOPIC_JOB_PLANT        "hive.job.plant"
 #define HIVE_TOPIC_CTL_CREDENTIALS  "hive.control.credentials"
+#define HIVE_TOPIC_CTL_RECHECK      "hive.control.recheck"
 #define HIVE_TOPIC_CTL_HEALTH       "hive.control.health"
 #define HIVE_TOPIC_CTL_ERROR        "hive.control.error"
 #define HIVE_TOPIC_FEED_MINER       "hive.feed.miner"
@@ -77,6 +78,8 @@ enum hive_msg_kind {
 	HIVE_MSG_JOB_PLANT,
 	HIVE_MSG_CTL_CREDENTIALS,
 	HIVE_MSG_CTL_CREDENTIALS_REPLY,
+	HIVE_MSG_CTL_RECHECK,
+	HIVE_MSG_CTL_RECHECK_REPLY,
 	HIVE_MSG_CTL_HEALTH,
 	HIVE_MSG_CTL_ERROR,
 	HIVE_MSG_FEED_MINER,
@@ -162,11 +165,16 @@ struct hive_msg_model_catalogue {
 	struct hive_msg_overclock overclock;
 };
 
+/* A subnet's list can come in chunks (one message holds ~50,000 MACs at
+ * most): chunk i of chunks, all with the same sweep id and the same
+ * figures; absent chunk/chunks = the whole list in one message. */
 struct hive_msg_sweep_done {
 	char subnet[HIVE_CIDR_LEN];
 	char (*macs)[HIVE_MAC_LEN];
 	size_t n_macs;
 	long long started, duration_ms, probed, answered, miners;
+	long long sweep;                    /* id, unique per sender boot */
+	long long chunk, chunks;            /* 1..chunks */
 };
 
 struct hive_msg_chain_status {
@@ -314,6 +322,16 @@ struct hive_msg_credentials_reply {
 	char mac[HIVE_MAC_LEN];
 	int known;
 	const char *api_key, *unlock_pass;
+};
+
+/* The miners apid wants to take discoverd's whole path at their next
+ * sweep: no stored key, status or telemetry refused (401/403), or listed
+ * by a sweep while apid has no online miner for them (a hive.miner.seen
+ * lost). all: more than the list holds, every miner should. */
+struct hive_msg_recheck_reply {
+	char (*macs)[HIVE_MAC_LEN];
+	size_t n_macs;
+	int all;
 };
 
 struct hive_msg_ctl_error {

@@ -1,7 +1,8 @@
 // One miner: what it is, its latest status, its controls (set a preset,
 // restart, pause or resume, reboot: POST /api/miners/{id}/actions) and the
 // actions made on it with their live states (GET /api/actions?miner=), a
-// chart of its history (GET /statuses), its hashboards, fans and a chip map
+// chart of its history (its last statuses, GET /statuses, or a range of up
+// to 30 days, GET /history), its hashboards, fans and a chip map
 // per board from the latest telemetry sample laid out with the model's
 // topology.
 
@@ -18,6 +19,10 @@ const ACTIONS_MS = 2000;
 const HISTORY_MS = 10000;
 const TELEMETRY_MS = 15000;
 const HISTORY_SIZES = [100, 300, 1000];
+// [value, span s, step s, label]: read from apid's roll-ups (GET …/history).
+const HISTORY_RANGES = [['24h', 86400, 300, '24 hours'], ['7d', 7 * 86400, 3600, '7 days'],
+	['30d', 30 * 86400, 3600, '30 days']];
+const RECENT = 25;
 const ACTIONS_SHOWN = 25;
 
 const th = (ghs) => (f.isNum(ghs) ? ghs / 1000 : null);
@@ -56,7 +61,7 @@ function fanList(s) {
 function statusRows(list) {
 	if (!list.length)
 		return emptyRow(8, 'No status stored yet.');
-	return list.slice(0, 25).map((s) => `<tr>
+	return list.slice(0, RECENT).map((s) => `<tr>
 		<td title="${f.esc(f.when(f.statusTs(s)))}">${f.esc(f.when(f.statusTs(s)).slice(11))}</td>
 		<td>${f.esc(f.stateLabel(s.state))}</td>
 		<td>${f.esc(s.preset ?? '–')}</td>
@@ -133,7 +138,7 @@ function actionRows(list) {
 
 export function mount(el, params, ctx, id) {
 	let mode = sessionStorage.getItem('powerhive.chipmode') || 'temp';
-	let historySize = 300;
+	let historySize = '300';       // a count of statuses, or a HISTORY_RANGES value
 	let miner = null, topology = null, topoAlias = null, sample = null;
 	let presets = [];              // the model's catalogue
 	let actions = [];              // this miner's latest actions, newest first
@@ -186,8 +191,9 @@ export function mount(el, params, ctx, id) {
 	</div>
 	<section class="card">
 		<div class="card-head"><h2>History</h2>
-			<div class="btnrow"><label>Statuses <select name="hist">${HISTORY_SIZES.map((n) =>
-				`<option ${n === historySize ? 'selected' : ''}>${n}</option>`).join('')}</select></label>
+			<div class="btnrow"><label>Show <select name="hist">${HISTORY_SIZES.map((n) =>
+				`<option value="${n}" ${String(n) === historySize ? 'selected' : ''}>last ${n} statuses</option>`).join('')}
+				${HISTORY_RANGES.map(([v, , , label]) => `<option value="${v}">${label}</option>`).join('')}</select></label>
 			<button type="button" class="small-btn" data-export="csv"
 				title="The statuses the chart shows, newest first, as a CSV file">Export CSV</button></div></div>
 		<canvas class="chart" role="img" aria-label="No history yet."></canvas>
@@ -308,7 +314,12 @@ export function mount(el, params, ctx, id) {
 	$('[data-export]').addEventListener('click', (e) => exportCsv(e.currentTarget,
 		mpath(id) + '/statuses' + query({ limit: historySize, format: 'csv' })));
 	$('select[name=hist]').addEventListener('change', (e) => {
-		historySize = +e.target.value;
+		historySize = e.target.value;
+		// The CSV holds statuses as polled: a range comes from roll-ups.
+		const exp = $('[data-export]');
+		exp.disabled = !HISTORY_SIZES.includes(+historySize);
+		exp.title = exp.disabled ? 'The CSV export holds statuses as polled: choose a number of statuses'
+			: 'The statuses the chart shows, newest first, as a CSV file';
 		historyPoll.now();
 	});
 	$('.seg').addEventListener('change', (e) => {
@@ -467,11 +478,36 @@ export function mount(el, params, ctx, id) {
 	}
 
 	async function loadHistory() {
+		const range = HISTORY_RANGES.find((r) => r[0] === historySize);
+		if (range)
+			return loadRange(range);
 		const data = await get(mpath(id) + '/statuses' + query({ limit: historySize, brief: 'true' }));
 		const list = data.statuses;
 		const pts = (key, scale = (v) => v) => list.map((s) => [f.statusTs(s),
 			f.isNum(s[key]) ? scale(s[key]) : null]).reverse();
 		const est = list.some((s) => s.power_metered === false);
+		chart.noun = 'statuses';
+		drawHistory(pts, est);
+		$('table.statuses tbody').innerHTML = statusRows(list);
+	}
+
+	// A range: one point per step, each the mean of the statuses in it,
+	// from the raw rows and apid's per-minute and per-hour roll-ups.
+	async function loadRange([, span, step]) {
+		const to = Date.now();
+		const [h, recent] = await Promise.all([
+			get(mpath(id) + '/history' + query({ from: to - span * 1000, to, step })),
+			get(mpath(id) + '/statuses' + query({ limit: RECENT, brief: 'true' })),
+		]);
+		const pts = (key, scale = (v) => v) => h.points.map((p) => [p.ts,
+			f.isNum(p[key]) ? scale(p[key]) : null]);
+		chart.noun = 'points';
+		drawHistory(pts, h.points.some((p) => p.power_metered === false),
+			[Math.floor((to - span * 1000) / (step * 1000)) * step * 1000, to]);
+		$('table.statuses tbody').innerHTML = statusRows(recent.statuses);
+	}
+
+	function drawHistory(pts, est, span) {
 		chart.setData([
 			[{ label: 'realtime', color: 'var(--s1)', points: pts('hr_realtime_ghs', th) },
 				{ label: 'average', color: 'var(--s2)', points: pts('hr_average_ghs', th) },
@@ -479,8 +515,7 @@ export function mount(el, params, ctx, id) {
 			[{ label: est ? 'power (estimated)' : 'power', color: 'var(--s4)', points: pts('power_w') }],
 			[{ label: 'chip max', color: 'var(--s5)', points: pts('chip_temp_max') },
 				{ label: 'PCB max', color: 'var(--s6)', points: pts('pcb_temp_max') }],
-		].map((panel) => panel.map((s) => ({ ...s, color: cssColour(s.color) }))));
-		$('table.statuses tbody').innerHTML = statusRows(list);
+		].map((panel) => panel.map((s) => ({ ...s, color: cssColour(s.color) }))), span);
 	}
 
 	async function loadTelemetry() {

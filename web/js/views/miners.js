@@ -1,4 +1,5 @@
-// The miners table: server-side paging, sorting and filtering
+// The miners view: the fleet over time (fleet.js), then the miners table:
+// server-side paging, sorting and filtering
 // (GET /api/miners), refreshed in place every few seconds. The query lives
 // in the address (#/miners?state=mining&sort=hashrate&order=desc) so a
 // reload or a shared link shows the same page.
@@ -15,6 +16,7 @@ import * as P from '../presets.js';
 import { bulkAction, setManaged, setUnlockPass } from '../actions.js';
 import { askPassword, confirmAction, emptyRow, exportCsv, notify, poller } from '../ui.js';
 import { modelList } from './models.js';
+import { mountFleetChart } from '../fleet.js';
 
 const REFRESH_MS = 5000;
 const TRACK_MS = 2000;
@@ -122,6 +124,7 @@ export function mount(el, params, ctx) {
 	const models = ctx.models();
 	el.innerHTML = `
 	<h1 class="visually-hidden">Miners</h1>
+	<section class="card fleet-history" aria-labelledby="fleet-h"></section>
 	<form class="filters" role="search" aria-label="Filter miners">
 		<label>Search <input type="search" name="q" placeholder="MAC or IP" value="${f.esc(p.q || '')}"
 			autocomplete="off" spellcheck="false"></label>
@@ -177,6 +180,7 @@ export function mount(el, params, ctx) {
 		<button type="button" class="small-btn" data-page="last">Last »</button>
 	</nav>`;
 
+	const fleetChart = mountFleetChart(el.querySelector('.fleet-history'));
 	const form = el.querySelector('form.filters');
 	// The controls show the query in force.
 	const sync = () => {
@@ -699,6 +703,7 @@ export function mount(el, params, ctx) {
 		unmount() {
 			poll.stop();
 			trackPoll.stop();
+			fleetChart.unmount();
 		},
 		update(next) {
 			const was = p;
