@@ -156,12 +156,13 @@ TEST_ENV = HIVE_BIN=$(BIN) POWERHIVE_TEST_SANITIZE=$(SANITIZE) \
 # (test_install), Prometheus's config (test_monitoring), the image, which is
 # built with its own flags (test_compose, test_compose_up), and minersim's
 # own behaviour (test_minersim; the sanitized minersim runs in every other
-# end-to-end test); and the two fleet-size scenarios (test_fleet_offline,
-# test_fleet_sweep16: thousands of miners for timing and counts, while the
-# sweep, chunk and offline code they drive runs sanitized in test_apid_sweep,
-# test_msg and test_fleet). It keeps CI well under its 30 minutes.
+# end-to-end test); and three fleet-size scenarios (test_fleet_offline,
+# test_fleet_sweep16, test_control: thousands of miners for timing and
+# counts, while the code they drive runs sanitized in test_apid_sweep,
+# test_msg, test_fleet, test_control_jobs and test_power). It keeps CI well
+# under its 30 minutes.
 SAN_SKIP := test_browser test_install test_monitoring test_compose test_compose_up test_minersim \
-            test_fleet_offline test_fleet_sweep16
+            test_fleet_offline test_fleet_sweep16 test_control
 RUN_TEST_BIN := $(if $(SANITIZE),$(filter-out $(SAN_SKIP:%=$(BIN)/tests/e2e/%),$(TEST_BIN)),$(TEST_BIN))
 test: deps-test
 	@$(MAKE) --no-print-directory -j$$(nproc) all tests
