@@ -11,6 +11,7 @@
 #include <civetweb.h>
 #include <ctype.h>
 #include <jansson.h>
+#include <math.h>
 #include <sqlite3.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -28,7 +29,7 @@
 #define HDR_RESERVE    512        /* room left before a body for its headers */
 #define STMT_SLOTS     64         /* prepared statements kept per connection */
 #define OUT_KEEP_MAX   (1u << 20) /* a larger answer buffer is mapped, not kept */
-#define JSON_FLAGS     (JSON_COMPACT | JSON_REAL_PRECISION(7))
+/* JSON_ENCODE_ANY: api_out_col_json dumps whatever its column held. */
 /* Shorter than the store's default: a client waiting gets a 503 sooner. */
 #define BUSY_TIMEOUT_MS 2000
 
@@ -61,7 +62,11 @@ struct api_worker {
  * the worker's own arena, and free() leaves an arena's top chunk resident
  * below its trim threshold (twice the mmap threshold); malloc_trim(0) does
  * not trim the top of a thread's arena either. Every worker that had served
- * one 7 MB list kept ~9 MB resident. */
+ * one 7 MB list kept ~9 MB resident. A mapping is populated as it is made
+ * or grown (MAP_POPULATE, MADV_POPULATE_WRITE): a fault per 4 KiB page was
+ * ~15% of a 10,000-miner list's time (on a VM, where faults are dear), and
+ * the pages are about to be written anyway (less than half of the buffer
+ * stays unwritten, for the time of one answer). */
 static int out_reserve(struct api_worker *d, size_t need)
 {
 	size_t cap = d->out_cap ? d->out_cap : 8192;
@@ -79,8 +84,13 @@ static int out_reserve(struct api_worker *d, size_t need)
 		p = mremap(d->out, d->out_cap, cap, MREMAP_MAYMOVE);
 		if (p == MAP_FAILED)
 			return -1;
+#ifdef MADV_POPULATE_WRITE
+		/* Linux 5.14+; an older kernel refuses it: faults as before. */
+		madvise(p + d->out_cap, cap - d->out_cap, MADV_POPULATE_WRITE);
+#endif
 	} else {
-		p = mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		p = mmap(NULL, cap, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
 		if (p == MAP_FAILED)
 			return -1;
 		if (d->out_cap)
@@ -165,9 +175,9 @@ static int out_json(struct api_worker *d, size_t *len, json_t *j)
 	size_t at = HDR_RESERVE + *len, n = 0;
 
 	if (j && out_reserve(d, at + 16384) == 0) {
-		n = json_dumpb(j, d->out + at, d->out_cap - at - 1, JSON_FLAGS);
+		n = json_dumpb(j, d->out + at, d->out_cap - at - 1, API_JSON_FLAGS);
 		if (n > d->out_cap - at - 1)
-			n = out_reserve(d, at + n + 1) < 0 ? 0 : json_dumpb(j, d->out + at, n, JSON_FLAGS);
+			n = out_reserve(d, at + n + 1) < 0 ? 0 : json_dumpb(j, d->out + at, n, API_JSON_FLAGS);
 	}
 	json_decref(j);
 	if (n == 0)
@@ -194,17 +204,29 @@ void api_out_start(struct api_req *r)
 	r->out_failed = false;
 }
 
-void api_out_raw(struct api_req *r, const char *text, size_t n)
+/* Room for n more bytes of body (and the final newline): where they go,
+ * or NULL once an append has failed. The caller adds what it wrote to
+ * r->out_len. */
+static char *out_room(struct api_req *r, size_t n)
 {
 	struct api_worker *d = r->worker;
 
 	if (r->out_failed)
-		return;
+		return NULL;
 	if (out_reserve(d, HDR_RESERVE + r->out_len + n + 1) < 0) {
 		r->out_failed = true;
-		return;
+		return NULL;
 	}
-	memcpy(d->out + HDR_RESERVE + r->out_len, text, n);
+	return d->out + HDR_RESERVE + r->out_len;
+}
+
+void api_out_raw(struct api_req *r, const char *text, size_t n)
+{
+	char *p = out_room(r, n);
+
+	if (!p)
+		return;
+	memcpy(p, text, n);
 	r->out_len += n;
 }
 
@@ -229,6 +251,270 @@ int api_out_send(struct api_req *r, int status)
 {
 	api_out_raw(r, "\n", 1);
 	return out_send(r, status, "application/json", NULL);
+}
+
+/* ------------------------------------------------------------ JSON as text */
+
+void api_out_key(struct api_req *r, const char *key)
+{
+	size_t n = strlen(key);
+	char *p = out_room(r, n + 4), *at = p;
+
+	if (!p)
+		return;
+	if (r->out_len && p[-1] != '{')
+		*p++ = ',';
+	*p++ = '"';
+	memcpy(p, key, n);
+	p += n;
+	*p++ = '"';
+	*p++ = ':';
+	r->out_len += (size_t)(p - at);
+}
+
+void api_out_null(struct api_req *r)
+{
+	api_out_raw(r, "null", 4);
+}
+
+void api_out_bool(struct api_req *r, bool v)
+{
+	api_out_raw(r, v ? "true" : "false", v ? 4 : 5);
+}
+
+void api_out_int(struct api_req *r, long long v)
+{
+	char buf[24], *end = buf + sizeof(buf), *p = end;
+	unsigned long long u = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
+
+	do {
+		*--p = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	if (v < 0)
+		*--p = '-';
+	api_out_raw(r, p, (size_t)(end - p));
+}
+
+/* jansson 2.14's jsonp_dtostr (strconv.c, the snprintf build Debian
+ * ships), in the C locale apid runs in. */
+void api_out_real(struct api_req *r, double v)
+{
+	char buf[64], *e;
+	int n;
+
+	if (!isfinite(v)) {
+		api_out_null(r);
+		return;
+	}
+	n = snprintf(buf, sizeof(buf) - 3, "%.*g", API_REAL_PRECISION, v);
+	if (n < 0 || n >= (int)sizeof(buf) - 3) {
+		api_out_null(r);
+		return;
+	}
+	e = strchr(buf, 'e');
+	if (!e && !strchr(buf, '.')) {
+		/* so that it reads back as a real, not an integer */
+		memcpy(buf + n, ".0", 3);
+		n += 2;
+	} else if (e) {
+		/* "1e+20" → "1e20", "1e-05" → "1e-5" */
+		char *start = e + 1, *end = e + 2;
+
+		if (*start == '-')
+			start++;
+		while (*end == '0')
+			end++;
+		if (end != start) {
+			memmove(start, end, (size_t)(buf + n - end) + 1);
+			n -= (int)(end - start);
+		}
+	}
+	api_out_raw(r, buf, (size_t)n);
+}
+
+/* The length of the UTF-8 sequence at p (2 to 4 bytes, lead byte >= 0x80),
+ * 0 when it is not one jansson accepts (utf8_check_first/_full): no
+ * overlong form, no surrogate, nothing above U+10FFFF. */
+static size_t utf8_seq(const unsigned char *p, size_t avail)
+{
+	unsigned char u = p[0];
+	uint32_t v;
+	size_t n;
+
+	if (u >= 0xC2 && u <= 0xDF) {
+		n = 2;
+		v = u & 0x1F;
+	} else if (u >= 0xE0 && u <= 0xEF) {
+		n = 3;
+		v = u & 0x0F;
+	} else if (u >= 0xF0 && u <= 0xF4) {
+		n = 4;
+		v = u & 0x07;
+	} else {
+		return 0;
+	}
+	if (n > avail)
+		return 0;
+	for (size_t i = 1; i < n; i++) {
+		if (p[i] < 0x80 || p[i] > 0xBF)
+			return 0;
+		v = (v << 6) | (p[i] & 0x3F);
+	}
+	if (v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF) || (n == 3 && v < 0x800) ||
+	    (n == 4 && v < 0x10000))
+		return 0;
+	return n;
+}
+
+/* jansson's dump_string with no flags: written in place (6 bytes at most
+ * for each byte in), and taken back for a null at the first bad byte. */
+void api_out_str(struct api_req *r, const char *s, size_t n)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	const unsigned char *p = (const unsigned char *)s, *end = p + n;
+	char *o = out_room(r, n * 6 + 2), *at = o;
+
+	if (!o)
+		return;
+	*o++ = '"';
+	while (p < end) {
+		unsigned char c = *p;
+		size_t k;
+
+		if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
+			*o++ = (char)c;
+			p++;
+			continue;
+		}
+		if (c >= 0x80) {
+			if (!(k = utf8_seq(p, (size_t)(end - p)))) {
+				api_out_null(r);
+				return;
+			}
+			memcpy(o, p, k);
+			o += k;
+			p += k;
+			continue;
+		}
+		*o++ = '\\';
+		switch (c) {
+		case '"': *o++ = '"'; break;
+		case '\\': *o++ = '\\'; break;
+		case '\b': *o++ = 'b'; break;
+		case '\f': *o++ = 'f'; break;
+		case '\n': *o++ = 'n'; break;
+		case '\r': *o++ = 'r'; break;
+		case '\t': *o++ = 't'; break;
+		default:
+			memcpy(o, "u00", 3);
+			o[3] = hex[c >> 4];
+			o[4] = hex[c & 15];
+			o += 5;
+		}
+		p++;
+	}
+	*o++ = '"';
+	r->out_len += (size_t)(o - at);
+}
+
+void api_out_col(struct api_req *r, sqlite3_stmt *st, int i)
+{
+	const char *t;
+
+	switch (sqlite3_column_type(st, i)) {
+	case SQLITE_INTEGER:
+		api_out_int(r, sqlite3_column_int64(st, i));
+		break;
+	case SQLITE_FLOAT:
+		api_out_real(r, sqlite3_column_double(st, i));
+		break;
+	case SQLITE_TEXT:
+		t = (const char *)sqlite3_column_text(st, i);
+		if (t)
+			api_out_str(r, t, (size_t)sqlite3_column_bytes(st, i));
+		else
+			api_out_null(r);
+		break;
+	default:
+		api_out_null(r);
+	}
+}
+
+void api_out_col_bool(struct api_req *r, sqlite3_stmt *st, int i)
+{
+	if (sqlite3_column_type(st, i) == SQLITE_NULL)
+		api_out_null(r);
+	else
+		api_out_bool(r, sqlite3_column_int64(st, i) != 0);
+}
+
+/* 1 when t is a flat array of integers and nulls exactly as jansson dumps
+ * it compact (what apid stores for fans): no space, no leading zero, no
+ * "-0", at most 18 digits (always in range). Such text is its own dump. */
+static bool int_array_text(const char *t, size_t n)
+{
+	size_t i = 1;
+
+	if (n < 2 || t[0] != '[' || t[n - 1] != ']')
+		return false;
+	if (n == 2)
+		return true;
+	for (;;) {
+		if (n - i >= 5 && memcmp(t + i, "null", 4) == 0) {
+			i += 4;
+		} else {
+			size_t d = i + (t[i] == '-'), k = d;
+
+			while (k < n && t[k] >= '0' && t[k] <= '9')
+				k++;
+			if (k == d || k - d > 18 || (t[d] == '0' && (k - d > 1 || d > i)))
+				return false;
+			i = k;
+		}
+		if (i == n - 1)
+			return true;
+		if (t[i] != ',')
+			return false;
+		i++;
+	}
+}
+
+void api_out_col_json(struct api_req *r, sqlite3_stmt *st, int i)
+{
+	const char *t;
+	size_t n;
+
+	if (sqlite3_column_type(st, i) != SQLITE_TEXT ||
+	    !(t = (const char *)sqlite3_column_text(st, i))) {
+		api_out_null(r);
+		return;
+	}
+	n = (size_t)sqlite3_column_bytes(st, i);
+	if (int_array_text(t, n)) {
+		api_out_raw(r, t, n);
+		return;
+	}
+	api_out_json(r, api_col_json(st, i));
+}
+
+void api_out_fields(struct api_req *r, sqlite3_stmt *st, int first,
+		    const struct api_col_field fields[])
+{
+	for (int k = 0; fields[k].key; k++) {
+		api_out_key(r, fields[k].key);
+		switch (fields[k].kind) {
+		case API_COL:
+			api_out_col(r, st, first + k);
+			break;
+		case API_COL_BOOL:
+			api_out_col_bool(r, st, first + k);
+			break;
+		case API_COL_JSON:
+			api_out_col_json(r, st, first + k);
+			break;
+		}
+	}
 }
 
 /* ------------------------------------------------------------ CSV */

@@ -4,6 +4,7 @@
 
 #include <pthread.h>
 #include <sqlite3.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -13,6 +14,7 @@
 #include <unistd.h>
 
 #include "actions.h"
+#include "api.h"
 #include "power.h"
 #include "control.h"
 #include "core.h"
@@ -33,6 +35,10 @@
  * loop's watch; the totals are computed at most once per FLEET_CACHE_MS
  * whoever asks. */
 #define FLEET_CACHE_MS 1000
+/* GET /api/health's text is rebuilt at most this often. A monitor polls
+ * every few seconds; wrk at 10,000 req/s would otherwise build and dump
+ * the whole document (and count the scheduler's 10,000 miners) each time. */
+#define HEALTH_TEXT_MS 250
 
 /*
  * One pass over miners, each joined to its latest status by primary key
@@ -64,17 +70,33 @@ struct fleet_figures {
 	int64_t ts_ms;                   /* wall clock of the query */
 };
 
-/* The connection, its statement and the last figures, behind one lock:
- * health is built on HTTP workers, the control thread and the main loop. */
+/* A text of the document shared by the threads sending it; freed by
+ * whoever drops the last reference (the cache holds one). */
+struct shared_text {
+	struct apid_health_text pub;     /* first: apid_health_text_release casts back */
+	atomic_uint refs;
+	char body[];
+};
+
+/* Health is built on HTTP workers, the control thread and the main loop.
+ * The lock guards the fields below but is never held over a query or a
+ * build: the thread that set querying (building) does that alone, and
+ * the others take the previous figures (text) meanwhile, or wait on the
+ * condition variable when there are none yet. */
 struct apid_health {
 	pthread_mutex_t lock;
+	pthread_cond_t queried, built;
 	char path[HIVE_CFG_PATH_MAX];
-	sqlite3 *db;
+	sqlite3 *db;                     /* db and st: the querying thread's */
 	sqlite3_stmt *st;
+	bool querying;
 	bool ok;                         /* fig holds figures; else err says why */
-	int64_t at_ms;                   /* monotonic time of the last attempt; 0 never */
+	int64_t at_ms;                   /* monotonic start of the last attempt; 0 never */
 	struct fleet_figures fig;
 	char err[300];
+	bool building;
+	struct shared_text *text;        /* GET /api/health's answer; NULL none yet */
+	int64_t text_ms;                 /* monotonic time its build began */
 };
 
 struct apid_health *apid_health_new(const char *db_path)
@@ -84,6 +106,8 @@ struct apid_health *apid_health_new(const char *db_path)
 	if (!h)
 		return NULL;
 	pthread_mutex_init(&h->lock, NULL);
+	pthread_cond_init(&h->queried, NULL);
+	pthread_cond_init(&h->built, NULL);
 	snprintf(h->path, sizeof(h->path), "%s", db_path);
 	return h;
 }
@@ -101,24 +125,26 @@ void apid_health_free(struct apid_health *h)
 	if (!h)
 		return;
 	fleet_close(h);
+	apid_health_text_release(h->text ? &h->text->pub : NULL);
+	pthread_cond_destroy(&h->queried);
+	pthread_cond_destroy(&h->built);
 	pthread_mutex_destroy(&h->lock);
 	free(h);
 }
 
-/* Runs the query on the read-only connection (opened on first use).
- * 0 / -1 with h->err. Called with h->lock held. */
-static int fleet_query(struct apid_health *h)
+/* Runs the query on the read-only connection (opened on first use) into
+ * *f. 0 / -1 with err. Called by the thread that set h->querying. */
+static int fleet_query(struct apid_health *h, struct fleet_figures *f, char *err, size_t errlen)
 {
-	struct fleet_figures *f = &h->fig;
 	int rc;
 
 	if (!h->db) {
-		h->db = apid_store_open_readonly(h->path, h->err, sizeof(h->err));
+		h->db = apid_store_open_readonly(h->path, err, errlen);
 		if (!h->db)
 			return -1;
 	}
 	if (!h->st && sqlite3_prepare_v2(h->db, fleet_sql, -1, &h->st, NULL) != SQLITE_OK) {
-		snprintf(h->err, sizeof(h->err), "%s", sqlite3_errmsg(h->db));
+		snprintf(err, errlen, "%s", sqlite3_errmsg(h->db));
 		fleet_close(h);
 		return -1;
 	}
@@ -136,7 +162,7 @@ static int fleet_query(struct apid_health *h)
 		f->conflicts = sqlite3_column_int64(h->st, 9);
 		f->ts_ms = hive_wall_ms();
 	} else {
-		snprintf(h->err, sizeof(h->err), "%s", sqlite3_errmsg(h->db));
+		snprintf(err, errlen, "%s", sqlite3_errmsg(h->db));
 	}
 	/* Ends the read transaction: a reader left open would hold back the
 	 * writer's checkpoints. */
@@ -144,11 +170,26 @@ static int fleet_query(struct apid_health *h)
 	return rc == SQLITE_ROW ? 0 : -1;
 }
 
+/* Whether the caller is to run the query: the figures are due and nobody
+ * is at it (then querying is set). Waits only while the first query runs.
+ * Called with h->lock held. */
+static bool fleet_due(struct apid_health *h)
+{
+	for (;;) {
+		if (h->at_ms != 0 && (h->querying || hive_mono_ms() - h->at_ms < FLEET_CACHE_MS))
+			return false;
+		if (!h->querying) {
+			h->querying = true;
+			return true;
+		}
+		pthread_cond_wait(&h->queried, &h->lock);
+	}
+}
+
 /* The "fleet" object of the health document, or null when the database
  * cannot be read (the reason goes to "problems" through *err). */
 static json_t *fleet_json(struct apid_health *h, char *err, size_t errlen)
 {
-	int64_t now = hive_mono_ms();
 	struct fleet_figures f;
 	json_t *fig;
 	bool ok;
@@ -158,17 +199,28 @@ static json_t *fleet_json(struct apid_health *h, char *err, size_t errlen)
 		return json_null();
 	}
 	pthread_mutex_lock(&h->lock);
-	if (h->at_ms == 0 || now - h->at_ms >= FLEET_CACHE_MS) {
-		h->ok = fleet_query(h) == 0;
-		h->at_ms = now;
-		if (!h->ok) {
-			char q[sizeof(h->err) + 64];
+	if (fleet_due(h)) {
+		int64_t t0 = hive_mono_ms();
+		char qerr[sizeof(h->err)], q[sizeof(h->err) + 64];
+		int rc;
 
+		pthread_mutex_unlock(&h->lock);
+		memset(&f, 0, sizeof(f));
+		rc = fleet_query(h, &f, qerr, sizeof(qerr));
+		if (rc < 0)
 			hive_log_complain("health fleet", "fleet totals unavailable err=%s",
-					  hive_log_quote(h->err, q, sizeof(q)));
-		} else {
+					  hive_log_quote(qerr, q, sizeof(q)));
+		else
 			hive_log_recovered("health fleet", "fleet totals available again");
-		}
+		pthread_mutex_lock(&h->lock);
+		h->ok = rc == 0;
+		if (h->ok)
+			h->fig = f;
+		else
+			snprintf(h->err, sizeof(h->err), "%s", qerr);
+		h->at_ms = t0;
+		h->querying = false;
+		pthread_cond_broadcast(&h->queried);
 	}
 	ok = h->ok;
 	f = h->fig;
@@ -311,6 +363,7 @@ json_t *apid_health(struct apid *a)
 	if (!h)
 		return NULL;
 	json_object_set_new(h, "status", json_string("ok"));
+	json_object_set_new(h, "ts_ms", json_integer((json_int_t)now));
 	json_object_set_new(h, "apid", json_pack("{s:s,s:s,s:I,s:I,s:I}", "version", HIVE_VERSION,
 						 "src", a->d.source, "pid", (json_int_t)getpid(),
 						 "started_ms", (json_int_t)a->started_ms,
@@ -374,4 +427,78 @@ json_t *apid_health(struct apid *a)
 	json_object_set_new(h, "power", a->power ? apid_power_health(a->power) : json_null());
 	add_problems(a, h, &ws, &ss, fleet_err);
 	return h;
+}
+
+/* ------------------------------------------------------------ the text */
+
+/* The document's text holding one reference, or NULL when out of memory. */
+static struct shared_text *text_build(struct apid *a)
+{
+	json_t *j = apid_health(a);
+	struct shared_text *t = NULL;
+	size_t n = j ? json_dumpb(j, NULL, 0, API_JSON_FLAGS) : 0;
+
+	if (n && (t = malloc(sizeof(*t) + n + 2)) &&
+	    json_dumpb(j, t->body, n, API_JSON_FLAGS) == n) {
+		t->body[n] = '\n';
+		t->body[n + 1] = '\0';
+		t->pub.body = t->body;
+		t->pub.len = n + 1;
+		atomic_init(&t->refs, 1);
+	} else {
+		free(t);
+		t = NULL;
+	}
+	json_decref(j);
+	return t;
+}
+
+void apid_health_text_release(const struct apid_health_text *pub)
+{
+	struct shared_text *t = (struct shared_text *)pub;
+
+	if (t && atomic_fetch_sub(&t->refs, 1) == 1)
+		free(t);
+}
+
+const struct apid_health_text *apid_health_text(struct apid *a)
+{
+	struct apid_health *h = a->health;
+	struct shared_text *t, *old = NULL;
+	int64_t now = hive_mono_ms();
+	bool build = false;
+
+	if (!h) {
+		t = text_build(a);          /* not started: this caller's alone */
+		return t ? &t->pub : NULL;
+	}
+	pthread_mutex_lock(&h->lock);
+	while (!build) {
+		if (h->text && (h->building || now - h->text_ms < HEALTH_TEXT_MS))
+			break;   /* fresh, or the previous one while another thread rebuilds */
+		if (h->building)
+			pthread_cond_wait(&h->built, &h->lock);   /* the first one is on its way */
+		else
+			build = h->building = true;   /* this caller rebuilds it */
+	}
+	if (build) {
+		/* Everything costly (the scheduler's count over its miners, the
+		 * fleet query when due, the JSON) happens without the lock. */
+		pthread_mutex_unlock(&h->lock);
+		t = text_build(a);
+		pthread_mutex_lock(&h->lock);
+		h->building = false;
+		pthread_cond_broadcast(&h->built);
+		if (t) {
+			old = h->text;
+			h->text = t;
+			h->text_ms = now;
+		}
+	}
+	t = h->text;   /* after a failed rebuild, the previous one */
+	if (t)
+		atomic_fetch_add(&t->refs, 1);
+	pthread_mutex_unlock(&h->lock);
+	apid_health_text_release(old ? &old->pub : NULL);
+	return t ? &t->pub : NULL;
 }

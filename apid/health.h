@@ -5,12 +5,15 @@
  * Health is asked for by HTTP workers, the control thread and the main
  * loop's watch. The fleet totals come from one query on a read-only
  * connection of health's own, run at most once a second whoever asks;
- * that connection and the last figures live in struct apid_health, which
- * main creates and the hub points to. */
+ * GET /api/health sends a text of the document rebuilt at most every
+ * 250 ms by one of its callers while the others send the previous one.
+ * That connection, the last figures and the last text live in struct
+ * apid_health, which main creates and the hub points to. */
 #ifndef APID_HEALTH_H
 #define APID_HEALTH_H
 
 #include <jansson.h>
+#include <stddef.h>
 
 struct apid;
 struct apid_health;
@@ -25,7 +28,23 @@ void apid_health_free(struct apid_health *h);
  * counters, workers connected, queue depths, events received, stored,
  * rejected and lost per source, scheduler counts, the last sweep per
  * subnet, the fleet totals (null when a->health is NULL or the database
- * cannot be read). Thread-safe. New reference, NULL when out of memory. */
+ * cannot be read). Built afresh (the fleet totals up to a second old).
+ * Thread-safe. New reference, NULL when out of memory. */
 json_t *apid_health(struct apid *a);
+
+/* The health document as GET /api/health sends it: compact JSON (as
+ * api_json dumps) and a newline, len bytes at body. */
+struct apid_health_text {
+	const char *body;
+	size_t len;
+};
+
+/* The last text of the document, rebuilt here first when it is 250 ms old
+ * or more and nobody is rebuilding it (those asking meanwhile get the
+ * previous one): at most ~250 ms plus one rebuild behind, its fleet totals
+ * up to a second more. Thread-safe; the text is shared and read-only. NULL
+ * when out of memory; else hand it back with apid_health_text_release. */
+const struct apid_health_text *apid_health_text(struct apid *a);
+void apid_health_text_release(const struct apid_health_text *t);
 
 #endif

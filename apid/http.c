@@ -213,13 +213,18 @@ static int route_api(struct api_req *r)
 		return st;
 	}
 	if (n == 2 && strcmp(what, "health") == 0) {
-		json_t *j;
+		const struct apid_health_text *t;
+		int st;
 		if (!is_read(r))
 			return not_allowed(r, "GET, HEAD");
 		if (api_params_allow(r, (const char *const[]){ NULL }) < 0)
 			return r->status;
-		j = apid_health(a);
-		return j ? api_json(r, 200, j) : api_error(r, 500, "health unavailable");
+		t = apid_health_text(a);
+		if (!t)
+			return api_error(r, 500, "health unavailable");
+		st = api_send(r, 200, "application/json", NULL, t->body, t->len);
+		apid_health_text_release(t);
+		return st;
 	}
 	if (strcmp(what, "miners") == 0) {
 		if (n == 2)

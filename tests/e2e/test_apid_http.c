@@ -5,7 +5,9 @@
  * The group's apid has a generated token; the tests check every
  * endpoint's shape and errors, auth, PATCH (stored, then audited: read from
  * the database after apid stopped), static files and path traversal, huge
- * bodies, pagination/filters/sort, and measure GET /api/miners?limit=1.
+ * bodies, pagination/filters/sort, the list written as text against the
+ * detail and against jansson's own dump (odd text put straight into the
+ * database), and measure GET /api/miners?limit=1.
  * The last two start apid again with open reads and a token from the
  * environment, then with a token file written beforehand. */
 #include <stdarg.h>
@@ -662,6 +664,212 @@ static void test_miner_detail(void **state)
 	expect_error(&api, "GET", "/api/miners/aa:00:00:00:00:011", true, NULL, 400);
 	expect_error(&api, "GET", "/api/miners/aa:00:00:00:00:0%00", true, NULL, 400);
 	expect_error(&api, "GET", "/api/miners/" M1 "?x=1", true, NULL, 400);
+}
+
+/* ------------------------------------------------------------ list = detail */
+
+/* body is exactly jansson's compact dump (api_json's flags) of itself,
+ * then a newline: the text apid writes row by row is the text a jansson
+ * tree of the same values gives. The parsed body (new reference). */
+static json_t *canonical(const char *what, const char *body)
+{
+	json_error_t e;
+	json_t *j = json_loads(body, JSON_REJECT_DUPLICATES, &e);
+	char *again;
+	size_t n;
+
+	if (!j)
+		fail_msg("%s: not JSON (%s): %.300s", what, e.text, body);
+	again = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(7));
+	assert_non_null(again);
+	n = strlen(again);
+	if (strlen(body) != n + 1 || memcmp(body, again, n) != 0 || body[n] != '\n')
+		fail_msg("%s: not as jansson writes it:\n got  %.400s\n want %.400s", what, body,
+			 again);
+	free(again);
+	return j;
+}
+
+static char *get_raw(const char *path)
+{
+	const char *hdr[] = { api.auth, NULL };
+	char u[512], *body = NULL;
+	long status = 0;
+
+	url(u, sizeof(u), &api, path);
+	assert_int_equal(tl_http("GET", u, hdr, NULL, &body, &status), 0);
+	if (status != 200)
+		fprintf(stderr, "GET %s: %ld %s\n", path, status, body ? body : "");
+	assert_int_equal(status, 200);
+	assert_non_null(body);
+	return body;
+}
+
+/* Every member of the list's miner is the detail's and equal, the status's
+ * members too; the detail has model_name, max_preset and errors more, and
+ * chains and pools in its status. */
+static void expect_list_is_detail(json_t *lm, json_t *dm)
+{
+	const char *id = json_string_value(json_object_get(lm, "id")), *key, *k2;
+	json_t *v, *v2, *ls = json_object_get(lm, "status"), *ds = json_object_get(dm, "status");
+
+	assert_int_equal(json_object_size(dm), json_object_size(lm) + 3);
+	assert_non_null(json_object_get(dm, "model_name"));
+	assert_non_null(json_object_get(dm, "max_preset"));
+	assert_true(json_is_array(json_object_get(dm, "errors")));
+	json_object_foreach(lm, key, v) {
+		if (strcmp(key, "status") != 0 && !json_equal(v, json_object_get(dm, key)))
+			fail_msg("%s.%s: list %s, detail %s", id, key,
+				 json_dumps(v, JSON_ENCODE_ANY),
+				 json_dumps(json_object_get(dm, key), JSON_ENCODE_ANY));
+	}
+	if (json_is_null(ls)) {
+		assert_true(json_is_null(ds));
+		return;
+	}
+	assert_int_equal(json_object_size(ds), json_object_size(ls) + 2);
+	assert_non_null(json_object_get(ds, "chains"));
+	assert_non_null(json_object_get(ds, "pools"));
+	json_object_foreach(ls, k2, v2) {
+		if (!json_equal(v2, json_object_get(ds, k2)))
+			fail_msg("%s.status.%s: list %s, detail %s", id, k2,
+				 json_dumps(v2, JSON_ENCODE_ANY),
+				 json_dumps(json_object_get(ds, k2), JSON_ENCODE_ANY));
+	}
+}
+
+/* The whole list and each miner's detail: as jansson writes them, and the
+ * same values. M2's list entry (new reference). */
+static json_t *list_and_details(void)
+{
+	char *body = get_raw("/api/miners"), path[64];
+	json_t *list = canonical("list", body), *m, *m2 = NULL;
+	size_t i;
+
+	free(body);
+	assert_int_equal(json_array_size(json_object_get(list, "miners")), 3);
+	json_array_foreach(json_object_get(list, "miners"), i, m) {
+		const char *id = json_string_value(json_object_get(m, "id"));
+		json_t *d;
+
+		snprintf(path, sizeof(path), "/api/miners/%s", id);
+		body = get_raw(path);
+		d = canonical(path, body);
+		free(body);
+		expect_list_is_detail(m, d);
+		json_decref(d);
+		if (strcmp(id, M2) == 0)
+			m2 = json_incref(m);
+	}
+	json_decref(list);
+	assert_non_null(m2);
+	return m2;
+}
+
+/* sql on the group's database while apid runs (WAL: its reader and writer
+ * carry on): ?1 = M2, ?2 = text of n bytes (NULL: not bound). */
+static void db_run(const char *sql, const void *text, int n)
+{
+	sqlite3 *db;
+	sqlite3_stmt *st;
+
+	assert_int_equal(sqlite3_open_v2(api.db, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+	sqlite3_busy_timeout(db, 5000);
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+		fail_msg("%s: %s", sql, sqlite3_errmsg(db));
+	sqlite3_bind_text(st, 1, M2, -1, SQLITE_STATIC);
+	if (text)
+		sqlite3_bind_text(st, 2, text, n, SQLITE_STATIC);
+	assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+}
+
+/* An UPDATE of M2's latest status. */
+#define M2_STATUS_SET(set) \
+	"UPDATE statuses SET " set " WHERE id = (SELECT last_status_id FROM miners WHERE mac = ?1)"
+
+/* The list is written as text, the detail too, by one writer: text that
+ * needs escaping, text that is not UTF-8 (null, as jansson refused it),
+ * reals as jansson prints them, and fans as stored or, when not what apid
+ * writes, as parsed (null when it does not parse): the list stays valid
+ * JSON and equal to the detail. M2's odd values are put straight into the
+ * database (the bus carries only valid JSON), then put back. */
+static void test_list_matches_detail(void **state)
+{
+	static const char odd[] = "q\"b\\s/c\x01\x1f\t\n\r\b\f \x7f \xc3\xa9\xe2\x82\xac"
+				  "\xf0\x9f\x98\x80";
+	static const char *const not_utf8[] = {
+		"bad\xff", "\xc0\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80", "ab\xe2\x82",
+	};
+	static const struct {
+		const char *stored, *shown;
+	} fans[] = {
+		{ "[4020,4080,3990,4110]", "[4020,4080,3990,4110]" },
+		{ "[]", "[]" },
+		{ "[0,-7,null,123456789012345678]", "[0,-7,null,123456789012345678]" },
+		{ "[4020.5,-0,null]", "[4020.5,0,null]" },
+		{ "[1, 2]", "[1,2]" },
+		{ "[1234567890123456789012]", "null" },
+		{ "[01]", "null" },
+		{ "[1,2", "null" },
+		{ "[1,]", "null" },
+		{ "nope", "null" },
+		{ "", "null" },
+		{ "7", "7" },
+		{ "{\"a\":1.23456789,\"b\":\"x\\/y\"}", "{\"a\":1.234568,\"b\":\"x/y\"}" },
+	};
+	char *body, want[128];
+	json_t *m, *v;
+
+	(void)state;
+	m = list_and_details();
+	assert_string_equal(json_string_value(json_object_get(m, "hostname")), "rig-2");
+	json_decref(m);
+
+	db_run("UPDATE miners SET hostname = ?2 WHERE mac = ?1", odd, (int)sizeof(odd) - 1);
+	db_run(M2_STATUS_SET("hr_average_ghs = 85123.456789, hr_nominal_ghs = 1e20,"
+			     " pcb_temp_max = 1.5e-7, state_description = ?2"), odd,
+	       (int)sizeof(odd) - 1);
+	m = list_and_details();
+	v = json_object_get(m, "hostname");
+	assert_int_equal(json_string_length(v), sizeof(odd) - 1);
+	assert_memory_equal(json_string_value(v), odd, sizeof(odd) - 1);
+	v = json_object_get(json_object_get(m, "status"), "state_description");
+	assert_int_equal(json_string_length(v), sizeof(odd) - 1);
+	json_decref(m);
+	body = get_raw("/api/miners?q=00:02");
+	assert_non_null(strstr(body, "\"hostname\":\"q\\\"b\\\\s/c\\u0001\\u001F\\t\\n\\r\\b\\f"
+				     " \x7f \xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\","));
+	assert_non_null(strstr(body, "\"hr_average_ghs\":85123.46,\"hr_nominal_ghs\":1e20,"));
+	assert_non_null(strstr(body, "\"pcb_temp_max\":1.5e-7,"));
+	free(body);
+
+	for (size_t i = 0; i < sizeof(not_utf8) / sizeof(not_utf8[0]); i++) {
+		db_run("UPDATE miners SET hostname = ?2 WHERE mac = ?1", not_utf8[i], -1);
+		m = list_and_details();
+		assert_true(json_is_null(json_object_get(m, "hostname")));
+		json_decref(m);
+	}
+	for (size_t i = 0; i < sizeof(fans) / sizeof(fans[0]); i++) {
+		db_run(M2_STATUS_SET("fans = ?2"), fans[i].stored, -1);
+		m = list_and_details();
+		json_decref(m);
+		body = get_raw("/api/miners?q=00:02");
+		snprintf(want, sizeof(want), "\"fans\":%s,\"hw_errors\":", fans[i].shown);
+		if (!strstr(body, want))
+			fail_msg("fans stored as '%s': want %s in %s", fans[i].stored, want, body);
+		free(body);
+	}
+
+	/* Back as the fleet left it (85000.25 - 100 and the rest of
+	 * status_body), for the tests after this one. */
+	db_run("UPDATE miners SET hostname = ?2 WHERE mac = ?1", "rig-2", -1);
+	db_run(M2_STATUS_SET("hr_average_ghs = 84900.25, hr_nominal_ghs = 91000.0,"
+			     " pcb_temp_max = 60, state_description = NULL,"
+			     " fans = '[4020,4080,3990,4110]'"), NULL, 0);
+	m = list_and_details();
+	json_decref(m);
 }
 
 static void test_miner_statuses(void **state)
@@ -1590,6 +1798,7 @@ int main(void)
 		cmocka_unit_test(test_miners_pages_filters_sort),
 		cmocka_unit_test(test_miners_bad_params),
 		cmocka_unit_test(test_miner_detail),
+		cmocka_unit_test(test_list_matches_detail),
 		cmocka_unit_test(test_miner_statuses),
 		cmocka_unit_test(test_miner_telemetry),
 		cmocka_unit_test(test_models),
