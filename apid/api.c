@@ -123,7 +123,8 @@ static int head_format(struct api_req *r, char *buf, size_t cap, int status,
 			 "Cache-Control: no-store\r\n"
 			 "X-Content-Type-Options: nosniff\r\n"
 			 "%s%s\r\n",
-			 status, mg_get_response_code_text(r->conn, status), ctype, len,
+			 status, r->conn ? mg_get_response_code_text(r->conn, status) : "",
+			 ctype, len,
 			 extra ? extra : "", r->close ? "Connection: close\r\n" : "");
 
 	return n < 0 || (size_t)n >= cap ? -1 : n;
@@ -139,6 +140,10 @@ static int send_reserved(struct api_req *r, int status, const char *ctype, const
 	char *start;
 
 	r->status = status;
+	if (!r->conn) {
+		out_trim(r->worker);   /* built for answers.h, not for a client */
+		return status;
+	}
 	if (n < 0) {
 		log_errx("http answer headers too long status=%d", status);
 		r->status = 500;
@@ -159,7 +164,8 @@ int api_send(struct api_req *r, int status, const char *ctype, const char *extra
 		log_errx("http out of memory bytes=%zu", len);
 		r->close = true;
 		r->status = 500;
-		mg_write(r->conn, answer_500, sizeof(answer_500) - 1);
+		if (r->conn)
+			mg_write(r->conn, answer_500, sizeof(answer_500) - 1);
 		return 500;
 	}
 	if (len)
@@ -245,6 +251,14 @@ static int out_send(struct api_req *r, int status, const char *ctype, const char
 		return api_error(r, 500, "out of memory");
 	}
 	return send_reserved(r, status, ctype, extra, r->out_len);
+}
+
+const char *api_out_body(const struct api_req *r, size_t *len)
+{
+	if (r->out_failed || !r->worker->out)
+		return NULL;
+	*len = r->out_len;
+	return r->worker->out + HDR_RESERVE;
 }
 
 int api_out_send(struct api_req *r, int status)
@@ -522,7 +536,7 @@ void api_out_fields(struct api_req *r, sqlite3_stmt *st, int first,
 int api_want_csv(struct api_req *r)
 {
 	const char *format = api_param(r, "format");
-	const char *accept = mg_get_header(r->conn, "Accept");
+	const char *accept = r->conn ? mg_get_header(r->conn, "Accept") : NULL;
 
 	if (format) {
 		if (strcmp(format, "csv") == 0)
@@ -622,9 +636,18 @@ int api_json(struct api_req *r, int status, json_t *body)
 static int verror(struct api_req *r, int status, const char *extra, const char *fmt, va_list ap)
 {
 	char msg[512];
+	json_t *body;
 
 	vsnprintf(msg, sizeof(msg), fmt, ap);
-	return send_json(r, status, extra, json_pack("{s:s}", "error", msg));
+	/* A message echoing what the client sent (a path with %ff) may not be
+	 * UTF-8, which JSON cannot carry: such bytes become '?'. */
+	if (!(body = json_pack("{s:s}", "error", msg))) {
+		for (char *p = msg; *p; p++)
+			if ((unsigned char)*p >= 0x80)
+				*p = '?';
+		body = json_pack("{s:s}", "error", msg);
+	}
+	return send_json(r, status, extra, body);
 }
 
 int api_error(struct api_req *r, int status, const char *fmt, ...)

@@ -20,6 +20,7 @@
 struct mg_connection;
 struct apid;
 struct api_worker;
+struct apid_answers;
 
 #define API_MAX_SEGS   16
 #define API_MAX_PARAMS 16
@@ -32,7 +33,7 @@ struct api_param {
 };
 
 struct api_req {
-	struct mg_connection *conn;
+	struct mg_connection *conn; /* NULL: built for answers.h, sent to nobody */
 	struct apid *apid;
 	struct api_worker *worker; /* this thread's answer buffer and reader */
 	const char *method;
@@ -46,6 +47,7 @@ struct api_req {
 	size_t max_body;         /* http.max_body_bytes */
 	char actor[96];          /* for the audit log: "api@<remote address>" */
 	int status;              /* the status sent */
+	struct apid_answers *answers; /* big GET answers shared between clients */
 	size_t out_len;          /* api_out_*: the body's bytes so far */
 	bool out_failed;         /* api_out_*: an append ran out of memory */
 };
@@ -78,6 +80,8 @@ void api_out_raw(struct api_req *r, const char *text, size_t n);
 void api_out_json(struct api_req *r, json_t *j);
 /* Ends the body with a newline and sends it as application/json. */
 int api_out_send(struct api_req *r, int status);
+/* The body built so far, NULL after a failed append. */
+const char *api_out_body(const struct api_req *r, size_t *len);
 
 /* ---- JSON written as text ----
  * Rows straight from SQLite into the answer without a jansson tree (a
@@ -215,6 +219,11 @@ void api_answer_500(struct mg_connection *conn);
 
 
 int api_miners_list(struct api_req *r);
+/* Builds the list page of an answers.h key ("miners?limit=10000&…") on
+ * the rebuilder's thread with its own worker, and keeps it (or lets the
+ * slot go). */
+void api_miners_rebuild(struct apid *a, struct api_worker *w, struct apid_answers *c,
+			const char *key);
 int api_miner_get(struct api_req *r, const char *mac);
 int api_miner_patch(struct api_req *r, const char *mac);
 int api_miner_statuses(struct api_req *r, const char *mac);

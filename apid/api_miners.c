@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "answers.h"
 #include "api.h"
 #include "apid.h"
 #include "chips.h"
@@ -400,47 +401,70 @@ static int list_csv(struct api_req *r, const struct list_query *lq, const char *
 	return api_out_send_csv(r, 200, "miners");
 }
 
-int api_miners_list(struct api_req *r)
+/* Pages of at least so many miners are shared between the clients asking
+ * for the same (answers.h): smaller ones cost a few ms to write and are
+ * always built afresh. */
+#define ANSWERS_MIN_MINERS 2000
+#define LIST_SQL_MAX 3072
+
+/* The query as a key for answers.h: its parameters as given, decoded;
+ * "" (kept by nobody) when too long or when a decoded name or value holds
+ * '&' or '=' (the rebuild splits the key on them). */
+static const char *answer_key(const struct api_req *r, char *key, size_t len)
 {
-	static const char *const allowed[] = { "limit", "offset", "state", "model", "managed",
-					       "online", "conflict", "q", "sort", "order",
-					       "format", NULL };
-	struct list_query lq = { .nargs = 0 };
-	struct miner_filter f = { api_param(r, "state"), api_param(r, "model"), api_param(r, "q"),
-				  -1, -1, -1 };
-	long long limit, offset, total = -1;
-	char qlow[Q_MAX + 1], order[160], sql[3072];
-	int rc = SQLITE_DONE, csv;
-	sqlite3_stmt *st;
+	size_t at = (size_t)snprintf(key, len, "miners?");
 
-	/* CSV is an export: the whole match by default (LIMIT -1). */
-	if (api_params_allow(r, allowed) < 0 || (csv = api_want_csv(r)) < 0 ||
-	    api_param_int(r, "limit", 1, LIST_LIMIT_MAX, csv ? -1 : LIST_LIMIT_DEFAULT,
-			  &limit) < 0 ||
-	    api_param_int(r, "offset", 0, OFFSET_MAX, 0, &offset) < 0 ||
-	    api_param_bool(r, "managed", &f.managed) < 0 ||
-	    api_param_bool(r, "online", &f.online) < 0 ||
-	    api_param_bool(r, "conflict", &f.conflict) < 0 ||
-	    filter_where(r, &f, &lq, qlow) < 0 || list_order(r, order, sizeof(order)) < 0)
-		return r->status;
-	if (csv)
-		return list_csv(r, &lq, order, limit, offset);
+	for (int i = 0; i < r->nparams && at < len; i++) {
+		if (strpbrk(r->params[i].name, "&=") || strpbrk(r->params[i].value, "&="))
+			return "";
+		at += (size_t)snprintf(key + at, len - at, "%s%s=%s", i ? "&" : "",
+				       r->params[i].name, r->params[i].value);
+	}
+	return at < len ? key : "";
+}
 
-	/* One statement, one read transaction: the page, with the total from
-	 * a subquery SQLite runs once. */
-	snprintf(sql, sizeof(sql), "SELECT " MINER_COLS ", (SELECT count(*) FROM %s%s)"
-		 MINER_FROM "%s%s LIMIT ?%d OFFSET ?%d", count_from(&lq), lq.where, lq.where,
-		 order, lq.nargs + 1, lq.nargs + 2);
-	st = api_stmt(r, sql);
+void api_miners_rebuild(struct apid *a, struct api_worker *w, struct apid_answers *c,
+			const char *key)
+{
+	char buf[512], *p, *save = NULL;
+	struct api_req r = { .apid = a, .worker = w, .answers = c, .method = "GET",
+			     .path = "/api/miners" };
+
+	snprintf(buf, sizeof(buf), "%s", key + strlen("miners?"));
+	for (p = strtok_r(buf, "&", &save); p && r.nparams < API_MAX_PARAMS;
+	     p = strtok_r(NULL, "&", &save)) {
+		char *eq = strchr(p, '=');
+		if (!eq)
+			continue;
+		*eq = '\0';
+		r.params[r.nparams].name = p;
+		r.params[r.nparams++].value = eq + 1;
+	}
+	snprintf(r.actor, sizeof(r.actor), "answers");
+	api_request_begin(&r);
+	api_miners_list(&r);
+	api_request_end(&r);
+}
+
+/* The page of the list as JSON into the answer (sql from api_miners_list);
+ * its miners in *rows. 0 / -1 (an error answer sent). */
+static int list_page(struct api_req *r, const struct list_query *lq, char *sql,
+		     long long limit, long long offset, int *rows)
+{
+	long long total = -1;
+	int rc;
+	sqlite3_stmt *st = api_stmt(r, sql);
+
 	if (!st)
-		return r->status;
-	if (bind_filters(st, &lq) < 0 || sqlite3_bind_int64(st, lq.nargs + 1, limit) != SQLITE_OK ||
-	    sqlite3_bind_int64(st, lq.nargs + 2, offset) != SQLITE_OK)
-		return api_db_fail(r, st);
+		return -1;
+	if (bind_filters(st, lq) < 0 || sqlite3_bind_int64(st, lq->nargs + 1, limit) != SQLITE_OK ||
+	    sqlite3_bind_int64(st, lq->nargs + 2, offset) != SQLITE_OK)
+		return api_db_fail(r, st), -1;
 	/* Row by row into the answer: the total (the same in every row)
 	 * comes with the first, so the head is written then. */
 	api_out_start(r);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		(*rows)++;
 		if (total < 0) {
 			total = sqlite3_column_int64(st, C_NCOLS);
 			list_head(r, total, limit, offset);
@@ -452,23 +476,84 @@ int api_miners_list(struct api_req *r)
 		api_out_raw(r, "}", 1);
 	}
 	if (rc != SQLITE_DONE)
-		return api_db_fail(r, st);
+		return api_db_fail(r, st), -1;
 	sqlite3_reset(st);
 	if (total < 0) {
 		/* An empty page: the total on its own. */
-		snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s%s", count_from(&lq), lq.where);
+		snprintf(sql, LIST_SQL_MAX, "SELECT count(*) FROM %s%s", count_from(lq), lq->where);
 		st = api_stmt(r, sql);
 		if (!st)
-			return r->status;
-		if (bind_filters(st, &lq) < 0 || sqlite3_step(st) != SQLITE_ROW)
-			return api_db_fail(r, st);
+			return -1;
+		if (bind_filters(st, lq) < 0 || sqlite3_step(st) != SQLITE_ROW)
+			return api_db_fail(r, st), -1;
 		total = sqlite3_column_int64(st, 0);
 		sqlite3_reset(st);
 		list_head(r, total, limit, offset);
 	}
 	api_out_raw(r, "]}", 2);
-	return api_out_send(r, 200);
+	return 0;
 }
+
+int api_miners_list(struct api_req *r)
+{
+	static const char *const allowed[] = { "limit", "offset", "state", "model", "managed",
+					       "online", "conflict", "q", "sort", "order",
+					       "format", NULL };
+	struct list_query lq = { .nargs = 0 };
+	struct miner_filter f = { api_param(r, "state"), api_param(r, "model"), api_param(r, "q"),
+				  -1, -1, -1 };
+	long long limit, offset;
+	char qlow[Q_MAX + 1], order[160], sql[LIST_SQL_MAX], key[512];
+	int rc, csv, rows = 0;
+	const struct apid_answer *shared;
+	bool keep = false;
+
+	/* CSV is an export: the whole match by default (LIMIT -1). */
+	if (api_params_allow(r, allowed) < 0 || (csv = api_want_csv(r)) < 0 ||
+	    api_param_int(r, "limit", 1, LIST_LIMIT_MAX, csv ? -1 : LIST_LIMIT_DEFAULT,
+			  &limit) < 0 ||
+	    api_param_int(r, "offset", 0, OFFSET_MAX, 0, &offset) < 0 ||
+	    api_param_bool(r, "managed", &f.managed) < 0 ||
+	    api_param_bool(r, "online", &f.online) < 0 ||
+	    api_param_bool(r, "conflict", &f.conflict) < 0 ||
+	    filter_where(r, &f, &lq, qlow) < 0 || list_order(r, order, sizeof(order)) < 0 ||
+	    (csv && !r->conn)) {
+		if (!r->conn)   /* a rebuild for answers.h: let it go */
+			apid_answers_abandon(r->answers, answer_key(r, key, sizeof(key)));
+		return r->status;
+	}
+	if (csv)
+		return list_csv(r, &lq, order, limit, offset);
+	if (!r->conn) {
+		keep = true;    /* the rebuilder's: answers.h marked it */
+		answer_key(r, key, sizeof(key));
+	} else if (limit >= ANSWERS_MIN_MINERS) {
+		int st;
+		shared = apid_answers_get(r->answers, answer_key(r, key, sizeof(key)), &keep);
+		if (shared) {
+			st = api_send(r, 200, "application/json", NULL, shared->body, shared->len);
+			apid_answer_release(shared);
+			return st;
+		}
+	}
+
+	/* One statement, one read transaction: the page, with the total from
+	 * a subquery SQLite runs once. */
+	snprintf(sql, sizeof(sql), "SELECT " MINER_COLS ", (SELECT count(*) FROM %s%s)"
+		 MINER_FROM "%s%s LIMIT ?%d OFFSET ?%d", count_from(&lq), lq.where, lq.where,
+		 order, lq.nargs + 1, lq.nargs + 2);
+	rc = list_page(r, &lq, sql, limit, offset, &rows);
+	if (keep) {
+		size_t len;
+		const char *body = rc == 0 && rows >= ANSWERS_MIN_MINERS ? api_out_body(r, &len) : NULL;
+		if (body)
+			apid_answers_put(r->answers, key, body, len);
+		else
+			apid_answers_abandon(r->answers, key);
+	}
+	return rc < 0 ? r->status : api_out_send(r, 200);
+}
+
 
 /* The miners a bulk action's filter names: {"state","model","q","managed",
  * "online","conflict"} as the list's parameters (booleans as JSON). */

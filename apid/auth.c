@@ -95,6 +95,11 @@ static int token_read(const char *path, char *token, size_t len, char *err, size
 			 path);
 		return -1;
 	}
+	if (end < APID_TOKEN_MIN) {
+		snprintf(err, errlen, "http.auth.token_file: %s: token shorter than %d characters",
+			 path, APID_TOKEN_MIN);
+		return -1;
+	}
 	memcpy(token, buf, end);
 	token[end] = '\0';
 	explicit_bzero(buf, sizeof(buf));
@@ -199,6 +204,11 @@ int apid_auth_resolve(const struct hive_cfg *cfg, char *token, size_t len,
 		if (strlen(given) >= len || !token_chars_ok(given, strlen(given))) {
 			snprintf(err, errlen,
 				 "http.auth.token: must be one word of printable ASCII");
+			return -1;
+		}
+		if (strlen(given) < APID_TOKEN_MIN) {
+			snprintf(err, errlen, "http.auth.token: shorter than %d characters",
+				 APID_TOKEN_MIN);
 			return -1;
 		}
 		hive_log_secret(given);

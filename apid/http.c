@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "answers.h"
 #include "api.h"
 #include "apid.h"
 #include "auth.h"
@@ -41,7 +42,20 @@ struct apid_http {
 	char web_root_cfg[HIVE_CFG_PATH_MAX];
 	size_t max_body;
 	bool open_reads;
+	struct apid_answers *answers;   /* big GET answers, shared (answers.h) */
+	struct api_worker *rebuilder;   /* answers' thread's reader and buffer */
 };
+
+/* answers.h's rebuilder: the miners list is the one answer kept. */
+static void rebuild(void *ctx, struct apid_answers *c, const char *key)
+{
+	struct apid_http *h = ctx;
+
+	if (strncmp(key, "miners?", 7) == 0)
+		api_miners_rebuild(h->apid, h->rebuilder, c, key);
+	else
+		apid_answers_abandon(c, key);
+}
 
 /* ------------------------------------------------------------ decoding */
 
@@ -392,6 +406,20 @@ static int serve_static(struct api_req *r, const struct apid_http *h, bool trail
 
 /* ------------------------------------------------------------ requests */
 
+/* Two Content-Length headers, or one with a Transfer-Encoding. */
+static bool framing_ambiguous(const struct mg_request_info *ri)
+{
+	int lengths = 0, encodings = 0;
+
+	for (int i = 0; i < ri->num_headers; i++) {
+		if (strcasecmp(ri->http_headers[i].name, "Content-Length") == 0)
+			lengths++;
+		else if (strcasecmp(ri->http_headers[i].name, "Transfer-Encoding") == 0)
+			encodings++;
+	}
+	return lengths > 1 || (lengths && encodings);
+}
+
 static int handle(struct mg_connection *conn, void *cbdata)
 {
 	struct apid_http *h = cbdata;
@@ -401,7 +429,7 @@ static int handle(struct mg_connection *conn, void *cbdata)
 	char path[URI_MAX], segbuf[URI_MAX], query[QUERY_MAX + 2 * API_MAX_PARAMS + 2];
 	struct api_req r = {
 		.conn = conn, .apid = h->apid, .worker = w, .method = ri->request_method,
-		.max_body = h->max_body, .path = path,
+		.max_body = h->max_body, .path = path, .answers = h->answers,
 	};
 	const char *raw = ri->local_uri_raw;
 	bool trailing = false, api;
@@ -420,6 +448,15 @@ static int handle(struct mg_connection *conn, void *cbdata)
 	 * connection closes after it instead of waiting to drain the body. */
 	r.close = ri->content_length > (long long)h->max_body;
 	snprintf(r.actor, sizeof(r.actor), "api@%s", ri->remote_addr);
+
+	/* civetweb takes the first of two Content-Length headers; a proxy in
+	 * front may take the other and see a second request in the body. */
+	if (framing_ambiguous(ri)) {
+		r.close = true;
+		api_error(&r, 400, "more than one Content-Length, or Content-Length with "
+			  "Transfer-Encoding");
+		goto done;
+	}
 
 	if (!raw || raw[0] != '/') {
 		api_error(&r, 400, "bad request target");
@@ -465,6 +502,9 @@ static int handle(struct mg_connection *conn, void *cbdata)
 	if (query_parse(&r, ri->query_string, query, sizeof(query)) == 0)
 		route_api(&r);
 done:
+	/* A change made through the API shows in the next answer (answers.h). */
+	if (!is_read(&r) && r.status >= 200 && r.status < 300)
+		apid_answers_invalidate(h->answers);
 	api_request_end(&r);
 	if (r.close)
 		mg_disable_connection_keep_alive(conn);
@@ -557,6 +597,13 @@ struct apid_http *apid_http_start(struct apid *a, char *err, size_t errlen)
 	h->max_body = cfg->http.max_body_bytes;
 	h->open_reads = cfg->http.auth.open_reads;
 	snprintf(h->db_path, sizeof(h->db_path), "%s", apid_db_path(a));
+	if (!(h->rebuilder = api_worker_new(h->db_path)) ||
+	    !(h->answers = apid_answers_new(rebuild, h))) {
+		snprintf(err, errlen, "out of memory");
+		api_worker_free(h->rebuilder);
+		free(h);
+		return NULL;
+	}
 	snprintf(h->web_root_cfg, sizeof(h->web_root_cfg), "%s", cfg->http.web_root);
 	if (apid_auth_resolve(cfg, h->token, sizeof(h->token), err, errlen) < 0)
 		goto fail;
@@ -579,6 +626,8 @@ struct apid_http *apid_http_start(struct apid *a, char *err, size_t errlen)
 	return h;
 fail:
 	explicit_bzero(h->token, sizeof(h->token));
+	apid_answers_free(h->answers);
+	api_worker_free(h->rebuilder);
 	free(h);
 	return NULL;
 }
@@ -590,6 +639,8 @@ void apid_http_stop(struct apid_http *h)
 	mg_stop(h->ctx);   /* joins the workers; each closes its connection */
 	mg_exit_library();
 	explicit_bzero(h->token, sizeof(h->token));
+	apid_answers_free(h->answers);   /* joins the rebuilder */
+	api_worker_free(h->rebuilder);
 	free(h);
 	log_info("http stopped");
 }

@@ -1162,6 +1162,25 @@ static void test_unknown_and_methods(void **state)
 		assert_non_null(strstr(ans, "Allow: GET, HEAD, PATCH"));
 		free(ans);
 	}
+	/* A path that is not UTF-8 is echoed with '?', not a 500. */
+	ans = raw_get(&api, "/%ff", false);
+	assert_int_equal(raw_status(ans), 404);
+	free(ans);
+	ans = raw_get(&api, "/api/%ff", true);
+	assert_int_equal(raw_status(ans), 404);
+	assert_non_null(strstr(ans, "\"error\""));
+	free(ans);
+	/* Two Content-Lengths: refused, whichever a proxy would believe. */
+	{
+		char rq[512];
+		int n = snprintf(rq, sizeof(rq), "PATCH /api/miners/%s HTTP/1.1\r\nHost: x\r\n%s\r\n"
+				 "Content-Type: application/json\r\nContent-Length: 2\r\n"
+				 "Content-Length: 17\r\n\r\n{}", M1, api.auth);
+		ans = raw_http(api.port, rq, (size_t)n, 5000);
+		assert_int_equal(raw_status(ans), 400);
+		assert_non_null(strstr(ans, "Content-Length"));
+		free(ans);
+	}
 }
 
 static void test_static_files(void **state)

@@ -18,6 +18,7 @@
 #include <cmocka.h>
 
 #include "../../apid/apid.h"
+#include "../../apid/auth.h"
 #include "../../apid/control.h"
 #include "../../apid/core.h"
 #include "../../apid/feed.h"
@@ -751,6 +752,36 @@ static void test_fleet_large(void **state)
 	assert_true(cold < 5000 && warm < 5000);
 }
 
+/* An operator's token must be at least APID_TOKEN_MIN characters, from the
+ * config (or POWERHIVE_API_TOKEN) and from the token file alike. */
+static void test_token_length(void **state)
+{
+	struct hive_cfg cfg;
+	char token[APID_TOKEN_MAX + 1], err[256], dir[] = "/tmp/ph-token-XXXXXX", path[64];
+	FILE *f;
+
+	(void)state;
+	hive_cfg_defaults(&cfg);
+	snprintf(cfg.http.auth.token, sizeof(cfg.http.auth.token), "x");
+	assert_int_equal(apid_auth_resolve(&cfg, token, sizeof(token), err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "shorter than 16"));
+	snprintf(cfg.http.auth.token, sizeof(cfg.http.auth.token), "0123456789abcdef");
+	assert_int_equal(apid_auth_resolve(&cfg, token, sizeof(token), err, sizeof(err)), 0);
+	assert_string_equal(token, "0123456789abcdef");
+	cfg.http.auth.token[0] = '\0';
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/token", dir);
+	snprintf(cfg.http.auth.token_file, sizeof(cfg.http.auth.token_file), "%s", path);
+	assert_non_null(f = fopen(path, "w"));
+	fputs("short-token\n", f);
+	fclose(f);
+	assert_int_equal(apid_auth_resolve(&cfg, token, sizeof(token), err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "shorter than 16"));
+	unlink(path);
+	rmdir(dir);
+	hive_cfg_free(&cfg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -760,6 +791,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_metrics, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fleet, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fleet_large, setup, teardown),
+		cmocka_unit_test(test_token_length),
 	};
 
 	hive_log_init("test_apid_parts", HIVE_LOG_ERROR, NULL);
