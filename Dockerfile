@@ -21,7 +21,7 @@ FROM debian:12 AS build
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       gcc libc6-dev make pkg-config libnng-dev libcurl4-openssl-dev libsqlite3-dev \
-      libjansson-dev libcivetweb-dev libmodbus-dev \
+      libjansson-dev libcivetweb-dev libmodbus-dev libmbedtls-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Makefile ./
@@ -42,7 +42,7 @@ FROM debian:12
 ARG POWERHIVE_UID=10001
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      libnng1 libcurl4 libsqlite3-0 libjansson4 libcivetweb1 libmodbus5 \
+      libnng1 libcurl4 libsqlite3-0 libjansson4 libcivetweb1 libmodbus5 libmbedcrypto7 \
       ca-certificates curl sqlite3 iproute2 \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin \
  && groupadd --system --gid "$POWERHIVE_UID" powerhive \

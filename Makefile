@@ -34,7 +34,7 @@ WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototyp
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE $(WARN) -Ilibhive/include $(PKG_CFLAGS) $(MODBUS_CFLAGS) -MMD -MP -pthread
 # nng and civetweb ship no pkg-config file on Debian 12.
-LDLIBS  := $(PKG_LIBS) $(MODBUS_LIBS) -lnng -lcivetweb -lpthread -lm
+LDLIBS  := $(PKG_LIBS) $(MODBUS_LIBS) -lnng -lcivetweb -lmbedcrypto -lpthread -lm
 ifneq ($(SANITIZE),)
   CFLAGS  += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
   LDFLAGS += -fsanitize=$(SANITIZE)
@@ -80,7 +80,7 @@ all: $(PROGRAMS)
 # ---------------------------------------------------------------- packages
 # Installed only when missing, so a fresh Debian 12 machine needs no setup.
 DEB_BUILD := gcc make pkg-config libnng-dev libcurl4-openssl-dev libsqlite3-dev \
-             libjansson-dev libcivetweb-dev libcmocka-dev libmodbus-dev
+             libjansson-dev libcivetweb-dev libcmocka-dev libmodbus-dev libmbedtls-dev
 DEB_TEST  := curl sqlite3 iproute2 docker-compose prometheus chromium systemd
 DEB_BENCH := wrk nmap
 DEB_FUZZ  := clang libclang-rt-14-dev
@@ -156,13 +156,17 @@ TEST_ENV = HIVE_BIN=$(BIN) POWERHIVE_TEST_SANITIZE=$(SANITIZE) \
 # (test_install), Prometheus's config (test_monitoring), the image, which is
 # built with its own flags (test_compose, test_compose_up), and minersim's
 # own behaviour (test_minersim; the sanitized minersim runs in every other
-# end-to-end test); and three fleet-size scenarios (test_fleet_offline,
+# end-to-end test); three fleet-size scenarios (test_fleet_offline,
 # test_fleet_sweep16, test_control: thousands of miners for timing and
 # counts, while the code they drive runs sanitized in test_apid_sweep,
-# test_msg, test_fleet, test_control_jobs and test_power). It keeps CI well
-# under its 30 minutes.
+# test_msg, test_fleet and test_control_jobs); and two long scenario
+# tests whose code runs sanitized elsewhere: test_power (the balancer's
+# cycles, fallback and dry run run in test_alerts_farm, the allocator in
+# test_apid_allocate) and test_alerts (the engine fires, groups and
+# notifies in test_notify and test_alerts_farm). It keeps CI well under
+# its 30 minutes.
 SAN_SKIP := test_browser test_install test_monitoring test_compose test_compose_up test_minersim \
-            test_fleet_offline test_fleet_sweep16 test_control
+            test_fleet_offline test_fleet_sweep16 test_control test_power test_alerts
 RUN_TEST_BIN := $(if $(SANITIZE),$(filter-out $(SAN_SKIP:%=$(BIN)/tests/e2e/%),$(TEST_BIN)),$(TEST_BIN))
 test: deps-test
 	@$(MAKE) --no-print-directory -j$$(nproc) all tests

@@ -257,4 +257,15 @@ int api_power_plan(struct api_req *r);
 int api_power_decisions(struct api_req *r);
 int api_power_readings(struct api_req *r);
 
+/* api_alerts.c */
+int api_alerts_list(struct api_req *r);
+int api_alert_ack(struct api_req *r, const char *id);
+int api_silences_list(struct api_req *r);
+int api_silences_post(struct api_req *r);
+int api_silence_delete(struct api_req *r, const char *id);
+
+/* api_notify.c */
+int api_notifications(struct api_req *r);
+int api_alert_channels(struct api_req *r);
+
 #endif

@@ -43,9 +43,10 @@
 	" s.hr_realtime_ghs, s.hr_average_ghs, s.hr_nominal_ghs, s.chip_temp_max," \
 	" s.pcb_temp_max, s.power_w, s.power_metered, s.fan_duty, s.fans, s.hw_errors," \
 	" m.conflict, m.conflict_ms, s.state_description, m.pinned, m.power_excluded," \
-	" m.power_excluded_ms"
+	" m.power_excluded_ms," \
+	" (SELECT count(*) FROM alerts al WHERE al.mac = m.mac AND al.state = 'firing')"
 #define MINER_FROM " FROM miners m LEFT JOIN statuses s ON s.id = m.last_status_id"
-enum { C_STATUS = 21, C_CONFLICT = 36, C_POWER = 39, C_NCOLS = 42 };
+enum { C_STATUS = 21, C_CONFLICT = 36, C_POWER = 39, C_ALERTS = 42, C_NCOLS = 43 };
 
 /* Status rows of the history share the status part's order. */
 #define STATUS_COLS \
@@ -214,6 +215,9 @@ static void miner_members(struct api_req *r, sqlite3_stmt *st, bool detail)
 	api_out_col_bool(r, st, C_POWER);
 	object_write(r, st, "power_excluded",
 		     sqlite3_column_type(st, C_POWER + 1) != SQLITE_NULL, C_POWER + 1, since);
+	/* Its alerts firing now (alerts.h). */
+	api_out_key(r, "alerts_firing");
+	api_out_col(r, st, C_ALERTS);
 	if (detail)
 		api_out_fields(r, st, C_NCOLS + 2, model);
 }
@@ -305,6 +309,7 @@ static void list_head(struct api_req *r, long long total, long long limit, long 
 struct miner_filter {
 	const char *state, *model, *q;
 	int managed, online, conflict;      /* -1: either */
+	int alerting;                       /* with a firing alert; -1: either */
 };
 
 /* WHERE from f; -1 after a 400. qlow holds q lower-cased. */
@@ -339,6 +344,9 @@ static int filter_where(struct api_req *r, const struct miner_filter *f, struct 
 		filter_add(lq, "m.online = ?%d", NULL, f->online);
 	if (f->conflict >= 0)
 		filter_add(lq, "(m.conflict IS NOT NULL) = ?%d", NULL, f->conflict);
+	if (f->alerting >= 0)
+		filter_add(lq, "EXISTS (SELECT 1 FROM alerts al WHERE al.mac = m.mac"
+			   " AND al.state = 'firing') = ?%d", NULL, f->alerting);
 	return 0;
 }
 
@@ -497,11 +505,11 @@ static int list_page(struct api_req *r, const struct list_query *lq, char *sql,
 int api_miners_list(struct api_req *r)
 {
 	static const char *const allowed[] = { "limit", "offset", "state", "model", "managed",
-					       "online", "conflict", "q", "sort", "order",
+					       "online", "conflict", "alerting", "q", "sort", "order",
 					       "format", NULL };
 	struct list_query lq = { .nargs = 0 };
 	struct miner_filter f = { api_param(r, "state"), api_param(r, "model"), api_param(r, "q"),
-				  -1, -1, -1 };
+				  -1, -1, -1, -1 };
 	long long limit, offset;
 	char qlow[Q_MAX + 1], order[160], sql[LIST_SQL_MAX], key[512];
 	int rc, csv, rows = 0;
@@ -516,6 +524,7 @@ int api_miners_list(struct api_req *r)
 	    api_param_bool(r, "managed", &f.managed) < 0 ||
 	    api_param_bool(r, "online", &f.online) < 0 ||
 	    api_param_bool(r, "conflict", &f.conflict) < 0 ||
+	    api_param_bool(r, "alerting", &f.alerting) < 0 ||
 	    filter_where(r, &f, &lq, qlow) < 0 || list_order(r, order, sizeof(order)) < 0 ||
 	    (csv && !r->conn)) {
 		if (!r->conn)   /* a rebuild for answers.h: let it go */
@@ -563,7 +572,7 @@ int api_miners_matching(struct api_req *r, const json_t *filter, char (**macs)[H
 	static const char *const allowed[] = { "state", "model", "q", "managed", "online",
 					       "conflict", NULL };
 	static const char *const bools[] = { "managed", "online", "conflict" };
-	struct miner_filter f = { NULL, NULL, NULL, -1, -1, -1 };
+	struct miner_filter f = { NULL, NULL, NULL, -1, -1, -1, -1 };
 	int *bool_out[] = { &f.managed, &f.online, &f.conflict };
 	const char **str_out[] = { &f.state, &f.model, &f.q };
 	struct list_query lq = { .nargs = 0 };

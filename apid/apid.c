@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "actions.h"
+#include "alerts.h"
 #include "power.h"
 #include "control.h"
 #include "core.h"
@@ -25,6 +26,8 @@
 #include "hive/msg.h"
 #include "http.h"
 #include "ingest.h"
+#include "guard.h"
+#include "notify.h"
 #include "traffic.h"
 #include "sched.h"
 #include "store.h"
@@ -66,6 +69,7 @@ static struct apid_writer_opts writer_opts(struct apid *a)
 		.traffic = a->traffic,
 		.sched = a->sched,
 		.feed = a->feed,
+		.guard = a->guard,
 	};
 
 	return o;
@@ -288,6 +292,9 @@ static void reload(struct main_state *m)
 	ao = actions_opts(c);
 	apid_actions_configure(a->actions, &ao);
 	apid_power_configure(a->power, c);
+	apid_guard_configure(a->guard, c);
+	apid_notify_configure(a->notify, c);
+	apid_alerts_configure(a->alerts, c);
 }
 
 int main(int argc, char **argv)
@@ -311,6 +318,7 @@ int main(int argc, char **argv)
 	m.fixed.network.subnets = NULL;
 
 	if (!(a.traffic = apid_traffic_new()) || !(a.ingest = apid_ingest_new(a.traffic)) ||
+	    !(a.guard = apid_guard_new(&a.d.cfg)) ||
 	    !(a.loop = hive_loop_new())) {
 		log_errx("out of memory");
 		goto out;
@@ -333,6 +341,8 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	apid_writer_attach(a.writer, a.sched, a.feed);
+	apid_sched_set_guard(a.sched, a.guard);     /* every job gets a nonce */
+	apid_ingest_set_guard(a.ingest, a.guard);   /* every event is checked */
 	/* Actions: the open ones from the last run, then the writer's hooks
 	 * (results, failures, statuses) and the control job queue. */
 	{
@@ -352,6 +362,7 @@ int main(int argc, char **argv)
 			log_errx("cannot start power err=\"%s\"", a.power ? err : "out of memory");
 			goto out;
 		}
+		apid_power_set_guard(a.power, a.guard);
 		apid_power_hooks(a.power, &hooks, &hooks);
 		apid_writer_set_hooks(a.writer, &hooks);
 		apid_sched_set_control_bus(a.sched, a.jobs_control);
@@ -359,6 +370,18 @@ int main(int argc, char **argv)
 	/* Before its first askers: control, HTTP and the watch. */
 	if (!(a.health = apid_health_new(a.db_path))) {
 		log_errx("out of memory");
+		goto out;
+	}
+	/* Deliveries: on a thread of their own, through the writer. Both
+	 * before control and HTTP, whose health answers read them. */
+	if (!(a.notify = apid_notify_start(&a, err, sizeof(err)))) {
+		log_errx("cannot start notify err=\"%s\"", err);
+		goto out;
+	}
+	/* The rules: the firing alerts back from the last run, then a round
+	 * every alerts.evaluate_seconds (it kicks the deliveries). */
+	if (!(a.alerts = apid_alerts_start(&a, a.notify, err, sizeof(err)))) {
+		log_errx("cannot start alerts err=\"%s\"", err);
 		goto out;
 	}
 	if (apid_ingest_start(a.ingest, a.events, a.writer, err, sizeof(err)) < 0 ||
@@ -392,6 +415,8 @@ out:
 		apid_http_stop(a.http);   /* no more PATCHes */
 	apid_ingest_stop(a.ingest);       /* no more events */
 	apid_control_stop(a.control);
+	apid_alerts_stop(a.alerts);       /* no more alerts nor notifications */
+	apid_notify_stop(a.notify);       /* its last states go through the writer */
 	apid_writer_stop(a.writer);       /* commits what was queued; lets go of actions */
 	apid_feed_stop(a.feed);
 	apid_power_free(a.power);
@@ -401,6 +426,7 @@ out:
 	sqlite3_close(m.ro);
 	close_bus(&a);
 	apid_ingest_free(a.ingest);
+	apid_guard_free(a.guard);         /* after every sender and the receive thread */
 	apid_traffic_free(a.traffic);
 	if (a.loop)
 		hive_loop_free(a.loop);

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "chips.h"
+#include "guard.h"
 #include "hive/log.h"
 #include "hive/loop.h"
 #include "sched.h"
@@ -28,7 +29,7 @@ enum stmt {
 	ST_MINER_ERROR, ST_ERROR_INSERT,
 	ST_MODEL_GET_MAX, ST_MODEL_UPSERT, ST_PRESETS_DELETE, ST_PRESET_INSERT,
 	ST_SWEEP_CLEAR, ST_SWEEP_ADD, ST_SWEEP_OFFLINE, ST_SWEEP_KEPT, ST_SWEEP_SEEN,
-	ST_SWEEP_STRANGERS, ST_SWEEP_UPSERT,
+	ST_SWEEP_STRANGERS, ST_SWEEP_UPSERT, ST_SWEEP_WOULD_DROP, ST_SUBNET_ONLINE,
 	ST_STATUS_INSERT, ST_STATUS_MINER,
 	ST_TELEMETRY_SOURCE, ST_TELEMETRY_MINER, ST_TELEMETRY_INSERT,
 	ST_PATCH_MINER, ST_MODEL_EXISTS, ST_PRESET_EXISTS, ST_PATCH_MODEL, ST_AUDIT,
@@ -80,6 +81,15 @@ static const char *const stmt_sql[ST_COUNT] = {
 		" AND coalesce(last_telemetry_ms, 0) < ?2"
 		" AND coalesce((SELECT ts_ms FROM statuses WHERE id=miners.last_status_id), 0) < ?2"
 		" RETURNING mac",
+	/* What ST_SWEEP_OFFLINE would take offline, and of how many. */
+	[ST_SWEEP_WOULD_DROP] =
+		"SELECT count(*) FROM miners WHERE subnet=?1"
+		" AND (online=1 OR ip IS NOT NULL)"
+		" AND mac NOT IN (SELECT mac FROM temp.sweep_macs)"
+		" AND coalesce(last_telemetry_ms, 0) < ?2"
+		" AND coalesce((SELECT ts_ms FROM statuses WHERE id=miners.last_status_id), 0) < ?2",
+	[ST_SUBNET_ONLINE] =
+		"SELECT count(*) FROM miners WHERE subnet=?1 AND (online=1 OR ip IS NOT NULL)",
 	/* What the sweep did not list and ST_SWEEP_OFFLINE left online. */
 	[ST_SWEEP_KEPT] =
 		"SELECT mac FROM miners WHERE subnet=?1 AND (online=1 OR ip IS NOT NULL)"
@@ -154,6 +164,7 @@ struct apid_apply {
 	sqlite3_stmt *st[ST_COUNT];
 	struct apid_traffic *traffic;
 	struct apid_sched *sched;
+	struct apid_guard *guard;           /* sweeps held for confirmation; may be NULL */
 	bool want_notes;
 	struct apid_changes changes;
 	struct sweep_parts *parts;          /* chunked sweeps not complete yet */
@@ -591,6 +602,48 @@ static int sweep_strangers(struct apid_apply *a, const struct hive_msg_sweep_don
 	return 0;
 }
 
+/* One count(*) of statement s keyed by subnet (and ?2 = cutoff when
+ * cutoff >= 0): the count, or -1 (why set). */
+static long long count_of(struct apid_apply *a, enum stmt s, const char *subnet,
+			  long long cutoff, enum apid_reject *why)
+{
+	sqlite3_stmt *st = keyed(a, s, subnet);
+	long long n = -1;
+	int rc;
+
+	if (cutoff >= 0)
+		sqlite3_bind_int64(st, 2, cutoff);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		n = sqlite3_column_int64(st, 0);
+	reset(a, s);
+	if (rc != SQLITE_ROW)
+		return sql_reject(a, s, rc, why);
+	return n;
+}
+
+/* A sweep that would take more than network.sweep_drop_confirm_share of
+ * its subnet's online miners offline at once is held until the next
+ * sweep of the subnet says the same (guard.h): one forged or broken list
+ * cannot empty a subnet. -1 (why: sweep unconfirmed, or a database
+ * error) when held; the temp list is filled already. */
+static int sweep_held(struct apid_apply *a, const struct hive_msg_sweep_done *e, long long ts,
+		      enum apid_reject *why)
+{
+	long long drop = count_of(a, ST_SWEEP_WOULD_DROP, e->subnet, sweep_cutoff(a, e, ts), why);
+	long long online = drop < 0 ? -1 : count_of(a, ST_SUBNET_ONLINE, e->subnet, -1, why);
+
+	if (drop < 0 || online < 0)
+		return -1;
+	if (!apid_guard_sweep_hold(a->guard, e->subnet, drop, online))
+		return 0;
+	log_warnx("sweep held subnet=%s would_drop=%lld online=%lld reason=\"more than"
+		  " network.sweep_drop_confirm_share at once\" action=\"nobody marked offline until"
+		  " the next sweep confirms\"", e->subnet, drop, online);
+	*why = APID_REJ_SWEEP_UNCONFIRMED;
+	return -1;
+}
+
 /* Applies a subnet's whole list: marks who is gone, stores the sweep. */
 static int sweep_apply(struct apid_apply *a, const struct hive_envelope *env,
 		       const struct hive_msg_sweep_done *e, char (*macs)[HIVE_MAC_LEN],
@@ -608,6 +661,8 @@ static int sweep_apply(struct apid_apply *a, const struct hive_envelope *env,
 		if (exec(a, ST_SWEEP_ADD, why) < 0)
 			return -1;
 	}
+	if (a->guard && sweep_held(a, e, ts, why) < 0)
+		return -1;
 	st = keyed(a, ST_SWEEP_OFFLINE, e->subnet);
 	sqlite3_bind_int64(st, 2, sweep_cutoff(a, e, ts));
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -1118,6 +1173,11 @@ void apid_apply_free(struct apid_apply *a)
 	}
 	free(a->changes.notes);
 	free(a);
+}
+
+void apid_apply_set_guard(struct apid_apply *a, struct apid_guard *g)
+{
+	a->guard = g;
 }
 
 void apid_apply_attach(struct apid_apply *a, struct apid_sched *sched, bool notes)

@@ -55,6 +55,11 @@ struct apid_apply *apid_apply_new(sqlite3 *db, struct apid_traffic *traffic, cha
 				  size_t errlen);
 void apid_apply_free(struct apid_apply *a);
 
+/* Who decides whether a sweep that drops many miners waits for a second
+ * one (guard.h); NULL: none waits. */
+struct apid_guard;
+void apid_apply_set_guard(struct apid_apply *a, struct apid_guard *g);
+
 /* Whom finished jobs are reported to (may be NULL) and whether feed notes
  * are kept (there is a feed). The writer sets both at the start of each
  * transaction. */

@@ -22,6 +22,8 @@ struct apid_feed;
 struct apid_control;
 struct apid_health;
 struct apid_http;
+struct apid_notify;
+struct apid_alerts;
 
 struct apid {
 	struct hive_daemon d;            /* config, envelope source, boot */
@@ -29,6 +31,7 @@ struct apid {
 	struct apid_writer *writer;
 	struct apid_traffic *traffic;      /* what arrived from whom */
 	struct apid_ingest *ingest;
+	struct apid_guard *guard;          /* what an event must pass (guard.h) */
 	struct apid_sched *sched;
 	struct apid_actions *actions;      /* changes to miners (actions.h) */
 	struct apid_power *power;          /* the balancer (power.h) */
@@ -36,6 +39,8 @@ struct apid {
 	struct apid_control *control;
 	struct apid_health *health;      /* the fleet totals' connection and cache */
 	struct apid_http *http;
+	struct apid_notify *notify;      /* alert deliveries (notify.h) */
+	struct apid_alerts *alerts;      /* the alert rules' engine (alerts.h) */
 	struct hive_bus *events;         /* SUBSCRIBE, listens on bus.events */
 	struct hive_bus *jobs_status;    /* PUSH, bus.jobs_status */
 	struct hive_bus *jobs_telemetry; /* PUSH, bus.jobs_telemetry */

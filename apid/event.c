@@ -16,6 +16,11 @@ static const char *const reject_names[APID_REJ_COUNT] = {
 	[APID_REJ_BAD_BODY] = "bad body",
 	[APID_REJ_UNKNOWN_MINER] = "unknown miner",
 	[APID_REJ_DATABASE] = "database error",
+	[APID_REJ_OUTSIDE_SUBNETS] = "outside subnets",
+	[APID_REJ_NO_NONCE] = "no nonce",
+	[APID_REJ_NOT_ISSUED] = "job not issued",
+	[APID_REJ_FUTURE] = "future timestamp",
+	[APID_REJ_SWEEP_UNCONFIRMED] = "sweep unconfirmed",
 };
 
 const char *apid_reject_name(enum apid_reject r)

@@ -19,9 +19,17 @@ enum apid_reject {
 	APID_REJ_BAD_BODY,
 	APID_REJ_UNKNOWN_MINER,
 	APID_REJ_DATABASE,
+	/* refusals (guard.c, docs/apid.md): forged or not believed */
+	APID_REJ_OUTSIDE_SUBNETS,
+	APID_REJ_NO_NONCE,
+	APID_REJ_NOT_ISSUED,
+	APID_REJ_FUTURE,
+	APID_REJ_SWEEP_UNCONFIRMED,
 	APID_REJ_COUNT
 };
 const char *apid_reject_name(enum apid_reject r);
+/* The first refusal reason: APID_REJ_REFUSED_FIRST..APID_REJ_COUNT-1. */
+#define APID_REJ_REFUSED_FIRST APID_REJ_OUTSIDE_SUBNETS
 
 /* One chain's chips in the storage format (chips.h: packed columns). */
 struct apid_packed_chips {

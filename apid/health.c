@@ -14,6 +14,8 @@
 #include <unistd.h>
 
 #include "actions.h"
+#include "alerts.h"
+#include "notify.h"
 #include "api.h"
 #include "power.h"
 #include "control.h"
@@ -425,6 +427,21 @@ json_t *apid_health(struct apid *a)
 						    (json_int_t)apid_control_requests(a->control)));
 	json_object_set_new(h, "actions", actions_json(a->actions));
 	json_object_set_new(h, "power", a->power ? apid_power_health(a->power) : json_null());
+	{
+		/* The alerts engine's figures and the deliveries' (docs/alerts.md). */
+		json_t *al = apid_alerts_health(a->alerts);
+
+		if (json_is_object(al) && a->notify) {
+			struct apid_notify_stats ns;
+
+			apid_notify_get_stats(a->notify, &ns);
+			json_object_set_new(al, "notifications_out", json_pack(
+				"{s:I, s:I, s:I, s:I}", "delivered", (json_int_t)ns.delivered,
+				"failed_attempts", (json_int_t)ns.failed_attempts,
+				"given_up", (json_int_t)ns.given_up, "pending", (json_int_t)ns.pending));
+		}
+		json_object_set_new(h, "alerts", al);
+	}
 	add_problems(a, h, &ws, &ss, fleet_err);
 	return h;
 }

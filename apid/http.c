@@ -297,6 +297,29 @@ static int route_api(struct api_req *r)
 	}
 	if (n == 3 && strcmp(what, "fleet") == 0 && strcmp(r->segs[2], "history") == 0)
 		return is_read(r) ? api_fleet_history(r) : not_allowed(r, "GET, HEAD");
+	if (n == 2 && strcmp(what, "notifications") == 0)
+		return is_read(r) ? api_notifications(r) : not_allowed(r, "GET, HEAD");
+	if (n == 3 && strcmp(what, "alerts") == 0 && strcmp(r->segs[2], "channels") == 0)
+		return is_read(r) ? api_alert_channels(r) : not_allowed(r, "GET, HEAD");
+	if (strcmp(what, "alerts") == 0) {
+		if (n == 2)
+			return is_read(r) ? api_alerts_list(r) : not_allowed(r, "GET, HEAD");
+		if (n == 4 && strcmp(r->segs[3], "ack") == 0)
+			return is_method(r, "POST") ? api_alert_ack(r, r->segs[2])
+						    : not_allowed(r, "POST");
+	}
+	if (strcmp(what, "silences") == 0) {
+		if (n == 2) {
+			if (is_read(r))
+				return api_silences_list(r);
+			if (is_method(r, "POST"))
+				return api_silences_post(r);
+			return not_allowed(r, "GET, HEAD, POST");
+		}
+		if (n == 3)
+			return is_method(r, "DELETE") ? api_silence_delete(r, r->segs[2])
+						      : not_allowed(r, "DELETE");
+	}
 	if (n == 2 && strcmp(what, "audit") == 0)
 		return is_read(r) ? api_audit_list(r) : not_allowed(r, "GET, HEAD");
 	if (strcmp(what, "models") == 0) {

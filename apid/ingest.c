@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "event.h"
+#include "guard.h"
 #include "hive/bus.h"
 #include "hive/log.h"
 #include "traffic.h"
@@ -22,6 +23,7 @@ struct apid_ingest {
 	struct apid_traffic *traffic;
 	struct hive_bus *bus;
 	struct apid_writer *writer;
+	struct apid_guard *guard;       /* may be NULL: nothing refused */
 	pthread_t thread;
 	bool running;
 	atomic_bool stop;
@@ -34,6 +36,11 @@ struct apid_ingest *apid_ingest_new(struct apid_traffic *traffic)
 	if (in)
 		in->traffic = traffic;
 	return in;
+}
+
+void apid_ingest_set_guard(struct apid_ingest *in, struct apid_guard *g)
+{
+	in->guard = g;
 }
 
 void apid_ingest_free(struct apid_ingest *in)
@@ -52,7 +59,7 @@ static void refuse(struct apid_ingest *in, struct apid_source *s,
 	char key[HIVE_SOURCE_MAX + HIVE_TOPIC_MAX + 8];
 
 	apid_traffic_rejected(in->traffic, s, why);
-	snprintf(key, sizeof(key), "%s %s", env->src, env->topic);
+	snprintf(key, sizeof(key), "%s %s %d", env->src, env->topic, (int)why);
 	hive_log_complain(key, "event rejected src=%s topic=%s seq=%llu reason=\"%s\" err=\"%s\"",
 			  env->src, env->topic, env->seq, apid_reject_name(why), err);
 }
@@ -76,6 +83,12 @@ static void *receive_main(void *arg)
 
 			if (apid_event_decode(&env, &ev, &why, err, sizeof(err)) < 0) {
 				refuse(in, s, &env, why, err);
+				hive_envelope_clear(&env);
+				continue;
+			}
+			if (apid_guard_check(in->guard, &env, &ev, &why, err, sizeof(err)) < 0) {
+				refuse(in, s, &env, why, err);
+				apid_event_clear(&ev);
 				hive_envelope_clear(&env);
 				continue;
 			}

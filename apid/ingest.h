@@ -9,9 +9,13 @@ struct hive_bus;
 struct apid_traffic;
 struct apid_writer;
 struct apid_ingest;
+struct apid_guard;
 
 /* Counts into traffic (which must outlive it). NULL on allocation failure. */
 struct apid_ingest *apid_ingest_new(struct apid_traffic *traffic);
+/* Checks every decoded event with g (guard.h) before queueing it; g must
+ * outlive the thread. Call before apid_ingest_start. */
+void apid_ingest_set_guard(struct apid_ingest *in, struct apid_guard *g);
 /* Stops the thread if it runs, then frees. */
 void apid_ingest_free(struct apid_ingest *in);
 

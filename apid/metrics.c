@@ -16,6 +16,7 @@
 
 #include "core.h"
 #include "health.h"
+#include "hive/cfg.h"
 #include "hive/log.h"
 #include "store.h"
 
@@ -527,6 +528,12 @@ char *apid_metrics(struct apid *a)
 	json_object_foreach(json_object_get(ev, "rejected_by"), k, d)
 		sample(f, "powerhive_events_rejected_reason_total", "reason", k,
 		       (double)json_integer_value(d));
+	family(f, "powerhive_events_refused_total", "counter",
+	       "Events not believed (outside network.subnets, a result without its job's nonce,"
+	       " a future timestamp, an unconfirmed sweep), by reason: nothing written.");
+	json_object_foreach(json_object_get(ev, "refused"), k, d)
+		sample(f, "powerhive_events_refused_total", "reason", k,
+		       (double)json_integer_value(d));
 	family(f, "powerhive_events_duplicates_total", "counter",
 	       "Events received twice (repeated sequence numbers).");
 	sample(f, "powerhive_events_duplicates_total", NULL, NULL, (double)num(ev, "duplicates"));
@@ -695,6 +702,34 @@ char *apid_metrics(struct apid *a)
 		       "Plant readings the balancer refused.");
 		sample(f, "powerhive_power_readings_refused_total", NULL, NULL,
 		       (double)num(pw, "readings_refused"));
+	}
+	{
+		json_t *al = json_object_get(h, "alerts"), *no = json_object_get(al, "notifications_out");
+		json_t *by = json_object_get(al, "by_rule");
+
+		family(f, "powerhive_alerts_firing", "gauge", "Alerts firing now, by rule.");
+		for (int r = 0; r < HIVE_ALERT_RULES; r++)
+			sample(f, "powerhive_alerts_firing", "rule", hive_alert_rule_name(r),
+			       (double)num(by, hive_alert_rule_name(r)));
+		family(f, "powerhive_alerts_pending", "gauge",
+		       "Alert conditions true now that have not held for their for_seconds yet.");
+		sample(f, "powerhive_alerts_pending", NULL, NULL, (double)num(al, "pending"));
+		family(f, "powerhive_notifications_delivered_total", "counter",
+		       "Notifications delivered to a channel.");
+		sample(f, "powerhive_notifications_delivered_total", NULL, NULL,
+		       (double)num(no, "delivered"));
+		family(f, "powerhive_notifications_failed_total", "counter",
+		       "Delivery attempts that failed (each retried later).");
+		sample(f, "powerhive_notifications_failed_total", NULL, NULL,
+		       (double)num(no, "failed_attempts"));
+		family(f, "powerhive_notifications_given_up_total", "counter",
+		       "Notifications never delivered within alerts.give_up_hours.");
+		sample(f, "powerhive_notifications_given_up_total", NULL, NULL,
+		       (double)num(no, "given_up"));
+		family(f, "powerhive_notifications_pending", "gauge",
+		       "Notifications in the outbox waiting for delivery.");
+		sample(f, "powerhive_notifications_pending", NULL, NULL,
+		       (double)(num(no, "pending") > 0 ? num(no, "pending") : 0));
 	}
 	family(f, "powerhive_control_requests_total", "counter", "Requests on bus.control.");
 	sample(f, "powerhive_control_requests_total", NULL, NULL,

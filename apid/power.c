@@ -15,6 +15,7 @@
 #include "allocate.h"
 #include "apply.h"
 #include "event.h"
+#include "guard.h"
 #include "hive/clock.h"
 #include "hive/log.h"
 #include "hive/msg.h"
@@ -92,6 +93,7 @@ struct apid_power {
 	uint64_t accepted, refused, refused_by[REF_COUNT];
 	char last_refused[160];
 	long long job_seq;
+	struct apid_guard *guard;       /* nonces of the read jobs; may be NULL */
 	int64_t next_job_mono;
 	/* balancing */
 	double correction_w;
@@ -1492,12 +1494,17 @@ static void ask_reading(struct apid_power *p, int64_t wall)
 {
 	const struct hive_plant_source *src = &p->cfg.power.source;
 	struct hive_msg_plant_job j;
+	char nonce[HIVE_NONCE_CHARS + 1];
 	json_t *body;
 
 	hive_msg_init(HIVE_MSG_JOB_PLANT, &j);
 	hive_plant_source_to_job(src, &j);
 	j.job = ++p->job_seq;
 	j.deadline = wall + (int64_t)p->cfg.power.interval_seconds * 1000;
+	/* the read may take its timeout after the deadline, then the way back */
+	apid_guard_issue(p->guard, APID_GUARD_PLANT, j.job, "", nonce,
+			 2 * (int64_t)p->cfg.power.interval_seconds * 1000 + 70000);
+	j.nonce = nonce;
 	body = hive_msg_encode(HIVE_MSG_JOB_PLANT, &j);
 	if (!body) {
 		hive_log_complain("power job", "power read job not encoded");
@@ -1508,6 +1515,13 @@ static void ask_reading(struct apid_power *p, int64_t wall)
 	else
 		hive_log_recovered("power job", "power read jobs sent again");
 	json_decref(body);
+}
+
+void apid_power_set_guard(struct apid_power *p, struct apid_guard *g)
+{
+	pthread_mutex_lock(&p->mu);
+	p->guard = g;
+	pthread_mutex_unlock(&p->mu);
 }
 
 int64_t apid_power_tick(struct apid_power *p, int64_t now)
@@ -1679,6 +1693,38 @@ bool apid_power_owns_presets(struct apid_power *p)
 	on = p->set.mode == HIVE_POWER_ON;
 	pthread_mutex_unlock(&p->mu);
 	return on;
+}
+
+static double status_num(const json_t *st, const char *key)
+{
+	const json_t *v = json_object_get(st, key);
+
+	return json_is_number(v) ? json_number_value(v) : NAN;
+}
+
+void apid_power_brief(struct apid_power *p, struct apid_power_brief *out)
+{
+	const char *s;
+	double cycle_ms;
+
+	pthread_mutex_lock(&p->mu);
+	out->mode = p->set.mode;
+	out->fallback = p->set.fallback;
+	out->source = p->cfg.power.source.kind;
+	out->stale_seconds = p->cfg.power.stale_seconds;
+	out->cycled = p->status != NULL;
+	s = json_string_value(json_object_get(p->status, "state"));
+	snprintf(out->state, sizeof(out->state), "%s", s ? s : "");
+	s = json_string_value(json_object_get(p->status, "state_reason"));
+	snprintf(out->state_reason, sizeof(out->state_reason), "%s", s ? s : "");
+	out->available_w = status_num(p->status, "available_w");
+	out->measured_w = status_num(p->status, "measured_w");
+	out->estimate_w = status_num(p->status, "estimate_w");
+	cycle_ms = status_num(p->status, "last_cycle_ms");
+	out->cycle_ms = isfinite(cycle_ms) ? (int64_t)cycle_ms : 0;
+	out->have_reading = p->have;
+	out->feed_age_ms = p->have ? hive_wall_ms() - p->feed_wall : hive_mono_ms() - p->started_mono;
+	pthread_mutex_unlock(&p->mu);
 }
 
 struct patch {

@@ -46,6 +46,10 @@ void apid_power_configure(struct apid_power *p, const struct hive_cfg *cfg);
  * the balancer must remember (recent raises): read at start. 0 / -1. */
 int apid_power_load(struct apid_power *p, sqlite3 *db, char *err, size_t errlen);
 
+/* Where the nonces of plant-read jobs are issued (guard.h; the caller's,
+ * outliving p). */
+struct apid_guard;
+void apid_power_set_guard(struct apid_power *p, struct apid_guard *g);
 /* The writer hooks: power's own (readings) in front of inner's (the
  * actions'), which it calls for every event. */
 void apid_power_hooks(struct apid_power *p, const struct apid_writer_hooks *inner,
@@ -70,5 +74,23 @@ int apid_power_patch(struct apid_power *p, const json_t *body, const char *actor
 
 /* Does the balancer own managed, unpinned miners' presets now (mode on)? */
 bool apid_power_owns_presets(struct apid_power *p);
+
+/* What the alert rules (alerts_farm.h) read of the balancer: its settings
+ * now and its last cycle's figures. A few fields copied under its lock
+ * (waits at most for a running cycle). */
+struct apid_power_brief {
+	int mode;                 /* enum hive_power_mode, now */
+	int fallback;             /* enum hive_power_fallback, now */
+	int source;               /* enum hive_plant_kind */
+	int stale_seconds;        /* power.stale_seconds */
+	bool cycled;              /* a cycle ran since start (the figures below are its) */
+	char state[16];           /* "ok", "stale", "fallback" */
+	char state_reason[160];
+	double available_w, measured_w, estimate_w;   /* NAN: unknown */
+	int64_t cycle_ms;         /* wall clock of the last cycle */
+	bool have_reading;        /* a valid reading arrived since start */
+	int64_t feed_age_ms;      /* since the last valid reading (since start: none yet) */
+};
+void apid_power_brief(struct apid_power *p, struct apid_power_brief *out);
 
 #endif

@@ -14,12 +14,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "guard.h"
 #include "hive/clock.h"
 #include "hive/log.h"
 #include "hive/mac.h"
 #include "hive/msg.h"
 
 #define TICK_MAX_MS 1000
+#define GUARD_SLACK_MS 10000     /* a result's way back, on top of its job's time */
+#define CONTROL_KEEP_MS 300000   /* a control job's result, after its deadline */
 
 struct miner {
 	char mac[HIVE_MAC_LEN];
@@ -38,6 +41,7 @@ struct apid_sched {
 	struct apid_sched_opts o;
 	struct hive_bus *push[APID_JOB_KINDS];
 	struct hive_bus *push_control;
+	struct apid_guard *guard;          /* nonces of the jobs sent; may be NULL */
 	uint64_t control_sent, control_not_sent;
 	struct miner *m;
 	size_t n;
@@ -262,6 +266,7 @@ static void send_job(struct apid_sched *s, struct miner *m, int k, int64_t now)
 {
 	long long id = ++s->last_job;
 	struct hive_msg_job job;
+	char nonce[HIVE_NONCE_CHARS + 1];
 	json_t *body;
 	int rc = HIVE_BUS_TIMEOUT;
 
@@ -277,6 +282,12 @@ static void send_job(struct apid_sched *s, struct miner *m, int k, int64_t now)
 		job.deadline = hive_wall_ms() + s->o.job_timeout_ms;
 		if (k == APID_JOB_TELEMETRY)
 			job.endpoint = m->endpoint;
+		/* A late result is still taken (stored, not freeing the miner)
+		 * for a second job timeout. */
+		apid_guard_issue(s->guard,
+				 k == APID_JOB_STATUS ? APID_GUARD_STATUS : APID_GUARD_TELEMETRY, id,
+				 m->mac, nonce, 2 * s->o.job_timeout_ms + GUARD_SLACK_MS);
+		job.nonce = nonce;
 		body = hive_msg_encode(kind_msgs[k], &job);
 		rc = body ? hive_bus_send(s->push[k], kind_topics[k], body, true) : HIVE_BUS_ERROR;
 		json_decref(body);
@@ -353,6 +364,13 @@ void apid_sched_job_done(struct apid_sched *s, const char *mac, long long job, b
 	pthread_mutex_unlock(&s->mu);
 }
 
+void apid_sched_set_guard(struct apid_sched *s, struct apid_guard *g)
+{
+	pthread_mutex_lock(&s->mu);
+	s->guard = g;
+	pthread_mutex_unlock(&s->mu);
+}
+
 void apid_sched_set_control_bus(struct apid_sched *s, struct hive_bus *push_control)
 {
 	pthread_mutex_lock(&s->mu);
@@ -364,6 +382,7 @@ int apid_sched_control(struct apid_sched *s, const char *mac, long long action, 
 		       const char *preset, int64_t deadline_wall_ms, long long *job)
 {
 	struct hive_msg_control_job cj;
+	char nonce[HIVE_NONCE_CHARS + 1];
 	struct miner *m;
 	json_t *body = NULL;
 	int rc = -1;
@@ -384,6 +403,9 @@ int apid_sched_control(struct apid_sched *s, const char *mac, long long action, 
 			cj.action = action;
 			cj.kind = kind;
 			cj.preset = preset;
+			apid_guard_issue(s->guard, APID_GUARD_CONTROL, cj.job, m->mac, nonce,
+					 deadline_wall_ms - hive_wall_ms() + CONTROL_KEEP_MS);
+			cj.nonce = nonce;
 			body = hive_msg_encode(HIVE_MSG_JOB_CONTROL, &cj);
 			rc = body ? hive_bus_send(s->push_control, HIVE_TOPIC_JOB_CONTROL, body, true)
 				  : HIVE_BUS_ERROR;

@@ -88,6 +88,11 @@ void apid_sched_job_done(struct apid_sched *s, const char *mac, long long job, b
 
 void apid_sched_get_stats(struct apid_sched *s, struct apid_sched_stats *out);
 
+/* Where the nonce of every job sent is issued and remembered (guard.h;
+ * the caller's, outliving s). Without one, jobs still carry a nonce. */
+struct apid_guard;
+void apid_sched_set_guard(struct apid_sched *s, struct apid_guard *g);
+
 /* ---- control jobs (actions.c decides what and when) ---- */
 
 /* The PUSH socket of bus.jobs_control (the caller's). */

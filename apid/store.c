@@ -215,6 +215,42 @@ static const char *const migrations[] = {
 	" done_ms INTEGER NOT NULL DEFAULT 0, cursor TEXT);"
 	"INSERT INTO rollups(name) VALUES ('statuses'), ('fleet'), ('telemetry'), ('raw'),"
 	" ('minutes'), ('fleet_minutes');",
+
+	/* 6: alerts (alerts.h, docs/alerts.md). One row per episode of a rule
+	 * on a subject (a miner's MAC, a daemon, "farm"): firing until it
+	 * resolves, at most one firing per (rule, subject); silences; and the
+	 * outbox (notify.h): one row per notification and channel, kept until
+	 * delivered or given up, sent in id order per channel. */
+	"CREATE TABLE alerts ("
+	" id INTEGER PRIMARY KEY,"
+	" rule TEXT NOT NULL, subject TEXT NOT NULL, mac TEXT,"
+	" state TEXT NOT NULL,"
+	" started_ms INTEGER NOT NULL, ended_ms INTEGER,"
+	" value REAL, threshold REAL, summary TEXT, detail TEXT,"
+	" acked_ms INTEGER, acked_by TEXT"
+	");"
+	"CREATE UNIQUE INDEX alerts_firing ON alerts(rule, subject) WHERE state = 'firing';"
+	"CREATE INDEX alerts_mac ON alerts(mac, started_ms);"
+	"CREATE INDEX alerts_started ON alerts(started_ms);"
+	"CREATE TABLE silences ("
+	" id INTEGER PRIMARY KEY,"
+	" rule TEXT, mac TEXT,"
+	" created_ms INTEGER NOT NULL, ends_ms INTEGER NOT NULL,"
+	" created_by TEXT NOT NULL, comment TEXT"
+	");"
+	"CREATE TABLE notifications ("
+	" id INTEGER PRIMARY KEY,"
+	" channel TEXT NOT NULL,"
+	" key TEXT NOT NULL UNIQUE,"
+	" rule TEXT NOT NULL, state TEXT NOT NULL,"
+	" body TEXT NOT NULL,"
+	" created_ms INTEGER NOT NULL,"
+	" status TEXT NOT NULL DEFAULT 'pending',"
+	" attempts INTEGER NOT NULL DEFAULT 0, next_ms INTEGER NOT NULL,"
+	" last_error TEXT, delivered_ms INTEGER"
+	");"
+	"CREATE INDEX notifications_pending ON notifications(channel, id) WHERE status = 'pending';"
+	"CREATE INDEX notifications_created ON notifications(created_ms);",
 };
 
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))

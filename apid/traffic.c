@@ -299,11 +299,13 @@ void apid_traffic_sweep(struct apid_traffic *t, const char *subnet, long long ts
 json_t *apid_traffic_snapshot(struct apid_traffic *t, int64_t now)
 {
 	json_t *o = json_object(), *by = json_object(), *srcs = json_array(),
-	       *daemons = json_array(), *sweeps = json_array();
+	       *daemons = json_array(), *sweeps = json_array(), *refused = json_object();
+	uint64_t refused_total = 0;
 
-	if (!o || !by || !srcs || !daemons || !sweeps) {
+	if (!o || !by || !srcs || !daemons || !sweeps || !refused) {
 		json_decref(o);
 		json_decref(by);
+		json_decref(refused);
 		json_decref(srcs);
 		json_decref(daemons);
 		json_decref(sweeps);
@@ -320,6 +322,12 @@ json_t *apid_traffic_snapshot(struct apid_traffic *t, int64_t now)
 			    json_integer((json_int_t)t->unattributed_errors));
 	for (int r = 0; r < APID_REJ_COUNT; r++)
 		json_object_set_new(by, apid_reject_name((enum apid_reject)r), json_integer((json_int_t)t->rejected_by[r]));
+	/* The refusals (guard.c): events not believed, a part of rejected_by. */
+	for (int r = APID_REJ_REFUSED_FIRST; r < APID_REJ_COUNT; r++) {
+		json_object_set_new(refused, apid_reject_name((enum apid_reject)r),
+				    json_integer((json_int_t)t->rejected_by[r]));
+		refused_total += t->rejected_by[r];
+	}
 	for (struct apid_source *s = t->sources; s; s = s->all)
 		json_array_append_new(srcs, json_pack("{s:s,s:I,s:I,s:I,s:I,s:I}", "src", s->src,
 						      "received", (json_int_t)s->received,
@@ -358,10 +366,38 @@ json_t *apid_traffic_snapshot(struct apid_traffic *t, int64_t now)
 	json_object_set_new(o, "sweeps_incomplete", json_integer((json_int_t)t->sweeps_incomplete));
 	pthread_mutex_unlock(&t->mu);
 	json_object_set_new(o, "rejected_by", by);
+	json_object_set_new(o, "refused", refused);
+	json_object_set_new(o, "refused_total", json_integer((json_int_t)refused_total));
 	json_object_set_new(o, "sources", srcs);
 	json_object_set_new(o, "daemons", daemons);
 	json_object_set_new(o, "sweeps", sweeps);
 	return o;
+}
+
+uint64_t apid_traffic_lost(struct apid_traffic *t)
+{
+	uint64_t n;
+
+	pthread_mutex_lock(&t->mu);
+	n = t->lost;
+	pthread_mutex_unlock(&t->mu);
+	return n;
+}
+
+size_t apid_traffic_daemons(struct apid_traffic *t, struct apid_traffic_daemon *out, size_t max)
+{
+	size_t n = 0;
+
+	pthread_mutex_lock(&t->mu);
+	for (struct daemon_seen *d = t->daemons; d && n < max; d = d->next, n++) {
+		snprintf(out[n].daemon, sizeof(out[n].daemon), "%s", d->daemon);
+		snprintf(out[n].host, sizeof(out[n].host), "%s", d->host);
+		out[n].pid = d->pid;
+		out[n].started = d->started;
+		out[n].last_ms = d->last_ms;
+	}
+	pthread_mutex_unlock(&t->mu);
+	return n;
 }
 
 /* Counts one envelope and its sequence gap; returns its source. */

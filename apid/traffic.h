@@ -8,6 +8,7 @@
 #ifndef APID_TRAFFIC_H
 #define APID_TRAFFIC_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <jansson.h>
 
@@ -53,6 +54,17 @@ void apid_traffic_sweep_strangers(struct apid_traffic *t, const char *subnet,
  * back into traffic). */
 void apid_traffic_strangers_each(struct apid_traffic *t, void (*fn)(const char *mac, void *arg),
 				 void *arg);
+
+/* For the alert rules (alerts_farm.h), cheap: events lost so far
+ * (sequence gaps, all sources), and a copy of up to max daemons seen
+ * (heartbeats), returning how many were copied. */
+struct apid_traffic_daemon {
+	char daemon[64], host[128];
+	long long pid, started;     /* started: the daemon's boot, wall ms */
+	int64_t last_ms;            /* wall clock of its last heartbeat */
+};
+uint64_t apid_traffic_lost(struct apid_traffic *t);
+size_t apid_traffic_daemons(struct apid_traffic *t, struct apid_traffic_daemon *out, size_t max);
 
 /* Snapshot for health and metrics: new reference,
  * {"received","stored","rejected","lost","duplicates","unattributed_errors",

@@ -223,6 +223,7 @@ static void batch_lost(struct apid_writer *w, size_t upto)
 		w->batch_hooks.ended(w->batch_hooks.arg, false);
 	pthread_mutex_lock(&w->mu);
 	w->stats.rejected += n;
+	w->stats.batches_lost++;
 	pthread_mutex_unlock(&w->mu);
 	log_errx("writer transaction rolled back events_lost=%llu err=\"%s\"",
 		 (unsigned long long)n, sqlite3_errmsg(w->db));
@@ -569,6 +570,7 @@ struct apid_writer *apid_writer_start(const struct apid_writer_opts *o, char *er
 	    !(w->retention = apid_retention_new(w->db, err, errlen)) ||
 	    apid_apply_prepare(w->db, stmt_sql, w->st, ST_COUNT, "writer", err, errlen) < 0)
 		goto fail;
+	apid_apply_set_guard(w->apply, w->o.guard);
 	/* The first retention pass: prune_first_ms after start. */
 	w->next_prune_ms = hive_mono_ms() + (w->o.prune_first_ms > 0 ? w->o.prune_first_ms
 					    : w->o.prune_every_ms > 0 ? w->o.prune_every_ms

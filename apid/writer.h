@@ -28,6 +28,7 @@ struct apid_event;
 struct apid_source;
 struct apid_sched;
 struct apid_feed;
+struct apid_guard;
 struct apid_apply;
 struct hive_msg_status_result;
 
@@ -53,6 +54,7 @@ struct apid_writer_opts {
 	struct apid_traffic *traffic; /* counters, heartbeats, sweeps; may be NULL */
 	struct apid_sched *sched;  /* told when jobs finish; may be NULL */
 	struct apid_feed *feed;    /* told what was committed; may be NULL */
+	struct apid_guard *guard;  /* holds sweeps that drop many (guard.h); may be NULL */
 };
 
 struct apid_writer_stats {
@@ -70,6 +72,7 @@ struct apid_writer_stats {
 	uint64_t rolled_statuses;  /* raw statuses folded into the roll-ups */
 	uint64_t rolled_fleet_minutes, rolled_telemetry_hours;
 	uint64_t commit_failures;
+	uint64_t batches_lost;     /* transactions rolled back under the writer mid-batch */
 	uint64_t roster_gen;       /* changes when a roster field changed */
 	size_t depth;              /* events waiting */
 	size_t queue_max;

@@ -66,6 +66,27 @@ static const struct command {
 	{ "health", hc_cmd_health, "health",
 	  "The suite's health: ok or degraded and why, the fleet's totals, workers,\n"
 	  "events, the daemons and their heartbeats, the last sweep of every subnet.\n" },
+	{ "alerts", hc_cmd_alerts,
+	  "alerts [--state firing|resolved] [--rule R] [--miner MAC] [--limit N]\n"
+	  "              [--before ID]",
+	  "Alerts, newest first (docs/alerts.md): id, state (\"silenced\": not notified),\n"
+	  "rule, subject (a miner's MAC, or what a farm rule is about), when it started,\n"
+	  "how long it lasted or has lasted, who acknowledged it, its summary; then how\n"
+	  "many fire now by rule. An answer that fills --limit ends with the --before\n"
+	  "that shows the next, older page.\n" },
+	{ "ack", hc_cmd_ack, "ack <id> [--comment TEXT]",
+	  "Acknowledges an alert (POST /api/alerts/{id}/ack, audited with the token's\n"
+	  "actor): it shows who took it on. It still resolves by itself.\n" },
+	{ "silence", hc_cmd_silence,
+	  "silence --rule R|--miner MAC --for DURATION [--comment TEXT]",
+	  "Silences a rule, a miner, or a rule on one miner (both given) for a time:\n"
+	  "DURATION is seconds or 90s, 30m, 2h, 1d, 1w. Alerts it covers are recorded and\n"
+	  "shown but not notified. Audited with the token's actor.\n" },
+	{ "silences", hc_cmd_silences, "silences [--all]",
+	  "The silences in force (--all: the ended ones too): id, rule, miner, time left,\n"
+	  "who made it, comment.\n" },
+	{ "unsilence", hc_cmd_unsilence, "unsilence <id>",
+	  "Ends a silence now (DELETE /api/silences/{id}, audited).\n" },
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 

@@ -8,6 +8,7 @@
  * act.c      set-preset, restart, reboot, pause, resume (one miner or a filter)
  * power.c    power, power set
  * health.c   health
+ * alerts.c   alerts, ack, silence, silences, unsilence
  */
 #ifndef HIVECTL_H
 #define HIVECTL_H
@@ -131,5 +132,10 @@ int hc_cmd_actions(struct hc *c, const char *cmd, int argc, char **argv);
 int hc_cmd_act(struct hc *c, const char *cmd, int argc, char **argv);
 int hc_cmd_power(struct hc *c, const char *cmd, int argc, char **argv);
 int hc_cmd_health(struct hc *c, const char *cmd, int argc, char **argv);
+int hc_cmd_alerts(struct hc *c, const char *cmd, int argc, char **argv);
+int hc_cmd_ack(struct hc *c, const char *cmd, int argc, char **argv);
+int hc_cmd_silence(struct hc *c, const char *cmd, int argc, char **argv);
+int hc_cmd_silences(struct hc *c, const char *cmd, int argc, char **argv);
+int hc_cmd_unsilence(struct hc *c, const char *cmd, int argc, char **argv);
 
 #endif

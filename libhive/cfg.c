@@ -13,6 +13,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,7 +22,8 @@
 #define CFG_FILE_MAX (1024 * 1024)  /* a config larger than this is a mistake */
 #define MIB (1024LL * 1024)
 
-enum key_type { T_INT, T_LLONG, T_SIZE, T_NUM, T_STR, T_BOOL, T_ENUM, T_SUBNETS, T_SOURCE };
+enum key_type { T_INT, T_LLONG, T_SIZE, T_NUM, T_STR, T_BOOL, T_ENUM, T_SUBNETS, T_SOURCE,
+		T_RULES, T_CHANNELS };
 enum key_check { C_NONE, C_NONEMPTY, C_LEVEL, C_URL, C_ADDR, C_TOKEN };
 
 struct key {
@@ -61,6 +63,9 @@ static const struct key keys[] = {
 	INT("network.http_timeout_ms", network.http_timeout_ms, 1, 300000),
 	INT("network.http_concurrency", network.http_concurrency, 1, 16384),
 	STR("network.default_password", network.default_password, C_NONE),
+	NUM("network.sweep_drop_confirm_share", network.sweep_drop_confirm_share, 0, 1),
+	INT("network.max_clock_skew_seconds", network.max_clock_skew_seconds, 1, 86400),
+	BOOL("bus.require_job_nonce", bus.require_job_nonce),
 
 	INT("intervals.discovery_seconds", intervals.discovery_seconds, 1, 86400),
 	INT("intervals.status_seconds", intervals.status_seconds, 1, 86400),
@@ -118,6 +123,15 @@ static const struct key keys[] = {
 	NUM("power.raise_step_pct", power.raise_step_pct, 1, 100),
 	NUM("power.max_jump_pct", power.max_jump_pct, 1, 1000),
 	{ "power.source", T_SOURCE, F(power.source), 0, 0, 0, C_NONE, NULL },
+
+	BOOL("alerts.enabled", alerts.enabled),
+	INT("alerts.evaluate_seconds", alerts.evaluate_seconds, 1, 3600),
+	INT("alerts.group_seconds", alerts.group_seconds, 0, 3600),
+	INT("alerts.resolve_seconds", alerts.resolve_seconds, 0, 86400),
+	INT("alerts.retry_max_seconds", alerts.retry_max_seconds, 1, 86400),
+	INT("alerts.give_up_hours", alerts.give_up_hours, 1, 8760),
+	{ "alerts.rules", T_RULES, F(alerts.rules), 0, 0, 0, C_NONE, NULL },
+	{ "alerts.channels", T_CHANNELS, F(alerts.channels), 0, 0, 0, C_NONE, NULL },
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
@@ -333,6 +347,401 @@ fail:
 	return -1;
 }
 
+/* ---------------------------------------------------------------- alerts */
+
+#define FOR_MAX (7 * 86400)     /* a week: a longer wait is no alert */
+
+/* The built-in rules: name, defaults (docs/alerts.md) and the range of
+ * the threshold (has_threshold false: the rule has none). */
+static const struct rule_spec {
+	const char *name;
+	int for_seconds;
+	bool has_threshold;
+	double threshold, lo, hi;
+} rule_specs[HIVE_ALERT_RULES] = {
+	[HIVE_ALERT_MINER_OFFLINE] = { "miner_offline", 120, false, NAN, 0, 0 },
+	[HIVE_ALERT_CHIP_TEMP_HIGH] = { "chip_temp_high", 60, true, 90, 20, 200 },     /* °C */
+	[HIVE_ALERT_HASHRATE_LOW] = { "hashrate_low", 600, true, 70, 1, 100 },        /* % of the preset's TH */
+	[HIVE_ALERT_FAN_STOPPED] = { "fan_stopped", 60, true, 0, 0, 100000 },        /* rpm at or under */
+	[HIVE_ALERT_CHAIN_DEAD] = { "chain_dead", 120, false, NAN, 0, 0 },
+	[HIVE_ALERT_RED_CHIPS] = { "red_chips", 300, true, 10, 0, 100000 },          /* red chips above */
+	[HIVE_ALERT_HW_ERRORS_HIGH] = { "hw_errors_high", 300, true, 100, 0, 1e9 },   /* per minute */
+	[HIVE_ALERT_PRESET_CONFLICT] = { "preset_conflict", 0, false, NAN, 0, 0 },
+	[HIVE_ALERT_ACTION_FAILED] = { "action_failed", 0, true, 60, 1, 10080 },     /* minutes shown */
+	[HIVE_ALERT_POWER_OVER_AVAILABLE] = { "power_over_available", 30, true, 0, 0, 100 }, /* % over */
+	[HIVE_ALERT_FEED_STALE] = { "feed_stale", 0, false, NAN, 0, 0 },
+	[HIVE_ALERT_POWER_FALLBACK] = { "power_fallback", 0, false, NAN, 0, 0 },
+	[HIVE_ALERT_DAEMON_MISSING] = { "daemon_missing", 60, false, NAN, 0, 0 },
+	[HIVE_ALERT_BUS_LOSS] = { "bus_loss", 0, true, 0, 0, 1e9 },                  /* events lost a minute, above */
+	[HIVE_ALERT_DB_WRITE_FAILED] = { "db_write_failed", 0, false, NAN, 0, 0 },
+	[HIVE_ALERT_DISK_LOW] = { "disk_low", 0, true, 5, 0, 100 },                  /* % free, at or under */
+};
+
+static const char *const channel_kinds[] = { "webhook", "slack", "telegram", "email", NULL };
+
+const char *hive_alert_rule_name(int rule)
+{
+	return rule >= 0 && rule < HIVE_ALERT_RULES ? rule_specs[rule].name : NULL;
+}
+
+int hive_alert_rule_parse(const char *name)
+{
+	for (int i = 0; name && i < HIVE_ALERT_RULES; i++)
+		if (strcmp(name, rule_specs[i].name) == 0)
+			return i;
+	return -1;
+}
+
+static void rules_defaults(struct hive_cfg *cfg)
+{
+	for (int i = 0; i < HIVE_ALERT_RULES; i++) {
+		struct hive_alert_rule *r = &cfg->alerts.rules[i];
+
+		r->enabled = true;
+		r->for_seconds = rule_specs[i].for_seconds;
+		r->threshold = rule_specs[i].threshold;
+		r->models = NULL;
+		r->n_models = 0;
+	}
+}
+
+static void rules_free(struct hive_cfg *cfg)
+{
+	for (int i = 0; i < HIVE_ALERT_RULES; i++) {
+		free(cfg->alerts.rules[i].models);
+		cfg->alerts.rules[i].models = NULL;
+		cfg->alerts.rules[i].n_models = 0;
+	}
+	free(cfg->alerts.channels);
+	cfg->alerts.channels = NULL;
+	cfg->alerts.n_channels = 0;
+}
+
+/* A threshold read from v for rule i at path; -1 with the message. */
+static int read_threshold(int i, const json_t *v, double *out, const char *file,
+			  const char *path, char *err, size_t errlen)
+{
+	const struct rule_spec *sp = &rule_specs[i];
+	double d;
+
+	if (!sp->has_threshold)
+		return fail(err, errlen, "%s: %s: rule %s has no threshold", file, path, sp->name);
+	if (!json_is_number(v))
+		return fail(err, errlen, "%s: %s: expected number, got %s", file, path,
+			    hive_json_type_name(v));
+	d = json_number_value(v);
+	if (!(d >= sp->lo && d <= sp->hi))
+		return fail(err, errlen, "%s: %s: %g is out of range (%g..%g)", file, path, d,
+			    sp->lo, sp->hi);
+	*out = d;
+	return 0;
+}
+
+static int read_for(const json_t *v, int *out, const char *file, const char *path, char *err,
+		    size_t errlen)
+{
+	json_int_t n;
+
+	if (!json_is_integer(v))
+		return fail(err, errlen, "%s: %s: expected integer, got %s", file, path,
+			    hive_json_type_name(v));
+	n = json_integer_value(v);
+	if (n < 0 || n > FOR_MAX)
+		return fail(err, errlen, "%s: %s: %lld is out of range (0..%d)", file, path,
+			    (long long)n, FOR_MAX);
+	*out = (int)n;
+	return 0;
+}
+
+static void warn_unknown(const char *file, const char *path)
+{
+	char qf[300], q[300];
+
+	log_warnx("config unknown key file=%s key=%s", hive_log_quote(file, qf, sizeof(qf)),
+		  hive_log_quote(path, q, sizeof(q)));
+}
+
+/* alerts.rules.<rule>.models: {"<alias>": {"threshold": n, "for_seconds": n}} */
+static int parse_overrides(struct hive_alert_rule *r, int i, const json_t *obj,
+			   const char *file, const char *prefix, char *err, size_t errlen)
+{
+	struct hive_alert_override *list = NULL;
+	size_t n = json_object_size(obj), k = 0;
+	const char *alias, *key;
+	json_t *o, *v;
+	char path[384];
+
+	if (n > 0 && (list = calloc(n, sizeof(*list))) == NULL)
+		return fail(err, errlen, "%s: %s: out of memory", file, prefix);
+	json_object_foreach((json_t *)obj, alias, o) {
+		struct hive_alert_override *ov = &list[k++];
+
+		snprintf(path, sizeof(path), "%.200s.%.80s", prefix, alias);
+		if (!*alias || strlen(alias) >= sizeof(ov->model)) {
+			fail(err, errlen, "%s: %s: a model alias of 1 to %zu characters", file, path,
+			     sizeof(ov->model) - 1);
+			goto fail;
+		}
+		if (!json_is_object(o)) {
+			fail(err, errlen, "%s: %s: expected object, got %s", file, path,
+			     hive_json_type_name(o));
+			goto fail;
+		}
+		snprintf(ov->model, sizeof(ov->model), "%s", alias);
+		ov->threshold = NAN;    /* the rule's */
+		ov->for_seconds = -1;   /* the rule's */
+		json_object_foreach(o, key, v) {
+			snprintf(path, sizeof(path), "%.200s.%.80s.%.80s", prefix, alias, key);
+			if (json_is_null(v))
+				continue;
+			if (strcmp(key, "threshold") == 0) {
+				if (read_threshold(i, v, &ov->threshold, file, path, err, errlen) < 0)
+					goto fail;
+			} else if (strcmp(key, "for_seconds") == 0) {
+				if (read_for(v, &ov->for_seconds, file, path, err, errlen) < 0)
+					goto fail;
+			} else {
+				warn_unknown(file, path);
+			}
+		}
+	}
+	free(r->models);
+	r->models = list;
+	r->n_models = n;
+	return 0;
+fail:
+	free(list);
+	return -1;
+}
+
+static int parse_rules(struct hive_cfg *cfg, const json_t *obj, const char *file, char *err,
+		       size_t errlen)
+{
+	const char *name, *key;
+	json_t *ro, *v;
+	char path[384];
+
+	json_object_foreach((json_t *)obj, name, ro) {
+		int i = hive_alert_rule_parse(name);
+		struct hive_alert_rule *r;
+
+		snprintf(path, sizeof(path), "alerts.rules.%.200s", name);
+		if (i < 0) {
+			warn_unknown(file, path);
+			continue;
+		}
+		if (json_is_null(ro))
+			continue;
+		if (!json_is_object(ro))
+			return fail(err, errlen, "%s: %s: expected object, got %s", file, path,
+				    hive_json_type_name(ro));
+		r = &cfg->alerts.rules[i];
+		json_object_foreach(ro, key, v) {
+			snprintf(path, sizeof(path), "alerts.rules.%.100s.%.100s", name, key);
+			if (json_is_null(v))
+				continue;
+			if (strcmp(key, "enabled") == 0) {
+				if (!json_is_boolean(v))
+					return fail(err, errlen, "%s: %s: expected true or false, got %s",
+						    file, path, hive_json_type_name(v));
+				r->enabled = json_is_true(v);
+			} else if (strcmp(key, "for_seconds") == 0) {
+				if (read_for(v, &r->for_seconds, file, path, err, errlen) < 0)
+					return -1;
+			} else if (strcmp(key, "threshold") == 0) {
+				if (read_threshold(i, v, &r->threshold, file, path, err, errlen) < 0)
+					return -1;
+			} else if (strcmp(key, "models") == 0) {
+				if (!json_is_object(v))
+					return fail(err, errlen, "%s: %s: expected object, got %s", file,
+						    path, hive_json_type_name(v));
+				if (parse_overrides(r, i, v, file, path, err, errlen) < 0)
+					return -1;
+			} else {
+				warn_unknown(file, path);
+			}
+		}
+	}
+	return 0;
+}
+
+/* alerts.channels: [{"name", "kind", "url", "secret", "chat_id", "smtp_url",
+ * "from", "to"}]. Values are not quoted in messages: urls and secrets may
+ * carry a token. */
+static int parse_channels(struct hive_cfg *cfg, const json_t *arr, const char *file, char *err,
+			  size_t errlen)
+{
+	static const struct {
+		const char *key;
+		size_t off, size;
+	} fields[] = {
+#define CH(f) { #f, offsetof(struct hive_alert_channel, f), sizeof(((struct hive_alert_channel *)0)->f) }
+		CH(name), CH(url), CH(secret), CH(chat_id), CH(smtp_url), CH(from), CH(to),
+#undef CH
+	};
+	struct hive_alert_channel *list = NULL;
+	size_t n = json_array_size(arr), i;
+	const char *key;
+	json_t *o, *v;
+	char path[384];
+
+	if (n > 0 && (list = calloc(n, sizeof(*list))) == NULL)
+		return fail(err, errlen, "%s: alerts.channels: out of memory", file);
+	json_array_foreach(arr, i, o) {
+		struct hive_alert_channel *c = &list[i];
+
+		c->kind = -1;
+		if (!json_is_object(o)) {
+			fail(err, errlen, "%s: alerts.channels[%zu]: expected object, got %s", file, i,
+			     hive_json_type_name(o));
+			goto fail;
+		}
+		json_object_foreach(o, key, v) {
+			size_t f;
+
+			snprintf(path, sizeof(path), "alerts.channels[%zu].%.200s", i, key);
+			if (json_is_null(v))
+				continue;
+			if (strcmp(key, "kind") == 0) {
+				const char *s = json_string_value(v);
+
+				for (int k = 0; s && channel_kinds[k]; k++)
+					if (strcmp(s, channel_kinds[k]) == 0)
+						c->kind = k;
+				if (c->kind < 0) {
+					fail(err, errlen, "%s: %s: expected one of webhook, slack, telegram,"
+					     " email", file, path);
+					goto fail;
+				}
+				continue;
+			}
+			for (f = 0; f < sizeof(fields) / sizeof(fields[0]); f++)
+				if (strcmp(key, fields[f].key) == 0)
+					break;
+			if (f == sizeof(fields) / sizeof(fields[0])) {
+				warn_unknown(file, path);
+				continue;
+			}
+			if (!json_is_string(v)) {
+				fail(err, errlen, "%s: %s: expected string, got %s", file, path,
+				     hive_json_type_name(v));
+				goto fail;
+			}
+			if (json_string_length(v) >= fields[f].size ||
+			    strlen(json_string_value(v)) != json_string_length(v)) {
+				fail(err, errlen, "%s: %s: longer than %zu characters (or holds a NUL)",
+				     file, path, fields[f].size - 1);
+				goto fail;
+			}
+			memcpy((char *)c + fields[f].off, json_string_value(v),
+			       json_string_length(v) + 1);
+		}
+		if (c->kind < 0) {
+			fail(err, errlen, "%s: alerts.channels[%zu].kind: missing (webhook, slack,"
+			     " telegram, email)", file, i);
+			goto fail;
+		}
+	}
+	free(cfg->alerts.channels);
+	cfg->alerts.channels = list;
+	cfg->alerts.n_channels = n;
+	return 0;
+fail:
+	free(list);
+	return -1;
+}
+
+/* A URL of one of the schemes, with a host, no spaces or controls. */
+static bool url_with_scheme(const char *url, const char *const schemes[])
+{
+	const char *rest = NULL;
+
+	for (int i = 0; schemes[i] && !rest; i++) {
+		size_t n = strlen(schemes[i]);
+
+		if (strncmp(url, schemes[i], n) == 0)
+			rest = url + n;
+	}
+	if (!rest || !*rest || *rest == '/')
+		return false;
+	for (; *rest; rest++)
+		if ((unsigned char)*rest <= ' ' || *rest == 0x7f)
+			return false;
+	return true;
+}
+
+static bool name_ok(const char *s)
+{
+	if (!*s)
+		return false;
+	for (; *s; s++)
+		if (!isalnum((unsigned char)*s) && *s != '-' && *s != '_' && *s != '.')
+			return false;
+	return true;
+}
+
+/* What the alerts section needs beyond each value's type and range. */
+static int check_alerts(const struct hive_cfg *cfg, const char *file, char *err, size_t errlen)
+{
+	static const char *const web[] = { "http://", "https://", NULL };
+	static const char *const smtp[] = { "smtp://", "smtps://", NULL };
+	char q[96];
+
+	if (cfg->alerts.retry_max_seconds < 1 || cfg->alerts.give_up_hours < 1)
+		return fail(err, errlen, "%s: alerts: retry_max_seconds and give_up_hours must be"
+			    " at least 1", file);
+	for (int i = 0; i < HIVE_ALERT_RULES; i++) {
+		const struct hive_alert_rule *r = &cfg->alerts.rules[i];
+		const struct rule_spec *sp = &rule_specs[i];
+
+		if (r->for_seconds < 0 || r->for_seconds > FOR_MAX)
+			return fail(err, errlen, "%s: alerts.rules.%s.for_seconds: %d is out of range"
+				    " (0..%d)", file, sp->name, r->for_seconds, FOR_MAX);
+		if (sp->has_threshold && !(r->threshold >= sp->lo && r->threshold <= sp->hi))
+			return fail(err, errlen, "%s: alerts.rules.%s.threshold: %g is out of range"
+				    " (%g..%g)", file, sp->name, r->threshold, sp->lo, sp->hi);
+	}
+	for (size_t i = 0; i < cfg->alerts.n_channels; i++) {
+		const struct hive_alert_channel *c = &cfg->alerts.channels[i];
+		const char *kind = c->kind >= 0 && c->kind <= HIVE_CHANNEL_EMAIL
+			? channel_kinds[c->kind] : NULL;
+
+		if (!kind)
+			return fail(err, errlen, "%s: alerts.channels[%zu].kind: expected one of"
+				    " webhook, slack, telegram, email", file, i);
+		if (!name_ok(c->name))
+			return fail(err, errlen, "%s: alerts.channels[%zu].name: %s must be 1 to %zu"
+				    " of A-Z a-z 0-9 . _ -", file, i, quoted(c->name, q, sizeof(q)),
+				    sizeof(c->name) - 1);
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(c->name, cfg->alerts.channels[j].name) == 0)
+				return fail(err, errlen, "%s: alerts.channels[%zu].name: %s is also"
+					    " alerts.channels[%zu]", file, i, quoted(c->name, q, sizeof(q)),
+					    j);
+		if (c->kind == HIVE_CHANNEL_EMAIL) {
+			if (!url_with_scheme(c->smtp_url, smtp))
+				return fail(err, errlen, "%s: alerts.channels[%zu].smtp_url: an email"
+					    " channel needs smtp://host[:port] or smtps://host[:port]",
+					    file, i);
+			if (!strchr(c->from, '@'))
+				return fail(err, errlen, "%s: alerts.channels[%zu].from: an email"
+					    " channel needs a sender address", file, i);
+			if (!strchr(c->to, '@'))
+				return fail(err, errlen, "%s: alerts.channels[%zu].to: an email channel"
+					    " needs one or more addresses, comma separated", file, i);
+			continue;
+		}
+		/* The URL itself is never quoted: Slack and Telegram carry a token in it. */
+		if (!url_with_scheme(c->url, web))
+			return fail(err, errlen, "%s: alerts.channels[%zu].url: a %s channel needs an"
+				    " http:// or https:// URL", file, i, kind);
+		if (c->kind == HIVE_CHANNEL_TELEGRAM && !c->chat_id[0])
+			return fail(err, errlen, "%s: alerts.channels[%zu].chat_id: a telegram"
+				    " channel needs the chat id", file, i);
+	}
+	return 0;
+}
+
 /* ---------------------------------------------------------------- checks */
 
 int hive_cfg_addr_ok(const char *addr)
@@ -422,7 +831,9 @@ static int check_key(const struct hive_cfg *cfg, const struct key *k, char *buf,
 	}
 	case T_ENUM:
 	case T_SOURCE:
-		return 0;   /* checked as read */
+	case T_RULES:
+	case T_CHANNELS:
+		return 0;   /* checked as read, and by check_alerts */
 	case T_SIZE: {
 		size_t v = *(const size_t *)f;
 
@@ -522,7 +933,7 @@ static int check_cross(const struct hive_cfg *cfg, const char *file, char *err, 
 	if (cfg->power.stale_seconds <= cfg->power.interval_seconds)
 		return fail(err, errlen, "%s: power.stale_seconds: %d must exceed power.interval_seconds (%d)",
 			    file, cfg->power.stale_seconds, cfg->power.interval_seconds);
-	return 0;
+	return check_alerts(cfg, file, err, errlen);
 }
 
 static int validate(const struct hive_cfg *cfg, const char *file, char *err, size_t errlen)
@@ -561,6 +972,9 @@ void hive_cfg_defaults(struct hive_cfg *cfg)
 	cfg->network.http_timeout_ms = 5000;
 	cfg->network.http_concurrency = 256;
 	snprintf(cfg->network.default_password, sizeof(cfg->network.default_password), HIVE_FACTORY_PASSWORD);
+	cfg->network.sweep_drop_confirm_share = 0.5;
+	cfg->network.max_clock_skew_seconds = 60;
+	cfg->bus.require_job_nonce = true;
 
 	cfg->intervals.discovery_seconds = 30;
 	cfg->intervals.status_seconds = 15;
@@ -615,6 +1029,14 @@ void hive_cfg_defaults(struct hive_cfg *cfg)
 	cfg->power.raise_step_pct = 10;
 	cfg->power.max_jump_pct = 50;
 	hive_plant_source_defaults(&cfg->power.source, HIVE_PLANT_NONE);
+
+	cfg->alerts.enabled = true;
+	cfg->alerts.evaluate_seconds = 5;
+	cfg->alerts.group_seconds = 30;
+	cfg->alerts.resolve_seconds = 30;
+	cfg->alerts.retry_max_seconds = 300;
+	cfg->alerts.give_up_hours = 24;
+	rules_defaults(cfg);
 }
 
 const char *hive_power_mode_name(int mode)
@@ -741,6 +1163,16 @@ static int read_key(struct hive_cfg *cfg, const struct key *k, const json_t *obj
 			return fail(err, errlen, "%s: %s: expected array, got %s", file, path,
 				    hive_json_type_name(v));
 		return parse_subnets(cfg, v, file, err, errlen);
+	case T_RULES:
+		if (!json_is_object(v))
+			return fail(err, errlen, "%s: %s: expected object, got %s", file, path,
+				    hive_json_type_name(v));
+		return parse_rules(cfg, v, file, err, errlen);
+	case T_CHANNELS:
+		if (!json_is_array(v))
+			return fail(err, errlen, "%s: %s: expected array, got %s", file, path,
+				    hive_json_type_name(v));
+		return parse_channels(cfg, v, file, err, errlen);
 	}
 	if (rc == -1)
 		return fail(err, errlen, "%s: %.*s%s", file, prefix, path, jerr);
@@ -904,6 +1336,7 @@ void hive_cfg_free(struct hive_cfg *cfg)
 	free(cfg->network.subnets);
 	cfg->network.subnets = NULL;
 	cfg->network.n_subnets = 0;
+	rules_free(cfg);
 }
 
 int hive_cfg_copy(struct hive_cfg *dst, const struct hive_cfg *src)
@@ -918,5 +1351,31 @@ int hive_cfg_copy(struct hive_cfg *dst, const struct hive_cfg *src)
 	}
 	*dst = *src;
 	dst->network.subnets = list;
+	/* Nothing below is shared with src, so a failure frees dst whole. */
+	for (int i = 0; i < HIVE_ALERT_RULES; i++)
+		dst->alerts.rules[i].models = NULL;
+	dst->alerts.channels = NULL;
+	for (int i = 0; i < HIVE_ALERT_RULES; i++) {
+		const struct hive_alert_rule *r = &src->alerts.rules[i];
+
+		if (r->n_models == 0)
+			continue;
+		if (!(dst->alerts.rules[i].models = calloc(r->n_models, sizeof(*r->models))))
+			goto fail;
+		memcpy(dst->alerts.rules[i].models, r->models, r->n_models * sizeof(*r->models));
+	}
+	if (src->alerts.n_channels > 0) {
+		size_t n = src->alerts.n_channels;
+
+		if (!(dst->alerts.channels = calloc(n, sizeof(*dst->alerts.channels))))
+			goto fail;
+		memcpy(dst->alerts.channels, src->alerts.channels, n * sizeof(*dst->alerts.channels));
+	}
 	return 0;
+fail:
+	for (int i = 0; i < HIVE_ALERT_RULES; i++)
+		dst->alerts.rules[i].n_models = 0;
+	dst->alerts.n_channels = 0;
+	hive_cfg_free(dst);
+	return -1;
 }

@@ -79,6 +79,12 @@ static void secrets_register(const struct hive_cfg *cfg)
 	hive_log_secret(cfg->http.auth.token);
 	if (password_is_secret(cfg->network.default_password))
 		hive_log_secret(cfg->network.default_password);
+	/* Alert channels: Slack and Telegram URLs carry their token. */
+	for (size_t i = 0; i < cfg->alerts.n_channels; i++) {
+		hive_log_secret(cfg->alerts.channels[i].url);
+		hive_log_secret(cfg->alerts.channels[i].secret);
+		hive_log_secret(cfg->alerts.channels[i].smtp_url);
+	}
 }
 
 static void secrets_forget(const struct hive_cfg *cfg)
@@ -86,6 +92,11 @@ static void secrets_forget(const struct hive_cfg *cfg)
 	hive_log_forget_secret(cfg->http.auth.token);
 	if (password_is_secret(cfg->network.default_password))
 		hive_log_forget_secret(cfg->network.default_password);
+	for (size_t i = 0; i < cfg->alerts.n_channels; i++) {
+		hive_log_forget_secret(cfg->alerts.channels[i].url);
+		hive_log_forget_secret(cfg->alerts.channels[i].secret);
+		hive_log_forget_secret(cfg->alerts.channels[i].smtp_url);
+	}
 }
 
 static void apply_level(const struct hive_cfg *cfg)

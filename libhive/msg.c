@@ -105,11 +105,14 @@ static int check_sweep(const void *obj, char *err, size_t errlen);
 
 /* ---- shared parts ---- */
 
+#define NONCE(S, f, d) STR(S, "nonce", f, 0, HIVE_NONCE_CHARS, d)
+
 #define HEAD(S) \
 	INT(S, "job", head.job, 0, 0, I_MAX, NULL, "the job's id (0: none)"), \
 	MAC(S, "mac", head.mac, HIVE_MF_REQUIRED, "the miner"), \
 	IPV4(S, "ip", head.ip, 0, "where it was asked"), \
-	INT(S, "latency_ms", head.latency_ms, 0, 0, I_MAX, "ms", "from pull to result")
+	INT(S, "latency_ms", head.latency_ms, 0, 0, I_MAX, "ms", "from pull to result"), \
+	NONCE(S, head.nonce, "the job's nonce, echoed (apid refuses a result without it)")
 
 /* ---- hive.miner.seen ---- */
 #define S struct hive_msg_miner_seen
@@ -348,6 +351,7 @@ SCHEMA(action_result_schema, struct hive_msg_action_result, action_result_rows);
 #define S struct hive_msg_plant_reading
 static const struct hive_msg_field plant_reading_rows[] = {
 	INT(S, "job", job, HIVE_MF_REQUIRED, 1, I_MAX, NULL, "the hive.job.plant it answers"),
+	NONCE(S, nonce, "the job's nonce, echoed (apid refuses a reading without it)"),
 	ENUM(S, "source", source, HIVE_MF_REQUIRED, plant_kinds, "the kind of source read"),
 	BOOL(S, "ok", ok, HIVE_MF_REQUIRED, "the read worked (else error says why)"),
 	STR(S, "error", error, 0, TEXT_MAX, "why the read failed (\"http 401: unauthorized\")"),
@@ -381,6 +385,7 @@ static const struct hive_msg_field job_failed_rows[] = {
 	INT(S, "job", job, HIVE_MF_REQUIRED, 1, I_MAX, NULL, "the job"),
 	MAC(S, "mac", mac, HIVE_MF_REQUIRED, "the miner"),
 	STR(S, "kind", kind, 0, NAME_MAX_, "error kind"),
+	NONCE(S, nonce, "the job's nonce, echoed (apid refuses a failure without it)"),
 };
 #undef S
 SCHEMA(job_failed_schema, struct hive_msg_job_failed, job_failed_rows);
@@ -410,6 +415,7 @@ static const struct hive_msg_field job_rows[] = {
 	    "its API key"),
 	INT(S, "deadline", deadline, 0, 0, I_MAX, "ms", "drop the job after (wall clock)"),
 	ENUM(S, "endpoint", endpoint, 0, sources, "telemetry: the endpoint to read"),
+	NONCE(S, nonce, "random, 16 hex digits: the result must echo it"),
 };
 #undef S
 SCHEMA(job_schema, struct hive_msg_job, job_rows);
@@ -428,6 +434,7 @@ static const struct hive_msg_field control_job_rows[] = {
 	INT(S, "action", action, HIVE_MF_REQUIRED, 1, I_MAX, NULL, "the action's id"),
 	ENUM(S, "kind", kind, HIVE_MF_REQUIRED, action_kinds, "what to do"),
 	STR(S, "preset", preset, 0, NAME_MAX_, "set_preset: the preset"),
+	NONCE(S, nonce, "random, 16 hex digits: the result must echo it"),
 };
 #undef S
 SCHEMA(control_job_schema, struct hive_msg_control_job, control_job_rows);
@@ -450,6 +457,7 @@ static const struct hive_msg_field plant_job_rows[] = {
 	ENUM(S, "byte_order", byte_order, 0, plant_orders, "modbus: the order of its bytes"),
 	NUM(S, "scale", scale, 0, 0, 1e9, "W", "modbus: watts per unit of the value"),
 	INT(S, "timeout_ms", timeout_ms, 0, 100, 60000, "ms", "the read at most (absent: 3000)"),
+	NONCE(S, nonce, "random, 16 hex digits: the reading must echo it"),
 };
 #undef S
 SCHEMA(plant_job_schema, struct hive_msg_plant_job, plant_job_rows);

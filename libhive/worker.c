@@ -21,6 +21,7 @@
 #include "hive/log.h"
 #include "hive/msg.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -79,6 +80,8 @@ struct hive_worker_queue {
 	/* under mu: what the heartbeat and a reload reach from the main thread */
 	pthread_mutex_t mu;
 	struct queue_cfg c;
+	struct hive_subnet *subnets;    /* network.subnets, copied (a reload replaces it) */
+	size_t n_subnets;
 	struct hive_worker_stats st;
 	double lat_sum;                 /* since the last heartbeat */
 	uint64_t lat_n;
@@ -100,6 +103,7 @@ struct hive_worker {
 };
 
 static void on_jobs(struct hive_loop *loop, int fd, int events, void *arg);
+static bool ip_allowed(struct hive_worker_queue *q, const char *ip);
 
 /* ---------------------------------------------------------------- bodies */
 
@@ -262,6 +266,7 @@ void hive_worker_done(struct hive_worker_job *job, void *result)
 		snprintf(head->mac, sizeof(head->mac), "%s", job->mac);
 		snprintf(head->ip, sizeof(head->ip), "%s", job->ip);
 		head->latency_ms = hive_mono_ms() - job->started_ms;
+		head->nonce = job->nonce[0] ? job->nonce : NULL;
 		b = hive_msg_encode(q->spec.result_kind, result);
 	}
 	if (!b) {
@@ -281,14 +286,15 @@ void hive_worker_done(struct hive_worker_job *job, void *result)
 
 /* hive.job.failed for job id at mac, so apid's scheduler frees the miner. */
 static void publish_job_failed(struct hive_worker *w, long long id, const char *mac,
-			       enum hive_fw_err_kind kind)
+			       const char *kind, const char *nonce)
 {
 	struct hive_msg_job_failed jf;
 
 	hive_msg_init(HIVE_MSG_JOB_FAILED, &jf);
 	jf.job = id;
 	snprintf(jf.mac, sizeof(jf.mac), "%s", mac);
-	jf.kind = hive_fw_err_name(kind);
+	jf.kind = kind;
+	jf.nonce = nonce && *nonce ? nonce : NULL;
 	hive_worker_publish(w, HIVE_MSG_JOB_FAILED, &jf);
 }
 
@@ -301,7 +307,7 @@ void hive_worker_fail(struct hive_worker_job *job, const struct hive_fw_err *err
 
 	hive_worker_error_fill(&e, job->mac, job->ip, q->spec.op, err, job->id);
 	hive_worker_publish(w, HIVE_MSG_MINER_ERROR, &e);
-	publish_job_failed(w, job->id, job->mac, err->kind);
+	publish_job_failed(w, job->id, job->mac, hive_fw_err_name(err->kind), job->nonce);
 	count(q, &q->st.failed);
 	if ((unsigned)err->kind < HIVE_FW_ERR_KINDS)
 		count(q, &q->st.failed_by[err->kind]);
@@ -339,7 +345,8 @@ static int job_decode(struct hive_worker_queue *q, const struct queue_cfg *c, js
 		const struct hive_msg_control_job *cj = body;
 
 		common = (struct hive_msg_job){ .job = cj->job, .port = cj->port,
-						.api_key = cj->api_key, .deadline = cj->deadline };
+						.api_key = cj->api_key, .deadline = cj->deadline,
+						.nonce = cj->nonce };
 		memcpy(common.mac, cj->mac, sizeof(common.mac));
 		memcpy(common.ip, cj->ip, sizeof(common.ip));
 		j = &common;
@@ -356,6 +363,7 @@ static int job_decode(struct hive_worker_queue *q, const struct queue_cfg *c, js
 	snprintf(job->ip, sizeof(job->ip), "%s", j->ip);
 	snprintf(job->api_key, sizeof(job->api_key), "%s", j->api_key);
 	snprintf(job->endpoint, sizeof(job->endpoint), "%s", j->endpoint ? j->endpoint : "");
+	snprintf(job->nonce, sizeof(job->nonce), "%s", j->nonce ? j->nonce : "");
 	job->port = j->port != HIVE_MSG_NO_INT ? (int)j->port : c->port;
 	job->deadline_ms = j->deadline != HIVE_MSG_NO_INT ? j->deadline : 0;
 	if (q->spec.check)
@@ -377,8 +385,29 @@ static void job_bad(struct hive_worker_queue *q, const struct hive_envelope *env
 			  hive_log_quote(why, quoted, sizeof(quoted)));
 	if (hive_msg_decode(HIVE_MSG_JOB_FAILED, env->body, &jf, e, sizeof(e)) < 0)
 		return;
-	publish_job_failed(q->w, jf.job, jf.mac, HIVE_FW_ERR_BAD_FIELD);
+	publish_job_failed(q->w, jf.job, jf.mac, hive_fw_err_name(HIVE_FW_ERR_BAD_FIELD), jf.nonce);
 	hive_msg_free(HIVE_MSG_JOB_FAILED, &jf);
+}
+
+/* A job for an address outside network.subnets: never started; counted,
+ * logged rate-limited, and reported failed (kind outside_subnets) so that
+ * apid frees the miner and shows why. */
+static void job_refuse(struct hive_worker_queue *q, struct hive_worker_job *job)
+{
+	struct hive_msg_miner_error e;
+	struct hive_fw_err err = { .kind = HIVE_FW_ERR_INTERNAL };
+
+	count(q, &q->st.refused);
+	hive_log_complain("worker refused job", "job_refused mac=%s ip=%s op=%s job=%lld"
+			  " reason=\"address outside network.subnets\"", job->mac, job->ip,
+			  q->spec.op, job->id);
+	snprintf(err.msg, sizeof(err.msg), "%s: %s is outside network.subnets: job refused",
+		 q->spec.op, job->ip);
+	hive_worker_error_fill(&e, job->mac, job->ip, q->spec.op, &err, job->id);
+	e.kind = HIVE_WORKER_KIND_OUTSIDE_SUBNETS;
+	hive_worker_publish(q->w, HIVE_MSG_MINER_ERROR, &e);
+	publish_job_failed(q->w, job->id, job->mac, HIVE_WORKER_KIND_OUTSIDE_SUBNETS, job->nonce);
+	job_free(job);
 }
 
 /* Is job too late to start? Then it is counted and logged. */
@@ -443,6 +472,10 @@ static void job_take(struct hive_worker_queue *q, const struct hive_envelope *en
 		return;
 	}
 	count(q, &q->st.received);
+	if (!ip_allowed(q, job->ip)) {
+		job_refuse(q, job);
+		return;
+	}
 	if (job_expired(q, job, now)) {
 		job_free(job);
 		return;
@@ -502,7 +535,7 @@ static int queue_counters(json_t *c, const struct hive_worker_queue *q)
 	} rows[] = {
 		{ "jobs_received", q->st.received }, { "jobs_done", q->st.done },
 		{ "jobs_failed", q->st.failed },     { "jobs_expired", q->st.expired },
-		{ "jobs_bad", q->st.bad },
+		{ "jobs_bad", q->st.bad },          { "jobs_refused", q->st.refused },
 	};
 	char name[64];
 	int rc = 0;
@@ -620,7 +653,40 @@ static void take_cfg(struct hive_worker_queue *q)
 	q->c.port = cfg->network.port;
 	q->c.http_timeout_ms = cfg->network.http_timeout_ms;
 	q->c.run_ms = cfg->control.job_timeout_seconds * 1000;
+	if (cfg->network.n_subnets) {
+		struct hive_subnet *sn = malloc(cfg->network.n_subnets * sizeof(*sn));
+
+		if (sn) {
+			memcpy(sn, cfg->network.subnets, cfg->network.n_subnets * sizeof(*sn));
+			free(q->subnets);
+			q->subnets = sn;
+			q->n_subnets = cfg->network.n_subnets;
+		}
+	} else {
+		free(q->subnets);
+		q->subnets = NULL;
+		q->n_subnets = 0;
+	}
 	pthread_mutex_unlock(&q->mu);
+}
+
+/* May a job call ip? Only inside network.subnets: a job for any other
+ * address is refused (a forged job, or a forged hive.miner.seen that
+ * moved a miner, must not make a worker send a miner's key elsewhere).
+ * With no subnets configured there is nothing to judge by. */
+static bool ip_allowed(struct hive_worker_queue *q, const char *ip)
+{
+	struct in_addr a;
+	bool ok = false;
+
+	if (inet_pton(AF_INET, ip, &a) != 1)
+		return false;
+	pthread_mutex_lock(&q->mu);
+	ok = q->n_subnets == 0;
+	for (size_t i = 0; !ok && i < q->n_subnets; i++)
+		ok = hive_subnet_contains(&q->subnets[i], ntohl(a.s_addr));
+	pthread_mutex_unlock(&q->mu);
+	return ok;
 }
 
 static void on_wake(struct hive_loop *loop, int fd, int events, void *arg)
@@ -703,6 +769,7 @@ static void queue_free(struct hive_worker_queue *q)
 		close(q->wake_fd);
 	}
 	pthread_mutex_destroy(&q->mu);
+	free(q->subnets);
 	free(q);
 }
 

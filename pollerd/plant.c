@@ -83,6 +83,7 @@ static void take(struct pollerd_plant *p, const struct hive_envelope *env)
 	hive_plant_reading_to_msg(&r, &m);
 	m.job = j.job;
 	m.source = j.kind;
+	m.nonce = j.nonce;
 	hive_worker_publish(p->w, HIVE_MSG_PLANT_READING, &m);
 	if (r.ok) {
 		atomic_fetch_add(&p->ok, 1);

@@ -125,6 +125,10 @@ Object.assign(cfg.bus, {
 // start (the Power view's tests go to dry run, never on, and back to off).
 const BUDGET_W = 10000000;
 cfg.power = { ...(cfg.power || {}), mode: 'off', source: { kind: 'manual', budget_w: BUDGET_W } };
+// Alerts: evaluated every second; chip_temp_high at 95 °C after 2 s, so the
+// Alerts test's overheat fault (minersim, 99 °C) fires within seconds.
+cfg.alerts = { ...(cfg.alerts || {}), evaluate_seconds: 1, resolve_seconds: 2,
+	rules: { chip_temp_high: { threshold: 95, for_seconds: 2 } } };
 const cfgPath = path.join(tmp, 'powerhive.json');
 fs.writeFileSync(cfgPath, JSON.stringify(cfg, null, 2));
 
@@ -1419,6 +1423,87 @@ test('the miners view draws the fleet over time as /api/fleet/history has it', a
 	console.log(`figure: fleet chart ${pts} points over 6 h; last ${last.online} online,` +
 		` ${(last.hashrate_ghs / 1000).toFixed(1)} TH/s, ${Math.round(last.power_w)} W`);
 	await page.click('.fleet-history .seg label:has(input[value="1"])');
+});
+
+test('an alert: counted in the header, listed, acknowledged; a silence made and deleted; the miners filter and the miner\'s page', async () => {
+	const list = (await api('GET', '/api/miners?limit=20&offset=60&online=true')).miners;
+	const hot = list.find((m) => m.status?.state === 'mining');
+	check(hot, 'no mining miner to overheat');
+	await sim('/sim/fault', { target: hot.id, kind: 'overheat', temp: 99 });
+	let alert;
+	try {
+		alert = await until('chip_temp_high firing in the API', async () => (await api('GET',
+			`/api/alerts?state=firing&rule=chip_temp_high&miner=${hot.id}`)).alerts[0], 30000, 500);
+		// (an earlier test may leave a preset_conflict alert firing)
+		await until('the header counting it', async () =>
+			/chip temp high: 1/.test(await page.getAttribute('#fleet-alerts', 'title')), 20000);
+		const firing = (await api('GET', '/api/alerts?state=firing&limit=1')).firing;
+		check(Number((await page.textContent('#fleet-alerts')).replace(/,/g, '')) >= 1 && firing >= 1,
+			`the header says ${await page.textContent('#fleet-alerts')}, the API ${firing}`);
+		check(await page.$eval('#fleet-alerts-box', (e) => e.classList.contains('bad')), 'the count is not red');
+		await page.click('#fleet-alerts');
+		await until('the Alerts view', async () => page.url().includes('#/alerts') &&
+			(await page.getAttribute('#view', 'data-loaded')) === 'true');
+		const row = `table.firing tr[data-alert="${alert.id}"]`;
+		await until('the alert listed', async () => page.isVisible(row));
+		check(/chip temp high/.test(await page.textContent(row)), 'the row does not name the rule');
+		const href = decodeURIComponent(await page.getAttribute(`${row} a`, 'href'));
+		check(href.toLowerCase() === `#/miners/${hot.id.toLowerCase()}`, `the subject links to ${href}`);
+		check(/99/.test(await page.textContent(`${row} .summary`)), 'the summary lacks the temperature');
+		await shot('alerts.png', true);
+		// Ack: recorded with the actor, shown in its place.
+		await page.click(`${row} button[data-ack]`);
+		await until('acknowledged', async () => /acked by/.test(await page.textContent(row)));
+		const acked = (await api('GET', `/api/alerts?state=firing&rule=chip_temp_high&miner=${hot.id}`)).alerts[0];
+		check(acked.id === alert.id && acked.acked_by, `the API's alert: ${JSON.stringify(acked)}`);
+		// A silence: the form's fields as the API records them; then deleted.
+		const form = 'form.silence-form';
+		await page.selectOption(`${form} select[name=rule]`, 'fan_stopped');
+		await page.fill(`${form} input[name=miner]`, hot.id);
+		await page.selectOption(`${form} select[name=seconds]`, '3600');
+		await page.fill(`${form} input[name=comment]`, 'browser test');
+		await page.click(`${form} button[type=submit]`);
+		const sil = await until('the silence in the API', async () =>
+			(await api('GET', '/api/silences')).silences.find((x) => x.comment === 'browser test'));
+		check(sil.rule === 'fan_stopped' && sil.miner.toLowerCase() === hot.id.toLowerCase() &&
+			Math.abs(sil.ends - sil.created - 3600000) < 5000, `the silence: ${JSON.stringify(sil)}`);
+		await until('the silence listed', async () => page.isVisible(`tr[data-silence="${sil.id}"]`));
+		await page.click(`tr[data-silence="${sil.id}"] button[data-unsilence]`);
+		await page.click('#confirm-dialog .dlg-ok');
+		await until('the silence ended', async () =>
+			!(await api('GET', '/api/silences')).silences.some((x) => x.id === sil.id));
+		await until('its row gone', async () => !(await page.isVisible(`tr[data-silence="${sil.id}"]`)));
+		// Neither a rule nor a miner: refused on the form, nothing sent.
+		await page.selectOption(`${form} select[name=rule]`, '');
+		await page.click(`${form} button[type=submit]`);
+		await until('the form refusing', async () => /rule or type a miner/.test(await page.textContent(`${form} .form-error`)));
+		check(await page.isVisible('table.notifications'), 'no notifications table');
+		// The miners table: only miners with a firing alert, each marked.
+		await page.goto(base + '/#/miners?alerting=true');
+		await tableSettled();
+		await until('the alerting miner listed', async () => (await rowIds()).includes(hot.id.toLowerCase()) ||
+			(await rowIds()).includes(hot.id));
+		check((await page.$eval('select[name=alerting]', (e) => e.value)) === 'true', 'the filter does not show');
+		const marks = await page.$$eval('table.miners tbody tr[data-id]', (trs) =>
+			trs.map((t) => !!t.querySelector('.alert-pill')));
+		check(marks.length >= 1 && marks.every(Boolean), `rows without an alert marker: ${marks}`);
+		// Its page lists the alert, acknowledged.
+		await page.goto(base + `/#/miners/${hot.id}`);
+		await until('its detail', async () => (await page.getAttribute('#view', 'data-loaded')) === 'true');
+		await until('its alert listed', async () => page.isVisible(`.miner-alerts tr[data-alert="${alert.id}"]`));
+		check(/acked by/.test(await page.textContent(`.miner-alerts tr[data-alert="${alert.id}"]`)),
+			'the miner\'s page does not show the acknowledgement');
+	} finally {
+		await sim('/sim/fault', { target: hot.id, kind: 'none' });
+	}
+	// Resolved: in the history.
+	await until('resolved in the API', async () => (await api('GET',
+		`/api/alerts?rule=chip_temp_high&miner=${hot.id}`)).alerts.find((a) => a.id === alert.id)?.state === 'resolved', 30000, 500);
+	await page.click('.tabs a[data-view=alerts]');
+	await until('the history listing it', async () =>
+		page.isVisible(`table.history tr[data-alert="${alert.id}"]`), 20000);
+	await page.click('.tabs a[data-view=miners]');
+	await tableSettled();
 });
 
 test('a banner says when the API cannot be reached, and goes', async () => {

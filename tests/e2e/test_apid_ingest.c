@@ -7,7 +7,12 @@
  *   - retention prunes what is older than its days;
  *   - a sweep marks unseen miners offline (ip NULL, last_ip kept), an IP
  *     move keeps one record, jobs go to online miners with a key only, and
- *     the feed tells it.
+ *     the feed tells it;
+ *   - forged events are refused, counted by reason and change nothing: a
+ *     seen outside network.subnets, a sweep of another subnet, an empty
+ *     sweep (held until a second one confirms it), a status a day ahead,
+ *     results without their job's nonce, with a wrong one, for another
+ *     miner, or twice.
  * The database is opened by the test only after apid has stopped (or was
  * killed); while it runs, the test asks apid over bus.control. */
 #include <stdarg.h>
@@ -101,6 +106,10 @@ static void start(struct proc *p, const char *extra)
 					  " \"http\": {\"auth\": {\"token\": "
 					  "\"e2e-token-0123456789abcdef0123456789\",\n"
 					  "   \"token_file\": \"%s/token\"}},\n"
+					  /* These tests play the workers by hand with
+					   * thousands of results for jobs apid never
+					   * sent; the nonce is tested below. */
+					  " \"bus\": {\"require_job_nonce\": false},\n"
 					  " \"intervals\": {\"status_seconds\": 60,\n"
 					  "   \"telemetry_seconds\": 600}}", p->db, p->s.dir), 0);
 	}
@@ -493,7 +502,7 @@ static void test_sweep_move_jobs_feed(void **state)
 	json_t *h;
 
 	(void)state;
-	start(&p, "{\"intervals\":{\"status_seconds\":1}}");
+	start(&p, "{\"intervals\":{\"status_seconds\":1},\"bus\":{\"require_job_nonce\":true}}");
 	pub = bus(HIVE_BUS_PUBLISH, ts_bus(&p.s, "events"), "discoverd/e2e/4");
 	worker = bus(HIVE_BUS_PULL, ts_bus(&p.s, "jobs_status"), "pollerd/e2e/4");
 	tworker = bus(HIVE_BUS_PULL, ts_bus(&p.s, "jobs_telemetry"), "telemetryd/e2e/4");
@@ -549,8 +558,12 @@ static void test_sweep_move_jobs_feed(void **state)
 			assert_string_equal(json_string_value(json_object_get(env.body, "api_key")),
 					    "key-a");
 			if (!first_job) {
+				json_t *b;
+
 				first_job = json_integer_value(json_object_get(env.body, "job"));
-				send_json(pub, HIVE_TOPIC_STATUS_RESULT, status_body(mac, first_job));
+				b = status_body(mac, first_job);
+				json_object_set(b, "nonce", json_object_get(env.body, "nonce"));
+				send_json(pub, HIVE_TOPIC_STATUS_RESULT, b);
 			}
 		} else {
 			jobs_other++;
@@ -597,6 +610,194 @@ static void test_sweep_move_jobs_feed(void **state)
 	cleanup(&p);
 }
 
+/* ------------------------------------------------------------ forged events */
+
+static long long refused(json_t *h, const char *why)
+{
+	return json_integer_value(json_object_get(json_object_get(json_object_get(h, "events"),
+								  "refused"), why));
+}
+
+struct want_refused {
+	struct proc *p;
+	const char *why[5];
+	long long n[5];
+	json_t *last;
+};
+
+static bool refused_reached(void *arg)
+{
+	struct want_refused *w = arg;
+	json_t *h = health(w->p);
+	bool ok = h != NULL;
+
+	for (int i = 0; ok && i < 5 && w->why[i]; i++)
+		ok = refused(h, w->why[i]) >= w->n[i];
+	json_decref(w->last);
+	w->last = h;
+	return ok;
+}
+
+static void wait_refused(struct want_refused *w)
+{
+	tl_wait_until(10000, refused_reached, w);
+	for (int i = 0; i < 5 && w->why[i]; i++)
+		if (refused(w->last, w->why[i]) != w->n[i]) {
+			char *s = json_dumps(json_object_get(w->last, "events"), JSON_COMPACT);
+
+			fail_msg("refused \"%s\": %lld, want %lld: %s", w->why[i],
+				 refused(w->last, w->why[i]), w->n[i], s);
+		}
+}
+
+/* One status result: mac, job, nonce (NULL: none), ts (0: now). */
+static void send_status(struct hive_bus *pub, const char *mac, long long job, const char *nonce,
+			long long ts, unsigned long long seq)
+{
+	json_t *b = status_body(mac, job);
+	char *buf;
+	size_t len;
+
+	if (nonce)
+		json_object_set_new(b, "nonce", json_string(nonce));
+	assert_int_equal(hive_envelope_encode(HIVE_TOPIC_STATUS_RESULT, "pollerd/forger/6", 1, seq,
+					      ts ? ts : hive_wall_ms(), b, &buf, &len), 0);
+	assert_int_equal(hive_bus_send_raw(pub, buf, len, false), HIVE_BUS_OK);
+	free(buf);
+	json_decref(b);
+}
+
+static void send_sweep(struct hive_bus *pub, const char *subnet)
+{
+	send_json(pub, HIVE_TOPIC_SWEEP_DONE,
+		  json_pack("{s:s,s:[],s:I,s:i}", "subnet", subnet, "macs", "started",
+			    (json_int_t)hive_wall_ms() - 1000, "duration_ms", 1000));
+}
+
+static void test_forged_events(void **state)
+{
+	static const char *const macs[3] = { "aa:00:00:00:02:0a", "aa:00:00:00:02:0b",
+					      "aa:00:00:00:02:0c" };
+	struct proc p = { 0 };
+	struct hive_bus *pub, *fpub, *worker;
+	struct hive_envelope env;
+	struct want_refused w;
+	char nonce[HIVE_NONCE_CHARS + 1] = "", other[HIVE_NONCE_CHARS + 1];
+	long long job = 0, t_end, seen[3] = { 0, 0, 0 };
+	sqlite3 *db;
+	json_t *h;
+
+	(void)state;
+	start(&p, "{\"intervals\":{\"status_seconds\":1},\"bus\":{\"require_job_nonce\":true},"
+		  "\"network\":{\"subnets\":[\"127.0.9.0/24\"],\"sweep_drop_confirm_share\":0.5}}");
+	pub = bus(HIVE_BUS_PUBLISH, ts_bus(&p.s, "events"), "discoverd/e2e/6");
+	fpub = bus(HIVE_BUS_PUBLISH, ts_bus(&p.s, "events"), "pollerd/forger/6");
+	worker = bus(HIVE_BUS_PULL, ts_bus(&p.s, "jobs_status"), "pollerd/e2e/6");
+	assert_int_equal(tl_wait_until(5000, connected, pub), 0);
+	assert_int_equal(tl_wait_until(5000, connected, fpub), 0);
+	usleep(200 * 1000);
+	for (int i = 0; i < 3; i++) {
+		char ip[32];
+
+		snprintf(ip, sizeof(ip), "127.0.9.%d", i + 1);
+		send_seen(pub, macs[i], ip, "127.0.9.0/24");
+		send_json(pub, HIVE_TOPIC_MINER_KEY, json_pack("{s:s,s:s}", "mac", macs[i],
+							       "api_key", "key"));
+	}
+	json_decref(wait_stored(&p, 6, 10000));
+
+	/* A seen that would move A out of the subnets (and a pollerd would
+	 * then send A's key there), one naming another subnet, a sweep of a
+	 * subnet not configured, an empty sweep of the real one. */
+	send_seen(pub, macs[0], "127.0.10.1", "127.0.9.0/24");
+	send_seen(pub, macs[0], "127.0.10.1", "127.0.10.0/24");
+	send_sweep(pub, "127.0.10.0/24");
+	send_sweep(pub, "127.0.9.0/24");
+	w = (struct want_refused){ &p, { "outside subnets", "sweep unconfirmed" }, { 3, 1 }, NULL };
+	wait_refused(&w);
+	json_decref(w.last);
+
+	/* Jobs keep coming for all three, A at its own address, each with a
+	 * nonce of 16 hex digits. */
+	t_end = hive_mono_ms() + 2500;
+	while (hive_mono_ms() < t_end) {
+		const char *mac, *n;
+
+		memset(&env, 0, sizeof(env));
+		if (hive_bus_recv(worker, &env, 200) != HIVE_BUS_OK)
+			continue;
+		mac = json_string_value(json_object_get(env.body, "mac"));
+		n = json_string_value(json_object_get(env.body, "nonce"));
+		assert_non_null(n);
+		assert_int_equal(strlen(n), HIVE_NONCE_CHARS);
+		for (int i = 0; i < 3; i++)
+			if (mac && strcmp(mac, macs[i]) == 0)
+				seen[i]++;
+		if (mac && strcmp(mac, macs[0]) == 0) {
+			assert_string_equal(json_string_value(json_object_get(env.body, "ip")),
+					    "127.0.9.1");
+			if (!job) {
+				job = json_integer_value(json_object_get(env.body, "job"));
+				snprintf(nonce, sizeof(nonce), "%s", n);
+			}
+		}
+		hive_envelope_clear(&env);
+	}
+	assert_true(job > 0 && seen[0] > 0 && seen[1] > 0 && seen[2] > 0);
+
+	/* Results apid did not ask for: no nonce, a wrong one, the right one
+	 * for another miner, the right one a day ahead; then the real one
+	 * (stored), and the real one again (refused: once). */
+	snprintf(other, sizeof(other), "%s", nonce);
+	other[0] = other[0] == '0' ? '1' : '0';
+	send_status(fpub, macs[0], job, NULL, 0, 1);
+	send_status(fpub, macs[0], job, other, 0, 2);
+	send_status(fpub, macs[1], job, nonce, 0, 3);
+	send_status(fpub, macs[0], job, nonce, hive_wall_ms() + DAY_MS, 4);
+	send_status(fpub, macs[0], job, nonce, 0, 5);
+	send_status(fpub, macs[0], job, nonce, 0, 6);
+	w = (struct want_refused){ &p, { "no nonce", "job not issued", "future timestamp",
+					 "outside subnets", "sweep unconfirmed" },
+				   { 1, 3, 1, 3, 1 }, NULL };
+	wait_refused(&w);
+	h = w.last;
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(h, "events"),
+							    "refused_total")), 9);
+	/* Nothing went offline: all three still get jobs. */
+	assert_int_equal(hget(h, "scheduler", "miners", NULL), 3);
+	json_decref(h);
+
+	/* A second empty sweep confirms the first: B and C, which never
+	 * answered a poll, go offline; A answered one and stays. */
+	send_sweep(pub, "127.0.9.0/24");
+	for (int i = 0; i < 50; i++) {
+		h = health(&p);
+		if (h && hget(h, "scheduler", "miners", NULL) == 1)
+			break;
+		json_decref(h);
+		h = NULL;
+		usleep(100 * 1000);
+	}
+	assert_non_null(h);
+	assert_int_equal(hget(h, "scheduler", "miners", NULL), 1);
+	assert_int_equal(refused(h, "sweep unconfirmed"), 1);
+	json_decref(h);
+
+	hive_bus_close(worker);
+	hive_bus_close(fpub);
+	hive_bus_close(pub);
+	stop(&p);
+	db = open_db(&p);
+	assert_text(db, "SELECT group_concat(mac || '=' || coalesce(ip, '-') || '/' || online, ' ')"
+			" FROM (SELECT * FROM miners ORDER BY mac)",
+		    "aa:00:00:00:02:0a=127.0.9.1/1 aa:00:00:00:02:0b=-/0 aa:00:00:00:02:0c=-/0");
+	assert_int_equal(qint(db, "SELECT count(*) FROM statuses"), 1);
+	assert_int_equal(qint(db, "SELECT max(ts_ms) <= strftime('%s','now') * 1000 FROM statuses"),
+			 1);
+	sqlite3_close(db);
+	cleanup(&p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -604,6 +805,7 @@ int main(void)
 		cmocka_unit_test(test_kill9_mid_burst),
 		cmocka_unit_test(test_retention),
 		cmocka_unit_test(test_sweep_move_jobs_feed),
+		cmocka_unit_test(test_forged_events),
 	};
 
 	hive_log_init("test_apid_ingest", HIVE_LOG_ERROR, NULL);

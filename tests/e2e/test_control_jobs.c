@@ -660,6 +660,10 @@ static int setup(void **state)
 		fprintf(stderr, "minersim: no fleet or no keys; see %s/minersim.log\n", ts.dir);
 		return -1;
 	}
+	/* the figure's fake miner listens on 127.0.0.1: inside the subnets
+	 * too, or pollerd refuses its jobs */
+	if (ts_merge(&ts, "{\"network\": {\"subnets\": [\"" SUBNET "\", \"127.0.0.1/32\"]}}") < 0)
+		return -1;
 	/* the test is apid: it listens, pollerd dials */
 	if (!(S.sub = tl_apid_listen(&ts, "events", &o)) ||
 	    !(S.push_status = tl_apid_listen(&ts, "jobs_status", &o)) ||

@@ -11,8 +11,10 @@
  *   miner it matches; without -y and without a terminal a bulk change is
  *   refused (exit 2) and nothing is sent; max-preset survives an apid
  *   restart; power shows the balancer's state and power set changes it;
- *   health; a wrong token is exit 4; no apid is exit 3. The API token never
- *   appears in anything hivectl prints.
+ *   health; alerts lists an alert minersim's overheat fault raised, ack
+ *   acknowledges it, silence / silences / unsilence round-trip, and their
+ *   argument errors are exit 2; a wrong token is exit 4; no apid is exit 3.
+ *   The API token never appears in anything hivectl prints.
  *
  * KEEP_TMP=1 keeps the run directory (config, database, every log).
  */
@@ -44,7 +46,7 @@ static struct ts_suite S;
 static char token_file[1200];
 static json_t *roster;                  /* /sim/miners once the fleet was ready */
 static int passed;
-#define NTESTS 12
+#define NTESTS 13
 
 #define FAIL(...) do { ts_dump_logs(&S, 20); fail_msg(__VA_ARGS__); } while (0)
 
@@ -245,7 +247,9 @@ static int stack_up(void **state)
 	if (ts_merge(&S, "{\"database\": {\"batch_ms\": 50},\n"
 		     " \"intervals\": {\"discovery_seconds\": 3600, \"status_seconds\": %d,\n"
 		     "   \"telemetry_seconds\": 3600, \"heartbeat_seconds\": 1},\n"
-		     " \"control\": {\"action_timeout_seconds\": 20}}", STATUS_S) < 0)
+		     " \"control\": {\"action_timeout_seconds\": 20},\n"
+		     " \"alerts\": {\"evaluate_seconds\": 1, \"rules\": {\"chip_temp_high\":\n"
+		     "   {\"threshold\": 95, \"for_seconds\": 2}}}}", STATUS_S) < 0)
 		goto fail;
 	snprintf(token_file, sizeof(token_file), "%s/api-token", S.dir);
 	fprintf(stderr, "hivectl: run directory %s\n", S.dir);
@@ -745,6 +749,115 @@ static void test_power_and_health(void **state)
 	passed++;
 }
 
+/* The first alert of `hivectl --json alerts ...` (its id, 0 if none). */
+static long long first_alert(const char *mac, const char *rule)
+{
+	struct out o;
+	json_t *j, *a;
+	long long id = 0;
+
+	hivectl(&o, true, NULL, "--json", "alerts", "--state", "firing", "--miner", mac, "--rule",
+		rule, NULL);
+	j = o.code == 0 ? json_loads(o.out, 0, NULL) : NULL;
+	a = json_array_get(json_object_get(j, "alerts"), 0);
+	if (a)
+		id = json_integer_value(json_object_get(a, "id"));
+	json_decref(j);
+	out_free(&o);
+	return id;
+}
+
+static void test_alerts_and_silences(void **state)
+{
+	char mac[18] = "", body[160], buf[256], sid[24];
+	const char *bad[][6] = {
+		{ "ack", NULL }, { "ack", "12x", NULL }, { "unsilence", "-3", NULL },
+		{ "silence", "--rule", "chip_temp_high", NULL },
+		{ "silence", "--for", "2h", NULL },
+		{ "silence", "--miner", "aa:bb:cc:dd:ee:ff", "--for", "2 weeks", NULL },
+	};
+	struct out o;
+	long long id = 0, t0;
+	json_t *j;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		hivectl(&o, true, NULL, bad[i][0], bad[i][1], bad[i][2], bad[i][3], bad[i][4],
+			NULL);
+		assert_int_equal(o.code, 2);
+		out_free(&o);
+	}
+
+	/* A mining miner overheats: chip_temp_high fires, hivectl lists it. */
+	for (size_t i = json_array_size(roster); i-- > 0 && !mac[0];) {
+		const char *m = str_at(json_array_get(roster, i), "mac");
+		json_t *t = ts_sim_miner(&S, m);
+
+		if (strcmp(str_at(t, "state"), "mining") == 0)
+			snprintf(mac, sizeof(mac), "%s", m);
+		json_decref(t);
+	}
+	assert_true(mac[0]);
+	snprintf(body, sizeof(body), "{\"target\":\"%s\",\"kind\":\"overheat\",\"temp\":99}", mac);
+	assert_int_equal(ts_sim_post(&S, S.admin, "/sim/fault", body), 200);
+	t0 = hive_mono_ms();
+	while (!(id = first_alert(mac, "chip_temp_high")) && hive_mono_ms() - t0 < DONE_MS)
+		tl_sleep_ms(500);
+	if (!id)
+		FAIL("no chip_temp_high alert for %s within %d ms", mac, DONE_MS);
+	printf("figure: hivectl: chip_temp_high listed %lld ms after the fault\n",
+	       hive_mono_ms() - t0);
+	hivectl(&o, true, NULL, "alerts", "--state", "firing", NULL);
+	assert_int_equal(o.code, 0);
+	assert_non_null(strstr(o.out, "ID"));
+	assert_non_null(strcasestr(o.out, mac));
+	assert_non_null(strstr(o.out, "chip_temp_high"));
+	assert_non_null(line_of(o.out, "firing: ", buf, sizeof(buf)));
+	out_free(&o);
+
+	hivectl(&o, true, NULL, "ack", (snprintf(sid, sizeof(sid), "%lld", id), sid), NULL);
+	assert_int_equal(o.code, 0);
+	assert_non_null(strstr(o.out, "acknowledged by"));
+	out_free(&o);
+	j = api("GET", "/api/alerts?state=firing&rule=chip_temp_high", NULL, 200);
+	assert_true(json_is_string(json_object_get(json_array_get(json_object_get(j, "alerts"), 0),
+						   "acked_by")));
+	json_decref(j);
+	hivectl(&o, true, NULL, "ack", "999999999", NULL);
+	assert_int_equal(o.code, 1);
+	out_free(&o);
+
+	/* silence, silences, unsilence */
+	hivectl(&o, true, NULL, "silence", "--miner", mac, "--rule", "chip_temp_high", "--for", "2h",
+		"--comment", "fan swap", NULL);
+	assert_int_equal(o.code, 0);
+	assert_int_equal(sscanf(o.out, "silence %23s created", sid), 1);
+	out_free(&o);
+	hivectl(&o, true, NULL, "silences", NULL);
+	assert_int_equal(o.code, 0);
+	assert_non_null(strcasestr(o.out, mac));
+	assert_non_null(strstr(o.out, "fan swap"));
+	assert_true(strstr(o.out, "120m") || strstr(o.out, "119m"));    /* ends in 2 h */
+	out_free(&o);
+	hivectl(&o, true, NULL, "silence", "--rule", "no_such_rule", "--for", "1h", NULL);
+	assert_int_equal(o.code, 1);
+	out_free(&o);
+	hivectl(&o, true, NULL, "unsilence", sid, NULL);
+	assert_int_equal(o.code, 0);
+	assert_non_null(strstr(o.out, "ended"));
+	out_free(&o);
+	hivectl(&o, true, NULL, "--json", "silences", NULL);
+	assert_int_equal(o.code, 0);
+	j = json_loads(o.out, 0, NULL);
+	assert_int_equal(json_array_size(json_object_get(j, "silences")), 0);
+	json_decref(j);
+	out_free(&o);
+
+	snprintf(body, sizeof(body), "{\"target\":\"%s\",\"kind\":\"none\"}", mac);
+	assert_int_equal(ts_sim_post(&S, S.admin, "/sim/fault", body), 200);
+	passed++;
+}
+
 static void test_bad_token(void **state)
 {
 	char bad_file[1200], env_bad[80];
@@ -807,6 +920,7 @@ int main(void)
 		cmocka_unit_test(test_bulk_on_terminal),
 		cmocka_unit_test(test_max_preset),
 		cmocka_unit_test(test_power_and_health),
+		cmocka_unit_test(test_alerts_and_silences),
 		cmocka_unit_test(test_bad_token),
 		cmocka_unit_test(test_api_down),
 	};

@@ -5,7 +5,9 @@
  * authentication, token expiry and unlock rate limiting, preset changes
  * (live, saved for a restart, quiet), presets set by hand and by the
  * firmware's switcher, reboots, mining control with its ground-truth
- * counters, fleet power, every fault kind, DHCP moves and swaps, HTTP
+ * counters, fleet power, every fault kind (protocol and hardware: what
+ * PowerHive's parser reads of an overheat, a stopped fan, a dead board, a
+ * hashrate drop, red chips), DHCP moves and swaps, HTTP
  * robustness, seed determinism, and one scale run of 10,000 miners.
  */
 #include <stdarg.h>
@@ -25,6 +27,8 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include "hive/fw.h"
 
 #include "../lib/testlib.h"
 
@@ -1642,6 +1646,147 @@ static void test_faults(void **state)
 	json_decref(m);
 }
 
+/* /summary of a miner, as pollerd's parser reads it. */
+static void parsed_summary(const char *ip, struct hive_fw_summary *out)
+{
+	char url[256], kh[128];
+	const char *hdr[2] = { kh, NULL };
+	char *body = NULL;
+	long st;
+	struct hive_fw_err err;
+
+	miner_url(url, sizeof(url), ip, fleet.port, "summary");
+	snprintf(kh, sizeof(kh), "x-api-key: %s", KEY);
+	assert_int_equal(tl_http("GET", url, hdr, NULL, &body, &st), 0);
+	assert_int_equal(st, 200);
+	memset(out, 0, sizeof(*out));
+	assert_int_equal(hive_fw_parse_summary(body, strlen(body), out, &err), 0);
+	free(body);
+}
+
+/* Hardware faults: each shows in what the firmware reports (and so in what
+ * pollerd stores) and in the ground truth; they combine; "none" clears. */
+static void test_hw_faults(void **state)
+{
+	json_t *m = pick(is_metered_mining, 24), *t, *hw, *j, *ch;
+	const char *ip = jstr(m, "ip"), *mac = jstr(m, "mac");
+	struct hive_fw_summary *s = calloc(1, sizeof(*s));
+	double nominal;
+	long st;
+
+	(void)state;
+	assert_non_null(m);
+	assert_non_null(s);
+	provision(ip);
+
+	/* overheat: chips at the temperature, PCB 12 °C under, fans full */
+	json_decref(set_fault(mac, "overheat", "\"temp\":97"));
+	parsed_summary(ip, s);
+	assert_int_equal(s->chip_temp_max, 97);
+	assert_int_equal(s->pcb_temp_max, 85);
+	assert_int_equal(s->fan_duty, 100);
+	for (int c = 0; c < s->nchains; c++)
+		assert_true(s->chains[c].chip_temp_max >= 95);
+	t = truth(mac);
+	hw = json_object_get(t, "hw_faults");
+	assert_true(jnum(hw, "overheat") == 97.0);
+	assert_string_equal(jstr(t, "fault"), "none");   /* apart from protocol faults */
+	json_decref(t);
+
+	/* fan_stopped (fan 2, 1-based like the firmware's ids): 0 rpm, "lost" */
+	json_decref(set_fault(mac, "fan_stopped", "\"fan\":2"));
+	parsed_summary(ip, s);
+	assert_true(s->nfans >= 2);
+	for (int i = 0; i < s->nfans; i++) {
+		assert_int_equal(s->fans[i].rpm == 0, i == 1);
+		assert_int_equal(s->fans[i].ok, i != 1);
+	}
+	assert_int_equal(s->chip_temp_max, 97);          /* still overheating */
+
+	/* chain_dead: board 2 fails, hashes nothing, lists no chips */
+	json_decref(set_fault(mac, "chain_dead", "\"chain\":2"));
+	parsed_summary(ip, s);
+	assert_int_equal(s->nchains, 3);
+	assert_string_equal(s->state, "mining");
+	for (int c = 0; c < 3; c++) {
+		assert_string_equal(s->chains[c].state, c == 1 ? "failure" : "mining");
+		assert_int_equal(s->chains[c].hashrate_rt <= 0, c == 1);
+	}
+	nominal = s->hr_nominal;
+	assert_true(fabs(s->hr_realtime / nominal - 2.0 / 3.0) < 0.05);
+	j = fw("GET", ip, "chains", NULL, NULL, NULL, &st);
+	assert_int_equal(st, 200);
+	ch = json_array_get(j, 1);
+	assert_string_equal(jstr(json_object_get(ch, "status"), "state"), "failure");
+	assert_int_equal(json_array_size(json_object_get(ch, "chips")), 0);
+	assert_true(jnum(ch, "hr_realtime") == 0.0);
+	assert_true(json_array_size(json_object_get(json_array_get(j, 0), "chips")) > 0);
+	json_decref(j);
+
+	/* hashrate_drop: the rest at a factor of normal */
+	json_decref(set_fault(mac, "hashrate_drop", "\"factor\":0.4"));
+	parsed_summary(ip, s);
+	assert_true(fabs(s->hr_realtime / nominal - 0.4 * 2.0 / 3.0) < 0.03);
+
+	/* red_chips on board 3 */
+	json_decref(set_fault(mac, "red_chips", "\"count\":15,\"chain\":3"));
+	parsed_summary(ip, s);
+	assert_true(s->chains[2].red >= 15);
+	t = truth(mac);
+	hw = json_object_get(t, "hw_faults");
+	assert_int_equal(jint(hw, "fan_stopped"), 2);
+	assert_int_equal(jint(hw, "chain_dead"), 2);
+	assert_true(fabs(jnum(hw, "hashrate_drop") - 0.4) < 1e-9);
+	assert_int_equal(jint(json_object_get(hw, "red_chips"), "count"), 15);
+	assert_true(fabs(jnum(t, "hashrate_ghs") / nominal - 0.4 * 2.0 / 3.0) < 0.03);
+	json_decref(t);
+
+	/* bad values change nothing */
+	json_decref(admin(&fleet, "POST", "/sim/fault",
+			  "{\"target\":\"all\",\"kind\":\"overheat\",\"temp\":500}", &st));
+	assert_int_equal(st, 400);
+	json_decref(admin(&fleet, "POST", "/sim/fault",
+			  "{\"target\":\"all\",\"kind\":\"fan_stopped\",\"fan\":9}", &st));
+	assert_int_equal(st, 400);
+	json_decref(admin(&fleet, "POST", "/sim/fault",
+			  "{\"target\":\"all\",\"kind\":\"chain_dead\",\"chain\":0}", &st));
+	assert_int_equal(st, 400);
+	json_decref(admin(&fleet, "POST", "/sim/fault",
+			  "{\"target\":\"all\",\"kind\":\"hashrate_drop\",\"factor\":1.5}", &st));
+	assert_int_equal(st, 400);
+
+	/* "none" clears them all */
+	json_decref(set_fault(mac, "none", NULL));
+	parsed_summary(ip, s);
+	assert_true(s->chip_temp_max < 90);
+	for (int i = 0; i < s->nfans; i++)
+		assert_true(s->fans[i].rpm > 0 && s->fans[i].ok);
+	for (int c = 0; c < s->nchains; c++)
+		assert_string_equal(s->chains[c].state, "mining");
+	assert_true(s->hr_realtime / nominal > 0.9);
+	t = truth(mac);
+	assert_int_equal(json_object_size(json_object_get(t, "hw_faults")), 0);
+	json_decref(t);
+
+	/* and /sim/reset too, with the names the rules' authors use */
+	json_decref(set_fault(mac, "fan_stop", NULL));
+	json_decref(set_fault(mac, "dead_chain", NULL));
+	t = truth(mac);
+	hw = json_object_get(t, "hw_faults");
+	assert_int_equal(jint(hw, "fan_stopped"), 1);
+	assert_int_equal(jint(hw, "chain_dead"), 1);
+	json_decref(t);
+	j = admin(&fleet, "POST", "/sim/reset", "{}", &st);
+	assert_int_equal(st, 200);
+	assert_true(jint(j, "cleared") >= 1);
+	json_decref(j);
+	t = truth(mac);
+	assert_int_equal(json_object_size(json_object_get(t, "hw_faults")), 0);
+	json_decref(t);
+	free(s);
+	json_decref(m);
+}
+
 static void test_fault_share(void **state)
 {
 	json_t *r1, *r2, *all, *m, *fl;
@@ -2012,6 +2157,7 @@ int main(void)
 		cmocka_unit_test(test_switcher),
 		cmocka_unit_test(test_fleet_power),
 		cmocka_unit_test(test_faults),
+		cmocka_unit_test(test_hw_faults),
 		cmocka_unit_test(test_fault_share),
 		cmocka_unit_test(test_move_swap),
 		cmocka_unit_test(test_http_robustness),

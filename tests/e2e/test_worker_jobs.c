@@ -8,6 +8,10 @@
  *     with hive.job.failed kind "bad_field" and no error for the miner, or,
  *     when it does not even say which job it was, with nothing but the
  *     worker's jobs_bad counter;
+ *   - a job for an address outside network.subnets is refused before any
+ *     request: hive.miner.error and hive.job.failed kind "outside_subnets",
+ *     counted as jobs_refused;
+ *   - the job's nonce comes back in hive.job.failed;
  *   - every event body decodes with its table, heartbeats included. */
 #include <setjmp.h>
 #include <signal.h>
@@ -48,10 +52,12 @@ struct answer {
 	int errors, failed;
 	char failed_kind[64], error_kind[64], error_op[32], error_ip[HIVE_IPV4_LEN];
 	char mac[HIVE_MAC_LEN];
+	char nonce[HIVE_NONCE_CHARS + 1];
 };
 
 static struct answer answers[64];
 static long long jobs_bad[NWORKERS] = { -1, -1 };
+static long long jobs_refused[NWORKERS] = { -1, -1 };
 static int bodies_read;
 static bool passed;                     /* the test got to its end: drop the logs */
 
@@ -88,14 +94,19 @@ static void on_event(int kind, const void *body, const struct hive_envelope *env
 			a->failed++;
 			snprintf(a->failed_kind, sizeof(a->failed_kind), "%s", f->kind ? f->kind : "");
 			snprintf(a->mac, sizeof(a->mac), "%s", f->mac);
+			snprintf(a->nonce, sizeof(a->nonce), "%s", f->nonce ? f->nonce : "");
 		}
 	} else if (kind == HIVE_MSG_HEARTBEAT) {
 		const struct hive_msg_heartbeat *hb = body;
 		json_t *c = hb->counters ? json_object_get(hb->counters, "jobs_bad") : NULL;
+		json_t *r = hb->counters ? json_object_get(hb->counters, "jobs_refused") : NULL;
 
-		for (int w = 0; w < NWORKERS; w++)
+		for (int w = 0; w < NWORKERS; w++) {
 			if (strcmp(hb->daemon, names[w]) == 0 && c)
 				jobs_bad[w] = (long long)json_integer_value(c);
+			if (strcmp(hb->daemon, names[w]) == 0 && r)
+				jobs_refused[w] = (long long)json_integer_value(r);
+		}
 	}
 }
 
@@ -126,7 +137,7 @@ static int setup(void **state)
 	(void)state;
 	memset(&S, 0, sizeof(S));
 	if (ts_init(&ts, "worker-jobs") < 0 ||
-	    ts_merge(&ts, "{\"network\": {\"subnets\": [\"127.61.0.0/30\"],"
+	    ts_merge(&ts, "{\"network\": {\"subnets\": [\"127.61.0.0/30\", \"127.0.0.0/30\"],"
 		     " \"http_timeout_ms\": 2000, \"http_concurrency\": 4},"
 		     " \"intervals\": {\"heartbeat_seconds\": 1}}") < 0)
 		return -1;
@@ -187,18 +198,26 @@ static const struct {
 	const char *body;               /* port and deadline are added */
 	const char *failed_kind;        /* hive.job.failed's kind; NULL: none */
 	bool miner_error;               /* and a hive.miner.error (else: a bad job) */
+	const char *ip;                 /* the error's; NULL: 127.0.0.1 */
 } cases[] = {
 	{ POLLERD, 1, "{\"job\":1,\"mac\":\"AA-BB-CC-00-00-01\",\"ip\":\"127.0.0.1\","
-	  "\"api_key\":\"k\"}", "refused", true },
+	  "\"api_key\":\"k\",\"nonce\":\"00000000000000a1\"}", "refused", true, NULL },
 	{ POLLERD, 2, "{\"job\":2,\"mac\":\"aa:bb:cc:00:00:02\",\"ip\":\"nope\","
-	  "\"api_key\":\"k\"}", "bad_field", false },
+	  "\"api_key\":\"k\"}", "bad_field", false, NULL },
 	{ POLLERD, 3, "{\"job\":3,\"mac\":\"aa:bb:cc:00:00:03\",\"ip\":\"127.0.0.1\"}",
-	  "bad_field", false },
-	{ POLLERD, 0, "{\"job\":4,\"ip\":\"127.0.0.1\",\"api_key\":\"k\"}", NULL, false },
+	  "bad_field", false, NULL },
+	{ POLLERD, 0, "{\"job\":4,\"ip\":\"127.0.0.1\",\"api_key\":\"k\"}", NULL, false, NULL },
 	{ TELEMETRYD, 5, "{\"job\":5,\"mac\":\"aa:bb:cc:00:00:05\",\"ip\":\"127.0.0.1\","
-	  "\"api_key\":\"k\",\"endpoint\":\"x\"}", "bad_field", false },
+	  "\"api_key\":\"k\",\"endpoint\":\"x\"}", "bad_field", false, NULL },
 	{ TELEMETRYD, 6, "{\"job\":6,\"mac\":\"aa:bb:cc:00:00:06\",\"ip\":\"127.0.0.1\","
-	  "\"api_key\":\"k\",\"endpoint\":\"boards\"}", "refused", true },
+	  "\"api_key\":\"k\",\"endpoint\":\"boards\"}", "refused", true, NULL },
+	/* outside network.subnets (a forged job, or a forged seen that moved
+	 * the miner): refused before any request, the key never sent */
+	{ POLLERD, 7, "{\"job\":7,\"mac\":\"aa:bb:cc:00:00:07\",\"ip\":\"127.0.9.9\","
+	  "\"api_key\":\"k\",\"nonce\":\"00000000000000a7\"}", "outside_subnets", true,
+	  "127.0.9.9" },
+	{ TELEMETRYD, 8, "{\"job\":8,\"mac\":\"aa:bb:cc:00:00:08\",\"ip\":\"127.0.0.4\","
+	  "\"api_key\":\"k\"}", "outside_subnets", true, "127.0.0.4" },
 };
 
 static bool bad_counted(void *arg)
@@ -207,6 +226,15 @@ static bool bad_counted(void *arg)
 
 	drain();
 	return jobs_bad[POLLERD] == want[POLLERD] && jobs_bad[TELEMETRYD] == want[TELEMETRYD];
+}
+
+static bool refused_counted(void *arg)
+{
+	const long long *want = arg;
+
+	drain();
+	return jobs_refused[POLLERD] == want[POLLERD] &&
+	       jobs_refused[TELEMETRYD] == want[TELEMETRYD];
 }
 
 static void jobs_come_back(void **state)
@@ -233,9 +261,13 @@ static void jobs_come_back(void **state)
 			assert_string_equal(a->error_kind, cases[i].failed_kind);
 			assert_string_equal(a->error_op,
 					    cases[i].worker == POLLERD ? "status" : "telemetry");
-			assert_string_equal(a->error_ip, "127.0.0.1");
+			assert_string_equal(a->error_ip, cases[i].ip ? cases[i].ip : "127.0.0.1");
 		}
 	}
+	/* the nonce comes back as it went */
+	assert_string_equal(answers[1].nonce, "00000000000000a1");
+	assert_string_equal(answers[7].nonce, "00000000000000a7");
+	assert_string_equal(answers[8].nonce, "");
 	/* the MAC as apid sent it comes back normalised */
 	assert_string_equal(answers[1].mac, "aa:bb:cc:00:00:01");
 	/* a job with no MAC is only counted; and a bad job is no miner's error */
@@ -246,6 +278,14 @@ static void jobs_come_back(void **state)
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
 		if (cases[i].job && !cases[i].miner_error)
 			assert_int_equal(answers[cases[i].job].errors, 0);
+	/* each out-of-subnet job counted once, in its worker's heartbeat */
+	{
+		long long want_refused[NWORKERS] = { 1, 1 };
+
+		if (tl_wait_until(ANSWER_MS, refused_counted, want_refused) < 0)
+			fail_msg("jobs_refused: pollerd %lld, telemetryd %lld (want 1, 1)",
+				 jobs_refused[POLLERD], jobs_refused[TELEMETRYD]);
+	}
 	printf("figure: %d event bodies from pollerd and telemetryd decoded with the tables\n",
 	       bodies_read);
 	/* a clean exit (a sanitized build's leak report fails it) */

@@ -105,6 +105,7 @@ static json_t *miner_json(struct miner *m, int64_t now)
 		      "fault_ms", (json_int_t)m->fault_ms,
 		      "api_key_descriptions", descs,
 		      "password_changed", m->creds && m->creds->password);
+	json_object_set_new(j, "hw_faults", sim_hw_json(m));
 	control_json(m, now, j);
 	return j;
 }
@@ -202,13 +203,87 @@ static json_t *body_object(const struct sim_req *rq, struct sim_resp *rs)
 	return j;
 }
 
+/* The smallest board count and chips per board of the catalogue: a
+ * hardware fault's index must fit every miner "all" may pick. */
+static void hw_limits(int *chains, int *chips)
+{
+	*chains = *chips = 1 << 30;
+	for (int i = 0; i < SIM_NMODELS; i++) {
+		if (sim_models[i].chains < *chains)
+			*chains = sim_models[i].chains;
+		if (sim_models[i].chips < *chips)
+			*chips = sim_models[i].chips;
+	}
+}
+
+/* A number member in lo..hi, def when absent. false: answered 400. */
+static bool hw_number(json_t *body, const char *key, double def, double lo, double hi,
+		      bool integer, double *out, struct sim_resp *rs)
+{
+	json_t *v = json_object_get(body, key);
+	char msg[128];
+
+	*out = def;
+	if (!v || json_is_null(v))
+		return true;
+	*out = json_number_value(v);
+	if (!json_is_number(v) || *out < lo || *out > hi || (integer && *out != (int)*out)) {
+		snprintf(msg, sizeof(msg), "%s: expected %s in %g..%g", key,
+			 integer ? "an integer" : "a number", lo, hi);
+		fail(rs, 400, msg);
+		return false;
+	}
+	return true;
+}
+
+/* The hardware fault's value from the body: "temp", "fan", "chain",
+ * "factor" or "count" (+ "chain" for red chips). false: answered 400. */
+static bool hw_args(json_t *body, int kind, double *value, int *chain, struct sim_resp *rs)
+{
+	int chains, chips;
+	double c = 1;
+
+	hw_limits(&chains, &chips);
+	*chain = 0;
+	switch (kind) {
+	case HW_OVERHEAT:
+		return hw_number(body, "temp", 100, 20, 150, false, value, rs);
+	case HW_FAN_STOPPED:
+		return hw_number(body, "fan", 1, 1, SIM_FANS, true, value, rs);
+	case HW_CHAIN_DEAD:
+		return hw_number(body, "chain", 1, 1, chains, true, value, rs);
+	case HW_HASHRATE_DROP:
+		return hw_number(body, "factor", 0.3, 0.01, 0.99, false, value, rs);
+	case HW_RED_CHIPS:
+		if (!hw_number(body, "count", 20, 1, chips, true, value, rs) ||
+		    !hw_number(body, "chain", 1, 1, chains, true, &c, rs))
+			return false;
+		*chain = (int)c;
+		return true;
+	}
+	return false;
+}
+
+/* A hardware fault adds to what the miner has; "none" clears both kinds. */
+static int set_one(struct miner *m, int kind, int hw, double value, int chain, double seconds,
+		   uint32_t eps)
+{
+	if (hw >= 0)
+		return sim_hw_set(m, hw, value, chain);
+	if (kind == FAULT_NONE)
+		sim_hw_clear(m);
+	sim_fault_set(m, kind, (uint32_t)lround(seconds * 1000), eps);
+	return 0;
+}
+
 static void post_fault(const struct sim_req *rq, struct sim_resp *rs)
 {
 	json_t *body = body_object(rq, rs), *jshare, *jsec, *jeps, *applied;
 	const char *target, *kind_s;
 	double share = 1.0, seconds = 3.0;
 	uint32_t eps = SIM_EP_ALL;
-	int kind, n;
+	int kind, hw = -1, n, chain = 0;
+	double value = 0;
 	char mac[18], msg[160];
 
 	if (!body)
@@ -222,11 +297,14 @@ static void post_fault(const struct sim_req *rq, struct sim_resp *rs)
 		fail(rs, 400, "target: expected a MAC, an IP or \"all\"");
 		goto out;
 	}
-	if (!kind_s || (kind = sim_fault_parse(kind_s)) < 0) {
+	if (!kind_s || ((kind = sim_fault_parse(kind_s)) < 0 && (hw = sim_hw_parse(kind_s)) < 0)) {
 		fail(rs, 400, "kind: expected one of offline, slow, reset, http500, invalid_json, "
-		     "truncated, missing_fields, null_fields, strings, oversized, none");
+		     "truncated, missing_fields, null_fields, strings, oversized, overheat, "
+		     "fan_stopped, chain_dead, hashrate_drop, red_chips, none");
 		goto out;
 	}
+	if (hw >= 0 && !hw_args(body, hw, &value, &chain, rs))
+		goto out;
 	if (jshare && !json_is_null(jshare)) {
 		share = json_number_value(jshare);
 		if (!json_is_number(jshare) || share < 0 || share > 1) {
@@ -266,7 +344,10 @@ static void post_fault(const struct sim_req *rq, struct sim_resp *rs)
 		}
 	}
 
-	if (kind == FAULT_SLOW)
+	if (hw >= 0)
+		sim_log("fault target=%s kind=%s share=%g value=%g",
+			strcmp(target, "all") ? "miner" : "all", kind_s, share, value);
+	else if (kind == FAULT_SLOW)
 		sim_log("fault target=%s kind=%s share=%g seconds=%g",
 			strcmp(target, "all") ? "miner" : "all", kind_s, share, seconds);
 	else
@@ -277,7 +358,11 @@ static void post_fault(const struct sim_req *rq, struct sim_resp *rs)
 		n = (int)lround(share * sim_fleet.nminers);
 		for (int i = 0; i < n; i++) {
 			struct miner *m = &sim_fleet.miners[sim_fleet.share_order[i]];
-			sim_fault_set(m, kind, (uint32_t)lround(seconds * 1000), eps);
+			if (set_one(m, kind, hw, value, chain, seconds, eps) < 0) {
+				json_decref(applied);
+				fail(rs, 500, "out of memory");
+				goto out;
+			}
 			json_array_append_new(applied, json_string(sim_miner_mac(m, mac)));
 		}
 	} else {
@@ -288,7 +373,11 @@ static void post_fault(const struct sim_req *rq, struct sim_resp *rs)
 			fail(rs, 404, msg);
 			goto out;
 		}
-		sim_fault_set(m, kind, (uint32_t)lround(seconds * 1000), eps);
+		if (set_one(m, kind, hw, value, chain, seconds, eps) < 0) {
+			json_decref(applied);
+			fail(rs, 500, "out of memory");
+			goto out;
+		}
 		json_array_append_new(applied, json_string(sim_miner_mac(m, mac)));
 	}
 	sim_resp_json(rs, 200, json_pack("{s:o}", "applied", applied));
@@ -377,10 +466,13 @@ static void post_reset(struct sim_resp *rs)
 
 	for (int i = 0; i < sim_fleet.nminers; i++) {
 		struct miner *m = &sim_fleet.miners[i];
+		bool had = sim_hw_clear(m);
+
 		if (m->fault != FAULT_NONE) {
 			sim_fault_set(m, FAULT_NONE, 0, 0);
-			n++;
+			had = true;
 		}
+		n += had;
 	}
 	sim_resp_json(rs, 200, json_pack("{s:i}", "cleared", n));
 }

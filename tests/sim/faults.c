@@ -5,6 +5,11 @@
  * "http500" replaces the answer before the request acts; every other kind
  * lets the request act and then spoils the answer on its way out, as a
  * flaky network or a buggy firmware build would.
+ *
+ * Hardware faults (overheat, fan_stopped, chain_dead, hashrate_drop,
+ * red_chips) are apart: they change the figures the firmware reports, not
+ * the protocol, combine with each other and with a protocol fault, and
+ * "none" clears them all.
  */
 #include "sim.h"
 
@@ -124,6 +129,86 @@ void sim_fault_set(struct miner *m, int kind, uint32_t ms, uint32_t eps)
 	m->fault_ms = kind == FAULT_SLOW ? ms : 0;
 	m->fault_eps = kind == FAULT_NONE ? 0 : eps;
 	sim_miner_sync_listener(m);
+}
+
+/* ---------------------------------------------------------------- hardware */
+
+static const char *const hw_names[HW_KINDS] = {
+	[HW_OVERHEAT] = "overheat",
+	[HW_FAN_STOPPED] = "fan_stopped",
+	[HW_CHAIN_DEAD] = "chain_dead",
+	[HW_HASHRATE_DROP] = "hashrate_drop",
+	[HW_RED_CHIPS] = "red_chips",
+};
+
+const char *sim_hw_name(int kind)
+{
+	return kind >= 0 && kind < HW_KINDS ? hw_names[kind] : "unknown";
+}
+
+int sim_hw_parse(const char *name)
+{
+	for (int i = 0; i < HW_KINDS; i++)
+		if (strcmp(hw_names[i], name) == 0)
+			return i;
+	/* the names the rules' authors reach for first */
+	if (strcmp(name, "fan_stop") == 0)
+		return HW_FAN_STOPPED;
+	if (strcmp(name, "dead_chain") == 0)
+		return HW_CHAIN_DEAD;
+	return -1;
+}
+
+int sim_hw_set(struct miner *m, int kind, double value, int chain)
+{
+	char mac[18];
+
+	if (!m->hw && !(m->hw = calloc(1, sizeof(*m->hw))))
+		return -1;
+	switch (kind) {
+	case HW_OVERHEAT: m->hw->temp = value; break;
+	case HW_FAN_STOPPED: m->hw->fan = (uint8_t)value; break;
+	case HW_CHAIN_DEAD: m->hw->chain = (uint8_t)value; break;
+	case HW_HASHRATE_DROP: m->hw->factor = value; break;
+	case HW_RED_CHIPS:
+		m->hw->red = (uint16_t)value;
+		m->hw->red_chain = (uint8_t)chain;
+		break;
+	default: return 0;
+	}
+	sim_debug("hw_fault mac=%s kind=%s value=%g", sim_miner_mac(m, mac), sim_hw_name(kind),
+		  value);
+	return 0;
+}
+
+bool sim_hw_clear(struct miner *m)
+{
+	bool had = m->hw != NULL;
+
+	free(m->hw);
+	m->hw = NULL;
+	return had;
+}
+
+json_t *sim_hw_json(const struct miner *m)
+{
+	const struct sim_hw *h = m->hw;
+	json_t *j = json_object();
+
+	if (!h)
+		return j;
+	if (h->temp > 0)
+		json_object_set_new(j, "overheat", json_real(h->temp));
+	if (h->fan)
+		json_object_set_new(j, "fan_stopped", json_integer(h->fan));
+	if (h->chain)
+		json_object_set_new(j, "chain_dead", json_integer(h->chain));
+	if (h->factor > 0)
+		json_object_set_new(j, "hashrate_drop", json_real(h->factor));
+	if (h->red)
+		json_object_set_new(j, "red_chips", json_pack("{s:i, s:i}", "count", h->red,
+							       "chain", h->red_chain));
+	return j;
 }
 
 /* ---------------------------------------------------------------- transforms */

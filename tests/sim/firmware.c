@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define FANS        4
+#define FANS        SIM_FANS
 #define FAN_MAX_RPM 6000
 #define SENSORS     4
 
@@ -100,8 +100,16 @@ static bool running(const struct miner *m)
 	return m->phase == PH_MINING || m->phase == PH_AUTOTUNING;
 }
 
-static const char *chain_state(const struct miner *m)
+static bool chain_dead(const struct miner *m, int chain)
 {
+	return m->hw && m->hw->chain == chain;
+}
+
+/* A dead board: the firmware finds no chips on it and marks it failed. */
+static const char *chain_state(const struct miner *m, int chain)
+{
+	if (chain_dead(m, chain))
+		return "failure";
 	switch (m->phase) {
 	case PH_MINING:
 	case PH_AUTOTUNING:
@@ -120,7 +128,7 @@ static double chip_weight(const struct miner *m, int chain, int chip, char *grad
 	double u = sim_unit(sim_hash3(m->seed, (uint64_t)chain << 16 | (uint64_t)chip, 0xc41));
 	double v = sim_unit(sim_hash3(m->seed, (uint64_t)chain << 16 | (uint64_t)chip, 0xc42));
 
-	if (u < 0.008) {
+	if (u < 0.008 || (m->hw && m->hw->red_chain == chain && chip <= m->hw->red)) {
 		*grade = 'r';
 		return 0.2 + 0.3 * v;
 	}
@@ -150,9 +158,12 @@ static void chain_figures(const struct miner *m, int chain, int64_t now, struct 
 	uint64_t up = sim_miner_uptime_s(m, now);
 
 	memset(f, 0, sizeof(*f));
-	f->hr = sim_miner_hashrate(m, now) / md->chains *
-		(1.0 + 0.01 * sim_miner_noise(m, now, 20 + (uint64_t)chain));
 	f->ideal = sim_miner_nominal_gh(m) / md->chains;
+	if (chain_dead(m, chain))
+		return;            /* no chips found: nothing hashes, nothing reads */
+	/* sim_miner_hashrate already left the dead board out */
+	f->hr = sim_miner_hashrate(m, now) / (md->chains - (m->hw && m->hw->chain ? 1 : 0)) *
+		(1.0 + 0.01 * sim_miner_noise(m, now, 20 + (uint64_t)chain));
 	f->power = m->metered ? sim_miner_power(m, now) / md->chains : 0;
 	f->chip_max = top;
 	f->chip_min = top - 9.0 - 2.0 * sim_unit(sim_hash3(m->seed, (uint64_t)chain, 0xc43));
@@ -361,14 +372,20 @@ static void ep_summary(struct miner *m, int64_t now, struct sim_resp *rs)
 			       "pcb_temp", "min", (int)lround(f.pcb_min), "max", (int)lround(f.pcb_max),
 			       "chip_temp", "min", (int)lround(f.chip_min), "max", (int)lround(f.chip_max),
 			       "chip_statuses", "red", f.red, "orange", f.orange, "grey", f.grey,
-			       "status", "state", chain_state(m));
+			       "status", "state", chain_state(m, c));
+		if (chain_dead(m, c))
+			json_object_set_new(json_object_get(cj, "status"), "description",
+					    json_string("no chips found"));
 		json_array_append_new(chains, cj);
 	}
-	for (int i = 1; i <= FANS; i++)
+	for (int i = 1; i <= FANS; i++) {
+		bool stopped = m->hw && m->hw->fan == i;
+
 		json_array_append_new(fans, json_pack("{s:i, s:i, s:i, s:s}", "id", i,
-			"rpm", (int)lround(FAN_MAX_RPM * duty / 100.0 *
-					  (1.0 + 0.02 * sim_miner_noise(m, now, 70 + (uint64_t)i))),
-			"max_rpm", FAN_MAX_RPM, "status", "ok"));
+			"rpm", stopped ? 0 : (int)lround(FAN_MAX_RPM * duty / 100.0 *
+				(1.0 + 0.02 * sim_miner_noise(m, now, 70 + (uint64_t)i))),
+			"max_rpm", FAN_MAX_RPM, "status", stopped ? "lost" : "ok"));
+	}
 	snprintf(type, sizeof(type), "%s (Vnish %s)", md->name, sim_miner_fw_version(m));
 	status = json_pack("{s:s, s:I}", "miner_state", sim_miner_state(m),
 			   "miner_state_time", (json_int_t)sim_miner_state_secs(m, now));
@@ -501,10 +518,19 @@ static void ep_chains(struct miner *m, int64_t now, bool boards, struct sim_resp
 		sb_printf(&b, "    {\n        \"id\": %d,\n", c);
 		if (boards)
 			sb_printf(&b, "        \"serial\": \"%.8s%02d\",\n", m->serial, c);
+		if (chain_dead(m, c)) {
+			sb_printf(&b, "        \"status\": {\n            \"state\": \"failure\",\n"
+				  "            \"failure_message\": \"find 0 asic, expected %d\"\n"
+				  "        },\n        \"hr_realtime\": 0.0,\n"
+				  "        \"hr_nominal\": %.2f,\n        \"freq\": 0.0,\n"
+				  "        \"sensors\": [],\n        \"chips\": []\n    }%s\n",
+				  md->chips, f.ideal, c < md->chains ? "," : "");
+			continue;
+		}
 		sb_printf(&b, "        \"status\": {\n            \"state\": \"%s\"\n        },\n"
 			  "        \"hr_realtime\": %.2f,\n        \"hr_nominal\": %.2f,\n"
 			  "        \"freq\": %.1f,\n        \"sensors\": [\n",
-			  chain_state(m), zeros ? 0.0 : f.hr, f.ideal, zeros ? 0.0 : (double)freq);
+			  chain_state(m, c), zeros ? 0.0 : f.hr, f.ideal, zeros ? 0.0 : (double)freq);
 		for (int s = 0; s < SENSORS; s++)
 			sb_printf(&b, "            {\n                \"state\": \"measure\",\n"
 				  "                \"board\": %d,\n                \"chip\": %d,\n"

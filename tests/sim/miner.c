@@ -241,6 +241,7 @@ void sim_fleet_free(void)
 		sim_miner_free_creds(m);
 		free(m->ctl);
 		m->ctl = NULL;
+		sim_hw_clear(m);
 	}
 	for (int i = 0; sim_fleet.hosts && i < sim_fleet.nhosts; i++)
 		if (sim_fleet.hosts[i].ev.fd >= 0)
@@ -661,7 +662,12 @@ double sim_miner_power(const struct miner *m, int64_t now)
 double sim_miner_hashrate(const struct miner *m, int64_t now)
 {
 	double gh = ramp(m->from_gh, m->to_gh, m->ramp_start, m->ramp_end, now);
+	int chains = sim_miner_model(m)->chains;
 
+	if (m->hw && m->hw->factor > 0)
+		gh *= m->hw->factor;
+	if (m->hw && m->hw->chain)       /* a dead board hashes nothing */
+		gh = gh * (chains - 1) / chains;
 	return gh * (1.0 + 0.02 * sim_miner_noise(m, now, 2));
 }
 
@@ -675,6 +681,9 @@ double sim_miner_chip_temp(const struct miner *m, int64_t now)
 {
 	double r = sim_miner_power(m, now) / sim_miner_model(m)->stock_w;
 
+	/* overheating: chips at the fault's temperature while they hash */
+	if (m->hw && m->hw->temp > 0 && (m->phase == PH_MINING || m->phase == PH_AUTOTUNING))
+		return m->hw->temp;
 	return 30.0 + 45.0 * pow(r > 0 ? r : 0, 0.8) + 1.0 * sim_miner_noise(m, now, 3);
 }
 
@@ -683,6 +692,8 @@ int sim_miner_fan_duty(const struct miner *m, int64_t now)
 	double r = sim_miner_power(m, now) / sim_miner_model(m)->stock_w;
 	long d = lround(20.0 + 40.0 * r);
 
+	if (m->hw && m->hw->temp > 0 && (m->phase == PH_MINING || m->phase == PH_AUTOTUNING))
+		return 100;
 	return d < 10 ? 10 : d > 100 ? 100 : (int)d;
 }
 

@@ -299,6 +299,20 @@ struct sim_ctl {
 	int64_t due;                 /* next timed event (apply, switcher) */
 };
 
+/* Hardware faults: what the firmware reports about a sick machine, apart
+ * from the protocol fault above (a miner may overheat and answer slowly at
+ * once) and combinable with each other. Allocated on first use. */
+#define SIM_FANS 4
+
+struct sim_hw {
+	double temp;             /* overheat: chip temperature max (°C); 0 off */
+	double factor;           /* hashrate_drop: share of normal hashrate; 0 off */
+	uint16_t red;            /* red_chips: extra red chips on red_chain; 0 off */
+	uint8_t red_chain;       /* 1-based */
+	uint8_t fan;             /* fan_stopped: 1-based fan reading 0 rpm; 0 off */
+	uint8_t chain;           /* chain_dead: 1-based dead hashboard; 0 off */
+};
+
 /* Credentials live apart, allocated on first use: most miners hold one
  * key and no password of their own. */
 struct sim_creds {
@@ -343,6 +357,7 @@ struct miner {
 	char serial[18];
 	struct sim_creds *creds; /* NULL until a key, token or password exists */
 	struct sim_ctl *ctl;     /* NULL until a control call or admin setting */
+	struct sim_hw *hw;       /* NULL while the hardware is healthy */
 };
 
 enum sim_host_kind {
@@ -471,6 +486,24 @@ int sim_ep_parse(const char *name);                  /* bit mask; 0 unknown */
 const char *sim_ep_name(int ep);
 /* Sets (or clears, FAULT_NONE) one miner's fault. */
 void sim_fault_set(struct miner *m, int kind, uint32_t ms, uint32_t eps);
+/* Hardware fault kinds (kept apart from enum sim_fault: they combine). */
+enum sim_hw_kind {
+	HW_OVERHEAT,
+	HW_FAN_STOPPED,
+	HW_CHAIN_DEAD,
+	HW_HASHRATE_DROP,
+	HW_RED_CHIPS,
+	HW_KINDS,
+};
+const char *sim_hw_name(int kind);
+int sim_hw_parse(const char *name);                  /* -1 unknown */
+/* Sets one hardware fault (value: °C, fan/chain index, factor, chip count;
+ * chain: red chips' board). 0, or -1 on ENOMEM. */
+int sim_hw_set(struct miner *m, int kind, double value, int chain);
+/* Clears every hardware fault; true when there was one. */
+bool sim_hw_clear(struct miner *m);
+/* The hardware faults as ground truth: {"overheat": 100, ...}. */
+json_t *sim_hw_json(const struct miner *m);
 /* Corrupts a response the firmware produced, per m's fault. */
 void sim_fault_apply(const struct miner *m, int ep, struct sim_resp *rs);
 

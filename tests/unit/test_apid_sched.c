@@ -2,7 +2,9 @@
  * over TCP on loopback): jobs spread over the interval on stable slots, no
  * second job while one is out, timeouts, no worker, managed_only, and the
  * roster read from the database. Time is simulated: ticks are given their
- * "now", so the test runs in well under a second per case. */
+ * "now", so the test runs in well under a second per case.
+ * Also the guard (guard.c): nonces accepted once, for their job and miner
+ * only; addresses, future times, sweeps that drop many. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -10,9 +12,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <cmocka.h>
 #include <sqlite3.h>
 
+#include "../../apid/guard.h"
 #include "../../apid/sched.h"
 #include "../../apid/store.h"
 #include "hive/bus.h"
@@ -416,6 +420,101 @@ static void test_load_roster(void **state)
 	sqlite3_close(db);
 }
 
+/* ------------------------------------------------------------ guard */
+
+static int check_status(struct apid_guard *g, long long job, const char *mac, const char *nonce,
+			long long ts, enum apid_reject *why)
+{
+	struct hive_envelope env = { .ts = ts ? ts : hive_wall_ms() };
+	struct apid_event ev = { .kind = HIVE_MSG_STATUS_RESULT };
+	char err[256];
+
+	ev.u.status.head.job = job;
+	snprintf(ev.u.status.head.mac, sizeof(ev.u.status.head.mac), "%s", mac);
+	ev.u.status.head.nonce = nonce;
+	return apid_guard_check(g, &env, &ev, why, err, sizeof(err));
+}
+
+static void test_guard(void **state)
+{
+	struct hive_cfg cfg;
+	struct apid_guard *g;
+	struct hive_envelope env = { .ts = hive_wall_ms() };
+	struct apid_event ev = { .kind = HIVE_MSG_MINER_SEEN };
+	enum apid_reject why = APID_REJ_COUNT;
+	char n1[HIVE_NONCE_CHARS + 1], n2[HIVE_NONCE_CHARS + 1], n3[HIVE_NONCE_CHARS + 1], err[256];
+
+	(void)state;
+	hive_cfg_defaults(&cfg);
+	cfg.network.subnets = calloc(1, sizeof(*cfg.network.subnets));
+	assert_non_null(cfg.network.subnets);
+	assert_int_equal(hive_subnet_parse("127.0.9.0/24", cfg.network.subnets), 0);
+	cfg.network.n_subnets = 1;
+	assert_non_null(g = apid_guard_new(&cfg));
+
+	apid_guard_issue(g, APID_GUARD_STATUS, 41, "aa:00:00:00:00:01", n1, 60000);
+	apid_guard_issue(g, APID_GUARD_TELEMETRY, 42, "aa:00:00:00:00:01", n2, 60000);
+	apid_guard_issue(g, APID_GUARD_STATUS, 43, "aa:00:00:00:00:02", n3, 1);
+	assert_int_equal(strlen(n1), HIVE_NONCE_CHARS);
+	assert_int_equal(strspn(n1, "0123456789abcdef"), HIVE_NONCE_CHARS);
+	assert_string_not_equal(n1, n2);
+	assert_int_equal(apid_guard_outstanding(g), 3);
+
+	assert_int_equal(check_status(g, 41, "aa:00:00:00:00:01", NULL, 0, &why), -1);
+	assert_int_equal(why, APID_REJ_NO_NONCE);
+	assert_int_equal(check_status(g, 41, "aa:00:00:00:00:01", n2, 0, &why), -1);
+	assert_int_equal(why, APID_REJ_NOT_ISSUED);            /* another job's nonce */
+	assert_int_equal(check_status(g, 41, "aa:00:00:00:00:02", n1, 0, &why), -1);
+	assert_int_equal(why, APID_REJ_NOT_ISSUED);            /* another miner */
+	assert_int_equal(check_status(g, 42, "aa:00:00:00:00:01", n2, 0, &why), -1);
+	assert_int_equal(why, APID_REJ_NOT_ISSUED);            /* a telemetry job, not status */
+	assert_int_equal(check_status(g, 41, "aa:00:00:00:00:01", n1,
+				      hive_wall_ms() + 86400000LL, &why), -1);
+	assert_int_equal(why, APID_REJ_FUTURE);
+	assert_int_equal(check_status(g, 41, "aa:00:00:00:00:01", n1, 0, &why), 0);
+	assert_int_equal(check_status(g, 41, "aa:00:00:00:00:01", n1, 0, &why), -1);
+	assert_int_equal(why, APID_REJ_NOT_ISSUED);            /* once */
+	usleep(5 * 1000);
+	assert_int_equal(check_status(g, 43, "aa:00:00:00:00:02", n3, 0, &why), -1);
+	assert_int_equal(why, APID_REJ_NOT_ISSUED);            /* expired */
+	/* hive.job.failed names no kind: the telemetry job, by its nonce */
+	ev.kind = HIVE_MSG_JOB_FAILED;
+	ev.u.job_failed.job = 42;
+	snprintf(ev.u.job_failed.mac, sizeof(ev.u.job_failed.mac), "aa:00:00:00:00:01");
+	ev.u.job_failed.nonce = n2;
+	assert_int_equal(apid_guard_check(g, &env, &ev, &why, err, sizeof(err)), 0);
+	assert_int_equal(apid_guard_outstanding(g), 0);
+
+	/* addresses */
+	memset(&ev, 0, sizeof(ev));
+	ev.kind = HIVE_MSG_MINER_SEEN;
+	snprintf(ev.u.seen.mac, sizeof(ev.u.seen.mac), "aa:00:00:00:00:01");
+	snprintf(ev.u.seen.ip, sizeof(ev.u.seen.ip), "127.0.9.7");
+	snprintf(ev.u.seen.subnet, sizeof(ev.u.seen.subnet), "127.0.9.0/24");
+	assert_int_equal(apid_guard_check(g, &env, &ev, &why, err, sizeof(err)), 0);
+	snprintf(ev.u.seen.ip, sizeof(ev.u.seen.ip), "127.0.10.7");
+	assert_int_equal(apid_guard_check(g, &env, &ev, &why, err, sizeof(err)), -1);
+	assert_int_equal(why, APID_REJ_OUTSIDE_SUBNETS);
+	snprintf(ev.u.seen.ip, sizeof(ev.u.seen.ip), "127.0.9.7");
+	snprintf(ev.u.seen.subnet, sizeof(ev.u.seen.subnet), "127.0.0.0/16");
+	assert_int_equal(apid_guard_check(g, &env, &ev, &why, err, sizeof(err)), -1);
+	assert_int_equal(why, APID_REJ_OUTSIDE_SUBNETS);
+
+	/* sweeps: over half held once, then the next one decides */
+	assert_false(apid_guard_sweep_hold(g, "127.0.9.0/24", 1, 3));
+	assert_true(apid_guard_sweep_hold(g, "127.0.9.0/24", 3, 3));
+	assert_false(apid_guard_sweep_hold(g, "127.0.9.0/24", 3, 3));   /* confirmed */
+	assert_true(apid_guard_sweep_hold(g, "127.0.9.0/24", 2, 3));
+	assert_false(apid_guard_sweep_hold(g, "127.0.9.0/24", 0, 3));   /* not confirmed */
+	assert_true(apid_guard_sweep_hold(g, "127.0.9.0/24", 2, 3));
+	cfg.network.sweep_drop_confirm_share = 1;
+	apid_guard_configure(g, &cfg);
+	assert_false(apid_guard_sweep_hold(g, "127.0.8.0/24", 3, 3));   /* off */
+
+	apid_guard_free(g);
+	free(cfg.network.subnets);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -425,6 +524,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_managed_only, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_roster_merge, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_load_roster, setup_no_worker, teardown),
+		cmocka_unit_test(test_guard),
 	};
 
 	hive_log_init("test_apid_sched", HIVE_LOG_ERROR, NULL);

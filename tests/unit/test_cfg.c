@@ -642,6 +642,9 @@ static void test_keys_documented(void **state)
 		"power.deadband_w", "power.min_raise_interval_seconds", "power.raise_step_pct",
 		"power.max_jump_pct", "power.source", "retention.status_raw_hours",
 		"retention.telemetry_raw_hours", "retention.minute_days", "retention.max_bytes",
+		"alerts.enabled", "alerts.evaluate_seconds", "alerts.group_seconds",
+		"alerts.resolve_seconds", "alerts.retry_max_seconds", "alerts.give_up_hours",
+		"alerts.rules", "alerts.channels",
 		"POWERHIVE_CONFIG", "POWERHIVE_LOG_LEVEL", "POWERHIVE_HTTP_ADDR",
 		"POWERHIVE_API_TOKEN", "POWERHIVE_DATABASE",
 	};
@@ -685,6 +688,112 @@ static void test_keys_documented(void **state)
 	free(doc);
 }
 
+
+/* alerts: the rules' defaults, overrides per model, channels, and the
+ * errors, none of which may echo a channel's URL or secret. */
+static void test_alerts(void **state)
+{
+	static const struct {
+		const char *json, *err;
+	} bad[] = {
+		{ "{\"alerts\":{\"rules\":{\"chip_temp_high\":{\"threshold\":500}}}}",
+		  "a.json: alerts.rules.chip_temp_high.threshold: 500 is out of range (20..200)" },
+		{ "{\"alerts\":{\"rules\":{\"miner_offline\":{\"threshold\":3}}}}",
+		  "a.json: alerts.rules.miner_offline.threshold: rule miner_offline has no threshold" },
+		{ "{\"alerts\":{\"rules\":{\"hashrate_low\":{\"for_seconds\":-1}}}}",
+		  "a.json: alerts.rules.hashrate_low.for_seconds: -1 is out of range (0..604800)" },
+		{ "{\"alerts\":{\"rules\":{\"hashrate_low\":{\"models\":{\"s19\":{\"threshold\":\"x\"}}}}}}",
+		  "a.json: alerts.rules.hashrate_low.models.s19.threshold: expected number, got string" },
+		{ "{\"alerts\":{\"channels\":[{\"name\":\"a\",\"kind\":\"pager\"}]}}",
+		  "a.json: alerts.channels[0].kind: expected one of webhook, slack, telegram, email" },
+		{ "{\"alerts\":{\"channels\":[{\"name\":\"a\",\"kind\":\"webhook\",\"url\":\"ftp://h/TOPSECRET\"}]}}",
+		  "a.json: alerts.channels[0].url: a webhook channel needs an http:// or https:// URL" },
+		{ "{\"alerts\":{\"channels\":[{\"name\":\"a\",\"kind\":\"slack\",\"url\":\"https://h/TOPSECRET\"},"
+		  "{\"name\":\"a\",\"kind\":\"webhook\",\"url\":\"http://h/x\"}]}}",
+		  "a.json: alerts.channels[1].name: \"a\" is also alerts.channels[0]" },
+		{ "{\"alerts\":{\"channels\":[{\"name\":\"t\",\"kind\":\"telegram\",\"url\":\"https://h/botTOPSECRET/sendMessage\"}]}}",
+		  "a.json: alerts.channels[0].chat_id: a telegram channel needs the chat id" },
+		{ "{\"alerts\":{\"channels\":[{\"name\":\"m\",\"kind\":\"email\",\"smtp_url\":\"http://TOPSECRET\","
+		  "\"from\":\"a@b\",\"to\":\"c@d\"}]}}",
+		  "a.json: alerts.channels[0].smtp_url: an email channel needs smtp://host[:port] or smtps://host[:port]" },
+		{ "{\"alerts\":{\"channels\":[{\"name\":\"w\",\"url\":\"http://h/\"}]}}",
+		  "a.json: alerts.channels[0].kind: missing (webhook, slack, telegram, email)" },
+		{ "{\"alerts\":{\"channels\":[{\"name\":\"w\",\"kind\":\"webhook\",\"url\":\"http://h/\",\"secret\":7}]}}",
+		  "a.json: alerts.channels[0].secret: expected string, got integer" },
+		{ "{\"alerts\":{\"evaluate_seconds\":0}}",
+		  "a.json: alerts.evaluate_seconds: 0 is out of range (1..3600)" },
+	};
+	struct hive_cfg c, d;
+	char err[512], *log;
+
+	(void)state;
+	hive_cfg_defaults(&c);
+	assert_true(c.alerts.enabled);
+	assert_int_equal(c.alerts.evaluate_seconds, 5);
+	assert_int_equal(c.alerts.rules[HIVE_ALERT_MINER_OFFLINE].for_seconds, 120);
+	assert_true(c.alerts.rules[HIVE_ALERT_CHIP_TEMP_HIGH].threshold == 90);
+	assert_true(c.alerts.rules[HIVE_ALERT_HASHRATE_LOW].threshold == 70);
+	assert_int_equal(c.alerts.rules[HIVE_ALERT_HASHRATE_LOW].for_seconds, 600);
+	assert_true(c.alerts.rules[HIVE_ALERT_DISK_LOW].threshold == 5);
+	for (int i = 0; i < HIVE_ALERT_RULES; i++) {
+		assert_non_null(hive_alert_rule_name(i));
+		assert_int_equal(hive_alert_rule_parse(hive_alert_rule_name(i)), i);
+		assert_true(c.alerts.rules[i].enabled);
+	}
+	assert_null(hive_alert_rule_name(HIVE_ALERT_RULES));
+	assert_int_equal(hive_alert_rule_parse("nope"), -1);
+	assert_int_equal(hive_cfg_validate(&c, err, sizeof(err)), 0);
+
+	assert_int_equal(hive_cfg_parse(&c, "a.json",
+		"{\"alerts\":{\"group_seconds\":5,\"rules\":{"
+		"\"hashrate_low\":{\"threshold\":80,\"for_seconds\":60,"
+		"  \"models\":{\"s19\":{\"threshold\":60},\"s21\":{\"for_seconds\":10}}},"
+		"\"fan_stopped\":{\"enabled\":false},\"miner_ofline\":{}},"
+		"\"channels\":[{\"name\":\"ops\",\"kind\":\"webhook\",\"url\":\"http://127.0.0.1:9/h\","
+		"  \"secret\":\"k\"},"
+		" {\"name\":\"mail\",\"kind\":\"email\",\"smtp_url\":\"smtp://127.0.0.1:25\","
+		"  \"from\":\"hive@farm\",\"to\":\"a@farm,b@farm\"}]}}", err, sizeof(err)), 0);
+	assert_int_equal(c.alerts.group_seconds, 5);
+	assert_true(c.alerts.rules[HIVE_ALERT_HASHRATE_LOW].threshold == 80);
+	assert_int_equal(c.alerts.rules[HIVE_ALERT_HASHRATE_LOW].n_models, 2);
+	assert_false(c.alerts.rules[HIVE_ALERT_FAN_STOPPED].enabled);
+	log = log_text();
+	assert_non_null(strstr(log, "alerts.rules.miner_ofline"));
+	free(log);
+	assert_int_equal(c.alerts.n_channels, 2);
+	assert_int_equal(c.alerts.channels[1].kind, HIVE_CHANNEL_EMAIL);
+	assert_string_equal(c.alerts.channels[0].secret, "k");
+	/* A deep copy outlives its source. */
+	assert_int_equal(hive_cfg_copy(&d, &c), 0);
+	hive_cfg_free(&c);
+	{
+		const struct hive_alert_rule *r = &d.alerts.rules[HIVE_ALERT_HASHRATE_LOW];
+		const struct hive_alert_override *o = &r->models[0], *o2 = &r->models[1];
+
+		if (strcmp(o->model, "s19") != 0) {
+			o = &r->models[1];
+			o2 = &r->models[0];
+		}
+		assert_string_equal(o->model, "s19");
+		assert_true(o->threshold == 60);
+		assert_int_equal(o->for_seconds, -1);
+		assert_string_equal(o2->model, "s21");
+		assert_true(o2->threshold != o2->threshold);   /* NAN: the rule's */
+		assert_int_equal(o2->for_seconds, 10);
+	}
+	assert_string_equal(d.alerts.channels[1].to, "a@farm,b@farm");
+	hive_cfg_free(&d);
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err[0] = '\0';
+		assert_int_equal(hive_cfg_parse(&c, "a.json", bad[i].json, err, sizeof(err)), -1);
+		if (strcmp(err, bad[i].err) != 0)
+			fail_msg("%zu: got '%s', want '%s'", i, err, bad[i].err);
+		assert_null(strstr(err, "TOPSECRET"));
+		assert_null(c.alerts.channels);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -703,6 +812,7 @@ int main(void)
 		cmocka_unit_test_setup(test_ipv4_format, each_setup),
 		cmocka_unit_test_setup(test_addr_url, each_setup),
 		cmocka_unit_test_setup(test_keys_documented, each_setup),
+		cmocka_unit_test_setup(test_alerts, each_setup),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

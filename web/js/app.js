@@ -1,6 +1,7 @@
 // PowerHive dashboard: sign-in, the router (#/miners, #/miners/<mac>,
-// #/models, #/power, #/health), the fleet header (with the farm's draw
-// against the power target) and the "API unreachable" banner.
+// #/models, #/power, #/alerts, #/health), the fleet header (with the farm's
+// draw against the power target and the alerts firing) and the "API
+// unreachable" banner.
 // Plain ES modules; every asset comes from apid.
 
 import * as api from './api.js';
@@ -12,6 +13,8 @@ import * as detailView from './views/detail.js';
 import * as modelsView from './views/models.js';
 import * as healthView from './views/health.js';
 import * as powerView from './views/power.js';
+import * as alertsView from './views/alerts.js';
+import { ruleLabel } from './alerts.js';
 
 const HEADER_MS = 5000;
 
@@ -51,6 +54,8 @@ function parseHash() {
 		return { name: 'health', params };
 	if (parts[0] === 'power')
 		return { name: 'power', params };
+	if (parts[0] === 'alerts')
+		return { name: 'alerts', params };
 	return { name: 'unknown', params };
 }
 
@@ -60,6 +65,7 @@ const VIEWS = {
 	models: [modelsView, 'Models'],
 	health: [healthView, 'Health'],
 	power: [powerView, 'Power'],
+	alerts: [alertsView, 'Alerts'],
 };
 
 function route() {
@@ -190,12 +196,37 @@ function showDraw(p) {
 	].filter(Boolean).join('\n');
 }
 
+// Alerts firing now: the count (red while any), by rule in the title. a is
+// null when apid could not say (an apid without alerts hides the box).
+function showAlerts(a, missing) {
+	const box = $('fleet-alerts-box'), dd = $('fleet-alerts');
+	box.hidden = missing;
+	if (missing)
+		return;
+	const n = a && f.isNum(a.firing) ? a.firing : null;
+	dd.textContent = n === null ? '–' : f.num(n);
+	dd.dataset.firing = n === null ? '' : String(n);
+	box.classList.toggle('bad', n > 0);
+	dd.title = n === null ? 'alerts unavailable'
+		: n === 0 ? 'no alert firing'
+			: Object.entries(a.firing_by_rule || {}).filter(([, k]) => k > 0)
+				.map(([r, k]) => `${ruleLabel(r)}: ${f.num(k)}`).join('\n');
+}
+
 // The header: the suite's health and the fleet in one request, then the
-// balancer's few figures (an apid without a balancer hides them).
+// alerts firing and the balancer's few figures (an apid without a
+// balancer hides them).
 async function refreshHeader() {
 	const h = await api.get('/api/health');
 	showSuite(h);
 	showFleet(h.fleet);
+	try {
+		showAlerts(await api.get('/api/alerts' + api.query({ state: 'firing', limit: 1 })), false);
+	} catch (e) {
+		if (e.kind === 'auth')
+			throw e;
+		showAlerts(null, e.status === 404);
+	}
 	try {
 		power = await api.get('/api/power');
 	} catch (e) {

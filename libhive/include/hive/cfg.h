@@ -27,6 +27,53 @@ struct hive_subnet {
 	char text[24];           /* as written, normalised: "127.42.0.0/22" */
 };
 
+/* The built-in alert rules, in the order of docs/alerts.md. */
+enum hive_alert_rule_id {
+	HIVE_ALERT_MINER_OFFLINE, HIVE_ALERT_CHIP_TEMP_HIGH, HIVE_ALERT_HASHRATE_LOW,
+	HIVE_ALERT_FAN_STOPPED, HIVE_ALERT_CHAIN_DEAD, HIVE_ALERT_RED_CHIPS,
+	HIVE_ALERT_HW_ERRORS_HIGH, HIVE_ALERT_PRESET_CONFLICT, HIVE_ALERT_ACTION_FAILED,
+	HIVE_ALERT_POWER_OVER_AVAILABLE, HIVE_ALERT_FEED_STALE, HIVE_ALERT_POWER_FALLBACK,
+	HIVE_ALERT_DAEMON_MISSING, HIVE_ALERT_BUS_LOSS, HIVE_ALERT_DB_WRITE_FAILED,
+	HIVE_ALERT_DISK_LOW,
+	HIVE_ALERT_RULES
+};
+/* "miner_offline" … "disk_low"; NULL / -1 when unknown. */
+const char *hive_alert_rule_name(int rule);
+int hive_alert_rule_parse(const char *name);
+
+/* A rule's threshold for one model (alerts.rules.<rule>.models.<alias>). */
+struct hive_alert_override {
+	char model[64];
+	double threshold;
+	int for_seconds;
+};
+
+struct hive_alert_rule {
+	bool enabled;                   /* true */
+	int for_seconds;                /* the condition must hold so long before it fires */
+	double threshold;               /* the rule's figure (docs/alerts.md); NAN: none */
+	struct hive_alert_override *models;     /* owned; n_models entries */
+	size_t n_models;
+};
+
+enum hive_alert_channel_kind {
+	HIVE_CHANNEL_WEBHOOK, HIVE_CHANNEL_SLACK, HIVE_CHANNEL_TELEGRAM, HIVE_CHANNEL_EMAIL
+};
+
+/* Where notifications go (alerts.channels[]). url, secret and a Telegram
+ * bot URL (it carries the token) are secrets: never logged, redacted by
+ * the API. */
+struct hive_alert_channel {
+	char name[64];
+	int kind;                       /* enum hive_alert_channel_kind */
+	char url[HIVE_CFG_URL_MAX];     /* webhook, slack, telegram (…/bot<token>/sendMessage) */
+	char secret[256];               /* webhook: the HMAC-SHA256 key */
+	char chat_id[64];               /* telegram */
+	char smtp_url[HIVE_CFG_URL_MAX];/* email: smtp://host:port */
+	char from[128];                 /* email */
+	char to[512];                   /* email: addresses, comma separated */
+};
+
 struct hive_cfg {
 	char source[HIVE_CFG_PATH_MAX];  /* the file it came from ("" = defaults) */
 	char log_level[16];              /* "info" */
@@ -46,6 +93,10 @@ struct hive_cfg {
 		int http_timeout_ms;            /* 5000: any miner HTTP call */
 		int http_concurrency;           /* 256 miner requests in flight per process */
 		char default_password[64];      /* "admin" */
+		/* A sweep that would take more than this share of its subnet's
+		 * online miners offline waits for a second sweep: 0.5 (1: never) */
+		double sweep_drop_confirm_share;
+		int max_clock_skew_seconds;     /* event ts ahead of apid's clock: 60 */
 	} network;
 
 	struct {
@@ -77,6 +128,7 @@ struct hive_cfg {
 		int sendbuf;                            /* messages: 8192 */
 		int recvbuf;                            /* messages: 8192 */
 		size_t max_message_bytes;               /* 1 MiB */
+		bool require_job_nonce;                 /* results must echo their job's nonce: true */
 	} bus;
 
 	struct {
@@ -119,6 +171,20 @@ struct hive_cfg {
 		double max_jump_pct;            /* 50: a bigger move must be confirmed by the next reading */
 		struct hive_plant_source source;
 	} power;
+
+	/* Alerts and their notifications (docs/alerts.md). */
+	struct {
+		bool enabled;                   /* true */
+		int evaluate_seconds;           /* 5: how often the rules are checked */
+		int group_seconds;              /* 30: firings (resolutions) of one rule within so long
+		                                 * go out as one notification */
+		int resolve_seconds;            /* 30: a condition clear for so long resolves its alert */
+		int retry_max_seconds;          /* 300: the longest wait between two delivery attempts */
+		int give_up_hours;              /* 24: a notification undelivered for so long is failed */
+		struct hive_alert_rule rules[HIVE_ALERT_RULES];
+		struct hive_alert_channel *channels;    /* owned; n_channels entries */
+		size_t n_channels;
+	} alerts;
 };
 
 enum hive_power_mode { HIVE_POWER_OFF, HIVE_POWER_DRY_RUN, HIVE_POWER_ON };

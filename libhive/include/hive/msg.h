@@ -109,12 +109,19 @@ enum hive_msg_channel {
 
 /* ---------------------------------------------------------------- bodies */
 
+/* Every job apid sends carries a random 64-bit nonce, 16 lower-case hex
+ * digits, that the worker echoes in its result or hive.job.failed; apid
+ * accepts a result only with the nonce of a job it issued to that miner,
+ * once (docs/apid.md, Refusals). */
+#define HIVE_NONCE_CHARS 16
+
 /* The head every job result starts with; the worker fills it in. */
 struct hive_msg_result_head {
 	long long job;                      /* the job's id */
 	char mac[HIVE_MAC_LEN];
 	char ip[HIVE_IPV4_LEN];
 	long long latency_ms;               /* from pull to result */
+	const char *nonce;                  /* the job's nonce, echoed (NULL: none) */
 };
 
 struct hive_msg_miner_seen {
@@ -248,6 +255,7 @@ struct hive_msg_control_job {
 	long long action;                   /* the action's id */
 	const char *kind;                   /* set_preset|restart|pause|resume|reboot */
 	const char *preset;                 /* set_preset: the preset's name */
+	const char *nonce;                  /* HIVE_NONCE_CHARS hex, echoed in the result */
 };
 
 /* The firmware accepted an action (what it did is for the read-back). */
@@ -273,11 +281,13 @@ struct hive_msg_plant_job {
 	const char *table, *type, *byte_order;
 	double scale;                       /* modbus: watts per unit */
 	long long timeout_ms;
+	const char *nonce;                  /* echoed in the reading */
 };
 
 /* What one plant read found: raw facts; apid judges them. */
 struct hive_msg_plant_reading {
 	long long job;
+	const char *nonce;                  /* the job's, echoed */
 	const char *source;                 /* aggregator | modbus */
 	int ok;
 	const char *error, *error_kind;     /* when !ok */
@@ -295,6 +305,7 @@ struct hive_msg_job_failed {
 	long long job;
 	char mac[HIVE_MAC_LEN];
 	const char *kind;
+	const char *nonce;                  /* the job's, echoed */
 };
 
 struct hive_msg_heartbeat {
@@ -312,6 +323,7 @@ struct hive_msg_job {
 	const char *api_key;
 	long long deadline;                 /* wall clock ms */
 	const char *endpoint;               /* telemetry: "chains" | "boards" */
+	const char *nonce;                  /* HIVE_NONCE_CHARS hex, echoed in the result */
 };
 
 struct hive_msg_credentials {

@@ -56,6 +56,7 @@ struct hive_worker_job {
 	char api_key[HIVE_WORKER_KEY_MAX + 1];
 	long long deadline_ms;       /* wall clock; 0 = none */
 	char endpoint[16];           /* telemetry: "chains", "boards" or "" */
+	char nonce[HIVE_NONCE_CHARS + 1]; /* apid's, echoed in the result ("" = none) */
 	/* The whole job as its kind's table decoded it: struct hive_msg_job
 	 * (status, telemetry) or struct hive_msg_control_job. Its strings live
 	 * as long as the job. */
@@ -91,6 +92,10 @@ typedef void hive_worker_abort_cb(struct hive_worker_job *job, void *arg);
  *     the job may start at the latest, and a started job has
  *     control.job_timeout_seconds (at most one job timeout past its
  *     deadline, which is how long apid waits) for all its requests. */
+/* The kind of hive.job.failed and hive.miner.error for a job refused
+ * because its address is outside network.subnets. */
+#define HIVE_WORKER_KIND_OUTSIDE_SUBNETS "outside_subnets"
+
 struct hive_worker_spec {
 	enum hive_msg_kind job_kind;    /* HIVE_MSG_JOB_STATUS, ... */
 	enum hive_msg_kind result_kind; /* HIVE_MSG_STATUS_RESULT, ...: a kind whose
@@ -161,6 +166,7 @@ struct hive_worker_stats {
 	uint64_t failed;             /* ended with an error */
 	uint64_t expired;            /* dropped: deadline passed or too close */
 	uint64_t bad;                /* job bodies that could not be read */
+	uint64_t refused;            /* jobs for an address outside network.subnets */
 	uint64_t failed_by[HIVE_FW_ERR_KINDS];
 	uint64_t publish_failed;
 	int in_flight;

@@ -13,6 +13,7 @@ import { TimeChart } from '../chart.js';
 import { MODES, renderChipMaps } from '../chipmap.js';
 import { clearPowerExcluded, minerAction, reason, setManaged, setPinned, setUnlockPass } from '../actions.js';
 import { askPassword, confirmAction, emptyRow, exportCsv, poller } from '../ui.js';
+import { alertRow, onAck } from '../alerts.js';
 
 const DETAIL_MS = 5000;
 const ACTIONS_MS = 2000;
@@ -24,6 +25,8 @@ const HISTORY_RANGES = [['24h', 86400, 300, '24 hours'], ['7d', 7 * 86400, 3600,
 	['30d', 30 * 86400, 3600, '30 days']];
 const RECENT = 25;
 const ACTIONS_SHOWN = 25;
+const ALERTS_MS = 5000;
+const ALERTS_SHOWN = 20;
 
 const th = (ghs) => (f.isNum(ghs) ? ghs / 1000 : null);
 
@@ -165,6 +168,13 @@ export function mount(el, params, ctx, id) {
 		<span class="excluded-reason"></span>. It did not reach the preset the balancer sent it, so the balancer
 		leaves it alone and counts it as fixed load until it is taken back.
 		<button type="button" class="small-btn" data-act="unexclude">Clear</button></div>
+	<section class="card miner-alerts" aria-labelledby="alerts-h">
+		<div class="card-head"><h2 id="alerts-h">Alerts</h2><a class="small" href="#/alerts">All alerts</a></div>
+		<div class="table-wrap"><table class="alerts"><thead><tr><th scope="col">Started</th>
+		<th scope="col">Lasted</th><th scope="col">Rule</th><th scope="col">Summary</th><th scope="col">State</th>
+		<th scope="col"><span class="visually-hidden">Acknowledge</span></th></tr></thead>
+		<tbody>${emptyRow(6, 'Loading…')}</tbody></table></div>
+	</section>
 	<div class="cols control-cols">
 		<section class="card grow control" aria-labelledby="control-h">
 			<div class="card-head"><h2 id="control-h">Control</h2>
@@ -518,6 +528,24 @@ export function mount(el, params, ctx, id) {
 		].map((panel) => panel.map((s) => ({ ...s, color: cssColour(s.color) }))), span);
 	}
 
+	// Its alerts, firing and resolved, newest first (GET /api/alerts?miner=).
+	async function loadAlerts() {
+		const tb = $('table.alerts tbody');
+		let data;
+		try {
+			data = await get('/api/alerts' + query({ miner: miner?.mac || id, limit: ALERTS_SHOWN }));
+		} catch (e) {
+			if (e.kind === 'auth')
+				throw e;
+			tb.innerHTML = emptyRow(6, `Alerts unavailable: ${e.message}`);
+			return;
+		}
+		const list = data.alerts;
+		tb.innerHTML = list.length ? list.map((a) => alertRow(a, { ended: true, subject: false })).join('')
+			: emptyRow(6, 'No alert on this miner.');
+		$('.miner-alerts').classList.toggle('has-firing', list.some((a) => a.state === 'firing'));
+	}
+
 	async function loadTelemetry() {
 		const data = await get(mpath(id) + '/telemetry' + query({ limit: 1 }));
 		sample = data.samples[0] || null;
@@ -536,8 +564,11 @@ export function mount(el, params, ctx, id) {
 	const actionsPoll = poller(loadActions, ACTIONS_MS);
 	const historyPoll = poller(loadHistory, HISTORY_MS);
 	const telemetryPoll = poller(loadTelemetry, TELEMETRY_MS);
+	const alertsPoll = poller(loadAlerts, ALERTS_MS);
+	onAck($('table.alerts'), () => alertsPoll.now());
 	return {
 		unmount() {
+			alertsPoll.stop();
 			detailPoll.stop();
 			actionsPoll.stop();
 			historyPoll.stop();

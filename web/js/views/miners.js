@@ -42,8 +42,11 @@ const COLUMNS = [
 	[null, 'Unlock pass'],
 ];
 
-const FILTERS = ['q', 'state', 'model', 'online', 'managed', 'conflict'];
-const BOOL_FILTERS = ['online', 'managed', 'conflict'];
+const FILTERS = ['q', 'state', 'model', 'online', 'managed', 'conflict', 'alerting'];
+const BOOL_FILTERS = ['online', 'managed', 'conflict', 'alerting'];
+// POST /api/actions takes the list's filters but "alerting": a bulk action
+// under it goes to the miners selected on the page, not to "all matching".
+const ACTION_FILTERS = FILTERS.filter((k) => k !== 'alerting');
 
 function readParams(params) {
 	const p = {};
@@ -94,6 +97,16 @@ function conflictMarker(m) {
 	return ` <span class="pill pill-bad conflict-pill" title="${f.esc(`conflict since ${f.when(m.conflict.since)}: ${m.conflict.reason}`)}">conflict</span>`;
 }
 
+// Alerts firing on the miner (the list's "alerts_firing"): a link to its
+// alerts on the detail page.
+function alertMarker(m) {
+	const n = m.alerts_firing;
+	if (!f.isNum(n) || n <= 0)
+		return '';
+	return ` <a class="pill pill-bad alert-pill" href="#/miners/${encodeURIComponent(f.minerId(m))}"
+		title="${n} alert${n === 1 ? '' : 's'} firing">${n === 1 ? 'alert' : `${n} alerts`}</a>`;
+}
+
 function rowHtml(m, checked, locked) {
 	const id = f.minerId(m), s = m.status;
 	const seen = f.lastSeen(m);
@@ -104,7 +117,7 @@ function rowHtml(m, checked, locked) {
 		${m.hostname ? `<div class="muted small">${f.esc(m.hostname)}</div>` : ''}</td>
 	<td>${ipCell(m)}</td>
 	<td>${f.esc(m.model || '–')}</td>
-	<td>${f.pillHtml(m)}</td>
+	<td>${f.pillHtml(m)}${alertMarker(m)}</td>
 	${m.online ? `<td class="num">${f.hashrate(s?.hr_realtime_ghs)}</td>
 	<td class="num">${powerCell(s)}</td>
 	<td class="num">${f.temp(s?.chip_temp_max)}</td>
@@ -140,6 +153,8 @@ export function mount(el, params, ctx) {
 			<option value="true">managed</option><option value="false">not managed</option></select></label>
 		<label>Conflict <select name="conflict"><option value="">any</option>
 			<option value="true">in conflict</option><option value="false">no conflict</option></select></label>
+		<label>Alerts <select name="alerting"><option value="">any</option>
+			<option value="true">has a firing alert</option><option value="false">no firing alert</option></select></label>
 		<label>Per page <select name="limit">${PAGE_SIZES.map((n) => `<option>${n}</option>`).join('')}</select></label>
 		<button type="reset" class="small-btn">Clear filters</button>
 		<button type="button" class="small-btn" data-export="csv"
@@ -184,7 +199,7 @@ export function mount(el, params, ctx) {
 	const form = el.querySelector('form.filters');
 	// The controls show the query in force.
 	const sync = () => {
-		for (const k of ['state', 'model', 'online', 'managed', 'conflict'])
+		for (const k of ['state', 'model', 'online', 'managed', 'conflict', 'alerting'])
 			form.elements[k].value = p[k] || '';
 		form.elements.limit.value = String(p.limit);
 		if (document.activeElement !== form.elements.q)
@@ -323,7 +338,7 @@ export function mount(el, params, ctx) {
 	// The filter in force, as POST /api/actions takes it (booleans as JSON).
 	function currentFilter() {
 		const flt = {};
-		for (const k of FILTERS)
+		for (const k of ACTION_FILTERS)
 			if (p[k])
 				flt[k] = BOOL_FILTERS.includes(k) ? p[k] === 'true' : p[k];
 		return flt;
@@ -506,7 +521,7 @@ export function mount(el, params, ctx) {
 		// Offered unless every match is on this page and ticked already.
 		const all = bulk.querySelector('[data-bulk=all]');
 		const whole = total > 0 && total === rows.size && [...rows.keys()].every((id) => selected.has(id));
-		all.hidden = !!allMatching || total === 0 || whole;
+		all.hidden = !!allMatching || total === 0 || whole || !!p.alerting;
 		all.textContent = !FILTERS.some((k) => p[k]) ? `Select all ${f.num(total)} miners`
 			: total === 1 ? 'Select the 1 miner matching the filter'
 				: `Select all ${f.num(total)} matching the filter`;
