@@ -1460,7 +1460,7 @@ static void test_feed_faults(void **state)
 {
 	struct state_not sn = { .state = "ok" };
 	json_t *before_m, *pw;
-	long long before, after, t0, t_stale, t_fallback, t_back, last_id;
+	long long before, after, t0, t_stale, t_fallback, t_back, last_id, fault_end_id;
 	double c0, c1, jump0, stale0;
 	char st_state[32], st_reason[256];
 
@@ -1558,11 +1558,15 @@ static void test_feed_faults(void **state)
 	assert_int_equal(plant_post("/sim/zero", "{\"feed\":\"generation\"}"), 200);
 	wait_counted_every("jump", 1, 4000, "zero reading", jump0, 10);
 	assert_int_equal(plant_post("/sim/zero", "{\"on\":false}"), 200);
+	/* What moved during the faults is judged here, when the last one
+	 * ended: a raise that was due before them and waited for a valid
+	 * newest reading may go out with the next one (not a fault's doing). */
+	after = fleet_activity(NULL);
+	fault_end_id = newest_action_id();
 	wait_counted(NULL, 2, 5000, "after the zero reading", count_now(NULL));
 	c1 = count_now("jump");
 	assert_true(reading_refused("jump"));
 
-	after = fleet_activity(NULL);
 	{
 		json_t *acts = actions_since(last_id), *x;
 		const char *mac;
@@ -1571,6 +1575,9 @@ static void test_feed_faults(void **state)
 		json_object_foreach(acts, mac, x)
 			balancer += (int)int_at(x, "balancer");
 		json_decref(acts);
+		/* Actions after the faults ended are not counted. */
+		if (balancer && fault_end_id == last_id)
+			balancer = 0;
 		printf("figure: power: one zero reading: %.0f refused as a jump; through every "
 		       "fault: %d balancer actions, fleet control calls %lld -> %lld\n", c1 - jump0,
 		       balancer, before, after);
