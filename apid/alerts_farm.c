@@ -214,6 +214,22 @@ out:
 	free(d);
 }
 
+/* Events the writer could not store for a database error (a statement
+ * refused, typically SQLITE_BUSY while another connection holds the write
+ * lock: the transaction goes on and commits the rest; or the events of a
+ * transaction not committed), since apid started. */
+static uint64_t db_refused(struct apid_traffic *t, int64_t now)
+{
+	json_t *snap = apid_traffic_snapshot(t, now);
+	json_t *v = json_object_get(json_object_get(snap, "rejected_by"),
+				    apid_reject_name(APID_REJ_DATABASE));
+	uint64_t n = json_is_integer(v) && json_integer_value(v) > 0 ?
+		     (uint64_t)json_integer_value(v) : 0;
+
+	json_decref(snap);
+	return n;
+}
+
 /* bus_loss and db_write_failed: what the last minute added. */
 static void counter_conds(struct apid *a, const struct hive_cfg *cfg, int64_t now,
 			  struct apid_alert_cond *out, int max, int *n)
@@ -230,6 +246,8 @@ static void counter_conds(struct apid *a, const struct hive_cfg *cfg, int64_t no
 
 		apid_writer_get_stats(a->writer, &ws);
 		failed = ws.commit_failures + ws.batches_lost;
+		if (a->traffic)
+			failed += db_refused(a->traffic, now);
 	}
 	pthread_mutex_lock(&memory.mu);
 	if (memory.a != a) {
@@ -254,8 +272,9 @@ static void counter_conds(struct apid *a, const struct hive_cfg *cfg, int64_t no
 		c->value = (double)failed;
 		c->threshold = 0;
 		snprintf(c->summary, sizeof(c->summary),
-			 "%llu database transactions not committed in the last minute "
-			 "(their events are lost)", (unsigned long long)failed);
+			 "%llu database writes failed in the last minute (events refused by the "
+			 "database, transactions not committed: their data is lost)",
+			 (unsigned long long)failed);
 	}
 }
 

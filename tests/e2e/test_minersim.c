@@ -1671,7 +1671,8 @@ static void test_hw_faults(void **state)
 	json_t *m = pick(is_metered_mining, 24), *t, *hw, *j, *ch;
 	const char *ip = jstr(m, "ip"), *mac = jstr(m, "mac");
 	struct hive_fw_summary *s = calloc(1, sizeof(*s));
-	double nominal;
+	double nominal, rise, dt;
+	long long hw0, t0;
 	long st;
 
 	(void)state;
@@ -1741,6 +1742,25 @@ static void test_hw_faults(void **state)
 	assert_true(fabs(jnum(t, "hashrate_ghs") / nominal - 0.4 * 2.0 / 3.0) < 0.03);
 	json_decref(t);
 
+	/* hw_errors: the counter climbs 1,000 a second (on the boards that
+	 * hash), on top of its few a minute */
+	json_decref(set_fault(mac, "hw_errors", "\"per_minute\":60000"));
+	parsed_summary(ip, s);
+	hw0 = s->hw_errors;
+	t0 = hive_mono_ms();
+	tl_sleep_ms(1000);
+	parsed_summary(ip, s);
+	rise = (double)(s->hw_errors - hw0);
+	dt = (double)(hive_mono_ms() - t0);
+	printf("figure: minersim: hw_errors at 60000 a minute: +%.0f in %.0f ms\n", rise, dt);
+	assert_true(rise >= 0.8 * (dt - 200) && rise <= 1.1 * (dt + 200));
+	assert_int_equal(s->chains[1].hw_errors, 0);          /* the dead board */
+	t = truth(mac);
+	hw = json_object_get(json_object_get(t, "hw_faults"), "hw_errors");
+	assert_true(jnum(hw, "per_minute") == 60000.0);
+	assert_true(jint(hw, "errors") >= (long long)rise);
+	json_decref(t);
+
 	/* bad values change nothing */
 	json_decref(admin(&fleet, "POST", "/sim/fault",
 			  "{\"target\":\"all\",\"kind\":\"overheat\",\"temp\":500}", &st));
@@ -1753,6 +1773,9 @@ static void test_hw_faults(void **state)
 	assert_int_equal(st, 400);
 	json_decref(admin(&fleet, "POST", "/sim/fault",
 			  "{\"target\":\"all\",\"kind\":\"hashrate_drop\",\"factor\":1.5}", &st));
+	assert_int_equal(st, 400);
+	json_decref(admin(&fleet, "POST", "/sim/fault",
+			  "{\"target\":\"all\",\"kind\":\"hw_errors\",\"per_minute\":0}", &st));
 	assert_int_equal(st, 400);
 
 	/* "none" clears them all */

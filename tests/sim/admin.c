@@ -237,7 +237,8 @@ static bool hw_number(json_t *body, const char *key, double def, double lo, doub
 }
 
 /* The hardware fault's value from the body: "temp", "fan", "chain",
- * "factor" or "count" (+ "chain" for red chips). false: answered 400. */
+ * "factor", "count" (+ "chain" for red chips) or "per_minute". false:
+ * answered 400. */
 static bool hw_args(json_t *body, int kind, double *value, int *chain, struct sim_resp *rs)
 {
 	int chains, chips;
@@ -260,6 +261,8 @@ static bool hw_args(json_t *body, int kind, double *value, int *chain, struct si
 			return false;
 		*chain = (int)c;
 		return true;
+	case HW_ERRORS:
+		return hw_number(body, "per_minute", 1000, 1, 1000000, false, value, rs);
 	}
 	return false;
 }
@@ -300,7 +303,7 @@ static void post_fault(const struct sim_req *rq, struct sim_resp *rs)
 	if (!kind_s || ((kind = sim_fault_parse(kind_s)) < 0 && (hw = sim_hw_parse(kind_s)) < 0)) {
 		fail(rs, 400, "kind: expected one of offline, slow, reset, http500, invalid_json, "
 		     "truncated, missing_fields, null_fields, strings, oversized, overheat, "
-		     "fan_stopped, chain_dead, hashrate_drop, red_chips, none");
+		     "fan_stopped, chain_dead, hashrate_drop, red_chips, hw_errors, none");
 		goto out;
 	}
 	if (hw >= 0 && !hw_args(body, hw, &value, &chain, rs))

@@ -7,9 +7,9 @@
  * flaky network or a buggy firmware build would.
  *
  * Hardware faults (overheat, fan_stopped, chain_dead, hashrate_drop,
- * red_chips) are apart: they change the figures the firmware reports, not
- * the protocol, combine with each other and with a protocol fault, and
- * "none" clears them all.
+ * red_chips, hw_errors) are apart: they change the figures the firmware
+ * reports, not the protocol, combine with each other and with a protocol
+ * fault, and "none" clears them all.
  */
 #include "sim.h"
 
@@ -139,6 +139,7 @@ static const char *const hw_names[HW_KINDS] = {
 	[HW_CHAIN_DEAD] = "chain_dead",
 	[HW_HASHRATE_DROP] = "hashrate_drop",
 	[HW_RED_CHIPS] = "red_chips",
+	[HW_ERRORS] = "hw_errors",
 };
 
 const char *sim_hw_name(int kind)
@@ -159,8 +160,39 @@ int sim_hw_parse(const char *name)
 	return -1;
 }
 
+static bool mining(const struct miner *m)
+{
+	return m->phase == PH_MINING || m->phase == PH_AUTOTUNING;
+}
+
+/* The errors the hw_errors fault added: from when it was set (or its rate
+ * last changed), or from the mining process's start when that came later
+ * (a restart starts the firmware's counter over). */
+double sim_hw_errors(const struct miner *m, int64_t now)
+{
+	const struct sim_hw *h = m->hw;
+
+	if (!h || h->errs_rate <= 0 || !mining(m))
+		return 0;
+	if (m->run_since > h->errs_at)
+		return h->errs_rate * (double)(now - m->run_since) / 60000.0;
+	return h->errs + h->errs_rate * (double)(now - h->errs_at) / 60000.0;
+}
+
+uint64_t sim_hw_red_s(const struct miner *m, int64_t now)
+{
+	const struct sim_hw *h = m->hw;
+	int64_t from;
+
+	if (!h || !h->red || !mining(m))
+		return 0;
+	from = m->run_since > h->red_at ? m->run_since : h->red_at;
+	return now > from ? (uint64_t)((now - from) / 1000) : 0;
+}
+
 int sim_hw_set(struct miner *m, int kind, double value, int chain)
 {
+	int64_t now = sim_now_ms();
 	char mac[18];
 
 	if (!m->hw && !(m->hw = calloc(1, sizeof(*m->hw))))
@@ -171,8 +203,16 @@ int sim_hw_set(struct miner *m, int kind, double value, int chain)
 	case HW_CHAIN_DEAD: m->hw->chain = (uint8_t)value; break;
 	case HW_HASHRATE_DROP: m->hw->factor = value; break;
 	case HW_RED_CHIPS:
+		if (!m->hw->red)
+			m->hw->red_at = now;   /* their errors count from here */
 		m->hw->red = (uint16_t)value;
 		m->hw->red_chain = (uint8_t)chain;
+		break;
+	case HW_ERRORS:
+		/* a new rate goes on from what the old one counted */
+		m->hw->errs = sim_hw_errors(m, now);
+		m->hw->errs_at = now;
+		m->hw->errs_rate = value;
 		break;
 	default: return 0;
 	}
@@ -208,6 +248,9 @@ json_t *sim_hw_json(const struct miner *m)
 	if (h->red)
 		json_object_set_new(j, "red_chips", json_pack("{s:i, s:i}", "count", h->red,
 							       "chain", h->red_chain));
+	if (h->errs_rate > 0)
+		json_object_set_new(j, "hw_errors", json_pack("{s:f, s:I}", "per_minute",
+			h->errs_rate, "errors", (json_int_t)sim_hw_errors(m, sim_now_ms())));
 	return j;
 }
 

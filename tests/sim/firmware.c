@@ -151,11 +151,26 @@ struct chain_figures {
 	long long hw_errors;
 };
 
+/* The hw_errors fault's errors spread evenly over the boards that hash. */
+static long long chain_hw_share(const struct miner *m, int chain, int64_t now)
+{
+	const struct sim_model *md = sim_miner_model(m);
+	long long total = (long long)sim_hw_errors(m, now);
+	int dead = m->hw ? m->hw->chain : 0;
+	int n = md->chains - (dead ? 1 : 0), k = chain - 1 - (dead && dead < chain ? 1 : 0);
+
+	if (total <= 0 || n <= 0)
+		return 0;
+	return total * (k + 1) / n - total * k / n;
+}
+
 static void chain_figures(const struct miner *m, int chain, int64_t now, struct chain_figures *f)
 {
 	const struct sim_model *md = sim_miner_model(m);
 	double top = sim_miner_chip_temp(m, now) + 1.5 * sim_miner_noise(m, now, 40 + (uint64_t)chain);
-	uint64_t up = sim_miner_uptime_s(m, now);
+	/* the firmware's counters count from the mining process's start */
+	uint64_t run = sim_miner_run_s(m, now), red_run = sim_hw_red_s(m, now);
+	int red_fault = 0;
 
 	memset(f, 0, sizeof(*f));
 	f->ideal = sim_miner_nominal_gh(m) / md->chains;
@@ -178,8 +193,12 @@ static void chain_figures(const struct miner *m, int chain, int64_t now, struct 
 			f->orange++;
 		else
 			f->grey++;
+		if (g == 'r' && m->hw && m->hw->red_chain == chain && c <= m->hw->red)
+			red_fault++;   /* red since the fault: erring since then */
 	}
-	f->hw_errors = running(m) ? (long long)(up / 97 + (uint64_t)f->red * (up / 600)) : 0;
+	f->hw_errors = running(m) ? (long long)(run / 97 + (uint64_t)(f->red - red_fault) * (run / 600) +
+						(uint64_t)red_fault * (red_run / 600)) +
+				    chain_hw_share(m, chain, now) : 0;
 }
 
 /* ---------------------------------------------------------------- a growing buffer */

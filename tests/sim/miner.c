@@ -569,6 +569,7 @@ void sim_miner_update(struct miner *m, int64_t now)
 		case PH_RESTARTING:
 		case PH_STARTING:
 		case PH_INITIALIZING:
+			m->run_since = at;      /* a new mining process: counters restart */
 			resume_mining(m, at);
 			break;
 		default:
@@ -633,6 +634,14 @@ int64_t sim_miner_state_secs(const struct miner *m, int64_t now)
 uint64_t sim_miner_uptime_s(const struct miner *m, int64_t now)
 {
 	return m->uptime_base_s + (uint64_t)((now - m->boot_ms) / 1000);
+}
+
+uint64_t sim_miner_run_s(const struct miner *m, int64_t now)
+{
+	if (!running(m))
+		return 0;
+	return m->run_since > 0 ? (uint64_t)((now - m->run_since) / 1000)
+				: sim_miner_uptime_s(m, now);
 }
 
 const char *sim_uptime_str(uint64_t secs, char *buf, size_t len)

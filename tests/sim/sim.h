@@ -307,6 +307,10 @@ struct sim_ctl {
 struct sim_hw {
 	double temp;             /* overheat: chip temperature max (°C); 0 off */
 	double factor;           /* hashrate_drop: share of normal hashrate; 0 off */
+	double errs_rate;        /* hw_errors: hardware errors a minute; 0 off */
+	double errs;             /* hw_errors: errors counted up to errs_at */
+	int64_t errs_at;         /* ms; the rate runs from here */
+	int64_t red_at;          /* red_chips: when they went red (ms) */
 	uint16_t red;            /* red_chips: extra red chips on red_chain; 0 off */
 	uint8_t red_chain;       /* 1-based */
 	uint8_t fan;             /* fan_stopped: 1-based fan reading 0 rpm; 0 off */
@@ -344,6 +348,7 @@ struct miner {
 	uint32_t tuned;          /* bit p: preset p tuned on this miner */
 	int64_t phase_since;
 	int64_t phase_until;     /* 0: no timed transition */
+	int64_t run_since;       /* the mining process (re)started; 0: at boot */
 	int64_t boot_ms;         /* when the current uptime started */
 	uint32_t uptime_base_s;
 	/* power / hashrate ramp: from → to between ramp_start and ramp_end */
@@ -412,6 +417,10 @@ const char *sim_miner_state(const struct miner *m);      /* firmware's name */
 const char *sim_miner_truth_state(const struct miner *m); /* + "rebooting" */
 int64_t sim_miner_state_secs(const struct miner *m, int64_t now);
 uint64_t sim_miner_uptime_s(const struct miner *m, int64_t now);
+/* How long the mining process has run (s): since its last start, restart
+ * or boot; 0 while it does not run. Its counters (hardware errors) count
+ * from there. */
+uint64_t sim_miner_run_s(const struct miner *m, int64_t now);
 const char *sim_uptime_str(uint64_t secs, char *buf, size_t len);
 
 /* Actual draw (W) and hashrate (GH/s) with noise, at now. */
@@ -493,13 +502,20 @@ enum sim_hw_kind {
 	HW_CHAIN_DEAD,
 	HW_HASHRATE_DROP,
 	HW_RED_CHIPS,
+	HW_ERRORS,
 	HW_KINDS,
 };
 const char *sim_hw_name(int kind);
 int sim_hw_parse(const char *name);                  /* -1 unknown */
-/* Sets one hardware fault (value: °C, fan/chain index, factor, chip count;
- * chain: red chips' board). 0, or -1 on ENOMEM. */
+/* Sets one hardware fault (value: °C, fan/chain index, factor, chip count,
+ * errors a minute; chain: red chips' board). 0, or -1 on ENOMEM. */
 int sim_hw_set(struct miner *m, int kind, double value, int chain);
+/* The hardware errors the hw_errors fault added to the mining process's
+ * counter by now (0 without it, or while the miner does not mine). */
+double sim_hw_errors(const struct miner *m, int64_t now);
+/* Seconds the red_chips fault's chips have been red in this run of the
+ * mining process. */
+uint64_t sim_hw_red_s(const struct miner *m, int64_t now);
 /* Clears every hardware fault; true when there was one. */
 bool sim_hw_clear(struct miner *m);
 /* The hardware faults as ground truth: {"overheat": 100, ...}. */
