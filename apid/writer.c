@@ -356,6 +356,10 @@ static void run_batch(struct apid_writer *w)
 			hive_cond_wait_until(&w->not_empty, &w->mu, deadline);
 		}
 		w->requests = w->requests_tail = NULL;
+		/* Hooks set or removed while this transaction waited for events
+		 * apply from the next event taken, not from the next batch. */
+		hooks = w->hooks;
+		w->batch_hooks = hooks;
 		for (size_t i = 0; i < n; i++) {
 			w->batch[w->nbatch++] = w->q[w->qhead];
 			w->qhead = (w->qhead + 1) % w->qcap;

@@ -139,7 +139,9 @@ int apid_writer_post(struct apid_writer *w, apid_writer_fn *fn, void *arg,
  *   transaction loses the batch, as any database error).
  * - ended: after each transaction, committed or lost (requests' writes
  *   included), so what was written in it can go live or be forgotten.
- * - closing: before the writer closes its connection at stop. */
+ * - closing: before the writer closes its connection at stop.
+ * Setting or removing them takes effect from the next event the writer
+ * takes from its queue, even inside a transaction that already began. */
 struct apid_writer_hooks {
 	void (*event)(void *arg, struct apid_apply *a, const struct apid_event *ev,
 		      long long ts_ms);
