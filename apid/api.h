@@ -15,6 +15,7 @@
 #include <jansson.h>
 #include <sqlite3.h>
 
+#include "auth.h"
 #include "hive/mac.h"
 
 struct mg_connection;
@@ -45,7 +46,9 @@ struct api_req {
 	struct api_param params[API_MAX_PARAMS];
 	int nparams;
 	size_t max_body;         /* http.max_body_bytes */
-	char actor[96];          /* for the audit log: "api@<remote address>" */
+	char actor[96];          /* for the audit log: the token's name */
+	enum apid_role role;     /* the token's role (routes.h checks it) */
+	bool anonymous;          /* no token: an open_reads viewer */
 	int status;              /* the status sent */
 	struct apid_answers *answers; /* big GET answers shared between clients */
 	size_t out_len;          /* api_out_*: the body's bytes so far */
@@ -263,6 +266,16 @@ int api_alert_ack(struct api_req *r, const char *id);
 int api_silences_list(struct api_req *r);
 int api_silences_post(struct api_req *r);
 int api_silence_delete(struct api_req *r, const char *id);
+
+/* api_tokens.c: named tokens (auth.h) */
+/* The name and role of the token of r's Authorization header, into
+ * r->actor and r->role: 1 found, 0 unknown or revoked, -1 after an error
+ * answer (503 while the database cannot be read). */
+int api_token_lookup(struct api_req *r, const char *token);
+int api_whoami(struct api_req *r);
+int api_tokens_list(struct api_req *r);
+int api_tokens_post(struct api_req *r);
+int api_token_revoke(struct api_req *r, const char *name);
 
 /* api_notify.c */
 int api_notifications(struct api_req *r);

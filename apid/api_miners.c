@@ -782,6 +782,14 @@ int api_miner_patch(struct api_req *r, const char *mac)
 	if (api_params_allow(r, (const char *const[]){ NULL }) < 0 ||
 	    api_body_allow(r, body, allowed) < 0)
 		goto out;
+	/* An unlock password and the balancer's pin are the admin's
+	 * (routes.c lets an operator in for managed and power_excluded). */
+	if (r->role < APID_ROLE_ADMIN && (json_object_get(body, "unlock_pass") ||
+					  json_object_get(body, "pinned"))) {
+		api_error(r, 403, "unlock_pass and pinned need the admin role; token '%s' is %s",
+			  r->actor, apid_role_name(r->role));
+		goto out;
+	}
 	if ((v = json_object_get(body, "managed")) != NULL) {
 		if (!json_is_boolean(v)) {
 			api_error(r, 400, "managed: expected true or false, got %s",

@@ -1,6 +1,7 @@
 /* http — apid's HTTP server (civetweb): start and stop, the worker
  * threads' state, the request at the door (path and query decoded, the
- * API token checked), routing to the handlers (api_*.c, through api.h),
+ * request signed in: bootstrap or named token, open reads, the failed
+ * sign-in lock-out), routing through routes.c to the handlers (api_*.c),
  * and the dashboard's static files. Answers are built by api.c.
  *
  * The socket is TCP_NODELAY and every answer leaves in one write: split
@@ -28,6 +29,7 @@
 #include "hive/clock.h"
 #include "hive/log.h"
 #include "metrics.h"
+#include "routes.h"
 
 #define HTTP_THREADS   "8"
 #define URI_MAX        2048
@@ -42,6 +44,7 @@ struct apid_http {
 	char web_root_cfg[HIVE_CFG_PATH_MAX];
 	size_t max_body;
 	bool open_reads;
+	struct apid_auth_limit *limit;  /* failed sign-ins per address */
 	struct apid_answers *answers;   /* big GET answers, shared (answers.h) */
 	struct api_worker *rebuilder;   /* answers' thread's reader and buffer */
 };
@@ -198,144 +201,51 @@ static int not_allowed(struct api_req *r, const char *allow)
 			      r->method, allow);
 }
 
-static int bad_mac(struct api_req *r, const char *id)
+/* Who r is: the bootstrap token (admin, compared in constant time), a
+ * named token from the tokens table, or under open_reads an anonymous
+ * viewer when there is no Authorization header. 0 with r->actor and
+ * r->role set; -1 after an answer: 429 while the client's address is
+ * locked out, 401 for no or an unknown token (counted against the
+ * address when a token was given), 503 when the table cannot be read. */
+static int sign_in(struct api_req *r, struct apid_http *h, const char *addr)
 {
-	return api_error(r, 400, "bad miner id '%.40s': expected a MAC like aa:bb:cc:dd:ee:ff",
-			 id);
-}
+	const char *header = mg_get_header(r->conn, "Authorization");
+	char token[APID_TOKEN_MAX + 1];
+	long wait = apid_auth_limit_locked(h->limit, addr, hive_wall_ms());
+	int rc = 0;
 
-static int route_api(struct api_req *r)
-{
-	struct apid *a = r->apid;
-	char mac[API_MAC_LEN + 1];
-	int n = r->nsegs;
-	const char *what = n > 1 ? r->segs[1] : "";
+	if (wait > 0) {
+		char extra[64];
 
-	if (n == 1 && strcmp(r->segs[0], "metrics") == 0) {
-		char *text;
-		int st;
-		if (!is_read(r))
-			return not_allowed(r, "GET, HEAD");
-		if (api_params_allow(r, (const char *const[]){ NULL }) < 0)
-			return r->status;
-		text = apid_metrics(a);
-		if (!text)
-			return api_error(r, 500, "metrics unavailable");
-		st = api_send(r, 200, "text/plain; version=0.0.4; charset=utf-8", NULL, text,
-			      strlen(text));
-		apid_metrics_free(text);
-		return st;
+		r->close = true;
+		snprintf(extra, sizeof(extra), "Retry-After: %ld\r\n", wait);
+		return api_error_with(r, 429, extra, "too many failed sign-ins from %.48s: "
+				      "try again in %ld s", addr, wait), -1;
 	}
-	if (n == 2 && strcmp(what, "health") == 0) {
-		const struct apid_health_text *t;
-		int st;
-		if (!is_read(r))
-			return not_allowed(r, "GET, HEAD");
-		if (api_params_allow(r, (const char *const[]){ NULL }) < 0)
-			return r->status;
-		t = apid_health_text(a);
-		if (!t)
-			return api_error(r, 500, "health unavailable");
-		st = api_send(r, 200, "application/json", NULL, t->body, t->len);
-		apid_health_text_release(t);
-		return st;
+	if (!header && h->open_reads) {
+		snprintf(r->actor, sizeof(r->actor), "%s", APID_TOKEN_ANONYMOUS);
+		r->role = APID_ROLE_VIEWER;
+		r->anonymous = true;
+		return 0;
 	}
-	if (strcmp(what, "miners") == 0) {
-		if (n == 2)
-			return is_read(r) ? api_miners_list(r) : not_allowed(r, "GET, HEAD");
-		if (n >= 3 && n <= 5 && api_mac_parse(r->segs[2], mac) < 0)
-			return bad_mac(r, r->segs[2]);
-		if (n == 3) {
-			if (is_read(r))
-				return api_miner_get(r, mac);
-			if (is_method(r, "PATCH"))
-				return api_miner_patch(r, mac);
-			return not_allowed(r, "GET, HEAD, PATCH");
-		}
-		if (n == 4 && strcmp(r->segs[3], "statuses") == 0)
-			return is_read(r) ? api_miner_statuses(r, mac) : not_allowed(r, "GET, HEAD");
-		if (n == 4 && strcmp(r->segs[3], "telemetry") == 0)
-			return is_read(r) ? api_miner_telemetry(r, mac) : not_allowed(r, "GET, HEAD");
-		if (n == 5 && strcmp(r->segs[3], "telemetry") == 0 &&
-		    strcmp(r->segs[4], "hours") == 0)
-			return is_read(r) ? api_miner_chip_hours(r, mac) : not_allowed(r, "GET, HEAD");
-		if (n == 4 && strcmp(r->segs[3], "history") == 0)
-			return is_read(r) ? api_miner_history(r, mac) : not_allowed(r, "GET, HEAD");
-		if (n == 4 && strcmp(r->segs[3], "actions") == 0) {
-			if (is_method(r, "POST"))
-				return api_miner_action(r, mac);
-			return not_allowed(r, "POST");
-		}
+	if (apid_auth_bearer_ok(header, h->token)) {
+		snprintf(r->actor, sizeof(r->actor), "%s", APID_TOKEN_BOOTSTRAP);
+		r->role = APID_ROLE_ADMIN;
+		return 0;
 	}
-	if (strcmp(what, "actions") == 0) {
-		if (n == 2) {
-			if (is_read(r))
-				return api_actions_list(r);
-			if (is_method(r, "POST"))
-				return api_actions_post(r);
-			return not_allowed(r, "GET, HEAD, POST");
-		}
-		if (n == 3)
-			return is_read(r) ? api_action_get(r, r->segs[2]) : not_allowed(r, "GET, HEAD");
-	}
-	if (strcmp(what, "power") == 0) {
-		if (n == 2) {
-			if (is_read(r))
-				return api_power_get(r);
-			if (is_method(r, "PATCH"))
-				return api_power_patch(r);
-			return not_allowed(r, "GET, HEAD, PATCH");
-		}
-		if (n == 3 && strcmp(r->segs[2], "history") == 0)
-			return is_read(r) ? api_power_history(r) : not_allowed(r, "GET, HEAD");
-		if (n == 3 && strcmp(r->segs[2], "plan") == 0)
-			return is_read(r) ? api_power_plan(r) : not_allowed(r, "GET, HEAD");
-		if (n == 3 && strcmp(r->segs[2], "decisions") == 0)
-			return is_read(r) ? api_power_decisions(r) : not_allowed(r, "GET, HEAD");
-		if (n == 3 && strcmp(r->segs[2], "readings") == 0)
-			return is_read(r) ? api_power_readings(r) : not_allowed(r, "GET, HEAD");
-	}
-	if (n == 3 && strcmp(what, "fleet") == 0 && strcmp(r->segs[2], "history") == 0)
-		return is_read(r) ? api_fleet_history(r) : not_allowed(r, "GET, HEAD");
-	if (n == 2 && strcmp(what, "notifications") == 0)
-		return is_read(r) ? api_notifications(r) : not_allowed(r, "GET, HEAD");
-	if (n == 3 && strcmp(what, "alerts") == 0 && strcmp(r->segs[2], "channels") == 0)
-		return is_read(r) ? api_alert_channels(r) : not_allowed(r, "GET, HEAD");
-	if (strcmp(what, "alerts") == 0) {
-		if (n == 2)
-			return is_read(r) ? api_alerts_list(r) : not_allowed(r, "GET, HEAD");
-		if (n == 4 && strcmp(r->segs[3], "ack") == 0)
-			return is_method(r, "POST") ? api_alert_ack(r, r->segs[2])
-						    : not_allowed(r, "POST");
-	}
-	if (strcmp(what, "silences") == 0) {
-		if (n == 2) {
-			if (is_read(r))
-				return api_silences_list(r);
-			if (is_method(r, "POST"))
-				return api_silences_post(r);
-			return not_allowed(r, "GET, HEAD, POST");
-		}
-		if (n == 3)
-			return is_method(r, "DELETE") ? api_silence_delete(r, r->segs[2])
-						      : not_allowed(r, "DELETE");
-	}
-	if (n == 2 && strcmp(what, "audit") == 0)
-		return is_read(r) ? api_audit_list(r) : not_allowed(r, "GET, HEAD");
-	if (strcmp(what, "models") == 0) {
-		if (n == 2)
-			return is_read(r) ? api_models_list(r) : not_allowed(r, "GET, HEAD");
-		if (n == 3) {
-			if (!api_alias_ok(r->segs[2]))
-				return api_error(r, 400, "bad model alias '%.40s'", r->segs[2]);
-			if (is_read(r))
-				return api_model_get(r, r->segs[2]);
-			if (is_method(r, "PATCH"))
-				return api_model_patch(r, r->segs[2]);
-			return not_allowed(r, "GET, HEAD, PATCH");
-		}
-	}
-	return api_error(r, 404, "no such endpoint: %.200s", r->path);
+	if (header && apid_auth_bearer_token(header, token, sizeof(token)))
+		rc = api_token_lookup(r, token);
+	explicit_bzero(token, sizeof(token));
+	if (rc < 0)
+		return -1;
+	if (rc > 0)
+		return 0;
+	if (header)
+		apid_auth_limit_fail(h->limit, addr, hive_wall_ms());
+	api_error_with(r, 401, "WWW-Authenticate: Bearer realm=\"powerhive\"\r\n",
+		       header ? "invalid API token"
+			      : "API token required: Authorization: Bearer <token>");
+	return -1;
 }
 
 /* ------------------------------------------------------------ static files */
@@ -470,7 +380,6 @@ static int handle(struct mg_connection *conn, void *cbdata)
 	/* A body over the limit is never read, whatever the answer: the
 	 * connection closes after it instead of waiting to drain the body. */
 	r.close = ri->content_length > (long long)h->max_body;
-	snprintf(r.actor, sizeof(r.actor), "api@%s", ri->remote_addr);
 
 	/* civetweb takes the first of two Content-Length headers; a proxy in
 	 * front may take the other and see a second request in the body. */
@@ -507,13 +416,8 @@ static int handle(struct mg_connection *conn, void *cbdata)
 		serve_static(&r, h, trailing, rc == -2);
 		goto done;
 	}
-	if ((!is_read(&r) || !h->open_reads) &&
-	    !apid_auth_bearer_ok(mg_get_header(conn, "Authorization"), h->token)) {
-		api_error_with(&r, 401, "WWW-Authenticate: Bearer realm=\"powerhive\"\r\n",
-			       mg_get_header(conn, "Authorization") ? "invalid API token"
-				       : "API token required: Authorization: Bearer <token>");
+	if (sign_in(&r, h, ri->remote_addr) < 0)
 		goto done;
-	}
 	if (rc == -2) {
 		api_error(&r, 404, "no such endpoint: %.200s", raw);
 		goto done;
@@ -523,7 +427,7 @@ static int handle(struct mg_connection *conn, void *cbdata)
 		goto done;
 	}
 	if (query_parse(&r, ri->query_string, query, sizeof(query)) == 0)
-		route_api(&r);
+		apid_route(&r);
 done:
 	/* A change made through the API shows in the next answer (answers.h). */
 	if (!is_read(&r) && r.status >= 200 && r.status < 300)
@@ -620,10 +524,11 @@ struct apid_http *apid_http_start(struct apid *a, char *err, size_t errlen)
 	h->max_body = cfg->http.max_body_bytes;
 	h->open_reads = cfg->http.auth.open_reads;
 	snprintf(h->db_path, sizeof(h->db_path), "%s", apid_db_path(a));
-	if (!(h->rebuilder = api_worker_new(h->db_path)) ||
+	if (!(h->limit = apid_auth_limit_new()) || !(h->rebuilder = api_worker_new(h->db_path)) ||
 	    !(h->answers = apid_answers_new(rebuild, h))) {
 		snprintf(err, errlen, "out of memory");
 		api_worker_free(h->rebuilder);
+		apid_auth_limit_free(h->limit);
 		free(h);
 		return NULL;
 	}
@@ -651,8 +556,15 @@ fail:
 	explicit_bzero(h->token, sizeof(h->token));
 	apid_answers_free(h->answers);
 	api_worker_free(h->rebuilder);
+	apid_auth_limit_free(h->limit);
 	free(h);
 	return NULL;
+}
+
+void apid_http_auth_counts(struct apid_http *h, unsigned long long *failed,
+			   unsigned long long *refused)
+{
+	apid_auth_limit_counts(h ? h->limit : NULL, failed, refused);
 }
 
 void apid_http_stop(struct apid_http *h)
@@ -664,6 +576,7 @@ void apid_http_stop(struct apid_http *h)
 	explicit_bzero(h->token, sizeof(h->token));
 	apid_answers_free(h->answers);   /* joins the rebuilder */
 	api_worker_free(h->rebuilder);
+	apid_auth_limit_free(h->limit);
 	free(h);
 	log_info("http stopped");
 }

@@ -13,5 +13,8 @@ struct apid_http;
  * http.addr. NULL with a message in err. */
 struct apid_http *apid_http_start(struct apid *a, char *err, size_t errlen);
 void apid_http_stop(struct apid_http *h);
+/* Failed sign-ins, and requests refused 429 for them, since start. */
+void apid_http_auth_counts(struct apid_http *h, unsigned long long *failed,
+			   unsigned long long *refused);
 
 #endif

@@ -16,6 +16,7 @@
 
 #include "core.h"
 #include "health.h"
+#include "http.h"
 #include "hive/cfg.h"
 #include "hive/log.h"
 #include "store.h"
@@ -730,6 +731,17 @@ char *apid_metrics(struct apid *a)
 		       "Notifications in the outbox waiting for delivery.");
 		sample(f, "powerhive_notifications_pending", NULL, NULL,
 		       (double)(num(no, "pending") > 0 ? num(no, "pending") : 0));
+	}
+	{
+		unsigned long long failed, refused;
+
+		apid_http_auth_counts(a->http, &failed, &refused);
+		family(f, "powerhive_api_signin_failures_total", "counter",
+		       "API requests with an unknown or revoked token.");
+		sample(f, "powerhive_api_signin_failures_total", NULL, NULL, (double)failed);
+		family(f, "powerhive_api_signin_locked_total", "counter",
+		       "API requests refused 429: their address failed to sign in too often.");
+		sample(f, "powerhive_api_signin_locked_total", NULL, NULL, (double)refused);
 	}
 	family(f, "powerhive_control_requests_total", "counter", "Requests on bus.control.");
 	sample(f, "powerhive_control_requests_total", NULL, NULL,

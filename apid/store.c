@@ -251,6 +251,19 @@ static const char *const migrations[] = {
 	");"
 	"CREATE INDEX notifications_pending ON notifications(channel, id) WHERE status = 'pending';"
 	"CREATE INDEX notifications_created ON notifications(created_ms);",
+
+	/* 7: the API's named tokens (auth.h, docs/api.md). The token itself is
+	 * never kept: its SHA-256 is what a request's token is looked up by.
+	 * A revoked token's row stays (and keeps its name) for the audit. */
+	"CREATE TABLE tokens ("
+	" name TEXT PRIMARY KEY,"
+	" role TEXT NOT NULL CHECK (role IN ('viewer', 'operator', 'admin')),"
+	" hash TEXT NOT NULL UNIQUE,"
+	" created_ms INTEGER NOT NULL,"
+	" created_by TEXT NOT NULL,"
+	" revoked_ms INTEGER,"
+	" last_used_ms INTEGER"
+	");",
 };
 
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))

@@ -87,6 +87,13 @@ static const struct command {
 	  "who made it, comment.\n" },
 	{ "unsilence", hc_cmd_unsilence, "unsilence <id>",
 	  "Ends a silence now (DELETE /api/silences/{id}, audited).\n" },
+	{ "tokens", hc_cmd_tokens, "tokens list | create <name> <viewer|operator|admin> | revoke <name>",
+	  "The API's named tokens (admin only; docs/api.md \"Tokens and roles\"). list: name,\n"
+	  "role, when made and by whom, last use (to the minute), when revoked. create\n"
+	  "prints the new token alone on stdout, this once: apid keeps only its SHA-256.\n"
+	  "revoke stops it at once; its name stays taken.\n" },
+	{ "whoami", hc_cmd_whoami, "whoami",
+	  "The name and role of the token hivectl uses (GET /api/whoami).\n" },
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 

@@ -9,6 +9,7 @@
  * power.c    power, power set
  * health.c   health
  * alerts.c   alerts, ack, silence, silences, unsilence
+ * tokens.c   tokens (list, create, revoke), whoami
  */
 #ifndef HIVECTL_H
 #define HIVECTL_H
@@ -23,7 +24,7 @@ enum {
 	HC_REFUSED = 1,          /* the API refused the request (4xx but 401/403) */
 	HC_USAGE = 2,            /* bad command line; a bulk change not confirmed */
 	HC_UNREACHABLE = 3,      /* no answer, a 5xx, or an answer that is not JSON */
-	HC_AUTH = 4,             /* 401/403: the token was refused */
+	HC_AUTH = 4,             /* 401/403: the token was refused, or its role may not */
 	HC_HELP = -1,            /* not an exit code: a command was asked for its help */
 };
 
@@ -137,5 +138,7 @@ int hc_cmd_ack(struct hc *c, const char *cmd, int argc, char **argv);
 int hc_cmd_silence(struct hc *c, const char *cmd, int argc, char **argv);
 int hc_cmd_silences(struct hc *c, const char *cmd, int argc, char **argv);
 int hc_cmd_unsilence(struct hc *c, const char *cmd, int argc, char **argv);
+int hc_cmd_tokens(struct hc *c, const char *cmd, int argc, char **argv);
+int hc_cmd_whoami(struct hc *c, const char *cmd, int argc, char **argv);
 
 #endif

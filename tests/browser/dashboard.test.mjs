@@ -1517,6 +1517,58 @@ test('a banner says when the API cannot be reached, and goes', async () => {
 	await until('the banner gone', async () => !(await page.isVisible('#banner')), 15000);
 });
 
+// Signs in with t as a person would, and waits for the miners table.
+async function signInAs(t) {
+	await page.evaluate(() => sessionStorage.removeItem('powerhive.token'));
+	await page.goto(base + '/#/miners');
+	await page.reload();
+	await page.waitForSelector('#login:not([hidden])');
+	await page.fill('#token', t);
+	await page.click('#login-form button[type=submit]');
+	await page.waitForSelector('table.miners tbody tr[data-id]');
+}
+
+test('a viewer and an operator see only what their role may do', async () => {
+	const viewer = (await api('POST', '/api/tokens', { name: `ui-viewer-${Date.now()}`, role: 'viewer' })).token;
+	const operator = (await api('POST', '/api/tokens', { name: `ui-operator-${Date.now()}`, role: 'operator' })).token;
+	const visible = (sel) => page.isVisible(sel);
+	try {
+		await signInAs(viewer);
+		await until('the viewer named in the header', async () =>
+			/ui-viewer-\d+ · viewer/.test(await page.textContent('#whoami')));
+		check(!(await visible('table.miners tbody tr[data-id] input[data-act=managed]')), 'a viewer sees managed switches');
+		check(!(await visible('table.miners tbody tr[data-id] button[data-act=pass]')), 'a viewer sees unlock password buttons');
+		check(!(await visible('.bulk')), 'a viewer sees the bulk actions');
+		const id = (await rowIds())[0];
+		await page.goto(`${base}/#/miners/${id}`);
+		await page.waitForSelector('.detail-head');
+		check(!(await visible('.control .btnrow button[data-do=restart]')), 'a viewer sees Restart');
+		check(!(await visible('button[data-act=pass]')), 'a viewer sees Unlock password');
+		await page.goto(`${base}/#/alerts`);
+		await page.waitForSelector('.silence-new', { state: 'attached' });
+		check(!(await visible('.silence-form')), 'a viewer sees the silence form');
+		await shot('role-viewer-alerts.png');
+
+		await signInAs(operator);
+		await until('the operator named in the header', async () =>
+			/ui-operator-\d+ · operator/.test(await page.textContent('#whoami')));
+		check(await visible('table.miners tbody tr[data-id] input[data-act=managed] + span')
+			|| await visible('table.miners tbody tr[data-id] label.switch'), 'an operator sees no managed switch');
+		check(!(await visible('table.miners tbody tr[data-id] button[data-act=pass]')), 'an operator sees unlock password buttons');
+		await page.goto(`${base}/#/miners/${id}`);
+		await page.waitForSelector('.detail-head');
+		await until('Restart for an operator', async () => visible('.control .btnrow button[data-do=restart]'));
+		check(!(await visible('button[data-act=pass]')), 'an operator sees Unlock password');
+		await page.goto(`${base}/#/models`);
+		await page.waitForSelector('#view[data-loaded=true], .maxpreset', { state: 'attached' });
+		check(!(await visible('form.maxpreset')), 'an operator sees the max preset form');
+		await shot('role-operator-detail.png');
+	} finally {
+		await signInAs(token);
+	}
+	check(await visible('table.miners tbody tr[data-id] button[data-act=pass]'), 'the admin lost the unlock password buttons');
+});
+
 test('a token that stops working leads back to sign-in', async () => {
 	await page.evaluate(() => sessionStorage.setItem('powerhive.token', 'revoked-token'));
 	await until('the sign-in form', async () => page.isVisible('#login'), 15000);

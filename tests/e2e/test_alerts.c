@@ -713,8 +713,8 @@ static void test_silence_ack(void **state)
 	json_decref(j);
 	json_decref(ts_api(&S, "POST", "/api/alerts/999999/ack", NULL, &st));
 	assert_int_equal(st, 404);
-	assert_true(audited("alert.ack", "api@"));
-	assert_true(audited("silence.create", "api@"));
+	assert_true(audited("alert.ack", "bootstrap"));
+	assert_true(audited("silence.create", "bootstrap"));
 
 	assert_int_equal(sim_fault(mac, "none"), 200);
 	wait_alert(mac, "miner_offline", "resolved", WAIT_MS);
@@ -731,7 +731,7 @@ static void test_silence_ack(void **state)
 	assert_int_equal(st, 200);
 	assert_false(json_is_true(json_object_get(json_object_get(j, "silence"), "active")));
 	json_decref(j);
-	assert_true(audited("silence.delete", "api@"));
+	assert_true(audited("silence.delete", "bootstrap"));
 
 	/* Expired: the next alert goes out. */
 	if (tl_wait_until(15000, silence_over, &sid) < 0)

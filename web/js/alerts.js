@@ -32,7 +32,7 @@ function ackHtml(a) {
 		return `<span class="muted small" title="${f.esc(f.when(a.acked))}">acked by ${f.esc(a.acked_by || '?')}</span>`;
 	if (a.state !== 'firing')
 		return '<span class="muted">–</span>';
-	return `<button type="button" class="small-btn" data-ack="${f.esc(a.id)}">Ack</button>`;
+	return `<button type="button" class="small-btn" data-ack="${f.esc(a.id)}" data-needs="operator">Ack</button>`;
 }
 
 // One row: started, ended (history only), rule, subject, summary, state,

@@ -249,6 +249,8 @@ async function refreshModels() {
 
 function showLogin(message) {
 	stop();
+	delete document.body.dataset.role;
+	$('whoami').hidden = true;
 	$('login').hidden = false;
 	$('fleet').hidden = true;
 	$('logout').hidden = true;
@@ -269,8 +271,24 @@ function stop() {
 	showDraw(null);
 }
 
+// The token's name and role: controls its role may not use are hidden
+// (style.css, data-needs). Until known, the least role is assumed.
+async function whoami() {
+	document.body.dataset.role = 'viewer';
+	try {
+		const w = await api.get('/api/whoami');
+		document.body.dataset.role = w.role;
+		$('whoami').textContent = `${w.name} · ${w.role}`;
+		$('whoami').title = `Signed in as ${w.name} (${w.role})`;
+		$('whoami').hidden = false;
+	} catch {
+		$('whoami').hidden = true;
+	}
+}
+
 async function start() {
 	$('login').hidden = true;
+	await whoami();
 	$('fleet').hidden = false;
 	$('logout').hidden = false;
 	document.querySelector('.tabs').hidden = false;

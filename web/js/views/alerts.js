@@ -23,7 +23,7 @@ function silenceRows(list, now) {
 		<td title="${f.esc(f.when(s.ends))}">${f.esc(f.when(s.ends))}<div class="muted small">${s.ends > now ? `in ${f.esc(f.duration((s.ends - now) / 1000))}` : 'ended'}</div></td>
 		<td>${f.esc(s.created_by || '')}<div class="muted small">${f.esc(f.ago(s.created, now))}</div></td>
 		<td>${f.esc(s.comment || '')}</td>
-		<td class="ctl"><button type="button" class="small-btn" data-unsilence="${f.esc(s.id)}">Delete</button></td></tr>`).join('');
+		<td class="ctl"><button type="button" class="small-btn" data-needs="operator" data-unsilence="${f.esc(s.id)}">Delete</button></td></tr>`).join('');
 }
 
 function noteRows(list, now) {
@@ -52,7 +52,7 @@ export function mount(el) {
 		<th scope="col">State</th><th scope="col"><span class="visually-hidden">Acknowledge</span></th></tr></thead>
 		<tbody>${emptyRow(6, 'Loading…')}</tbody></table></div></section>
 	<div class="cols">
-		<section class="card silence-new" aria-labelledby="silence-h"><h2 id="silence-h">Silence</h2>
+		<section class="card silence-new" aria-labelledby="silence-h" data-needs="operator"><h2 id="silence-h">Silence</h2>
 			<form class="silence-form" autocomplete="off">
 				<label>Rule <select name="rule"><option value="">every rule</option>
 					${RULES.map((r) => `<option value="${r}">${f.esc(ruleLabel(r))}</option>`).join('')}</select></label>

@@ -117,7 +117,7 @@ function presetRows(m, presets, requested) {
 			<td class="num">${P.th(p)}</td>
 			<td class="num">${P.jth(p)}</td>
 			<td class="small" id="${noteId}">${notes.join(' · ')}</td>
-			<td class="ctl"><button type="button" class="small-btn" data-preset="${f.esc(p.name)}"
+			<td class="ctl"><button type="button" class="small-btn" data-needs="operator" data-preset="${f.esc(p.name)}"
 				aria-label="Set preset ${f.esc(p.name)}" aria-describedby="${noteId}"
 				${refused || p.name === running ? 'disabled' : ''}>Set</button></td></tr>`;
 	}).join('');
@@ -153,11 +153,11 @@ export function mount(el, params, ctx, id) {
 	<header class="detail-head">
 		<h1><span class="mono">${f.esc(id)}</span> <span class="pill-slot"></span></h1>
 		<div class="detail-ctl">
-			<label class="switch-label"><span>Managed</span><span class="switch"><input type="checkbox"
+			<label class="switch-label" data-needs="operator"><span>Managed</span><span class="switch"><input type="checkbox"
 				data-act="managed" aria-label="Managed ${f.esc(id)}"><span aria-hidden="true"></span></span></label>
-			<label class="switch-label pinned-label" hidden title="A pinned miner is left out of the power plan: the balancer does not change its preset, and it counts as fixed load."><span>Pinned</span><span class="switch"><input type="checkbox"
+			<label class="switch-label pinned-label" data-needs="admin" hidden title="A pinned miner is left out of the power plan: the balancer does not change its preset, and it counts as fixed load."><span>Pinned</span><span class="switch"><input type="checkbox"
 				data-act="pinned" aria-label="Pinned ${f.esc(id)}"><span aria-hidden="true"></span></span></label>
-			<button type="button" class="small-btn" data-act="pass">Unlock password…</button>
+			<button type="button" class="small-btn" data-act="pass" data-needs="admin">Unlock password…</button>
 		</div>
 	</header>
 	<p class="identity muted"></p>
@@ -167,7 +167,7 @@ export function mount(el, params, ctx, id) {
 	<div class="excluded" role="status" hidden><strong>Left out of the power plan</strong>:
 		<span class="excluded-reason"></span>. It did not reach the preset the balancer sent it, so the balancer
 		leaves it alone and counts it as fixed load until it is taken back.
-		<button type="button" class="small-btn" data-act="unexclude">Clear</button></div>
+		<button type="button" class="small-btn" data-act="unexclude" data-needs="operator">Clear</button></div>
 	<section class="card miner-alerts" aria-labelledby="alerts-h">
 		<div class="card-head"><h2 id="alerts-h">Alerts</h2><a class="small" href="#/alerts">All alerts</a></div>
 		<div class="table-wrap"><table class="alerts"><thead><tr><th scope="col">Started</th>
@@ -178,7 +178,7 @@ export function mount(el, params, ctx, id) {
 	<div class="cols control-cols">
 		<section class="card grow control" aria-labelledby="control-h">
 			<div class="card-head"><h2 id="control-h">Control</h2>
-				<div class="btnrow">
+				<div class="btnrow" data-needs="operator">
 					<button type="button" class="small-btn" data-do="restart">Restart mining</button>
 					<button type="button" class="small-btn" data-do="pause">Pause</button>
 					<button type="button" class="small-btn" data-do="resume" hidden>Resume</button>

@@ -125,9 +125,9 @@ function rowHtml(m, checked, locked) {
 	<td>${f.esc(s?.preset ?? '–')}${conflictMarker(m)}</td>
 	<td title="${f.esc(f.when(seen))}">${f.esc(f.ago(seen))}</td>
 	<td class="errcell">${errorCell(m)}</td>
-	<td class="ctl"><label class="switch"><input type="checkbox" data-act="managed"
+	<td class="ctl"><label class="switch" data-needs="operator"><input type="checkbox" data-act="managed"
 		${m.managed ? 'checked' : ''} aria-label="Managed ${f.esc(id)}"><span aria-hidden="true"></span></label></td>
-	<td class="ctl"><button type="button" class="small-btn" data-act="pass"
+	<td class="ctl"><button type="button" class="small-btn" data-act="pass" data-needs="admin"
 		aria-label="${m.has_unlock_pass ? 'Change the stored' : 'Set the'} unlock password of ${f.esc(id)}"
 		title="${m.has_unlock_pass ? 'a password is stored for this miner' : 'no password stored: the fleet default is used'}">${m.has_unlock_pass ? 'Change' : 'Set'}</button></td>`;
 }
@@ -160,7 +160,7 @@ export function mount(el, params, ctx) {
 		<button type="button" class="small-btn" data-export="csv"
 			title="Every miner the filter matches (all pages), in the table's order, as a CSV file">Export CSV</button>
 	</form>
-	<div class="bulk" role="group" aria-label="Bulk actions">
+	<div class="bulk" role="group" aria-label="Bulk actions" data-needs="operator">
 		<span class="bulk-count" aria-live="polite">No miner selected.</span>
 		<button type="button" class="small-btn" data-bulk="all" hidden></button>
 		<button type="button" class="small-btn" data-bulk="clear" hidden>Clear selection</button>

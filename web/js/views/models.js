@@ -72,7 +72,7 @@ function card(m) {
 			f.isNum(m.chips_per_chain) ? `${m.chips_per_chain} chips each` : '',
 			m.fw_version ? `firmware ${f.esc(m.fw_version)}` : '',
 			`${presets.length} presets`].filter(Boolean).join(' · ')}</p>
-		<form class="maxpreset">
+		<form class="maxpreset" data-needs="admin">
 			<label>Max preset <select name="max_preset" data-current="${f.esc(max ?? '')}">
 				<option value="">No limit</option>
 				${presets.map((p) => `<option value="${f.esc(p.name)}" ${p.name === max ? 'selected' : ''}>${f.esc(P.label(p))}</option>`).join('')}

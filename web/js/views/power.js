@@ -270,7 +270,7 @@ export function mount(el) {
 	<div class="power-error form-error" role="alert"></div>
 	<div class="power-banner" role="alert" hidden></div>
 	<section class="tiles power-tiles" aria-label="The balancer now"></section>
-	<section class="card power-settings" aria-labelledby="pw-set-h">
+	<section class="card power-settings" aria-labelledby="pw-set-h" data-needs="admin">
 		<h2 id="pw-set-h">Settings</h2>
 		<div class="pw-form">
 			<fieldset class="pw-field"><legend>Mode</legend>
