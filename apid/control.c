@@ -189,9 +189,13 @@ static json_t *credentials(struct apid_control *c, const json_t *req, const char
 		for (int i = 0; i < 2; i++)
 			if (apid_secrets_reveal(s, col[i], mac,
 						(const char *)sqlite3_column_text(c->cred_st, i),
-						plain[i], APID_SECRET_MAX + 1, why, sizeof(why)) < 0)
-				log_warnx("control credentials: stored %s does not open mac=%s"
-					  " err=\"%s\"", col[i], mac, why);
+						plain[i], APID_SECRET_MAX + 1, why, sizeof(why)) < 0) {
+				char what[64];
+
+				snprintf(what, sizeof(what), "credentials %s %s", col[i], mac);
+				hive_log_complain(what, "control credentials: stored %s does not"
+						  " open mac=%s err=\"%s\"", col[i], mac, why);
+			}
 		r.api_key = key[0] ? key : NULL;
 		r.unlock_pass = pass[0] ? pass : NULL;
 		out = hive_msg_encode(HIVE_MSG_CTL_CREDENTIALS_REPLY, &r);
