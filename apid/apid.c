@@ -30,6 +30,7 @@
 #include "notify.h"
 #include "traffic.h"
 #include "sched.h"
+#include "secrets.h"
 #include "store.h"
 #include "writer.h"
 
@@ -70,6 +71,7 @@ static struct apid_writer_opts writer_opts(struct apid *a)
 		.sched = a->sched,
 		.feed = a->feed,
 		.guard = a->guard,
+		.secrets_key_file = c->database.secrets_key_file,
 	};
 
 	return o;
@@ -297,6 +299,24 @@ static void reload(struct main_state *m)
 	apid_alerts_configure(a->alerts, c);
 }
 
+/* apid --rotate-secrets-key: with apid stopped, every miner secret sealed
+ * again under a new key file (secrets.h). 0 / 1. */
+static int rotate_secrets_key(struct hive_daemon *d)
+{
+	char key_path[HIVE_CFG_PATH_MAX + 64], err[1024];
+	int rc;
+
+	apid_secrets_key_path(d->cfg.database.secrets_key_file, d->cfg.database.path, key_path,
+			      sizeof(key_path));
+	rc = apid_secrets_rotate(d->cfg.database.path, key_path, err, sizeof(err));
+	if (rc < 0)
+		log_errx("secrets key rotation failed err=\"%s\"", err);
+	else
+		log_info("secrets key rotated key_file=%s", key_path);
+	hive_daemon_finish(d);
+	return rc < 0 ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct hive_daemon_spec spec = {
@@ -310,8 +330,19 @@ int main(int argc, char **argv)
 	struct apid_sched_opts so;
 	char err[512];
 	int status = 1;
+	bool rotate = false;
 
+	/* apid's one option of its own: taken out before the common ones. */
+	for (int i = 1; i < argc; i++)
+		if (strcmp(argv[i], "--rotate-secrets-key") == 0) {
+			memmove(&argv[i], &argv[i + 1], (size_t)(argc - i) * sizeof(*argv));
+			argc--;
+			rotate = true;
+			break;
+		}
 	hive_daemon_start(&a.d, &spec, argc, argv);
+	if (rotate)
+		return rotate_secrets_key(&a.d);
 	a.started_ms = hive_wall_ms();
 	snprintf(a.db_path, sizeof(a.db_path), "%s", a.d.cfg.database.path);
 	m.fixed = a.d.cfg;            /* shallow: only its strings are compared */
@@ -342,6 +373,7 @@ int main(int argc, char **argv)
 	}
 	apid_writer_attach(a.writer, a.sched, a.feed);
 	apid_sched_set_guard(a.sched, a.guard);     /* every job gets a nonce */
+	apid_sched_set_secrets(a.sched, apid_writer_secrets(a.writer));
 	apid_ingest_set_guard(a.ingest, a.guard);   /* every event is checked */
 	/* Actions: the open ones from the last run, then the writer's hooks
 	 * (results, failures, statuses) and the control job queue. */

@@ -18,6 +18,7 @@
 #include "hive/log.h"
 #include "hive/loop.h"
 #include "sched.h"
+#include "secrets.h"
 #include "store.h"
 #include "traffic.h"
 
@@ -165,6 +166,7 @@ struct apid_apply {
 	struct apid_traffic *traffic;
 	struct apid_sched *sched;
 	struct apid_guard *guard;           /* sweeps held for confirmation; may be NULL */
+	const struct apid_secrets *secrets; /* seals keys and passwords; NULL stores none */
 	bool want_notes;
 	struct apid_changes changes;
 	struct sweep_parts *parts;          /* chunked sweeps not complete yet */
@@ -418,8 +420,17 @@ static int update_miner(struct apid_apply *a, enum stmt s, enum apid_reject *why
 
 static int apply_key(struct apid_apply *a, const struct hive_msg_miner_key *e, enum apid_reject *why)
 {
+	char *sealed;
+
 	hive_log_secret(e->api_key);
-	sqlite3_bind_text(keyed(a, ST_MINER_KEY, e->mac), 2, e->api_key, -1, SQLITE_STATIC);
+	/* Only ever stored sealed (secrets.h). */
+	if (!a->secrets || !(sealed = apid_secrets_seal(a->secrets, "api_key", e->mac,
+							 e->api_key ? e->api_key : ""))) {
+		log_errx("miner key not stored: cannot encrypt it mac=%s", e->mac);
+		*why = APID_REJ_DATABASE;
+		return -1;
+	}
+	sqlite3_bind_text(keyed(a, ST_MINER_KEY, e->mac), 2, sealed, -1, free);
 	if (update_miner(a, ST_MINER_KEY, why) < 0)
 		return -1;
 	a->changes.roster = true;
@@ -1026,8 +1037,18 @@ int apid_apply_patch_miner(struct apid_apply *a, void *arg, int *http_status, ch
 	int rc;
 
 	sqlite3_bind_int(st, 2, p->managed);
-	if (p->unlock_pass)
-		sqlite3_bind_text(st, 3, p->unlock_pass, -1, SQLITE_STATIC);
+	if (p->unlock_pass) {
+		char *sealed = a->secrets ? apid_secrets_seal(a->secrets, "unlock_pass", p->mac,
+							       p->unlock_pass) : NULL;
+
+		if (!sealed) {
+			sqlite3_reset(st);
+			sqlite3_clear_bindings(st);
+			return refuse(http_status, 503, err, errlen,
+				      "cannot encrypt the unlock password");
+		}
+		sqlite3_bind_text(st, 3, sealed, -1, free);
+	}
 	rc = run(a, ST_PATCH_MINER);
 	if (rc != SQLITE_DONE) {
 		sql_failed(a, ST_PATCH_MINER, rc);
@@ -1178,6 +1199,11 @@ void apid_apply_free(struct apid_apply *a)
 void apid_apply_set_guard(struct apid_apply *a, struct apid_guard *g)
 {
 	a->guard = g;
+}
+
+void apid_apply_set_secrets(struct apid_apply *a, const struct apid_secrets *s)
+{
+	a->secrets = s;
 }
 
 void apid_apply_attach(struct apid_apply *a, struct apid_sched *sched, bool notes)

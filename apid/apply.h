@@ -60,6 +60,11 @@ void apid_apply_free(struct apid_apply *a);
 struct apid_guard;
 void apid_apply_set_guard(struct apid_apply *a, struct apid_guard *g);
 
+/* What seals the API keys and unlock passwords it stores (secrets.h);
+ * without it a key event is rejected and a new unlock password refused. */
+struct apid_secrets;
+void apid_apply_set_secrets(struct apid_apply *a, const struct apid_secrets *s);
+
 /* Whom finished jobs are reported to (may be NULL) and whether feed notes
  * are kept (there is a feed). The writer sets both at the start of each
  * transaction. */

@@ -27,8 +27,10 @@
 #include "hive/bus.h"
 #include "hive/log.h"
 #include "hive/msg.h"
+#include "secrets.h"
 #include "store.h"
 #include "traffic.h"
+#include "writer.h"
 
 struct apid_control {
 	struct apid *a;
@@ -174,15 +176,31 @@ static json_t *credentials(struct apid_control *c, const json_t *req, const char
 	sqlite3_bind_text(c->cred_st, 1, mac, -1, SQLITE_STATIC);
 	rc = sqlite3_step(c->cred_st);
 	if (rc == SQLITE_ROW) {
-		const char *key = (const char *)sqlite3_column_text(c->cred_st, 0);
-		const char *pass = (const char *)sqlite3_column_text(c->cred_st, 1);
+		/* Opened here, for this reply only; one that does not open is
+		 * left out, as if none were stored (the log says why). */
+		const struct apid_secrets *s = c->a->writer ? apid_writer_secrets(c->a->writer) : NULL;
+		char key[APID_SECRET_MAX + 1], pass[APID_SECRET_MAX + 1], why[200];
+		static const char *const col[2] = { "api_key", "unlock_pass" };
+		char *plain[2] = { key, pass };
 
 		hive_msg_init(HIVE_MSG_CTL_CREDENTIALS_REPLY, &r);
 		snprintf(r.mac, sizeof(r.mac), "%s", mac);
 		r.known = 1;
-		r.api_key = key;
-		r.unlock_pass = pass;
+		for (int i = 0; i < 2; i++)
+			if (apid_secrets_reveal(s, col[i], mac,
+						(const char *)sqlite3_column_text(c->cred_st, i),
+						plain[i], APID_SECRET_MAX + 1, why, sizeof(why)) < 0) {
+				char what[64];
+
+				snprintf(what, sizeof(what), "credentials %s %s", col[i], mac);
+				hive_log_complain(what, "control credentials: stored %s does not"
+						  " open mac=%s err=\"%s\"", col[i], mac, why);
+			}
+		r.api_key = key[0] ? key : NULL;
+		r.unlock_pass = pass[0] ? pass : NULL;
 		out = hive_msg_encode(HIVE_MSG_CTL_CREDENTIALS_REPLY, &r);
+		explicit_bzero(key, sizeof(key));
+		explicit_bzero(pass, sizeof(pass));
 	} else if (rc == SQLITE_DONE) {
 		hive_msg_init(HIVE_MSG_CTL_CREDENTIALS_REPLY, &r);
 		snprintf(r.mac, sizeof(r.mac), "%s", mac);

@@ -19,6 +19,7 @@
 #include "hive/log.h"
 #include "hive/mac.h"
 #include "hive/msg.h"
+#include "secrets.h"
 
 #define TICK_MAX_MS 1000
 #define GUARD_SLACK_MS 10000     /* a result's way back, on top of its job's time */
@@ -42,6 +43,7 @@ struct apid_sched {
 	struct hive_bus *push[APID_JOB_KINDS];
 	struct hive_bus *push_control;
 	struct apid_guard *guard;          /* nonces of the jobs sent; may be NULL */
+	const struct apid_secrets *secrets; /* opens the roster's keys */
 	uint64_t control_sent, control_not_sent;
 	struct miner *m;
 	size_t n;
@@ -232,6 +234,17 @@ int apid_sched_load_roster(struct apid_sched *s, sqlite3 *db, int64_t now_ms, ch
 	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
 		goto fail;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *mac = (const char *)sqlite3_column_text(st, 0);
+		char key[APID_SECRET_MAX + 1], why[200], what[64];
+
+		if (apid_secrets_reveal(s->secrets, "api_key", mac,
+					(const char *)sqlite3_column_text(st, 2), key, sizeof(key), why,
+					sizeof(why)) < 0) {
+			snprintf(what, sizeof(what), "roster key %s", mac ? mac : "?");
+			hive_log_complain(what, "miner left out of the roster: its key does not"
+					  " open mac=%s err=\"%s\"", mac ? mac : "?", why);
+			continue;
+		}
 		if (n == cap) {
 			size_t nc = cap ? cap * 2 : 256;
 			struct miner *nm = realloc(m, nc * sizeof(*nm));
@@ -241,13 +254,13 @@ int apid_sched_load_roster(struct apid_sched *s, sqlite3 *db, int64_t now_ms, ch
 			m = nm;
 			cap = nc;
 		}
-		if (fill(&m[n], (const char *)sqlite3_column_text(st, 0),
-			 (const char *)sqlite3_column_text(st, 1),
-			 (const char *)sqlite3_column_text(st, 2), sqlite3_column_int(st, 3) != 0,
+		if (fill(&m[n], mac, (const char *)sqlite3_column_text(st, 1), key,
+			 sqlite3_column_int(st, 3) != 0,
 			 (const char *)sqlite3_column_text(st, 4)) == 0)
 			n++;
 		else
 			free(m[n].api_key);
+		explicit_bzero(key, sizeof(key));
 	}
 	if (rc != SQLITE_DONE)
 		goto fail;
@@ -368,6 +381,13 @@ void apid_sched_set_guard(struct apid_sched *s, struct apid_guard *g)
 {
 	pthread_mutex_lock(&s->mu);
 	s->guard = g;
+	pthread_mutex_unlock(&s->mu);
+}
+
+void apid_sched_set_secrets(struct apid_sched *s, const struct apid_secrets *secrets)
+{
+	pthread_mutex_lock(&s->mu);
+	s->secrets = secrets;
 	pthread_mutex_unlock(&s->mu);
 }
 

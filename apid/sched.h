@@ -93,6 +93,12 @@ void apid_sched_get_stats(struct apid_sched *s, struct apid_sched_stats *out);
 struct apid_guard;
 void apid_sched_set_guard(struct apid_sched *s, struct apid_guard *g);
 
+/* What opens the sealed API keys the roster reads (secrets.h; the
+ * caller's, outliving s). Without it, or for a key that does not open, a
+ * miner is left out of the roster (and the log says why, never the key). */
+struct apid_secrets;
+void apid_sched_set_secrets(struct apid_sched *s, const struct apid_secrets *secrets);
+
 /* ---- control jobs (actions.c decides what and when) ---- */
 
 /* The PUSH socket of bus.jobs_control (the caller's). */

@@ -2,6 +2,7 @@
 #include "store.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -362,7 +363,8 @@ static int check_identity(sqlite3 *db, const char *path, char *err, size_t errle
 	return 0;
 }
 
-/* mkdir -p of path's directory. */
+/* mkdir -p of path's directory; what it creates is 0700 (the database
+ * holds the farm's secrets, encrypted or not). */
 static int make_parent(const char *path, char *err, size_t errlen)
 {
 	char dir[4096];
@@ -381,11 +383,11 @@ static int make_parent(const char *path, char *err, size_t errlen)
 		if (*p != '/')
 			continue;
 		*p = '\0';
-		if (mkdir(dir, 0750) < 0 && errno != EEXIST)
+		if (mkdir(dir, 0700) < 0 && errno != EEXIST)
 			goto fail;
 		*p = '/';
 	}
-	if (mkdir(dir, 0750) < 0 && errno != EEXIST)
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
 		goto fail;
 	return 0;
 fail:
@@ -451,14 +453,14 @@ int apid_store_vacuum_room(long long data, long long free_db, long long free_tmp
 	human(free_tmp, have_tmp, sizeof(have_tmp));
 	if (same_fs)
 		snprintf(err, errlen,
-			 "not enough free disk for the one-time VACUUM that turns on incremental "
-			 "vacuum: it needs %s on %s (a copy of the data in %s and as much again "
+			 "not enough free disk for a one-time VACUUM"
+			 ": it needs %s on %s (a copy of the data in %s and as much again "
 			 "for the WAL), %s is free; free some space, or point SQLITE_TMPDIR at "
 			 "another disk, and start apid again", need, db_dir, tmp_dir, have);
 	else
 		snprintf(err, errlen,
-			 "not enough free disk for the one-time VACUUM that turns on incremental "
-			 "vacuum: it needs %s free on %s (the WAL) and on %s (a copy of the data); "
+			 "not enough free disk for a one-time VACUUM"
+			 ": it needs %s free on %s (the WAL) and on %s (a copy of the data); "
 			 "%s and %s are free; free some space, or point SQLITE_TMPDIR at another "
 			 "disk, and start apid again", need, db_dir, tmp_dir, have, have_tmp);
 	return -1;
@@ -466,8 +468,15 @@ int apid_store_vacuum_room(long long data, long long free_db, long long free_tmp
 
 /* Databases before schema 5 were created without auto_vacuum: pruned
  * pages stayed in the file. Turning incremental vacuum on takes one full
- * VACUUM, after a check that the disk can hold it. */
+ * VACUUM. */
 static int vacuum_on(sqlite3 *db, const char *path, char *err, size_t errlen)
+{
+	if (query_int(db, "PRAGMA auto_vacuum") == 2)
+		return 0;
+	return apid_store_vacuum(db, path, "incremental vacuum on", err, errlen);
+}
+
+int apid_store_vacuum(sqlite3 *db, const char *path, const char *why, char *err, size_t errlen)
 {
 	long long pages = query_int(db, "PRAGMA page_count");
 	long long unused = query_int(db, "PRAGMA freelist_count");
@@ -477,8 +486,6 @@ static int vacuum_on(sqlite3 *db, const char *path, char *err, size_t errlen)
 	const char *tmp = temp_dir();
 	dev_t dev_db, dev_tmp;
 
-	if (query_int(db, "PRAGMA auto_vacuum") == 2)
-		return 0;
 	if (pages < 0 || unused < 0 || psize <= 0) {
 		snprintf(err, errlen, "%s: cannot read the page counts: %s", path,
 			 sqlite3_errmsg(db));
@@ -503,8 +510,8 @@ static int vacuum_on(sqlite3 *db, const char *path, char *err, size_t errlen)
 		snprintf(err, errlen, "%s: %s", path, msg);
 		return -1;
 	}
-	log_info("database vacuum starting path=%s data_bytes=%lld free_bytes=%lld tmp=%s",
-		 path, data, free_db, tmp);
+	log_info("database vacuum starting path=%s why=\"%s\" data_bytes=%lld free_bytes=%lld"
+		 " tmp=%s", path, why, data, free_db, tmp);
 	t0 = hive_mono_ms();
 	/* The copy goes to a file, not to memory (temp_store=MEMORY). */
 	if (apid_store_exec(db, "PRAGMA temp_store=FILE; PRAGMA auto_vacuum=INCREMENTAL;"
@@ -538,14 +545,70 @@ static sqlite3 *open_conn(const char *path, int flags, char *err, size_t errlen)
 	return db;
 }
 
+/* ------------------------------------------------------------ file modes */
+
+/* The database is created 0600 by us, not by SQLite (0644 under the usual
+ * umask); SQLite gives its -wal and -shm the database's mode. */
+static int create_private(const char *path, char *err, size_t errlen)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+
+	if (fd >= 0) {
+		/* The umask could only have narrowed it; say it exactly. */
+		if (fchmod(fd, 0600) < 0)
+			log_warn("database chmod failed path=%s", path);
+		close(fd);
+		return 0;
+	}
+	if (errno == EEXIST)
+		return 0;
+	snprintf(err, errlen, "%s: cannot create: %s", path, strerror(errno));
+	return -1;
+}
+
+/* A database file group or others may open is narrowed to 0600 (only apid
+ * reads it), with a warning; a wide directory is only warned about: it may
+ * be shared on purpose, and the files in it are what matter. */
+static void check_modes(const char *path)
+{
+	static const char *const suffix[] = { "", "-wal", "-shm" };
+	char f[4200], dir[4096], *slash;
+	struct stat sb;
+
+	for (size_t i = 0; i < sizeof(suffix) / sizeof(suffix[0]); i++) {
+		snprintf(f, sizeof(f), "%s%s", path, suffix[i]);
+		if (lstat(f, &sb) < 0 || !S_ISREG(sb.st_mode) || !(sb.st_mode & 077))
+			continue;
+		if (chmod(f, 0600) == 0)
+			log_warnx("database file was open to group or others, now 0600 file=%s"
+				  " mode_was=%03o", f, (unsigned)(sb.st_mode & 0777));
+		else
+			log_warnx("database file open to group or others file=%s mode=%03o"
+				  " (chmod 600 it)", f, (unsigned)(sb.st_mode & 0777));
+	}
+	snprintf(dir, sizeof(dir), "%s", path);
+	slash = strrchr(dir, '/');
+	if (!slash)
+		snprintf(dir, sizeof(dir), ".");
+	else if (slash == dir)
+		dir[1] = '\0';
+	else
+		*slash = '\0';
+	if (stat(dir, &sb) == 0 && (sb.st_mode & 077))
+		log_warnx("database directory open to group or others dir=%s mode=%03o"
+			  " (chmod 700 it: the database and its keys are apid's alone)", dir,
+			  (unsigned)(sb.st_mode & 0777));
+}
+
 sqlite3 *apid_store_open(const char *path, char *err, size_t errlen)
 {
 	sqlite3 *db;
 	sqlite3_stmt *st = NULL;
 	const char *mode;
 
-	if (make_parent(path, err, errlen) < 0)
+	if (make_parent(path, err, errlen) < 0 || create_private(path, err, errlen) < 0)
 		return NULL;
+	check_modes(path);
 	db = open_conn(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, err, errlen);
 	if (!db)
 		return NULL;
@@ -570,8 +633,11 @@ sqlite3 *apid_store_open(const char *path, char *err, size_t errlen)
 	st = NULL;
 	/* The WAL file is cut back to 64 MiB after a checkpoint, so space a
 	 * burst took returns too. */
+	/* secure_delete: what a row loses (a secret among it) is zeroed in
+	 * the page, not left in free space. */
 	if (apid_store_exec(db, "PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;"
-			    " PRAGMA temp_store=MEMORY; PRAGMA journal_size_limit=67108864;",
+			    " PRAGMA temp_store=MEMORY; PRAGMA journal_size_limit=67108864;"
+			    " PRAGMA secure_delete=ON;",
 			    path, err, errlen) < 0)
 		goto fail;
 	if (apid_store_migrate(db, N_MIGRATIONS, err, errlen) < 0) {

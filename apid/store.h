@@ -23,8 +23,10 @@
 /* The schema version this binary writes (the number of migrations). */
 int apid_store_schema_version(void);
 
-/* Opens the database read-write, creating the file (and its directory) when
- * missing, and migrates it to the newest schema. Only the writer thread
+/* Opens the database read-write, creating the file 0600 (and its directory
+ * 0700) when missing, and migrates it to the newest schema. A database file
+ * group or others may read is narrowed to 0600 with a warning; a directory
+ * they may enter is warned about. secure_delete is on. Only the writer thread
  * holds this connection. NULL with a message in err; close with
  * sqlite3_close. */
 sqlite3 *apid_store_open(const char *path, char *err, size_t errlen);
@@ -48,6 +50,11 @@ int apid_store_migrate(sqlite3 *db, int target, char *err, size_t errlen);
 int apid_store_vacuum_room(long long data, long long free_db, long long free_tmp,
 			   bool same_fs, const char *db_dir, const char *tmp_dir, char *err,
 			   size_t errlen);
+/* A full VACUUM (and a truncating checkpoint) of the writer's database at
+ * path, after apid_store_vacuum_room says the disk can hold it; `why` goes
+ * to the log. 0 / -1 with err. */
+int apid_store_vacuum(sqlite3 *db, const char *path, const char *why, char *err,
+		      size_t errlen);
 /* PRAGMA user_version, or -1. */
 int apid_store_version(sqlite3 *db);
 

@@ -26,6 +26,7 @@
 #include "event.h"
 #include "retention.h"
 #include "rollup.h"
+#include "secrets.h"
 #include "feed.h"
 #include "hive/clock.h"
 #include "hive/log.h"
@@ -81,6 +82,7 @@ struct apid_writer {
 	struct apid_apply *apply;    /* the SQL of the tables (apply.h) */
 	struct apid_rollup *rollup;  /* the long history (rollup.h) */
 	struct apid_retention *retention; /* what is kept (retention.h) */
+	struct apid_secrets *secrets; /* the miners' keys sealed (secrets.h) */
 
 	pthread_t thread;
 	pthread_mutex_t mu;
@@ -523,6 +525,7 @@ static void writer_free(struct apid_writer *w)
 	apid_retention_free(w->retention);
 	if (w->db && sqlite3_close(w->db) != SQLITE_OK)
 		log_warnx("database close failed err=\"%s\"", sqlite3_errmsg(w->db));
+	apid_secrets_free(w->secrets);
 	for (size_t i = 0; i < w->qlen; i++) {
 		apid_event_clear(&w->q[(w->qhead + i) % w->qcap].ev);
 		hive_envelope_clear(&w->q[(w->qhead + i) % w->qcap].env);
@@ -540,6 +543,7 @@ struct apid_writer *apid_writer_start(const struct apid_writer_opts *o, char *er
 				      size_t errlen)
 {
 	struct apid_writer *w = calloc(1, sizeof(*w));
+	char key_path[4200];
 	int rc;
 
 	if (!w) {
@@ -569,12 +573,17 @@ struct apid_writer *apid_writer_start(const struct apid_writer_opts *o, char *er
 	w->db = apid_store_open(w->db_path, err, errlen);
 	if (!w->db)
 		goto fail;
+	apid_secrets_key_path(o->secrets_key_file, w->db_path, key_path, sizeof(key_path));
+	w->o.secrets_key_file = NULL;    /* borrowed for the start only */
+	if (!(w->secrets = apid_secrets_start(w->db, w->db_path, key_path, err, errlen)))
+		goto fail;
 	if (!(w->apply = apid_apply_new(w->db, w->o.traffic, err, errlen)) ||
 	    !(w->rollup = apid_rollup_new(w->db, err, errlen)) ||
 	    !(w->retention = apid_retention_new(w->db, err, errlen)) ||
 	    apid_apply_prepare(w->db, stmt_sql, w->st, ST_COUNT, "writer", err, errlen) < 0)
 		goto fail;
 	apid_apply_set_guard(w->apply, w->o.guard);
+	apid_apply_set_secrets(w->apply, w->secrets);
 	/* The first retention pass: prune_first_ms after start. */
 	w->next_prune_ms = hive_mono_ms() + (w->o.prune_first_ms > 0 ? w->o.prune_first_ms
 					    : w->o.prune_every_ms > 0 ? w->o.prune_every_ms
@@ -699,6 +708,11 @@ void apid_writer_get_stats(struct apid_writer *w, struct apid_writer_stats *out)
 	out->queue_max = w->qcap;
 	pthread_mutex_unlock(&w->mu);
 	out->roster_gen = atomic_load(&w->roster_gen);
+}
+
+struct apid_secrets *apid_writer_secrets(struct apid_writer *w)
+{
+	return w->secrets;
 }
 
 uint64_t apid_writer_roster_gen(struct apid_writer *w)

@@ -55,6 +55,7 @@ struct apid_writer_opts {
 	struct apid_sched *sched;  /* told when jobs finish; may be NULL */
 	struct apid_feed *feed;    /* told what was committed; may be NULL */
 	struct apid_guard *guard;  /* holds sweeps that drop many (guard.h); may be NULL */
+	const char *secrets_key_file; /* read at start (secrets.h); NULL or "": beside db_path */
 };
 
 struct apid_writer_stats {
@@ -103,6 +104,10 @@ void apid_writer_configure(struct apid_writer *w, const struct apid_writer_opts 
 void apid_writer_get_stats(struct apid_writer *w, struct apid_writer_stats *out);
 /* Current roster generation (cheap: read on every scheduler tick). */
 uint64_t apid_writer_roster_gen(struct apid_writer *w);
+
+/* The key the miners' secrets are sealed with (secrets.h), loaded and the
+ * rows checked at start; valid until apid_writer_stop. */
+struct apid_secrets *apid_writer_secrets(struct apid_writer *w);
 
 /* A request: runs on the writer thread inside the open transaction, with
  * the statements of apply.h (a). 0, or -1 with *http_status and a message

@@ -158,7 +158,10 @@ if [ -n "${POWERHIVE_RUN_DRY:-}" ]; then
 		"pollers=$POLLERS telemetry_workers=$TELEMETRY_WORKERS plant=${PLANT:-none}"
 	exit 0
 fi
-mkdir -p "$DATA" "$LOGS" || die "cannot create $DATA or $LOGS"
+# The data directory holds the database, its secrets key file and the API
+# token: 0700 when run.sh makes it (apid warns about a wider one).
+[ -d "$DATA" ] || (umask 077 && mkdir -p "$DATA") || die "cannot create $DATA"
+mkdir -p "$LOGS" || die "cannot create $LOGS"
 
 # ---------------------------------------------------------------- processes
 # "name pid" per line.

@@ -55,6 +55,7 @@ static const struct key keys[] = {
 	STR("database.path", database.path, C_NONEMPTY),
 	INT("database.batch_max", database.batch_max, 1, 100000),
 	INT("database.batch_ms", database.batch_ms, 1, 60000),
+	STR("database.secrets_key_file", database.secrets_key_file, C_NONE),
 
 	{ "network.subnets", T_SUBNETS, F(network.subnets), 0, 0, 0, C_NONE, NULL },
 	INT("network.port", network.port, 1, 65535),

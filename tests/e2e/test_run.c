@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -202,6 +203,7 @@ static void test_start_then_ctrl_c(void **state)
 	char names[MAX_PIDS][32], url[128], *body = NULL, path[1200], auth[300], *token;
 	const char *hdr[] = { auth, NULL };
 	long status = 0;
+	struct stat sb;
 	int n, st;
 
 	(void)state;
@@ -230,6 +232,17 @@ static void test_start_then_ctrl_c(void **state)
 	assert_int_equal(status, 200);
 	assert_non_null(strstr(body, "PowerHive"));
 	free(body);
+	/* run.sh made the data directory 0700; the database and its key
+	 * file in it are 0600. */
+	snprintf(path, sizeof(path), "%s/data", r.dir);
+	assert_int_equal(stat(path, &sb), 0);
+	assert_int_equal(sb.st_mode & 0777, 0700);
+	snprintf(path, sizeof(path), "%s/data/powerhive.db", r.dir);
+	assert_int_equal(stat(path, &sb), 0);
+	assert_int_equal(sb.st_mode & 0777, 0600);
+	snprintf(path, sizeof(path), "%s/data/secrets.key", r.dir);
+	assert_int_equal(stat(path, &sb), 0);
+	assert_int_equal(sb.st_mode & 0777, 0600);
 	/* apid wrote a token where run.sh said. */
 	snprintf(path, sizeof(path), "%s/data/api-token", r.dir);
 	token = tl_read_file(path);

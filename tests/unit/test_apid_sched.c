@@ -18,6 +18,7 @@
 
 #include "../../apid/guard.h"
 #include "../../apid/sched.h"
+#include "../../apid/secrets.h"
 #include "../../apid/store.h"
 #include "hive/bus.h"
 #include "hive/clock.h"
@@ -394,9 +395,10 @@ static void test_roster_merge(void **state)
 static void test_load_roster(void **state)
 {
 	struct fx *f = *state;
-	char path[1024], err[512];
+	char path[1024], key[1100], err[512];
 	sqlite3 *db;
 	struct apid_sched_stats st;
+	struct apid_secrets *secrets;
 
 	f->dir = tl_tmpdir("sched");
 	snprintf(path, sizeof(path), "%s/ph.db", f->dir);
@@ -413,10 +415,31 @@ static void test_load_roster(void **state)
 		" ('aa:00:00:00:00:06', '127.0.0.6', '', 1, 1, 1, 1, NULL),"
 		" ('aa:00:00:00:00:07', '127.0.0.7', 'k7', 0, 1, 1, 1, NULL)",
 		NULL, NULL, NULL), SQLITE_OK);
+	/* Plaintext keys do not go out: only sealed ones, with the key. */
+	assert_int_equal(apid_sched_load_roster(f->s, db, 1000, err, sizeof(err)), 0);
+	apid_sched_get_stats(f->s, &st);
+	assert_int_equal(st.miners, 0);
+	snprintf(key, sizeof(key), "%s/secrets.key", f->dir);
+	secrets = apid_secrets_start(db, path, key, err, sizeof(err));
+	assert_non_null(secrets);
+	assert_int_equal(apid_sched_load_roster(f->s, db, 1000, err, sizeof(err)), 0);
+	apid_sched_get_stats(f->s, &st);
+	assert_int_equal(st.miners, 0);           /* sealed, but no key given */
+	apid_sched_set_secrets(f->s, secrets);
 	assert_int_equal(apid_sched_load_roster(f->s, db, 1000, err, sizeof(err)), 0);
 	apid_sched_get_stats(f->s, &st);
 	assert_int_equal(st.miners, 3);
-	assert_int_equal(st.roster_loads, 1);
+	assert_int_equal(st.roster_loads, 3);
+	/* One altered key leaves its miner out, the others in. */
+	assert_int_equal(sqlite3_exec(db, "UPDATE miners SET api_key = substr(api_key, 1, 20) ||"
+				      " CASE substr(api_key, 21, 1) WHEN 'A' THEN 'B' ELSE 'A' END ||"
+				      " substr(api_key, 22)"
+				      " WHERE mac = 'aa:00:00:00:00:02'", NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(apid_sched_load_roster(f->s, db, 1000, err, sizeof(err)), 0);
+	apid_sched_get_stats(f->s, &st);
+	assert_int_equal(st.miners, 2);
+	apid_sched_set_secrets(f->s, NULL);
+	apid_secrets_free(secrets);
 	sqlite3_close(db);
 }
 

@@ -8,10 +8,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <cmocka.h>
 #include <sqlite3.h>
 
 #include "../../apid/chips.h"
+#include "../../apid/secrets.h"
 #include "../../apid/store.h"
 #include "hive/log.h"
 #include "../lib/testlib.h"
@@ -276,6 +279,131 @@ static void test_bad_path(void **state)
 
 /* ------------------------------------------------------------ chips */
 
+/* A new database: 0600 in a 0700 directory, whatever the umask; an old
+ * one open to others is narrowed. */
+static void test_file_modes(void **state)
+{
+	struct fx *f = *state;
+	char err[512], dir[1100];
+	struct stat sb;
+	mode_t old = umask(0);
+	sqlite3 *db = apid_store_open(f->path, err, sizeof(err));
+
+	umask(old);
+	assert_non_null(db);
+	assert_int_equal(qint(db, "PRAGMA secure_delete"), 1);
+	sqlite3_close(db);
+	assert_int_equal(stat(f->path, &sb), 0);
+	assert_int_equal(sb.st_mode & 0777, 0600);
+	snprintf(dir, sizeof(dir), "%s/sub/dir", f->dir);
+	assert_int_equal(stat(dir, &sb), 0);
+	assert_int_equal(sb.st_mode & 0777, 0700);
+	assert_int_equal(chmod(f->path, 0644), 0);
+	db = apid_store_open(f->path, err, sizeof(err));
+	assert_non_null(db);
+	sqlite3_close(db);
+	assert_int_equal(stat(f->path, &sb), 0);
+	assert_int_equal(sb.st_mode & 0777, 0600);
+}
+
+/* Sealed values open only with their key, in their column, for their
+ * miner, unaltered; the key file is made 0600 and checked. */
+static void test_secrets_values(void **state)
+{
+	struct fx *f = *state;
+	char err[512], key[1100], out[APID_SECRET_MAX + 1], long_value[APID_SECRET_MAX + 2];
+	struct apid_secrets *s, *other;
+	char *a, *b;
+	struct stat sb;
+	sqlite3 *db = apid_store_open(f->path, err, sizeof(err));
+
+	assert_non_null(db);
+	snprintf(key, sizeof(key), "%s/secrets.key", f->dir);
+	s = apid_secrets_start(db, f->path, key, err, sizeof(err));
+	assert_non_null(s);
+	assert_int_equal(stat(key, &sb), 0);
+	assert_int_equal(sb.st_mode & 0777, 0600);
+	assert_int_equal(sb.st_size, APID_SECRETS_KEY_BYTES);
+	assert_int_equal(strlen(apid_secrets_key_id(s)), 8);
+
+	a = apid_secrets_seal(s, "api_key", "aa:bb:cc:00:00:01", "k-123");
+	b = apid_secrets_seal(s, "api_key", "aa:bb:cc:00:00:01", "k-123");
+	assert_non_null(a);
+	assert_non_null(b);
+	assert_true(apid_secrets_sealed(a));
+	assert_null(strstr(a, "k-123"));
+	assert_string_not_equal(a, b);                   /* a fresh nonce each time */
+	assert_int_equal(apid_secrets_reveal(s, "api_key", "AA:BB:CC:00:00:01", a, out,
+					     sizeof(out), err, sizeof(err)), 0);
+	assert_string_equal(out, "k-123");
+	/* Another miner, another column, a plaintext value: refused. */
+	assert_int_equal(apid_secrets_reveal(s, "api_key", "aa:bb:cc:00:00:02", a, out,
+					     sizeof(out), err, sizeof(err)), -1);
+	assert_string_equal(out, "");
+	assert_non_null(strstr(err, "does not authenticate"));
+	assert_int_equal(apid_secrets_reveal(s, "unlock_pass", "aa:bb:cc:00:00:01", a, out,
+					     sizeof(out), err, sizeof(err)), -1);
+	assert_int_equal(apid_secrets_reveal(s, "api_key", "aa:bb:cc:00:00:01", "k-123", out,
+					     sizeof(out), err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "not encrypted"));
+	/* Each byte altered, one at a time: never opens. */
+	for (size_t i = 14; i < strlen(a) - 1; i++) {
+		char saved = a[i];
+
+		a[i] = a[i] == 'A' ? 'B' : 'A';
+		assert_int_equal(apid_secrets_reveal(s, "api_key", "aa:bb:cc:00:00:01", a, out,
+						     sizeof(out), err, sizeof(err)), -1);
+		a[i] = saved;
+	}
+	/* Cut short, or too short to hold a tag. */
+	a[strlen(a) - 4] = '\0';
+	assert_int_equal(apid_secrets_reveal(s, "api_key", "aa:bb:cc:00:00:01", a, out,
+					     sizeof(out), err, sizeof(err)), -1);
+	assert_int_equal(apid_secrets_reveal(s, "api_key", "aa:bb:cc:00:00:01",
+					     "enc1:00000000:AAAA", out, sizeof(out), err,
+					     sizeof(err)), -1);
+	/* Empty stays empty; NULL and "" open to ""; too long is not sealed. */
+	free(b);
+	b = apid_secrets_seal(s, "api_key", "aa:bb:cc:00:00:01", "");
+	assert_string_equal(b, "");
+	assert_int_equal(apid_secrets_reveal(s, "api_key", "x", NULL, out, sizeof(out), err,
+					     sizeof(err)), 0);
+	memset(long_value, 'x', sizeof(long_value) - 1);
+	long_value[sizeof(long_value) - 1] = '\0';
+	assert_null(apid_secrets_seal(s, "api_key", "aa:bb:cc:00:00:01", long_value));
+	long_value[APID_SECRET_MAX] = '\0';
+	free(a);
+	a = apid_secrets_seal(s, "unlock_pass", "aa:bb:cc:00:00:01", long_value);
+	assert_non_null(a);
+	assert_int_equal(apid_secrets_reveal(s, "unlock_pass", "aa:bb:cc:00:00:01", a, out,
+					     sizeof(out), err, sizeof(err)), 0);
+	assert_string_equal(out, long_value);
+	/* Another key (another database beside) does not open it: it names
+	 * the key id instead. */
+	snprintf(key, sizeof(key), "%s/other.key", f->dir);
+	other = apid_secrets_start(db, f->path, key, err, sizeof(err));
+	assert_non_null(other);
+	assert_string_not_equal(apid_secrets_key_id(s), apid_secrets_key_id(other));
+	assert_int_equal(apid_secrets_reveal(other, "unlock_pass", "aa:bb:cc:00:00:01", a, out,
+					     sizeof(out), err, sizeof(err)), -1);
+	assert_non_null(strstr(err, apid_secrets_key_id(s)));
+	assert_int_equal(apid_secrets_reveal(NULL, "unlock_pass", "aa:bb:cc:00:00:01", a, out,
+					     sizeof(out), err, sizeof(err)), -1);
+	apid_secrets_free(other);
+	/* A key file others may read, or of the wrong size, is refused. */
+	assert_int_equal(chmod(key, 0640), 0);
+	assert_null(apid_secrets_start(db, f->path, key, err, sizeof(err)));
+	assert_non_null(strstr(err, "chmod 600"));
+	assert_int_equal(chmod(key, 0600), 0);
+	assert_int_equal(truncate(key, 16), 0);
+	assert_null(apid_secrets_start(db, f->path, key, err, sizeof(err)));
+	assert_non_null(strstr(err, "expected exactly 32"));
+	free(a);
+	free(b);
+	apid_secrets_free(s);
+	sqlite3_close(db);
+}
+
 static void test_chips_roundtrip(void **state)
 {
 	static const struct apid_chip in[] = {
@@ -352,6 +480,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_refuse_foreign, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_readonly, setup, teardown),
 		cmocka_unit_test(test_bad_path),
+		cmocka_unit_test_setup_teardown(test_file_modes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_secrets_values, setup, teardown),
 		cmocka_unit_test(test_chips_roundtrip),
 		cmocka_unit_test(test_chips_json),
 	};

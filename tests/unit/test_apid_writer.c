@@ -19,6 +19,7 @@
 #include "../../apid/apply.h"
 #include "../../apid/chips.h"
 #include "../../apid/event.h"
+#include "../../apid/secrets.h"
 #include "../../apid/traffic.h"
 #include "../../apid/store.h"
 #include "../../apid/writer.h"
@@ -207,6 +208,29 @@ static void assert_text(struct fx *f, const char *sql, const char *want)
 	if (strcmp(got, want) != 0)
 		fail_msg("%s: got \"%s\", want \"%s\"", sql, got, want);
 	free(got);
+}
+
+/* A secret column of the one miner: stored sealed, never as plaintext,
+ * and it opens to want with the writer's key. */
+static void assert_secret(struct fx *f, const char *column, const char *want)
+{
+	char sql[96], plain[APID_SECRET_MAX + 1], err[256], *stored, *mac;
+
+	snprintf(sql, sizeof(sql), "SELECT %s FROM miners", column);
+	stored = qtext(f, sql);
+	mac = qtext(f, "SELECT mac FROM miners");
+	assert_true(apid_secrets_sealed(stored));
+	assert_null(strstr(stored, want));
+	if (apid_secrets_reveal(apid_writer_secrets(f->w), column, mac, stored, plain,
+				sizeof(plain), err, sizeof(err)) < 0)
+		fail_msg("%s: %s", column, err);
+	assert_string_equal(plain, want);
+	/* Moved to the other column, it does not open. */
+	assert_int_equal(apid_secrets_reveal(apid_writer_secrets(f->w),
+					     strcmp(column, "api_key") == 0 ? "unlock_pass" : "api_key",
+					     mac, stored, plain, sizeof(plain), err, sizeof(err)), -1);
+	free(stored);
+	free(mac);
 }
 
 static void seen(struct fx *f, const char *mac, const char *ip, const char *subnet)
@@ -535,7 +559,7 @@ static void test_keys_and_errors(void **state)
 	push(f, HIVE_TOPIC_MINER_ERROR, "{\"mac\":\"aa:bb:cc:00:00:01\",\"ip\":\"127.0.0.1\","
 	     "\"op\":\"status\",\"kind\":\"timeout\",\"http_status\":0,\"message\":\"no answer\"}");
 	settle(f);
-	assert_text(f, "SELECT api_key FROM miners", "s3cret-key");
+	assert_secret(f, "api_key", "s3cret-key");
 	assert_text(f, "SELECT last_error || '/' || last_error_kind || '/' || last_error_op FROM miners",
 		    "no answer/timeout/status");
 	status(f, "aa:bb:cc:00:00:01", 0, hive_wall_ms());
@@ -686,14 +710,16 @@ static void test_patch_miner(void **state)
 	assert_int_equal(http, 422);
 	assert_int_equal(apid_writer_patch_miner(f->w, "AA:BB:CC:00:00:01", 1, "hunter2", "tok",
 						 &http, err, sizeof(err)), 0);
-	assert_text(f, "SELECT managed || ' ' || unlock_pass FROM miners", "1 hunter2");
+	assert_text(f, "SELECT managed FROM miners", "1");
+	assert_secret(f, "unlock_pass", "hunter2");
 	assert_text(f, "SELECT actor || ' ' || target || ' ' || detail FROM audit",
 		    "tok aa:bb:cc:00:00:01 {\"managed\":true,\"unlock_pass\":\"***\"}");
 	assert_true(apid_writer_roster_gen(f->w) > gen);
 	/* managed alone leaves the password */
 	assert_int_equal(apid_writer_patch_miner(f->w, "aa:bb:cc:00:00:01", 0, NULL, "api", &http,
 						 err, sizeof(err)), 0);
-	assert_text(f, "SELECT managed || ' ' || unlock_pass FROM miners", "0 hunter2");
+	assert_text(f, "SELECT managed FROM miners", "0");
+	assert_secret(f, "unlock_pass", "hunter2");
 }
 
 /* ------------------------------------------------------------ requests */

@@ -120,6 +120,7 @@ static void test_defaults(void **state)
 		{ "source", c.source, "" },
 		{ "log_level", c.log_level, "info" },
 		{ "database.path", c.database.path, "data/powerhive.db" },
+		{ "database.secrets_key_file", c.database.secrets_key_file, "" },
 		{ "network.default_password", c.network.default_password, "admin" },
 		{ "http.addr", c.http.addr, "127.0.0.1:8080" },
 		{ "http.web_root", c.http.web_root, "web" },
@@ -645,6 +646,7 @@ static void test_keys_documented(void **state)
 		"alerts.enabled", "alerts.evaluate_seconds", "alerts.group_seconds",
 		"alerts.resolve_seconds", "alerts.retry_max_seconds", "alerts.give_up_hours",
 		"alerts.rules", "alerts.channels",
+		"database.secrets_key_file",
 		"POWERHIVE_CONFIG", "POWERHIVE_LOG_LEVEL", "POWERHIVE_HTTP_ADDR",
 		"POWERHIVE_API_TOKEN", "POWERHIVE_DATABASE",
 	};

@@ -82,6 +82,7 @@ struct hive_cfg {
 		char path[HIVE_CFG_PATH_MAX];   /* data/powerhive.db */
 		int batch_max;                  /* events per transaction: 500 */
 		int batch_ms;                   /* longest an event waits: 200 */
+		char secrets_key_file[HIVE_CFG_PATH_MAX]; /* "": secrets.key beside path */
 	} database;
 
 	struct {
