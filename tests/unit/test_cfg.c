@@ -125,11 +125,17 @@ static void test_defaults(void **state)
 		{ "http.web_root", c.http.web_root, "web" },
 		{ "http.auth.token", c.http.auth.token, "" },
 		{ "http.auth.token_file", c.http.auth.token_file, "data/api-token" },
-		{ "bus.events", c.bus.events, "tcp://127.0.0.1:5550" },
-		{ "bus.jobs_status", c.bus.jobs_status, "tcp://127.0.0.1:5551" },
-		{ "bus.jobs_telemetry", c.bus.jobs_telemetry, "tcp://127.0.0.1:5552" },
-		{ "bus.control", c.bus.control, "tcp://127.0.0.1:5553" },
-		{ "bus.feed", c.bus.feed, "tcp://127.0.0.1:5554" },
+		/* ipc sockets beside the database: no port anyone could dial */
+		{ "bus.events", c.bus.events, "ipc://data/bus/events" },
+		{ "bus.jobs_status", c.bus.jobs_status, "ipc://data/bus/jobs_status" },
+		{ "bus.jobs_telemetry", c.bus.jobs_telemetry, "ipc://data/bus/jobs_telemetry" },
+		{ "bus.jobs_control", c.bus.jobs_control, "ipc://data/bus/jobs_control" },
+		{ "bus.jobs_plant", c.bus.jobs_plant, "ipc://data/bus/jobs_plant" },
+		{ "bus.control", c.bus.control, "ipc://data/bus/control" },
+		{ "bus.feed", c.bus.feed, "ipc://data/bus/feed" },
+		{ "bus.tls.ca_file", c.bus.tls.ca_file, "" },
+		{ "bus.tls.cert_file", c.bus.tls.cert_file, "" },
+		{ "bus.tls.key_file", c.bus.tls.key_file, "" },
 	};
 	for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++)
 		if (ints[i].got != ints[i].want)
@@ -171,10 +177,11 @@ static void test_shipped_config(void **state)
 	}
 	assert_int_equal(c.network.port, 18080);
 	assert_string_equal(c.http.addr, "127.0.0.1:8080");
-	const char *urls[] = { c.bus.events, c.bus.jobs_status, c.bus.jobs_telemetry, c.bus.control,
-			       c.bus.feed };
-	for (size_t i = 0; i < 5; i++)
-		assert_true(strncmp(urls[i], "tcp://127.0.0.1:555", 19) == 0);
+	/* The bus: ipc sockets in data/bus (apid makes it 0700), never TCP. */
+	const char *urls[] = { c.bus.events, c.bus.jobs_status, c.bus.jobs_telemetry,
+			       c.bus.jobs_control, c.bus.jobs_plant, c.bus.control, c.bus.feed };
+	for (size_t i = 0; i < 7; i++)
+		assert_true(strncmp(urls[i], "ipc://data/bus/", 15) == 0);
 	assert_string_equal(c.database.path, "data/powerhive.db");
 	assert_string_equal(c.http.auth.token_file, "data/api-token");
 	/* It uses no key the code does not know. */
@@ -280,7 +287,7 @@ static void test_null_keeps_default(void **state)
 					 err, sizeof(err)), 0);
 	assert_int_equal(c.network.port, 80);
 	assert_int_equal(c.network.n_subnets, 0);
-	assert_string_equal(c.bus.events, "tcp://127.0.0.1:5550");
+	assert_string_equal(c.bus.events, "ipc://data/bus/events");
 	hive_cfg_free(&c);
 }
 
@@ -597,7 +604,13 @@ static void test_addr_url(void **state)
 	} urls[] = {
 		{ "tcp://127.0.0.1:5550", 0 }, { "tcp://localhost:1", 0 },
 		{ "tcp://[::1]:5550", 0 },     { "ipc:///tmp/powerhive.sock", 0 },
-		{ "inproc://events", 0 },
+		{ "inproc://events", 0 },      { "ipc://data/bus/events", 0 },
+		{ "tcp://127.9.8.7:5550", 0 }, { "tls+tcp://10.0.0.1:5550", 0 },
+		{ "tls+tcp://hub.farm:5550", 0 },
+		/* plain TCP off loopback carries the bus to anyone: refused */
+		{ "tcp://10.0.0.1:5550", -1 }, { "tcp://0.0.0.0:5550", -1 },
+		{ "tcp://hub.farm:5550", -1 }, { "tcp://127.0.0.1.evil:5550", -1 },
+		{ "tcp://[::]:5550", -1 },     { "tls+tcp://10.0.0.1", -1 },
 		{ "tcp://127.0.0.1", -1 },     { "tcp://:5550", -1 },
 		{ "tcp://127.0.0.1:0", -1 },   { "http://127.0.0.1:5550", -1 },
 		{ "127.0.0.1:5550", -1 },      { "ipc://", -1 },
