@@ -25,13 +25,13 @@
  *     subscriber's seq tracker counts it.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <fcntl.h>
 #include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -840,10 +840,6 @@ static int bus_attach(struct hive_bus *bus, const char *url, const struct hive_b
 		nng_url_free(u);
 		if (!tc)
 			return -1;
-	} else if (bus_has(o->tls_ca_file) && !bus_url_is(url, "ipc://") &&
-		   !bus_url_is(url, "inproc://")) {
-		/* bus.tls.* set but this endpoint plain tcp://: worth a word. */
-		log_debug("bus_tls_unused url=%s", url);
 	}
 	if (o->listen) {
 		if (bus_url_is(url, "ipc://") && bus_ipc_dir(url + 6, why, n) != 0)

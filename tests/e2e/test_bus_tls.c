@@ -14,7 +14,9 @@
  *      a job, a reply and a stored miner: the probes can see what they
  *      look for;
  *   3. a tls+tcp:// endpoint with a private key others may read is
- *      refused, and one without the files says which are missing;
+ *      refused, and one without the files says which are missing; a worker
+ *      refuses an apid whose certificate (of the farm CA) does not name
+ *      the host it dials;
  *   4. ipc://: apid refuses to start on a socket directory group or others
  *      may enter; on a good one each socket is 0600, a worker connects
  *      through them, and another user (uid 65534, when the test runs as
@@ -352,6 +354,7 @@ static int setup(void **state)
 	    sh("etc/hive-certs -d '%s' issue pollerd 127.0.0.1", certs) ||
 	    sh("etc/hive-certs -d '%s' issue pollerd rogue", certs) ||
 	    sh("etc/hive-certs -d '%s' issue discoverd rogue", certs) ||
+	    sh("etc/hive-certs -d '%s' issue apid elsewhere", certs) ||
 	    sh("etc/hive-certs -d '%s' issue pollerd 127.0.0.1", rogue_ca))
 		return -1;
 	if (ts_minersim(&S, SUBNET, MINERS, (const char *[]){ "--non-miners", "0", NULL }) != 0)
@@ -533,7 +536,51 @@ static void test_key_mode_refused(void **state)
 	assert_non_null(strstr(err, "bus.tls.ca_file"));
 }
 
-/* ------------------------------------------------------------ 3 */
+/* A worker checks apid's certificate: one that does not name the host
+ * dialled is refused by the dialer, though the farm CA signed it. */
+static int peers_after(const char *apid_cert, int ms)
+{
+	struct hive_bus_opts lo = { .listen = true }, dopt = { .listen = false };
+	char ca[1300], crt[1300], key[1300], wcrt[1300], wkey[1300], err[1024], url[64];
+	struct hive_bus *l, *d;
+	int peers = 0;
+
+	snprintf(ca, sizeof(ca), "%s/ca.crt", certs);
+	snprintf(crt, sizeof(crt), "%s/%s.crt", certs, apid_cert);
+	snprintf(key, sizeof(key), "%s/%s.key", certs, apid_cert);
+	snprintf(wcrt, sizeof(wcrt), "%s/pollerd-rogue.crt", certs);
+	snprintf(wkey, sizeof(wkey), "%s/pollerd-rogue.key", certs);
+	snprintf(url, sizeof(url), "tls+tcp://127.0.0.1:%d", tl_free_port());
+	lo.tls_ca_file = dopt.tls_ca_file = ca;
+	lo.tls_cert_file = crt;
+	lo.tls_key_file = key;
+	dopt.tls_cert_file = wcrt;
+	dopt.tls_key_file = wkey;
+	assert_non_null(l = hive_bus_open(HIVE_BUS_SUBSCRIBE, url, &lo, err, sizeof(err)));
+	assert_non_null(d = hive_bus_open(HIVE_BUS_PUBLISH, url, &dopt, err, sizeof(err)));
+	for (long long end = now_ms() + ms; now_ms() < end && !peers;) {
+		tl_sleep_ms(50);
+		peers = hive_bus_peers(l);
+	}
+	hive_bus_close(d);
+	hive_bus_close(l);
+	return peers;
+}
+
+static void test_dialer_checks_name(void **state)
+{
+	int wrong, right;
+
+	(void)state;
+	wrong = peers_after("apid-elsewhere", 1000);
+	right = peers_after("apid-127.0.0.1", 5000);
+	printf("figure: a worker dialling 127.0.0.1: apid's certificate for \"elsewhere\": %d "
+	       "connections; for 127.0.0.1: %d\n", wrong, right);
+	assert_int_equal(wrong, 0);
+	assert_int_equal(right, 1);
+}
+
+/* ------------------------------------------------------------ 4 */
 
 /* connect() to path as uid 65534 in a child: its errno (0 = connected). */
 static int connect_as_nobody(const char *path)
@@ -666,6 +713,7 @@ int main(void)
 		cmocka_unit_test(test_rogue_credentials),
 		cmocka_unit_test(test_rogue_publish),
 		cmocka_unit_test(test_key_mode_refused),
+		cmocka_unit_test(test_dialer_checks_name),
 		cmocka_unit_test(test_ipc),
 	};
 
