@@ -634,6 +634,34 @@ static void test_addr_url(void **state)
 	assert_int_equal(hive_cfg_url_ok(longurl), -1);
 }
 
+/* The bus's transports: plain TCP off loopback is refused with a reason
+ * (nothing dials it: validation only); TLS needs its three files. */
+static void test_bus_transports(void **state)
+{
+	struct hive_cfg c;
+	char err[512];
+
+	(void)state;
+	assert_int_equal(hive_cfg_parse(&c, "t.json", "{\"bus\":{\"events\":\"tcp://10.0.0.1:5550\"}}",
+					 err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "bus.events"));
+	assert_non_null(strstr(err, "allowed on loopback (127.0.0.0/8) only"));
+	assert_int_equal(hive_cfg_parse(&c, "t.json",
+					 "{\"bus\":{\"events\":\"tls+tcp://10.0.0.1:5550\","
+					 "\"tls\":{\"ca_file\":\"ca.crt\",\"cert_file\":\"w.crt\"}}}",
+					 err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "needs bus.tls.ca_file, bus.tls.cert_file and bus.tls.key_file"));
+	assert_int_equal(hive_cfg_parse(&c, "t.json",
+					 "{\"bus\":{\"events\":\"tls+tcp://10.0.0.1:5550\","
+					 "\"control\":\"tls+tcp://hub.farm:5553\","
+					 "\"feed\":\"tcp://127.0.0.1:5554\","
+					 "\"tls\":{\"ca_file\":\"ca.crt\",\"cert_file\":\"w.crt\","
+					 "\"key_file\":\"w.key\"}}}", err, sizeof(err)), 0);
+	assert_string_equal(c.bus.events, "tls+tcp://10.0.0.1:5550");
+	assert_string_equal(c.bus.tls.key_file, "w.key");
+	hive_cfg_free(&c);
+}
+
 /* Every key the code knows is documented in docs/config.md, and the code
  * knows every key listed here (no unknown-key warning for it). */
 static void test_keys_documented(void **state)
@@ -657,7 +685,8 @@ static void test_keys_documented(void **state)
 		"retention.telemetry_raw_hours", "retention.minute_days", "retention.max_bytes",
 		"alerts.enabled", "alerts.evaluate_seconds", "alerts.group_seconds",
 		"alerts.resolve_seconds", "alerts.retry_max_seconds", "alerts.give_up_hours",
-		"alerts.rules", "alerts.channels",
+		"alerts.rules", "alerts.channels", "bus.jobs_control", "bus.tls.ca_file",
+		"bus.tls.cert_file", "bus.tls.key_file",
 		"POWERHIVE_CONFIG", "POWERHIVE_LOG_LEVEL", "POWERHIVE_HTTP_ADDR",
 		"POWERHIVE_API_TOKEN", "POWERHIVE_DATABASE",
 	};
@@ -824,6 +853,7 @@ int main(void)
 		cmocka_unit_test_setup(test_subnets, each_setup),
 		cmocka_unit_test_setup(test_ipv4_format, each_setup),
 		cmocka_unit_test_setup(test_addr_url, each_setup),
+		cmocka_unit_test_setup(test_bus_transports, each_setup),
 		cmocka_unit_test_setup(test_keys_documented, each_setup),
 		cmocka_unit_test_setup(test_alerts, each_setup),
 	};
