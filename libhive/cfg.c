@@ -911,9 +911,8 @@ static int check_key(const struct hive_cfg *cfg, const struct key *k, char *buf,
 				    "or ipc:// on one host", quoted(s, q, sizeof(q)));
 		if (hive_cfg_url_ok(s) == -1)
 			return fail(buf, len,
-				    "%s is not a bus URL (ipc://path, tls+tcp://host:port, tcp://127.x.x.x:port or "
-				    "inproc://name)",
-				    quoted(s, q, sizeof(q)));
+				    "%s is not a bus URL (ipc://path, tls+tcp://host:port, "
+				    "tcp://127.x.x.x:port or inproc://name)", quoted(s, q, sizeof(q)));
 		return 0;
 	case C_ADDR:
 		if (hive_cfg_addr_ok(s) == -1)
