@@ -10,7 +10,9 @@
 # sqlite3 for online backups (docs/operations.md) — no compiler, no
 # headers, no apt lists. It runs as the unprivileged user powerhive
 # (uid/gid 10001, fixed so that a rebuilt image still owns the database
-# volume).
+# volume). /run/powerhive (0700, powerhive's) is where apid's ipc:// bus
+# sockets go; docker-compose.yml shares it between the containers as the
+# volume powerhive-bus, which starts as a copy of it (owner and mode).
 #
 # Nothing is pulled but `FROM debian:12`; a machine that cannot reach a
 # registry can make that image itself (tests/compose/engine.sh base does,
@@ -48,7 +50,8 @@ RUN apt-get update \
  && groupadd --system --gid "$POWERHIVE_UID" powerhive \
  && useradd --system --uid "$POWERHIVE_UID" --gid powerhive --no-create-home \
       --home-dir /var/lib/powerhive --shell /usr/sbin/nologin powerhive \
- && install -d -o powerhive -g powerhive -m 0700 /var/lib/powerhive
+ && install -d -o powerhive -g powerhive -m 0700 /var/lib/powerhive \
+ && install -d -o powerhive -g powerhive -m 0700 /run/powerhive
 COPY --from=build /src/bin/apid /src/bin/discoverd /src/bin/pollerd /src/bin/telemetryd \
      /src/bin/hivectl /usr/local/bin/
 COPY etc/docker/healthcheck.sh /usr/local/bin/powerhive-healthcheck

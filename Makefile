@@ -81,7 +81,7 @@ all: $(PROGRAMS)
 # Installed only when missing, so a fresh Debian 12 machine needs no setup.
 DEB_BUILD := gcc make pkg-config libnng-dev libcurl4-openssl-dev libsqlite3-dev \
              libjansson-dev libcivetweb-dev libcmocka-dev libmodbus-dev libmbedtls-dev
-DEB_TEST  := curl sqlite3 iproute2 docker-compose prometheus chromium systemd
+DEB_TEST  := curl sqlite3 iproute2 docker-compose prometheus chromium systemd openssl
 DEB_BENCH := wrk nmap
 DEB_FUZZ  := clang libclang-rt-14-dev
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
@@ -237,7 +237,8 @@ bus-doc: $(BIN)/tests/unit/test_msg
 	@echo "docs/bus.md: topic list rewritten from the tables"
 
 # ---------------------------------------------------------------- install
-# A host install without Docker (docs/install.md): the daemons and hivectl,
+# A host install without Docker (docs/install.md): the daemons, hivectl and
+# hive-certs (the bus's farm CA and certificates, docs/operations.md),
 # the dashboard, a config, the systemd units and their system user. It copies
 # what `make` built and builds nothing, so `sudo make install` compiles
 # nothing as root. An existing config is kept; modes do not follow umask.
@@ -256,6 +257,7 @@ install:
 	install -d -m 0755 '$(DESTDIR)$(PREFIX)/bin' '$(DESTDIR)$(UNITDIR)' '$(DESTDIR)$(SYSUSERSDIR)' \
 	  '$(DESTDIR)$(SYSCONFDIR)/powerhive' '$(SHARE)'
 	install -m 0755 $(INSTALL_PROGS) '$(DESTDIR)$(PREFIX)/bin/'
+	install -m 0755 etc/hive-certs '$(DESTDIR)$(PREFIX)/bin/hive-certs'
 	rm -rf '$(SHARE)/web'
 	cd web && find . -type d -exec install -d -m 0755 '$(SHARE)/web/{}' \; && \
 	  find . -type f -exec install -m 0644 {} '$(SHARE)/web/{}' \;
@@ -272,7 +274,7 @@ install:
 	  if [ -z '$(DESTDIR)' ] && getent group powerhive >/dev/null; then chgrp powerhive "$$cfg" || exit 1; fi; \
 	  echo "install: wrote $$cfg (set network.subnets: docs/install.md)"; fi
 uninstall:
-	rm -f $(foreach p,$(DAEMONS) hivectl,'$(DESTDIR)$(PREFIX)/bin/$(p)') \
+	rm -f $(foreach p,$(DAEMONS) hivectl hive-certs,'$(DESTDIR)$(PREFIX)/bin/$(p)') \
 	  $(INSTALL_UNITS:etc/systemd/%='$(DESTDIR)$(UNITDIR)/%') '$(DESTDIR)$(SYSUSERSDIR)/powerhive.conf'
 	rm -rf '$(SHARE)'
 	@echo "uninstall: kept $(DESTDIR)$(SYSCONFDIR)/powerhive, /var/lib/powerhive and the powerhive user"

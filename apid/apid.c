@@ -114,6 +114,9 @@ static struct hive_bus *listen_on(struct apid *a, enum hive_bus_role role, const
 		.recv_timeout_ms = -1,
 		.source = a->d.source,
 		.boot = a->d.boot,
+		.tls_ca_file = c->bus.tls.ca_file,
+		.tls_cert_file = c->bus.tls.cert_file,
+		.tls_key_file = c->bus.tls.key_file,
 	};
 	char err[512];
 	struct hive_bus *b = hive_bus_open(role, url, &o, err, sizeof(err));

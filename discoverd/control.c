@@ -258,6 +258,9 @@ struct disc_control *disc_control_start(struct discoverd *dd, char *err, size_t 
 	o.recv_timeout_ms = APID_TIMEOUT_MS;
 	o.source = dd->d.source;
 	o.boot = dd->d.boot;
+	o.tls_ca_file = dd->d.cfg.bus.tls.ca_file;
+	o.tls_cert_file = dd->d.cfg.bus.tls.cert_file;
+	o.tls_key_file = dd->d.cfg.bus.tls.key_file;
 	if (!(c->req = hive_bus_open(HIVE_BUS_REQUEST, c->url, &o, err, errlen)))
 		goto fail;
 	if ((c->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {

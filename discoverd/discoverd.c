@@ -249,6 +249,9 @@ int main(int argc, char **argv)
 	bo.recv_timeout_ms = 0;
 	bo.source = dd.d.source;
 	bo.boot = dd.d.boot;
+	bo.tls_ca_file = dd.d.cfg.bus.tls.ca_file;
+	bo.tls_cert_file = dd.d.cfg.bus.tls.cert_file;
+	bo.tls_key_file = dd.d.cfg.bus.tls.key_file;
 	if (!(dd.events = hive_bus_open(HIVE_BUS_PUBLISH, dd.d.cfg.bus.events, &bo, err,
 					sizeof(err)))) {
 		log_errx("fatal reason=\"%s\"", err);

@@ -25,6 +25,7 @@
  *     subscriber's seq tracker counts it.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -32,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -42,6 +44,7 @@
 #include <nng/protocol/pubsub0/sub.h>
 #include <nng/protocol/reqrep0/rep.h>
 #include <nng/protocol/reqrep0/req.h>
+#include <nng/supplemental/tls/tls.h>
 
 #include "hive/bus.h"
 #include "hive/clock.h"
@@ -55,6 +58,8 @@
 #define BUS_BACKLOG_FACTOR 4       /* SUBSCRIBE backlog, in recvbufs */
 #define BUS_BACKLOG_BYTES (64 * 1024 * 1024)
 #define BUS_NNG_RECVBUF   128      /* nng's default, when opts ask for 0 */
+#define BUS_PEM_MAX       (1024 * 1024)  /* a certificate chain or key file */
+#define BUS_IPC_MODE      0600     /* ipc sockets: apid's user only */
 
 struct bus_topic_seq {
 	char topic[HIVE_TOPIC_MAX];
@@ -634,6 +639,235 @@ static void bus_drain(struct hive_bus *bus)
 		nanosleep(&tick, NULL);
 }
 
+/* ---------------------------------------------------------------- security */
+
+static bool bus_has(const char *s)
+{
+	return s && *s;
+}
+
+static bool bus_url_is(const char *url, const char *scheme)
+{
+	return strncmp(url, scheme, strlen(scheme)) == 0;
+}
+
+/* The directory of an ipc socket: made 0700 (with any missing parents) when
+ * absent; refused when it is not a directory of ours that only we may
+ * enter. The socket itself gets BUS_IPC_MODE, but a socket file is briefly
+ * bound with the umask's mode first, and a 0700 directory keeps everyone
+ * else away from it for good. 0 / -1 with the reason in why. */
+static int bus_ipc_dir(const char *path, char *why, size_t n)
+{
+	char dir[256];
+	char *slash;
+	struct stat st;
+
+	if (strlen(path) >= sizeof(dir)) {
+		snprintf(why, n, "socket path too long");
+		return -1;
+	}
+	snprintf(dir, sizeof(dir), "%s", path);
+	slash = strrchr(dir, '/');
+	if (!slash)
+		snprintf(dir, sizeof(dir), ".");
+	else if (slash == dir)
+		dir[1] = '\0';                      /* "/name": the root */
+	else
+		*slash = '\0';
+	for (char *p = dir + 1; *p; p++) {          /* the parents first */
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+			snprintf(why, n, "cannot create the socket directory %s: %s", dir,
+				 strerror(errno));
+			return -1;
+		}
+		*p = '/';
+	}
+	if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+		snprintf(why, n, "cannot create the socket directory %s: %s", dir, strerror(errno));
+		return -1;
+	}
+	if (lstat(dir, &st) != 0) {
+		snprintf(why, n, "socket directory %s: %s", dir, strerror(errno));
+		return -1;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		snprintf(why, n, "socket directory %s is not a directory", dir);
+		return -1;
+	}
+	if (st.st_uid != geteuid()) {
+		snprintf(why, n, "socket directory %s belongs to uid %u, not to this user (uid %u)",
+			 dir, (unsigned)st.st_uid, (unsigned)geteuid());
+		return -1;
+	}
+	if (st.st_mode & 077) {
+		snprintf(why, n, "socket directory %s has mode %04o: group and others must have no "
+			 "access (chmod 700 %s)", dir, (unsigned)(st.st_mode & 07777), dir);
+		return -1;
+	}
+	return 0;
+}
+
+/* A PEM file, NUL-terminated, in a buffer the caller wipes and frees. */
+static char *bus_read_pem(const char *path, bool secret, char *why, size_t n)
+{
+	struct stat st;
+	char *buf;
+	size_t got = 0;
+	ssize_t r;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+
+	if (fd < 0) {
+		snprintf(why, n, "cannot open %s: %s", path, strerror(errno));
+		return NULL;
+	}
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size <= 0 ||
+	    st.st_size > BUS_PEM_MAX) {
+		snprintf(why, n, "%s is not a PEM file (empty, not a regular file or over %d bytes)",
+			 path, BUS_PEM_MAX);
+		close(fd);
+		return NULL;
+	}
+	if (secret && (st.st_mode & 077)) {
+		snprintf(why, n, "%s has mode %04o: a private key must be readable by its owner "
+			 "only (chmod 600 %s)", path, (unsigned)(st.st_mode & 07777), path);
+		close(fd);
+		return NULL;
+	}
+	if (!(buf = malloc((size_t)st.st_size + 1))) {
+		snprintf(why, n, "out of memory");
+		close(fd);
+		return NULL;
+	}
+	while (got < (size_t)st.st_size &&
+	       ((r = read(fd, buf + got, (size_t)st.st_size - got)) > 0 ||
+		(r < 0 && errno == EINTR)))
+		if (r > 0)
+			got += (size_t)r;
+	close(fd);
+	buf[got] = '\0';
+	if (got == 0) {
+		snprintf(why, n, "cannot read %s", path);
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
+static void bus_wipe(char *s)
+{
+	if (s) {
+		explicit_bzero(s, strlen(s));
+		free(s);
+	}
+}
+
+/* The TLS side of a tls+tcp:// socket: the farm CA verifies the peer in
+ * both directions (NNG_TLS_AUTH_MODE_REQUIRED: a listener's default is
+ * NONE, i.e. anybody), and this daemon shows its own certificate. A dialer
+ * checks the listener's certificate against host (its subjectAltName). nng
+ * cannot change a config once a listener uses it: a new CA or revocation
+ * means opening the socket again, i.e. restarting the daemon. */
+static nng_tls_config *bus_tls_config(const struct hive_bus_opts *o, bool listen,
+				      const char *host, char *why, size_t n)
+{
+	nng_tls_config *tc = NULL;
+	char *cert = NULL, *key = NULL;
+	int rv;
+
+	if (!bus_has(o->tls_ca_file) || !bus_has(o->tls_cert_file) || !bus_has(o->tls_key_file)) {
+		snprintf(why, n, "tls+tcp:// needs bus.tls.ca_file, bus.tls.cert_file and "
+			 "bus.tls.key_file");
+		return NULL;
+	}
+	if (access(o->tls_ca_file, R_OK) != 0) {
+		snprintf(why, n, "cannot read the CA file %s: %s", o->tls_ca_file, strerror(errno));
+		return NULL;
+	}
+	if (!(cert = bus_read_pem(o->tls_cert_file, false, why, n)) ||
+	    !(key = bus_read_pem(o->tls_key_file, true, why, n)))
+		goto fail;
+	if ((rv = nng_tls_config_alloc(&tc, listen ? NNG_TLS_MODE_SERVER : NNG_TLS_MODE_CLIENT))) {
+		snprintf(why, n, "tls: %s", nng_strerror(rv));
+		goto fail;
+	}
+	if ((rv = nng_tls_config_ca_file(tc, o->tls_ca_file))) {
+		snprintf(why, n, "CA file %s: not a PEM certificate (%s)", o->tls_ca_file,
+			 nng_strerror(rv));
+		goto fail;
+	}
+	if ((rv = nng_tls_config_own_cert(tc, cert, key, NULL))) {
+		snprintf(why, n, "certificate %s with key %s: not a PEM certificate and its "
+			 "unencrypted key (%s)", o->tls_cert_file, o->tls_key_file,
+			 nng_strerror(rv));
+		goto fail;
+	}
+	if ((rv = nng_tls_config_auth_mode(tc, NNG_TLS_AUTH_MODE_REQUIRED)) ||
+	    (!listen && (rv = nng_tls_config_server_name(tc, host)))) {
+		snprintf(why, n, "tls: %s", nng_strerror(rv));
+		goto fail;
+	}
+	bus_wipe(cert);
+	bus_wipe(key);
+	return tc;
+fail:
+	if (tc)
+		nng_tls_config_free(tc);
+	bus_wipe(cert);
+	bus_wipe(key);
+	return NULL;
+}
+
+/* Listens on or dials url, with what its scheme needs: the TLS config on
+ * tls+tcp://, the socket directory and mode on ipc://. Options go between
+ * create and start: nng refuses IPC permissions on a started listener
+ * ("resource busy"). nng's error in *rv, or ours in why (*rv = 0). */
+static int bus_attach(struct hive_bus *bus, const char *url, const struct hive_bus_opts *o,
+		      int *rv, char *why, size_t n)
+{
+	nng_tls_config *tc = NULL;
+	nng_listener l;
+	nng_dialer d;
+	nng_url *u = NULL;
+
+	*rv = 0;
+	if (bus_url_is(url, "tls+tcp://")) {
+		if ((*rv = nng_url_parse(&u, url)))
+			return -1;
+		tc = bus_tls_config(o, o->listen, u->u_hostname, why, n);
+		nng_url_free(u);
+		if (!tc)
+			return -1;
+	}
+	if (o->listen) {
+		if (bus_url_is(url, "ipc://") && bus_ipc_dir(url + 6, why, n) != 0)
+			goto fail;
+		if ((*rv = nng_listener_create(&l, bus->sock, url)) ||
+		    (tc && (*rv = nng_listener_set_ptr(l, NNG_OPT_TLS_CONFIG, tc))) ||
+		    (bus_url_is(url, "ipc://") &&
+		     (*rv = nng_listener_set_int(l, NNG_OPT_IPC_PERMISSIONS, BUS_IPC_MODE))) ||
+		    (*rv = nng_listener_start(l, 0)))
+			goto fail;
+	} else {
+		if ((*rv = nng_dialer_create(&d, bus->sock, url)) ||
+		    (tc && (*rv = nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, tc))))
+			goto fail;
+		nng_dialer_set_ms(d, NNG_OPT_RECONNMINT, BUS_RECONN_MIN_MS);
+		nng_dialer_set_ms(d, NNG_OPT_RECONNMAXT, BUS_RECONN_MAX_MS);
+		if ((*rv = nng_dialer_start(d, NNG_FLAG_NONBLOCK)))
+			goto fail;
+	}
+	if (tc)
+		nng_tls_config_free(tc);       /* the listener or dialer holds it */
+	return 0;
+fail:
+	if (tc)
+		nng_tls_config_free(tc);
+	return -1;
+}
+
 /* Undoes whatever hive_bus_open got to. */
 static void bus_free(struct hive_bus *bus)
 {
@@ -665,7 +899,7 @@ struct hive_bus *hive_bus_open(enum hive_bus_role role, const char *url,
 	};
 	struct hive_bus *bus;
 	const char *what = "open";
-	nng_dialer dialer;
+	char why[1200];
 	size_t transport_max;
 	char sink[1];
 	int rv;
@@ -744,18 +978,15 @@ struct hive_bus *hive_bus_open(enum hive_bus_role role, const char *url,
 			goto fail;
 	}
 
-	if (opts->listen) {
-		what = "listen";
-		if ((rv = nng_listen(bus->sock, url, NULL, 0)) != 0)
-			goto fail;
-	} else {
-		what = "dial";
-		if ((rv = nng_dialer_create(&dialer, bus->sock, url)) != 0)
-			goto fail;
-		nng_dialer_set_ms(dialer, NNG_OPT_RECONNMINT, BUS_RECONN_MIN_MS);
-		nng_dialer_set_ms(dialer, NNG_OPT_RECONNMAXT, BUS_RECONN_MAX_MS);
-		if ((rv = nng_dialer_start(dialer, NNG_FLAG_NONBLOCK)) != 0)
-			goto fail;
+	what = opts->listen ? "listen" : "dial";
+	if (bus_attach(bus, url, opts, &rv, why, sizeof(why)) != 0) {
+		if (rv == 0) {
+			snprintf(err, errlen, "bus: %s: %s (%s): %s", url, what, role_names[role],
+				 why);
+			bus_free(bus);
+			return NULL;
+		}
+		goto fail;
 	}
 	log_debug("bus_open url=%s role=%s mode=%s", url, role_names[role],
 		  opts->listen ? "listen" : "dial");

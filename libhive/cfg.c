@@ -91,6 +91,9 @@ static const struct key keys[] = {
 	INT("bus.sendbuf", bus.sendbuf, 1, 8192),
 	INT("bus.recvbuf", bus.recvbuf, 1, 8192),
 	SIZE("bus.max_message_bytes", bus.max_message_bytes, 1024, 256 * MIB),
+	STR("bus.tls.ca_file", bus.tls.ca_file, C_NONE),
+	STR("bus.tls.cert_file", bus.tls.cert_file, C_NONE),
+	STR("bus.tls.key_file", bus.tls.key_file, C_NONE),
 
 	INT("retention.status_days", retention.status_days, 1, 36500),
 	INT("retention.telemetry_days", retention.telemetry_days, 1, 36500),
@@ -780,12 +783,32 @@ int hive_cfg_addr_ok(const char *addr)
 	return port >= 1 && port <= 65535 ? 0 : -1;
 }
 
+/* Plain TCP carries the bus in the clear to anybody who connects: it is
+ * allowed on loopback only (127.0.0.0/8, ::1, localhost). */
+static bool tcp_loopback(const char *hostport)
+{
+	size_t n = strcspn(hostport, ":");
+
+	if (strncmp(hostport, "[::1]:", 6) == 0 ||
+	    (n == 9 && strncmp(hostport, "localhost", 9) == 0))
+		return true;
+	if (strncmp(hostport, "127.", 4) != 0)
+		return false;
+	for (size_t i = 4; i < n; i++)
+		if (!isdigit((unsigned char)hostport[i]) && hostport[i] != '.')
+			return false;
+	return true;
+}
+
 int hive_cfg_url_ok(const char *url)
 {
 	if (!url || strlen(url) >= HIVE_CFG_URL_MAX)
 		return -1;
 	if (strncmp(url, "tcp://", 6) == 0) {
-		if (hive_cfg_addr_ok(url + 6) == -1)
+		if (hive_cfg_addr_ok(url + 6) == -1 || !tcp_loopback(url + 6))
+			return -1;
+	} else if (strncmp(url, "tls+tcp://", 10) == 0) {
+		if (hive_cfg_addr_ok(url + 10) == -1)
 			return -1;
 	} else if (strncmp(url, "ipc://", 6) == 0 || strncmp(url, "inproc://", 9) == 0) {
 		const char *rest = strstr(url, "://") + 3;
@@ -881,10 +904,16 @@ static int check_key(const struct hive_cfg *cfg, const struct key *k, char *buf,
 				    quoted(s, q, sizeof(q)));
 		return 0;
 	case C_URL:
+		if (strncmp(s, "tcp://", 6) == 0 && hive_cfg_addr_ok(s + 6) == 0 &&
+		    !tcp_loopback(s + 6))
+			return fail(buf, len,
+				    "%s: plain tcp:// is unauthenticated and allowed on loopback "
+				    "(127.0.0.0/8) only; use tls+tcp:// with bus.tls.* across hosts, "
+				    "or ipc:// on one host", quoted(s, q, sizeof(q)));
 		if (hive_cfg_url_ok(s) == -1)
 			return fail(buf, len,
-				    "%s is not a bus URL (tcp://host:port, ipc://path or inproc://name)",
-				    quoted(s, q, sizeof(q)));
+				    "%s is not a bus URL (ipc://path, tls+tcp://host:port, "
+				    "tcp://127.x.x.x:port or inproc://name)", quoted(s, q, sizeof(q)));
 		return 0;
 	case C_ADDR:
 		if (hive_cfg_addr_ok(s) == -1)
@@ -919,6 +948,18 @@ static int check_cross(const struct hive_cfg *cfg, const char *file, char *err, 
 				return fail(err, errlen, "%s: %s: %s is also %s", file, urls[i],
 					    quoted(a, q, sizeof(q)), urls[j]);
 		}
+	}
+	/* A TLS endpoint needs the whole identity; a daemon finds out only
+	 * when it opens the socket otherwise. */
+	for (size_t i = 0; i < sizeof(urls) / sizeof(urls[0]); i++) {
+		const char *u = cfield(cfg, key_find(urls[i]));
+
+		if (strncmp(u, "tls+tcp://", 10) == 0 &&
+		    (!cfg->bus.tls.ca_file[0] || !cfg->bus.tls.cert_file[0] ||
+		     !cfg->bus.tls.key_file[0]))
+			return fail(err, errlen, "%s: %s: %s needs bus.tls.ca_file, "
+				    "bus.tls.cert_file and bus.tls.key_file (etc/hive-certs makes them)",
+				    file, urls[i], quoted(u, q, sizeof(q)));
 	}
 	/* Unmanaged miners are the balancer's fixed load: it must see them. */
 	if (cfg->power.mode != HIVE_POWER_OFF && cfg->scheduler.managed_only)
@@ -988,12 +1029,12 @@ void hive_cfg_defaults(struct hive_cfg *cfg)
 	snprintf(cfg->http.auth.token_file, sizeof(cfg->http.auth.token_file), "data/api-token");
 	cfg->http.auth.open_reads = false;
 
-	snprintf(cfg->bus.events, sizeof(cfg->bus.events), "tcp://127.0.0.1:5550");
-	snprintf(cfg->bus.jobs_status, sizeof(cfg->bus.jobs_status), "tcp://127.0.0.1:5551");
-	snprintf(cfg->bus.jobs_telemetry, sizeof(cfg->bus.jobs_telemetry), "tcp://127.0.0.1:5552");
-	snprintf(cfg->bus.jobs_control, sizeof(cfg->bus.jobs_control), "tcp://127.0.0.1:5555");
-	snprintf(cfg->bus.control, sizeof(cfg->bus.control), "tcp://127.0.0.1:5553");
-	snprintf(cfg->bus.feed, sizeof(cfg->bus.feed), "tcp://127.0.0.1:5554");
+	snprintf(cfg->bus.events, sizeof(cfg->bus.events), "ipc://data/bus/events");
+	snprintf(cfg->bus.jobs_status, sizeof(cfg->bus.jobs_status), "ipc://data/bus/jobs_status");
+	snprintf(cfg->bus.jobs_telemetry, sizeof(cfg->bus.jobs_telemetry), "ipc://data/bus/jobs_telemetry");
+	snprintf(cfg->bus.jobs_control, sizeof(cfg->bus.jobs_control), "ipc://data/bus/jobs_control");
+	snprintf(cfg->bus.control, sizeof(cfg->bus.control), "ipc://data/bus/control");
+	snprintf(cfg->bus.feed, sizeof(cfg->bus.feed), "ipc://data/bus/feed");
 	cfg->bus.sendbuf = 8192;
 	cfg->bus.recvbuf = 8192;
 	cfg->bus.max_message_bytes = 1024 * 1024;
@@ -1015,7 +1056,7 @@ void hive_cfg_defaults(struct hive_cfg *cfg)
 	cfg->control.max_corrections_per_hour = 3;
 
 	cfg->retention.power_days = 90;
-	snprintf(cfg->bus.jobs_plant, sizeof(cfg->bus.jobs_plant), "tcp://127.0.0.1:5556");
+	snprintf(cfg->bus.jobs_plant, sizeof(cfg->bus.jobs_plant), "ipc://data/bus/jobs_plant");
 	cfg->power.mode = HIVE_POWER_OFF;
 	cfg->power.margin_pct = 10;
 	cfg->power.interval_seconds = 5;

@@ -820,6 +820,9 @@ int hive_worker_add_queue(struct hive_worker *w, const struct hive_worker_spec *
 	o.recv_timeout_ms = 0;
 	o.source = w->d->source;
 	o.boot = w->d->boot;
+	o.tls_ca_file = w->d->cfg.bus.tls.ca_file;
+	o.tls_cert_file = w->d->cfg.bus.tls.cert_file;
+	o.tls_key_file = w->d->cfg.bus.tls.key_file;
 	/* One job buffered: a worker never sits on work others could do. */
 	o.recvbuf = 1;
 	if (!(q->jobs = hive_bus_open(HIVE_BUS_PULL, q->jobs_url, &o, err, errlen)))
@@ -872,6 +875,9 @@ struct hive_worker *hive_worker_new(const struct hive_daemon *d, struct hive_loo
 	o.source = d->source;
 	o.boot = d->boot;
 	o.sendbuf = d->cfg.bus.sendbuf;
+	o.tls_ca_file = d->cfg.bus.tls.ca_file;
+	o.tls_cert_file = d->cfg.bus.tls.cert_file;
+	o.tls_key_file = d->cfg.bus.tls.key_file;
 	if (!(w->events = hive_bus_open(HIVE_BUS_PUBLISH, w->events_url, &o, err, errlen)))
 		goto fail;
 	if (hive_worker_add_queue(w, spec, err, errlen) < 0)

@@ -156,6 +156,9 @@ int pollerd_plant_attach(struct hive_worker *w, const struct hive_daemon *d, voi
 	o.source = d->source;
 	o.boot = d->boot;
 	o.recvbuf = 1;                   /* one job buffered: the rest go to other pollerd */
+	o.tls_ca_file = d->cfg.bus.tls.ca_file;
+	o.tls_cert_file = d->cfg.bus.tls.cert_file;
+	o.tls_key_file = d->cfg.bus.tls.key_file;
 	if (!(p->jobs = hive_bus_open(HIVE_BUS_PULL, p->url, &o, err, sizeof(err)))) {
 		log_errx("plant_reader_failed jobs=%s reason=\"%s\"", p->url, err);
 		free(p);

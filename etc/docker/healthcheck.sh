@@ -11,8 +11,10 @@
 #   a write lock held by another process fails writes one busy timeout
 #   (5 s) apart, and apid's "status" does not count those rejections.
 # pollerd, telemetryd: the daemon runs in this container and holds an
-#   established TCP connection to apid's bus: its job queue
-#   (bus.jobs_status, bus.jobs_telemetry) and bus.events. A worker that
+#   established connection to apid's bus: its job queue
+#   (bus.jobs_status, bus.jobs_telemetry) and bus.events — for tcp:// and
+#   tls+tcp:// one to each port; for ipc:// (the shipped compose configs)
+#   at least as many Unix connections as endpoints checked. A worker that
 #   lost apid redials quietly; this is where it shows.
 # discoverd: the same with bus.events.
 #
@@ -71,6 +73,29 @@ connected() {
 	return 1
 }
 
+# How many established Unix connections process $1 holds to another
+# process: an ipc:// bus
+# endpoint's dialer side carries no path, and apid's side may be in another
+# container's network namespace (discoverd's is the host's), where ss cannot
+# see it, so the connections are counted instead of matched by path.
+ipc_connections() {
+	inodes=" $(ls -l "/proc/$1/fd" 2>/dev/null | sed -n 's/.*socket:\[\([0-9]*\)\]$/\1/p' | tr '\n' ' ') "
+	n=0
+	# "local-inode:peer-inode"; a pair inside the process (socketpair) is
+	# not a connection to apid.
+	for pair in $(ss -Hxn state established 2>/dev/null | awk '$7 != 0 { print $5 ":" $7 }'); do
+		case $inodes in
+		*" ${pair%:*} "*)
+			case $inodes in
+			*" ${pair#*:} "*) ;;
+			*) n=$((n + 1)) ;;
+			esac
+			;;
+		esac
+	done
+	echo "$n"
+}
+
 check_apid() {
 	addr=${POWERHIVE_HTTP_ADDR:-$(cfg addr)}
 	host=${addr%:*}
@@ -111,12 +136,24 @@ check_apid() {
 check_worker() {
 	[ -r "$config" ] || fail "cannot read $config"
 	pid=$(own_pid "$daemon") || fail "not running"
+	ipc=0
 	for key in "$@"; do
 		url=$(cfg "$key")
+		[ -n "$url" ] || fail "no bus.$key in $config"
+		case $url in
+		ipc://*)
+			ipc=$((ipc + 1))
+			continue
+			;;
+		esac
 		port=${url##*:}
-		[ -n "$port" ] || fail "no bus.$key in $config"
 		connected "$pid" "$port" || fail "not connected to apid's bus.$key ($url)"
 	done
+	if [ "$ipc" -gt 0 ]; then
+		have=$(ipc_connections "$pid")
+		[ "$have" -ge "$ipc" ] ||
+			fail "not connected to apid's bus: $have of the $ipc ipc:// endpoints ($*)"
+	fi
 	echo "$daemon: ok, connected to apid"
 }
 

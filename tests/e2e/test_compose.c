@@ -5,10 +5,11 @@
  * four services from one image, workers with nothing that stops them
  * scaling (no container_name, no published port), health checks
  * (powerhive-healthcheck, etc/docker/healthcheck.sh) and restart policies,
- * apid's database on a named volume, discoverd on the host's network
- * dialing apid's bus ports published on 127.0.0.1. The configs the
- * services name must exist under etc/, pass `apid -n`, dial apid by
- * service name, and scan loopback only. The Dockerfile must copy only what
+ * apid's database on a named volume, discoverd on the host's network,
+ * the bus on ipc:// sockets in a volume only the suite's services mount
+ * (no bus port published or listening on the compose network). The
+ * configs the services name must exist under etc/, pass `apid -n`, name
+ * the same sockets, and scan loopback only. The Dockerfile must copy only what
  * exists and .dockerignore does not hide. The test override
  * (tests/compose/docker-compose.test.yml) must merge with the file. A
  * broken copy of the file must be refused: the validation is real. */
@@ -150,6 +151,7 @@ static void test_workers_scale(void **state)
 		assert_null(strstr(s, "\n    ports:"));
 		assert_null(strstr(s, "network_mode:"));
 		assert_non_null(strstr(s, "/etc/powerhive/powerhive.compose.json"));
+		assert_true(has_line(s, "- powerhive-bus:/run/powerhive:rw"));
 		/* healthy = the daemon runs and is connected to apid's bus */
 		snprintf(check, sizeof(check), "- powerhive-healthcheck\n      - %s\n"
 			 "      - /etc/powerhive/powerhive.compose.json\n", names[i]);
@@ -169,8 +171,10 @@ static void test_apid_service(void **state)
 	(void)state;
 	assert_non_null(s);
 	assert_true(has_line(s, "- powerhive-data:/var/lib/powerhive:rw"));
-	assert_true(has_line(s, "- 127.0.0.1:5550:5550/tcp"));
-	assert_true(has_line(s, "- 127.0.0.1:5553:5553/tcp"));
+	assert_true(has_line(s, "- powerhive-bus:/run/powerhive:rw"));
+	/* the bus is no port: only the dashboard is published */
+	assert_null(strstr(s, ":5550"));
+	assert_null(strstr(s, ":5553"));
 	assert_non_null(strstr(s, "target: 8080"));
 	/* /api/health with the token, and the database takes writes */
 	assert_non_null(strstr(s, "- powerhive-healthcheck\n      - apid\n"
@@ -186,6 +190,7 @@ static void test_discoverd_service(void **state)
 	(void)state;
 	assert_non_null(s);
 	assert_true(has_line(s, "network_mode: host"));
+	assert_true(has_line(s, "- powerhive-bus:/run/powerhive:rw"));
 	assert_non_null(strstr(s, "/etc/powerhive/powerhive.compose-discoverd.json"));
 	assert_null(strstr(s, "\n    ports:"));
 	free(s);
@@ -201,18 +206,15 @@ static json_t *load(const char *path)
 	return j;
 }
 
-/* "tcp://HOST:PORT" → host and port. */
-static void bus_at(json_t *cfg, const char *key, char *host, size_t hlen, int *port)
+/* bus.<key> of a config: an ipc:// socket in the shared volume. */
+static const char *bus_at(json_t *cfg, const char *key)
 {
 	const char *url = json_string_value(json_object_get(json_object_get(cfg, "bus"), key));
-	const char *colon;
 
 	assert_non_null(url);
-	assert_int_equal(strncmp(url, "tcp://", 6), 0);
-	colon = strrchr(url, ':');
-	assert_non_null(colon);
-	snprintf(host, hlen, "%.*s", (int)(colon - url - 6), url + 6);
-	*port = atoi(colon + 1);
+	if (strncmp(url, "ipc:///run/powerhive/", 21) != 0)
+		fail_msg("bus.%s is %s, not an ipc:// socket in /run/powerhive", key, url);
+	return url;
 }
 
 /* The configs the services name: present, valid, wired to each other. */
@@ -221,8 +223,7 @@ static void test_configs(void **state)
 	static const char *const files[] = { "etc/powerhive.compose.json",
 		"etc/powerhive.compose-apid.json", "etc/powerhive.compose-discoverd.json" };
 	json_t *workers, *hub, *disc;
-	char host[128], cmd[512];
-	int port, hport;
+	char cmd[512];
 
 	(void)state;
 	for (size_t i = 0; i < 3; i++) {
@@ -250,20 +251,14 @@ static void test_configs(void **state)
 	workers = load(files[0]);
 	hub = load(files[1]);
 	disc = load(files[2]);
-	for (size_t i = 0; i < ts_nbus; i++) {     /* every bus endpoint a config has */
-		bus_at(hub, ts_bus_keys[i], host, sizeof(host), &hport);
-		assert_string_equal(host, "0.0.0.0");     /* apid listens for every container */
-		bus_at(workers, ts_bus_keys[i], host, sizeof(host), &port);
-		assert_string_equal(host, "apid");        /* workers dial the service name */
-		assert_int_equal(port, hport);
+	/* every bus endpoint: the socket apid listens on is the one each
+	 * worker and discoverd (host network: a file works across) dial */
+	for (size_t i = 0; i < ts_nbus; i++) {
+		const char *at = bus_at(hub, ts_bus_keys[i]);
+
+		assert_string_equal(bus_at(workers, ts_bus_keys[i]), at);
+		assert_string_equal(bus_at(disc, ts_bus_keys[i]), at);
 	}
-	/* discoverd on the host network dials what apid publishes on loopback. */
-	bus_at(disc, "events", host, sizeof(host), &port);
-	assert_string_equal(host, "127.0.0.1");
-	assert_int_equal(port, 5550);
-	bus_at(disc, "control", host, sizeof(host), &port);
-	assert_string_equal(host, "127.0.0.1");
-	assert_int_equal(port, 5553);
 	assert_string_equal(json_string_value(json_object_get(json_object_get(hub, "database"),
 							      "path")),
 			    "/var/lib/powerhive/powerhive.db");

@@ -8,7 +8,8 @@
  *      dashboard 0644 and equal to web/, the units and the sysusers.d
  *      snippet 0644, the config 0640, every directory 0755;
  *   2. the config: the shipped etc/powerhive.host.json with PREFIX put in,
- *      `apid -n` accepts it, loopback only, state under /var/lib/powerhive;
+ *      `apid -n` accepts it, loopback only, state under /var/lib/powerhive,
+ *      the bus on ipc:// sockets in /run/powerhive (apid's RuntimeDirectory);
  *   3. the units: ExecStart names the installed binary and the installed
  *      config, and each has the sandbox docs/install.md describes;
  *      `systemd-analyze verify` prints nothing for any of them nor for an
@@ -93,6 +94,8 @@ static const char *const every_unit[] = {
 static const char *const hub_unit[] = {
 	"StateDirectory=powerhive",
 	"StateDirectoryMode=0700",
+	"RuntimeDirectory=powerhive",       /* the bus's ipc:// sockets */
+	"RuntimeDirectoryMode=0700",
 	"WorkingDirectory=/var/lib/powerhive",
 	"After=network-online.target",
 };
@@ -260,6 +263,7 @@ static void test_files(void **state)
 		snprintf(rel2, sizeof(rel2), "usr/bin/%s", daemons[i]);
 		expect(want, rel2, 0755);
 	}
+	expect(want, "usr/bin/hive-certs", 0755);    /* the bus's CA and certificates */
 	/* hivectl belongs with them once the tree builds it. */
 	if (access(tl_bin("hivectl"), X_OK) == 0)
 		expect(want, "usr/bin/hivectl", 0755);
@@ -300,7 +304,9 @@ static void test_files(void **state)
 	json_object_foreach(want, rel, v) {
 		char src[PATH_MAX];
 
-		if (strncmp(rel, "usr/bin/", 8) == 0)
+		if (strcmp(rel, "usr/bin/hive-certs") == 0)
+			snprintf(src, sizeof(src), "etc/hive-certs");   /* a script */
+		else if (strncmp(rel, "usr/bin/", 8) == 0)
 			snprintf(src, sizeof(src), "%s", tl_bin(rel + 8));
 		else if (strncmp(rel, "usr/share/powerhive/web/", 24) == 0)
 			snprintf(src, sizeof(src), "web/%s", rel + 24);
@@ -390,7 +396,7 @@ static void test_config(void **state)
 		assert_int_equal(strncmp(json_string_value(s), "127.", 4), 0);
 	json_object_foreach(json_object_get(c, "bus"), key, s)
 		if (json_is_string(s))
-			assert_int_equal(strncmp(json_string_value(s), "tcp://127.0.0.1:", 16), 0);
+			assert_int_equal(strncmp(json_string_value(s), "ipc:///run/powerhive/", 21), 0);
 	json_decref(c);
 	ended++;
 }

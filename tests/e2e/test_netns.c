@@ -1,10 +1,15 @@
 /* test_netns — PowerHive across hosts, without Docker: three network
  * namespaces made by this test stand for three machines.
  *
- *   hub  apid (bus on 0.0.0.0), discoverd, minersim (40 miners on its own
- *        loopback, 127.66.0.0/24)
- *   w1   pollerd, dialing apid at 10.250.1.1 over a veth pair
- *   w2   pollerd, dialing apid at 10.250.2.1 over another
+ *   hub  apid (bus on tls+tcp://0.0.0.0), discoverd, minersim (40 miners on
+ *        its own loopback, 127.66.0.0/24)
+ *   w1   pollerd, dialing apid at tls+tcp://10.250.1.1 over a veth pair
+ *   w2   pollerd, dialing apid at tls+tcp://10.250.2.1 over another
+ *
+ * The bus is mutual TLS, as docs/operations.md lays out a multi-host farm:
+ * etc/hive-certs makes the farm CA, apid's certificate (naming 10.250.1.1,
+ * 10.250.2.1 and 127.0.0.1, the addresses dialled) and one per daemon
+ * and host (pollerd-w1, pollerd-w2, discoverd-hub).
  *
  * The veth links carry private /30s that exist only inside these
  * namespaces; the workers reach the simulated miners through the hub
@@ -212,15 +217,23 @@ static void remove_stale(void)
 }
 
 /* Hand-written: the bus is on bus_host (apid's end of a veth, or 0.0.0.0
- * for apid itself), every endpoint (ts_bus_keys) on BUS_PORT + its index. */
-static int write_config(const char *name, const char *bus_host)
+ * for apid itself), every endpoint (ts_bus_keys) on BUS_PORT + its index,
+ * mutual TLS with the certificate <dir>/certs/<cert>.crt. */
+static int write_config(const char *name, const char *bus_host, const char *cert)
 {
-	char path[1024], text[4096], bus[1024];
+	char path[1024], text[8192], bus[3072];
 	size_t n = 0;
 
 	for (size_t i = 0; i < ts_nbus && n < sizeof(bus); i++)
-		n += (size_t)snprintf(bus + n, sizeof(bus) - n, "%s\"%s\": \"tcp://%s:%d\"",
+		n += (size_t)snprintf(bus + n, sizeof(bus) - n, "%s\"%s\": \"tls+tcp://%s:%d\"",
 				      i ? ",\n   " : "", ts_bus_keys[i], bus_host, BUS_PORT + (int)i);
+	if (n < sizeof(bus))
+		n += (size_t)snprintf(bus + n, sizeof(bus) - n,
+				      ",\n   \"tls\": {\"ca_file\": \"%s/certs/ca.crt\", "
+				      "\"cert_file\": \"%s/certs/%s.crt\", "
+				      "\"key_file\": \"%s/certs/%s.key\"}", dir, dir, cert, dir, cert);
+	if (n >= sizeof(bus))
+		return -1;
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
 	snprintf(text, sizeof(text),
 		 "{\n"
@@ -310,8 +323,17 @@ static int setup(void **state)
 	dir = tl_tmpdir("netns");
 	if (!dir || make_network() < 0)
 		goto fail;
-	if (write_config("hub.json", "0.0.0.0") < 0 || write_config("discoverd.json", "127.0.0.1") < 0 ||
-	    write_config("w1.json", "10.250.1.1") < 0 || write_config("w2.json", "10.250.2.1") < 0)
+	if (sh("etc/hive-certs -d '%s/certs' ca >/dev/null", dir) ||
+	    sh("etc/hive-certs -d '%s/certs' issue apid hub --ip 10.250.1.1 --ip 10.250.2.1 "
+	       "--ip 127.0.0.1 >/dev/null", dir) ||
+	    sh("etc/hive-certs -d '%s/certs' issue discoverd hub >/dev/null", dir) ||
+	    sh("etc/hive-certs -d '%s/certs' issue pollerd w1 >/dev/null", dir) ||
+	    sh("etc/hive-certs -d '%s/certs' issue pollerd w2 >/dev/null", dir))
+		goto fail;
+	if (write_config("hub.json", "0.0.0.0", "apid-hub") < 0 ||
+	    write_config("discoverd.json", "127.0.0.1", "discoverd-hub") < 0 ||
+	    write_config("w1.json", "10.250.1.1", "pollerd-w1") < 0 ||
+	    write_config("w2.json", "10.250.2.1", "pollerd-w2") < 0)
 		goto fail;
 
 	snprintf(log, sizeof(log), "%s/minersim.log", dir);

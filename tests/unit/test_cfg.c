@@ -126,11 +126,17 @@ static void test_defaults(void **state)
 		{ "http.web_root", c.http.web_root, "web" },
 		{ "http.auth.token", c.http.auth.token, "" },
 		{ "http.auth.token_file", c.http.auth.token_file, "data/api-token" },
-		{ "bus.events", c.bus.events, "tcp://127.0.0.1:5550" },
-		{ "bus.jobs_status", c.bus.jobs_status, "tcp://127.0.0.1:5551" },
-		{ "bus.jobs_telemetry", c.bus.jobs_telemetry, "tcp://127.0.0.1:5552" },
-		{ "bus.control", c.bus.control, "tcp://127.0.0.1:5553" },
-		{ "bus.feed", c.bus.feed, "tcp://127.0.0.1:5554" },
+		/* ipc sockets beside the database: no port anyone could dial */
+		{ "bus.events", c.bus.events, "ipc://data/bus/events" },
+		{ "bus.jobs_status", c.bus.jobs_status, "ipc://data/bus/jobs_status" },
+		{ "bus.jobs_telemetry", c.bus.jobs_telemetry, "ipc://data/bus/jobs_telemetry" },
+		{ "bus.jobs_control", c.bus.jobs_control, "ipc://data/bus/jobs_control" },
+		{ "bus.jobs_plant", c.bus.jobs_plant, "ipc://data/bus/jobs_plant" },
+		{ "bus.control", c.bus.control, "ipc://data/bus/control" },
+		{ "bus.feed", c.bus.feed, "ipc://data/bus/feed" },
+		{ "bus.tls.ca_file", c.bus.tls.ca_file, "" },
+		{ "bus.tls.cert_file", c.bus.tls.cert_file, "" },
+		{ "bus.tls.key_file", c.bus.tls.key_file, "" },
 	};
 	for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++)
 		if (ints[i].got != ints[i].want)
@@ -172,10 +178,11 @@ static void test_shipped_config(void **state)
 	}
 	assert_int_equal(c.network.port, 18080);
 	assert_string_equal(c.http.addr, "127.0.0.1:8080");
-	const char *urls[] = { c.bus.events, c.bus.jobs_status, c.bus.jobs_telemetry, c.bus.control,
-			       c.bus.feed };
-	for (size_t i = 0; i < 5; i++)
-		assert_true(strncmp(urls[i], "tcp://127.0.0.1:555", 19) == 0);
+	/* The bus: ipc sockets in data/bus (apid makes it 0700), never TCP. */
+	const char *urls[] = { c.bus.events, c.bus.jobs_status, c.bus.jobs_telemetry,
+			       c.bus.jobs_control, c.bus.jobs_plant, c.bus.control, c.bus.feed };
+	for (size_t i = 0; i < 7; i++)
+		assert_true(strncmp(urls[i], "ipc://data/bus/", 15) == 0);
 	assert_string_equal(c.database.path, "data/powerhive.db");
 	assert_string_equal(c.http.auth.token_file, "data/api-token");
 	/* It uses no key the code does not know. */
@@ -281,7 +288,7 @@ static void test_null_keeps_default(void **state)
 					 err, sizeof(err)), 0);
 	assert_int_equal(c.network.port, 80);
 	assert_int_equal(c.network.n_subnets, 0);
-	assert_string_equal(c.bus.events, "tcp://127.0.0.1:5550");
+	assert_string_equal(c.bus.events, "ipc://data/bus/events");
 	hive_cfg_free(&c);
 }
 
@@ -598,7 +605,13 @@ static void test_addr_url(void **state)
 	} urls[] = {
 		{ "tcp://127.0.0.1:5550", 0 }, { "tcp://localhost:1", 0 },
 		{ "tcp://[::1]:5550", 0 },     { "ipc:///tmp/powerhive.sock", 0 },
-		{ "inproc://events", 0 },
+		{ "inproc://events", 0 },      { "ipc://data/bus/events", 0 },
+		{ "tcp://127.9.8.7:5550", 0 }, { "tls+tcp://10.0.0.1:5550", 0 },
+		{ "tls+tcp://hub.farm:5550", 0 },
+		/* plain TCP off loopback carries the bus to anyone: refused */
+		{ "tcp://10.0.0.1:5550", -1 }, { "tcp://0.0.0.0:5550", -1 },
+		{ "tcp://hub.farm:5550", -1 }, { "tcp://127.0.0.1.evil:5550", -1 },
+		{ "tcp://[::]:5550", -1 },     { "tls+tcp://10.0.0.1", -1 },
 		{ "tcp://127.0.0.1", -1 },     { "tcp://:5550", -1 },
 		{ "tcp://127.0.0.1:0", -1 },   { "http://127.0.0.1:5550", -1 },
 		{ "127.0.0.1:5550", -1 },      { "ipc://", -1 },
@@ -620,6 +633,34 @@ static void test_addr_url(void **state)
 	longurl[sizeof(longurl) - 1] = '\0';
 	memcpy(longurl, "inproc://", 9);
 	assert_int_equal(hive_cfg_url_ok(longurl), -1);
+}
+
+/* The bus's transports: plain TCP off loopback is refused with a reason
+ * (nothing dials it: validation only); TLS needs its three files. */
+static void test_bus_transports(void **state)
+{
+	struct hive_cfg c;
+	char err[512];
+
+	(void)state;
+	assert_int_equal(hive_cfg_parse(&c, "t.json", "{\"bus\":{\"events\":\"tcp://10.0.0.1:5550\"}}",
+					 err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "bus.events"));
+	assert_non_null(strstr(err, "allowed on loopback (127.0.0.0/8) only"));
+	assert_int_equal(hive_cfg_parse(&c, "t.json",
+					 "{\"bus\":{\"events\":\"tls+tcp://10.0.0.1:5550\","
+					 "\"tls\":{\"ca_file\":\"ca.crt\",\"cert_file\":\"w.crt\"}}}",
+					 err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "needs bus.tls.ca_file, bus.tls.cert_file and bus.tls.key_file"));
+	assert_int_equal(hive_cfg_parse(&c, "t.json",
+					 "{\"bus\":{\"events\":\"tls+tcp://10.0.0.1:5550\","
+					 "\"control\":\"tls+tcp://hub.farm:5553\","
+					 "\"feed\":\"tcp://127.0.0.1:5554\","
+					 "\"tls\":{\"ca_file\":\"ca.crt\",\"cert_file\":\"w.crt\","
+					 "\"key_file\":\"w.key\"}}}", err, sizeof(err)), 0);
+	assert_string_equal(c.bus.events, "tls+tcp://10.0.0.1:5550");
+	assert_string_equal(c.bus.tls.key_file, "w.key");
+	hive_cfg_free(&c);
 }
 
 /* Every key the code knows is documented in docs/config.md, and the code
@@ -645,8 +686,8 @@ static void test_keys_documented(void **state)
 		"retention.telemetry_raw_hours", "retention.minute_days", "retention.max_bytes",
 		"alerts.enabled", "alerts.evaluate_seconds", "alerts.group_seconds",
 		"alerts.resolve_seconds", "alerts.retry_max_seconds", "alerts.give_up_hours",
-		"alerts.rules", "alerts.channels",
-		"database.secrets_key_file",
+		"alerts.rules", "alerts.channels", "bus.jobs_control", "bus.tls.ca_file",
+		"bus.tls.cert_file", "bus.tls.key_file", "database.secrets_key_file",
 		"POWERHIVE_CONFIG", "POWERHIVE_LOG_LEVEL", "POWERHIVE_HTTP_ADDR",
 		"POWERHIVE_API_TOKEN", "POWERHIVE_DATABASE",
 	};
@@ -813,6 +854,7 @@ int main(void)
 		cmocka_unit_test_setup(test_subnets, each_setup),
 		cmocka_unit_test_setup(test_ipv4_format, each_setup),
 		cmocka_unit_test_setup(test_addr_url, each_setup),
+		cmocka_unit_test_setup(test_bus_transports, each_setup),
 		cmocka_unit_test_setup(test_keys_documented, each_setup),
 		cmocka_unit_test_setup(test_alerts, each_setup),
 	};

@@ -37,6 +37,13 @@ struct hive_bus_opts {
 	int recv_timeout_ms;      /* -1 = wait forever */
 	const char *source;       /* envelope src, "<daemon>/<host>/<pid>" */
 	long long boot;           /* envelope boot, ms at process start */
+	/* tls+tcp:// only (bus.tls.*; NULL or "" elsewhere): the farm CA that
+	 * signed every peer, this daemon's certificate and its key (PEM). A
+	 * listener refuses peers without a certificate the CA signed; a dialer
+	 * checks the listener's against the URL's host name. */
+	const char *tls_ca_file;
+	const char *tls_cert_file;
+	const char *tls_key_file;
 };
 
 /* Results of send/recv besides 0. */
@@ -88,7 +95,10 @@ struct hive_bus;
 int hive_bus_url_ok(const char *url);
 
 /* Opens a socket of `role` and listens on or dials url (dial is
- * non-blocking: the peer may come later). NULL with a message in err. */
+ * non-blocking: the peer may come later). NULL with a message in err.
+ * Listening on ipc://DIR/NAME makes DIR (0700) when it is missing, refuses
+ * a DIR that is not this user's or that group or others may enter, and
+ * makes the socket 0600. */
 struct hive_bus *hive_bus_open(enum hive_bus_role role, const char *url,
 			       const struct hive_bus_opts *opts, char *err, size_t errlen);
 void hive_bus_close(struct hive_bus *bus);

@@ -119,17 +119,22 @@ struct hive_cfg {
 	} http;
 
 	struct {
-		char events[HIVE_CFG_URL_MAX];          /* tcp://127.0.0.1:5550 */
-		char jobs_status[HIVE_CFG_URL_MAX];     /* tcp://127.0.0.1:5551 */
-		char jobs_telemetry[HIVE_CFG_URL_MAX];  /* tcp://127.0.0.1:5552 */
-		char jobs_control[HIVE_CFG_URL_MAX];    /* tcp://127.0.0.1:5555 */
-		char jobs_plant[HIVE_CFG_URL_MAX];      /* tcp://127.0.0.1:5556 */
-		char control[HIVE_CFG_URL_MAX];         /* tcp://127.0.0.1:5553 */
-		char feed[HIVE_CFG_URL_MAX];            /* tcp://127.0.0.1:5554 */
+		char events[HIVE_CFG_URL_MAX];          /* ipc://data/bus/events */
+		char jobs_status[HIVE_CFG_URL_MAX];     /* ipc://data/bus/jobs_status */
+		char jobs_telemetry[HIVE_CFG_URL_MAX];  /* ipc://data/bus/jobs_telemetry */
+		char jobs_control[HIVE_CFG_URL_MAX];    /* ipc://data/bus/jobs_control */
+		char jobs_plant[HIVE_CFG_URL_MAX];      /* ipc://data/bus/jobs_plant */
+		char control[HIVE_CFG_URL_MAX];         /* ipc://data/bus/control */
+		char feed[HIVE_CFG_URL_MAX];            /* ipc://data/bus/feed */
 		int sendbuf;                            /* messages: 8192 */
 		int recvbuf;                            /* messages: 8192 */
 		size_t max_message_bytes;               /* 1 MiB */
 		bool require_job_nonce;                 /* results must echo their job's nonce: true */
+		struct {                                /* tls+tcp:// endpoints (etc/hive-certs) */
+			char ca_file[HIVE_CFG_PATH_MAX];   /* the farm CA: "" */
+			char cert_file[HIVE_CFG_PATH_MAX]; /* this daemon's certificate: "" */
+			char key_file[HIVE_CFG_PATH_MAX];  /* its private key (0600): "" */
+		} tls;
 	} bus;
 
 	struct {
@@ -228,8 +233,9 @@ bool hive_subnet_contains(const struct hive_subnet *s, uint32_t addr_host_order)
 /* Number of addresses to probe (network and broadcast excluded for /0../30). */
 uint64_t hive_subnet_hosts(const struct hive_subnet *s);
 
-/* "host:port" (http.addr) → 0 / -1. "tcp://", "ipc://", "inproc://" URLs
- * that nng accepts → 0 / -1 (hive_cfg_url_ok). */
+/* "host:port" (http.addr) → 0 / -1. "ipc://", "inproc://", "tls+tcp://"
+ * URLs, and "tcp://" on loopback only, that nng accepts → 0 / -1
+ * (hive_cfg_url_ok). */
 int hive_cfg_addr_ok(const char *addr);
 int hive_cfg_url_ok(const char *url);
 
