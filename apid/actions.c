@@ -1170,7 +1170,8 @@ int apid_actions_request(struct apid_actions *a, const struct apid_action_reques
 {
 	struct create_req c = { a, req, n, ids };
 
-	return apid_writer_run(a->writer, create_run, &c, http_status, err, errlen);
+	return apid_writer_run_within(a->writer, create_run, &c, APID_WRITER_API_WAIT_MS,
+				      http_status, err, errlen);
 }
 
 struct model_change {

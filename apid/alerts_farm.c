@@ -163,8 +163,8 @@ static void power_conds(struct apid *a, const struct hive_cfg *cfg, struct apid_
 }
 
 /* daemon_missing: a daemon instance that sent heartbeats and has been
- * silent for SILENT_BEATS intervals. There is no goodbye on the bus, so a
- * daemon stopped on purpose is missing too; an instance is no longer
+ * silent for SILENT_BEATS intervals, unless it said goodbye
+ * (hive.daemon.goodbye: stopped on purpose); an instance is no longer
  * missing when a new instance of the same daemon on the same host, started
  * after its last heartbeat, beats (a restart: each replaces one). */
 static void daemon_conds(struct apid *a, const struct hive_cfg *cfg, int64_t now,
@@ -184,7 +184,7 @@ static void daemon_conds(struct apid *a, const struct hive_cfg *cfg, int64_t now
 		goto out;
 	nd = apid_traffic_daemons(a->traffic, d, DAEMONS_MAX);
 	for (size_t i = 0; i < nd; i++)
-		missing[i] = now - d[i].last_ms > silent_ms;
+		missing[i] = !d[i].stopped_ms && now - d[i].last_ms > silent_ms;
 	for (size_t i = 0; i < nd; i++) {
 		struct apid_alert_cond *c;
 		bool replaced = false;
@@ -214,22 +214,6 @@ out:
 	free(d);
 }
 
-/* Events the writer could not store for a database error (a statement
- * refused, typically SQLITE_BUSY while another connection holds the write
- * lock: the transaction goes on and commits the rest; or the events of a
- * transaction not committed), since apid started. */
-static uint64_t db_refused(struct apid_traffic *t, int64_t now)
-{
-	json_t *snap = apid_traffic_snapshot(t, now);
-	json_t *v = json_object_get(json_object_get(snap, "rejected_by"),
-				    apid_reject_name(APID_REJ_DATABASE));
-	uint64_t n = json_is_integer(v) && json_integer_value(v) > 0 ?
-		     (uint64_t)json_integer_value(v) : 0;
-
-	json_decref(snap);
-	return n;
-}
-
 /* bus_loss and db_write_failed: what the last minute added. */
 static void counter_conds(struct apid *a, const struct hive_cfg *cfg, int64_t now,
 			  struct apid_alert_cond *out, int max, int *n)
@@ -245,9 +229,7 @@ static void counter_conds(struct apid *a, const struct hive_cfg *cfg, int64_t no
 		struct apid_writer_stats ws;
 
 		apid_writer_get_stats(a->writer, &ws);
-		failed = ws.commit_failures + ws.batches_lost;
-		if (a->traffic)
-			failed += db_refused(a->traffic, now);
+		failed = ws.db_failures;
 	}
 	pthread_mutex_lock(&memory.mu);
 	if (memory.a != a) {

@@ -274,7 +274,8 @@ int api_alert_ack(struct api_req *r, const char *id_text)
 		json_decref(body);
 		return r->status;
 	}
-	if (apid_writer_run(r->apid->writer, ack_run, &k, &status, err, sizeof(err)) < 0) {
+	if (apid_writer_run_within(r->apid->writer, ack_run, &k, APID_WRITER_API_WAIT_MS,
+				   &status, err, sizeof(err)) < 0) {
 		json_decref(body);
 		return api_error(r, status >= 400 && status < 600 ? status : 503, "%s",
 				 err[0] ? err : "not recorded");
@@ -441,8 +442,8 @@ int api_silences_post(struct api_req *r)
 		}
 		q.comment = json_string_value(v);
 	}
-	if (apid_writer_run(r->apid->writer, silence_create_run, &q, &status, err,
-			    sizeof(err)) < 0) {
+	if (apid_writer_run_within(r->apid->writer, silence_create_run, &q,
+				   APID_WRITER_API_WAIT_MS, &status, err, sizeof(err)) < 0) {
 		api_error(r, status >= 400 && status < 600 ? status : 503, "%s",
 			  err[0] ? err : "not recorded");
 		goto out;
@@ -503,7 +504,8 @@ int api_silence_delete(struct api_req *r, const char *id_text)
 		return r->status;
 	if (q.id < 0)
 		return api_error(r, 400, "bad silence id '%.32s'", id_text);
-	if (apid_writer_run(r->apid->writer, silence_end_run, &q, &status, err, sizeof(err)) < 0)
+	if (apid_writer_run_within(r->apid->writer, silence_end_run, &q, APID_WRITER_API_WAIT_MS,
+				   &status, err, sizeof(err)) < 0)
 		return api_error(r, status >= 400 && status < 600 ? status : 503, "%s",
 				 err[0] ? err : "not recorded");
 	log_info("silence ended id=%lld actor=%s", q.id, r->actor);

@@ -837,8 +837,8 @@ int api_miner_patch(struct api_req *r, const char *mac)
 	}
 	if (pf.pinned >= 0 || pf.clear_excluded) {
 		snprintf(pf.mac, sizeof(pf.mac), "%s", mac);
-		if (apid_writer_run(r->apid->writer, power_flags_run, &pf, &status, err,
-				    sizeof(err)) < 0) {
+		if (apid_writer_run_within(r->apid->writer, power_flags_run, &pf,
+					   APID_WRITER_API_WAIT_MS, &status, err, sizeof(err)) < 0) {
 			api_error(r, status >= 400 && status < 600 ? status : 500, "%s", err);
 			goto out;
 		}

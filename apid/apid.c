@@ -256,6 +256,8 @@ static int64_t watch_timer(struct hive_loop *loop, void *arg)
 		char key[256];
 
 		snprintf(key, sizeof(key), "heartbeat %s", src ? src : "?");
+		if (json_is_integer(json_object_get(d, "stopped_ms")))
+			continue;   /* it said goodbye (logged then) */
 		if (age > stale_ms)
 			hive_log_complain(key, "daemon silent src=%s age_ms=%lld", src ? src : "?",
 					  (long long)age);

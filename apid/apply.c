@@ -951,6 +951,10 @@ int apid_apply_event(struct apid_apply *a, const struct hive_envelope *env,
 		if (a->traffic)
 			apid_traffic_heartbeat(a->traffic, env, &ev->u.heartbeat);
 		break;
+	case HIVE_MSG_GOODBYE:
+		if (a->traffic)
+			apid_traffic_goodbye(a->traffic, env, &ev->u.goodbye);
+		break;
 	case HIVE_MSG_ACTION_RESULT:
 	case HIVE_MSG_PLANT_READING:
 		/* Nothing of their own to store: the actions and power tables

@@ -51,6 +51,7 @@ struct apid_event {
 		struct hive_msg_action_result action_result;
 		struct hive_msg_job_failed job_failed;
 		struct hive_msg_heartbeat heartbeat;
+		struct hive_msg_goodbye goodbye;
 		struct hive_msg_plant_reading plant;
 	} u;
 	struct apid_packed_chips *packed; /* telemetry: one per chain, owned */

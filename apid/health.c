@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <libgen.h>
 #include <unistd.h>
 
 #include "actions.h"
@@ -281,27 +283,81 @@ static void add_malformed(json_t *events, struct hive_bus *bus)
 					 total));
 }
 
-/* "status": "ok", or "degraded" with the reasons in "problems": the
- * writer falling behind, a silent daemon, jobs with no worker to take
- * them, failed commits, fleet totals that cannot be read. */
+/* Space on the database's file system below this is a full disk: SQLite
+ * cannot grow the WAL by much. */
+#define DISK_FULL_BYTES (1024 * 1024)
+
+/* What keeps apid from doing its job, into failing (each a sentence): a
+ * write the database refused within health.failing_seconds (a lock held
+ * elsewhere, a full disk, an I/O error: it clears once writes go through
+ * that long), and a full file system under the database. */
+static void add_failing(struct apid *a, json_t *failing, const struct apid_writer_stats *ws)
+{
+	int64_t window_ms = (int64_t)a->d.cfg.health.failing_seconds * 1000;
+	char msg[400], path[HIVE_CFG_PATH_MAX];
+	struct statvfs sv;
+
+	if (!a->writer) {
+		json_array_append_new(failing, json_string("the database is not open"));
+		return;
+	}
+	if (ws->db_failed_ms && hive_mono_ms() - ws->db_failed_ms < window_ms) {
+		snprintf(msg, sizeof(msg), "database writes refused: the last %lld s ago (%s)",
+			 (long long)((hive_mono_ms() - ws->db_failed_ms) / 1000), ws->db_error);
+		json_array_append_new(failing, json_string(msg));
+	}
+	snprintf(path, sizeof(path), "%s", a->db_path);
+	if (a->db_path[0] && strcmp(a->db_path, ":memory:") != 0 &&
+	    statvfs(dirname(path), &sv) == 0 && sv.f_blocks > 0 &&
+	    (double)sv.f_bavail * (double)sv.f_frsize < DISK_FULL_BYTES) {
+		snprintf(msg, sizeof(msg), "no space left on the database's file system (%.200s)",
+			 path);
+		json_array_append_new(failing, json_string(msg));
+	}
+}
+
+bool apid_health_failing(struct apid *a, char *why, size_t whylen)
+{
+	struct apid_writer_stats ws;
+	json_t *failing = json_array();
+	bool yes;
+
+	memset(&ws, 0, sizeof(ws));
+	if (a->writer)
+		apid_writer_get_stats(a->writer, &ws);
+	if (failing)
+		add_failing(a, failing, &ws);
+	yes = json_array_size(failing) > 0;
+	snprintf(why, whylen, "%s", yes ? json_string_value(json_array_get(failing, 0)) : "");
+	json_decref(failing);
+	return yes;
+}
+
+/* "status": "failing" with the reasons in "failing" (apid cannot store
+ * what it is sent: GET /api/health answers 503), else "degraded" with the
+ * reasons in "problems": the writer falling behind, a silent daemon
+ * (not one that said goodbye), jobs with no worker to take them, fleet
+ * totals that cannot be read; else "ok". Every failing reason is a
+ * problem too. */
 static void add_problems(struct apid *a, json_t *h, const struct apid_writer_stats *ws,
 			 const struct apid_sched_stats *ss, const char *fleet_err)
 {
-	json_t *problems = json_array(), *d;
+	json_t *problems = json_array(), *failing = json_array(), *d;
 	int64_t stale_ms = (int64_t)a->d.cfg.intervals.heartbeat_seconds * 3000;
 	size_t i;
 	char msg[320];
 
+	add_failing(a, failing, ws);
+	json_array_extend(problems, failing);
 	if (ws->queue_max && ws->depth * 10 >= ws->queue_max * 9)
 		json_array_append_new(problems, json_string("writer queue over 90% full"));
-	if (ws->commit_failures)
-		json_array_append_new(problems, json_string("database commits failed"));
 	if (*fleet_err) {
 		snprintf(msg, sizeof(msg), "fleet totals unavailable: %s", fleet_err);
 		json_array_append_new(problems, json_string(msg));
 	}
 	json_array_foreach(json_object_get(h, "daemons"), i, d) {
-		if (json_integer_value(json_object_get(d, "heartbeat_age_ms")) <= stale_ms)
+		if (json_integer_value(json_object_get(d, "heartbeat_age_ms")) <= stale_ms ||
+		    json_is_integer(json_object_get(d, "stopped_ms")))
 			continue;
 		snprintf(msg, sizeof(msg), "no heartbeat from %s",
 			 json_string_value(json_object_get(d, "src")));
@@ -327,8 +383,16 @@ static void add_problems(struct apid *a, json_t *h, const struct apid_writer_sta
 		json_array_append_new(problems, json_string("no status worker connected"));
 	if (ss->eligible && a->jobs_telemetry && hive_bus_peers(a->jobs_telemetry) == 0)
 		json_array_append_new(problems, json_string("no telemetry worker connected"));
-	json_object_set_new(h, "status", json_string(json_array_size(problems) ? "degraded" : "ok"));
+	json_object_set_new(h, "status", json_string(json_array_size(failing) ? "failing"
+						     : json_array_size(problems) ? "degraded" : "ok"));
 	json_object_set_new(h, "problems", problems);
+	if (json_array_size(failing)) {
+		/* What a client that reads only "error" of a 503 shows. */
+		snprintf(msg, sizeof(msg), "apid cannot store data: %s",
+			 json_string_value(json_array_get(failing, 0)));
+		json_object_set_new(h, "error", json_string(msg));
+	}
+	json_object_set_new(h, "failing", failing);
 }
 
 /* The actions' counters (actions.h): totals since start and open now. */
@@ -413,11 +477,12 @@ json_t *apid_health(struct apid *a)
 		json_object_set_new(pruned, apid_retention_table_name(t),
 				    json_integer((json_int_t)ws.pruned[t]));
 	json_object_set_new(h, "database", json_pack(
-		"{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o,s:I,s:{s:I,s:I,s:I}}",
+		"{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o,s:I,s:{s:I,s:I,s:I}}",
 		"path", a->db_path, "size_bytes", file_size(a->db_path, ""),
 		"wal_bytes", file_size(a->db_path, "-wal"),
 		"batches", (json_int_t)ws.batches, "max_batch", (json_int_t)ws.max_batch,
 		"patches", (json_int_t)ws.patches, "commit_failures", (json_int_t)ws.commit_failures,
+		"write_failures", (json_int_t)ws.db_failures,
 		"last_seq", (json_int_t)ws.last_seq, "pruned", pruned,
 		"pages_returned", (json_int_t)ws.pages_returned,
 		"rolled_up", "statuses", (json_int_t)ws.rolled_statuses,
@@ -457,10 +522,13 @@ static struct shared_text *text_build(struct apid *a)
 
 	if (n && (t = malloc(sizeof(*t) + n + 2)) &&
 	    json_dumpb(j, t->body, n, API_JSON_FLAGS) == n) {
+		const char *st = json_string_value(json_object_get(j, "status"));
+
 		t->body[n] = '\n';
 		t->body[n + 1] = '\0';
 		t->pub.body = t->body;
 		t->pub.len = n + 1;
+		t->pub.http_status = st && strcmp(st, "failing") == 0 ? 503 : 200;
 		atomic_init(&t->refs, 1);
 	} else {
 		free(t);

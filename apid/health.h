@@ -13,6 +13,7 @@
 #define APID_HEALTH_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 struct apid;
@@ -33,11 +34,19 @@ void apid_health_free(struct apid_health *h);
 json_t *apid_health(struct apid *a);
 
 /* The health document as GET /api/health sends it: compact JSON (as
- * api_json dumps) and a newline, len bytes at body. */
+ * api_json dumps) and a newline, len bytes at body; http_status 503 when
+ * its "status" is "failing", else 200. */
 struct apid_health_text {
 	const char *body;
 	size_t len;
+	int http_status;
 };
+
+/* Whether apid cannot do its job now (the document's "failing": a write
+ * the database refused within health.failing_seconds, a full disk under
+ * the database), with the first reason in why. Cheap: no database, no
+ * document. Thread-safe. */
+bool apid_health_failing(struct apid *a, char *why, size_t whylen);
 
 /* The last text of the document, rebuilt here first when it is 250 ms old
  * or more and nobody is rebuilding it (those asking meanwhile get the

@@ -31,7 +31,6 @@
 #include "metrics.h"
 #include "routes.h"
 
-#define HTTP_THREADS   "8"
 #define URI_MAX        2048
 #define QUERY_MAX      4096
 
@@ -353,6 +352,25 @@ static bool framing_ambiguous(const struct mg_request_info *ri)
 	return lengths > 1 || (lengths && encodings);
 }
 
+/* GET /api/live: apid answers and can store what it is sent, judged
+ * without the database and without a token (the container's health
+ * check); the reason stays in GET /api/health. */
+static int serve_live(struct api_req *r, const char *query)
+{
+	static const char ok[] = "{\"status\":\"live\"}\n";
+	static const char failing[] = "{\"status\":\"failing\",\"error\":\"apid cannot store "
+				      "data (GET /api/health says why)\"}\n";
+	char why[400];
+
+	if (!is_read(r))
+		return not_allowed(r, "GET, HEAD");
+	if (query && *query)
+		return api_error(r, 400, "GET /api/live takes no query parameters");
+	if (apid_health_failing(r->apid, why, sizeof(why)))
+		return api_send(r, 503, "application/json", NULL, failing, sizeof(failing) - 1);
+	return api_send(r, 200, "application/json", NULL, ok, sizeof(ok) - 1);
+}
+
 static int handle(struct mg_connection *conn, void *cbdata)
 {
 	struct apid_http *h = cbdata;
@@ -414,6 +432,10 @@ static int handle(struct mg_connection *conn, void *cbdata)
 			      (r.nsegs == 1 && rc == 0 && strcmp(r.segs[0], "metrics") == 0));
 	if (!api) {
 		serve_static(&r, h, trailing, rc == -2);
+		goto done;
+	}
+	if (rc == 0 && r.nsegs == 2 && strcmp(r.segs[1], "live") == 0) {
+		serve_live(&r, ri->query_string);
 		goto done;
 	}
 	if (sign_in(&r, h, ri->remote_addr) < 0)
@@ -499,13 +521,19 @@ struct apid_http *apid_http_start(struct apid *a, char *err, size_t errlen)
 		.init_thread = on_thread_start,
 		.exit_thread = on_thread_stop,
 	};
+	char threads[16], timeout[16];
+	/* civetweb serves each connection on a worker thread from accept to
+	 * close, and queues the rest in order: a client that trickles its
+	 * request head holds a thread until request_timeout_ms. More threads
+	 * than slow clients keep a thread free for everyone else
+	 * (tests/e2e/test_slow_clients). */
 	const char *opts[] = {
 		"listening_ports", cfg->http.addr,
-		"num_threads", HTTP_THREADS,
+		"num_threads", threads,
 		"tcp_nodelay", "1",
 		"enable_keep_alive", "yes",
 		"keep_alive_timeout_ms", "1000",
-		"request_timeout_ms", "10000",
+		"request_timeout_ms", timeout,
 		"decode_url", "no",
 		"enable_directory_listing", "no",
 		"static_file_max_age", "0",
@@ -520,6 +548,8 @@ struct apid_http *apid_http_start(struct apid *a, char *err, size_t errlen)
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
+	snprintf(threads, sizeof(threads), "%d", cfg->http.threads);
+	snprintf(timeout, sizeof(timeout), "%d", cfg->http.request_timeout_ms);
 	h->apid = a;
 	h->max_body = cfg->http.max_body_bytes;
 	h->open_reads = cfg->http.auth.open_reads;
@@ -549,8 +579,8 @@ struct apid_http *apid_http_start(struct apid *a, char *err, size_t errlen)
 		goto fail;
 	}
 	mg_set_request_handler(h->ctx, "/", handle, h);
-	log_info("http listening addr=%s threads=%s open_reads=%d web_root=%s", cfg->http.addr,
-		 HTTP_THREADS, h->open_reads, h->web_root_cfg);
+	log_info("http listening addr=%s threads=%s request_timeout_ms=%s open_reads=%d"
+		 " web_root=%s", cfg->http.addr, threads, timeout, h->open_reads, h->web_root_cfg);
 	return h;
 fail:
 	explicit_bzero(h->token, sizeof(h->token));

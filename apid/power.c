@@ -1863,7 +1863,8 @@ int apid_power_patch(struct apid_power *p, const json_t *body, const char *actor
 		snprintf(err, errlen, "fallback: \"fixed\" needs power.fallback_w in the config");
 		return -1;
 	}
-	if (apid_writer_run(p->writer, patch_run, &pt, http_status, err, errlen) < 0)
+	if (apid_writer_run_within(p->writer, patch_run, &pt, APID_WRITER_API_WAIT_MS, http_status,
+				   err, errlen) < 0)
 		return -1;
 	pthread_mutex_lock(&p->mu);
 	if (pt.has_mode) {

@@ -36,7 +36,7 @@ static int get_health(struct api_req *r)
 	t = apid_health_text(r->apid);
 	if (!t)
 		return api_error(r, 500, "health unavailable");
-	st = api_send(r, 200, "application/json", NULL, t->body, t->len);
+	st = api_send(r, t->http_status, "application/json", NULL, t->body, t->len);
 	apid_health_text_release(t);
 	return st;
 }

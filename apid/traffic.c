@@ -36,6 +36,7 @@ struct daemon_seen {
 	long long pid, started, in_flight, heartbeats;
 	double latency_ms;
 	int64_t last_ms;            /* wall clock of the last heartbeat */
+	int64_t stopped_ms;         /* wall clock of its goodbye; 0: running */
 	json_t *counters;           /* own copy */
 	struct daemon_seen *next;
 };
@@ -199,11 +200,28 @@ void apid_traffic_heartbeat(struct apid_traffic *t, const struct hive_envelope *
 		d->in_flight = int_or(hb->in_flight, 0);
 		d->latency_ms = isnan(hb->latency_ms) ? 0 : hb->latency_ms;
 		d->last_ms = hive_wall_ms();
+		d->stopped_ms = 0;
 		d->heartbeats++;
 		json_decref(d->counters);
 		d->counters = hb->counters ? json_deep_copy(hb->counters) : NULL;
 	}
 	pthread_mutex_unlock(&t->mu);
+}
+
+void apid_traffic_goodbye(struct apid_traffic *t, const struct hive_envelope *env,
+			  const struct hive_msg_goodbye *g)
+{
+	struct daemon_seen *d;
+
+	pthread_mutex_lock(&t->mu);
+	for (d = t->daemons; d; d = d->next)
+		if (strcmp(d->src, env->src) == 0)
+			break;
+	if (d)
+		d->stopped_ms = hive_wall_ms();
+	pthread_mutex_unlock(&t->mu);
+	log_info("daemon stopped src=%s daemon=%s reason=%s%s", env->src, g->daemon,
+		 g->reason ? g->reason : "-", d ? "" : " (never heard of: ignored)");
 }
 
 /* The record of subnet, created on first use (NULL out of memory). Under mu. */
@@ -343,9 +361,11 @@ json_t *apid_traffic_snapshot(struct apid_traffic *t, int64_t now)
 						      "lost", (json_int_t)t->other.lost,
 						      "last_ms", (json_int_t)t->other.last_ms));
 	for (struct daemon_seen *d = t->daemons; d; d = d->next) {
+		json_t *dj;
+
 		if (now - d->last_ms > DAEMON_FORGET_MS)
 			continue;
-		json_array_append_new(daemons, json_pack(
+		json_array_append_new(daemons, dj = json_pack(
 			"{s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:f,s:I,s:O?}",
 			"src", d->src, "daemon", d->daemon, "host", d->host,
 			"pid", (json_int_t)d->pid, "started", (json_int_t)d->started,
@@ -353,6 +373,8 @@ json_t *apid_traffic_snapshot(struct apid_traffic *t, int64_t now)
 			"heartbeat_age_ms", (json_int_t)(now - d->last_ms),
 			"in_flight", (json_int_t)d->in_flight, "latency_ms", d->latency_ms,
 			"heartbeats", (json_int_t)d->heartbeats, "counters", d->counters));
+		if (dj && d->stopped_ms)
+			json_object_set_new(dj, "stopped_ms", json_integer((json_int_t)d->stopped_ms));
 	}
 	for (struct sweep_seen *w = t->sweeps; w; w = w->next)
 		json_array_append_new(sweeps, json_pack(
@@ -395,6 +417,7 @@ size_t apid_traffic_daemons(struct apid_traffic *t, struct apid_traffic_daemon *
 		out[n].pid = d->pid;
 		out[n].started = d->started;
 		out[n].last_ms = d->last_ms;
+		out[n].stopped_ms = d->stopped_ms;
 	}
 	pthread_mutex_unlock(&t->mu);
 	return n;

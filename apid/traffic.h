@@ -36,6 +36,11 @@ void apid_traffic_rejected(struct apid_traffic *t, struct apid_source *s, enum a
 void apid_traffic_unattributed_error(struct apid_traffic *t);
 void apid_traffic_heartbeat(struct apid_traffic *t, const struct hive_envelope *env,
 			    const struct hive_msg_heartbeat *hb);
+/* A daemon said goodbye (hive.daemon.goodbye): the instance that sent it
+ * (its source) is stopped, not missing, until it beats again. A source
+ * that never beat is ignored. */
+void apid_traffic_goodbye(struct apid_traffic *t, const struct hive_envelope *env,
+			  const struct hive_msg_goodbye *g);
 void apid_traffic_sweep(struct apid_traffic *t, const char *subnet, long long ts_ms,
 			long long started_ms, long long duration_ms, long long probed,
 			long long answered, long long miners);
@@ -62,6 +67,7 @@ struct apid_traffic_daemon {
 	char daemon[64], host[128];
 	long long pid, started;     /* started: the daemon's boot, wall ms */
 	int64_t last_ms;            /* wall clock of its last heartbeat */
+	int64_t stopped_ms;         /* wall clock of its goodbye; 0: none */
 };
 uint64_t apid_traffic_lost(struct apid_traffic *t);
 size_t apid_traffic_daemons(struct apid_traffic *t, struct apid_traffic_daemon *out, size_t max);
@@ -69,7 +75,7 @@ size_t apid_traffic_daemons(struct apid_traffic *t, struct apid_traffic_daemon *
 /* Snapshot for health and metrics: new reference,
  * {"received","stored","rejected","lost","duplicates","unattributed_errors",
  *  "rejected_by":{reason:n}, "sources":[{"src","received","stored","rejected","lost",
- *  "last_ms"}], "daemons":[...], "sweeps":[{"subnet","ts_ms","age_ms","started_ms",
+ *  "last_ms"}], "daemons":[{..., "stopped_ms" once it said goodbye}], "sweeps":[{"subnet","ts_ms","age_ms","started_ms",
  *  "duration_ms","probed","answered","miners","offline","kept","incomplete"}],
  *  "sweeps_incomplete"} */
 json_t *apid_traffic_snapshot(struct apid_traffic *t, int64_t now_wall_ms);

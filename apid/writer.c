@@ -61,14 +61,20 @@ struct qitem {
 	bool ok;
 };
 
-/* A function to run on the writer thread: apid_writer_run's on the
- * caller's stack, apid_writer_post's allocated here. */
+/* A function to run on the writer thread, allocated here. One a caller
+ * waits for (apid_writer_run) is held by the caller and the writer (refs,
+ * under mu): a caller that gave up at its deadline before the writer
+ * started it leaves it cancelled, and the writer drops it unrun. */
 struct request {
 	apid_writer_fn *fn;
 	void *arg;
 	void (*free_arg)(void *arg);
 	bool wait;               /* apid_writer_run: a caller waits for done */
 	bool done;
+	bool started;            /* the writer took it to run (under mu) */
+	bool cancelled;          /* its caller gave up before that (under mu) */
+	int refs;                /* wait: the caller's and the writer's */
+	int64_t deadline;        /* monotonic ms; 0: none */
 	int rc, http_status;
 	char err[256];
 	struct request *next;
@@ -95,6 +101,11 @@ struct apid_writer {
 	struct apid_writer_hooks batch_hooks;  /* writer thread: this transaction's */
 	struct apid_writer_stats stats;
 	atomic_uint_least64_t roster_gen;
+	/* The busy handler's (writer thread): a statement waits for a lock
+	 * held elsewhere until busy_since + APID_STORE_BUSY_MS, or until
+	 * busy_until (a waiting request's deadline) when that is sooner. */
+	int64_t busy_since, busy_until;
+	bool busy_gave_up;       /* the busy handler gave up since cleared */
 
 	/* writer thread only */
 	struct qitem *batch;
@@ -116,7 +127,49 @@ static int sql_failed(struct apid_writer *w, enum stmt s, int rc)
 	return apid_apply_failed(w->st[s], rc);
 }
 
+/* A write the database refused (a statement, BEGIN, COMMIT, a lost
+ * transaction): when, and why, for health (writer.h). */
+static void db_failed(struct apid_writer *w)
+{
+	pthread_mutex_lock(&w->mu);
+	w->stats.db_failures++;
+	w->stats.db_failed_ms = hive_mono_ms();
+	snprintf(w->stats.db_error, sizeof(w->stats.db_error), "%s", sqlite3_errmsg(w->db));
+	pthread_mutex_unlock(&w->mu);
+}
+
+/* SQLite's busy handler of the writer's connection: sqlite3_busy_timeout's
+ * wait, cut short at busy_until while a request whose caller waits with a
+ * deadline runs. */
+static int writer_busy(void *arg, int count)
+{
+	struct apid_writer *w = arg;
+	int64_t now = hive_mono_ms(), limit;
+	struct timespec ts = { 0, 10 * 1000 * 1000 };
+
+	if (count == 0)
+		w->busy_since = now;
+	limit = w->busy_since + APID_STORE_BUSY_MS;
+	if (w->busy_until && w->busy_until < limit)
+		limit = w->busy_until;
+	if (now >= limit) {
+		w->busy_gave_up = true;
+		return 0;
+	}
+	if (limit - now < 10)
+		ts.tv_nsec = (long)(limit - now) * 1000 * 1000;
+	nanosleep(&ts, NULL);
+	return 1;
+}
+
 /* ------------------------------------------------------------ requests */
+
+/* Drops one reference to r (under mu); the last frees it. */
+static void request_release(struct request *r)
+{
+	if (--r->refs <= 0)
+		free(r);
+}
 
 static void request_fail(struct request *r, int status, const char *msg)
 {
@@ -148,7 +201,7 @@ static void request_run(struct apid_writer *w, struct request *r)
 	struct apid_changes *ch = apid_apply_changes(w->apply);
 	size_t n_notes = ch->n_notes;
 	bool roster = ch->roster;
-	int rc;
+	int rc, ec;
 
 	if ((rc = run(w, ST_SAVEPOINT)) != SQLITE_DONE) {
 		sql_failed(w, ST_SAVEPOINT, rc);
@@ -156,7 +209,29 @@ static void request_run(struct apid_writer *w, struct request *r)
 		return;
 	}
 	request_fail(r, 503, "request failed");   /* unless fn says otherwise */
+	w->busy_until = r->deadline;
+	w->busy_gave_up = false;
 	r->rc = r->fn(w->apply, r->arg, &r->http_status, r->err, sizeof(r->err)) < 0 ? -1 : 0;
+	w->busy_until = 0;
+	ec = sqlite3_errcode(w->db) & 0xff;
+	/* Inside a transaction that already read, SQLite refuses a write at
+	 * once when another connection holds the lock (no busy wait). */
+	if (r->rc < 0 && (w->busy_gave_up || ec == SQLITE_BUSY || ec == SQLITE_LOCKED)) {
+		/* Another connection holds the write lock (docs/api.md: 503
+		 * beyond 2 s); what fn did is undone below. */
+		r->http_status = 503;
+		if (w->busy_gave_up)
+			snprintf(r->err, sizeof(r->err), "database busy: another connection has held "
+				 "the write lock for %lld ms; nothing was changed, try again",
+				 (long long)(hive_mono_ms() - w->busy_since));
+		else
+			snprintf(r->err, sizeof(r->err), "database busy: another connection holds the "
+				 "write lock; nothing was changed, try again");
+		db_failed(w);
+	} else if (r->rc < 0 && (ec == SQLITE_FULL || ec == SQLITE_IOERR || ec == SQLITE_READONLY ||
+				 ec == SQLITE_CORRUPT || ec == SQLITE_CANTOPEN)) {
+		db_failed(w);
+	}
 	if (sqlite3_get_autocommit(w->db))
 		return;    /* the whole transaction is gone: batch_lost */
 	if (r->rc < 0) {
@@ -187,7 +262,8 @@ static void finish_requests(struct apid_writer *w, bool committed)
 				w->stats.posted++;
 		}
 		if (r->wait) {
-			r->done = true;   /* r is the caller's again */
+			r->done = true;   /* the caller reads its outcome */
+			request_release(r);
 		} else {
 			r->next = posted;
 			posted = r;
@@ -227,8 +303,9 @@ static void batch_lost(struct apid_writer *w, size_t upto)
 	w->stats.rejected += n;
 	w->stats.batches_lost++;
 	pthread_mutex_unlock(&w->mu);
-	log_errx("writer transaction rolled back events_lost=%llu err=\"%s\"",
-		 (unsigned long long)n, sqlite3_errmsg(w->db));
+	db_failed(w);
+	hive_log_complain("writer lost", "writer transaction rolled back events_lost=%llu "
+			  "err=\"%s\"", (unsigned long long)n, sqlite3_errmsg(w->db));
 	run(w, ST_BEGIN);
 }
 
@@ -318,14 +395,45 @@ static void batch_done(struct apid_writer *w, bool committed, int64_t t0)
 	finish_requests(w, committed);
 }
 
+/* Whether a caller waits for one of the requests of list rs. */
+static bool waited_for(const struct request *rs)
+{
+	for (; rs; rs = rs->next)
+		if (rs->wait)
+			return true;
+	return false;
+}
+
+/* The requests of list rs to run, marked started; those whose caller gave
+ * up are dropped unrun. Under mu. */
+static struct request *take_requests(struct request *rs)
+{
+	struct request *keep = NULL, **tail = &keep, *next;
+
+	for (; rs; rs = next) {
+		next = rs->next;
+		if (rs->cancelled) {
+			request_release(rs);
+			continue;
+		}
+		rs->started = true;
+		rs->next = NULL;
+		*tail = rs;
+		tail = &rs->next;
+	}
+	return keep;
+}
+
 /* One transaction: requests first, then events until batch_max or
- * batch_ms (or at once when a caller waits for a request). */
+ * batch_ms (or at once when a caller waits for a request: such requests
+ * get a transaction of their own). */
 static void run_batch(struct apid_writer *w)
 {
 	int64_t t0 = hive_mono_ms(), deadline;
 	struct apid_writer_hooks hooks;
 	int batch_max, rc;
 	bool force = false;
+	int64_t changes = sqlite3_total_changes64(w->db);
 
 	pthread_mutex_lock(&w->mu);
 	batch_max = w->o.batch_max;
@@ -336,6 +444,7 @@ static void run_batch(struct apid_writer *w)
 	pthread_mutex_unlock(&w->mu);
 	if ((rc = run(w, ST_BEGIN)) != SQLITE_DONE) {
 		sql_failed(w, ST_BEGIN, rc);
+		db_failed(w);
 		/* Leave the queue alone; try again shortly. */
 		struct timespec ts = { 0, 100 * 1000 * 1000 };
 
@@ -357,7 +466,20 @@ static void run_batch(struct apid_writer *w)
 				break;
 			hive_cond_wait_until(&w->not_empty, &w->mu, deadline);
 		}
-		w->requests = w->requests_tail = NULL;
+		if (rs && waited_for(rs)) {
+			/* A caller waits: its request gets a transaction of its
+			 * own, committed at once, so what it waits for after
+			 * it ran is one COMMIT, not the events of a batch. */
+			if (w->nbatch > 0) {
+				rs = NULL;    /* commit the events first */
+				force = true;
+			}
+			n = 0;
+		}
+		if (rs) {
+			w->requests = w->requests_tail = NULL;
+			rs = take_requests(rs);
+		}
 		/* Hooks set or removed while this transaction waited for events
 		 * apply from the next event taken, not from the next batch. */
 		hooks = w->hooks;
@@ -389,6 +511,8 @@ static void run_batch(struct apid_writer *w)
 			enum apid_reject why = APID_REJ_DATABASE;
 
 			it->ok = apid_apply_event(w->apply, &it->env, &it->ev, i, &why) == 0;
+			if (!it->ok && why == APID_REJ_DATABASE)
+				db_failed(w);
 			if (!it->ok) {
 				if (w->o.traffic)
 					apid_traffic_rejected(w->o.traffic, it->src, why);
@@ -406,13 +530,25 @@ static void run_batch(struct apid_writer *w)
 		    (w->stopping && n == 0))
 			break;
 	}
+	/* A request-only transaction commits by its callers' deadline too. */
+	for (struct request *r = w->applied; r; r = r->next)
+		if (r->deadline && (!w->busy_until || r->deadline < w->busy_until))
+			w->busy_until = r->deadline;
 	rc = run(w, ST_COMMIT);
+	w->busy_until = 0;
 	if (rc != SQLITE_DONE) {
 		sql_failed(w, ST_COMMIT, rc);
+		db_failed(w);
 		if (!sqlite3_get_autocommit(w->db))
 			run(w, ST_ROLLBACK);
-		log_errx("batch not committed events=%zu err=\"%s\"", w->nbatch,
-			 sqlite3_errmsg(w->db));
+		/* A full disk fails every batch: once per complaint interval,
+		 * with how many were suppressed. */
+		hive_log_complain("writer commit", "batch not committed events=%zu err=\"%s\"",
+				  w->nbatch, sqlite3_errmsg(w->db));
+	} else if (sqlite3_total_changes64(w->db) != changes) {
+		/* Only a batch that wrote: one whose every statement failed
+		 * commits too, and must not end the complaint. */
+		hive_log_recovered("writer commit", "batches committed again");
 	}
 	batch_done(w, rc == SQLITE_DONE, t0);
 }
@@ -573,6 +709,7 @@ struct apid_writer *apid_writer_start(const struct apid_writer_opts *o, char *er
 	w->db = apid_store_open(w->db_path, err, errlen);
 	if (!w->db)
 		goto fail;
+	sqlite3_busy_handler(w->db, writer_busy, w);
 	apid_secrets_key_path(o->secrets_key_file, w->db_path, key_path, sizeof(key_path));
 	w->o.secrets_key_file = NULL;    /* borrowed for the start only */
 	if (!(w->secrets = apid_secrets_start(w->db, w->db_path, key_path, err, errlen)))
@@ -618,6 +755,7 @@ void apid_writer_stop(struct apid_writer *w)
 		request_fail(r, 503, "apid is stopping");
 		if (r->wait) {
 			r->done = true;
+			request_release(r);
 		} else {
 			r->next = posted;
 			posted = r;
@@ -732,28 +870,60 @@ static void request_queue(struct apid_writer *w, struct request *r)
 	pthread_cond_signal(&w->not_empty);
 }
 
-int apid_writer_run(struct apid_writer *w, apid_writer_fn *fn, void *arg, int *http_status,
-		    char *err, size_t errlen)
+int apid_writer_run_within(struct apid_writer *w, apid_writer_fn *fn, void *arg, int wait_ms,
+			   int *http_status, char *err, size_t errlen)
 {
-	struct request r = { .fn = fn, .arg = arg, .wait = true };
+	struct request *r = calloc(1, sizeof(*r));
+	int rc;
 
+	if (!r) {
+		*http_status = 503;
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	r->fn = fn;
+	r->arg = arg;
+	r->wait = true;
+	r->refs = 2;
+	r->deadline = wait_ms > 0 ? hive_mono_ms() + wait_ms : 0;
 	pthread_mutex_lock(&w->mu);
 	if (w->stopping) {
 		pthread_mutex_unlock(&w->mu);
+		free(r);
 		*http_status = 503;
 		snprintf(err, errlen, "apid is stopping");
 		return -1;
 	}
-	request_queue(w, &r);
-	while (!r.done)
-		pthread_cond_wait(&w->request_done, &w->mu);
-	pthread_mutex_unlock(&w->mu);
-	if (r.rc < 0) {
-		*http_status = r.http_status;
-		snprintf(err, errlen, "%s", r.err);
-		return -1;
+	request_queue(w, r);
+	while (!r->done) {
+		if (!r->deadline || r->started) {
+			/* Once started, the busy handler ends it by the deadline. */
+			pthread_cond_wait(&w->request_done, &w->mu);
+			continue;
+		}
+		if (hive_cond_wait_until(&w->request_done, &w->mu, r->deadline) == 0 ||
+		    r->started || r->done)
+			continue;
+		/* The writer is still busy with what came before (a batch
+		 * waiting for a lock held elsewhere): give up, unrun. */
+		r->cancelled = true;
+		request_fail(r, 503, "");
+		snprintf(r->err, sizeof(r->err), "database busy: the write waited %d ms for its "
+			 "turn and was not made; nothing was changed, try again", wait_ms);
+		break;
 	}
-	return 0;
+	rc = r->rc;
+	*http_status = r->http_status;
+	snprintf(err, errlen, "%s", r->err);
+	request_release(r);
+	pthread_mutex_unlock(&w->mu);
+	return rc < 0 ? -1 : 0;
+}
+
+int apid_writer_run(struct apid_writer *w, apid_writer_fn *fn, void *arg, int *http_status,
+		    char *err, size_t errlen)
+{
+	return apid_writer_run_within(w, fn, arg, 0, http_status, err, errlen);
 }
 
 int apid_writer_post(struct apid_writer *w, apid_writer_fn *fn, void *arg,
@@ -789,7 +959,8 @@ int apid_writer_patch_miner(struct apid_writer *w, const char *mac, int managed,
 
 	if (apid_apply_patch_miner_init(&p, mac, managed, unlock_pass, actor, http_status, err,
 					errlen) < 0 ||
-	    apid_writer_run(w, apid_apply_patch_miner, &p, http_status, err, errlen) < 0)
+	    apid_writer_run_within(w, apid_apply_patch_miner, &p, APID_WRITER_API_WAIT_MS,
+				   http_status, err, errlen) < 0)
 		return -1;
 	log_info("miner patched target=%s actor=%s", p.mac, actor && *actor ? actor : "api");
 	return 0;
@@ -802,7 +973,8 @@ int apid_writer_patch_model(struct apid_writer *w, const char *alias, const char
 
 	if (apid_apply_patch_model_init(&p, alias, max_preset, actor, http_status, err,
 					errlen) < 0 ||
-	    apid_writer_run(w, apid_apply_patch_model, &p, http_status, err, errlen) < 0)
+	    apid_writer_run_within(w, apid_apply_patch_model, &p, APID_WRITER_API_WAIT_MS,
+				   http_status, err, errlen) < 0)
 		return -1;
 	log_info("model patched target=%s actor=%s", p.alias, actor && *actor ? actor : "api");
 	return 0;

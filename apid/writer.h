@@ -74,6 +74,11 @@ struct apid_writer_stats {
 	uint64_t rolled_fleet_minutes, rolled_telemetry_hours;
 	uint64_t commit_failures;
 	uint64_t batches_lost;     /* transactions rolled back under the writer mid-batch */
+	/* Writes the database refused: an event's statement, BEGIN, COMMIT, a
+	 * transaction lost, a request that met a lock held elsewhere. */
+	uint64_t db_failures;
+	int64_t db_failed_ms;      /* monotonic ms of the last one; 0 none */
+	char db_error[160];        /* SQLite's message then */
 	uint64_t roster_gen;       /* changes when a roster field changed */
 	size_t depth;              /* events waiting */
 	size_t queue_max;
@@ -124,6 +129,18 @@ typedef int apid_writer_fn(struct apid_apply *a, void *arg, int *http_status, ch
  * caller's. Never call it on the writer thread (a request, a hook). */
 int apid_writer_run(struct apid_writer *w, apid_writer_fn *fn, void *arg, int *http_status,
 		    char *err, size_t errlen);
+
+/* What an API request waits for the writer at most (docs/api.md: 503
+ * when the database is busy beyond 2 s). */
+#define APID_WRITER_API_WAIT_MS 2000
+
+/* apid_writer_run with a deadline wait_ms from now (0: none): a request
+ * the writer has not begun by then is dropped unrun, and one it runs
+ * waits for a lock held by another connection only until then (its
+ * writes undone); both answer 503 "database busy ... nothing was
+ * changed". */
+int apid_writer_run_within(struct apid_writer *w, apid_writer_fn *fn, void *arg, int wait_ms,
+			   int *http_status, char *err, size_t errlen);
 /* Queues fn(arg) ahead of the events and returns: it is committed with the
  * next batch (it does not close it early). free_arg (may be NULL) is called
  * on arg after the transaction ended, or here when refused; a failure

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 
 #include "hive/bus.h"
 #include "hive/clock.h"
@@ -164,6 +165,12 @@ static int64_t on_beat(struct hive_loop *loop, void *arg)
 	} else {
 		c->publish_failed++;
 	}
+	{
+		/* The container's health check reads it (hive/daemon.h). */
+		struct hive_daemon_link l = { "events", hive_bus_peers(dd->events) };
+
+		hive_daemon_write_state(&dd->d, &l, 1);
+	}
 	return (int64_t)dd->d.cfg.intervals.heartbeat_seconds * 1000;
 }
 
@@ -279,6 +286,16 @@ int main(int argc, char **argv)
 			reload(&dd);
 	}
 	rc = 0;
+	if (hive_quit) {
+		/* Stopping on purpose: apid shows discoverd stopped, not missing. */
+		struct hive_msg_goodbye g;
+		struct timespec pause = { 0, 100 * 1000 * 1000 };
+
+		hive_daemon_remove_state(&dd.d);
+		hive_worker_goodbye_fill(&g, &dd.d);
+		if (disc_publish(&dd, HIVE_MSG_GOODBYE, &g) == 0 && hive_bus_peers(dd.events) > 0)
+			nanosleep(&pause, NULL);   /* before the socket closes (worker.c) */
+	}
 out:
 	/* Order: nothing may call back into what is already gone. */
 	disc_sweep_abort(&dd);

@@ -79,6 +79,11 @@ static const struct key keys[] = {
 	STR("http.auth.token", http.auth.token, C_TOKEN),
 	STR("http.auth.token_file", http.auth.token_file, C_NONEMPTY),
 	BOOL("http.auth.open_reads", http.auth.open_reads),
+	INT("http.threads", http.threads, 1, 4096),
+	INT("http.request_timeout_ms", http.request_timeout_ms, 100, 600000),
+
+	INT("health.failing_seconds", health.failing_seconds, 1, 3600),
+	STR("health.state_dir", health.state_dir, C_NONE),
 
 	STR("bus.events", bus.events, C_URL),
 	STR("bus.jobs_status", bus.jobs_status, C_URL),
@@ -1028,6 +1033,9 @@ void hive_cfg_defaults(struct hive_cfg *cfg)
 	cfg->http.max_body_bytes = 65536;
 	snprintf(cfg->http.auth.token_file, sizeof(cfg->http.auth.token_file), "data/api-token");
 	cfg->http.auth.open_reads = false;
+	cfg->http.threads = 256;
+	cfg->http.request_timeout_ms = 5000;
+	cfg->health.failing_seconds = 30;
 
 	snprintf(cfg->bus.events, sizeof(cfg->bus.events), "ipc://data/bus/events");
 	snprintf(cfg->bus.jobs_status, sizeof(cfg->bus.jobs_status), "ipc://data/bus/jobs_status");

@@ -7,6 +7,7 @@
 #include "hive/clock.h"
 #include "hive/log.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -254,6 +255,54 @@ int hive_daemon_reload(struct hive_daemon *d)
 	log_info("reloaded config=%s level=%s", hive_log_quote(d->config_path, q, sizeof(q)),
 		 d->cfg.log_level);
 	return 1;
+}
+
+static int state_path(const struct hive_daemon *d, char *out, size_t len, const char *suffix)
+{
+	int n;
+
+	if (!d->cfg.health.state_dir[0])
+		return -1;
+	n = snprintf(out, len, "%s/%s.state%s", d->cfg.health.state_dir, d->name, suffix);
+	return n > 0 && (size_t)n < len ? 0 : -1;
+}
+
+int hive_daemon_write_state(const struct hive_daemon *d, const struct hive_daemon_link *links,
+			    int n)
+{
+	char path[HIVE_CFG_PATH_MAX + 80], tmp[HIVE_CFG_PATH_MAX + 80];
+	FILE *f;
+	int bad;
+
+	if (state_path(d, path, sizeof(path), "") < 0 ||
+	    state_path(d, tmp, sizeof(tmp), ".tmp") < 0)
+		return 0;
+	if (!(f = fopen(tmp, "w"))) {
+		hive_log_complain("state file", "state file not written path=%s err=\"%s\"", tmp,
+				  strerror(errno));
+		return -1;
+	}
+	fprintf(f, "pid %ld\nbeat_ms %lld\nheartbeat_seconds %d\n", (long)getpid(),
+		(long long)hive_wall_ms(), d->cfg.intervals.heartbeat_seconds);
+	for (int i = 0; i < n; i++)
+		fprintf(f, "bus.%s %d\n", links[i].key, links[i].peers);
+	bad = ferror(f);
+	if (fclose(f) != 0 || bad || rename(tmp, path) != 0) {
+		hive_log_complain("state file", "state file not written path=%s err=\"%s\"", path,
+				  strerror(errno));
+		unlink(tmp);
+		return -1;
+	}
+	hive_log_recovered("state file", "state file written again path=%s", path);
+	return 0;
+}
+
+void hive_daemon_remove_state(const struct hive_daemon *d)
+{
+	char path[HIVE_CFG_PATH_MAX + 80];
+
+	if (state_path(d, path, sizeof(path), "") == 0)
+		unlink(path);
 }
 
 void hive_daemon_finish(struct hive_daemon *d)

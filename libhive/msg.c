@@ -404,6 +404,18 @@ static const struct hive_msg_field heartbeat_rows[] = {
 #undef S
 SCHEMA(heartbeat_schema, struct hive_msg_heartbeat, heartbeat_rows);
 
+/* ---- hive.daemon.goodbye ---- */
+#define S struct hive_msg_goodbye
+static const struct hive_msg_field goodbye_rows[] = {
+	STR(S, "daemon", daemon, HIVE_MF_REQUIRED | HIVE_MF_NONEMPTY, NAME_MAX_, "daemon name"),
+	STR(S, "host", host, 0, 128, "host name"),
+	INT(S, "pid", pid, 0, 0, I_MAX, NULL, "process id"),
+	INT(S, "started", started, 0, 0, I_MAX, "ms", "process start (wall clock)"),
+	STR(S, "reason", reason, 0, NAME_MAX_, "why it stops (\"signal\")"),
+};
+#undef S
+SCHEMA(goodbye_schema, struct hive_msg_goodbye, goodbye_rows);
+
 /* ---- hive.job.status / hive.job.telemetry ---- */
 #define S struct hive_msg_job
 static const struct hive_msg_field job_rows[] = {
@@ -527,6 +539,10 @@ static const struct hive_msg_topic topics[HIVE_MSG_KINDS] = {
 	  &job_failed_schema, "A job ended without a result (the error went as hive.miner.error)" },
 	{ HIVE_MSG_HEARTBEAT, HIVE_TOPIC_HEARTBEAT, HIVE_CH_EVENTS, HIVE_ROLE_ALL,
 	  &heartbeat_schema, "Every daemon, each intervals.heartbeat_seconds" },
+	{ HIVE_MSG_GOODBYE, HIVE_TOPIC_GOODBYE, HIVE_CH_EVENTS, HIVE_ROLE_DAEMONS,
+	  &goodbye_schema, "A daemon stopping on purpose, just before it closes its sockets: "
+	  "apid shows it as stopped, not missing (its heartbeats end without a problem or an "
+	  "alert)" },
 	{ HIVE_MSG_JOB_STATUS, HIVE_TOPIC_JOB_STATUS, HIVE_CH_JOBS, HIVE_ROLE_APID,
 	  &job_schema, "One status job (bus.jobs_status)" },
 	{ HIVE_MSG_JOB_TELEMETRY, HIVE_TOPIC_JOB_TELEMETRY, HIVE_CH_JOBS, HIVE_ROLE_APID,

@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 /* A job with less time than this before its deadline is dropped as expired:
@@ -38,6 +39,9 @@
 #define WORKER_MIN_TIMEOUT_MS 500
 #define WORKER_FIRST_BEAT_MS  1000
 #define WORKER_QUEUES_MAX     2
+/* After the goodbye, before the sockets close: nng sends it from a queue
+ * of its own, and a socket closed at once may drop it. */
+#define GOODBYE_PAUSE_MS      100
 
 /* What the worker knows of a job kind; docs/workers.md has the table. */
 static const struct job_kind {
@@ -46,10 +50,14 @@ static const struct job_kind {
 	const char *prefix;             /* of its counters: "" → jobs_received */
 	bool start_deadline;            /* the deadline is when it may start at the
 					 * latest (else when apid stops waiting) */
+	const char *key;                /* its config key under bus (the state file) */
 } job_kinds[] = {
-	{ HIVE_MSG_JOB_STATUS, offsetof(struct hive_cfg, bus.jobs_status), "", false },
-	{ HIVE_MSG_JOB_TELEMETRY, offsetof(struct hive_cfg, bus.jobs_telemetry), "", false },
-	{ HIVE_MSG_JOB_CONTROL, offsetof(struct hive_cfg, bus.jobs_control), "control_", true },
+	{ HIVE_MSG_JOB_STATUS, offsetof(struct hive_cfg, bus.jobs_status), "", false,
+	  "jobs_status" },
+	{ HIVE_MSG_JOB_TELEMETRY, offsetof(struct hive_cfg, bus.jobs_telemetry), "", false,
+	  "jobs_telemetry" },
+	{ HIVE_MSG_JOB_CONTROL, offsetof(struct hive_cfg, bus.jobs_control), "control_", true,
+	  "jobs_control" },
 };
 
 /* What a queue reads of the config (a reload rewrites d->cfg on the main
@@ -133,6 +141,16 @@ void hive_worker_error_fill(struct hive_msg_miner_error *e, const char *mac, con
 	e->message = err->msg;
 	if (job > 0)
 		e->job = job;
+}
+
+void hive_worker_goodbye_fill(struct hive_msg_goodbye *g, const struct hive_daemon *d)
+{
+	hive_msg_init(HIVE_MSG_GOODBYE, g);
+	g->daemon = d->name;
+	g->host = d->host;
+	g->pid = (long long)getpid();
+	g->started = d->boot;
+	g->reason = "signal";
 }
 
 /* ---------------------------------------------------------------- publish */
@@ -587,6 +605,33 @@ fail:
 	return NULL;
 }
 
+/* The state file (hive_daemon_write_state): the events socket and each
+ * job queue, with their peers. */
+static void write_state(struct hive_worker *w)
+{
+	struct hive_daemon_link links[WORKER_QUEUES_MAX + 1];
+	int n = 0;
+
+	links[n].key = "events";
+	links[n++].peers = hive_bus_peers(w->events);
+	for (int i = 0; i < w->nq; i++) {
+		links[n].key = w->q[i]->k->key;
+		links[n++].peers = hive_bus_peers(w->q[i]->jobs);
+	}
+	hive_daemon_write_state(w->d, links, n);
+}
+
+void hive_worker_goodbye(struct hive_worker *w)
+{
+	struct hive_msg_goodbye g;
+	struct timespec pause = { 0, GOODBYE_PAUSE_MS * 1000 * 1000 };
+
+	hive_daemon_remove_state(w->d);
+	hive_worker_goodbye_fill(&g, w->d);
+	if (hive_worker_publish(w, HIVE_MSG_GOODBYE, &g) == 0 && hive_bus_peers(w->events) > 0)
+		nanosleep(&pause, NULL);
+}
+
 static int64_t on_beat(struct hive_loop *loop, void *arg)
 {
 	struct hive_worker *w = arg;
@@ -617,6 +662,7 @@ static int64_t on_beat(struct hive_loop *loop, void *arg)
 	} else {
 		atomic_fetch_add(&w->publish_failed, 1);
 	}
+	write_state(w);
 	/* A job socket left unwatched by a failed watch gets another chance
 	 * (a threaded queue's is its own thread's business). */
 	for (int i = 0; i < w->nq; i++)
@@ -1039,6 +1085,8 @@ int hive_worker_main(const struct hive_worker_main_spec *spec, int argc, char **
 			hive_worker_configure(w);
 	}
 	log_info("stopping in_flight=%d", hive_worker_in_flight(w));
+	if (hive_quit)
+		hive_worker_goodbye(w);
 	hive_worker_stop(w);
 	if (spec->detach) {
 		w->more_counters = NULL;

@@ -419,6 +419,11 @@ static int write_configs(const char *etc)
 					     "heartbeat_seconds", 1));
 		json_object_set_new(json_object_get(c, "scheduler"), "job_timeout_seconds",
 				    json_integer(JOB_TIMEOUT_S));
+		/* apid healthy again 8 s after the last refused write. */
+		if (!json_is_object(json_object_get(c, "health")))
+			json_object_set_new(c, "health", json_object());
+		json_object_set_new(json_object_get(c, "health"), "failing_seconds",
+				    json_integer(8));
 		snprintf(path, sizeof(path), "%s/%s", etc, shipped_configs[i]);
 		/* One key per line: the health check reads the file so. */
 		if (json_dump_file(c, path, JSON_INDENT(2)) != 0 || chmod(path, 0644) != 0) {

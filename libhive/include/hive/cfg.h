@@ -116,7 +116,14 @@ struct hive_cfg {
 			char token_file[HIVE_CFG_PATH_MAX]; /* data/api-token */
 			bool open_reads;        /* GETs without a token: false */
 		} auth;
+		int threads;                    /* 256: clients served at once */
+		int request_timeout_ms;         /* 5000: a request's head, an answer's send */
 	} http;
+
+	struct {
+		int failing_seconds;            /* 30: a refused write fails health this long */
+		char state_dir[HIVE_CFG_PATH_MAX]; /* "": daemons write no state file */
+	} health;
 
 	struct {
 		char events[HIVE_CFG_URL_MAX];          /* ipc://data/bus/events */

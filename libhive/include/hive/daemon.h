@@ -49,6 +49,24 @@ void hive_daemon_start(struct hive_daemon *d, const struct hive_daemon_spec *spe
  * problem, keeps the old one and returns 0. Clears hive_reload. */
 int hive_daemon_reload(struct hive_daemon *d);
 
+/* One bus socket as the state file lists it: its config key ("events",
+ * "jobs_status", ...) and how many peers it is connected to. */
+struct hive_daemon_link {
+	const char *key;
+	int peers;
+};
+
+/* With health.state_dir set, writes <state_dir>/<name>.state (replaced
+ * whole, by rename) for the container's health check
+ * (etc/docker/healthcheck.sh, docs/operations.md): lines "pid N",
+ * "beat_ms N" (wall clock), "heartbeat_seconds N" and "bus.<key> N" (peers)
+ * per link. Call it with each heartbeat. 0, or -1 (logged, rate-limited). */
+int hive_daemon_write_state(const struct hive_daemon *d, const struct hive_daemon_link *links,
+			    int n);
+/* Removes the state file (a daemon stopping on purpose): the health check
+ * then fails at once instead of after three missed beats. */
+void hive_daemon_remove_state(const struct hive_daemon *d);
+
 /* Frees the config; logs "stopped". */
 void hive_daemon_finish(struct hive_daemon *d);
 

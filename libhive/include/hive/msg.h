@@ -46,6 +46,7 @@
 #define HIVE_TOPIC_PLANT_READING    "hive.plant.reading"
 #define HIVE_TOPIC_JOB_FAILED       "hive.job.failed"
 #define HIVE_TOPIC_HEARTBEAT        "hive.daemon.heartbeat"
+#define HIVE_TOPIC_GOODBYE          "hive.daemon.goodbye"
 #define HIVE_TOPIC_JOB_STATUS       "hive.job.status"
 #define HIVE_TOPIC_JOB_TELEMETRY    "hive.job.telemetry"
 #define HIVE_TOPIC_JOB_CONTROL      "hive.job.control"
@@ -72,6 +73,7 @@ enum hive_msg_kind {
 	HIVE_MSG_PLANT_READING,
 	HIVE_MSG_JOB_FAILED,
 	HIVE_MSG_HEARTBEAT,
+	HIVE_MSG_GOODBYE,
 	HIVE_MSG_JOB_STATUS,
 	HIVE_MSG_JOB_TELEMETRY,
 	HIVE_MSG_JOB_CONTROL,
@@ -313,6 +315,14 @@ struct hive_msg_heartbeat {
 	long long pid, started, in_flight;
 	double latency_ms;
 	json_t *counters;                   /* {name: integer} */
+};
+
+/* A daemon stopping on purpose (SIGTERM, SIGINT), sent before it closes
+ * its sockets: apid then counts it as stopped, not missing. */
+struct hive_msg_goodbye {
+	const char *daemon, *host;
+	long long pid, started;
+	const char *reason;
 };
 
 struct hive_msg_job {

@@ -148,6 +148,13 @@ int hive_worker_time_left(const struct hive_worker_job *job);
  * points to after the call. NULL, or a result that cannot be encoded,
  * fails the job as "internal". */
 void hive_worker_done(struct hive_worker_job *job, void *result);
+
+/* A daemon stopping on purpose: fills hive.daemon.goodbye (reason
+ * "signal"); hive_worker_goodbye removes the state file, publishes it on
+ * bus.events and gives it a moment to leave before the sockets close
+ * (hive_worker_main does so on SIGTERM/SIGINT). */
+void hive_worker_goodbye_fill(struct hive_msg_goodbye *g, const struct hive_daemon *d);
+void hive_worker_goodbye(struct hive_worker *w);
 /* Ends job with an error: publishes hive.miner.error (op from the spec,
  * kind = hive_fw_err_name) and hive.job.failed, logs it rate-limited per
  * miner, counts it, frees job. */

@@ -23,12 +23,15 @@ function daemonRows(h, now) {
 		return emptyRow(8, 'No heartbeat received yet.');
 	return list.map((d) => {
 		const ok = H.alive(d);
+		// Said goodbye (stopped on purpose): not a dead one.
+		const stopped = !ok && typeof d.stopped_ms === 'number';
+		const pill = stopped ? ['off', 'stopped'] : ok ? ['ok', 'alive'] : ['bad', 'silent'];
 		const t = now - d.heartbeat_age_ms;
-		return `<tr class="${ok ? '' : 'dead'}">
+		return `<tr class="${ok || stopped ? '' : 'dead'}">
 			<td>${f.esc(d.daemon)}</td>
 			<td>${f.esc(d.host)}</td>
 			<td class="num">${f.esc(d.pid)}</td>
-			<td><span class="pill pill-${ok ? 'ok' : 'bad'}">${ok ? 'alive' : 'silent'}</span></td>
+			<td><span class="pill pill-${pill[0]}">${pill[1]}</span></td>
 			<td title="${f.esc(f.when(t))}">${f.esc(f.ago(t, now))}</td>
 			<td class="num">${f.num(d.in_flight)}</td>
 			<td class="num">${f.isNum(d.latency_ms) ? f.num(d.latency_ms) + ' ms' : '–'}</td>
