@@ -156,17 +156,18 @@ TEST_ENV = HIVE_BIN=$(BIN) POWERHIVE_TEST_SANITIZE=$(SANITIZE) \
 # (test_install), Prometheus's config (test_monitoring), the image, which is
 # built with its own flags (test_compose, test_compose_up), and minersim's
 # own behaviour (test_minersim; the sanitized minersim runs in every other
-# end-to-end test); three fleet-size scenarios (test_fleet_offline,
-# test_fleet_sweep16, test_control: thousands of miners for timing and
-# counts, while the code they drive runs sanitized in test_apid_sweep,
-# test_msg, test_fleet and test_control_jobs); and two long scenario
+# end-to-end test); four fleet-size scenarios (test_fleet,
+# test_fleet_offline, test_fleet_sweep16, test_control: thousands of miners
+# for timing and counts, while the code they drive runs sanitized in
+# test_apid_sweep, test_msg, test_run, test_workers, test_worker_jobs,
+# test_bus_tls and test_control_jobs); and two long scenario
 # tests whose code runs sanitized elsewhere: test_power (the balancer's
 # cycles, fallback and dry run run in test_alerts_farm, the allocator in
 # test_apid_allocate) and test_alerts (the engine fires, groups and
 # notifies in test_notify and test_alerts_farm). It keeps CI well under
 # its 30 minutes.
 SAN_SKIP := test_browser test_install test_monitoring test_compose test_compose_up test_minersim \
-            test_fleet_offline test_fleet_sweep16 test_control test_power test_alerts
+            test_fleet test_fleet_offline test_fleet_sweep16 test_control test_power test_alerts
 RUN_TEST_BIN := $(if $(SANITIZE),$(filter-out $(SAN_SKIP:%=$(BIN)/tests/e2e/%),$(TEST_BIN)),$(TEST_BIN))
 test: deps-test
 	@$(MAKE) --no-print-directory -j$$(nproc) all tests
