@@ -1008,6 +1008,22 @@ int api_db_fail(struct api_req *r, sqlite3_stmt *st)
 	return api_error(r, 500, "database error");
 }
 
+int api_send_rows(struct api_req *r, sqlite3_stmt *st, json_t *(*row)(sqlite3_stmt *st),
+		  const char *key)
+{
+	json_t *list = json_array();
+	int rc;
+
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		json_array_append_new(list, row(st));
+	if (rc != SQLITE_DONE) {
+		json_decref(list);
+		return api_db_fail(r, st);
+	}
+	sqlite3_reset(st);
+	return api_json(r, 200, json_pack("{s:o}", key, list));
+}
+
 /* ------------------------------------------------------------ the worker */
 
 struct api_worker *api_worker_new(const char *db_path)

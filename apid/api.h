@@ -190,6 +190,10 @@ bool api_alias_ok(const char *alias);
 sqlite3_stmt *api_stmt(struct api_req *r, const char *sql);
 /* Answers 500 for a failed step of st and logs SQLite's message. */
 int api_db_fail(struct api_req *r, sqlite3_stmt *st);
+/* Answers 200 with {key: [row(st) for every row st steps to]} (st bound
+ * already), or as api_db_fail. */
+int api_send_rows(struct api_req *r, sqlite3_stmt *st, json_t *(*row)(sqlite3_stmt *st),
+		  const char *key);
 
 /* Column values as JSON (new references; SQL NULL → JSON null). */
 json_t *api_col(sqlite3_stmt *st, int i);

@@ -316,8 +316,6 @@ int api_silences_list(struct api_req *r)
 	long long limit, before;
 	int all;
 	sqlite3_stmt *st;
-	json_t *list;
-	int rc;
 
 	if (api_params_allow(r, allowed) < 0 || api_param_bool(r, "all", &all) < 0 ||
 	    api_param_int(r, "limit", 1, LIST_MAX, LIST_DEFAULT, &limit) < 0 ||
@@ -331,15 +329,7 @@ int api_silences_list(struct api_req *r)
 	sqlite3_bind_int(st, 2, all == 1);
 	sqlite3_bind_int64(st, 3, limit);
 	sqlite3_bind_int64(st, 9, hive_wall_ms());
-	list = json_array();
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-		json_array_append_new(list, silence_json(st));
-	if (rc != SQLITE_DONE) {
-		json_decref(list);
-		return api_db_fail(r, st);
-	}
-	sqlite3_reset(st);
-	return api_json(r, 200, json_pack("{s:o}", "silences", list));
+	return api_send_rows(r, st, silence_json, "silences");
 }
 
 struct silence_req {

@@ -115,22 +115,12 @@ int api_whoami(struct api_req *r)
 int api_tokens_list(struct api_req *r)
 {
 	sqlite3_stmt *st;
-	json_t *list;
-	int rc;
 
 	if (api_params_allow(r, (const char *const[]){ NULL }) < 0)
 		return r->status;
 	if (!(st = api_stmt(r, "SELECT " TOKEN_COLS " FROM tokens ORDER BY name")))
 		return r->status;
-	list = json_array();
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-		json_array_append_new(list, token_json(st));
-	if (rc != SQLITE_DONE) {
-		json_decref(list);
-		return api_db_fail(r, st);
-	}
-	sqlite3_reset(st);
-	return api_json(r, 200, json_pack("{s:o}", "tokens", list));
+	return api_send_rows(r, st, token_json, "tokens");
 }
 
 /* ------------------------------------------------------------ create, revoke */

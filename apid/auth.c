@@ -473,28 +473,21 @@ void apid_auth_limit_counts(struct apid_auth_limit *l, unsigned long long *faile
 
 bool apid_auth_bearer_ok(const char *header, const char *token)
 {
-	size_t want, got, i;
+	char got[APID_TOKEN_MAX + 1];
+	size_t want, n, i;
 	unsigned diff;
 
-	if (!header || !token || !token[0])
+	if (!token || !token[0] || !apid_auth_bearer_token(header, got, sizeof(got)))
 		return false;
-	while (*header == ' ' || *header == '\t')
-		header++;
-	if (strncasecmp(header, "Bearer", 6) != 0 || (header[6] != ' ' && header[6] != '\t'))
-		return false;
-	header += 6;
-	while (*header == ' ' || *header == '\t')
-		header++;
-	got = strlen(header);
-	while (got > 0 && (header[got - 1] == ' ' || header[got - 1] == '\t'))
-		got--;
+	n = strlen(got);
 	want = strlen(token);
 	/* Work depends on the token's length only: every byte of it is
 	 * compared, a shorter candidate reads as zeros. */
-	diff = got != want;
+	diff = n != want;
 	for (i = 0; i < want; i++) {
-		unsigned char c = i < got ? (unsigned char)header[i] : 0;
+		unsigned char c = i < n ? (unsigned char)got[i] : 0;
 		diff |= (unsigned)(c ^ (unsigned char)token[i]);
 	}
+	explicit_bzero(got, sizeof(got));
 	return diff == 0;
 }

@@ -363,6 +363,21 @@ static int check_identity(sqlite3 *db, const char *path, char *err, size_t errle
 	return 0;
 }
 
+/* The directory path's file is in ("." for a bare name). */
+static void dir_of(const char *path, char *dir, size_t len)
+{
+	char *slash;
+
+	snprintf(dir, len, "%s", path);
+	slash = strrchr(dir, '/');
+	if (!slash)
+		snprintf(dir, len, ".");
+	else if (slash == dir)
+		dir[1] = '\0';
+	else
+		*slash = '\0';
+}
+
 /* mkdir -p of path's directory; what it creates is 0700 (the database
  * holds the farm's secrets, encrypted or not). */
 static int make_parent(const char *path, char *err, size_t errlen)
@@ -482,7 +497,7 @@ int apid_store_vacuum(sqlite3 *db, const char *path, const char *why, char *err,
 	long long unused = query_int(db, "PRAGMA freelist_count");
 	long long psize = query_int(db, "PRAGMA page_size");
 	long long data, free_db, free_tmp, t0, ms;
-	char dir[4096], *slash, msg[768];
+	char dir[4096], msg[768];
 	const char *tmp = temp_dir();
 	dev_t dev_db, dev_tmp;
 
@@ -492,14 +507,7 @@ int apid_store_vacuum(sqlite3 *db, const char *path, const char *why, char *err,
 		return -1;
 	}
 	data = (pages - unused) * psize;
-	snprintf(dir, sizeof(dir), "%s", path);
-	slash = strrchr(dir, '/');
-	if (!slash)
-		snprintf(dir, sizeof(dir), ".");
-	else if (slash == dir)
-		dir[1] = '\0';
-	else
-		*slash = '\0';
+	dir_of(path, dir, sizeof(dir));
 	if (free_space(dir, &free_db, &dev_db) < 0 || free_space(tmp, &free_tmp, &dev_tmp) < 0) {
 		snprintf(err, errlen, "%s: cannot read the free disk space: %s", path,
 			 strerror(errno));
@@ -572,7 +580,7 @@ static int create_private(const char *path, char *err, size_t errlen)
 static void check_modes(const char *path)
 {
 	static const char *const suffix[] = { "", "-wal", "-shm" };
-	char f[4200], dir[4096], *slash;
+	char f[4200], dir[4096];
 	struct stat sb;
 
 	for (size_t i = 0; i < sizeof(suffix) / sizeof(suffix[0]); i++) {
@@ -586,14 +594,7 @@ static void check_modes(const char *path)
 			log_warnx("database file open to group or others file=%s mode=%03o"
 				  " (chmod 600 it)", f, (unsigned)(sb.st_mode & 0777));
 	}
-	snprintf(dir, sizeof(dir), "%s", path);
-	slash = strrchr(dir, '/');
-	if (!slash)
-		snprintf(dir, sizeof(dir), ".");
-	else if (slash == dir)
-		dir[1] = '\0';
-	else
-		*slash = '\0';
+	dir_of(path, dir, sizeof(dir));
 	if (stat(dir, &sb) == 0 && (sb.st_mode & 077))
 		log_warnx("database directory open to group or others dir=%s mode=%03o"
 			  " (chmod 700 it: the database and its keys are apid's alone)", dir,
