@@ -6,8 +6,10 @@
 #
 # Stage 1 builds the tree with Debian 12's packages, as `make` does on a
 # host. Stage 2 is what runs: the binaries, the dashboard, the shared
-# libraries they link, curl and ss (iproute2) for the health checks and
-# sqlite3 for online backups (docs/operations.md) — no compiler, no
+# libraries they link, curl and ss (iproute2) for the health checks,
+# sqlite3 for online backups (docs/operations.md) and stunnel4 for the
+# `https` service (systemd-standalone-sysusers satisfies its sysusers
+# dependency without all of systemd) — no compiler, no
 # headers, no apt lists. It runs as the unprivileged user powerhive
 # (uid/gid 10001, fixed so that a rebuilt image still owns the database
 # volume). /run/powerhive (0700, powerhive's) is where apid's ipc:// bus
@@ -46,6 +48,7 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       libnng1 libcurl4 libsqlite3-0 libjansson4 libcivetweb1 libmodbus5 libmbedcrypto7 \
       ca-certificates curl sqlite3 iproute2 \
+      stunnel4 systemd-standalone-sysusers \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin \
  && groupadd --system --gid "$POWERHIVE_UID" powerhive \
  && useradd --system --uid "$POWERHIVE_UID" --gid powerhive --no-create-home \
@@ -55,6 +58,7 @@ RUN apt-get update \
 COPY --from=build /src/bin/apid /src/bin/discoverd /src/bin/pollerd /src/bin/telemetryd \
      /src/bin/hivectl /usr/local/bin/
 COPY etc/docker/healthcheck.sh /usr/local/bin/powerhive-healthcheck
+COPY etc/docker/https.sh /usr/local/bin/powerhive-https
 COPY web /usr/share/powerhive/web
 COPY etc/powerhive.json etc/powerhive.compose.json etc/powerhive.compose-apid.json \
      etc/powerhive.compose-discoverd.json /etc/powerhive/

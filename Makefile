@@ -83,6 +83,9 @@ DEB_BUILD := gcc make pkg-config libnng-dev libcurl4-openssl-dev libsqlite3-dev 
              libjansson-dev libcivetweb-dev libcmocka-dev libmodbus-dev libmbedtls-dev
 DEB_TEST  := curl sqlite3 iproute2 docker-compose prometheus chromium systemd openssl
 DEB_BENCH := wrk nmap
+# HTTPS in front of apid (etc/https, powerhive-https.service, test_https):
+# the TLS terminator and the tool that makes certificates.
+DEB_HTTPS := stunnel4 openssl
 DEB_FUZZ  := clang libclang-rt-14-dev
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 define apt_ensure
@@ -96,6 +99,7 @@ define apt_ensure
 endef
 deps:
 	$(call apt_ensure,$(DEB_BUILD))
+	$(call apt_ensure,$(DEB_HTTPS))
 deps-test: deps
 	$(call apt_ensure,$(DEB_TEST))
 
@@ -267,6 +271,8 @@ install:
 	install -m 0644 etc/systemd/sysusers.d/powerhive.conf '$(DESTDIR)$(SYSUSERSDIR)/powerhive.conf'
 	sed '$(INSTALL_SED)' etc/powerhive.host.json > '$(SHARE)/powerhive.json.example' && \
 	  chmod 0644 '$(SHARE)/powerhive.json.example'
+	sed '$(INSTALL_SED)' etc/https/stunnel.conf > '$(SHARE)/stunnel.conf.example' && \
+	  chmod 0644 '$(SHARE)/stunnel.conf.example'
 	@if [ -z '$(DESTDIR)' ] && command -v systemd-sysusers >/dev/null; then \
 	  systemd-sysusers '$(SYSUSERSDIR)/powerhive.conf' || exit 1; fi
 	@cfg='$(DESTDIR)$(SYSCONFDIR)/powerhive/powerhive.json'; \
@@ -274,6 +280,10 @@ install:
 	  (umask 027 && sed '$(INSTALL_SED)' etc/powerhive.host.json > "$$cfg") || exit 1; \
 	  if [ -z '$(DESTDIR)' ] && getent group powerhive >/dev/null; then chgrp powerhive "$$cfg" || exit 1; fi; \
 	  echo "install: wrote $$cfg (set network.subnets: docs/install.md)"; fi
+	@tls='$(DESTDIR)$(SYSCONFDIR)/powerhive/stunnel.conf'; \
+	if [ -e "$$tls" ]; then echo "install: kept $$tls"; else \
+	  sed '$(INSTALL_SED)' etc/https/stunnel.conf > "$$tls" && chmod 0644 "$$tls" || exit 1; \
+	  echo "install: wrote $$tls (HTTPS: docs/operations.md)"; fi
 uninstall:
 	rm -f $(foreach p,$(DAEMONS) hivectl hive-certs,'$(DESTDIR)$(PREFIX)/bin/$(p)') \
 	  $(INSTALL_UNITS:etc/systemd/%='$(DESTDIR)$(UNITDIR)/%') '$(DESTDIR)$(SYSUSERSDIR)/powerhive.conf'

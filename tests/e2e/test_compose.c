@@ -7,9 +7,12 @@
  * (powerhive-healthcheck, etc/docker/healthcheck.sh) and restart policies,
  * apid's database on a named volume, discoverd on the host's network,
  * the bus on ipc:// sockets in a volume only the suite's services mount
- * (no bus port published or listening on the compose network). The
- * configs the services name must exist under etc/, pass `apid -n`, name
- * the same sockets, and scan loopback only. The Dockerfile must copy only what
+ * (no bus port published or listening on the compose network); apid's
+ * plain HTTP published on the host's loopback only, and the https service
+ * (stunnel, etc/https/stunnel-compose.conf) in front of it, which refuses
+ * to start without its certificate and key. The configs the services
+ * name must exist under etc/, pass `apid -n`, name the same sockets, and
+ * scan loopback only. The Dockerfile must copy only what
  * exists and .dockerignore does not hide. The test override
  * (tests/compose/docker-compose.test.yml) must merge with the file. A
  * broken copy of the file must be refused: the validation is real. */
@@ -108,6 +111,7 @@ static void test_services(void **state)
 	assert_non_null(strstr(list, "discoverd\n"));
 	assert_non_null(strstr(list, "pollerd\n"));
 	assert_non_null(strstr(list, "telemetryd\n"));
+	assert_non_null(strstr(list, "https\n"));
 	free(list);
 	assert_int_equal(tl_run("docker-compose -f " COMPOSE_FILE " config --volumes", &list), 0);
 	assert_non_null(strstr(list, "powerhive-data"));
@@ -175,8 +179,9 @@ static void test_apid_service(void **state)
 	/* the bus is no port: only the dashboard is published */
 	assert_null(strstr(s, ":5550"));
 	assert_null(strstr(s, ":5553"));
-	assert_non_null(strstr(s, "target: 8080"));
-	/* /api/health with the token, and the database takes writes */
+	/* plain HTTP for this host only; other machines use https */
+	assert_true(has_line(s, "- 127.0.0.1:8080:8080/tcp"));
+	/* /api/live: apid answers and the database takes writes */
 	assert_non_null(strstr(s, "- powerhive-healthcheck\n      - apid\n"
 				  "      - /etc/powerhive/powerhive.compose-apid.json\n"));
 	assert_null(strstr(s, "network_mode:"));
@@ -193,6 +198,55 @@ static void test_discoverd_service(void **state)
 	assert_true(has_line(s, "- powerhive-bus:/run/powerhive:rw"));
 	assert_non_null(strstr(s, "/etc/powerhive/powerhive.compose-discoverd.json"));
 	assert_null(strstr(s, "\n    ports:"));
+	free(s);
+}
+
+static json_t *load(const char *path);
+
+/* The https service: the suite's image running stunnel through
+ * powerhive-https with the compose config, publishing 8443, the
+ * certificate directory mounted read-only; its config forwards to apid's
+ * HTTP port on the compose network with TLS 1.2 at least. */
+static void test_https_service(void **state)
+{
+	char *s = service("https"), *conf = tl_read_file("etc/https/stunnel-compose.conf");
+	char *out = NULL;
+	json_t *hub;
+	char connect[64];
+
+	(void)state;
+	assert_non_null(s);
+	assert_non_null(conf);
+	if (!has_line(s, "image: powerhive:local") || !has_line(s, "restart: unless-stopped") ||
+	    !has_line(s, "init: true") || !has_line(s, "- powerhive-https") ||
+	    !has_line(s, "- /etc/powerhive/https/stunnel-compose.conf") ||
+	    !strstr(s, "- published: 8443\n      target: 8443\n") ||
+	    !strstr(s, ":/etc/powerhive-https:ro") || !strstr(s, "depends_on:\n      apid:") ||
+	    strstr(s, "network_mode:")) {
+		fprintf(stderr, "the https service is not stunnel on 8443 with its certificates:\n%s\n", s);
+		fail();
+	}
+	hub = load("etc/powerhive.compose-apid.json");
+	assert_non_null(hub);
+	snprintf(connect, sizeof(connect), "connect = apid:%s",
+		 strrchr(json_string_value(json_object_get(json_object_get(hub, "http"), "addr")),
+			 ':') + 1);
+	json_decref(hub);
+	assert_true(has_line(conf, connect));
+	assert_true(has_line(conf, "accept = 8443"));
+	assert_true(has_line(conf, "delay = yes"));
+	assert_true(has_line(conf, "foreground = yes"));
+	assert_true(has_line(conf, "sslVersionMin = TLSv1.2"));
+	assert_true(has_line(conf, "cert = /etc/powerhive-https/cert.pem"));
+	assert_true(has_line(conf, "key = /etc/powerhive-https/key.pem"));
+	/* No certificate (none on this host at that path): exit 1 naming the
+	 * file, before stunnel starts; never a plain listener. */
+	assert_int_equal(tl_run("sh -n etc/docker/https.sh 2>&1", &out), 0);
+	free(out);
+	assert_int_equal(tl_run("sh etc/docker/https.sh etc/https/stunnel-compose.conf 2>&1", &out), 1);
+	assert_non_null(strstr(out, "powerhive-https: /etc/powerhive-https/cert.pem is missing"));
+	free(out);
+	free(conf);
 	free(s);
 }
 
@@ -342,7 +396,7 @@ static void test_healthcheck_script(void **state)
 static void test_override_merges(void **state)
 {
 	static const char *const names[] = { "apid", "discoverd", "pollerd", "telemetryd",
-					     "minersim", "prometheus", "grafana" };
+					     "minersim", "prometheus", "grafana", "https" };
 	char *saved = normalised;
 
 	(void)state;
@@ -401,6 +455,7 @@ int main(void)
 		cmocka_unit_test(test_workers_scale),
 		cmocka_unit_test(test_apid_service),
 		cmocka_unit_test(test_discoverd_service),
+		cmocka_unit_test(test_https_service),
 		cmocka_unit_test(test_configs),
 		cmocka_unit_test(test_dockerfile),
 		cmocka_unit_test(test_healthcheck_script),

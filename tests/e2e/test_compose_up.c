@@ -17,14 +17,19 @@
  *     fleet is polled again, the worker containers untouched turn healthy;
  *   - a write lock held on the database: apid's health check turns
  *     unhealthy, and healthy again once it is released;
+ *   - HTTPS: the https service (stunnel in the image, the shipped
+ *     etc/https/stunnel-compose.conf with the test's ports) answers
+ *     `curl --cacert <ca> https://localhost:<port>/api/health` with 200,
+ *     refuses a client without the CA and plain HTTP; without its
+ *     certificate the image's powerhive-https exits 1 naming the file;
  *   - docker-compose down leaves nothing running.
  * Figures: each phase's time, the build's, the image's size.
  *
  * docker-compose 1.29 (Debian 12's) refuses a service in the host's
  * network that publishes ports ("host" network_mode is incompatible with
  * port_bindings), and an override cannot take apid's away: the test runs
- * the merged file (`docker-compose config`) less apid's ports, which mean
- * nothing in the host's network. Everything else is the shipped file.
+ * the merged file (`docker-compose config`) less apid's and https's ports,
+ * which mean nothing in the host's network. Everything else is the shipped file.
  *
  * Skipped, with one line saying why, where no engine can run, and in a
  * sanitizer pass (POWERHIVE_TEST_SANITIZE, set by the Makefile): the image
@@ -80,6 +85,8 @@ static bool engine_ours;          /* dockerd started (or taken over) by engine.s
 static int started, finished;     /* tests begun and run to the end */
 static char *volumes_before;      /* `docker volume ls -q` before up */
 static int64_t t_setup;
+static int https_port;            /* the https service's, on 127.0.0.1 */
+static char https_ca[1400];       /* the CA its certificate is signed by */
 
 /* ------------------------------------------------------------ helpers */
 
@@ -435,6 +442,60 @@ static int write_configs(const char *etc)
 	return 0;
 }
 
+/* The https service's inputs: etc/https/stunnel-compose.conf as shipped
+ * but for accept (127.0.0.1:<https_port>) and connect (apid's HTTP on
+ * 127.0.0.1), and in <dir>/https (POWERHIVE_HTTPS_DIR) a certificate for
+ * localhost and 127.0.0.1 signed by a CA made here, the key owned by the
+ * image's user (10001) with mode 0600, as docs/operations.md says. */
+static int write_https(const char *etc)
+{
+	char dir[1300], path[1400], *text, *out = NULL, *save = NULL;
+	size_t cap, used = 0;
+	int seen = 0;
+
+	https_port = tl_free_port();
+	if (!(text = tl_read_file("etc/https/stunnel-compose.conf")))
+		return -1;
+	cap = strlen(text) + 256;
+	out = calloc(1, cap);
+	for (char *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+		if (strncmp(l, "accept = ", 9) == 0) {
+			used += (size_t)snprintf(out + used, cap - used, "accept = 127.0.0.1:%d\n", https_port);
+			seen++;
+		} else if (strncmp(l, "connect = ", 10) == 0) {
+			used += (size_t)snprintf(out + used, cap - used, "connect = 127.0.0.1:%d\n",
+						 s.http_port);
+			seen++;
+		} else {
+			used += (size_t)snprintf(out + used, cap - used, "%s\n", l);
+		}
+	}
+	free(text);
+	snprintf(dir, sizeof(dir), "%s/https", etc);
+	snprintf(path, sizeof(path), "%s/stunnel-compose.conf", dir);
+	if (seen != 2 || mkdir(dir, 0755) != 0 || tl_write_file(path, out) != 0 ||
+	    chmod(path, 0644) != 0) {
+		fprintf(stderr, "etc/https/stunnel-compose.conf: want one accept and one connect line\n");
+		free(out);
+		return -1;
+	}
+	free(out);
+	snprintf(dir, sizeof(dir), "%s/https", s.dir);
+	snprintf(https_ca, sizeof(https_ca), "%s/ca.pem", dir);
+	if (mkdir(dir, 0755) != 0 ||
+	    sh(NULL, false, "cd '%s' && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 "
+	       "-nodes -days 2 -subj '/CN=PowerHive compose test CA' -keyout ca.key -out ca.pem "
+	       "-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign && "
+	       "openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=localhost "
+	       "-keyout key.pem -out server.csr -addext subjectAltName=DNS:localhost,IP:127.0.0.1 && "
+	       "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 "
+	       "-copy_extensions copyall -out cert.pem && chmod 0600 key.pem && chmod 0644 cert.pem && "
+	       "chown 10001:10001 key.pem", dir) != 0)
+		return -1;
+	setenv("POWERHIVE_HTTPS_DIR", dir, 1);
+	return 0;
+}
+
 /* The merged compose file, less apid's published ports (see the top). */
 static int render(void)
 {
@@ -453,21 +514,26 @@ static int render(void)
 		free(why);
 		goto out;
 	}
-	svc = strstr(text, "\n  apid:\n");
-	if (!svc)
-		goto out;
-	for (end = svc + 9; *end && !(end[0] == '\n' && end[1] == ' ' && end[2] == ' ' &&
-				      end[3] != ' ' && end[3] != '-'); end++)
-		;
-	ports = strstr(svc, "\n    ports:\n");
-	if (!ports || ports > end) {
-		fprintf(stderr, "render: apid publishes no ports: the workaround can go\n");
-		goto out;
+	for (int k = 0; k < 2; k++) {
+		const char *head = k == 0 ? "\n  apid:\n" : "\n  https:\n";
+
+		svc = strstr(text, head);
+		if (!svc)
+			goto out;
+		for (end = svc + strlen(head) - 1; *end && !(end[0] == '\n' && end[1] == ' ' &&
+			end[2] == ' ' && end[3] != ' ' && end[3] != '-'); end++)
+			;
+		ports = strstr(svc, "\n    ports:\n");
+		if (!ports || ports > end) {
+			fprintf(stderr, "render: %.*s publishes no ports: the workaround can go\n",
+				(int)strlen(head) - 4, head + 3);
+			goto out;
+		}
+		/* The list: lines "    - ..." and their continuations "      ...". */
+		for (p = ports + 12; strncmp(p, "    - ", 6) == 0 || strncmp(p, "      ", 6) == 0;)
+			p += strcspn(p, "\n") + 1;
+		memmove(ports + 1, p, strlen(p) + 1);
 	}
-	/* The list: lines "    - ..." and their continuations "      ...". */
-	for (p = ports + 12; strncmp(p, "    - ", 6) == 0 || strncmp(p, "      ", 6) == 0;)
-		p += strcspn(p, "\n") + 1;
-	memmove(ports + 1, p, strlen(p) + 1);
 	rc = tl_write_file(compose_file, text);
 out:
 	free(text);
@@ -521,7 +587,8 @@ static int setup(void **state)
 		return -1;
 	/* The containers' user (uid 10001) reads the configs. */
 	snprintf(etc, sizeof(etc), "%s/etc", s.dir);
-	if (chmod(s.dir, 0755) != 0 || mkdir(etc, 0755) != 0 || write_configs(etc) != 0)
+	if (chmod(s.dir, 0755) != 0 || mkdir(etc, 0755) != 0 || write_configs(etc) != 0 ||
+	    write_https(etc) != 0)
 		return -1;
 	snprintf(compose_file, sizeof(compose_file), "%s/docker-compose.yml", s.dir);
 	snprintf(path, sizeof(path), "%s", tl_bin("minersim"));
@@ -616,6 +683,16 @@ static void test_image(void **state)
 		fail();
 	}
 	free(out);
+	/* The https service without its certificate: exit 1 naming the file,
+	 * stunnel never started. */
+	assert_int_equal(sh(&out, true, "docker run --rm --network none -v '%s:/etc/powerhive:ro' "
+			    IMAGE " powerhive-https /etc/powerhive/https/stunnel-compose.conf",
+			    getenv("POWERHIVE_TEST_ETC")), 1);
+	if (!strstr(out, "powerhive-https: /etc/powerhive-https/cert.pem is missing")) {
+		fprintf(stderr, "powerhive-https without a certificate said:\n%s\n", out);
+		fail();
+	}
+	free(out);
 	END();
 }
 
@@ -686,6 +763,31 @@ static void test_healthy(void **state)
 	BEGIN();
 	printf("compose: every health check healthy after %.1f s more\n",
 	       wait_health(all_services, "healthy", 60000));
+	END();
+}
+
+/* HTTPS through the https service: verified with the test's CA, by the
+ * name localhost; refused without it; plain HTTP gets no answer. */
+static void test_https(void **state)
+{
+	char *out = NULL;
+
+	BEGIN();
+	assert_int_equal(tl_wait_port("127.0.0.1", https_port, 20000), 0);
+	assert_int_equal(sh(&out, false, "curl -sS --max-time 10 --cacert '%s' -H '%s' -o /dev/null "
+			    "-w '%%{http_code}' https://localhost:%d/api/health", https_ca, s.auth,
+			    https_port), 0);
+	assert_string_equal(out, "200");
+	free(out);
+	assert_int_equal(sh(&out, true, "curl -sS --max-time 10 -o /dev/null https://localhost:%d/"
+			    "api/health", https_port), 60);
+	free(out);
+	assert_int_not_equal(sh(&out, true, "curl -sS --max-time 10 -o /dev/null -w '%%{http_code}' "
+				"http://127.0.0.1:%d/api/health", https_port), 0);
+	assert_non_null(strstr(out, "000"));
+	free(out);
+	printf("compose: https://localhost:%d/api/health 200 with the CA; refused without it "
+	       "and in plain HTTP\n", https_port);
 	END();
 }
 
@@ -1007,6 +1109,7 @@ static void test_down(void **state)
 	free(out);
 	assert_int_not_equal(tl_wait_port("127.0.0.1", s.http_port, 200), 0);
 	assert_int_not_equal(tl_wait_port("127.0.0.1", s.admin_port, 200), 0);
+	assert_int_not_equal(tl_wait_port("127.0.0.1", https_port, 200), 0);
 	/* The volume outlives down (the database); down -v takes it. */
 	assert_int_equal(sh(&out, false, "docker volume ls -q --filter label=com.docker.compose."
 			    "project=" PROJECT), 0);
@@ -1026,6 +1129,7 @@ int main(void)
 		cmocka_unit_test(test_image),
 		cmocka_unit_test(test_up_polled),
 		cmocka_unit_test(test_healthy),
+		cmocka_unit_test(test_https),
 		cmocka_unit_test(test_scale),
 		cmocka_unit_test(test_apid_restart),
 		cmocka_unit_test(test_apid_database_unwritable),

@@ -19,12 +19,17 @@
  *      copies whose ExecStart names the DESTDIR binary, nothing else
  *      changed. A broken copy must be reported (the check is real).
  *      `systemd-analyze security --offline=yes` rates each unit (figure);
+ *   3b. HTTPS: powerhive-https.service runs Debian's stunnel4 with the
+ *      installed /etc/powerhive/stunnel.conf (etc/https/stunnel.conf with
+ *      SYSCONFDIR put in, kept on a second install) as powerhive with
+ *      CAP_NET_BIND_SERVICE alone, the same sandbox, no access to
+ *      /var/lib/powerhive; verify prints nothing; its exposure (figure);
  *   4. the sysusers.d snippet creates the powerhive user in a scratch root;
  *   5. the installed apid, with the installed config moved to temp paths
  *      and free loopback ports, serves /api/health and the installed web
  *      root's index.html;
  *   6. a second install keeps an edited config;
- *   7. uninstall removes everything but the config.
+ *   7. uninstall removes everything but the configs.
  *
  * KEEP_TMP=1 keeps the temp dir (the DESTDIR tree, the copies verified).
  */
@@ -274,6 +279,10 @@ static void test_files(void **state)
 	expect(want, "usr/lib/sysusers.d/powerhive.conf", 0644);
 	expect(want, "usr/share/powerhive/powerhive.json.example", 0644);
 	expect(want, "etc/powerhive/powerhive.json", 0640);
+	/* HTTPS: stunnel in front of apid (docs/operations.md, HTTPS). */
+	expect(want, "usr/lib/systemd/system/powerhive-https.service", 0644);
+	expect(want, "usr/share/powerhive/stunnel.conf.example", 0644);
+	expect(want, "etc/powerhive/stunnel.conf", 0644);
 	web = walk("web");
 	assert_true(json_object_size(web) > 3);
 	json_object_foreach(web, rel, v) {
@@ -508,6 +517,67 @@ static void test_units(void **state)
 	ended++;
 }
 
+/* powerhive-https.service: stunnel with the installed config, the
+ * daemons' sandbox but for the one capability to bind 443. */
+static void test_https_unit(void **state)
+{
+	static const char *const lines[] = {
+		"ExecStart=/usr/bin/stunnel4 /etc/powerhive/stunnel.conf",
+		"AmbientCapabilities=CAP_NET_BIND_SERVICE",
+		"CapabilityBoundingSet=CAP_NET_BIND_SERVICE",
+		"InaccessiblePaths=-/var/lib/powerhive",
+		"After=network-online.target powerhive-apid.service",
+	};
+	char path[4096], conf[4096], cmd[8192], *text, *want, *out = NULL;
+	const char *at;
+	double exposure = 99;
+	int bad = 0;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/usr/lib/systemd/system/powerhive-https.service", root);
+	assert_non_null(text = tl_read_file(path));
+	for (size_t k = 0; k < sizeof(lines) / sizeof(lines[0]); k++)
+		if (!has_line(text, lines[k])) {
+			fprintf(stderr, "powerhive-https.service: no line %s\n", lines[k]);
+			bad++;
+		}
+	for (size_t k = 0; k < sizeof(every_unit) / sizeof(every_unit[0]); k++)
+		if (strcmp(every_unit[k], "CapabilityBoundingSet=") != 0 && !has_line(text, every_unit[k])) {
+			fprintf(stderr, "powerhive-https.service: no line %s\n", every_unit[k]);
+			bad++;
+		}
+	free(text);
+	assert_int_equal(bad, 0);
+
+	/* The installed config: the template, SYSCONFDIR put in (the default). */
+	snprintf(conf, sizeof(conf), "%s/etc/powerhive/stunnel.conf", root);
+	want = text_with("etc/https/stunnel.conf", "/usr/local/", PREFIX "/");
+	assert_non_null(want);
+	assert_non_null(text = tl_read_file(conf));
+	assert_string_equal(text, want);
+	free(text);
+	free(want);
+
+	/* stunnel4 is at the unit's path (make deps): verify needs it. */
+	if (access("/usr/bin/stunnel4", X_OK) != 0)
+		fail_msg("/usr/bin/stunnel4 is missing: apt-get install -y stunnel4 (make deps)");
+	snprintf(cmd, sizeof(cmd), "systemd-analyze verify '%s' 2>&1", path);
+	if (tl_run(cmd, &out) != 0 || *out)
+		fail_msg("%s\nsaid:\n%s", cmd, out ? out : "");
+	free(out);
+	snprintf(cmd, sizeof(cmd), "systemd-analyze security --offline=yes --no-pager '%s' 2>&1", path);
+	assert_int_equal(tl_run(cmd, &out), 0);
+	if ((at = strstr(out, "Overall exposure level for ")) && (at = strstr(at, ": ")))
+		exposure = strtod(at + 2, NULL);
+	printf("figure: systemd-analyze security powerhive-https.service: exposure %.1f (0 locked .. 10)\n",
+	       exposure);
+	if (exposure > EXPOSURE_MAX)
+		fail_msg("powerhive-https.service: exposure %.1f, over %.1f:\n%s", exposure,
+			 EXPOSURE_MAX, out);
+	free(out);
+	ended++;
+}
+
 /* A broken copy is reported: the verify above would have seen it. */
 static void test_broken_unit_reported(void **state)
 {
@@ -638,7 +708,8 @@ static void test_uninstall(void **state)
 	free(out);
 	left = walk(root);
 	json_object_foreach(left, rel, v)
-		if (strcmp(rel, "etc/powerhive/powerhive.json") != 0)
+		if (strcmp(rel, "etc/powerhive/powerhive.json") != 0 &&
+		    strcmp(rel, "etc/powerhive/stunnel.conf") != 0)
 			fail_msg("left after uninstall: %s", rel);
 	assert_non_null(json_object_get(left, "etc/powerhive/powerhive.json"));
 	json_decref(left);
@@ -651,6 +722,7 @@ int main(void)
 		cmocka_unit_test(test_files),
 		cmocka_unit_test(test_config),
 		cmocka_unit_test(test_units),
+		cmocka_unit_test(test_https_unit),
 		cmocka_unit_test(test_broken_unit_reported),
 		cmocka_unit_test(test_sysusers),
 		cmocka_unit_test(test_installed_apid_serves),
