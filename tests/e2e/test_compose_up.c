@@ -1050,8 +1050,8 @@ static void test_apid_restart(void **state)
 }
 
 /* A write lock held on apid's database (sqlite3 in the container, the
- * image's backup tool): apid's writes fail, its health check turns
- * unhealthy; released, healthy again. */
+ * image's backup tool): apid's writes fail, GET /api/live answers 503 and
+ * the health check turns unhealthy; released, healthy again. */
 static void test_apid_database_unwritable(void **state)
 {
 	static const char script[] =
@@ -1076,7 +1076,10 @@ static void test_apid_database_unwritable(void **state)
 	t = wait_health(apid_only, "unhealthy", 30000);
 	assert_int_equal(sh(&out, false, "docker inspect -f '{{range .State.Health.Log}}{{.Output}}"
 			    "{{end}}' %s", id), 0);
-	assert_non_null(strstr(out, "database writes failing"));
+	/* the check's line: /api/live answered 503, "failing" */
+	assert_non_null(strstr(out, "/api/live"));
+	assert_non_null(strstr(out, "\"failing\""));
+	assert_non_null(strstr(out, "HTTP 503"));
 	free(out);
 	printf("compose: database locked, apid unhealthy after %.1f s\n", t);
 
