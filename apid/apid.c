@@ -126,16 +126,48 @@ static struct hive_bus *listen_on(struct apid *a, enum hive_bus_role role, const
 	return b;
 }
 
+/* discoverd's endpoint on a socket listen_on opened (docs/bus.md, Roles):
+ * its own URL and, with TLS, its own CA, so that only discoverd's
+ * certificate connects there. 0 / -1. */
+static int listen_discovery(struct apid *a, struct hive_bus *b, const char *what,
+			    const char *url)
+{
+	const struct hive_cfg *c = &a->d.cfg;
+	struct hive_bus_opts o = {
+		.listen = true,
+		.tls_ca_file = c->bus.tls.discovery_ca_file[0] ? c->bus.tls.discovery_ca_file
+							       : c->bus.tls.ca_file,
+		.tls_cert_file = c->bus.tls.cert_file,
+		.tls_key_file = c->bus.tls.key_file,
+	};
+	char err[512];
+
+	if (!b)
+		return -1;
+	if (hive_bus_listen_also(b, url, &o, err, sizeof(err)) != APID_ENDPOINT_DISCOVERY) {
+		log_errx("cannot listen bus=%s url=%s err=\"%s\"", what, url, err);
+		return -1;
+	}
+	if (strncmp(url, "tls+tcp://", 10) == 0 && !c->bus.tls.discovery_ca_file[0])
+		log_warnx("bus.tls.discovery_ca_file is not set: %s trusts bus.tls.ca_file, so any"
+			  " farm certificate may act as discoverd (hive-certs ca discovery)", what);
+	return 0;
+}
+
 static int open_bus(struct apid *a)
 {
 	const struct hive_cfg *c = &a->d.cfg;
 
 	a->events = listen_on(a, HIVE_BUS_SUBSCRIBE, "events", c->bus.events);
+	if (listen_discovery(a, a->events, "discovery_events", c->bus.discovery_events) < 0)
+		return -1;
 	a->jobs_status = listen_on(a, HIVE_BUS_PUSH, "jobs_status", c->bus.jobs_status);
 	a->jobs_telemetry = listen_on(a, HIVE_BUS_PUSH, "jobs_telemetry", c->bus.jobs_telemetry);
 	a->jobs_control = listen_on(a, HIVE_BUS_PUSH, "jobs_control", c->bus.jobs_control);
 	a->jobs_plant = listen_on(a, HIVE_BUS_PUSH, "jobs_plant", c->bus.jobs_plant);
 	a->control_bus = listen_on(a, HIVE_BUS_REPLY, "control", c->bus.control);
+	if (listen_discovery(a, a->control_bus, "discovery_control", c->bus.discovery_control) < 0)
+		return -1;
 	a->feed_bus = listen_on(a, HIVE_BUS_PUBLISH, "feed", c->bus.feed);
 	return a->events && a->jobs_status && a->jobs_telemetry && a->jobs_control &&
 	       a->jobs_plant && a->control_bus && a->feed_bus ? 0 : -1;

@@ -9,6 +9,11 @@
  *   hive.control.health      {}      → the GET /api/health document
  *   anything else, or a malformed request → hive.control.error {"error"}
  *
+ * Credentials and the recheck list are discoverd's alone: answered only to
+ * a request that came in on bus.discovery_control (apid.c listens there
+ * with discoverd's CA); on bus.control they get hive.control.error,
+ * counted (apid_control_refused) and logged, and nothing is read.
+ *
  * Credentials are read through the thread's own read-only connection;
  * they are secrets and never logged. */
 #include "control.h"
@@ -23,6 +28,7 @@
 #include <string.h>
 
 #include "core.h"
+#include "guard.h"
 #include "health.h"
 #include "hive/bus.h"
 #include "hive/log.h"
@@ -38,6 +44,7 @@ struct apid_control {
 	pthread_t thread;
 	atomic_bool stop;
 	atomic_uint_least64_t requests;
+	atomic_uint_least64_t refused;   /* discoverd's requests on another endpoint */
 	sqlite3 *db;
 	sqlite3_stmt *cred_st;
 	sqlite3_stmt *recheck_st;
@@ -221,7 +228,18 @@ static void answer(struct apid_control *c, const struct hive_envelope *req)
 	const char *topic = req->topic;
 	json_t *body;
 
-	if (strcmp(req->topic, HIVE_TOPIC_CTL_CREDENTIALS) == 0) {
+	bool discoverds = strcmp(req->topic, HIVE_TOPIC_CTL_CREDENTIALS) == 0 ||
+			  strcmp(req->topic, HIVE_TOPIC_CTL_RECHECK) == 0;
+
+	if (discoverds && req->endpoint != APID_ENDPOINT_DISCOVERY) {
+		atomic_fetch_add(&c->refused, 1);
+		hive_log_complain("control refused", "control request refused topic=%s src=%s"
+				  " reason=\"discoverd's request, not on bus.discovery_control\"",
+				  req->topic, req->src);
+		topic = HIVE_TOPIC_CTL_ERROR;
+		body = error_body("%s is answered on bus.discovery_control only (discoverd's"
+				  " endpoint): refused", req->topic);
+	} else if (strcmp(req->topic, HIVE_TOPIC_CTL_CREDENTIALS) == 0) {
 		body = credentials(c, req->body, &topic);
 	} else if (strcmp(req->topic, HIVE_TOPIC_CTL_RECHECK) == 0) {
 		body = recheck(c, &topic);
@@ -306,4 +324,9 @@ void apid_control_stop(struct apid_control *c)
 uint64_t apid_control_requests(struct apid_control *c)
 {
 	return c ? atomic_load(&c->requests) : 0;
+}
+
+uint64_t apid_control_refused(struct apid_control *c)
+{
+	return c ? atomic_load(&c->refused) : 0;
 }

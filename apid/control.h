@@ -19,5 +19,7 @@ struct apid_control *apid_control_start(struct apid *a, struct hive_bus *rep, ch
 void apid_control_stop(struct apid_control *c);
 /* Requests answered so far; 0 for NULL. */
 uint64_t apid_control_requests(struct apid_control *c);
+/* Credentials or recheck requests refused: not on bus.discovery_control. */
+uint64_t apid_control_refused(struct apid_control *c);
 
 #endif

@@ -21,6 +21,8 @@ static const char *const reject_names[APID_REJ_COUNT] = {
 	[APID_REJ_NOT_ISSUED] = "job not issued",
 	[APID_REJ_FUTURE] = "future timestamp",
 	[APID_REJ_SWEEP_UNCONFIRMED] = "sweep unconfirmed",
+	[APID_REJ_WRONG_ROLE] = "wrong role",
+	[APID_REJ_NO_JOB] = "no job held",
 };
 
 const char *apid_reject_name(enum apid_reject r)

@@ -25,6 +25,8 @@ enum apid_reject {
 	APID_REJ_NOT_ISSUED,
 	APID_REJ_FUTURE,
 	APID_REJ_SWEEP_UNCONFIRMED,
+	APID_REJ_WRONG_ROLE,            /* a topic the endpoint's role may not send */
+	APID_REJ_NO_JOB,                /* a worker's miner error for no job it holds */
 	APID_REJ_COUNT
 };
 const char *apid_reject_name(enum apid_reject r);

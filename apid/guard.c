@@ -403,6 +403,71 @@ int apid_guard_check(struct apid_guard *g, const struct hive_envelope *env,
 	return claim(g, kind, false, h->job, h->mac, h->nonce, why, err, errlen);
 }
 
+/* ---------------------------------------------------------------- roles */
+
+/* Does apid have a status, telemetry or control job out for mac with this
+ * id? Leaves it out. With mu held. */
+static bool holds_job_locked(struct apid_guard *g, long long job, const char *mac)
+{
+	int64_t now = hive_mono_ms();
+
+	for (struct issued *e = g->bucket[bucket_of(job)]; e; e = e->hnext)
+		if (e->job == job && e->expires > now && e->kind != APID_GUARD_PLANT &&
+		    strcmp(e->mac, mac) == 0)
+			return true;
+	return false;
+}
+
+static const char *role_name(unsigned roles)
+{
+	return roles == HIVE_ROLE_DISCOVERD ? "discoverd" : roles ? "a worker" : "an unknown endpoint";
+}
+
+int apid_guard_check_role(struct apid_guard *g, const struct hive_envelope *env,
+			  const struct apid_event *ev, enum apid_reject *why, char *err,
+			  size_t errlen)
+{
+	unsigned roles = env->endpoint == APID_ENDPOINT_DISCOVERY ? HIVE_ROLE_DISCOVERD :
+			 env->endpoint == APID_ENDPOINT_WORKERS ? HIVE_ROLE_WORKERS : 0;
+	const char *daemon = NULL;
+	const struct hive_msg_miner_error *e = &ev->u.error;
+	bool ok;
+
+	if (!g)
+		return 0;
+	*why = APID_REJ_WRONG_ROLE;
+	if (!(hive_msg_topic(ev->kind)->senders & roles)) {
+		snprintf(err, errlen, "%s may not send %s (endpoint %d)", role_name(roles),
+			 env->topic, env->endpoint);
+		return -1;
+	}
+	if (ev->kind == HIVE_MSG_HEARTBEAT)
+		daemon = ev->u.heartbeat.daemon;
+	else if (ev->kind == HIVE_MSG_GOODBYE)
+		daemon = ev->u.goodbye.daemon;
+	if (daemon && !(hive_msg_role(daemon) & roles)) {
+		snprintf(err, errlen, "%s may not speak for %.64s", role_name(roles), daemon);
+		return -1;
+	}
+	if (ev->kind != HIVE_MSG_MINER_ERROR || roles != HIVE_ROLE_WORKERS)
+		return 0;
+	/* A worker only ever reports on a miner it was sent to. */
+	*why = APID_REJ_NO_JOB;
+	if (!e->op || (strcmp(e->op, "status") && strcmp(e->op, "telemetry") &&
+		       strcmp(e->op, "control"))) {
+		snprintf(err, errlen, "mac=%s op=%s: not a worker's operation", e->mac,
+			 e->op ? e->op : "-");
+		return -1;
+	}
+	pthread_mutex_lock(&g->mu);
+	ok = !g->require_nonce || (e->mac[0] && e->job > 0 && holds_job_locked(g, e->job, e->mac));
+	pthread_mutex_unlock(&g->mu);
+	if (!ok)
+		snprintf(err, errlen, "mac=%s job=%lld: apid has no such job out for this miner",
+			 e->mac[0] ? e->mac : "-", e->job);
+	return ok ? 0 : -1;
+}
+
 /* ---------------------------------------------------------------- sweeps */
 
 bool apid_guard_sweep_hold(struct apid_guard *g, const char *subnet, long long would_drop,

@@ -1,6 +1,9 @@
-/* guard — what apid checks in an event before it believes it, without an
- * authenticated bus (docs/apid.md, Refusals):
+/* guard — what apid checks in an event before it believes it (docs/apid.md,
+ * Refusals):
  *
+ *   - the sender's role, told by the endpoint the event came in on
+ *     (apid_guard_check_role): discoverd's topics only on its own;
+ *     a worker's miner error only for a job apid has out for that miner;
  *   - an address outside network.subnets (hive.miner.seen, its subnet,
  *     a sweep's subnet);
  *   - a result (status, telemetry, action, plant reading, hive.job.failed)
@@ -26,6 +29,13 @@
 #include "event.h"
 #include "hive/cfg.h"
 #include "hive/msg.h"
+
+/* The endpoints of apid's events and control sockets, in the order apid.c
+ * opens them: who sent a message (hive_envelope.endpoint). */
+enum apid_endpoint {
+	APID_ENDPOINT_WORKERS = 0,      /* bus.events, bus.control */
+	APID_ENDPOINT_DISCOVERY = 1,    /* bus.discovery_events, bus.discovery_control */
+};
 
 enum apid_guard_job {
 	APID_GUARD_STATUS,
@@ -54,6 +64,18 @@ void apid_guard_issue(struct apid_guard *g, enum apid_guard_job kind, long long 
 int apid_guard_check(struct apid_guard *g, const struct hive_envelope *env,
 		     const struct apid_event *ev, enum apid_reject *why, char *err,
 		     size_t errlen);
+
+/* Checks that the role of the endpoint env came in on may send ev (the
+ * senders of its topic in libhive's message table; docs/bus.md, Roles):
+ * discoverd's endpoint carries discoverd's topics only, bus.events the
+ * workers' (an unknown endpoint, none). A heartbeat or goodbye must name
+ * a daemon of that role. A worker's hive.miner.error is believed only for
+ * a job apid has out for that miner, named by its job id (with
+ * bus.require_job_nonce; the job stays out: its hive.job.failed follows).
+ * 0, or -1 with the reason (wrong role, no job held) and a message. */
+int apid_guard_check_role(struct apid_guard *g, const struct hive_envelope *env,
+			  const struct apid_event *ev, enum apid_reject *why, char *err,
+			  size_t errlen);
 
 /* Is ip (dotted quad) inside network.subnets? True when none are set. */
 bool apid_guard_ip_ok(struct apid_guard *g, const char *ip);

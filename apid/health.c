@@ -488,8 +488,10 @@ json_t *apid_health(struct apid *a)
 		"rolled_up", "statuses", (json_int_t)ws.rolled_statuses,
 		"fleet_minutes", (json_int_t)ws.rolled_fleet_minutes,
 		"telemetry_hours", (json_int_t)ws.rolled_telemetry_hours));
-	json_object_set_new(h, "control", json_pack("{s:I}", "requests",
-						    (json_int_t)apid_control_requests(a->control)));
+	json_object_set_new(h, "control", json_pack("{s:I,s:I}", "requests",
+						    (json_int_t)apid_control_requests(a->control),
+						    "refused",
+						    (json_int_t)apid_control_refused(a->control)));
 	json_object_set_new(h, "actions", actions_json(a->actions));
 	json_object_set_new(h, "power", a->power ? apid_power_health(a->power) : json_null());
 	{

@@ -86,7 +86,9 @@ static void *receive_main(void *arg)
 				hive_envelope_clear(&env);
 				continue;
 			}
-			if (apid_guard_check(in->guard, &env, &ev, &why, err, sizeof(err)) < 0) {
+			if (apid_guard_check_role(in->guard, &env, &ev, &why, err,
+						  sizeof(err)) < 0 ||
+			    apid_guard_check(in->guard, &env, &ev, &why, err, sizeof(err)) < 0) {
 				refuse(in, s, &env, why, err);
 				apid_event_clear(&ev);
 				hive_envelope_clear(&env);

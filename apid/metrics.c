@@ -746,6 +746,10 @@ char *apid_metrics(struct apid *a)
 	family(f, "powerhive_control_requests_total", "counter", "Requests on bus.control.");
 	sample(f, "powerhive_control_requests_total", NULL, NULL,
 	       (double)num(json_object_get(h, "control"), "requests"));
+	family(f, "powerhive_control_refused_total", "counter",
+	       "Credentials or recheck requests refused: not on bus.discovery_control.");
+	sample(f, "powerhive_control_refused_total", NULL, NULL,
+	       (double)num(json_object_get(h, "control"), "refused"));
 	json_decref(h);
 	if (fclose(f) != 0) {
 		free(buf);

@@ -250,7 +250,7 @@ struct disc_control *disc_control_start(struct discoverd *dd, char *err, size_t 
 	}
 	c->dd = dd;
 	c->efd = -1;
-	snprintf(c->url, sizeof(c->url), "%s", dd->d.cfg.bus.control);
+	snprintf(c->url, sizeof(c->url), "%s", dd->d.cfg.bus.discovery_control);
 	pthread_mutex_init(&c->mu, NULL);
 	pthread_cond_init(&c->cv, NULL);
 	o.max_message_bytes = dd->d.cfg.bus.max_message_bytes;

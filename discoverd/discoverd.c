@@ -100,7 +100,7 @@ static int64_t on_first_sweep(struct hive_loop *loop, void *arg)
 	}
 	if (waited >= FIRST_SWEEP_WAIT_MS)
 		log_warnx("events_not_connected url=%s reason=\"sweeping anyway\"",
-			  dd->d.cfg.bus.events);
+			  dd->d.cfg.bus.discovery_events);
 	on_sweep_timer(loop, arg);
 	return -1;
 }
@@ -167,7 +167,7 @@ static int64_t on_beat(struct hive_loop *loop, void *arg)
 	}
 	{
 		/* The container's health check reads it (hive/daemon.h). */
-		struct hive_daemon_link l = { "events", hive_bus_peers(dd->events) };
+		struct hive_daemon_link l = { "discovery_events", hive_bus_peers(dd->events) };
 
 		hive_daemon_write_state(&dd->d, &l, 1);
 	}
@@ -213,12 +213,13 @@ static void reload(struct discoverd *dd)
 {
 	char events[HIVE_CFG_URL_MAX], control[HIVE_CFG_URL_MAX];
 
-	snprintf(events, sizeof(events), "%s", dd->d.cfg.bus.events);
-	snprintf(control, sizeof(control), "%s", dd->d.cfg.bus.control);
+	snprintf(events, sizeof(events), "%s", dd->d.cfg.bus.discovery_events);
+	snprintf(control, sizeof(control), "%s", dd->d.cfg.bus.discovery_control);
 	if (!hive_daemon_reload(&dd->d))
 		return;
 	dd->probe_cap = probe_budget(&dd->d.cfg);
-	if (strcmp(events, dd->d.cfg.bus.events) || strcmp(control, dd->d.cfg.bus.control))
+	if (strcmp(events, dd->d.cfg.bus.discovery_events) ||
+	    strcmp(control, dd->d.cfg.bus.discovery_control))
 		log_warnx("reload_partial reason=\"bus addresses are fixed at start; restart to apply\"");
 	log_info("reload_applied subnets=%zu probes_max=%d next=\"at the next sweep\"",
 		 dd->d.cfg.network.n_subnets, dd->probe_cap);
@@ -259,8 +260,9 @@ int main(int argc, char **argv)
 	bo.tls_ca_file = dd.d.cfg.bus.tls.ca_file;
 	bo.tls_cert_file = dd.d.cfg.bus.tls.cert_file;
 	bo.tls_key_file = dd.d.cfg.bus.tls.key_file;
-	if (!(dd.events = hive_bus_open(HIVE_BUS_PUBLISH, dd.d.cfg.bus.events, &bo, err,
-					sizeof(err)))) {
+	/* discoverd's own endpoints: apid believes sweeps and keys only there. */
+	if (!(dd.events = hive_bus_open(HIVE_BUS_PUBLISH, dd.d.cfg.bus.discovery_events, &bo,
+					err, sizeof(err)))) {
 		log_errx("fatal reason=\"%s\"", err);
 		goto out;
 	}

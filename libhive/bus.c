@@ -60,6 +60,7 @@
 #define BUS_NNG_RECVBUF   128      /* nng's default, when opts ask for 0 */
 #define BUS_PEM_MAX       (1024 * 1024)  /* a certificate chain or key file */
 #define BUS_IPC_MODE      0600     /* ipc sockets: apid's user only */
+#define BUS_ENDPOINTS_MAX 4        /* URLs one listening socket listens on */
 
 struct bus_topic_seq {
 	char topic[HIVE_TOPIC_MAX];
@@ -83,6 +84,7 @@ struct hive_bus {
 	nng_socket sock;
 	bool sock_open;
 	enum hive_bus_role role;
+	bool listen;
 	char url[256];
 	char src[HIVE_SOURCE_MAX];
 	long long boot;
@@ -110,6 +112,12 @@ struct hive_bus {
 	nng_aio *recv_aio;
 
 	struct bus_backlog backlog;   /* SUBSCRIBE only */
+
+	/* Listening: the listener of each endpoint (0: the URL opened with),
+	 * so a message tells which one it came in on (hive_envelope.endpoint).
+	 * Written before the first message of an endpoint can arrive. */
+	_Atomic uint32_t listener_ids[BUS_ENDPOINTS_MAX];
+	int n_endpoints;
 
 	_Atomic uint64_t sent;
 	_Atomic uint64_t send_failed;
@@ -844,8 +852,11 @@ static int bus_attach(struct hive_bus *bus, const char *url, const struct hive_b
 	if (o->listen) {
 		if (bus_url_is(url, "ipc://") && bus_ipc_dir(url + 6, why, n) != 0)
 			goto fail;
-		if ((*rv = nng_listener_create(&l, bus->sock, url)) ||
-		    (tc && (*rv = nng_listener_set_ptr(l, NNG_OPT_TLS_CONFIG, tc))) ||
+		if ((*rv = nng_listener_create(&l, bus->sock, url)))
+			goto fail;
+		/* Known before the first connection can come in on it. */
+		atomic_store(&bus->listener_ids[bus->n_endpoints], (uint32_t)nng_listener_id(l));
+		if ((tc && (*rv = nng_listener_set_ptr(l, NNG_OPT_TLS_CONFIG, tc))) ||
 		    (bus_url_is(url, "ipc://") &&
 		     (*rv = nng_listener_set_int(l, NNG_OPT_IPC_PERMISSIONS, BUS_IPC_MODE))) ||
 		    (*rv = nng_listener_start(l, 0)))
@@ -924,6 +935,7 @@ struct hive_bus *hive_bus_open(enum hive_bus_role role, const char *url,
 		return NULL;
 	}
 	bus->role = role;
+	bus->listen = opts->listen;
 	bus->recv_fd = -1;
 	snprintf(bus->url, sizeof(bus->url), "%s", url);
 	snprintf(bus->src, sizeof(bus->src), "%s", opts->source ? opts->source : "unknown");
@@ -988,6 +1000,8 @@ struct hive_bus *hive_bus_open(enum hive_bus_role role, const char *url,
 		}
 		goto fail;
 	}
+	if (opts->listen)
+		bus->n_endpoints = 1;
 	log_debug("bus_open url=%s role=%s mode=%s", url, role_names[role],
 		  opts->listen ? "listen" : "dial");
 	return bus;
@@ -997,6 +1011,37 @@ fail:
 		 nng_strerror(rv));
 	bus_free(bus);
 	return NULL;
+}
+
+int hive_bus_listen_also(struct hive_bus *bus, const char *url, const struct hive_bus_opts *opts,
+			 char *err, size_t errlen)
+{
+	char why[1200], sink[1];
+	int rv, ep;
+
+	if (err == NULL || errlen == 0) {
+		err = sink;
+		errlen = sizeof(sink);
+	}
+	if (bus == NULL || url == NULL || opts == NULL || !opts->listen || !bus->listen) {
+		snprintf(err, errlen, "bus: %s: only a listening socket listens on more URLs",
+			 url ? url : "(null)");
+		return -1;
+	}
+	if (bus->n_endpoints == BUS_ENDPOINTS_MAX) {
+		snprintf(err, errlen, "bus: %s: at most %d endpoints a socket", url,
+			 BUS_ENDPOINTS_MAX);
+		return -1;
+	}
+	if (bus_attach(bus, url, opts, &rv, why, sizeof(why)) != 0) {
+		atomic_store(&bus->listener_ids[bus->n_endpoints], 0);
+		snprintf(err, errlen, "bus: %s: listen (%s): %s", url, role_names[bus->role],
+			 rv ? nng_strerror(rv) : why);
+		return -1;
+	}
+	ep = bus->n_endpoints++;
+	log_debug("bus_listen_also url=%s role=%s endpoint=%d", url, role_names[bus->role], ep);
+	return ep;
 }
 
 void hive_bus_close(struct hive_bus *bus)
@@ -1160,13 +1205,38 @@ static void bus_reject(struct hive_bus *bus, enum hive_envelope_error e, size_t 
 			  bus->url, role_names[bus->role], hive_envelope_error_name(e), len);
 }
 
+/* Which of the socket's endpoints m came in on: the index of its pipe's
+ * listener; 0 on a dialing socket; -1 when not known. */
+static int bus_endpoint_of(struct hive_bus *bus, nng_msg *m)
+{
+	nng_pipe p = nng_msg_get_pipe(m);
+	nng_listener l;
+	uint32_t id;
+
+	if (!bus->listen)
+		return 0;
+	if (nng_pipe_id(p) < 0)
+		return -1;
+	l = nng_pipe_listener(p);
+	if (nng_listener_id(l) <= 0)
+		return -1;
+	id = (uint32_t)nng_listener_id(l);
+	for (int i = 0; i < BUS_ENDPOINTS_MAX; i++)
+		if (atomic_load(&bus->listener_ids[i]) == id)
+			return i;
+	return -1;
+}
+
 static int bus_decode_msg(struct hive_bus *bus, nng_msg *m, struct hive_envelope *env)
 {
 	enum hive_envelope_error e;
 	size_t len = nng_msg_len(m);
+	int endpoint = bus_endpoint_of(bus, m);
 
 	e = hive_envelope_decode(nng_msg_body(m), len, bus->max_bytes, env);
 	nng_msg_free(m);
+	if (e == HIVE_ENV_OK)
+		env->endpoint = endpoint;
 	if (e != HIVE_ENV_OK) {
 		bus_reject(bus, e, len);
 		return HIVE_BUS_REJECTED;

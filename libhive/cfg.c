@@ -92,6 +92,8 @@ static const struct key keys[] = {
 	STR("bus.jobs_plant", bus.jobs_plant, C_URL),
 	STR("bus.control", bus.control, C_URL),
 	STR("bus.feed", bus.feed, C_URL),
+	STR("bus.discovery_events", bus.discovery_events, C_URL),
+	STR("bus.discovery_control", bus.discovery_control, C_URL),
 	/* nng refuses socket buffers deeper than 8192 messages. */
 	INT("bus.sendbuf", bus.sendbuf, 1, 8192),
 	INT("bus.recvbuf", bus.recvbuf, 1, 8192),
@@ -99,6 +101,7 @@ static const struct key keys[] = {
 	STR("bus.tls.ca_file", bus.tls.ca_file, C_NONE),
 	STR("bus.tls.cert_file", bus.tls.cert_file, C_NONE),
 	STR("bus.tls.key_file", bus.tls.key_file, C_NONE),
+	STR("bus.tls.discovery_ca_file", bus.tls.discovery_ca_file, C_NONE),
 
 	INT("retention.status_days", retention.status_days, 1, 36500),
 	INT("retention.telemetry_days", retention.telemetry_days, 1, 36500),
@@ -939,7 +942,8 @@ static int check_cross(const struct hive_cfg *cfg, const char *file, char *err, 
 {
 	static const char *const urls[] = {
 		"bus.events", "bus.jobs_status", "bus.jobs_telemetry", "bus.jobs_control",
-		"bus.jobs_plant", "bus.control", "bus.feed",
+		"bus.jobs_plant", "bus.control", "bus.feed", "bus.discovery_events",
+		"bus.discovery_control",
 	};
 	char q[96];
 	const char *mode = hive_power_mode_name(cfg->power.mode);
@@ -1043,6 +1047,10 @@ void hive_cfg_defaults(struct hive_cfg *cfg)
 	snprintf(cfg->bus.jobs_control, sizeof(cfg->bus.jobs_control), "ipc://data/bus/jobs_control");
 	snprintf(cfg->bus.control, sizeof(cfg->bus.control), "ipc://data/bus/control");
 	snprintf(cfg->bus.feed, sizeof(cfg->bus.feed), "ipc://data/bus/feed");
+	snprintf(cfg->bus.discovery_events, sizeof(cfg->bus.discovery_events),
+		 "ipc://data/bus/discovery/events");
+	snprintf(cfg->bus.discovery_control, sizeof(cfg->bus.discovery_control),
+		 "ipc://data/bus/discovery/control");
 	cfg->bus.sendbuf = 8192;
 	cfg->bus.recvbuf = 8192;
 	cfg->bus.max_message_bytes = 1024 * 1024;

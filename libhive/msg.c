@@ -1210,15 +1210,23 @@ void hive_msg_doc(FILE *out)
 {
 	static const char *const channels[] = {
 		[HIVE_CH_EVENTS] = "event (bus.events)", [HIVE_CH_JOBS] = "job",
-		[HIVE_CH_REQUEST] = "request (bus.control)", [HIVE_CH_REPLY] = "reply (bus.control)",
+		[HIVE_CH_REQUEST] = "request", [HIVE_CH_REPLY] = "reply (to the request)",
 		[HIVE_CH_FEED] = "feed (bus.feed)",
 	};
 
 	for (int k = 0; k < HIVE_MSG_KINDS; k++) {
 		const struct hive_msg_topic *t = &topics[k];
 
-		fprintf(out, "### `%s` — %s\n\n%s; sent by ", t->topic, channels[t->channel],
-			t->doc);
+		const char *where = channels[t->channel];
+
+		/* discoverd has endpoints of its own (docs/bus.md, Roles). */
+		if (t->channel == HIVE_CH_EVENTS && (t->senders & HIVE_ROLE_DISCOVERD))
+			where = t->senders == HIVE_ROLE_DISCOVERD ? "event (bus.discovery_events)" :
+				"event (bus.events; discoverd's on bus.discovery_events)";
+		else if (t->channel == HIVE_CH_REQUEST)
+			where = t->senders == HIVE_ROLE_DISCOVERD ? "request (bus.discovery_control)" :
+				"request (bus.control, bus.discovery_control)";
+		fprintf(out, "### `%s` — %s\n\n%s; sent by ", t->topic, where, t->doc);
 		doc_roles(out, t->senders);
 		fprintf(out, ".\n\n");
 		if (!t->body)

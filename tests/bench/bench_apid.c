@@ -81,6 +81,7 @@ struct apid {
 	pid_t pid;
 	struct hive_bus *req;    /* bus.control */
 	struct hive_bus *pub;    /* bus.events */
+	struct hive_bus *dpub;   /* bus.discovery_events: the seen miners */
 };
 
 /* ------------------------------------------------------------ apid */
@@ -166,7 +167,10 @@ static int apid_start(struct apid *a)
 		return -1;
 	}
 	if (!(a->pub = bus_dial(HIVE_BUS_PUBLISH, ts_bus(&a->s, "events"), "pollerd/bench/1")) ||
-	    tl_wait_until(5000, connected, a->pub) < 0) {
+	    tl_wait_until(5000, connected, a->pub) < 0 ||
+	    !(a->dpub = bus_dial(HIVE_BUS_PUBLISH, ts_bus(&a->s, "discovery_events"),
+				 "discoverd/bench/1")) ||
+	    tl_wait_until(5000, connected, a->dpub) < 0) {
 		fprintf(stderr, "bench_apid: cannot connect to %s\n", ts_bus(&a->s, "events"));
 		return -1;
 	}
@@ -182,9 +186,11 @@ static int apid_stop(struct apid *a)
 
 	if (a->pub)
 		hive_bus_close(a->pub);
+	if (a->dpub)
+		hive_bus_close(a->dpub);
 	if (a->req)
 		hive_bus_close(a->req);
-	a->pub = a->req = NULL;
+	a->pub = a->dpub = a->req = NULL;
 	if (a->pid > 0)
 		st = ts_stop(&a->s, "apid", SIGTERM, 15000);
 	a->pid = -1;
@@ -245,7 +251,7 @@ static int seed_miners(struct apid *a, struct progress *p)
 		b = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s}", "mac", mac, "ip", ip,
 			      "subnet", "127.1.0.0/16", "model", "s19", "miner", "Antminer S19",
 			      "fw_name", "vnish", "fw_version", "1.2.6", "hostname", "rig");
-		if (hive_bus_send(a->pub, HIVE_TOPIC_MINER_SEEN, b, false) != HIVE_BUS_OK) {
+		if (hive_bus_send(a->dpub, HIVE_TOPIC_MINER_SEEN, b, false) != HIVE_BUS_OK) {
 			fprintf(stderr, "bench_apid: cannot send a seen\n");
 			json_decref(b);
 			return -1;

@@ -278,7 +278,7 @@ static sqlite3 *open_db(struct proc *p)
 static void test_ingest_50000(void **state)
 {
 	struct proc p = { 0 };
-	struct hive_bus *pub;
+	struct hive_bus *pub, *dpub;
 	const int miners = 1000, events = 50000;
 	char mac[18], ip[16];
 	long long t0, t_sent, t1;
@@ -289,12 +289,15 @@ static void test_ingest_50000(void **state)
 	(void)state;
 	start(&p, NULL);
 	pub = bus(HIVE_BUS_PUBLISH, ts_bus(&p.s, "events"), "pollerd/e2e/1");
+	/* apid believes hive.miner.seen only from discoverd's endpoint. */
+	dpub = bus(HIVE_BUS_PUBLISH, ts_bus(&p.s, "discovery_events"), "discoverd/e2e/1");
 	assert_int_equal(tl_wait_until(5000, connected, pub), 0);
+	assert_int_equal(tl_wait_until(5000, connected, dpub), 0);
 	usleep(200 * 1000);
 	for (int i = 0; i < miners; i++) {
 		tl_mac_of(i, mac);
 		snprintf(ip, sizeof(ip), "127.0.%d.%d", i / 250, i % 250 + 1);
-		send_seen(pub, mac, ip, "127.0.0.0/16");
+		send_seen(dpub, mac, ip, "127.0.0.0/16");
 	}
 	json_decref(wait_stored(&p, miners, 20000));
 
@@ -319,6 +322,7 @@ static void test_ingest_50000(void **state)
 	assert_int_equal(stored, events);
 	json_decref(h);
 	hive_bus_close(pub);
+	hive_bus_close(dpub);
 	stop(&p);
 
 	db = open_db(&p);
@@ -357,7 +361,7 @@ static long long committed_seq(const char *log_path)
 static void test_kill9_mid_burst(void **state)
 {
 	struct proc p = { 0 };
-	struct hive_bus *pub;
+	struct hive_bus *pub, *dpub;
 	char mac[18], ip[16];
 	long long committed, rows, sent = 0;
 	sqlite3 *db;
@@ -366,12 +370,15 @@ static void test_kill9_mid_burst(void **state)
 	(void)state;
 	start(&p, "{\"database\":{\"batch_max\":200,\"batch_ms\":50}}");
 	pub = bus(HIVE_BUS_PUBLISH, ts_bus(&p.s, "events"), "pollerd/e2e/2");
+	/* apid believes hive.miner.seen only from discoverd's endpoint. */
+	dpub = bus(HIVE_BUS_PUBLISH, ts_bus(&p.s, "discovery_events"), "discoverd/e2e/2");
 	assert_int_equal(tl_wait_until(5000, connected, pub), 0);
+	assert_int_equal(tl_wait_until(5000, connected, dpub), 0);
 	usleep(200 * 1000);
 	for (int i = 0; i < 100; i++) {
 		tl_mac_of(i, mac);
 		snprintf(ip, sizeof(ip), "127.0.1.%d", i + 1);
-		send_seen(pub, mac, ip, "127.0.1.0/24");
+		send_seen(dpub, mac, ip, "127.0.1.0/24");
 	}
 	json_decref(wait_stored(&p, 100, 10000));
 	/* A burst; apid dies in the middle of it. */
@@ -387,6 +394,7 @@ static void test_kill9_mid_burst(void **state)
 	ts_stop(&p.s, "apid", SIGKILL, 5000);
 	p.pid = -1;
 	hive_bus_close(pub);
+	hive_bus_close(dpub);
 
 	committed = committed_seq(p.log);
 	db = open_db(&p);
@@ -419,7 +427,7 @@ static void test_kill9_mid_burst(void **state)
 static void test_retention(void **state)
 {
 	struct proc p = { 0 };
-	struct hive_bus *pub;
+	struct hive_bus *pub, *dpub;
 	json_t *h, *body;
 	long long old = hive_wall_ms() - 2 * DAY_MS;
 	sqlite3 *db;
@@ -431,10 +439,13 @@ static void test_retention(void **state)
 	start(&p, "{\"retention\":{\"status_raw_hours\":1,\"telemetry_raw_hours\":1,"
 		  "\"prune_batch\":7}}");
 	pub = bus(HIVE_BUS_PUBLISH, ts_bus(&p.s, "events"), "pollerd/e2e/3");
+	/* apid believes hive.miner.seen only from discoverd's endpoint. */
+	dpub = bus(HIVE_BUS_PUBLISH, ts_bus(&p.s, "discovery_events"), "discoverd/e2e/3");
 	assert_int_equal(tl_wait_until(5000, connected, pub), 0);
+	assert_int_equal(tl_wait_until(5000, connected, dpub), 0);
 	usleep(200 * 1000);
-	send_seen(pub, "aa:00:00:00:00:01", "127.0.2.1", "127.0.2.0/24");
-	send_seen(pub, "aa:00:00:00:00:02", "127.0.2.2", "127.0.2.0/24");
+	send_seen(dpub, "aa:00:00:00:00:01", "127.0.2.1", "127.0.2.0/24");
+	send_seen(dpub, "aa:00:00:00:00:02", "127.0.2.2", "127.0.2.0/24");
 	json_decref(wait_stored(&p, 2, 10000));
 	/* Two days old, as a worker with a slow clock would say. */
 	for (int i = 0; i < 30; i++) {
@@ -476,6 +487,7 @@ static void test_retention(void **state)
 	assert_int_equal(hget(u.last, "database", "pruned", "statuses"), 29);
 	json_decref(u.last);
 	hive_bus_close(pub);
+	hive_bus_close(dpub);
 	stop(&p);
 	db = open_db(&p);
 	/* Old raw rows go once rolled up, but each miner's latest status
@@ -494,7 +506,7 @@ static void test_retention(void **state)
 static void test_sweep_move_jobs_feed(void **state)
 {
 	struct proc p = { 0 };
-	struct hive_bus *pub, *worker, *tworker, *feed;
+	struct hive_bus *pub, *wpub, *worker, *tworker, *feed;
 	struct hive_envelope env;
 	long long first_job = 0, jobs_a = 0, jobs_other = 0, t_end;
 	bool saw_b_offline = false;
@@ -503,13 +515,15 @@ static void test_sweep_move_jobs_feed(void **state)
 
 	(void)state;
 	start(&p, "{\"intervals\":{\"status_seconds\":1},\"bus\":{\"require_job_nonce\":true}}");
-	pub = bus(HIVE_BUS_PUBLISH, ts_bus(&p.s, "events"), "discoverd/e2e/4");
+	pub = bus(HIVE_BUS_PUBLISH, ts_bus(&p.s, "discovery_events"), "discoverd/e2e/4");
+	wpub = bus(HIVE_BUS_PUBLISH, ts_bus(&p.s, "events"), "pollerd/e2e/4");
 	worker = bus(HIVE_BUS_PULL, ts_bus(&p.s, "jobs_status"), "pollerd/e2e/4");
 	tworker = bus(HIVE_BUS_PULL, ts_bus(&p.s, "jobs_telemetry"), "telemetryd/e2e/4");
 	feed = bus(HIVE_BUS_SUBSCRIBE, ts_bus(&p.s, "feed"), "e2e/feed/4");
 	assert_int_equal(hive_bus_subscribe(feed, "hive.feed.miner"), 0);
 	assert_int_equal(tl_wait_until(5000, connected, pub), 0);
 	assert_int_equal(tl_wait_until(5000, connected, feed), 0);
+	assert_int_equal(tl_wait_until(5000, connected, wpub), 0);
 	usleep(200 * 1000);
 
 	send_seen(pub, "aa:00:00:00:01:0a", "127.0.3.1", "127.0.3.0/24");
@@ -563,7 +577,7 @@ static void test_sweep_move_jobs_feed(void **state)
 				first_job = json_integer_value(json_object_get(env.body, "job"));
 				b = status_body(mac, first_job);
 				json_object_set(b, "nonce", json_object_get(env.body, "nonce"));
-				send_json(pub, HIVE_TOPIC_STATUS_RESULT, b);
+				send_json(wpub, HIVE_TOPIC_STATUS_RESULT, b);
 			}
 		} else {
 			jobs_other++;
@@ -598,6 +612,7 @@ static void test_sweep_move_jobs_feed(void **state)
 	hive_bus_close(tworker);
 	hive_bus_close(feed);
 	hive_bus_close(pub);
+	hive_bus_close(wpub);
 	stop(&p);
 	db = open_db(&p);
 	assert_int_equal(qint(db, "SELECT count(*) FROM miners"), 3);
@@ -620,8 +635,8 @@ static long long refused(json_t *h, const char *why)
 
 struct want_refused {
 	struct proc *p;
-	const char *why[5];
-	long long n[5];
+	const char *why[7];
+	long long n[7];
 	json_t *last;
 };
 
@@ -631,7 +646,7 @@ static bool refused_reached(void *arg)
 	json_t *h = health(w->p);
 	bool ok = h != NULL;
 
-	for (int i = 0; ok && i < 5 && w->why[i]; i++)
+	for (int i = 0; ok && i < 7 && w->why[i]; i++)
 		ok = refused(h, w->why[i]) >= w->n[i];
 	json_decref(w->last);
 	w->last = h;
@@ -641,7 +656,7 @@ static bool refused_reached(void *arg)
 static void wait_refused(struct want_refused *w)
 {
 	tl_wait_until(10000, refused_reached, w);
-	for (int i = 0; i < 5 && w->why[i]; i++)
+	for (int i = 0; i < 7 && w->why[i]; i++)
 		if (refused(w->last, w->why[i]) != w->n[i]) {
 			char *s = json_dumps(json_object_get(w->last, "events"), JSON_COMPACT);
 
@@ -674,6 +689,25 @@ static void send_sweep(struct hive_bus *pub, const char *subnet)
 			    (json_int_t)hive_wall_ms() - 1000, "duration_ms", 1000));
 }
 
+/* A hive.miner.error as a worker sends it: job 0 = none. */
+static void send_error(struct hive_bus *pub, const char *mac, const char *op, long long job)
+{
+	json_t *b = json_pack("{s:s,s:s,s:s,s:s}", "mac", mac, "ip", "127.0.9.1", "op", op, "kind",
+			      "timeout");
+
+	if (job > 0)
+		json_object_set_new(b, "job", json_integer(job));
+	send_json(pub, HIVE_TOPIC_MINER_ERROR, b);
+}
+
+/* A heartbeat saying it comes from daemon. */
+static void send_beat(struct hive_bus *pub, const char *daemon)
+{
+	send_json(pub, HIVE_TOPIC_HEARTBEAT,
+		  json_pack("{s:s,s:s,s:i,s:I}", "daemon", daemon, "host", "e2e", "pid", 1,
+			    "started", (json_int_t)hive_wall_ms()));
+}
+
 static void test_forged_events(void **state)
 {
 	static const char *const macs[3] = { "aa:00:00:00:02:0a", "aa:00:00:00:02:0b",
@@ -690,7 +724,7 @@ static void test_forged_events(void **state)
 	(void)state;
 	start(&p, "{\"intervals\":{\"status_seconds\":1},\"bus\":{\"require_job_nonce\":true},"
 		  "\"network\":{\"subnets\":[\"127.0.9.0/24\"],\"sweep_drop_confirm_share\":0.5}}");
-	pub = bus(HIVE_BUS_PUBLISH, ts_bus(&p.s, "events"), "discoverd/e2e/6");
+	pub = bus(HIVE_BUS_PUBLISH, ts_bus(&p.s, "discovery_events"), "discoverd/e2e/6");
 	fpub = bus(HIVE_BUS_PUBLISH, ts_bus(&p.s, "events"), "pollerd/forger/6");
 	worker = bus(HIVE_BUS_PULL, ts_bus(&p.s, "jobs_status"), "pollerd/e2e/6");
 	assert_int_equal(tl_wait_until(5000, connected, pub), 0);
@@ -714,6 +748,22 @@ static void test_forged_events(void **state)
 	send_sweep(pub, "127.0.10.0/24");
 	send_sweep(pub, "127.0.9.0/24");
 	w = (struct want_refused){ &p, { "outside subnets", "sweep unconfirmed" }, { 3, 1 }, NULL };
+	wait_refused(&w);
+	json_decref(w.last);
+
+	/* discoverd's topics from a worker's endpoint (bus.events): a seen
+	 * that would move A inside the subnets, a key, a sweep, a heartbeat
+	 * in discoverd's name; all refused whatever they say. */
+	send_seen(fpub, macs[0], "127.0.9.77", "127.0.9.0/24");
+	send_json(fpub, HIVE_TOPIC_MINER_KEY, json_pack("{s:s,s:s}", "mac", macs[0],
+							"api_key", "forged"));
+	send_sweep(fpub, "127.0.9.0/24");
+	send_beat(fpub, "discoverd");
+	/* A worker's error for a discoverd operation, for no job: refused. */
+	send_error(fpub, macs[0], "provision", 0);
+	send_error(fpub, macs[0], "status", 0);
+	w = (struct want_refused){ &p, { "outside subnets", "sweep unconfirmed", "wrong role",
+					 "no job held" }, { 3, 1, 4, 2 }, NULL };
 	wait_refused(&w);
 	json_decref(w.last);
 
@@ -750,6 +800,10 @@ static void test_forged_events(void **state)
 	 * (stored), and the real one again (refused: once). */
 	snprintf(other, sizeof(other), "%s", nonce);
 	other[0] = other[0] == '0' ? '1' : '0';
+	/* A worker's error for a job it holds is believed; for the job of
+	 * another miner it is not. */
+	send_error(fpub, macs[1], "status", job);
+	send_error(fpub, macs[0], "status", job);
 	send_status(fpub, macs[0], job, NULL, 0, 1);
 	send_status(fpub, macs[0], job, other, 0, 2);
 	send_status(fpub, macs[1], job, nonce, 0, 3);
@@ -757,12 +811,13 @@ static void test_forged_events(void **state)
 	send_status(fpub, macs[0], job, nonce, 0, 5);
 	send_status(fpub, macs[0], job, nonce, 0, 6);
 	w = (struct want_refused){ &p, { "no nonce", "job not issued", "future timestamp",
-					 "outside subnets", "sweep unconfirmed" },
-				   { 1, 3, 1, 3, 1 }, NULL };
+					 "outside subnets", "sweep unconfirmed", "wrong role",
+					 "no job held" },
+				   { 1, 3, 1, 3, 1, 4, 3 }, NULL };
 	wait_refused(&w);
 	h = w.last;
 	assert_int_equal(json_integer_value(json_object_get(json_object_get(h, "events"),
-							    "refused_total")), 9);
+							    "refused_total")), 16);
 	/* Nothing went offline: all three still get jobs. */
 	assert_int_equal(hget(h, "scheduler", "miners", NULL), 3);
 	json_decref(h);
@@ -794,6 +849,12 @@ static void test_forged_events(void **state)
 	assert_int_equal(qint(db, "SELECT count(*) FROM statuses"), 1);
 	assert_int_equal(qint(db, "SELECT max(ts_ms) <= strftime('%s','now') * 1000 FROM statuses"),
 			 1);
+	/* The forged key never landed (the real one is sealed: not "forged"
+	 * in any form the writer would keep), and of the errors only the one
+	 * for A's own job was stored. */
+	assert_int_equal(qint(db, "SELECT count(*) FROM miners WHERE api_key = 'forged'"), 0);
+	assert_text(db, "SELECT group_concat(mac || '/' || op, ' ') FROM miner_errors",
+		    "aa:00:00:00:02:0a/status");
 	sqlite3_close(db);
 	cleanup(&p);
 }

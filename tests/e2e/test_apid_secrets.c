@@ -296,7 +296,7 @@ static void apid_up(void)
 
 	assert_non_null(ts_start(&F.s, "apid", NULL, args, NULL));
 	if (!F.req)
-		F.req = bus(HIVE_BUS_REQUEST, "control", "e2e/secrets/req");
+		F.req = bus(HIVE_BUS_REQUEST, "discovery_control", "e2e/secrets/req");
 }
 
 static void apid_down(void)
@@ -404,6 +404,30 @@ static void credentials_right(int i)
 	hive_envelope_clear(&env);
 }
 
+/* On bus.control, anyone's endpoint, credentials are refused: an error
+ * reply that carries no secret. */
+static void credentials_refused_on_control(int i)
+{
+	struct hive_bus *req = bus(HIVE_BUS_REQUEST, "control", "pollerd/e2e/secrets");
+	struct hive_envelope env = { 0 };
+	json_t *body = json_pack("{s:s}", "mac", F.mac[i]);
+	char *all;
+
+	assert_int_equal(hive_bus_request(req, HIVE_TOPIC_CTL_CREDENTIALS, body, &env, 5000),
+			 HIVE_BUS_OK);
+	json_decref(body);
+	assert_string_equal(env.topic, HIVE_TOPIC_CTL_ERROR);
+	all = json_dumps(env.body, JSON_COMPACT);
+	assert_non_null(strstr(all, "bus.discovery_control"));
+	if (F.ak[i][0])
+		assert_null(strstr(all, F.ak[i]));
+	if (F.up[i][0])
+		assert_null(strstr(all, F.up[i]));
+	free(all);
+	hive_envelope_clear(&env);
+	hive_bus_close(req);
+}
+
 /* The key id every sealed value names; all must name one. */
 static void sealed_id(char id[9])
 {
@@ -471,6 +495,7 @@ static void test_upgrade(void **state)
 	jobs_right();
 	for (int i = 0; i < N; i += 37)
 		credentials_right(i);
+	credentials_refused_on_control(1);
 	/* While it runs: no plaintext in any of the three files. */
 	assert_int_equal(leaks("running", 7), 0);
 	assert_int_equal(mode_of(F.db), 0600);

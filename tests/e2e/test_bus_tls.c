@@ -1,8 +1,9 @@
 /* test_bus_tls — the bus's transport security, with real processes on
  * loopback (docs/operations.md, "Bus security"):
  *
- *   1. mutual TLS: etc/hive-certs makes a farm CA and a certificate each
- *      for apid, discoverd and pollerd (127.0.0.1); every bus endpoint is
+ *   1. mutual TLS: etc/hive-certs makes a farm CA, a discovery CA and a
+ *      certificate each for apid, discoverd (the discovery CA's) and
+ *      pollerd (127.0.0.1); every bus endpoint is
  *      tls+tcp://127.0.0.1. discoverd finds minersim's miners, provisions
  *      their keys and pollerd polls them: the suite works over TLS;
  *   2. a rogue nng client (nng itself, as an attacker would write it)
@@ -10,8 +11,14 @@
  *      another CA, or in plain TCP gets no connection: a PULL on
  *      jobs_status receives no job, a REQUEST for a miner's credentials on
  *      control gets no reply, a PUBLISH of a miner on events stores
- *      nothing. The same client with a certificate of the farm CA does get
- *      a job, a reply and a stored miner: the probes can see what they
+ *      nothing. The same client with a worker's certificate of the farm
+ *      CA does get a job; it cannot connect to discoverd's endpoints
+ *      (discovery_control, discovery_events: their own CA), asking for
+ *      credentials on control gets an error and no secret, and the
+ *      hive.miner.seen, hive.miner.key and hive.sweep.done it publishes on
+ *      events are refused ("wrong role", counted) and change nothing. With
+ *      discoverd's certificate (the discovery CA's) the reply carries the
+ *      credentials and the miner is stored: the probes can see what they
  *      look for;
  *   3. a tls+tcp:// endpoint with a private key others may read is
  *      refused, and one without the files says which are missing; a worker
@@ -20,7 +27,8 @@
  *      revocation list that refuses the revoked certificate only;
  *   4. ipc://: apid refuses to start on a socket directory group or others
  *      may enter; on a good one each socket is 0600, a worker connects
- *      through them, and another user (uid 65534, when the test runs as
+ *      through them and discoverd through its own (a directory of their
+ *      own, 0700), and another user (uid 65534, when the test runs as
  *      root) is refused by the kernel; a directory of another user is
  *      refused; a missing one is made 0700.
  *
@@ -119,9 +127,12 @@ static void write_role_config(struct ts_suite *s, const char *role, char *path, 
 
 /* ------------------------------------------------------------ the rogue */
 
-enum rogue_id { NO_CERT, OTHER_CA, PLAIN_TCP, FARM_CERT };
+/* FARM_CERT: a worker's (pollerd's) certificate, signed by the farm CA;
+ * DISCOVERD_CERT: discoverd's, signed by the discovery CA. */
+enum rogue_id { NO_CERT, OTHER_CA, PLAIN_TCP, FARM_CERT, DISCOVERD_CERT };
 static const char *const rogue_names[] = { "no certificate", "a certificate of another CA",
-					   "plain tcp://", "a farm certificate" };
+					   "plain tcp://", "a worker's farm certificate",
+					   "discoverd's certificate" };
 
 struct rogue {
 	nng_socket sock;
@@ -188,9 +199,9 @@ static void rogue_open(struct rogue *r, int kind, const char *key, enum rogue_id
 		if (id == OTHER_CA) {
 			cert_key_file(rogue_ca, "pollerd-127.0.0.1", pem, sizeof(pem));
 			assert_int_equal(nng_tls_config_cert_key_file(tc, pem, NULL), 0);
-		} else if (id == FARM_CERT) {
-			cert_key_file(certs, kind == 0 ? "pollerd-rogue" : "discoverd-rogue", pem,
-				      sizeof(pem));
+		} else if (id == FARM_CERT || id == DISCOVERD_CERT) {
+			cert_key_file(certs, id == FARM_CERT ? "pollerd-rogue" : "discoverd-rogue",
+				      pem, sizeof(pem));
 			assert_int_equal(nng_tls_config_cert_key_file(tc, pem, NULL), 0);
 		}
 		assert_int_equal(nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, tc), 0);
@@ -243,8 +254,8 @@ static void rogue_pull(enum rogue_id first, int n, int ms, int jobs[], int pipes
 
 /* hive.control.credentials requests for a_mac from n rogues for ms:
  * got[i] = 1 when apid answered rogue i (its reply in reply). */
-static void rogue_request(enum rogue_id first, int n, int ms, int got[], int pipes[],
-			  char *reply, size_t rlen)
+static void rogue_request(const char *key, enum rogue_id first, int n, int ms, int got[],
+			  int pipes[], char *reply, size_t rlen)
 {
 	struct rogue r[NROGUES];
 	json_t *body = json_pack("{s:s}", "mac", a_mac);
@@ -257,7 +268,7 @@ static void rogue_request(enum rogue_id first, int n, int ms, int got[], int pip
 					      (long long)time(NULL) * 1000, body, &buf, &len), 0);
 	json_decref(body);
 	for (int i = 0; i < n; i++) {
-		rogue_open(&r[i], 1, "control", first + i);
+		rogue_open(&r[i], 1, key, first + i);
 		got[i] = 0;
 		sent[i] = false;
 	}
@@ -294,15 +305,15 @@ static void rogue_request(enum rogue_id first, int n, int ms, int got[], int pip
 
 /* n rogues publish hive.miner.seen for macs[i] at forged_ip for ms, every
  * 100 ms. */
-static void rogue_publish(enum rogue_id first, int n, const char *const macs[], int ms,
-			  int pipes[])
+static void rogue_publish(const char *key, enum rogue_id first, int n, const char *const macs[],
+			  int ms, int pipes[])
 {
 	struct rogue r[NROGUES];
 	long long end = now_ms() + ms, boot = (long long)time(NULL) * 1000;
 	unsigned long long seq = 0;
 
 	for (int i = 0; i < n; i++)
-		rogue_open(&r[i], 2, "events", first + i);
+		rogue_open(&r[i], 2, key, first + i);
 	while (now_ms() < end) {
 		seq++;
 		for (int i = 0; i < n; i++) {
@@ -324,6 +335,41 @@ static void rogue_publish(enum rogue_id first, int n, const char *const macs[], 
 		pipes[i] = atomic_load(&r[i].pipes);
 		nng_close(r[i].sock);
 	}
+}
+
+/* One message (topic, body) from a rogue with id on key's endpoint, once
+ * it is connected (5 s at most). The connections it got. */
+static int rogue_send_once(const char *key, enum rogue_id id, const char *topic, json_t *body)
+{
+	struct rogue r;
+	char *buf = NULL;
+	size_t len = 0;
+	int pipes;
+
+	rogue_open(&r, 2, key, id);
+	for (int i = 0; i < 250 && atomic_load(&r.pipes) == 0; i++)
+		tl_sleep_ms(20);
+	tl_sleep_ms(100);                /* apid's subscription reaches the rogue */
+	assert_int_equal(hive_envelope_encode(topic, "discoverd/rogue/2", 1, 1,
+					      (long long)time(NULL) * 1000, body, &buf, &len), 0);
+	json_decref(body);
+	nng_send(r.sock, buf, len, 0);
+	free(buf);
+	tl_sleep_ms(300);
+	pipes = atomic_load(&r.pipes);
+	nng_close(r.sock);
+	return pipes;
+}
+
+/* events.refused[why] in apid's health. */
+static long long refused(const char *why)
+{
+	json_t *h = ts_api_get(&S, "/api/health");
+	long long n = json_integer_value(json_object_get(
+		json_object_get(json_object_get(h, "events"), "refused"), why));
+
+	json_decref(h);
+	return n;
 }
 
 static bool miner_known(const char *mac)
@@ -350,6 +396,7 @@ static int setup(void **state)
 	snprintf(certs, sizeof(certs), "%s/certs", S.dir);
 	snprintf(rogue_ca, sizeof(rogue_ca), "%s/rogue", S.dir);
 	if (sh("etc/hive-certs -d '%s' ca", certs) || sh("etc/hive-certs -d '%s' ca", rogue_ca) ||
+	    sh("etc/hive-certs -d '%s' ca discovery", certs) ||
 	    sh("etc/hive-certs -d '%s' issue apid 127.0.0.1", certs) ||
 	    sh("etc/hive-certs -d '%s' issue discoverd 127.0.0.1", certs) ||
 	    sh("etc/hive-certs -d '%s' issue pollerd 127.0.0.1", certs) ||
@@ -363,8 +410,9 @@ static int setup(void **state)
 	if (ts_merge(&S, "{\"intervals\": {\"discovery_seconds\": 3, \"status_seconds\": 2, "
 		     "\"telemetry_seconds\": 30, \"heartbeat_seconds\": 1},"
 		     " \"bus\": {\"tls\": {\"ca_file\": \"%s/ca.crt\","
+		     " \"discovery_ca_file\": \"%s/discovery-ca.crt\","
 		     " \"cert_file\": \"%s/apid-127.0.0.1.crt\", \"key_file\": \"%s/apid-127.0.0.1.key\"}}}",
-		     certs, certs, certs) != 0)
+		     certs, certs, certs, certs) != 0)
 		return -1;
 	to_tls(&S);
 	if (ts_write_config(&S) != 0 || !ts_start(&S, "apid", NULL, NULL, NULL))
@@ -460,7 +508,8 @@ static void test_rogue_credentials(void **state)
 	(void)state;
 	failed = true;
 	assert_int_equal(strlen(a_mac), 17);
-	rogue_request(NO_CERT, NROGUES, 1500, got, pipes, reply, sizeof(reply));
+	rogue_request("discovery_control", NO_CERT, NROGUES, 1500, got, pipes, reply,
+		      sizeof(reply));
 	for (int id = NO_CERT; id <= PLAIN_TCP; id++)
 		printf("figure: rogue REQUEST credentials with %s: %d connections, %s\n",
 		       rogue_names[id], pipes[id], got[id] ? "ANSWERED" : "no reply in 1.5 s");
@@ -468,8 +517,24 @@ static void test_rogue_credentials(void **state)
 		assert_int_equal(pipes[id], 0);
 		assert_int_equal(got[id], 0);
 	}
-	rogue_request(FARM_CERT, 1, 6000, got, pipes, reply, sizeof(reply));
-	printf("figure: the same REQUEST with %s: %s\n", rogue_names[FARM_CERT],
+	/* A worker's certificate: discoverd's endpoint (its own CA) does not
+	 * let it in; on bus.control it gets an error and no secret. */
+	rogue_request("discovery_control", FARM_CERT, 1, 2000, got, pipes, reply, sizeof(reply));
+	printf("figure: REQUEST credentials on discovery_control with %s: %d connections, %s\n",
+	       rogue_names[FARM_CERT], pipes[0], got[0] ? "ANSWERED" : "no reply in 2 s");
+	assert_int_equal(pipes[0], 0);
+	assert_int_equal(got[0], 0);
+	rogue_request("control", FARM_CERT, 1, 6000, got, pipes, reply, sizeof(reply));
+	printf("figure: REQUEST credentials on control with %s: %s\n", rogue_names[FARM_CERT],
+	       got[0] ? reply : "no reply");
+	assert_int_equal(got[0], 1);
+	assert_non_null(strstr(reply, "hive.control.error"));
+	assert_null(strstr(reply, "api_key"));
+	assert_null(strstr(reply, "unlock_pass"));
+	/* discoverd's certificate on its endpoint: answered. */
+	rogue_request("discovery_control", DISCOVERD_CERT, 1, 6000, got, pipes, reply,
+		      sizeof(reply));
+	printf("figure: the same REQUEST with %s: %s\n", rogue_names[DISCOVERD_CERT],
 	       got[0] ? "answered" : "no reply");
 	assert_int_equal(got[0], 1);
 	assert_non_null(strstr(reply, "hive.control.credentials"));
@@ -482,17 +547,34 @@ static void test_rogue_publish(void **state)
 	static const char *const macs[] = { "02:00:5e:00:be:01", "02:00:5e:00:be:02",
 					    "02:00:5e:00:be:03" };
 	static const char *const good[] = { "02:00:5e:00:be:04" };
-	int pipes[NROGUES], rogue_pipes[NROGUES];
+	static const char *const worker[] = { "02:00:5e:00:be:05" };
+	int pipes[NROGUES], rogue_pipes[NROGUES], worker_pipes[2];
+	long long wrong0 = refused("wrong role");
 
 	(void)state;
 	failed = true;
-	rogue_publish(NO_CERT, NROGUES, macs, 1500, rogue_pipes);
-	rogue_publish(FARM_CERT, 1, good, 1000, pipes);
+	rogue_publish("events", NO_CERT, NROGUES, macs, 1500, rogue_pipes);
+	rogue_publish("discovery_events", NO_CERT, NROGUES, macs, 1000, pipes);
+	for (int id = NO_CERT; id <= PLAIN_TCP; id++)
+		assert_int_equal(pipes[id], 0);
+	/* A worker's certificate: not let in on discoverd's endpoint; on
+	 * bus.events its seen, key and sweep are refused, counted. */
+	rogue_publish("discovery_events", FARM_CERT, 1, worker, 1000, &worker_pipes[0]);
+	rogue_publish("events", FARM_CERT, 1, worker, 1000, &worker_pipes[1]);
+	assert_int_equal(worker_pipes[0], 0);
+	assert_true(worker_pipes[1] >= 1);
+	assert_true(rogue_send_once("events", FARM_CERT, "hive.miner.key",
+				    json_pack("{s:s,s:s}", "mac", a_mac, "api_key", "forged")) >= 1);
+	assert_true(rogue_send_once("events", FARM_CERT, "hive.sweep.done",
+				    json_pack("{s:s,s:[],s:I,s:i}", "subnet", SUBNET, "macs",
+					      "started", (json_int_t)time(NULL) * 1000 - 1000,
+					      "duration_ms", 1000)) >= 1);
+	rogue_publish("discovery_events", DISCOVERD_CERT, 1, good, 1000, pipes);
 	assert_true(pipes[0] >= 1);
 	for (int i = 0; i < 30 && !miner_known(good[0]); i++)
 		tl_sleep_ms(200);
-	printf("figure: PUBLISH hive.miner.seen with %s: miner %s\n", rogue_names[FARM_CERT],
-	       miner_known(good[0]) ? "stored" : "not stored");
+	printf("figure: PUBLISH hive.miner.seen on discovery_events with %s: miner %s\n",
+	       rogue_names[DISCOVERD_CERT], miner_known(good[0]) ? "stored" : "not stored");
 	assert_true(miner_known(good[0]));
 	/* apid has taken in what came before it: the rogues' would be there */
 	for (int id = NO_CERT; id <= PLAIN_TCP; id++) {
@@ -503,6 +585,15 @@ static void test_rogue_publish(void **state)
 		assert_int_equal(rogue_pipes[id], 0);
 		assert_false(known);
 	}
+	printf("figure: PUBLISH seen (10 a s for 1 s), key and sweep on events with %s: miner %s,"
+	       " %lld refused \"wrong role\"; on discovery_events: %d connections\n",
+	       rogue_names[FARM_CERT], miner_known(worker[0]) ? "STORED" : "not stored",
+	       refused("wrong role") - wrong0, worker_pipes[0]);
+	assert_false(miner_known(worker[0]));
+	/* at least the key, the sweep and one seen of the ten */
+	assert_true(refused("wrong role") - wrong0 >= 3);
+	/* the sweep changed nothing: the fleet is still online */
+	assert_int_equal(ts_wait_miners(&S, MINERS, 5000), 0);
 	failed = false;
 }
 
@@ -644,6 +735,16 @@ static bool log_has(const struct ts_suite *s, const char *name, const char *what
 	return has;
 }
 
+/* Where test_ipc puts key's socket: discoverd's in a directory of their
+ * own (<dir>/discovery/events), the rest in dir. */
+static void ipc_path(const char *dir, const char *key, char *out, size_t len)
+{
+	if (strncmp(key, "discovery_", 10) == 0)
+		snprintf(out, len, "%s/discovery/%s", dir, key + 10);
+	else
+		snprintf(out, len, "%s/%s", dir, key);
+}
+
 static void test_ipc(void **state)
 {
 	struct ts_suite I;
@@ -659,7 +760,8 @@ static void test_ipc(void **state)
 	snprintf(dir, sizeof(dir), "%s/run/bus", I.dir);
 	bus = json_object_get(I.config, "bus");
 	for (size_t i = 0; i < ts_nbus; i++) {
-		snprintf(url, sizeof(url), "ipc://%s/%s", dir, ts_bus_keys[i]);
+		ipc_path(dir, ts_bus_keys[i], url + 6, sizeof(url) - 6);
+		memcpy(url, "ipc://", 6);
 		json_object_set_new(bus, ts_bus_keys[i], json_string(url));
 	}
 	ts_merge(&I, "{\"intervals\": {\"heartbeat_seconds\": 1}}");
@@ -675,8 +777,14 @@ static void test_ipc(void **state)
 
 	assert_non_null(ts_start(&I, "apid", NULL, NULL, NULL));
 	assert_non_null(ts_start(&I, "pollerd", NULL, NULL, NULL));
+	assert_non_null(ts_start(&I, "discoverd", NULL, NULL, NULL));
+	/* pollerd's heartbeats came through bus.events, discoverd's through
+	 * its own socket (apid takes discoverd's from nowhere else) */
 	if (ts_wait_healthy(&I, 20000) != 0)
-		goto out;                     /* pollerd's heartbeats came through a socket */
+		goto out;
+	snprintf(url, sizeof(url), "%s/discovery", dir);
+	assert_int_equal(lstat(url, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0700);
 
 	assert_int_equal(lstat(dir, &st), 0);
 	assert_true(S_ISDIR(st.st_mode));
@@ -685,7 +793,7 @@ static void test_ipc(void **state)
 	for (size_t i = 0; i < ts_nbus; i++) {
 		char path[1300];
 
-		snprintf(path, sizeof(path), "%s/%s", dir, ts_bus_keys[i]);
+		ipc_path(dir, ts_bus_keys[i], path, sizeof(path));
 		assert_int_equal(lstat(path, &st), 0);
 		assert_true(S_ISSOCK(st.st_mode));
 		if ((st.st_mode & 07777) != 0600)

@@ -197,7 +197,8 @@ static int stack_up(void **state)
 	    !ts_start(&S, "pollerd", "pollerd1", NULL, NULL) ||
 	    !ts_start(&S, "telemetryd", NULL, NULL, NULL) || ts_wait_healthy(&S, WAIT_MS) < 0)
 		return -1;
-	if (!(pub = hive_bus_open(HIVE_BUS_PUBLISH, ts_bus(&S, "events"), &o, err, sizeof(err)))) {
+	if (!(pub = hive_bus_open(HIVE_BUS_PUBLISH, ts_bus(&S, "discovery_events"), &o, err,
+				   sizeof(err)))) {
 		fprintf(stderr, "publisher: %s\n", err);
 		return -1;
 	}

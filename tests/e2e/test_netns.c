@@ -7,9 +7,10 @@
  *   w2   pollerd, dialing apid at tls+tcp://10.250.2.1 over another
  *
  * The bus is mutual TLS, as docs/operations.md lays out a multi-host farm:
- * etc/hive-certs makes the farm CA, apid's certificate (naming 10.250.1.1,
- * 10.250.2.1 and 127.0.0.1, the addresses dialled) and one per daemon
- * and host (pollerd-w1, pollerd-w2, discoverd-hub).
+ * etc/hive-certs makes the farm CA, the discovery CA, apid's certificate
+ * (naming 10.250.1.1, 10.250.2.1 and 127.0.0.1, the addresses dialled) and
+ * one per daemon and host (pollerd-w1, pollerd-w2; discoverd-hub, signed
+ * by the discovery CA, which apid's discovery endpoints trust alone).
  *
  * The veth links carry private /30s that exist only inside these
  * namespaces; the workers reach the simulated miners through the hub
@@ -230,8 +231,10 @@ static int write_config(const char *name, const char *bus_host, const char *cert
 	if (n < sizeof(bus))
 		n += (size_t)snprintf(bus + n, sizeof(bus) - n,
 				      ",\n   \"tls\": {\"ca_file\": \"%s/certs/ca.crt\", "
+				      "\"discovery_ca_file\": \"%s/certs/discovery-ca.crt\", "
 				      "\"cert_file\": \"%s/certs/%s.crt\", "
-				      "\"key_file\": \"%s/certs/%s.key\"}", dir, dir, cert, dir, cert);
+				      "\"key_file\": \"%s/certs/%s.key\"}", dir, dir, dir, cert, dir,
+				      cert);
 	if (n >= sizeof(bus))
 		return -1;
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
@@ -324,6 +327,7 @@ static int setup(void **state)
 	if (!dir || make_network() < 0)
 		goto fail;
 	if (sh("etc/hive-certs -d '%s/certs' ca >/dev/null", dir) ||
+	    sh("etc/hive-certs -d '%s/certs' ca discovery >/dev/null", dir) ||
 	    sh("etc/hive-certs -d '%s/certs' issue apid hub --ip 10.250.1.1 --ip 10.250.2.1 "
 	       "--ip 127.0.0.1 >/dev/null", dir) ||
 	    sh("etc/hive-certs -d '%s/certs' issue discoverd hub >/dev/null", dir) ||

@@ -14,6 +14,7 @@
 /* Every bus endpoint a config names. Each gets a free port of its own. */
 const char *const ts_bus_keys[] = {
 	"events", "jobs_status", "jobs_telemetry", "jobs_control", "jobs_plant", "control", "feed",
+	"discovery_events", "discovery_control",
 };
 const size_t ts_nbus = sizeof(ts_bus_keys) / sizeof(ts_bus_keys[0]);
 

@@ -6,9 +6,11 @@
 #include <setjmp.h>
 #include <stdint.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "hive/bus.h"
@@ -550,6 +552,99 @@ static void test_seq_per_topic(void **state)
 	hive_bus_close(push);
 }
 
+/* test_endpoints' REPLY side: answers one request, notes its endpoint. */
+struct answer_srv {
+	struct hive_bus *rep;
+	int endpoint;
+};
+
+static void *answer_once(void *arg)
+{
+	struct answer_srv *srv = arg;
+	struct hive_envelope env = { 0 };
+	json_t *b = json_object();
+
+	if (hive_bus_recv(srv->rep, &env, 3000) == HIVE_BUS_OK) {
+		srv->endpoint = env.endpoint;
+		hive_bus_send(srv->rep, "hive.a", b, false);
+		hive_envelope_clear(&env);
+	}
+	json_decref(b);
+	return NULL;
+}
+
+/* A listening socket on two URLs says which one each message came in on
+ * (apid's role by listener): SUBSCRIBE and REPLY, and a dialer is always
+ * endpoint 0. A dialing socket cannot listen on more. */
+static void test_endpoints(void **state)
+{
+	struct hive_bus_opts o = { .listen = true, .send_timeout_ms = 1000,
+				   .recv_timeout_ms = 2000, .source = "apid/h/1" };
+	const char *urls[2] = { "inproc://ep-workers", "inproc://ep-discovery" };
+	struct hive_bus *sub, *rep, *pub[2], *req;
+	struct hive_envelope env;
+	char err[256];
+	int got[2] = { -2, -2 };
+
+	(void)state;
+	assert_non_null(sub = hive_bus_open(HIVE_BUS_SUBSCRIBE, urls[0], &o, err, sizeof(err)));
+	assert_int_equal(hive_bus_listen_also(sub, urls[1], &o, err, sizeof(err)), 1);
+	assert_int_equal(hive_bus_subscribe(sub, ""), 0);
+	assert_non_null(rep = hive_bus_open(HIVE_BUS_REPLY, "inproc://ep-control", &o, err,
+					    sizeof(err)));
+	assert_int_equal(hive_bus_listen_also(rep, "inproc://ep-dcontrol", &o, err, sizeof(err)),
+			 1);
+	o.listen = false;
+	for (int i = 0; i < 2; i++) {
+		o.source = i ? "discoverd/h/2" : "pollerd/h/3";
+		assert_non_null(pub[i] = hive_bus_open(HIVE_BUS_PUBLISH, urls[i], &o, err,
+						       sizeof(err)));
+	}
+	o.listen = true;
+	assert_int_equal(hive_bus_listen_also(pub[0], "inproc://ep-no", &o, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "only a listening socket"));
+	o.listen = false;
+	for (int tries = 0; tries < 100 && hive_bus_peers(sub) < 2; tries++)
+		usleep(10000);
+	usleep(50000);           /* the subscriptions reach the publishers */
+	for (int i = 0; i < 2; i++) {
+		json_t *b = json_pack("{s:i}", "i", i);
+
+		assert_int_equal(hive_bus_send(pub[i], "hive.t", b, false), HIVE_BUS_OK);
+		json_decref(b);
+	}
+	for (int n = 0; n < 2; n++) {
+		memset(&env, 0, sizeof(env));
+		assert_int_equal(hive_bus_recv(sub, &env, 2000), HIVE_BUS_OK);
+		got[json_integer_value(json_object_get(env.body, "i"))] = env.endpoint;
+		hive_envelope_clear(&env);
+	}
+	assert_int_equal(got[0], 0);
+	assert_int_equal(got[1], 1);
+	/* REQ on the second endpoint; the dialer's reply says endpoint 0 */
+	assert_non_null(req = hive_bus_open(HIVE_BUS_REQUEST, "inproc://ep-dcontrol", &o, err,
+					    sizeof(err)));
+	{
+		struct hive_envelope reply = { 0 };
+		json_t *b = json_object();
+		pthread_t t;
+		struct answer_srv srv = { rep, -2 };
+
+		assert_int_equal(pthread_create(&t, NULL, answer_once, &srv), 0);
+		assert_int_equal(hive_bus_request(req, "hive.q", b, &reply, 3000), HIVE_BUS_OK);
+		assert_int_equal(pthread_join(t, NULL), 0);
+		json_decref(b);
+		assert_int_equal(srv.endpoint, 1);
+		assert_int_equal(reply.endpoint, 0);
+		hive_envelope_clear(&reply);
+	}
+	hive_bus_close(req);
+	for (int i = 0; i < 2; i++)
+		hive_bus_close(pub[i]);
+	hive_bus_close(rep);
+	hive_bus_close(sub);
+}
+
 /* A refused non-blocking send gives its seq back, so the subscriber sees
  * no gap for a message that never left. */
 static void test_seq_refused_send(void **state)
@@ -613,6 +708,7 @@ int main(void)
 		cmocka_unit_test(test_role_misuse),
 		cmocka_unit_test(test_seq_per_topic),
 		cmocka_unit_test(test_seq_refused_send),
+		cmocka_unit_test(test_endpoints),
 	};
 
 	hive_log_init("test_bus", HIVE_LOG_WARN, NULL);

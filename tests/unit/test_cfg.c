@@ -134,6 +134,10 @@ static void test_defaults(void **state)
 		{ "bus.jobs_plant", c.bus.jobs_plant, "ipc://data/bus/jobs_plant" },
 		{ "bus.control", c.bus.control, "ipc://data/bus/control" },
 		{ "bus.feed", c.bus.feed, "ipc://data/bus/feed" },
+		{ "bus.discovery_events", c.bus.discovery_events, "ipc://data/bus/discovery/events" },
+		{ "bus.discovery_control", c.bus.discovery_control,
+		  "ipc://data/bus/discovery/control" },
+		{ "bus.tls.discovery_ca_file", c.bus.tls.discovery_ca_file, "" },
 		{ "bus.tls.ca_file", c.bus.tls.ca_file, "" },
 		{ "bus.tls.cert_file", c.bus.tls.cert_file, "" },
 		{ "bus.tls.key_file", c.bus.tls.key_file, "" },
@@ -688,6 +692,7 @@ static void test_keys_documented(void **state)
 		"alerts.resolve_seconds", "alerts.retry_max_seconds", "alerts.give_up_hours",
 		"alerts.rules", "alerts.channels", "bus.jobs_control", "bus.tls.ca_file",
 		"bus.tls.cert_file", "bus.tls.key_file", "database.secrets_key_file",
+		"bus.discovery_events", "bus.discovery_control", "bus.tls.discovery_ca_file",
 		"POWERHIVE_CONFIG", "POWERHIVE_LOG_LEVEL", "POWERHIVE_HTTP_ADDR",
 		"POWERHIVE_API_TOKEN", "POWERHIVE_DATABASE",
 	};

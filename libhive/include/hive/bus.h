@@ -75,6 +75,12 @@ struct hive_envelope {
 	unsigned long long seq;
 	long long ts;            /* wall clock ms */
 	json_t *body;            /* owned; released by hive_envelope_clear */
+	/* Not on the wire: which of the receiving socket's endpoints the
+	 * message came in on (hive_bus_recv, hive_bus_request): 0 the URL the
+	 * socket was opened with (and always 0 on a dialing socket), n the one
+	 * hive_bus_listen_also returned n for, -1 not known. A listener per
+	 * role is how apid tells who sent a message (docs/bus.md, Roles). */
+	int endpoint;
 };
 void hive_envelope_clear(struct hive_envelope *env);
 
@@ -102,6 +108,14 @@ int hive_bus_url_ok(const char *url);
 struct hive_bus *hive_bus_open(enum hive_bus_role role, const char *url,
 			       const struct hive_bus_opts *opts, char *err, size_t errlen);
 void hive_bus_close(struct hive_bus *bus);
+
+/* A listening socket listens on url too, with opts' TLS files (so each
+ * endpoint may trust its own CA: only peers with a certificate that CA
+ * signed connect there) and ipc directory rules. Returns the endpoint's
+ * number (1, 2, ...; at most 3 more), which hive_envelope.endpoint
+ * then reports, or -1 with a message in err. */
+int hive_bus_listen_also(struct hive_bus *bus, const char *url, const struct hive_bus_opts *opts,
+			 char *err, size_t errlen);
 
 /* SUBSCRIBE only: receive topics starting with prefix ("" = all). 0 / -1. */
 int hive_bus_subscribe(struct hive_bus *bus, const char *prefix);

@@ -133,6 +133,9 @@ struct hive_cfg {
 		char jobs_plant[HIVE_CFG_URL_MAX];      /* ipc://data/bus/jobs_plant */
 		char control[HIVE_CFG_URL_MAX];         /* ipc://data/bus/control */
 		char feed[HIVE_CFG_URL_MAX];            /* ipc://data/bus/feed */
+		/* discoverd's own listeners (its role: sweeps, keys, credentials) */
+		char discovery_events[HIVE_CFG_URL_MAX];  /* ipc://data/bus/discovery/events */
+		char discovery_control[HIVE_CFG_URL_MAX]; /* ipc://data/bus/discovery/control */
 		int sendbuf;                            /* messages: 8192 */
 		int recvbuf;                            /* messages: 8192 */
 		size_t max_message_bytes;               /* 1 MiB */
@@ -141,6 +144,9 @@ struct hive_cfg {
 			char ca_file[HIVE_CFG_PATH_MAX];   /* the farm CA: "" */
 			char cert_file[HIVE_CFG_PATH_MAX]; /* this daemon's certificate: "" */
 			char key_file[HIVE_CFG_PATH_MAX];  /* its private key (0600): "" */
+			/* the CA that signs discoverd's certificate only: apid's
+			 * discovery_* listeners trust it instead of ca_file: "" */
+			char discovery_ca_file[HIVE_CFG_PATH_MAX];
 		} tls;
 	} bus;
 

@@ -90,7 +90,8 @@ enum hive_msg_kind {
 	HIVE_MSG_KINDS
 };
 
-/* Who may send a kind (the bus security work checks it against the peer). */
+/* Who may send a kind: apid checks it against the endpoint a message came
+ * in on (apid/guard.c, docs/bus.md Roles). */
 enum hive_msg_role {
 	HIVE_ROLE_APID = 1 << 0,
 	HIVE_ROLE_DISCOVERD = 1 << 1,
