@@ -158,9 +158,10 @@ TEST_ENV = HIVE_BIN=$(BIN) POWERHIVE_TEST_SANITIZE=$(SANITIZE) \
 # The sanitizer pass leaves out the tests whose subject is not our C code
 # under other flags: the dashboard's JavaScript (test_browser), unit files
 # (test_install), Prometheus's config (test_monitoring), the image, which is
-# built with its own flags (test_compose, test_compose_up), and minersim's
-# own behaviour (test_minersim; the sanitized minersim runs in every other
-# end-to-end test); four fleet-size scenarios (test_fleet,
+# built with its own flags (test_compose, test_compose_up), minersim's and
+# plantsim's own behaviour (test_minersim, test_plantsim; the sanitized
+# simulators run in every other end-to-end test), stunnel (test_https) and
+# civetweb's threads under 200 slow clients (test_slow_clients); four fleet-size scenarios (test_fleet,
 # test_fleet_offline, test_fleet_sweep16, test_control: thousands of miners
 # for timing and counts, while the code they drive runs sanitized in
 # test_apid_sweep, test_msg, test_run, test_workers, test_worker_jobs,
@@ -171,7 +172,7 @@ TEST_ENV = HIVE_BIN=$(BIN) POWERHIVE_TEST_SANITIZE=$(SANITIZE) \
 # notifies in test_notify and test_alerts_farm). It keeps CI well under
 # its 30 minutes.
 SAN_SKIP := test_browser test_install test_monitoring test_compose test_compose_up test_minersim \
-            test_fleet test_fleet_offline test_fleet_sweep16 test_control test_power test_alerts
+            test_plantsim test_https test_slow_clients test_fleet test_fleet_offline test_fleet_sweep16 test_control test_power test_alerts
 RUN_TEST_BIN := $(if $(SANITIZE),$(filter-out $(SAN_SKIP:%=$(BIN)/tests/e2e/%),$(TEST_BIN)),$(TEST_BIN))
 test: deps-test
 	@$(MAKE) --no-print-directory -j$$(nproc) all tests
