@@ -90,35 +90,6 @@ static char https_ca[1400];       /* the CA its certificate is signed by */
 
 /* ------------------------------------------------------------ helpers */
 
-/* Runs a shell command, its output (stdout and stderr) in *out when out is
- * not NULL; on a non-zero exit the command and its output go to stderr
- * unless quiet. The exit status. */
-static int sh(char **out, bool quiet, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int sh(char **out, bool quiet, const char *fmt, ...)
-{
-	char *cmd = NULL, *text = NULL, *full = NULL;
-	va_list ap;
-	int rc, n;
-
-	va_start(ap, fmt);
-	n = vasprintf(&cmd, fmt, ap);
-	va_end(ap);
-	if (n < 0 || asprintf(&full, "%s 2>&1", cmd) < 0) {
-		free(cmd);
-		return -1;
-	}
-	rc = tl_run(full, &text);
-	if (rc != 0 && !quiet)
-		fprintf(stderr, "$ %s\n-> exit %d\n%s\n", cmd, rc, text ? text : "");
-	if (out)
-		*out = text;
-	else
-		free(text);
-	free(cmd);
-	free(full);
-	return rc;
-}
-
 #define COMPOSE "docker-compose -p " PROJECT " -f '%s' "
 
 static double secs_since(int64_t t0)
@@ -132,7 +103,7 @@ static char *line_of(const char *fmt, const char *arg)
 	char cmd[1600], *out = NULL;
 
 	snprintf(cmd, sizeof(cmd), fmt, arg);
-	if (sh(&out, true, "%s", cmd) != 0) {
+	if (tl_sh(&out, true, "%s", cmd) != 0) {
 		free(out);
 		return NULL;
 	}
@@ -148,7 +119,7 @@ static char *containers(const char *service)
 {
 	char *out = NULL;
 
-	if (sh(&out, false, "docker ps -aq --no-trunc --filter label=com.docker.compose.project="
+	if (tl_sh(&out, false, "docker ps -aq --no-trunc --filter label=com.docker.compose.project="
 	       PROJECT " --filter label=com.docker.compose.service=%s", service) != 0) {
 		free(out);
 		return NULL;
@@ -180,7 +151,7 @@ static bool health_is(void *arg)
 	bool ok = true;
 
 	/* "<service> <health>" of each container of the project */
-	if (sh(&out, true, "docker ps -aq --filter label=com.docker.compose.project=" PROJECT
+	if (tl_sh(&out, true, "docker ps -aq --filter label=com.docker.compose.project=" PROJECT
 	       " | xargs -r docker inspect -f '{{index .Config.Labels \"com.docker.compose.service\"}}"
 	       " {{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}'") != 0)
 		ok = false;
@@ -223,7 +194,7 @@ static double wait_health(const char *const *names, const char *want, int timeou
 		fprintf(stderr, "not every container %s within %d ms: %s\n", want, timeout_ms, w.last);
 		if (ids) {
 			ids[strcspn(ids, "\n")] = '\0';
-			sh(NULL, false, "docker inspect -f '{{json .State.Health}}' %s >&2", ids);
+			tl_sh(NULL, false, "docker inspect -f '{{json .State.Health}}' %s >&2", ids);
 		}
 		free(ids);
 		fail();
@@ -248,7 +219,7 @@ static void read_token(void)
 {
 	char *tok = NULL, *id = apid_container();
 
-	assert_int_equal(sh(&tok, false, "docker exec %s cat /var/lib/powerhive/api-token", id), 0);
+	assert_int_equal(tl_sh(&tok, false, "docker exec %s cat /var/lib/powerhive/api-token", id), 0);
 	free(id);
 	tok[strcspn(tok, "\r\n")] = '\0';
 	assert_true(strlen(tok) >= 16);
@@ -363,7 +334,7 @@ static int take_lock(void)
 static int engine(const char *step)
 {
 	char *out = NULL;
-	int rc = sh(&out, true, ENGINE " %s", step);
+	int rc = tl_sh(&out, true, ENGINE " %s", step);
 
 	printf("%s", out ? out : "");
 	if (out && (strstr(out, " started (pid ") || strstr(out, "taken over")))
@@ -385,14 +356,14 @@ static void remove_leftovers(void)
 {
 	char *out = NULL;
 
-	sh(&out, true, "docker ps -aq --filter label=com.docker.compose.project=" PROJECT);
+	tl_sh(&out, true, "docker ps -aq --filter label=com.docker.compose.project=" PROJECT);
 	if (out && *out) {
 		printf("compose: removing the containers an earlier run left\n");
-		sh(NULL, false, "docker ps -aq --filter label=com.docker.compose.project=" PROJECT
+		tl_sh(NULL, false, "docker ps -aq --filter label=com.docker.compose.project=" PROJECT
 		   " | xargs -r docker rm -f");
 	}
 	free(out);
-	sh(NULL, true, "docker volume ls -q --filter label=com.docker.compose.project=" PROJECT
+	tl_sh(NULL, true, "docker volume ls -q --filter label=com.docker.compose.project=" PROJECT
 	   " | xargs -r docker volume rm");
 }
 
@@ -483,7 +454,7 @@ static int write_https(const char *etc)
 	snprintf(dir, sizeof(dir), "%s/https", s.dir);
 	snprintf(https_ca, sizeof(https_ca), "%s/ca.pem", dir);
 	if (mkdir(dir, 0755) != 0 ||
-	    sh(NULL, false, "cd '%s' && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 "
+	    tl_sh(NULL, false, "cd '%s' && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 "
 	       "-nodes -days 2 -subj '/CN=PowerHive compose test CA' -keyout ca.key -out ca.pem "
 	       "-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign && "
 	       "openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=localhost "
@@ -547,7 +518,7 @@ static int build(void)
 	char *before = line_of("docker image inspect -f '{{.Id}}' %s", IMAGE), *after, *size;
 	int64_t t0 = hive_mono_ms();
 
-	if (sh(NULL, false, "docker-compose -p " PROJECT " -f docker-compose.yml -f " OVERRIDE
+	if (tl_sh(NULL, false, "docker-compose -p " PROJECT " -f docker-compose.yml -f " OVERRIDE
 	       " build --force-rm apid") != 0) {
 		free(before);
 		return -1;
@@ -558,7 +529,7 @@ static int build(void)
 	size = line_of("docker image inspect -f '{{.Size}}' %s", IMAGE);
 	printf("figure: compose image size MB=%.0f (%s)\n", size ? atof(size) / 1e6 : -1.0, IMAGE);
 	if (before && after && strcmp(before, after) != 0)
-		sh(NULL, true, "docker rmi %s", before);
+		tl_sh(NULL, true, "docker rmi %s", before);
 	free(before);
 	free(after);
 	free(size);
@@ -575,7 +546,7 @@ static int setup(void **state)
 		goto skip;
 	if (take_lock() != 0)
 		goto skip_or_fail;
-	if (sh(NULL, true, "command -v docker-compose >/dev/null") != 0) {
+	if (tl_sh(NULL, true, "command -v docker-compose >/dev/null") != 0) {
 		fprintf(stderr, "docker-compose is missing (the Makefile's test packages have it)\n");
 		return -1;
 	}
@@ -628,10 +599,10 @@ static int teardown(void **state)
 	if (compose_file[0]) {
 		if (finished < started) {
 			fprintf(stderr, "--- the suite's containers and logs\n");
-			sh(NULL, false, COMPOSE "ps >&2", compose_file);
-			sh(NULL, false, COMPOSE "logs --no-color --tail=30 >&2", compose_file);
+			tl_sh(NULL, false, COMPOSE "ps >&2", compose_file);
+			tl_sh(NULL, false, COMPOSE "logs --no-color --tail=30 >&2", compose_file);
 		}
-		sh(NULL, false, COMPOSE "down -v --remove-orphans", compose_file);
+		tl_sh(NULL, false, COMPOSE "down -v --remove-orphans", compose_file);
 	}
 	tl_live_kill_all();             /* the lock holder, if a test stopped half-way */
 	if (engine_ran)
@@ -674,7 +645,7 @@ static void test_image(void **state)
 	assert_non_null(out);
 	assert_string_equal(out, "powerhive");
 	free(out);
-	assert_int_equal(sh(&out, false, "docker run --rm --network none --entrypoint sh " IMAGE
+	assert_int_equal(tl_sh(&out, false, "docker run --rm --network none --entrypoint sh " IMAGE
 			    " -c 'id -u; ldd /usr/local/bin/* 2>&1 | grep \"not found\";"
 			    " for c in cc gcc make ld as cpp; do command -v $c; done; echo end'"), 0);
 	if (strcmp(out, "10001\nend\n") != 0) {
@@ -685,7 +656,7 @@ static void test_image(void **state)
 	free(out);
 	/* The https service without its certificate: exit 1 naming the file,
 	 * stunnel never started. */
-	assert_int_equal(sh(&out, true, "docker run --rm --network none -v '%s:/etc/powerhive:ro' "
+	assert_int_equal(tl_sh(&out, true, "docker run --rm --network none -v '%s:/etc/powerhive:ro' "
 			    IMAGE " powerhive-https /etc/powerhive/https/stunnel-compose.conf",
 			    getenv("POWERHIVE_TEST_ETC")), 1);
 	if (!strstr(out, "powerhive-https: /etc/powerhive-https/cert.pem is missing")) {
@@ -705,12 +676,12 @@ static void test_up_polled(void **state)
 	size_t i;
 
 	BEGIN();
-	assert_int_equal(sh(&volumes_before, false, "docker volume ls -q | sort"), 0);
-	assert_int_equal(sh(NULL, false, COMPOSE "up -d minersim", compose_file), 0);
+	assert_int_equal(tl_sh(&volumes_before, false, "docker volume ls -q | sort"), 0);
+	assert_int_equal(tl_sh(NULL, false, COMPOSE "up -d minersim", compose_file), 0);
 	assert_int_equal(tl_wait_port("127.0.0.1", s.admin_port, 20000), 0);
 	t0 = hive_mono_ms();
 	w0 = hive_wall_ms();
-	assert_int_equal(sh(NULL, false, COMPOSE "up -d --no-build --scale pollerd=1", compose_file), 0);
+	assert_int_equal(tl_sh(NULL, false, COMPOSE "up -d --no-build --scale pollerd=1", compose_file), 0);
 	printf("figure: compose up (containers started) s=%.1f\n", secs_since(t0));
 	assert_int_equal(tl_wait_port("127.0.0.1", s.http_port, 30000), 0);
 	read_token();
@@ -746,7 +717,7 @@ static void test_up_polled(void **state)
 
 	/* The suite made no network, and the engine engine.sh started has no
 	 * bridge (one that ran before is left as it is). */
-	assert_int_equal(sh(&out, false, "docker network ls -q --filter label=com.docker.compose."
+	assert_int_equal(tl_sh(&out, false, "docker network ls -q --filter label=com.docker.compose."
 			    "project=" PROJECT "; %s", engine_ours ? "docker network ls -q --filter "
 			    "driver=bridge" : "true"), 0);
 	assert_string_equal(out, "");
@@ -774,15 +745,15 @@ static void test_https(void **state)
 
 	BEGIN();
 	assert_int_equal(tl_wait_port("127.0.0.1", https_port, 20000), 0);
-	assert_int_equal(sh(&out, false, "curl -sS --max-time 10 --cacert '%s' -H '%s' -o /dev/null "
+	assert_int_equal(tl_sh(&out, false, "curl -sS --max-time 10 --cacert '%s' -H '%s' -o /dev/null "
 			    "-w '%%{http_code}' https://localhost:%d/api/health", https_ca, s.auth,
 			    https_port), 0);
 	assert_string_equal(out, "200");
 	free(out);
-	assert_int_equal(sh(&out, true, "curl -sS --max-time 10 -o /dev/null https://localhost:%d/"
+	assert_int_equal(tl_sh(&out, true, "curl -sS --max-time 10 -o /dev/null https://localhost:%d/"
 			    "api/health", https_port), 60);
 	free(out);
-	assert_int_not_equal(sh(&out, true, "curl -sS --max-time 10 -o /dev/null -w '%%{http_code}' "
+	assert_int_not_equal(tl_sh(&out, true, "curl -sS --max-time 10 -o /dev/null -w '%%{http_code}' "
 				"http://127.0.0.1:%d/api/health", https_port), 0);
 	assert_non_null(strstr(out, "000"));
 	free(out);
@@ -891,7 +862,7 @@ static void test_scale(void **state)
 
 	BEGIN();
 	t0 = hive_mono_ms();
-	assert_int_equal(sh(NULL, false, COMPOSE "up -d --no-build --no-recreate --scale pollerd=3",
+	assert_int_equal(tl_sh(NULL, false, COMPOSE "up -d --no-build --no-recreate --scale pollerd=3",
 			    compose_file), 0);
 	ids = containers("pollerd");
 	assert_non_null(ids);
@@ -933,7 +904,7 @@ static void test_scale(void **state)
 		json_object_get(json_object_get(h, "scheduler"), "status"), "timed_out"));
 	json_decref(h);
 	t0 = hive_mono_ms();
-	assert_int_equal(sh(NULL, false, COMPOSE "up -d --no-build --no-recreate --scale pollerd=1",
+	assert_int_equal(tl_sh(NULL, false, COMPOSE "up -d --no-build --no-recreate --scale pollerd=1",
 			    compose_file), 0);
 	w0 = hive_wall_ms();
 	ids = containers("pollerd");
@@ -967,7 +938,7 @@ static char *worker_states(void)
 		assert_non_null(ids);
 		for (char *p = ids; (p = strchr(p, '\n')) != NULL;)
 			*p = ' ';
-		assert_int_equal(sh(&line, false, "docker inspect -f '{{.Id}} {{.State.StartedAt}} "
+		assert_int_equal(tl_sh(&line, false, "docker inspect -f '{{.Id}} {{.State.StartedAt}} "
 				    "{{.RestartCount}}' %s", ids), 0);
 		if (asprintf(&out, "%s%s", all ? all : "", line) < 0)
 			fail();
@@ -1015,7 +986,7 @@ static void test_apid_restart(void **state)
 	snprintf(token0, sizeof(token0), "%s", s.token);
 
 	t0 = hive_mono_ms();
-	assert_int_equal(sh(NULL, false, COMPOSE "stop apid", compose_file), 0);
+	assert_int_equal(tl_sh(NULL, false, COMPOSE "stop apid", compose_file), 0);
 	printf("figure: compose stop apid s=%.1f\n", secs_since(t0));
 	printf("compose: apid gone, the workers unhealthy after %.1f s\n",
 	       wait_health(workers, "unhealthy", 40000));
@@ -1024,7 +995,7 @@ static void test_apid_restart(void **state)
 	 * database over (a restarted container keeps its own files anyway). */
 	t0 = hive_mono_ms();
 	w0 = hive_wall_ms();
-	assert_int_equal(sh(NULL, false, COMPOSE "up -d --no-build --no-deps --force-recreate apid",
+	assert_int_equal(tl_sh(NULL, false, COMPOSE "up -d --no-build --no-deps --force-recreate apid",
 			    compose_file), 0);
 	apid1 = apid_container();
 	assert_string_not_equal(apid1, apid0);
@@ -1074,7 +1045,7 @@ static void test_apid_database_unwritable(void **state)
 	assert_true(holder > 0);
 	tl_live_add(holder);
 	t = wait_health(apid_only, "unhealthy", 30000);
-	assert_int_equal(sh(&out, false, "docker inspect -f '{{range .State.Health.Log}}{{.Output}}"
+	assert_int_equal(tl_sh(&out, false, "docker inspect -f '{{range .State.Health.Log}}{{.Output}}"
 			    "{{end}}' %s", id), 0);
 	/* the check's line: /api/live answered 503, "failing" */
 	assert_non_null(strstr(out, "/api/live"));
@@ -1083,7 +1054,7 @@ static void test_apid_database_unwritable(void **state)
 	free(out);
 	printf("compose: database locked, apid unhealthy after %.1f s\n", t);
 
-	assert_int_equal(sh(NULL, false, "docker exec %s touch /tmp/test-unlock", id), 0);
+	assert_int_equal(tl_sh(NULL, false, "docker exec %s touch /tmp/test-unlock", id), 0);
 	assert_int_equal(WEXITSTATUS(tl_stop(holder, 0, 15000)), 0);
 	tl_live_del(holder);
 	printf("compose: lock released, apid healthy again after %.1f s\n",
@@ -1100,13 +1071,13 @@ static void test_down(void **state)
 
 	BEGIN();
 	t0 = hive_mono_ms();
-	assert_int_equal(sh(NULL, false, COMPOSE "down", compose_file), 0);
+	assert_int_equal(tl_sh(NULL, false, COMPOSE "down", compose_file), 0);
 	printf("figure: compose down s=%.1f\n", secs_since(t0));
-	assert_int_equal(sh(&out, false, "docker ps -aq --filter label=com.docker.compose.project="
+	assert_int_equal(tl_sh(&out, false, "docker ps -aq --filter label=com.docker.compose.project="
 			    PROJECT), 0);
 	assert_string_equal(out, "");
 	free(out);
-	assert_int_equal(sh(&out, false, "docker network ls -q --filter label=com.docker.compose."
+	assert_int_equal(tl_sh(&out, false, "docker network ls -q --filter label=com.docker.compose."
 			    "project=" PROJECT), 0);
 	assert_string_equal(out, "");
 	free(out);
@@ -1114,13 +1085,13 @@ static void test_down(void **state)
 	assert_int_not_equal(tl_wait_port("127.0.0.1", s.admin_port, 200), 0);
 	assert_int_not_equal(tl_wait_port("127.0.0.1", https_port, 200), 0);
 	/* The volume outlives down (the database); down -v takes it. */
-	assert_int_equal(sh(&out, false, "docker volume ls -q --filter label=com.docker.compose."
+	assert_int_equal(tl_sh(&out, false, "docker volume ls -q --filter label=com.docker.compose."
 			    "project=" PROJECT), 0);
 	assert_non_null(strstr(out, PROJECT "_powerhive-data"));
 	free(out);
-	assert_int_equal(sh(NULL, false, COMPOSE "down -v", compose_file), 0);
+	assert_int_equal(tl_sh(NULL, false, COMPOSE "down -v", compose_file), 0);
 	/* ...and no container left an anonymous one (scaled-down ones neither). */
-	assert_int_equal(sh(&out, false, "docker volume ls -q | sort"), 0);
+	assert_int_equal(tl_sh(&out, false, "docker volume ls -q | sort"), 0);
 	assert_string_equal(out, volumes_before);
 	free(out);
 	END();

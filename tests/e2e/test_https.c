@@ -48,39 +48,11 @@ static int https_port;
 static pid_t stunnel = -1;
 static int started, finished;
 
-/* Runs a shell command; its output in *out (may be NULL); on failure the
- * command and its output on stderr unless quiet. The exit status. */
-static int sh(char **out, bool quiet, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int sh(char **out, bool quiet, const char *fmt, ...)
-{
-	char *cmd = NULL, *full = NULL, *text = NULL;
-	va_list ap;
-	int rc, n;
-
-	va_start(ap, fmt);
-	n = vasprintf(&cmd, fmt, ap);
-	va_end(ap);
-	if (n < 0 || asprintf(&full, "%s 2>&1", cmd) < 0) {
-		free(cmd);
-		return -1;
-	}
-	rc = tl_run(full, &text);
-	if (rc != 0 && !quiet)
-		fprintf(stderr, "$ %s\n-> exit %d\n%s\n", cmd, rc, text ? text : "");
-	if (out)
-		*out = text;
-	else
-		free(text);
-	free(cmd);
-	free(full);
-	return rc;
-}
-
 /* A CA (its key and self-signed certificate) named cn in dir/<name>.key,
  * .pem. */
 static int make_ca(const char *name, const char *cn)
 {
-	return sh(NULL, false, "cd '%s' && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 "
+	return tl_sh(NULL, false, "cd '%s' && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 "
 		  "-nodes -days 2 -subj '/CN=%s' -keyout %s.key -out %s.pem "
 		  "-addext basicConstraints=critical,CA:TRUE "
 		  "-addext keyUsage=critical,keyCertSign,cRLSign", tls, cn, name, name);
@@ -97,7 +69,7 @@ static int make_certs(void)
 	if (mkdir(tls, 0700) != 0 || make_ca("ca", "PowerHive test farm CA") != 0 ||
 	    make_ca("other-ca", "Some other CA") != 0)
 		return -1;
-	if (sh(NULL, false, "cd '%s' && (umask 077 && openssl req -newkey ec "
+	if (tl_sh(NULL, false, "cd '%s' && (umask 077 && openssl req -newkey ec "
 	       "-pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=powerhive -keyout key.pem "
 	       "-out server.csr -addext subjectAltName=IP:127.0.0.1,DNS:localhost) && "
 	       "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial "
@@ -181,7 +153,7 @@ static pid_t start_stunnel(const char *path, const char *log)
  * (body, then "\n<status>") in *out. */
 static int curl(char **out, const char *args, const char *scheme, const char *path)
 {
-	return sh(out, true, "curl -sS --max-time 10 %s -w '\\n%%{http_code}' '%s://127.0.0.1:%d%s'",
+	return tl_sh(out, true, "curl -sS --max-time 10 %s -w '\\n%%{http_code}' '%s://127.0.0.1:%d%s'",
 		  args, scheme, https_port, path);
 }
 
@@ -201,7 +173,7 @@ static int setup(void **state)
 	char cwd[1024], *ver = NULL;
 
 	(void)state;
-	if (sh(&ver, true, "test -x " STUNNEL " && command -v openssl") != 0) {
+	if (tl_sh(&ver, true, "test -x " STUNNEL " && command -v openssl") != 0) {
 		fprintf(stderr, "stunnel4 or openssl is not installed: apt-get install -y stunnel4 openssl "
 			"(make deps-test installs them)\n");
 		free(ver);
@@ -267,7 +239,7 @@ static void test_health(void **state)
 	json_decref(h);
 	free(out);
 	/* The same name the certificate carries as DNS:localhost. */
-	assert_int_equal(sh(&out, false, "curl -sS --max-time 10 --cacert '%s' -o /dev/null "
+	assert_int_equal(tl_sh(&out, false, "curl -sS --max-time 10 --cacert '%s' -o /dev/null "
 			    "-w '%%{http_code} %%{ssl_verify_result}' --resolve localhost:%d:127.0.0.1 "
 			    "-H '%s' https://localhost:%d/api/health", ca, https_port, s.auth,
 			    https_port), 0);
@@ -333,7 +305,7 @@ static void test_verification_fails(void **state)
 	free(out);
 
 	/* A name the certificate does not carry, still dialled on loopback. */
-	assert_int_equal(sh(&out, true, "curl -sS --max-time 10 --cacert '%s' --resolve "
+	assert_int_equal(tl_sh(&out, true, "curl -sS --max-time 10 --cacert '%s' --resolve "
 			    "powerhive.invalid:%d:127.0.0.1 https://powerhive.invalid:%d/api/health",
 			    ca, https_port, https_port), 60);
 	free(out);

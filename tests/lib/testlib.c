@@ -8,6 +8,7 @@
 #include <ftw.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -142,6 +143,33 @@ int tl_run(const char *cmd, char **out)
 	else
 		free(buf);
 	return st;
+}
+
+int tl_sh(char **out, bool quiet, const char *fmt, ...)
+{
+	char *cmd = NULL, *full = NULL, *text = NULL;
+	va_list ap;
+	int rc, n;
+
+	if (out)
+		*out = NULL;
+	va_start(ap, fmt);
+	n = vasprintf(&cmd, fmt, ap);
+	va_end(ap);
+	if (n < 0 || asprintf(&full, "%s 2>&1", cmd) < 0) {
+		free(cmd);
+		return -1;
+	}
+	rc = tl_run(full, &text);
+	if (rc != 0 && !quiet)
+		fprintf(stderr, "$ %s\n-> exit %d\n%s\n", cmd, rc, text ? text : "");
+	if (out)
+		*out = text;
+	else
+		free(text);
+	free(cmd);
+	free(full);
+	return rc;
 }
 
 pid_t tl_spawn(const char *log_path, char *const argv[], char *const env[])

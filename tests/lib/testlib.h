@@ -30,6 +30,10 @@ char *tl_read_file(const char *path);
  * NULL. */
 int tl_run(const char *cmd, char **out);
 
+/* tl_run of a printf-formatted command with its stderr too (2>&1); on a
+ * non-zero exit the command and its output go to stderr unless quiet. */
+int tl_sh(char **out, bool quiet, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 /* Starts argv[0] with stdout+stderr appended to log_path (NULL: inherit),
  * extra environment "K=V" strings in env (NULL-terminated, may be NULL).
  * Returns the pid, or -1. */
