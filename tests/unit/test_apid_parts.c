@@ -22,6 +22,7 @@
 #include "../../apid/control.h"
 #include "../../apid/core.h"
 #include "../../apid/feed.h"
+#include "../../apid/guard.h"
 #include "../../apid/health.h"
 #include "../../apid/metrics.h"
 #include "../../apid/ingest.h"
@@ -39,8 +40,8 @@
 struct fx {
 	char *dir;
 	struct apid *a;
-	char url_events[64], url_control[64], url_feed[64];
-	struct hive_bus *pub, *feed_sub, *req;
+	char url_events[64], url_control[64], url_feed[64], url_discovery_control[64];
+	struct hive_bus *pub, *feed_sub, *req, *req_worker;
 };
 
 static struct hive_bus *bus(enum hive_bus_role role, const char *url, bool listen,
@@ -62,7 +63,8 @@ static bool peers(void *arg)
 	struct fx *f = arg;
 
 	return hive_bus_peers(f->pub) > 0 && hive_bus_peers(f->feed_sub) > 0 &&
-	       hive_bus_peers(f->a->feed_bus) > 0 && hive_bus_peers(f->req) > 0;
+	       hive_bus_peers(f->a->feed_bus) > 0 && hive_bus_peers(f->req) > 0 &&
+	       hive_bus_peers(f->req_worker) > 0;
 }
 
 static int setup(void **state)
@@ -96,6 +98,11 @@ static int setup(void **state)
 	snprintf(f->url_feed, sizeof(f->url_feed), "tcp://127.0.0.1:%d", tl_free_port());
 	a->events = bus(HIVE_BUS_SUBSCRIBE, f->url_events, true, a->d.source);
 	a->control_bus = bus(HIVE_BUS_REPLY, f->url_control, true, a->d.source);
+	snprintf(f->url_discovery_control, sizeof(f->url_discovery_control), "tcp://127.0.0.1:%d",
+		 tl_free_port());
+	assert_int_equal(hive_bus_listen_also(a->control_bus, f->url_discovery_control,
+					      &(struct hive_bus_opts){ .listen = true }, err,
+					      sizeof(err)), APID_ENDPOINT_DISCOVERY);
 	a->feed_bus = bus(HIVE_BUS_PUBLISH, f->url_feed, true, a->d.source);
 	snprintf(url, sizeof(url), "tcp://127.0.0.1:%d", tl_free_port());
 	a->jobs_status = bus(HIVE_BUS_PUSH, url, true, a->d.source);
@@ -112,7 +119,8 @@ static int setup(void **state)
 	f->pub = bus(HIVE_BUS_PUBLISH, f->url_events, false, "pollerd/test/7");
 	f->feed_sub = bus(HIVE_BUS_SUBSCRIBE, f->url_feed, false, "test/feed/1");
 	assert_int_equal(hive_bus_subscribe(f->feed_sub, "hive.feed."), 0);
-	f->req = bus(HIVE_BUS_REQUEST, f->url_control, false, "discoverd/test/3");
+	f->req = bus(HIVE_BUS_REQUEST, f->url_discovery_control, false, "discoverd/test/3");
+	f->req_worker = bus(HIVE_BUS_REQUEST, f->url_control, false, "pollerd/test/8");
 	assert_int_equal(tl_wait_until(3000, peers, f), 0);
 	usleep(100 * 1000);   /* let the subscriptions settle on both ends */
 	*state = f;
@@ -127,6 +135,7 @@ static int teardown(void **state)
 	hive_bus_close(f->pub);
 	hive_bus_close(f->feed_sub);
 	hive_bus_close(f->req);
+	hive_bus_close(f->req_worker);
 	apid_ingest_stop(a->ingest);
 	apid_control_stop(a->control);
 	apid_writer_stop(a->writer);
@@ -332,17 +341,24 @@ static void test_feed(void **state)
 	json_decref(m);
 }
 
-static json_t *ask(struct fx *f, const char *topic, const char *body, char *reply_topic)
+static json_t *ask_on(struct hive_bus *req, const char *topic, const char *body,
+		      char *reply_topic)
 {
 	struct hive_envelope env = { 0 };
 	json_t *b = json_loads(body, 0, NULL), *r;
 
-	assert_int_equal(hive_bus_request(f->req, topic, b, &env, 3000), HIVE_BUS_OK);
+	assert_int_equal(hive_bus_request(req, topic, b, &env, 3000), HIVE_BUS_OK);
 	json_decref(b);
 	strcpy(reply_topic, env.topic);
 	r = json_incref(env.body);
 	hive_envelope_clear(&env);
 	return r;
+}
+
+/* On discoverd's endpoint, bus.discovery_control. */
+static json_t *ask(struct fx *f, const char *topic, const char *body, char *reply_topic)
+{
+	return ask_on(f->req, topic, body, reply_topic);
 }
 
 static void test_control(void **state)
@@ -367,6 +383,14 @@ static void test_control(void **state)
 	assert_string_equal(json_string_value(json_object_get(r, "unlock_pass")), "pass-3");
 	json_decref(r);
 
+	/* Not on bus.control, where the workers are: an error, no secret. */
+	r = ask_on(f->req_worker, HIVE_TOPIC_CTL_CREDENTIALS, "{\"mac\":\"aa:bb:cc:00:00:03\"}",
+		   topic);
+	assert_string_equal(topic, HIVE_TOPIC_CTL_ERROR);
+	assert_null(json_object_get(r, "api_key"));
+	assert_null(json_object_get(r, "unlock_pass"));
+	json_decref(r);
+
 	r = ask(f, HIVE_TOPIC_CTL_CREDENTIALS, "{\"mac\":\"aa:bb:cc:00:00:99\"}", topic);
 	assert_true(json_is_false(json_object_get(r, "known")));
 	assert_null(json_object_get(r, "api_key"));      /* absent: none stored */
@@ -382,7 +406,7 @@ static void test_control(void **state)
 	assert_string_equal(topic, HIVE_TOPIC_CTL_ERROR);
 	json_decref(r);
 
-	r = ask(f, HIVE_TOPIC_CTL_HEALTH, "{}", topic);
+	r = ask_on(f->req_worker, HIVE_TOPIC_CTL_HEALTH, "{}", topic);  /* anyone's */
 	assert_string_equal(topic, HIVE_TOPIC_CTL_HEALTH);
 	assert_true(json_integer_value(json_object_get(json_object_get(r, "events"), "stored")) >= 2);
 	assert_true(json_integer_value(json_object_get(json_object_get(r, "control"), "requests")) >= 4);
