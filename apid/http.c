@@ -10,6 +10,7 @@
 #include "http.h"
 
 #include <civetweb.h>
+#include <stdatomic.h>
 #include <jansson.h>
 #include <limits.h>
 #include <stdbool.h>
@@ -43,6 +44,7 @@ struct apid_http {
 	char web_root_cfg[HIVE_CFG_PATH_MAX];
 	size_t max_body;
 	bool open_reads;
+	atomic_bool routed;          /* handle() registered with civetweb */
 	struct apid_auth_limit *limit;  /* failed sign-ins per address */
 	struct apid_answers *answers;   /* big GET answers, shared (answers.h) */
 	struct api_worker *rebuilder;   /* answers' thread's reader and buffer */
@@ -463,6 +465,19 @@ done:
 	return r.status ? r.status : 500;
 }
 
+/* civetweb accepts connections from mg_start2 on, before handle() can be
+ * registered with it (with a few hundred threads that is milliseconds):
+ * until then a request would get civetweb's own 404, so it is answered
+ * here, the same way. */
+static int on_begin_request(struct mg_connection *conn)
+{
+	struct apid_http *h = mg_get_user_data(mg_get_context(conn));
+
+	if (atomic_load(&h->routed))
+		return 0;       /* civetweb calls handle() */
+	return handle(conn, h);
+}
+
 /* civetweb's own errors (malformed request, headers too large...) as JSON. */
 static int on_http_error(struct mg_connection *conn, int status, const char *msg)
 {
@@ -516,6 +531,7 @@ struct apid_http *apid_http_start(struct apid *a, char *err, size_t errlen)
 	const struct hive_cfg *cfg = apid_cfg(a);
 	struct apid_http *h = calloc(1, sizeof(*h));
 	struct mg_callbacks cb = {
+		.begin_request = on_begin_request,
 		.log_message = on_log_message,
 		.http_error = on_http_error,
 		.init_thread = on_thread_start,
@@ -579,6 +595,7 @@ struct apid_http *apid_http_start(struct apid *a, char *err, size_t errlen)
 		goto fail;
 	}
 	mg_set_request_handler(h->ctx, "/", handle, h);
+	atomic_store(&h->routed, true);
 	log_info("http listening addr=%s threads=%s request_timeout_ms=%s open_reads=%d"
 		 " web_root=%s", cfg->http.addr, threads, timeout, h->open_reads, h->web_root_cfg);
 	return h;
