@@ -153,7 +153,16 @@ $(BIN)/tests/e2e/test_power: $(BUILD)/apid/allocate.o
 # pass only, since the image is built from the sources with its own flags
 # (POWERHIVE_TEST_SANITIZE makes it skip), and with 15 min when it starts
 # cold (docker.io, the base image and the build layers are then cached).
+#
+# Two tests run at once (TEST_JOBS; most end-to-end tests wait on a
+# cadence most of the time), but not those in TEST_ALONE: they keep the
+# machine busy themselves (thousands of miners, 200 slow clients, a
+# browser, an image build) or hold CPU or latency to a bound.
+TEST_JOBS ?= 2
+TEST_ALONE ?= test_control_jobs test_fleet test_fleet_offline test_fleet_sweep16 \
+              test_slow_clients test_browser test_compose_up test_power
 TEST_ENV = HIVE_BIN=$(BIN) POWERHIVE_TEST_SANITIZE=$(SANITIZE) \
+           TEST_JOBS="$(TEST_JOBS)" TEST_ALONE="$(TEST_ALONE)" \
            TEST_TIMEOUT_test_compose_up=$${TEST_TIMEOUT_test_compose_up:-900}
 # The sanitizer pass leaves out the tests whose subject is not our C code
 # under other flags: the dashboard's JavaScript (test_browser), unit files
@@ -176,7 +185,7 @@ SAN_SKIP := test_browser test_install test_monitoring test_compose test_compose_
 RUN_TEST_BIN := $(if $(SANITIZE),$(filter-out $(SAN_SKIP:%=$(BIN)/tests/e2e/%),$(TEST_BIN)),$(TEST_BIN))
 test: deps-test
 	@$(MAKE) --no-print-directory -j$$(nproc) all tests
-	@$(TEST_ENV) sh tests/run.sh $(RUN_TEST_BIN)
+	@$(TEST_ENV) bash tests/run.sh $(RUN_TEST_BIN)
 .PHONY: tests
 tests: $(TEST_BIN) $(PROGRAMS)
 
@@ -184,20 +193,20 @@ tests: $(TEST_BIN) $(PROGRAMS)
 .PHONY: test-browser
 test-browser: deps-test
 	@$(MAKE) --no-print-directory all $(BIN)/tests/e2e/test_browser
-	@HIVE_BIN=$(BIN) sh tests/run.sh $(BIN)/tests/e2e/test_browser
+	@HIVE_BIN=$(BIN) bash tests/run.sh $(BIN)/tests/e2e/test_browser
 
 # The whole /16 of test_fleet_sweep16: 65,000 miners (make test runs 8,000).
 .PHONY: test-large
 test-large: deps-test
 	@$(MAKE) --no-print-directory all $(BIN)/tests/e2e/test_fleet_sweep16
-	@SWEEP16_FULL=1 $(TEST_ENV) sh tests/run.sh $(BIN)/tests/e2e/test_fleet_sweep16
+	@SWEEP16_FULL=1 $(TEST_ENV) bash tests/run.sh $(BIN)/tests/e2e/test_fleet_sweep16
 
 # The docker-compose deployment on a Docker engine alone (it also runs
 # inside `make test`).
 .PHONY: test-compose
 test-compose: deps-test
 	@$(MAKE) --no-print-directory all $(BIN)/tests/e2e/test_compose_up
-	@$(TEST_ENV) sh tests/run.sh $(BIN)/tests/e2e/test_compose_up
+	@$(TEST_ENV) bash tests/run.sh $(BIN)/tests/e2e/test_compose_up
 
 bench: deps
 	$(call apt_ensure,$(DEB_BENCH))

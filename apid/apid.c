@@ -360,6 +360,8 @@ int main(int argc, char **argv)
 		.name = "apid",
 		.summary = "PowerHive hub: database, scheduler, HTTP API and dashboard",
 		.http_option = true,
+		.options = "      --rotate-secrets-key  with apid stopped: seal every miner secret with\n"
+			   "                        a new key file (docs/operations.md)\n",
 	};
 	static struct apid a;
 	struct main_state m = { .a = &a };

@@ -50,6 +50,8 @@ static void usage(FILE *f, const struct hive_daemon_spec *spec)
 		"  -V, --version         print the version\n");
 	if (spec->http_option)
 		fprintf(f, "      --http ADDR       listen on host:port (env POWERHIVE_HTTP_ADDR)\n");
+	if (spec->options)
+		fputs(spec->options, f);
 }
 
 static void die_usage(const struct hive_daemon_spec *spec)

@@ -35,6 +35,8 @@ struct hive_daemon_spec {
 	const char *name;
 	const char *summary;     /* one line for --help */
 	bool http_option;        /* accepts --http ADDR */
+	const char *options;     /* --help lines of the daemon's own options
+				  * (it takes them out of argv itself) */
 };
 
 /* Parses argv, initialises logging, loads and validates the config, installs
