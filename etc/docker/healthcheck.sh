@@ -14,6 +14,10 @@
 #   bus socket it lists (bus.events and the job queues) is connected to
 #   apid. A worker that lost apid redials quietly; this is where it shows.
 #   A daemon stopped on purpose removes the file.
+# https: GET /api/live through stunnel answers 200: stunnel accepts TLS on
+#   its accept address (CONFIG is its stunnel config) and reaches apid. The
+#   certificate is not verified here (-k): the check runs on the container's
+#   own address, not the name the certificate is for; clients verify it.
 #
 # Values are read from the config's "key": "value" lines (the shipped files
 # have one key per line); POWERHIVE_HTTP_ADDR wins over the file, as it
@@ -74,11 +78,27 @@ check_worker() {
 	echo "$daemon: ok, connected to apid"
 }
 
+check_https() {
+	[ -r "$config" ] || fail "cannot read $config"
+	accept=$(sed -n 's/^accept[[:space:]]*=[[:space:]]*//p' "$config" | head -n 1)
+	case $accept in
+	'') fail "no accept line in $config" ;;
+	*:*) host=${accept%:*} port=${accept##*:} ;;
+	*) host=127.0.0.1 port=$accept ;;
+	esac
+	body=$(curl -ksS --max-time 4 -w ' HTTP %{http_code}' "https://$host:$port/api/live" 2>&1)
+	case $body in
+	*' HTTP 200') echo "https: ok" ;;
+	*) fail "GET https://$host:$port/api/live: $body" ;;
+	esac
+}
+
 case $daemon in
 apid) check_apid ;;
+https) check_https ;;
 pollerd | telemetryd | discoverd) check_worker ;;
 *)
-	echo "usage: powerhive-healthcheck apid|discoverd|pollerd|telemetryd [CONFIG]" >&2
+	echo "usage: powerhive-healthcheck apid|discoverd|pollerd|telemetryd|https [CONFIG]" >&2
 	exit 2
 	;;
 esac

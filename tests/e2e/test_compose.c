@@ -205,7 +205,8 @@ static json_t *load(const char *path);
 
 /* The https service: the suite's image running stunnel through
  * powerhive-https with the compose config, publishing 8443, the
- * certificate directory mounted read-only; its config forwards to apid's
+ * certificate directory mounted read-only, its health checked through
+ * stunnel; its config forwards to apid's
  * HTTP port on the compose network with TLS 1.2 at least. */
 static void test_https_service(void **state)
 {
@@ -222,6 +223,8 @@ static void test_https_service(void **state)
 	    !has_line(s, "- /etc/powerhive/https/stunnel-compose.conf") ||
 	    !strstr(s, "- published: 8443\n      target: 8443\n") ||
 	    !strstr(s, ":/etc/powerhive-https:ro") || !strstr(s, "depends_on:\n      apid:") ||
+	    !strstr(s, "- powerhive-healthcheck\n      - https\n"
+		       "      - /etc/powerhive/https/stunnel-compose.conf\n") ||
 	    strstr(s, "network_mode:")) {
 		fprintf(stderr, "the https service is not stunnel on 8443 with its certificates:\n%s\n", s);
 		fail();

@@ -725,7 +725,8 @@ static void test_up_polled(void **state)
 	END();
 }
 
-static const char *const all_services[] = { "apid", "discoverd", "pollerd", "telemetryd", NULL };
+static const char *const all_services[] = { "apid", "discoverd", "pollerd", "telemetryd", "https",
+						    NULL };
 static const char *const workers[] = { "discoverd", "pollerd", "telemetryd", NULL };
 static const char *const apid_only[] = { "apid", NULL };
 

@@ -91,7 +91,8 @@ static void run(struct result *r, bool http_option, enum child_mode mode, const 
 	pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
-		struct hive_daemon_spec spec = { "tdaemon", "Test daemon.", http_option };
+		struct hive_daemon_spec spec = { .name = "tdaemon", .summary = "Test daemon.",
+						 .http_option = http_option };
 		struct hive_daemon d;
 
 		for (size_t i = 0; i < sizeof(env_vars) / sizeof(env_vars[0]); i++)
@@ -324,7 +325,7 @@ static char *slurp(FILE *f)
 static void test_reload(void **state)
 {
 	char path[700], *argv[] = { "tdaemon", "-c", path, "-l", "debug", NULL }, *log, want[900];
-	struct hive_daemon_spec spec = { "tdaemon", "Test daemon.", false };
+	struct hive_daemon_spec spec = { .name = "tdaemon", .summary = "Test daemon." };
 	struct hive_daemon d;
 	FILE *lf = tmpfile();
 
