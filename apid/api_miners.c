@@ -305,7 +305,7 @@ static void list_head(struct api_req *r, long long total, long long limit, long 
 
 /* The filters of the list, from the query or from a JSON object (bulk
  * actions): state, model, q (part of a MAC or address), managed, online,
- * conflict. */
+ * conflict, alerting. */
 struct miner_filter {
 	const char *state, *model, *q;
 	int managed, online, conflict;      /* -1: either */
@@ -570,10 +570,10 @@ int api_miners_matching(struct api_req *r, const json_t *filter, char (**macs)[H
 			size_t *n)
 {
 	static const char *const allowed[] = { "state", "model", "q", "managed", "online",
-					       "conflict", NULL };
-	static const char *const bools[] = { "managed", "online", "conflict" };
+					       "conflict", "alerting", NULL };
+	static const char *const bools[] = { "managed", "online", "conflict", "alerting" };
 	struct miner_filter f = { NULL, NULL, NULL, -1, -1, -1, -1 };
-	int *bool_out[] = { &f.managed, &f.online, &f.conflict };
+	int *bool_out[] = { &f.managed, &f.online, &f.conflict, &f.alerting };
 	const char **str_out[] = { &f.state, &f.model, &f.q };
 	struct list_query lq = { .nargs = 0 };
 	char qlow[Q_MAX + 1], sql[1024];
@@ -594,7 +594,7 @@ int api_miners_matching(struct api_req *r, const json_t *filter, char (**macs)[H
 			return api_error(r, 400, "filter.%s: expected a string", allowed[i]), -1;
 		*str_out[i] = v ? json_string_value(v) : NULL;
 	}
-	for (int i = 0; i < 3; i++) {
+	for (size_t i = 0; i < sizeof(bools) / sizeof(bools[0]); i++) {
 		json_t *v = json_object_get(filter, bools[i]);
 
 		if (v && !json_is_boolean(v))

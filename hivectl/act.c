@@ -136,7 +136,7 @@ int hc_cmd_act(struct hc *c, const char *cmd, int argc, char **argv)
 		fprintf(stderr, "hivectl %s: a miner id or a filter, not both\n", cmd);
 	else if (!id && !json_object_size(filter) && !hc_opt(opts, "all")->value)
 		fprintf(stderr, "hivectl %s: which miners? a miner id, a filter (--model, --state, "
-			"--q, --online, --managed, --conflict) or --all\n", cmd);
+			"--q, --online, --managed, --conflict, --alerting) or --all\n", cmd);
 	else
 		rc = HC_OK;
 	if (rc != HC_OK) {

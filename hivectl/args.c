@@ -12,7 +12,7 @@ static const struct {
 	bool yesno;
 } filters[] = {
 	{ "model", false }, { "state", false }, { "q", false },
-	{ "online", true }, { "managed", true }, { "conflict", true },
+	{ "online", true }, { "managed", true }, { "conflict", true }, { "alerting", true },
 };
 #define NFILTERS (sizeof(filters) / sizeof(filters[0]))
 

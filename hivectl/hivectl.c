@@ -23,15 +23,16 @@ static const struct command {
 } commands[] = {
 	{ "miners", hc_cmd_miners,
 	  "miners [--model M] [--state S] [--online yes|no] [--managed yes|no]\n"
-	  "              [--conflict yes|no] [--q TEXT] [--limit N] [--offset N]\n"
-	  "              [--sort COLUMN] [--order asc|desc]",
+	  "              [--conflict yes|no] [--alerting yes|no] [--q TEXT]\n"
+	  "              [--limit N] [--offset N] [--sort COLUMN] [--order asc|desc]",
 	  "Every miner with its latest status, one line each: id (MAC), IP, model, state\n"
 	  "(\"offline\" when the last sweep missed it; its last known IP is shown), preset,\n"
 	  "realtime hashrate in TH/s, power in W (\"~\": the firmware's estimate, not a\n"
 	  "PSU's measurement), hottest chip in °C, managed. The filters and sorting are\n"
-	  "the API's (GET /api/miners): --q matches part of a MAC or an IP, --sort takes\n"
-	  "mac ip model hostname state preset hashrate power temp fan managed online\n"
-	  "last_seen ... Without --limit, up to 10,000 miners (the API's largest page).\n" },
+	  "the API's (GET /api/miners): --q matches part of a MAC or an IP, --alerting\n"
+	  "yes those with an alert firing, --sort takes mac ip model hostname state\n"
+	  "preset hashrate power temp fan managed online last_seen ... Without --limit,\n"
+	  "up to 10,000 miners (the API's largest page).\n" },
 	{ "miner", hc_cmd_miner, "miner <id>",
 	  "One miner in detail: identity, state, preset, hashrate, power, temperatures,\n"
 	  "fans, pools, its last error, and its chains. <id> is its MAC.\n" },
@@ -43,8 +44,8 @@ static const struct command {
 	  "no limit). Managed miners above it are brought down to it by the enforcer.\n" },
 	{ "set-preset", hc_cmd_act, "set-preset <preset> <id | filter options | --all>",
 	  "Sets a preset on one miner, or on every miner the filter matches (--model\n"
-	  "--state --q --online --managed --conflict, as for miners; --all: the whole\n"
-	  "fleet). More than one miner needs a yes on the terminal, or -y.\n" },
+	  "--state --q --online --managed --conflict --alerting, as for miners; --all:\n"
+	  "the whole fleet). More than one miner needs a yes on the terminal, or -y.\n" },
 	{ "restart", hc_cmd_act, "restart <id | filter options | --all>",
 	  "Restarts mining on one miner or on a filter's miners (see set-preset).\n" },
 	{ "reboot", hc_cmd_act, "reboot <id | filter options | --all>",

@@ -80,12 +80,14 @@ int hc_args(struct hc *c, const char *cmd, int argc, char **argv, struct hc_opt 
 	    const char **pos, int maxpos, int *npos);
 
 /* The miner filters of GET /api/miners and of POST /api/actions' "filter":
- * --model --state --q (text) and --online --managed --conflict (yes|no).
+ * --model --state --q (text) and --online --managed --conflict --alerting
+ * (yes|no).
  * HC_FILTER_OPTS goes into a command's hc_opt list; hc_filter reads them
  * back into a JSON object (*filter, new reference, {} when none given). */
 #define HC_FILTER_OPTS \
 	{ "model", false, NULL }, { "state", false, NULL }, { "q", false, NULL }, \
-	{ "online", false, NULL }, { "managed", false, NULL }, { "conflict", false, NULL }
+	{ "online", false, NULL }, { "managed", false, NULL }, { "conflict", false, NULL }, \
+	{ "alerting", false, NULL }
 int hc_filter(const char *cmd, const struct hc_opt *opts, json_t **filter);
 
 /* opts' entry for name (it must be there). */

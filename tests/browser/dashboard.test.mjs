@@ -1496,6 +1496,11 @@ test('an alert: counted in the header, listed, acknowledged; a silence made and 
 		const marks = await page.$$eval('table.miners tbody tr[data-id]', (trs) =>
 			trs.map((t) => !!t.querySelector('.alert-pill')));
 		check(marks.length >= 1 && marks.every(Boolean), `rows without an alert marker: ${marks}`);
+		// A bulk action may go to every miner the filter matches, alerting with it.
+		await page.click('[data-bulk=all]');
+		await until('all matching selected', async () =>
+			/matching the filter are selected \(alerting true\)/.test(await page.textContent('.bulk-count')));
+		await page.click('[data-bulk=clear]');
 		// Its page lists the alert, acknowledged.
 		await page.goto(base + `/#/miners/${hot.id}`);
 		await until('its detail', async () => (await page.getAttribute('#view', 'data-loaded')) === 'true');

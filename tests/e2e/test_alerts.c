@@ -489,6 +489,8 @@ static void test_offline_one(void **state)
 	json_t *j, *m;
 	size_t i;
 	bool listed = false;
+	char body[160];
+	long st;
 
 	(void)state;
 	/* PowerHive's own actions first: a reboot (gone for 6 s) and a
@@ -526,6 +528,26 @@ static void test_offline_one(void **state)
 				"alerts_firing"), 0);
 	json_decref(j);
 	assert_true(metrics_line("powerhive_alerts_firing{rule=\"miner_offline\"} 1\n"));
+	/* A bulk action's filter takes alerting too: with it the miner is
+	 * matched (and refused for a preset no catalogue has, so that nothing
+	 * is queued); without an alert firing nothing is. */
+	snprintf(body, sizeof(body), "{\"filter\":{\"alerting\":true,\"q\":\"%s\"},"
+		 "\"action\":\"set_preset\",\"preset\":\"12345\"}", a);
+	j = ts_api(&S, "POST", "/api/actions", body, &st);
+	assert_int_equal(st, 202);
+	assert_int_equal(json_array_size(json_object_get(j, "actions")), 0);
+	assert_int_equal(json_array_size(json_object_get(j, "refused")), 1);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(
+		json_object_get(j, "refused"), 0), "miner")), a);
+	assert_int_equal(int_at(json_array_get(json_object_get(j, "refused"), 0), "status"), 400);
+	json_decref(j);
+	snprintf(body, sizeof(body), "{\"filter\":{\"alerting\":false,\"q\":\"%s\"},"
+		 "\"action\":\"set_preset\",\"preset\":\"12345\"}", a);
+	j = ts_api(&S, "POST", "/api/actions", body, &st);
+	assert_int_equal(st, 202);
+	assert_int_equal(json_array_size(json_object_get(j, "actions")) +
+			 json_array_size(json_object_get(j, "refused")), 0);
+	json_decref(j);
 
 	t0 = hive_mono_ms();
 	assert_int_equal(sim_fault(a, "none"), 200);

@@ -822,6 +822,15 @@ static void test_alerts_and_silences(void **state)
 	assert_non_null(strstr(o.out, "chip_temp_high"));
 	assert_non_null(line_of(o.out, "firing: ", buf, sizeof(buf)));
 	out_free(&o);
+	/* --alerting yes: the miners with an alert firing, this one among them */
+	hivectl(&o, true, NULL, "miners", "--alerting", "yes", NULL);
+	assert_int_equal(o.code, 0);
+	assert_non_null(strcasestr(o.out, mac));
+	out_free(&o);
+	hivectl(&o, true, NULL, "miners", "--alerting", "no", "--q", mac, NULL);
+	assert_int_equal(o.code, 0);
+	assert_null(strcasestr(o.out, mac));
+	out_free(&o);
 
 	hivectl(&o, true, NULL, "ack", (snprintf(sid, sizeof(sid), "%lld", id), sid), NULL);
 	assert_int_equal(o.code, 0);

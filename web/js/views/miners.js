@@ -44,9 +44,6 @@ const COLUMNS = [
 
 const FILTERS = ['q', 'state', 'model', 'online', 'managed', 'conflict', 'alerting'];
 const BOOL_FILTERS = ['online', 'managed', 'conflict', 'alerting'];
-// POST /api/actions takes the list's filters but "alerting": a bulk action
-// under it goes to the miners selected on the page, not to "all matching".
-const ACTION_FILTERS = FILTERS.filter((k) => k !== 'alerting');
 
 function readParams(params) {
 	const p = {};
@@ -338,7 +335,7 @@ export function mount(el, params, ctx) {
 	// The filter in force, as POST /api/actions takes it (booleans as JSON).
 	function currentFilter() {
 		const flt = {};
-		for (const k of ACTION_FILTERS)
+		for (const k of FILTERS)
 			if (p[k])
 				flt[k] = BOOL_FILTERS.includes(k) ? p[k] === 'true' : p[k];
 		return flt;
@@ -521,7 +518,7 @@ export function mount(el, params, ctx) {
 		// Offered unless every match is on this page and ticked already.
 		const all = bulk.querySelector('[data-bulk=all]');
 		const whole = total > 0 && total === rows.size && [...rows.keys()].every((id) => selected.has(id));
-		all.hidden = !!allMatching || total === 0 || whole || !!p.alerting;
+		all.hidden = !!allMatching || total === 0 || whole;
 		all.textContent = !FILTERS.some((k) => p[k]) ? `Select all ${f.num(total)} miners`
 			: total === 1 ? 'Select the 1 miner matching the filter'
 				: `Select all ${f.num(total)} matching the filter`;
