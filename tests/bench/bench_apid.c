@@ -13,8 +13,8 @@
  *      its latest status) written directly into a scratch SQLite database
  *      with apid's schema (copied from apid's database) and apid's pragmas,
  *      in transactions of 500, in one process.
- *   2. HTTP with wrk (-t2 -c8, as many connections as apid has HTTP
- *      threads): GET /api/miners?limit=100 and GET /api/health, next to
+ *   2. HTTP with wrk (-t2 -c8: 8 clients; apid has http.threads, 256, to
+ *      serve them): GET /api/miners?limit=100 and GET /api/health, next to
  *      GET /index.html (a static file apid serves from web/) as the
  *      ceiling. BENCH_ROUNDS (2) rounds of BENCH_SECONDS (2) s each,
  *      taking turns; the best is kept.
