@@ -30,7 +30,7 @@ export LSAN_OPTIONS
 kill_after=${TEST_KILL_AFTER:-10}
 mkdir -p "$log_dir"
 
-# One test, in a subshell of its own: leaves "rc seconds cpu" in
+# One test, in a subshell of its own: leaves "rc seconds cpu limit" in
 # <log>.result. The test runs in timeout's own process group, which
 # Ctrl-C does not reach: a TERM to this subshell is passed on.
 run_one() {
