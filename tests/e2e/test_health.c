@@ -20,7 +20,11 @@
  *      health 503, then 200 once the files have room again; the failed
  *      commits are logged once ("batch not committed"), the others
  *      counted in the recovery line;
- *   5. apid stopped: telemetryd's state file says it lost the bus and the
+ *   5. a database file system with under 1 MiB free: a second apid with
+ *      its database on a 4 MiB tmpfs the test mounts (root only; skipped
+ *      otherwise), filled by a file: health 503 "failing" with "no space
+ *      left", and /api/live 503; the file removed, 200 again;
+ *   6. apid stopped: telemetryd's state file says it lost the bus and the
  *      check fails with "not connected".
  * Prints "figure: health: ..." lines. KEEP_TMP=1 keeps the run directory. */
 #include <stdarg.h>
@@ -36,7 +40,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/mount.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "hive/bus.h"
@@ -530,6 +539,117 @@ static void test_worker_loses_bus(void **state)
 	failed--;
 }
 
+/* Fills the file system of dir with file until under `left` bytes are
+ * free; 0 or -1. */
+static int fill_until(const char *dir, const char *file, double left)
+{
+	static char block[64 * 1024];
+	struct statvfs sv;
+	int fd = open(file, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+	if (fd < 0)
+		return -1;
+	while (statvfs(dir, &sv) == 0 && (double)sv.f_bavail * (double)sv.f_frsize >= left)
+		if (write(fd, block, sizeof(block)) <= 0)
+			break;
+	close(fd);
+	return statvfs(dir, &sv) == 0 && (double)sv.f_bavail * (double)sv.f_frsize < left ? 0 : -1;
+}
+
+static bool disk_health_is(void *arg)
+{
+	struct ts_suite *t = arg;
+	long st = 0, live = 0;
+	json_t *h = ts_api(t, "GET", "/api/health", NULL, &st);
+	bool ok = false;
+
+	json_decref(ts_http(t, "GET", t->api, "/api/live", NULL, false, &live));
+	if (st == 503 && live == 503) {
+		json_t *v;
+		size_t i;
+
+		json_array_foreach(json_object_get(h, "failing"), i, v)
+			if (strcmp(str_at(h, "status"), "failing") == 0 && json_string_value(v) &&
+			    strstr(json_string_value(v), "no space left"))
+				ok = true;
+	}
+	json_decref(h);
+	return ok;
+}
+
+static bool disk_health_ok(void *arg)
+{
+	struct ts_suite *t = arg;
+	long st = 0, live = 0;
+
+	json_decref(ts_api(t, "GET", "/api/health", NULL, &st));
+	json_decref(ts_http(t, "GET", t->api, "/api/live", NULL, false, &live));
+	return st == 200 && live == 200;
+}
+
+/* The "< 1 MiB free" rule on a real file system: a tmpfs of 4 MiB. */
+static void test_disk_space(void **state)
+{
+	struct ts_suite T;
+	char mnt[1200], db[1300], filler[1300];
+	long long t0;
+	bool mounted = false;
+
+	(void)state;
+	if (geteuid() != 0) {
+		printf("skip: mounting a small tmpfs needs root (CI runs as root)\n");
+		skip();
+	}
+	failed++;
+	assert_int_equal(ts_init(&T, "health-disk"), 0);
+	snprintf(mnt, sizeof(mnt), "%s/small", T.dir);
+	snprintf(db, sizeof(db), "%s/db/powerhive.db", mnt);
+	snprintf(filler, sizeof(filler), "%s/filler", mnt);
+	assert_int_equal(mkdir(mnt, 0700), 0);
+	if (mount("tmpfs", mnt, "tmpfs", MS_NOSUID | MS_NODEV, "size=4m,mode=0700") != 0) {
+		printf("skip: cannot mount a tmpfs here: %s\n", strerror(errno));
+		ts_down(&T, false);
+		failed--;
+		skip();
+	}
+	mounted = true;
+	if (ts_merge(&T, "{\"database\": {\"path\": \"%s\"},"
+		     " \"health\": {\"failing_seconds\": %d}}", db, FAILING_S) < 0 ||
+	    !ts_start(&T, "apid", NULL, NULL, NULL) || ts_token(&T) == NULL ||
+	    tl_wait_until(WAIT_MS, disk_health_ok, &T) != 0)
+		goto fail;
+	if (fill_until(mnt, filler, 512 * 1024) != 0) {
+		fprintf(stderr, "could not fill %s\n", mnt);
+		goto fail;
+	}
+	t0 = hive_mono_ms();
+	if (tl_wait_until(WAIT_MS, disk_health_is, &T) != 0) {
+		fprintf(stderr, "GET /api/health not 503 \"no space left\" with under 512 KiB free\n");
+		goto fail;
+	}
+	printf("figure: health: 503 \"no space left on the database's file system\" %lld ms after "
+	       "its file system had under 512 KiB free (tmpfs of 4 MiB)\n", hive_mono_ms() - t0);
+	assert_int_equal(unlink(filler), 0);
+	t0 = hive_mono_ms();
+	if (tl_wait_until(WAIT_MS, disk_health_ok, &T) != 0) {
+		fprintf(stderr, "GET /api/health not 200 once the space was freed\n");
+		goto fail;
+	}
+	printf("figure: health: 200 again %lld ms after the space was freed\n", hive_mono_ms() - t0);
+	ts_stop(&T, "apid", SIGTERM, 10000);
+	assert_int_equal(umount(mnt), 0);
+	ts_down(&T, false);
+	failed--;
+	return;
+fail:
+	ts_dump_logs(&T, 30);
+	ts_stop(&T, "apid", SIGKILL, 5000);
+	if (mounted)
+		umount2(mnt, MNT_DETACH);
+	ts_down(&T, true);
+	fail();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -537,6 +657,7 @@ int main(void)
 		cmocka_unit_test(test_goodbye_and_missing),
 		cmocka_unit_test(test_write_lock),
 		cmocka_unit_test(test_disk_full),
+		cmocka_unit_test(test_disk_space),
 		cmocka_unit_test(test_worker_loses_bus),
 	};
 
