@@ -79,15 +79,6 @@ static json_t *health(long *status)
 	return ts_api(&S, "GET", "/api/health", NULL, status);
 }
 
-static long live_status(void)
-{
-	long st = 0;
-	json_t *j = ts_http(&S, "GET", S.api, "/api/live", NULL, false, &st);
-
-	json_decref(j);
-	return st;
-}
-
 /* Whether the problems of h name src. */
 static bool problem_names(const json_t *h, const char *src)
 {
@@ -363,13 +354,33 @@ static long patch_m1(const char *body, long long *ms, char *err, size_t errlen)
 	return st;
 }
 
+/* GET /api/health and /api/live of s both answer status, and with
+ * failing set, health is "failing" with an entry that says it. */
+struct health_want {
+	struct ts_suite *s;
+	long status;
+	const char *failing;
+};
+
 static bool health_is(void *arg)
 {
-	long want = *(long *)arg, st = 0;
-	json_t *h = health(&st);
+	const struct health_want *w = arg;
+	long st = 0, live = 0;
+	json_t *h = ts_api(w->s, "GET", "/api/health", NULL, &st), *v;
+	bool ok;
+	size_t i;
 
+	json_decref(ts_http(w->s, "GET", w->s->api, "/api/live", NULL, false, &live));
+	ok = st == w->status && live == w->status;
+	if (ok && w->failing) {
+		ok = false;
+		if (strcmp(str_at(h, "status"), "failing") == 0)
+			json_array_foreach(json_object_get(h, "failing"), i, v)
+				if (json_string_value(v) && strstr(json_string_value(v), w->failing))
+					ok = true;
+	}
 	json_decref(h);
-	return st == want && live_status() == want;
+	return ok;
 }
 
 static void test_write_lock(void **state)
@@ -378,7 +389,8 @@ static void test_write_lock(void **state)
 	sqlite3 *db = NULL;
 	pthread_t feeder;
 	long long ms, t_lock, t_free;
-	long want, st;
+	struct health_want want = { &S, 0, NULL };
+	long st;
 	json_t *h;
 
 	(void)state;
@@ -409,7 +421,7 @@ static void test_write_lock(void **state)
 	assert_int_equal(st, 503);
 	assert_true(ms <= BUSY_BOUND_MS);
 	assert_non_null(strstr(err, "nothing was changed"));
-	want = 503;
+	want.status = 503;
 	assert_int_equal(tl_wait_until(WAIT_MS, health_is, &want), 0);
 	h = health(&st);
 	printf("figure: health: GET /api/health %ld \"%s\" %lld ms after the lock: %s\n", st,
@@ -423,7 +435,7 @@ static void test_write_lock(void **state)
 	t_free = hive_mono_ms();
 	atomic_store(&feeding, false);
 	pthread_join(feeder, NULL);
-	want = 200;
+	want.status = 200;
 	assert_int_equal(tl_wait_until(WAIT_MS, health_is, &want), 0);
 	printf("figure: health: GET /api/health and /api/live 200 again %lld ms after the lock "
 	       "was released (health.failing_seconds %d)\n", hive_mono_ms() - t_free, FAILING_S);
@@ -467,7 +479,7 @@ static void test_disk_full(void **state)
 	long long commits0, commits1, t0;
 	pthread_t feeder;
 	char path[1200], *log, *rec;
-	long want;
+	struct health_want want = { &S, 0, NULL };
 
 	(void)state;
 	failed++;
@@ -479,7 +491,7 @@ static void test_disk_full(void **state)
 	tl_sleep_ms(300);
 	assert_int_equal(prlimit(apid, RLIMIT_FSIZE, &full, NULL), 0);
 	t0 = hive_mono_ms();
-	want = 503;
+	want.status = 503;
 	if (tl_wait_until(WAIT_MS, health_is, &want) != 0) {
 		prlimit(apid, RLIMIT_FSIZE, &old, NULL);
 		fail_msg("GET /api/health not 503 with apid's files full");
@@ -489,7 +501,7 @@ static void test_disk_full(void **state)
 	tl_sleep_ms(1000);   /* commits keep failing, some ten a second */
 	assert_int_equal(prlimit(apid, RLIMIT_FSIZE, &old, NULL), 0);
 	t0 = hive_mono_ms();
-	want = 200;
+	want.status = 200;
 	assert_int_equal(tl_wait_until(WAIT_MS, health_is, &want), 0);
 	printf("figure: health: 200 again %lld ms after the files had room again\n",
 	       hive_mono_ms() - t0);
@@ -556,41 +568,11 @@ static int fill_until(const char *dir, const char *file, double left)
 	return statvfs(dir, &sv) == 0 && (double)sv.f_bavail * (double)sv.f_frsize < left ? 0 : -1;
 }
 
-static bool disk_health_is(void *arg)
-{
-	struct ts_suite *t = arg;
-	long st = 0, live = 0;
-	json_t *h = ts_api(t, "GET", "/api/health", NULL, &st);
-	bool ok = false;
-
-	json_decref(ts_http(t, "GET", t->api, "/api/live", NULL, false, &live));
-	if (st == 503 && live == 503) {
-		json_t *v;
-		size_t i;
-
-		json_array_foreach(json_object_get(h, "failing"), i, v)
-			if (strcmp(str_at(h, "status"), "failing") == 0 && json_string_value(v) &&
-			    strstr(json_string_value(v), "no space left"))
-				ok = true;
-	}
-	json_decref(h);
-	return ok;
-}
-
-static bool disk_health_ok(void *arg)
-{
-	struct ts_suite *t = arg;
-	long st = 0, live = 0;
-
-	json_decref(ts_api(t, "GET", "/api/health", NULL, &st));
-	json_decref(ts_http(t, "GET", t->api, "/api/live", NULL, false, &live));
-	return st == 200 && live == 200;
-}
-
 /* The "< 1 MiB free" rule on a real file system: a tmpfs of 4 MiB. */
 static void test_disk_space(void **state)
 {
 	struct ts_suite T;
+	struct health_want ok = { &T, 200, NULL }, full = { &T, 503, "no space left" };
 	char mnt[1200], db[1300], filler[1300];
 	long long t0;
 	bool mounted = false;
@@ -616,14 +598,14 @@ static void test_disk_space(void **state)
 	if (ts_merge(&T, "{\"database\": {\"path\": \"%s\"},"
 		     " \"health\": {\"failing_seconds\": %d}}", db, FAILING_S) < 0 ||
 	    !ts_start(&T, "apid", NULL, NULL, NULL) || ts_token(&T) == NULL ||
-	    tl_wait_until(WAIT_MS, disk_health_ok, &T) != 0)
+	    tl_wait_until(WAIT_MS, health_is, &ok) != 0)
 		goto fail;
 	if (fill_until(mnt, filler, 512 * 1024) != 0) {
 		fprintf(stderr, "could not fill %s\n", mnt);
 		goto fail;
 	}
 	t0 = hive_mono_ms();
-	if (tl_wait_until(WAIT_MS, disk_health_is, &T) != 0) {
+	if (tl_wait_until(WAIT_MS, health_is, &full) != 0) {
 		fprintf(stderr, "GET /api/health not 503 \"no space left\" with under 512 KiB free\n");
 		goto fail;
 	}
@@ -631,7 +613,7 @@ static void test_disk_space(void **state)
 	       "its file system had under 512 KiB free (tmpfs of 4 MiB)\n", hive_mono_ms() - t0);
 	assert_int_equal(unlink(filler), 0);
 	t0 = hive_mono_ms();
-	if (tl_wait_until(WAIT_MS, disk_health_ok, &T) != 0) {
+	if (tl_wait_until(WAIT_MS, health_is, &ok) != 0) {
 		fprintf(stderr, "GET /api/health not 200 once the space was freed\n");
 		goto fail;
 	}
